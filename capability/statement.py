@@ -1,0 +1,101 @@
+"""The CapabilityStatement, derived from the provider registry and nothing else.
+
+Every element that describes a resource comes from the provider's own declarations
+(type, profile, interactions, search parameters, includes), so a provider registered
+is a capability advertised, and the statement cannot claim what is not served.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from server.providers.base import ResourceProvider
+from server.providers.registry import ProviderRegistry
+from server.settings import Settings
+
+SOFTWARE_NAME = "nhs-fhir-facade"
+
+
+def software_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(SOFTWARE_NAME)
+    except Exception:  # not installed as a distribution (e.g. running from a checkout)
+        return "0.1.0"
+
+
+def resource_entry(provider: ResourceProvider, *, terse: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": provider.resource_type}
+    if provider.profile:
+        entry["profile"] = provider.profile
+    if provider.documentation and not terse:
+        entry["documentation"] = provider.documentation
+    entry["interaction"] = [{"code": code} for code in provider.interactions]
+    versioned = "vread" in provider.interactions
+    entry["versioning"] = "versioned" if versioned else "no-version"
+    entry["readHistory"] = False
+    entry["updateCreate"] = False
+    entry["conditionalRead"] = "full-support" if "read" in provider.interactions else "not-supported"
+    if provider.includes:
+        entry["searchInclude"] = list(provider.includes)
+    if provider.rev_includes:
+        entry["searchRevInclude"] = list(provider.rev_includes)
+    params = []
+    for spec in provider.search_params:
+        param: dict[str, Any] = {"name": spec.name, "type": spec.type}
+        if spec.definition:
+            param["definition"] = spec.definition
+        if spec.documentation and not terse:
+            param["documentation"] = spec.documentation
+        params.append(param)
+    if params:
+        entry["searchParam"] = params
+    return entry
+
+
+def _common_search_params(terse: bool) -> list[dict[str, Any]]:
+    docs = {
+        "_count": "Page size (default and maximum in the server's settings); _count=0 gives the total only",
+        "_summary": "true | text | data | count | false",
+        "_elements": "Comma-separated top-level elements to return (mandatory ones are always kept)",
+        "_sort": "Sort by a date or string parameter; prefix '-' for descending",
+        "_total": "none | estimate | accurate",
+    }
+    out = []
+    for name, doc in docs.items():
+        p: dict[str, Any] = {"name": name, "type": "special" if name != "_count" else "number"}
+        if not terse:
+            p["documentation"] = doc
+        out.append(p)
+    return out
+
+
+def capability_statement(registry: ProviderRegistry, settings: Settings, base_url: str, *,
+                         terse: bool = False) -> dict[str, Any]:
+    version = software_version()
+    statement: dict[str, Any] = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "publisher": "nhs-fhir-facade",
+        "kind": "instance",
+        "software": {"name": SOFTWARE_NAME, "version": version},
+        "implementation": {
+            "description": "FHIR R4 façade over NHS England APIs",
+            "url": base_url,
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [resource_entry(p, terse=terse) for p in registry],
+                "searchParam": _common_search_params(terse),
+            }
+        ],
+    }
+    if terse:
+        statement["meta"] = {"tag": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                                      "code": "SUBSETTED"}]}
+    return statement

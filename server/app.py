@@ -1,0 +1,64 @@
+"""create_app(settings): the composition root.
+
+Wires settings, the aiohttp session, the embedded NHS emulator (for every upstream left
+unset), the NHS clients and the providers, all inside the lifespan: nothing connects at
+import time and everything opened is closed on shutdown. Providers come from factories
+(see server.providers.catalogue) so a new resource type is one file plus one line there.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator, Sequence
+
+import aiohttp
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+
+from server.fhir.error_handlers import EXCEPTION_HANDLERS
+from server.fhir.middleware import RequestIdMiddleware
+from server.fhir.pages import SnapshotStore
+from server.fhir.routes import ROUTES
+from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory, Upstreams, Wiring
+from server.providers.registry import ProviderRegistry
+from server.runtime import Runtime
+from server.sandbox.embedded import EmbeddedEmulator
+from server.settings import Settings
+
+log = logging.getLogger("facade")
+
+
+def create_app(settings: Settings | None = None, providers: Sequence[ProviderFactory] = DEFAULT_PROVIDERS) -> Starlette:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            emulator_url = None
+            if settings.sandbox_needed:
+                emulator = await stack.enter_async_context(EmbeddedEmulator())
+                emulator_url = emulator.base_url
+                log.info("sandbox mode: embedded NHS emulator at %s", emulator_url)
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+            )
+            upstreams = Upstreams.from_settings(settings, emulator_url)
+            wiring = Wiring(settings=settings, session=session, upstreams=upstreams)
+            registry = ProviderRegistry()
+            for factory in providers:
+                registry.register(factory(wiring))
+            app.state.runtime = Runtime(
+                settings=settings,
+                base_url=settings.public_base_url(),
+                registry=registry,
+                snapshots=SnapshotStore(ttl=settings.page_snapshot_ttl, limit=settings.page_snapshot_limit),
+            )
+            yield
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestIdMiddleware), Middleware(GZipMiddleware, minimum_size=1024)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

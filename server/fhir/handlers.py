@@ -1,0 +1,232 @@
+"""The generic FHIR REST handlers: read, vread, search (GET and POST), metadata.
+
+Nothing here knows a resource type: handlers find the provider in the registry, parse
+parameters by its declarations, and shape answers (headers, conditional reads, paging,
+includes, subsetting) the same way for every type.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from capability.statement import capability_statement
+from server.fhir.bundle import full_url, search_url, searchset
+from server.fhir.errors import BadRequest, Gone, InvalidSearchParameter, NotFound
+from server.fhir.formats import check_form_body, check_format
+from server.fhir.includes import resolve_includes
+from server.fhir.outcome import operation_outcome
+from server.fhir.pages import Snapshot
+from server.fhir.responses import FHIRResponse, not_modified as not_modified_response
+from server.fhir.search_request import SUMMARY_MODES, SearchRequest, parse_search
+from server.fhir.sorting import sort_resources
+from server.fhir.subsetting import apply_view
+from server.fhir.versioning import etag, http_date, last_modified, not_modified
+from server.providers.base import RequestContext, ResourceProvider
+from server.runtime import Runtime
+
+ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def context(request: Request) -> RequestContext:
+    auth = request.headers.get("authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return RequestContext(
+        request_id=request.state.request_id,
+        base_url=runtime(request).base_url,
+        user_token=token or None,
+        headers=request.headers,
+    )
+
+
+def negotiate(request: Request) -> bool:
+    """Check the format the client wants (406 otherwise); returns whether to pretty-print."""
+    check_format(request.query_params.get("_format"), request.headers.get("accept"))
+    return request.query_params.get("_pretty", "false").lower() == "true"
+
+
+def strict_handling(request: Request) -> bool:
+    prefer = request.headers.get("prefer", "")
+    return any(p.strip().replace(" ", "").lower() == "handling=strict" for p in prefer.split(";") + prefer.split(","))
+
+
+def provider_for(request: Request) -> ResourceProvider:
+    resource_type = request.path_params["type"]
+    if not TYPE_RE.match(resource_type):
+        raise NotFound(f"'{resource_type}' is not a resource type served here")
+    return runtime(request).registry.get(resource_type)
+
+
+def checked_id(request: Request) -> str:
+    resource_id = request.path_params["id"]
+    if not ID_RE.match(resource_id):
+        raise BadRequest(f"'{resource_id[:80]}' is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})")
+    return resource_id
+
+
+def _read_view(request: Request) -> tuple[str | None, tuple[str, ...]]:
+    summary = request.query_params.get("_summary")
+    if summary is not None and summary not in SUMMARY_MODES:
+        raise InvalidSearchParameter(f"Parameter '_summary' takes one of {', '.join(SUMMARY_MODES)}")
+    if summary == "count":
+        raise InvalidSearchParameter("_summary=count applies to searches, not reads")
+    elements = tuple(e.strip() for e in request.query_params.get("_elements", "").split(",") if e.strip())
+    return (None if summary == "false" else summary), elements
+
+
+def resource_headers(resource: dict[str, Any]) -> dict[str, str]:
+    headers = {"ETag": etag(resource)}
+    modified = last_modified(resource)
+    if modified is not None:
+        headers["Last-Modified"] = http_date(modified)
+    return headers
+
+
+async def _respond_with_resource(request: Request, resource: dict[str, Any], requested_id: str,
+                                 pretty: bool) -> Response:
+    headers = resource_headers(resource)
+    if resource.get("id") != requested_id:
+        # PDS superseded number: the record answered is the superseding one; say where it lives.
+        headers["Content-Location"] = full_url(runtime(request).base_url, resource)
+    if not_modified(resource, request.headers.get("if-none-match"), request.headers.get("if-modified-since")):
+        return not_modified_response(headers)
+    summary, elements = _read_view(request)
+    body = apply_view(resource, summary, elements)
+    if request.method == "HEAD":
+        return FHIRResponse(None, headers=headers)
+    return FHIRResponse(body, headers=headers, pretty=pretty)
+
+
+async def read(request: Request) -> Response:
+    pretty = negotiate(request)
+    provider = provider_for(request)
+    resource_id = checked_id(request)
+    resource = await provider.read(resource_id, context(request))
+    return await _respond_with_resource(request, resource, resource_id, pretty)
+
+
+async def vread(request: Request) -> Response:
+    """Only the current version is held: vread answers it, or 404 for any older one."""
+    pretty = negotiate(request)
+    provider = provider_for(request)
+    resource_id = checked_id(request)
+    version = request.path_params["vid"]
+    resource = await provider.read(resource_id, context(request))
+    current = etag(resource)[3:-1]
+    if version != current:
+        raise NotFound(
+            f"Version '{version[:64]}' of {provider.resource_type}/{resource_id} is not held; "
+            f"the current version is '{current}'"
+        )
+    return await _respond_with_resource(request, resource, resource_id, pretty)
+
+
+async def search_get(request: Request) -> Response:
+    return await _search(request, list(request.query_params.multi_items()))
+
+
+async def search_post(request: Request) -> Response:
+    check_form_body(request.headers.get("content-type"))
+    form = await request.form()
+    pairs = list(request.query_params.multi_items()) + [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    return await _search(request, pairs)
+
+
+async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
+    pretty = negotiate(request)
+    provider = provider_for(request)
+    rt = runtime(request)
+    ctx = context(request)
+    page_key = next((v for k, v in pairs if k == "_getpages"), None)
+    if page_key is not None:
+        return await _page_from_snapshot(request, provider, page_key, pairs, ctx, pretty)
+    search = parse_search(
+        pairs,
+        provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size),
+        strict=strict_handling(request),
+    )
+    result = await provider.search(search, ctx)
+    matches = result.matches
+    if search.sort:
+        matches = sort_resources(matches, search.sort, {p.name: p for p in provider.search_params})
+    outcome = operation_outcome(*result.issues) if result.issues else None
+    self_pairs = search.canonical_pairs()
+    if search.summary == "count" or search.count == 0:
+        bundle = searchset(base_url=rt.base_url, matches=[], outcome=outcome, total=len(matches),
+                           self_url=search_url(rt.base_url, provider.resource_type, self_pairs),
+                           offset=0, count=0, match_count=len(matches), link_for=None)
+        return FHIRResponse(bundle, pretty=pretty)
+    key = None
+    if len(matches) > search.count:
+        key = rt.snapshots.put(search, matches, outcome, self_pairs, result.scores)
+    snapshot = Snapshot(search, tuple(matches), outcome, tuple(self_pairs), result.scores, 0.0)
+    return await _render_page(request, provider, snapshot, key, 0, search.count, ctx, pretty, first=True)
+
+
+def _page_link(base_url: str, resource_type: str, key: str, offset: int, count: int) -> str:
+    return search_url(base_url, resource_type, [("_getpages", key), ("_offset", str(offset)), ("_count", str(count))])
+
+
+async def _page_from_snapshot(request: Request, provider: ResourceProvider, key: str,
+                              pairs: list[tuple[str, str]], ctx: RequestContext, pretty: bool) -> Response:
+    rt = runtime(request)
+    snapshot = rt.snapshots.get(key)
+    if snapshot is None or snapshot.request.resource_type != provider.resource_type:
+        raise Gone("This page of search results has expired or never existed; run the search again")
+    values = dict(pairs)
+    try:
+        offset = int(values.get("_offset", "0"))
+        count = int(values.get("_count", str(snapshot.request.count)))
+    except ValueError:
+        raise InvalidSearchParameter("Paging parameters _offset and _count must be integers") from None
+    if offset < 0 or count < 1:
+        raise InvalidSearchParameter("Paging needs _offset >= 0 and _count >= 1")
+    count = min(count, rt.settings.max_page_size)
+    return await _render_page(request, provider, snapshot, key, offset, count, ctx, pretty, first=False)
+
+
+async def _render_page(request: Request, provider: ResourceProvider, snapshot: Snapshot, key: str | None,
+                       offset: int, count: int, ctx: RequestContext, pretty: bool, *, first: bool) -> Response:
+    rt = runtime(request)
+    search: SearchRequest = snapshot.request
+    page = list(snapshot.matches[offset : offset + count])
+    included, include_issues = await resolve_includes(page, search.includes, provider, rt.registry, ctx)
+    issues = list((snapshot.outcome or {}).get("issue", [])) + include_issues
+    outcome = operation_outcome(*issues) if issues else None
+    view = [apply_view(r, search.summary, search.elements) for r in page]
+    link_for = (lambda o: _page_link(rt.base_url, provider.resource_type, key, o, count)) if key else None
+    self_url = (search_url(rt.base_url, provider.resource_type, list(snapshot.self_pairs)) if first
+                else _page_link(rt.base_url, provider.resource_type, key or "", offset, count))
+    bundle = searchset(
+        base_url=rt.base_url,
+        matches=view,
+        included=included,
+        outcome=outcome,
+        total=None if search.total == "none" else len(snapshot.matches),
+        self_url=self_url,
+        offset=offset,
+        count=count,
+        match_count=len(snapshot.matches),
+        link_for=link_for,
+        scores=snapshot.scores,
+    )
+    return FHIRResponse(bundle, pretty=pretty)
+
+
+async def metadata(request: Request) -> Response:
+    pretty = negotiate(request)
+    rt = runtime(request)
+    mode = request.query_params.get("mode", "full")
+    summary = request.query_params.get("_summary")
+    if mode not in ("full", "normative", "terse"):
+        raise InvalidSearchParameter("Parameter 'mode' takes full, normative or terse")
+    statement = capability_statement(rt.registry, rt.settings, rt.base_url,
+                                     terse=mode == "terse" or summary == "true")
+    return FHIRResponse(statement, pretty=pretty)

@@ -1,0 +1,15 @@
+"""The route table: every FHIR endpoint, in one screen."""
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from server.fhir import handlers
+
+ROUTES = [
+    Route("/metadata", handlers.metadata, methods=["GET"]),
+    Route("/{type}/_search", handlers.search_post, methods=["POST"]),
+    Route("/{type}/_search", handlers.search_get, methods=["GET"]),
+    Route("/{type}/{id}/_history/{vid}", handlers.vread, methods=["GET"]),
+    Route("/{type}/{id}", handlers.read, methods=["GET"]),
+    Route("/{type}", handlers.search_get, methods=["GET"]),
+]

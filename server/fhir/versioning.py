@@ -1,0 +1,73 @@
+"""Version ids, ETags and Last-Modified for resources, including upstreams that have none.
+
+NHS APIs other than PDS give no version: we derive a stable versionId from a hash of
+the content, so conditional reads (If-None-Match) still work and the same content
+always has the same ETag.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+import orjson
+
+
+def content_version(resource: dict[str, Any]) -> str:
+    """A stable version id from the content (meta excluded, keys sorted)."""
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    digest = hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=8)
+    return digest.hexdigest()
+
+
+def ensure_version(resource: dict[str, Any]) -> dict[str, Any]:
+    """Return the resource with meta.versionId set (a content hash when the upstream gave none)."""
+    meta = resource.get("meta") or {}
+    if meta.get("versionId"):
+        return resource
+    return {**resource, "meta": {**meta, "versionId": content_version(resource)}}
+
+
+def etag(resource: dict[str, Any]) -> str:
+    meta = resource.get("meta") or {}
+    version = meta.get("versionId") or content_version(resource)
+    return f'W/"{version}"'
+
+
+def last_modified(resource: dict[str, Any]) -> datetime | None:
+    value = (resource.get("meta") or {}).get("lastUpdated")
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def http_date(value: datetime) -> str:
+    return format_datetime(value.astimezone(timezone.utc), usegmt=True)
+
+
+def _etag_values(header: str) -> set[str]:
+    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
+
+
+def not_modified(resource: dict[str, Any], if_none_match: str | None, if_modified_since: str | None) -> bool:
+    """RFC 9110 conditional GET: If-None-Match (weak comparison) wins over If-Modified-Since."""
+    if if_none_match:
+        wanted = _etag_values(if_none_match)
+        return "*" in wanted or etag(resource).removeprefix("W/") in wanted
+    if if_modified_since:
+        modified = last_modified(resource)
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        if modified is None or since is None:
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        return modified.replace(microsecond=0) <= since
+    return False

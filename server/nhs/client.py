@@ -1,0 +1,190 @@
+"""The shared NHS API client: headers, timeouts, JSON decoding and error typing.
+
+Every NHS connector (PDS, Prescription Tracker, e-RS, BaRS, GP Connect) sends through
+one NHSClient, so request ids, correlation ids, auth headers and the failure types are
+the same everywhere. X-Request-ID is a fresh UUID per logical request and is reused on
+every retry (PDS de-duplicates on it); X-Correlation-ID carries the inbound request id.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+import aiohttp
+import orjson
+
+from server.nhs.errors import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    read_nhs_outcome,
+)
+from server.providers.base import RequestContext
+
+log = logging.getLogger("facade.upstream")
+
+
+class AuthHeaders(Protocol):
+    """Supplies the Authorization (and any other auth) headers for one request."""
+
+    async def headers(self, ctx: RequestContext) -> dict[str, str]: ...
+
+
+class NoAuth:
+    """The emulator and the NHS open sandbox need no credentials."""
+
+    async def headers(self, ctx: RequestContext) -> dict[str, str]:
+        return {}
+
+
+@dataclass
+class UpstreamResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    request_id: str
+
+
+@dataclass
+class ClientConfig:
+    api: str
+    base_url: str
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    end_user_ods: str | None = None
+    default_headers: dict[str, str] = field(default_factory=dict)
+
+
+def correlation_id(request_id: str) -> str:
+    # PDS asks callers to avoid "." in X-Correlation-ID.
+    return request_id.replace(".", "-")[:200]
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class NHSClient:
+    """One NHS API: sends a request, returns decoded JSON or raises a typed UpstreamError."""
+
+    def __init__(self, session: aiohttp.ClientSession, config: ClientConfig, auth: AuthHeaders | None = None) -> None:
+        self.session = session
+        self.config = config
+        self.auth = auth or NoAuth()
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=config.connect_timeout, sock_read=config.read_timeout
+        )
+
+    @property
+    def api(self) -> str:
+        return self.config.api
+
+    def url(self, path: str) -> str:
+        return f"{self.config.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        ctx: RequestContext,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        accepted: Sequence[int] = (),
+    ) -> UpstreamResponse:
+        """Send once with a fresh X-Request-ID. `accepted` lists non-2xx statuses the
+        caller wants back as a response rather than an error."""
+        request_id = str(uuid.uuid4())
+        return await self.send(method, path, ctx, request_id, params=params, headers=headers,
+                               json_body=json_body, accepted=accepted)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        ctx: RequestContext,
+        request_id: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        accepted: Sequence[int] = (),
+    ) -> UpstreamResponse:
+        """One HTTP exchange with an explicit X-Request-ID (retries reuse it)."""
+        out_headers = {
+            "Accept": "application/fhir+json",
+            "X-Request-ID": request_id,
+            "X-Correlation-ID": correlation_id(ctx.request_id),
+            **self.config.default_headers,
+        }
+        if self.config.end_user_ods:
+            out_headers["NHSD-End-User-Organisation-ODS"] = self.config.end_user_ods
+        out_headers.update(await self.auth.headers(ctx))
+        if headers:
+            out_headers.update(headers)
+        data = None
+        if json_body is not None:
+            data = orjson.dumps(json_body)
+            out_headers.setdefault("Content-Type", "application/fhir+json")
+        url = self.url(path)
+        user_token_used = "Authorization" in out_headers and bool(ctx.user_token) and \
+            out_headers["Authorization"] == f"Bearer {ctx.user_token}"
+        try:
+            async with self.session.request(
+                method, url, params=list(params or ()), headers=out_headers, data=data, timeout=self._timeout
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+                resp_headers = dict(resp.headers)
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout(self.api, "timed out") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise UpstreamUnavailable(self.api, f"connection failed ({type(exc).__name__})") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(self.api, f"HTTP client error ({type(exc).__name__})") from None
+        log.info("upstream %s %s -> %s request_id=%s correlation=%s", self.api, method, status, request_id,
+                 ctx.request_id)
+        body = self._decode(raw, status)
+        if 200 <= status < 300 or status in accepted:
+            return UpstreamResponse(status, resp_headers, body, request_id)
+        raise self._error(status, resp_headers, body, user_token_used)
+
+    def _decode(self, raw: bytes, status: int) -> Any:
+        if not raw:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            if 200 <= status < 300:
+                raise UpstreamBadResponse(self.api, f"HTTP {status} body is not JSON") from None
+            return None
+
+    def _error(self, status: int, headers: Mapping[str, str], body: Any, user_token_used: bool) -> UpstreamError:
+        outcome = read_nhs_outcome(body)
+        kwargs: dict[str, Any] = dict(
+            status=status,
+            nhs_code=outcome.code,
+            nhs_display=outcome.display,
+            diagnostics=outcome.diagnostics,
+            retry_after=retry_after_seconds(headers.get("Retry-After")),
+            user_token_used=user_token_used,
+        )
+        if status == 429:
+            return UpstreamRateLimited(self.api, "HTTP 429", **kwargs)
+        if status in (502, 503, 504) or status >= 500:
+            if status == 504:
+                return UpstreamTimeout(self.api, "HTTP 504", **kwargs)
+            return UpstreamUnavailable(self.api, f"HTTP {status}", **kwargs)
+        return UpstreamRejected(self.api, f"HTTP {status}", **kwargs)

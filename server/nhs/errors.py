@@ -1,0 +1,129 @@
+"""Named upstream failures (httpx-style hierarchy) and their one mapping to FHIR errors.
+
+Clients raise these; `to_fhir_error` decides, in one place, what status the façade's
+client sees. NHS OperationOutcomes are translated, not passed through: the Spine code
+stays visible in issue.details.coding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from server.fhir import errors as fe
+from server.fhir.outcome import nhs_details
+
+
+class UpstreamError(Exception):
+    """Base for every failure talking to an NHS API."""
+
+    def __init__(
+        self,
+        api: str,
+        message: str,
+        *,
+        status: int | None = None,
+        nhs_code: str | None = None,
+        nhs_display: str | None = None,
+        diagnostics: str | None = None,
+        retry_after: float | None = None,
+        user_token_used: bool = False,
+    ) -> None:
+        super().__init__(f"{api}: {message}")
+        self.api = api
+        self.message = message
+        self.status = status
+        self.nhs_code = nhs_code
+        self.nhs_display = nhs_display
+        self.diagnostics = diagnostics
+        self.retry_after = retry_after
+        self.user_token_used = user_token_used
+
+
+class UpstreamTimeout(UpstreamError):
+    """No answer within the time budget (connect, read, or total)."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Connection refused or reset, 5xx, or the circuit breaker is open."""
+
+
+class UpstreamRateLimited(UpstreamError):
+    """429 from NHS, or our own client-side rate limit had no slot in time."""
+
+
+class UpstreamRejected(UpstreamError):
+    """A 4xx answer: NHS understood and refused the request."""
+
+
+class UpstreamBadResponse(UpstreamError):
+    """The answer was not what the API promises (not JSON, wrong resource type)."""
+
+
+@dataclass(frozen=True)
+class NHSOutcome:
+    """The first issue of an NHS OperationOutcome, as far as we need it."""
+
+    code: str | None
+    display: str | None
+    diagnostics: str | None
+    issue_code: str | None
+
+
+def read_nhs_outcome(body: Any) -> NHSOutcome:
+    """Pull the Spine code, display and diagnostics out of an NHS OperationOutcome."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return NHSOutcome(None, None, None, None)
+    issues = body.get("issue") or [{}]
+    first = issues[0] if isinstance(issues[0], dict) else {}
+    codings = ((first.get("details") or {}).get("coding")) or [{}]
+    coding = codings[0] if isinstance(codings[0], dict) else {}
+    return NHSOutcome(coding.get("code"), coding.get("display"), first.get("diagnostics"), first.get("code"))
+
+
+def _retry_headers(err: UpstreamError, default: float) -> dict[str, str]:
+    seconds = err.retry_after if err.retry_after is not None else default
+    return {"Retry-After": str(max(1, int(round(seconds))))}
+
+
+_GONE_CODES = {"INVALIDATED_RESOURCE"}
+
+
+def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
+    """The one place an upstream failure becomes a status code for our client."""
+    details = nhs_details(err.nhs_code, err.nhs_display) if err.nhs_code else None
+    said = f" ({err.diagnostics})" if err.diagnostics else ""
+    if isinstance(err, UpstreamTimeout):
+        return fe.GatewayTimeout(f"{err.api} did not answer in time", headers=_retry_headers(err, 5))
+    if isinstance(err, UpstreamRateLimited):
+        return fe.ServiceUnavailable(
+            f"{err.api} is rate limiting this service; try again later", details=details,
+            headers=_retry_headers(err, 5),
+        )
+    if isinstance(err, UpstreamUnavailable) and err.status in (500, 501):
+        return fe.BadGateway(f"{err.api} failed with HTTP {err.status}{said}", details=details)
+    if isinstance(err, UpstreamUnavailable):
+        return fe.ServiceUnavailable(f"{err.api} is unavailable: {err.message}", details=details,
+                                     headers=_retry_headers(err, 5))
+    if isinstance(err, UpstreamBadResponse):
+        return fe.BadGateway(f"{err.api} sent an answer the façade cannot read: {err.message}")
+    status = err.status or 502
+    if status == 404:
+        if err.nhs_code in _GONE_CODES:
+            return fe.Gone(f"{err.api}: the record has been invalidated{said}", details=details)
+        return fe.NotFound(f"{err.api}: {err.nhs_display or 'resource not found'}{said}", details=details)
+    if status in (401, 403):
+        if err.user_token_used and status == 403:
+            return fe.Forbidden(f"{err.api} refused the user's access{said}", details=details)
+        if err.user_token_used:
+            return fe.Unauthorized(f"{err.api} did not accept the user's token{said}", details=details,
+                                   headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'})
+        return fe.BadGateway(f"{err.api} refused the façade's credentials{said}", details=details)
+    if status == 408:
+        return fe.GatewayTimeout(f"{err.api}: a downstream NHS service timed out{said}", details=details,
+                                 headers=_retry_headers(err, 5))
+    if status in (409, 412):
+        return fe.PreconditionFailed(f"{err.api}: version conflict{said}", details=details)
+    if 400 <= status < 500:
+        return fe.BadRequest(f"{err.api} rejected the request: {err.nhs_display or err.message}{said}",
+                             details=details)
+    return fe.BadGateway(f"{err.api} failed: {err.message}{said}", details=details)

@@ -1,0 +1,75 @@
+"""The provider contract: what a resource provider declares and implements.
+
+A provider declares its type, profile, interactions, search parameters and includes
+(the CapabilityStatement is built from exactly these), and implements read/search on
+already-parsed parameters. Parsing, paging, bundles, includes and errors live in the
+server, once.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from server.fhir.errors import NotImplementedInteraction
+from server.fhir.outcome import Issue
+from server.fhir.search_params import SearchParamSpec
+from server.fhir.search_request import SearchDeclaration, SearchRequest
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who is asking and how to correlate: passed to every provider call.
+
+    `user_token` is the caller's bearer token (a CIS2 token for user-restricted NHS
+    APIs), passed through, never logged. `headers` are the inbound request headers, for
+    NHS context headers such as NHSD-Session-URID that come from the caller.
+    """
+
+    request_id: str
+    base_url: str
+    user_token: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    """All matches of a search (the server pages them) plus warnings for the client."""
+
+    matches: list[Resource]
+    issues: list[Issue] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)  # entry.search.score by id
+
+
+class ResourceProvider(ABC):
+    """One resource type from one source."""
+
+    resource_type: ClassVar[str]
+    profile: ClassVar[str | None] = None
+    documentation: ClassVar[str] = ""
+    interactions: ClassVar[tuple[str, ...]] = ("read", "vread", "search-type")
+    search_params: ClassVar[tuple[SearchParamSpec, ...]] = ()
+    includes: ClassVar[tuple[str, ...]] = ()
+    rev_includes: ClassVar[tuple[str, ...]] = ()
+    identifier_systems: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
+        """The current resource, or raise NotFound (or another FHIRError)."""
+
+    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        raise NotImplementedInteraction(f"search is not supported on {self.resource_type}")
+
+    def declaration(self, default_count: int, max_count: int) -> SearchDeclaration:
+        return SearchDeclaration(
+            resource_type=self.resource_type,
+            params=self.search_params,
+            includes=self.includes,
+            default_count=default_count,
+            max_count=max_count,
+        )
+
+    def search_param(self, name: str) -> SearchParamSpec | None:
+        return next((p for p in self.search_params if p.name == name), None)

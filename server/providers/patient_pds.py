@@ -1,0 +1,117 @@
+"""Patient from PDS: read by NHS number, search translated to PDS's parameters."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from server.fhir.errors import BadRequest, InvalidSearchParameter, TooManyMatches
+from server.fhir.outcome import issue, nhs_details
+from server.fhir.search_params import ParsedParam, SearchParamSpec, TokenValue
+from server.fhir.search_request import SearchRequest
+from server.nhs.errors import UpstreamError, to_fhir_error
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from server.nhs.pds import PDSClient, PDSTooManyMatches
+from server.providers.base import RequestContext, ResourceProvider, Resource, SearchResult
+from server.providers.pds_query import pds_search_params
+
+SP = "http://hl7.org/fhir/SearchParameter/"
+
+
+class PatientFromPDS(ResourceProvider):
+    resource_type: ClassVar[str] = "Patient"
+    profile: ClassVar[str | None] = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"
+    documentation: ClassVar[str] = (
+        "Demographics from the NHS Personal Demographics Service (PDS FHIR R4). The id is the NHS number. "
+        "Searches need an NHS number identifier, or at least family and birthdate (PDS minimum)."
+    )
+    identifier_systems: ClassVar[tuple[str, ...]] = (NHS_NUMBER_SYSTEM,)
+    search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
+        SearchParamSpec("identifier", "token", f"NHS number: {NHS_NUMBER_SYSTEM}|9000000009 (Modulus-11 checked)",
+                        SP + "Patient-identifier", path="identifier"),
+        SearchParamSpec("family", "string", "Family name; starts-with by default, :exact supported",
+                        SP + "individual-family", path="name"),
+        SearchParamSpec("given", "string", "Given name; repeat for several given names",
+                        SP + "individual-given", path="name"),
+        SearchParamSpec("gender", "token", "male | female | other | unknown", SP + "individual-gender",
+                        path="gender"),
+        SearchParamSpec("birthdate", "date", "Date of birth; eq, ge, le, gt, lt, sa, eb and partial dates",
+                        SP + "individual-birthdate", path="birthDate"),
+        SearchParamSpec("death-date", "date", "Date of death; same prefixes as birthdate",
+                        SP + "Patient-death-date", path="deceasedDateTime"),
+        SearchParamSpec("address-postalcode", "string", "Postcode (spaces ignored by PDS)",
+                        SP + "individual-address-postalcode", path="address"),
+        SearchParamSpec("general-practitioner", "reference", "Registered GP practice ODS code",
+                        SP + "Patient-general-practitioner", path="generalPractitioner",
+                        target_types=("Organization",)),
+        SearchParamSpec("email", "token", "Email address, exact", SP + "individual-email", path="telecom"),
+        SearchParamSpec("phone", "token", "Phone number, exact", SP + "individual-phone", path="telecom"),
+        SearchParamSpec("_fuzzy-match", "token", "PDS fuzzy (soundex) search: true | false"),
+        SearchParamSpec("_exact-match", "token", "PDS exact match only (score 1.0): true | false"),
+        SearchParamSpec("_history", "token", "PDS: also match previous names and addresses: true | false"),
+    )
+
+    def __init__(self, pds: PDSClient, *, max_results: int | None = None) -> None:
+        self.pds = pds
+        self.max_results = max_results
+
+    async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
+        if not is_valid_nhs_number(resource_id):
+            # Checked locally: an invalid number never reaches PDS.
+            raise BadRequest(
+                f"'{resource_id}' is not a valid NHS number (Modulus-11 check failed)",
+                details=nhs_details("INVALID_RESOURCE_ID", "Resource Id is invalid"),
+            )
+        try:
+            return (await self.pds.get_patient(resource_id, ctx)).patient
+        except UpstreamError as err:
+            raise to_fhir_error(err) from None
+
+    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        identifiers = request.get("identifier")
+        if identifiers:
+            return await self._by_identifier(identifiers, ctx)
+        params = pds_search_params(request)
+        if self.max_results is not None:
+            params.append(("_max-results", str(self.max_results)))
+        try:
+            matches = await self.pds.search(params, ctx)
+        except PDSTooManyMatches:
+            raise TooManyMatches(
+                "PDS found too many matching patients to list; add given name, gender, postcode or an exact "
+                "birth date to narrow the search",
+                details=nhs_details("TOO_MANY_MATCHES", "Too Many Matches"),
+            ) from None
+        except UpstreamError as err:
+            raise to_fhir_error(err) from None
+        return SearchResult(
+            matches=[m.patient for m in matches],
+            scores={m.patient["id"]: m.score for m in matches if m.score is not None},
+        )
+
+    async def _by_identifier(self, identifiers: list[ParsedParam], ctx: RequestContext) -> SearchResult:
+        """identifier=system|nhs is a PDS read; several AND-ed identifiers must agree."""
+        wanted: set[str] | None = None
+        for param in identifiers:
+            if param.modifier:
+                raise InvalidSearchParameter(f"Parameter 'identifier:{param.modifier}' is not supported")
+            numbers = set()
+            for value in param.values:
+                assert isinstance(value, TokenValue)
+                if not value.any_system and value.system != NHS_NUMBER_SYSTEM:
+                    continue  # another system: no PDS patient carries it
+                if not value.code:
+                    raise InvalidSearchParameter("Parameter 'identifier' needs an NHS number after the '|'")
+                numbers.add(value.code)
+            wanted = numbers if wanted is None else wanted & numbers
+        result = SearchResult(matches=[])
+        for number in sorted(wanted or ()):
+            if not is_valid_nhs_number(number):
+                result.issues.append(issue("value", f"'{number}' is not a valid NHS number (Modulus-11)",
+                                           severity="warning"))
+                continue
+            try:
+                result.matches.append((await self.pds.get_patient(number, ctx)).patient)
+            except UpstreamError as err:
+                mapped = to_fhir_error(err)
+                if mapped.status not in (404, 410):
+                    raise mapped from None
+        return result

@@ -1,0 +1,16 @@
+"""What handlers need at request time, built once by the composition root (server.app)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.fhir.pages import SnapshotStore
+from server.providers.registry import ProviderRegistry
+from server.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    base_url: str
+    registry: ProviderRegistry
+    snapshots: SnapshotStore

@@ -1,0 +1,102 @@
+"""Fault injection and request counting for the emulator, driven over /_control.
+
+Tests tell the emulator, over HTTP, to answer the next N matching requests with a
+status, a delay, a dropped connection or a malformed body, and read back how many
+requests each API received (single-flight and no-avoidable-load tests count these).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Fault:
+    path_prefix: str = "/"
+    status: int | None = None
+    delay: float = 0.0
+    reset: bool = False
+    malformed: bool = False
+    retry_after: str | None = None
+    times: int = 1
+    body: Any = None
+
+
+@dataclass
+class EmulatorState:
+    faults: list[Fault] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    request_ids: list[str] = field(default_factory=list)
+
+    def take_fault(self, path: str) -> Fault | None:
+        for fault in self.faults:
+            if path.startswith(fault.path_prefix) and fault.times != 0:
+                fault.times -= 1
+                return fault
+        return None
+
+
+class FaultMiddleware:
+    """Counts every API request and applies the first matching injected fault."""
+
+    def __init__(self, app: Any, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith("/_control"):
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        self.state.counts[f"{scope['method']} {path}" + (f"?{query}" if query else "")] += 1
+        headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
+        self.state.request_ids.append(headers.get("x-request-id", ""))
+        fault = self.state.take_fault(path)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.reset:
+            raise ConnectionResetError("injected reset")  # hypercorn drops the connection
+        if fault.malformed:
+            await Response(b'{"resourceType": "Bund', media_type="application/fhir+json")(scope, receive, send)
+            return
+        if fault.status is None:
+            await self.app(scope, receive, send)
+            return
+        body = fault.body or {"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "transient", "diagnostics": f"injected {fault.status}"}]}
+        extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        await JSONResponse(body, status_code=fault.status, headers=extra,
+                           media_type="application/fhir+json")(scope, receive, send)
+
+
+def control_routes(state: EmulatorState) -> list[Route]:
+    async def add_fault(request: Request) -> Response:
+        spec = await request.json()
+        state.faults.append(Fault(**spec))
+        return JSONResponse({"faults": len(state.faults)})
+
+    async def reset(request: Request) -> Response:
+        state.faults.clear()
+        state.counts.clear()
+        state.request_ids.clear()
+        return JSONResponse({"reset": True})
+
+    async def counts(request: Request) -> Response:
+        return JSONResponse({"counts": dict(state.counts), "total": sum(state.counts.values()),
+                             "request_ids": state.request_ids})
+
+    return [
+        Route("/_control/faults", add_fault, methods=["POST"]),
+        Route("/_control/reset", reset, methods=["POST"]),
+        Route("/_control/requests", counts, methods=["GET"]),
+    ]

@@ -1,0 +1,87 @@
+"""Synthetic PDS patients for the emulator (written for this project, not NHS copies).
+
+NHS test numbers follow PDS's sandbox: 9000000009 full record, 9000000025 restricted
+(R), 9000000033 minimal, 9111231130 not found, 9000000000 invalid. 9000000017 is a
+second "Smith" for wildcard searches; 9000000041 is superseded by 9000000068; 9000000076
+is invalidated; 9000000084 is very restricted (V).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+VERIFIED = {
+    "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",
+    "valueCodeableConcept": {"coding": [{
+        "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatus",
+        "version": "1.0.0", "code": "01", "display": "Number present and verified"}]},
+}
+_SECURITY = {"U": "unrestricted", "R": "restricted", "V": "very restricted"}
+
+
+def _patient(nhs: str, version: str, security: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": nhs,
+        "identifier": [{"system": NHS, "value": nhs, "extension": [VERIFIED]}],
+        "meta": {"versionId": version, "lastUpdated": "2026-03-01T09:30:00+00:00",
+                 "security": [{"system": CONF, "code": security, "display": _SECURITY[security]}]},
+        **fields,
+    }
+
+
+def _name(family: str, *given: str, prefix: str | None = None, start: str = "2010-10-22") -> dict[str, Any]:
+    name: dict[str, Any] = {"id": f"name-{family.lower()}", "use": "usual", "period": {"start": start},
+                            "given": list(given), "family": family}
+    if prefix:
+        name["prefix"] = [prefix]
+    return name
+
+
+def _address(postcode: str, *lines: str) -> dict[str, Any]:
+    return {"id": f"addr-{postcode.replace(' ', '').lower()}", "use": "home", "period": {"start": "2020-01-01"},
+            "line": list(lines), "postalCode": postcode}
+
+
+def _gp(ods: str) -> list[dict[str, Any]]:
+    return [{"id": f"gp-{ods.lower()}", "type": "Organization", "identifier": {"system": ODS, "value": ods}}]
+
+
+PATIENTS: dict[str, dict[str, Any]] = {
+    "9000000009": _patient(
+        "9000000009", "2", "U",
+        name=[_name("Smith", "Jane", "Anne", prefix="Mrs")],
+        gender="female", birthDate="2010-10-22",
+        generalPractitioner=_gp("Y12345"),
+        telecom=[{"id": "tel-1", "system": "phone", "value": "01632960587", "use": "home"},
+                 {"id": "tel-2", "system": "email", "value": "jane.smith@example.com", "use": "home"}],
+        address=[_address("LS1 6AE", "1 Trevelyan Square", "Boar Lane", "Leeds", "West Yorkshire")],
+        extension=[{"url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NominatedPharmacy",
+                    "valueReference": {"identifier": {"system": ODS, "value": "FA123"}}}],
+    ),
+    "9000000017": _patient(
+        "9000000017", "1", "U",
+        name=[_name("Smyth", "Jayne")], gender="female", birthDate="2010-10-22",
+        generalPractitioner=_gp("Y12345"), address=[_address("LS1 6AE", "2 Trevelyan Square", "Leeds")],
+    ),
+    "9000000025": _patient(
+        "9000000025", "2", "R",
+        name=[_name("Smythe", "Janet")], gender="female", birthDate="2005-06-16",
+    ),
+    "9000000033": _patient("9000000033", "1", "U", name=[{"family": "Doe"}], gender="unknown"),
+    "9000000068": _patient(
+        "9000000068", "3", "U",
+        name=[_name("Taylor", "Sam")], gender="male", birthDate="1980-02-29",
+        generalPractitioner=_gp("Y23456"), address=[_address("M1 1AE", "10 Piccadilly", "Manchester")],
+    ),
+    "9000000084": _patient("9000000084", "1", "V", gender="male"),
+    "9000000092": _patient(
+        "9000000092", "1", "U",
+        name=[_name("Smithson", "Robert")], gender="male", birthDate="2010-10-23",
+        generalPractitioner=_gp("Y12345"), address=[_address("LS2 7AB", "5 Park Row", "Leeds")],
+    ),
+}
+SUPERSEDED = {"9000000041": "9000000068"}
+INVALIDATED = {"9000000076"}

@@ -1,0 +1,81 @@
+"""Real servers on loopback for integration tests: the emulator and the façade, each on
+its own free port, talking HTTP to each other and to the test."""
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Sequence
+
+import aiohttp
+
+from server.app import create_app
+from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory
+from server.sandbox.app import create_emulator_app
+from server.sandbox.faults import EmulatorState
+from server.serving import serving
+from server.settings import Settings
+
+
+@dataclass
+class Emulator:
+    url: str
+    state: EmulatorState
+
+    @property
+    def pds_url(self) -> str:
+        return f"{self.url}/personal-demographics/FHIR/R4"
+
+    def upstream_settings(self) -> dict[str, Any]:
+        """FACADE_* settings that point every NHS API at this emulator."""
+        return {"pds_base_url": self.pds_url}
+
+
+@contextlib.asynccontextmanager
+async def running_emulator() -> AsyncIterator[Emulator]:
+    state = EmulatorState()
+    async with serving(create_emulator_app(state), ready_path="/_control/requests") as url:
+        yield Emulator(url, state)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def running_facade(emulator: Emulator, providers: Sequence[ProviderFactory] = DEFAULT_PROVIDERS,
+                         **overrides: Any) -> AsyncIterator[str]:
+    """The façade on a free loopback port, its public base URL set to that address."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(**{"base_url": base, "port": port, **emulator.upstream_settings(), **overrides})
+    async with serving(create_app(settings, providers), port=port, ready_path="/metadata") as url:
+        yield url
+
+
+class FHIRClient:
+    """A thin aiohttp client for tests: returns (status, headers, json-or-None)."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+        self.base_url = base_url
+        self.session = session
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        async with self.session.get(self.base_url + path, **kwargs) as resp:
+            raw = await resp.read()
+            body = await resp.json(content_type=None) if raw else None
+            return resp.status, resp.headers, body
+
+    async def post(self, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        async with self.session.post(self.base_url + path, **kwargs) as resp:
+            raw = await resp.read()
+            body = await resp.json(content_type=None) if raw else None
+            return resp.status, resp.headers, body
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        async with self.session.request(method, self.base_url + path, **kwargs) as resp:
+            raw = await resp.read()
+            body = await resp.json(content_type=None) if raw else None
+            return resp.status, resp.headers, body
