@@ -26,6 +26,11 @@ class Emulator:
     def pds_url(self) -> str:
         return f"{self.url}/personal-demographics/FHIR/R4"
 
+    @property
+    def token_url(self) -> str:
+        """The emulated NHS OAuth2 token endpoint (server/sandbox/oauth.py)."""
+        return f"{self.url}/oauth2/token"
+
     def upstream_settings(self) -> dict[str, Any]:
         """FACADE_* settings that point every NHS API at this emulator."""
         return {"pds_base_url": self.pds_url}
