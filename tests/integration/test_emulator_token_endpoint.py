@@ -161,3 +161,20 @@ async def test_unregistered_key_is_blamed_on_the_facade(emulator: Emulator, http
         await endpoint.client_credentials()
     assert info.value.status == 401 and not info.value.user_token_used
     assert "no matching public key" in (info.value.diagnostics or "")
+
+
+async def test_keygen_key_pair_signs_an_assertion_the_emulator_accepts(emulator: Emulator, http, tmp_path,
+                                                                       capsys) -> None:
+    """The whole onboarding path: keygen (4096-bit default) -> register its JWKS -> sign -> token."""
+    import json
+
+    from server.__main__ import main
+    from server.nhs.auth.keys import load_signing_key
+
+    assert main(["keygen", "--kid", "onboard-1", "--out", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    await register_client(http, emulator.url, api_key="onboarding-app", key_set=printed)
+    key = load_signing_key((tmp_path / "onboard-1.pem").read_bytes())
+    signer = ClientAssertionSigner(api_key="onboarding-app", kid="onboard-1", key=key, token_url=emulator.token_url)
+    issued = await TokenEndpoint(http, signer).client_credentials()
+    assert issued.lifetime == 599
