@@ -94,10 +94,6 @@ class TokenCache:
             return token.value  # still valid: the renewal runs in the background
         return (await asyncio.shield(renewal)).value
 
-    def invalidate(self) -> None:
-        """Forget the token (e.g. an API said it is no longer valid)."""
-        self._token = None
-
     def _start_renewal(self) -> asyncio.Future[CachedToken]:
         if self._renewal is None:
             self._renewal = asyncio.ensure_future(self._renew())
