@@ -60,7 +60,8 @@ ProviderFactory = Callable[[Wiring], ResourceProvider]
 def patient_from_pds(w: Wiring) -> ResourceProvider:
     from server.providers.patient_pds import PatientFromPDS
 
-    return PatientFromPDS(PDSClient(w.client("PDS", w.upstreams.pds, access=w.settings.pds_access)), max_results=w.settings.pds_max_results)
+    pds = PDSClient(w.client("PDS", w.upstreams.pds, access=w.settings.pds_access))
+    return PatientFromPDS(pds, max_results=w.settings.pds_max_results)
 
 
 DEFAULT_PROVIDERS: tuple[ProviderFactory, ...] = (
