@@ -1,4 +1,5 @@
-"""Command line: `nhs-fhir-facade serve` runs the façade, `emulator` runs the NHS emulator alone."""
+"""Command line: `nhs-fhir-facade serve` runs the façade, `emulator` runs the NHS emulator alone,
+`keygen` creates the RS512 signing key pair whose JWKS is registered with NHS."""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +53,29 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keygen(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from server.nhs.auth.keys import generate_key_pair, jwks, public_jwk, write_key_pair
+
+    if not args.kid or any(c in args.kid for c in "/\\") or args.kid.startswith("."):
+        print("keygen: --kid must be a plain name (it becomes the file name)", file=sys.stderr)
+        return 2
+    pair = generate_key_pair(args.bits)
+    try:
+        private_path, public_path = write_key_pair(pair, Path(args.out), args.kid)
+    except (FileExistsError, OSError) as exc:
+        print(f"keygen: {exc}", file=sys.stderr)
+        return 1
+    print(f"private key: {private_path} (mode 0600; set FACADE_PRIVATE_KEY_PATH, FACADE_KEY_ID={args.kid})",
+          file=sys.stderr)
+    print(f"public key:  {public_path}", file=sys.stderr)
+    print("register this JWKS with your NHS app (developer portal):", file=sys.stderr)
+    print(json.dumps(jwks(public_jwk(pair.public_numbers, args.kid)), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nhs-fhir-facade", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=9100)
     emu.set_defaults(func=cmd_emulator)
+    keygen = sub.add_parser("keygen", help="create an RS512 key pair for NHS signed-JWT auth and print its JWKS")
+    keygen.add_argument("--kid", required=True, help="key id: the JWT 'kid' header and the file name")
+    keygen.add_argument("--out", required=True, help="directory for {kid}.pem (0600) and {kid}.pub.pem")
+    keygen.add_argument("--bits", type=int, default=4096, choices=(2048, 3072, 4096),
+                        help="RSA key size (NHS recommends 4096)")
+    keygen.set_defaults(func=cmd_keygen)
     return parser
 
 

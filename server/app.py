@@ -20,6 +20,7 @@ from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
 from server.fhir.pages import SnapshotStore
 from server.fhir.routes import ROUTES
+from server.nhs.auth.profiles import build_auth
 from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory, Upstreams, Wiring
 from server.providers.registry import ProviderRegistry
 from server.runtime import Runtime
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
             )
             upstreams = Upstreams.from_settings(settings, emulator_url)
-            wiring = Wiring(settings=settings, session=session, upstreams=upstreams)
+            auth = await build_auth(settings, session, emulator_url)
+            wiring = Wiring(settings=settings, session=session, upstreams=upstreams, auth=auth)
             registry = ProviderRegistry()
             for factory in providers:
                 registry.register(factory(wiring))

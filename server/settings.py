@@ -5,7 +5,10 @@ fresh checkout runs with no external service at all (sandbox mode).
 """
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +47,28 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # NHS API platform authentication (reference: shared/reference/nhs-apis.md section 3).
+    auth_mode: Literal["none", "signed-jwt"] = Field(
+        default="none",
+        description="none = no credentials (emulator, open sandbox); signed-jwt = NHS application-restricted "
+                    "signed JWT plus user-restricted CIS2 tokens.",
+    )
+    api_key: SecretStr | None = Field(default=None, description="NHS app API key: the JWT iss and sub.")
+    key_id: str | None = Field(default=None, description="kid of the registered public key.")
+    private_key_path: Path | None = Field(default=None, description="PEM file of the RS512 signing key.")
+    private_key: SecretStr | None = Field(default=None, description="PEM text of the signing key (instead of a file).")
+    token_url: str | None = Field(
+        default=None, description="NHS OAuth2 token endpoint; unset = the embedded emulator's /oauth2/token.",
+    )
+    user_token_mode: Literal["passthrough", "exchange"] = Field(
+        default="passthrough",
+        description="User-restricted APIs: forward the caller's bearer token, or exchange it (CIS2 id_token) "
+                    "at the token endpoint.",
+    )
+    pds_access: Literal["application", "user"] = Field(
+        default="application", description="PDS access mode: application-restricted or user-restricted (CIS2).",
+    )
+
     def public_base_url(self) -> str:
         """The base URL the façade writes into links (no trailing slash)."""
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -51,4 +76,4 @@ class Settings(BaseSettings):
     @property
     def sandbox_needed(self) -> bool:
         """True when at least one upstream must be the embedded emulator."""
-        return self.pds_base_url is None
+        return self.pds_base_url is None or (self.auth_mode == "signed-jwt" and self.token_url is None)

@@ -139,8 +139,10 @@ class NHSClient:
             data = orjson.dumps(json_body)
             out_headers.setdefault("Content-Type", "application/fhir+json")
         url = self.url(path)
-        user_token_used = "Authorization" in out_headers and bool(ctx.user_token) and \
-            out_headers["Authorization"] == f"Bearer {ctx.user_token}"
+        # A user-restricted auth may send an exchanged token rather than the caller's own.
+        user_token_used = getattr(self.auth, "acts_for_user", False) or (
+            "Authorization" in out_headers and bool(ctx.user_token)
+            and out_headers["Authorization"] == f"Bearer {ctx.user_token}")
         try:
             async with self.session.request(
                 method, url, params=list(params or ()), headers=out_headers, data=data, timeout=self._timeout

@@ -59,6 +59,14 @@ class UpstreamBadResponse(UpstreamError):
     """The answer was not what the API promises (not JSON, wrong resource type)."""
 
 
+class UpstreamCredentialsRejected(UpstreamRejected):
+    """The NHS token endpoint refused to issue a token (400/401/403).
+
+    With `user_token_used` the refusal was about the caller's subject_token (token
+    exchange); otherwise the façade's own credentials (API key, kid, key) are wrong.
+    """
+
+
 @dataclass(frozen=True)
 class NHSOutcome:
     """The first issue of an NHS OperationOutcome, as far as we need it."""
@@ -106,6 +114,12 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
                                      headers=_retry_headers(err, 5))
     if isinstance(err, UpstreamBadResponse):
         return fe.BadGateway(f"{err.api} sent an answer the façade cannot read: {err.message}")
+    if isinstance(err, UpstreamCredentialsRejected):
+        if err.user_token_used:
+            return fe.Unauthorized(f"{err.api} did not accept the user's token for exchange{said}",
+                                   headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'})
+        # Our API key, key id or signing key is wrong: an operator problem, not the client's.
+        return fe.BadGateway(f"{err.api} refused the façade's credentials{said}")
     status = err.status or 502
     if status == 404:
         if err.nhs_code in _GONE_CODES:

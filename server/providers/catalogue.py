@@ -5,11 +5,12 @@ DEFAULT_PROVIDERS. Routes and the CapabilityStatement follow from the registry.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import aiohttp
 
+from server.nhs.auth.profiles import Access, AuthProfiles
 from server.nhs.client import ClientConfig, NHSClient
 from server.nhs.pds import PDSClient
 from server.providers.base import ResourceProvider
@@ -42,13 +43,15 @@ class Wiring:
     settings: Settings
     session: aiohttp.ClientSession
     upstreams: Upstreams
+    auth: AuthProfiles = field(default_factory=AuthProfiles.none)
 
-    def client(self, api: str, base_url: str) -> NHSClient:
+    def client(self, api: str, base_url: str, access: Access = "application") -> NHSClient:
+        """An NHSClient for `api`; `access` picks application- or user-restricted auth."""
         s = self.settings
         return NHSClient(self.session, ClientConfig(
             api=api, base_url=base_url, connect_timeout=s.upstream_connect_timeout,
             read_timeout=s.upstream_read_timeout, end_user_ods=s.end_user_ods,
-        ))
+        ), auth=self.auth.for_api(api, access))
 
 
 ProviderFactory = Callable[[Wiring], ResourceProvider]
@@ -57,7 +60,8 @@ ProviderFactory = Callable[[Wiring], ResourceProvider]
 def patient_from_pds(w: Wiring) -> ResourceProvider:
     from server.providers.patient_pds import PatientFromPDS
 
-    return PatientFromPDS(PDSClient(w.client("PDS", w.upstreams.pds)), max_results=w.settings.pds_max_results)
+    pds = PDSClient(w.client("PDS", w.upstreams.pds, access=w.settings.pds_access))
+    return PatientFromPDS(pds, max_results=w.settings.pds_max_results)
 
 
 DEFAULT_PROVIDERS: tuple[ProviderFactory, ...] = (

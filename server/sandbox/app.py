@@ -7,16 +7,21 @@ from starlette.routing import Mount
 
 from server.sandbox import pds
 from server.sandbox.faults import EmulatorState, FaultMiddleware, control_routes
+from server.sandbox.oauth import BearerMiddleware, OAuthState, oauth_control_routes, token_routes
 
 
-def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
+def create_emulator_app(state: EmulatorState | None = None, oauth: OAuthState | None = None) -> Starlette:
     state = state or EmulatorState()
+    oauth = oauth or OAuthState()
     app = Starlette(
         routes=[
             *control_routes(state),
+            *oauth_control_routes(oauth),
+            Mount("/oauth2", routes=token_routes(oauth)),
             Mount("/personal-demographics/FHIR/R4", routes=pds.ROUTES),
         ],
-        middleware=[Middleware(FaultMiddleware, state=state)],
+        middleware=[Middleware(FaultMiddleware, state=state), Middleware(BearerMiddleware, state=oauth)],
     )
     app.state.emulator = state
+    app.state.oauth = oauth
     return app

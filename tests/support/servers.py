@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Sequence
 
 import aiohttp
@@ -13,6 +13,7 @@ from server.app import create_app
 from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory
 from server.sandbox.app import create_emulator_app
 from server.sandbox.faults import EmulatorState
+from server.sandbox.oauth import OAuthState
 from server.serving import serving
 from server.settings import Settings
 
@@ -21,10 +22,16 @@ from server.settings import Settings
 class Emulator:
     url: str
     state: EmulatorState
+    oauth: OAuthState = field(default_factory=OAuthState)
 
     @property
     def pds_url(self) -> str:
         return f"{self.url}/personal-demographics/FHIR/R4"
+
+    @property
+    def token_url(self) -> str:
+        """The emulated NHS OAuth2 token endpoint (server/sandbox/oauth.py)."""
+        return f"{self.url}/oauth2/token"
 
     def upstream_settings(self) -> dict[str, Any]:
         """FACADE_* settings that point every NHS API at this emulator."""
@@ -34,8 +41,9 @@ class Emulator:
 @contextlib.asynccontextmanager
 async def running_emulator() -> AsyncIterator[Emulator]:
     state = EmulatorState()
-    async with serving(create_emulator_app(state), ready_path="/_control/requests") as url:
-        yield Emulator(url, state)
+    oauth = OAuthState()
+    async with serving(create_emulator_app(state, oauth), ready_path="/_control/requests") as url:
+        yield Emulator(url, state, oauth)
 
 
 def free_port() -> int:
