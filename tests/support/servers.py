@@ -26,9 +26,17 @@ class Emulator:
     def pds_url(self) -> str:
         return f"{self.url}/personal-demographics/FHIR/R4"
 
+    @property
+    def bars_url(self) -> str:
+        return f"{self.url}/booking-and-referral/FHIR/R4"
+
+    @property
+    def ers_url(self) -> str:
+        return f"{self.url}/referrals/FHIR"
+
     def upstream_settings(self) -> dict[str, Any]:
         """FACADE_* settings that point every NHS API at this emulator."""
-        return {"pds_base_url": self.pds_url}
+        return {"pds_base_url": self.pds_url, "bars_base_url": self.bars_url, "ers_base_url": self.ers_url}
 
 
 @contextlib.asynccontextmanager
