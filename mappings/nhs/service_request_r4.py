@@ -108,6 +108,14 @@ def ubrns_of(resource: Mapping[str, Any]) -> list[str]:
             if isinstance(i, dict) and i.get("system") == UBRN_SYSTEM and isinstance(i.get("value"), str)]
 
 
+def carries_ubrn(resource: Mapping[str, Any], ubrn: str) -> bool:
+    """False when the resource names UBRNs and `ubrn` is not one of them: an e-RS
+    answer about another referral (the NHS sandbox answers UBRN 000000070000 with the
+    000000070002 referrals, see shared/nhs-examples/captured/ers_servicerequest_*)."""
+    found = ubrns_of(resource)
+    return not found or ubrn in found
+
+
 def normalise_service_request(
     resource: Mapping[str, Any],
     *,

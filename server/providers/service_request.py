@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Sequence
 from mappings.nhs.ers_referral_request import referral_request_to_service_request
 from mappings.nhs.r4_check import r4_problems
 from mappings.nhs.service_request_ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
-from mappings.nhs.service_request_r4 import UBRN_SYSTEM, normalise_service_request
+from mappings.nhs.service_request_r4 import UBRN_SYSTEM, carries_ubrn, normalise_service_request
 from server.fhir import errors as fe
 from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
@@ -157,7 +157,7 @@ class ServiceRequestFromReferrals(ResourceProvider):
 
     async def _read_ers_r4(self, source: ErsR4Id, resource_id: str, ctx: RequestContext) -> Resource:
         for upstream in await self.ers.search_r4(source.ubrn, ctx):
-            if upstream.get("id") == source.upstream_id:
+            if upstream.get("id") == source.upstream_id and carries_ubrn(upstream, source.ubrn):
                 resource, _ = normalise_service_request(upstream, facade_id=resource_id, ubrn=source.ubrn,
                                                         upstream_request_id=source.upstream_id)
                 return resource
@@ -218,6 +218,10 @@ class ServiceRequestFromReferrals(ResourceProvider):
     async def _ers_r4_search(self, ubrn: str, ctx: RequestContext) -> Found:
         found = Found()
         for upstream in await self.ers.search_r4(ubrn, ctx):
+            if not carries_ubrn(upstream, ubrn):
+                found.issues.append(issue("incomplete", "e-RS answered a UBRN search with a referral carrying "
+                                          "another UBRN; it was left out", severity="warning"))
+                continue
             facade_id = issue_id(ErsR4Id(ubrn, upstream["id"]))
             if facade_id is None:
                 found.admit(None, "e-RS")
