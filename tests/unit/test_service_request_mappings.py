@@ -225,5 +225,8 @@ def test_r4_problems_name_paths_but_never_values() -> None:
                             "subject": {"reference": "Patient/9000000009"}, "note": marker})
     assert problems and all(marker not in p for p in problems)
     assert problems[0].startswith("note")
+    dated = r4_problems({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                         "subject": {"reference": "Patient/9000000009"}, "authoredOn": f"2020-{marker}"})
+    assert dated and dated[0].startswith("authoredOn") and all(marker not in p for p in dated)
     assert r4_problems({"resourceType": "NotAType"}) == ["resourceType: NotAType is not an R4 resource type"]
     assert r4_problems({}) == ["resourceType: missing or not a resource type"]
