@@ -8,8 +8,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BarsTarget(BaseModel):
+    """One BaRS receiving service: sent base64-JSON encoded as NHSD-Target-Identifier.
+
+    `key` is the short name the façade writes into the ids it issues for that service's
+    referrals (so a later read knows which service to ask); keep it stable.
+    """
+
+    key: str = Field(pattern=r"^[A-Za-z0-9]{1,16}$")
+    system: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+
+
+# The BaRS sandbox's own test target (NHSDigital/booking-and-referral-fhir-api tests).
+BARS_SANDBOX_TARGET = BarsTarget(key="sandbox", system="tests", value="NHS0001")
 
 
 class Settings(BaseSettings):
@@ -33,6 +49,31 @@ class Settings(BaseSettings):
     )
     end_user_ods: str | None = Field(
         default=None, description="Sent as NHSD-End-User-Organisation-ODS when set."
+    )
+
+    bars_base_url: str | None = Field(
+        default=None, description="BaRS FHIR R4 base URL; unset = embedded emulator."
+    )
+    bars_targets: list[BarsTarget] = Field(
+        default_factory=lambda: [BARS_SANDBOX_TARGET], min_length=1,
+        description="BaRS target services asked for a patient's referrals (JSON list of {key, system, value}).",
+    )
+    bars_accept_version: str = Field(
+        default="1.0.0", description="BaRS API version sent as Accept: application/fhir+json; version=..."
+    )
+    bars_end_user_ods: str | None = Field(
+        default=None, description="ODS code in BaRS NHSD-End-User-Organisation; falls back to end_user_ods."
+    )
+    ers_base_url: str | None = Field(
+        default=None, description="e-RS FHIR base URL (the R4/ and STU3/ paths go below it); unset = emulator."
+    )
+    ers_access_mode: Literal["user-restricted", "application-restricted"] = Field(
+        default="user-restricted",
+        description="application-restricted: A041 R4 search is not allowed, UBRNs are read via STU3 A005.",
+    )
+    ers_business_function: str | None = Field(
+        default=None,
+        description="Default NHSD-eRS-Business-Function when the caller sends none (user-restricted e-RS).",
     )
 
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
@@ -76,4 +117,9 @@ class Settings(BaseSettings):
     @property
     def sandbox_needed(self) -> bool:
         """True when at least one upstream must be the embedded emulator."""
-        return self.pds_base_url is None or (self.auth_mode == "signed-jwt" and self.token_url is None)
+        upstream_unset = any(
+            getattr(self, name) is None
+            for name in type(self).model_fields
+            if name.endswith("_base_url") and name != "base_url"
+        )
+        return upstream_unset or (self.auth_mode == "signed-jwt" and self.token_url is None)

@@ -17,6 +17,8 @@ from server.providers.base import ResourceProvider
 from server.settings import Settings
 
 PDS_PATH = "personal-demographics/FHIR/R4"
+BARS_PATH = "booking-and-referral/FHIR/R4"
+ERS_PATH = "referrals/FHIR"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Upstreams:
     """Resolved base URL of each NHS API: the setting, or the embedded emulator's."""
 
     pds: str
+    bars: str
+    ers: str
 
     @classmethod
     def from_settings(cls, settings: Settings, emulator_url: str | None) -> "Upstreams":
@@ -33,7 +37,8 @@ class Upstreams:
             assert emulator_url, "an unset upstream needs the embedded emulator"
             return f"{emulator_url}/{path}"
 
-        return cls(pds=pick(settings.pds_base_url, PDS_PATH))
+        return cls(pds=pick(settings.pds_base_url, PDS_PATH), bars=pick(settings.bars_base_url, BARS_PATH),
+                   ers=pick(settings.ers_base_url, ERS_PATH))
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,13 @@ def patient_from_pds(w: Wiring) -> ResourceProvider:
     return PatientFromPDS(pds, max_results=w.settings.pds_max_results)
 
 
+def service_request_from_referrals(w: Wiring) -> ResourceProvider:
+    from server.providers.service_request import from_wiring
+
+    return from_wiring(w)
+
+
 DEFAULT_PROVIDERS: tuple[ProviderFactory, ...] = (
     patient_from_pds,
+    service_request_from_referrals,
 )

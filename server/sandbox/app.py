@@ -5,7 +5,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from server.sandbox import pds
+from server.sandbox import bars, ers, pds
 from server.sandbox.faults import EmulatorState, FaultMiddleware, control_routes
 from server.sandbox.oauth import BearerMiddleware, OAuthState, oauth_control_routes, token_routes
 
@@ -19,6 +19,8 @@ def create_emulator_app(state: EmulatorState | None = None, oauth: OAuthState | 
             *oauth_control_routes(oauth),
             Mount("/oauth2", routes=token_routes(oauth)),
             Mount("/personal-demographics/FHIR/R4", routes=pds.ROUTES),
+            Mount("/booking-and-referral/FHIR/R4", routes=bars.ROUTES),
+            Mount("/referrals/FHIR", routes=ers.ROUTES),
         ],
         middleware=[Middleware(FaultMiddleware, state=state), Middleware(BearerMiddleware, state=oauth)],
     )

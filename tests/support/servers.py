@@ -33,9 +33,17 @@ class Emulator:
         """The emulated NHS OAuth2 token endpoint (server/sandbox/oauth.py)."""
         return f"{self.url}/oauth2/token"
 
+    @property
+    def bars_url(self) -> str:
+        return f"{self.url}/booking-and-referral/FHIR/R4"
+
+    @property
+    def ers_url(self) -> str:
+        return f"{self.url}/referrals/FHIR"
+
     def upstream_settings(self) -> dict[str, Any]:
         """FACADE_* settings that point every NHS API at this emulator."""
-        return {"pds_base_url": self.pds_url}
+        return {"pds_base_url": self.pds_url, "bars_base_url": self.bars_url, "ers_base_url": self.ers_url}
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,82 @@
+"""Ids the façade issues for ServiceRequests: which NHS API holds the referral, and its
+id there, encoded in a valid FHIR id ([A-Za-z0-9-.]{1,64}) so a read knows whom to ask.
+
+Formats (the first dot-separated part names the source):
+- `bars.{target key}.{BaRS id}`: a referral held by one BaRS target service;
+- `ers.{UBRN}.{e-RS R4 id}`: e-RS A041 R4 ServiceRequest (e-RS ids look like `r.<uuid>`
+  or `a.<uuid>`, dots included); A041 is a search by UBRN only, so the UBRN travels in
+  the id and a read is that search filtered to the one upstream id;
+- `ers3.{UBRN}`: the STU3 ReferralRequest A005 answers for a UBRN (its id is the UBRN).
+Pure functions, no I/O.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+FHIR_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+TARGET_KEY_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+UBRN_RE = re.compile(r"^[0-9]{12}$")
+
+
+@dataclass(frozen=True)
+class BarsId:
+    target: str
+    upstream_id: str
+
+
+@dataclass(frozen=True)
+class ErsR4Id:
+    ubrn: str
+    upstream_id: str
+
+
+@dataclass(frozen=True)
+class ErsStu3Id:
+    ubrn: str
+
+
+SourceId = Union[BarsId, ErsR4Id, ErsStu3Id]
+
+
+def is_ubrn(value: str) -> bool:
+    """e-RS Unique Booking Reference Numbers are twelve digits."""
+    return bool(UBRN_RE.match(value))
+
+
+def issue_id(source: SourceId) -> str | None:
+    """The façade id for `source`, or None when it cannot be a FHIR id (too long, or an
+    upstream id with characters FHIR ids do not allow)."""
+    if isinstance(source, BarsId):
+        if not TARGET_KEY_RE.match(source.target):
+            return None
+        text = f"bars.{source.target}.{source.upstream_id}"
+    elif isinstance(source, ErsR4Id):
+        if not is_ubrn(source.ubrn):
+            return None
+        text = f"ers.{source.ubrn}.{source.upstream_id}"
+    else:
+        if not is_ubrn(source.ubrn):
+            return None
+        return f"ers3.{source.ubrn}"
+    if not FHIR_ID_RE.match(source.upstream_id) or not FHIR_ID_RE.match(text):
+        return None
+    return text
+
+
+def parse_id(text: str) -> SourceId | None:
+    """The source a façade id names, or None when the façade never issued such an id."""
+    if not FHIR_ID_RE.match(text):
+        return None
+    tag, _, rest = text.partition(".")
+    if tag == "ers3":
+        return ErsStu3Id(rest) if is_ubrn(rest) else None
+    head, _, upstream_id = rest.partition(".")
+    if not upstream_id:
+        return None
+    if tag == "bars" and TARGET_KEY_RE.match(head):
+        return BarsId(head, upstream_id)
+    if tag == "ers" and is_ubrn(head):
+        return ErsR4Id(head, upstream_id)
+    return None

@@ -1,0 +1,269 @@
+"""ServiceRequest from BaRS (by patient) and e-RS (by UBRN), one provider for both.
+
+Searches are routed by server.providers.service_request_query; every upstream answer is
+normalised (mappings.nhs.service_request_r4, or the STU3 mapping for e-RS A005) and
+validated as R4 where it enters, before anything uses it. A resource that fails is left
+out of a search with a warning naming the element paths (never values); a read of one
+is a 502. Reads take the ids this façade issues (mappings.nhs.service_request_ids),
+which say which API, and which BaRS target, holds the referral.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+from mappings.nhs.ers_referral_request import referral_request_to_service_request
+from mappings.nhs.r4_check import r4_problems
+from mappings.nhs.service_request_ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
+from mappings.nhs.service_request_r4 import UBRN_SYSTEM, carries_ubrn, normalise_service_request
+from server.fhir import errors as fe
+from server.fhir.outcome import Issue, issue
+from server.fhir.search_params import SearchParamSpec
+from server.fhir.search_request import SearchRequest
+from server.nhs.bars import BaRSClient
+from server.nhs.errors import UpstreamError, to_fhir_error
+from server.nhs.ers import ERSClient, ERSContextMissing
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.providers.service_request_query import ByPatient, ByUbrn, compile_filters, plan_search
+from server.settings import BarsTarget
+
+if TYPE_CHECKING:
+    from server.providers.catalogue import Wiring
+
+log = logging.getLogger("facade.servicerequest")
+SP = "http://hl7.org/fhir/SearchParameter/"
+
+
+class Found:
+    """Resources from one upstream call plus the warnings the client should see."""
+
+    def __init__(self) -> None:
+        self.resources: list[Resource] = []
+        self.issues: list[Issue] = []
+
+    def admit(self, resource: Resource | None, where: str) -> None:
+        """Keep `resource` if it is valid R4, else warn (paths only, no values)."""
+        if resource is None:
+            self.issues.append(issue("incomplete", f"A referral from {where} has an id the façade cannot re-issue "
+                                     "as a FHIR id; it was left out", severity="warning"))
+            return
+        problems = r4_problems(resource)
+        if problems:
+            log.warning("upstream ServiceRequest from %s failed R4 validation: %s", where, "; ".join(problems))
+            self.issues.append(issue("incomplete", f"A referral from {where} is not valid FHIR R4 ServiceRequest "
+                                     f"({'; '.join(problems)}); it was left out", severity="warning"))
+            return
+        self.resources.append(resource)
+
+
+def _context_error(err: ERSContextMissing) -> fe.FHIRError:
+    return fe.BadRequest(
+        "e-RS searches by UBRN (A041) are user-restricted: send the headers "
+        f"{' and '.join(err.missing)} with the request (or configure FACADE_ERS_BUSINESS_FUNCTION / "
+        "FACADE_END_USER_ODS)"
+    )
+
+
+def _search_error(err: UpstreamError) -> fe.FHIRError:
+    """A 404 to a *search* means the upstream does not know the route or target, not
+    that the client asked for something missing: that is the façade's problem (502)."""
+    mapped = to_fhir_error(err)
+    if mapped.status == 404:
+        return fe.BadGateway(f"{err.api} answered a search with 404 (target service not known?): "
+                             f"{mapped.diagnostics}", details=mapped.details)
+    return mapped
+
+
+class ServiceRequestFromReferrals(ResourceProvider):
+    resource_type: ClassVar[str] = "ServiceRequest"
+    documentation: ClassVar[str] = (
+        "Referrals. By patient (NHS number) from the Booking and Referral Standard (BaRS) target services "
+        "configured in FACADE_BARS_TARGETS; by UBRN from the e-Referral Service (e-RS: R4 A041, or STU3 A005 "
+        "mapped to R4 under application-restricted access). A search needs one of the two. Ids are issued by "
+        "the façade and name the source; subject carries Patient/{nhs number} and the NHS number identifier; "
+        "UBRNs are kept as identifier system https://fhir.nhs.uk/Id/UBRN."
+    )
+    identifier_systems: ClassVar[tuple[str, ...]] = (UBRN_SYSTEM,)
+    includes: ClassVar[tuple[str, ...]] = ("ServiceRequest:patient",)
+    search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
+        SearchParamSpec("patient", "reference", "Patient by NHS number (9000000009, Patient/9000000009, "
+                        f"patient:identifier={NHS_NUMBER_SYSTEM}|9000000009); Modulus-11 checked; asks BaRS",
+                        SP + "clinical-patient", path="subject", target_types=("Patient",)),
+        SearchParamSpec("subject", "reference", "Same as patient (subject is always a Patient here)",
+                        SP + "ServiceRequest-subject", path="subject", target_types=("Patient",)),
+        SearchParamSpec("identifier", "token", f"UBRN ({UBRN_SYSTEM}|000000070000) asks e-RS; other identifiers "
+                        "filter a patient search", SP + "clinical-identifier", path="identifier"),
+        SearchParamSpec("status", "token", "draft | active | on-hold | revoked | completed | entered-in-error | "
+                        "unknown (filtered by the façade)", SP + "ServiceRequest-status", path="status"),
+        SearchParamSpec("intent", "token", "proposal | plan | order ... (filtered by the façade)",
+                        SP + "ServiceRequest-intent", path="intent"),
+        SearchParamSpec("priority", "token", "routine | urgent | asap | stat (filtered by the façade)",
+                        SP + "ServiceRequest-priority", path="priority"),
+        SearchParamSpec("category", "token", "e.g. https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
+                        "|referral (filtered by the façade)", SP + "ServiceRequest-category", path="category"),
+        SearchParamSpec("code", "token", "What is requested (filtered by the façade)", SP + "clinical-code",
+                        path="code"),
+        SearchParamSpec("performer-type", "token", "Performer role or specialty (filtered by the façade)",
+                        SP + "ServiceRequest-performer-type", path="performerType"),
+        SearchParamSpec("authored", "date", "authoredOn, with FHIR prefixes (filtered by the façade)",
+                        SP + "ServiceRequest-authored", path="authoredOn"),
+        SearchParamSpec("occurrence", "date", "occurrence[x] date or period (filtered by the façade)",
+                        SP + "clinical-date"),
+    )
+
+    def __init__(self, bars: BaRSClient, ers: ERSClient, targets: Sequence[BarsTarget], *,
+                 ers_app_restricted: bool = False) -> None:
+        self.bars = bars
+        self.ers = ers
+        self.targets = {t.key: t for t in targets}
+        self.ers_app_restricted = ers_app_restricted
+
+    # ---- read ----------------------------------------------------------------------
+
+    async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
+        source = parse_id(resource_id)
+        if source is None:
+            raise fe.NotFound(f"ServiceRequest/{resource_id} was not issued by this server "
+                              "(ids name their source: bars.<target>.<id>, ers.<UBRN>.<id>, ers3.<UBRN>)")
+        try:
+            if isinstance(source, BarsId):
+                resource = await self._read_bars(source, resource_id, ctx)
+            elif isinstance(source, ErsR4Id):
+                resource = await self._read_ers_r4(source, resource_id, ctx)
+            else:
+                resource = await self._read_ers_stu3(source, ctx)
+        except ERSContextMissing as err:
+            raise _context_error(err) from None
+        except UpstreamError as err:
+            raise to_fhir_error(err) from None
+        problems = r4_problems(resource)
+        if problems:
+            log.warning("upstream ServiceRequest failed R4 validation: %s", "; ".join(problems))
+            raise fe.BadGateway(f"The NHS API's ServiceRequest is not valid FHIR R4 ({'; '.join(problems)})")
+        return resource
+
+    async def _read_bars(self, source: BarsId, resource_id: str, ctx: RequestContext) -> Resource:
+        target = self.targets.get(source.target)
+        if target is None:
+            raise fe.NotFound(f"ServiceRequest/{resource_id} came from BaRS target '{source.target}', "
+                              "which is no longer configured")
+        upstream = await self.bars.read(target, source.upstream_id, ctx)
+        if upstream.get("id") != source.upstream_id:
+            raise fe.BadGateway("BaRS answered a read with a different ServiceRequest id")
+        resource, _ = normalise_service_request(upstream, facade_id=resource_id)
+        return resource
+
+    async def _read_ers_r4(self, source: ErsR4Id, resource_id: str, ctx: RequestContext) -> Resource:
+        for upstream in await self.ers.search_r4(source.ubrn, ctx):
+            if upstream.get("id") == source.upstream_id and carries_ubrn(upstream, source.ubrn):
+                resource, _ = normalise_service_request(upstream, facade_id=resource_id, ubrn=source.ubrn,
+                                                        upstream_request_id=source.upstream_id)
+                return resource
+        raise fe.NotFound(f"ServiceRequest/{resource_id} is no longer returned by e-RS for its UBRN")
+
+    async def _read_ers_stu3(self, source: ErsStu3Id, ctx: RequestContext) -> Resource:
+        stu3 = await self.ers.referral_request(source.ubrn, ctx)
+        if stu3.get("id") != source.ubrn:
+            raise fe.BadGateway("e-RS answered a ReferralRequest read with a different UBRN")
+        return referral_request_to_service_request(stu3, f"ers3.{source.ubrn}")
+
+    # ---- search --------------------------------------------------------------------
+
+    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        plan = plan_search(request)
+        keep = compile_filters(request)  # unsupported modifiers are a 400 before any NHS call
+        if isinstance(plan, ByPatient):
+            calls = [self._bars_search(t, n, ctx) for n in plan.nhs_numbers for t in self.targets.values()]
+        else:
+            fetch = self._ers_stu3_search if self.ers_app_restricted else self._ers_r4_search
+            calls = [fetch(u, ctx) for u in plan.ubrns]
+        try:
+            found: list[Found] = list(await asyncio.gather(*calls))
+        except ERSContextMissing as err:
+            raise _context_error(err) from None
+        except UpstreamError as err:
+            raise _search_error(err) from None
+        result = SearchResult(matches=[])
+        seen: set[str] = set()
+        for part in found:
+            result.issues.extend(part.issues)
+            for resource in part.resources:
+                if resource["id"] not in seen and keep(resource):
+                    seen.add(resource["id"])
+                    result.matches.append(resource)
+        return result
+
+    async def _bars_search(self, target: BarsTarget, nhs_number: str, ctx: RequestContext) -> Found:
+        where = f"BaRS target '{target.key}'"
+        searchset = await self.bars.search_by_patient(target, nhs_number, ctx)
+        found = Found()
+        if searchset.unwrapped:
+            found.issues.append(issue(
+                "structure", f"{where} sent {searchset.unwrapped} searchset entries without the 'resource' "
+                "wrapper; they were read as the ServiceRequests they contain", severity="warning"))
+        for upstream in searchset.resources:
+            upstream_id = upstream.get("id")
+            facade_id = issue_id(BarsId(target.key, upstream_id)) if isinstance(upstream_id, str) else None
+            if facade_id is None:
+                found.admit(None, where)
+                continue
+            resource, repairs = normalise_service_request(upstream, facade_id=facade_id, nhs_number=nhs_number)
+            if repairs:
+                log.info("BaRS ServiceRequest shape repaired: %s", ", ".join(repairs))
+            found.admit(resource, where)
+        return found
+
+    async def _ers_r4_search(self, ubrn: str, ctx: RequestContext) -> Found:
+        found = Found()
+        for upstream in await self.ers.search_r4(ubrn, ctx):
+            if not carries_ubrn(upstream, ubrn):
+                found.issues.append(issue("incomplete", "e-RS answered a UBRN search with a referral carrying "
+                                          "another UBRN; it was left out", severity="warning"))
+                continue
+            facade_id = issue_id(ErsR4Id(ubrn, upstream["id"]))
+            if facade_id is None:
+                found.admit(None, "e-RS")
+                continue
+            resource, _ = normalise_service_request(upstream, facade_id=facade_id, ubrn=ubrn,
+                                                    upstream_request_id=upstream["id"])
+            found.admit(resource, "e-RS")
+        return found
+
+    async def _ers_stu3_search(self, ubrn: str, ctx: RequestContext) -> Found:
+        found = Found()
+        try:
+            stu3 = await self.ers.referral_request(ubrn, ctx)
+        except UpstreamError as err:
+            if err.status == 404:  # a search for an unknown UBRN matches nothing
+                return found
+            raise
+        if stu3.get("id") != ubrn:
+            found.issues.append(issue("incomplete", "e-RS answered a UBRN with a ReferralRequest for another UBRN; "
+                                      "it was left out", severity="warning"))
+            return found
+        found.admit(referral_request_to_service_request(stu3, f"ers3.{ubrn}"), "e-RS (STU3)")
+        return found
+
+
+def from_wiring(w: "Wiring") -> ServiceRequestFromReferrals:
+    """Build the provider from the app's wiring: BaRS (application-restricted; the auth
+    work supplies its token) and e-RS, whose user-restricted calls forward the caller's
+    bearer token unless an AuthHeaders implementation is already installed."""
+    from capability.statement import software_version
+    from server.nhs.bars import BarsHeaderConfig
+    from server.nhs.caller_token import CallerBearer
+    from server.nhs.client import NoAuth
+    from server.nhs.ers import ERSContextConfig
+
+    s = w.settings
+    ers = w.client("e-RS", w.upstreams.ers, access="user")
+    if isinstance(ers.auth, NoAuth):
+        ers.auth = CallerBearer()
+    bars = BaRSClient(w.client("BaRS", w.upstreams.bars), BarsHeaderConfig(
+        accept_version=s.bars_accept_version, end_user_ods=s.bars_end_user_ods or s.end_user_ods,
+        software_version=software_version()))
+    return ServiceRequestFromReferrals(
+        bars, ERSClient(ers, ERSContextConfig(business_function=s.ers_business_function, end_user_ods=s.end_user_ods)),
+        s.bars_targets, ers_app_restricted=s.ers_access_mode == "application-restricted")
