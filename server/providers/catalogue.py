@@ -5,13 +5,15 @@ DEFAULT_PROVIDERS. Routes and the CapabilityStatement follow from the registry.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import aiohttp
 
 from server.nhs.client import ClientConfig, NHSClient
 from server.nhs.pds import PDSClient
+from server.nhs.resilience import Resilience, resilience_for
+from server.nhs.resilient_client import ResilientClient
 from server.providers.base import ResourceProvider
 from server.settings import Settings
 
@@ -42,13 +44,20 @@ class Wiring:
     settings: Settings
     session: aiohttp.ClientSession
     upstreams: Upstreams
+    guards: dict[str, Resilience] = field(default_factory=dict, compare=False)
 
     def client(self, api: str, base_url: str) -> NHSClient:
         s = self.settings
-        return NHSClient(self.session, ClientConfig(
+        return ResilientClient(self.session, ClientConfig(
             api=api, base_url=base_url, connect_timeout=s.upstream_connect_timeout,
             read_timeout=s.upstream_read_timeout, end_user_ods=s.end_user_ods,
-        ))
+        ), self.resilience(api))
+
+    def resilience(self, api: str) -> Resilience:
+        """One breaker, rate limit and concurrency limit per NHS API, shared by all its clients."""
+        if api not in self.guards:
+            self.guards[api] = resilience_for(api, self.settings)
+        return self.guards[api]
 
 
 ProviderFactory = Callable[[Wiring], ResourceProvider]
