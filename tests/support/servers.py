@@ -27,8 +27,9 @@ class Emulator:
         return f"{self.url}/personal-demographics/FHIR/R4"
 
     def upstream_settings(self) -> dict[str, Any]:
-        """FACADE_* settings that point every NHS API at this emulator."""
-        return {"pds_base_url": self.pds_url}
+        """FACADE_* settings that point every NHS API at this emulator. The emulator is
+        ours, so no client-side rate limit unless a test sets upstream_rate_limits."""
+        return {"pds_base_url": self.pds_url, "upstream_rate_limits": {}}
 
 
 @contextlib.asynccontextmanager
