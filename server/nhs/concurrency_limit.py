@@ -18,10 +18,7 @@ class ConcurrencyLimit:
         self.api = api
         self.limit = limit
         self._semaphore = asyncio.Semaphore(limit)
-
-    @property
-    def in_flight(self) -> int:
-        return self.limit - self._semaphore._value
+        self.in_flight = 0
 
     @contextlib.asynccontextmanager
     async def slot(self, deadline: Deadline) -> AsyncIterator[None]:
@@ -31,7 +28,9 @@ class ConcurrencyLimit:
                 await self._semaphore.acquire()
         except TimeoutError:
             raise NoSlot(self.api, f"all {self.limit} upstream slots busy", retry_after=1.0) from None
+        self.in_flight += 1
         try:
             yield
         finally:
+            self.in_flight -= 1
             self._semaphore.release()

@@ -276,6 +276,8 @@ async def test_rate_limit_refuses_what_does_not_fit_the_budget(emulator: Emulato
     ok = statuses.count(200)
     assert 1 <= ok < 10 and statuses.count(503) == 10 - ok
     assert all("Retry-After" in headers for status, headers, _ in results if status == 503)
+    assert all("client-side rate limit" in body["issue"][0]["diagnostics"] for status, _, body in results
+               if status == 503)
     assert (await seen(http, emulator))["total"] == ok  # the refused ones never reached NHS
 
 
