@@ -4,7 +4,7 @@ Real sockets: the façade on loopback in front of the project's emulator, which 
 with an injected delay standing in for NHS latency. Prints, side by side, how many
 requests reached the emulator (NHS load) and the latency the clients saw.
 
-    PYTHONPATH=. /work/venv/bin/python bench/single_flight.py [--n 50] [--latency 0.1] [--rounds 5]
+    PYTHONPATH=. /work/venv/bin/python bench/single_flight.py [--n 50] [--latency 0.1] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50, help="concurrent identical reads per round")
     parser.add_argument("--latency", type=float, default=0.1, help="emulated NHS latency, seconds")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     print(f"{args.n} concurrent identical GET {PATH}, emulated NHS latency {args.latency * 1000:.0f} ms, "
           f"{args.rounds} rounds (means per round; latency percentiles over all requests)")

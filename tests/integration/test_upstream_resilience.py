@@ -292,3 +292,15 @@ async def test_concurrency_limit_caps_requests_in_flight(emulator: Emulator, htt
     # With at most 2 in flight, request i can start only after one of the two before it
     # finished its `delay`-long handling.
     assert all(arrivals[i] - arrivals[i - 2] >= delay for i in range(2, len(arrivals))), arrivals
+
+
+@pytest.mark.parametrize("nhs_status", [401, 403])
+async def test_nhs_refusing_our_credentials_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession,
+                                                                   nhs_status: int) -> None:
+    async with facade_with(emulator, http) as facade:
+        await inject(http, emulator, status=nhs_status, times=1)
+        status, _, body = await facade.get(PATIENT)
+    assert status == 502
+    assert_outcome(body)
+    assert "credentials" in body["issue"][0]["diagnostics"]
+    assert (await seen(http, emulator))["total"] == 1
