@@ -78,6 +78,30 @@ class Settings(BaseSettings):
 
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
     upstream_read_timeout: float = Field(default=10.0, gt=0)
+    upstream_retry_attempts: int = Field(
+        default=3, ge=1, le=10, description="Attempts per upstream request, the first included."
+    )
+    upstream_backoff_base: float = Field(
+        default=0.2, ge=0, description="Seconds: backoff before retry n is uniform in [0, base * 2**(n-1)]."
+    )
+    upstream_backoff_max: float = Field(default=2.0, ge=0, description="Cap on one backoff wait, seconds.")
+    upstream_request_budget: float = Field(
+        default=15.0, gt=0, description="Total seconds for one upstream request, all retries and waits included."
+    )
+    upstream_breaker_threshold: int = Field(
+        default=5, ge=1, description="Consecutive 5xx/timeouts/resets that open an API's circuit."
+    )
+    upstream_breaker_open_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds a circuit stays open before one probe request."
+    )
+    upstream_concurrency: int = Field(default=20, ge=1, description="Requests in flight per NHS API.")
+    upstream_rate_limits: dict[str, float] = Field(
+        default_factory=lambda: {"PDS": 5.0},
+        description='Client-side requests/second per NHS API (JSON, e.g. {"PDS": 5}); unlisted APIs unlimited.',
+    )
+    upstream_single_flight: bool = Field(
+        default=True, description="Concurrent identical upstream GETs share one call."
+    )
 
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=100, ge=1)

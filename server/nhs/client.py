@@ -103,9 +103,11 @@ class NHSClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         accepted: Sequence[int] = (),
+        retry_safe: bool = False,
     ) -> UpstreamResponse:
         """Send once with a fresh X-Request-ID. `accepted` lists non-2xx statuses the
-        caller wants back as a response rather than an error."""
+        caller wants back as a response rather than an error. `retry_safe` marks a POST
+        as safe to repeat; it matters only to ResilientClient, which retries."""
         request_id = str(uuid.uuid4())
         return await self.send(method, path, ctx, request_id, params=params, headers=headers,
                                json_body=json_body, accepted=accepted)

@@ -103,10 +103,9 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
     if isinstance(err, UpstreamTimeout):
         return fe.GatewayTimeout(f"{err.api} did not answer in time", headers=_retry_headers(err, 5))
     if isinstance(err, UpstreamRateLimited):
-        return fe.ServiceUnavailable(
-            f"{err.api} is rate limiting this service; try again later", details=details,
-            headers=_retry_headers(err, 5),
-        )
+        # status None: our own client-side limit refused before asking NHS.
+        why = f"{err.api} is rate limiting this service" if err.status else f"{err.api}: {err.message}"
+        return fe.ServiceUnavailable(f"{why}; try again later", details=details, headers=_retry_headers(err, 5))
     if isinstance(err, UpstreamUnavailable) and err.status in (500, 501):
         return fe.BadGateway(f"{err.api} failed with HTTP {err.status}{said}", details=details)
     if isinstance(err, UpstreamUnavailable):

@@ -13,6 +13,8 @@ import aiohttp
 from server.nhs.auth.profiles import Access, AuthProfiles
 from server.nhs.client import ClientConfig, NHSClient
 from server.nhs.pds import PDSClient
+from server.nhs.resilience import Resilience, resilience_for
+from server.nhs.resilient_client import ResilientClient
 from server.providers.base import ResourceProvider
 from server.settings import Settings
 
@@ -49,14 +51,21 @@ class Wiring:
     session: aiohttp.ClientSession
     upstreams: Upstreams
     auth: AuthProfiles = field(default_factory=AuthProfiles.none)
+    guards: dict[str, Resilience] = field(default_factory=dict, compare=False)
 
     def client(self, api: str, base_url: str, access: Access = "application") -> NHSClient:
         """An NHSClient for `api`; `access` picks application- or user-restricted auth."""
         s = self.settings
-        return NHSClient(self.session, ClientConfig(
+        return ResilientClient(self.session, ClientConfig(
             api=api, base_url=base_url, connect_timeout=s.upstream_connect_timeout,
             read_timeout=s.upstream_read_timeout, end_user_ods=s.end_user_ods,
-        ), auth=self.auth.for_api(api, access))
+        ), self.resilience(api), auth=self.auth.for_api(api, access))
+
+    def resilience(self, api: str) -> Resilience:
+        """One breaker, rate limit and concurrency limit per NHS API, shared by all its clients."""
+        if api not in self.guards:
+            self.guards[api] = resilience_for(api, self.settings)
+        return self.guards[api]
 
 
 ProviderFactory = Callable[[Wiring], ResourceProvider]

@@ -7,6 +7,7 @@ requests each API received (single-flight and no-avoidable-load tests count thes
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ class Fault:
     reset: bool = False
     malformed: bool = False
     retry_after: str | None = None
-    times: int = 1
+    times: int = 1  # how many matching requests get this fault; -1 = every one
     body: Any = None
 
 
@@ -33,6 +34,7 @@ class EmulatorState:
     faults: list[Fault] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     request_ids: list[str] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() per request, in order
 
     def take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
@@ -58,6 +60,7 @@ class FaultMiddleware:
         self.state.counts[f"{scope['method']} {path}" + (f"?{query}" if query else "")] += 1
         headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
         self.state.request_ids.append(headers.get("x-request-id", ""))
+        self.state.arrivals.append(time.monotonic())
         fault = self.state.take_fault(path)
         if fault is None:
             await self.app(scope, receive, send)
@@ -65,7 +68,12 @@ class FaultMiddleware:
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.reset:
-            raise ConnectionResetError("injected reset")  # hypercorn drops the connection
+            # Announce a body and end without it: Hypercorn closes the connection mid-response,
+            # which the client sees as a dropped connection. (Raising in the app instead makes
+            # Hypercorn answer a tidy 500, which is not a reset.)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/fhir+json"), (b"content-length", b"1000")]})
+            return
         if fault.malformed:
             await Response(b'{"resourceType": "Bund', media_type="application/fhir+json")(scope, receive, send)
             return
@@ -89,11 +97,12 @@ def control_routes(state: EmulatorState) -> list[Route]:
         state.faults.clear()
         state.counts.clear()
         state.request_ids.clear()
+        state.arrivals.clear()
         return JSONResponse({"reset": True})
 
     async def counts(request: Request) -> Response:
         return JSONResponse({"counts": dict(state.counts), "total": sum(state.counts.values()),
-                             "request_ids": state.request_ids})
+                             "request_ids": state.request_ids, "arrivals": state.arrivals})
 
     return [
         Route("/_control/faults", add_fault, methods=["POST"]),

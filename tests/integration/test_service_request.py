@@ -226,7 +226,7 @@ ERS_EXPECTED = {400: 400, 401: 401, 403: 403, 404: 502, 429: 503, 500: 502, 503:
 async def test_ers_error_bodies_map_to_honest_statuses(facade: FHIRClient, emulator: Emulator,
                                                         http: aiohttp.ClientSession, status: int) -> None:
     body = json.loads(example_files(f"ers/OperationOutcome-{status}.json")[0].read_text())
-    await inject(http, emulator, path_prefix="/referrals/FHIR/R4", status=status, body=body)
+    await inject(http, emulator, path_prefix="/referrals/FHIR/R4", status=status, body=body, times=-1)
     got, headers, outcome = await facade.get(f"/ServiceRequest?identifier={UBRN}|000000070000", headers=ERS_USER)
     assert got == ERS_EXPECTED[status], outcome  # a 404 to a search is the façade's problem: 502
     validate_r4(outcome)
@@ -281,7 +281,7 @@ async def test_invalid_r4_from_bars_is_left_out_with_a_warning_naming_paths_not_
 ])
 async def test_bars_failures_map_to_honest_statuses(emulator: Emulator, http: aiohttp.ClientSession,
                                                     fault: dict[str, Any], expected: int) -> None:
-    await inject(http, emulator, path_prefix="/booking-and-referral", **fault)
+    await inject(http, emulator, path_prefix="/booking-and-referral", times=-1, **fault)
     async with running_facade(emulator, upstream_read_timeout=0.1) as url:
         status, _, body = await FHIRClient(url, http).get("/ServiceRequest?patient=9000000009")
     assert status == expected, body

@@ -42,8 +42,10 @@ class Emulator:
         return f"{self.url}/referrals/FHIR"
 
     def upstream_settings(self) -> dict[str, Any]:
-        """FACADE_* settings that point every NHS API at this emulator."""
-        return {"pds_base_url": self.pds_url, "bars_base_url": self.bars_url, "ers_base_url": self.ers_url}
+        """FACADE_* settings that point every NHS API at this emulator. The emulator is
+        ours, so no client-side rate limit unless a test sets upstream_rate_limits."""
+        return {"pds_base_url": self.pds_url, "bars_base_url": self.bars_url, "ers_base_url": self.ers_url,
+                "upstream_rate_limits": {}}
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,56 @@
+"""Client-side rate limit per NHS API: a token bucket that spaces our requests.
+
+NHS APIs enforce per-app limits (PDS: 5 requests/s per app) with Apigee spike arrest,
+which smooths the limit over the second, so the default burst is one request: at 5/s
+requests leave at least 200 ms apart. A caller that would have to wait past its
+request budget is refused at once (NoSlot -> 503 with Retry-After) rather than sent
+late or queued forever.
+"""
+from __future__ import annotations
+
+from server.nhs.clock import Clock
+from server.nhs.deadline import Deadline
+from server.nhs.refusals import NoSlot
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `burst` saved up. Waiters reserve a token up
+    front (the balance may go negative), so concurrent callers queue in order."""
+
+    def __init__(self, api: str, rate: float, clock: Clock, burst: float = 1.0) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.api = api
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._tokens = burst
+        self._updated = clock.now()
+
+    def reserve(self, max_wait: float) -> float | None:
+        """Take a token if one is free within max_wait seconds; return the wait, or None
+        (nothing taken) when it would take longer."""
+        self._refill()
+        wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+        if wait > max_wait:
+            return None
+        self._tokens -= 1
+        return wait
+
+    def next_free_in(self) -> float:
+        self._refill()
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+
+    async def acquire(self, deadline: Deadline) -> None:
+        """Wait for our turn, or raise NoSlot when it comes after the deadline."""
+        wait = self.reserve(deadline.remaining())
+        if wait is None:
+            raise NoSlot(self.api, f"client-side rate limit ({self.rate:g}/s) has no slot in time",
+                         retry_after=self.next_free_in())
+        if wait > 0:
+            await self.clock.sleep(wait)
+
+    def _refill(self) -> None:
+        now = self.clock.now()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now

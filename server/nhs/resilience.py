@@ -1,0 +1,118 @@
+"""One logical upstream request, made safe for NHS: budget, retries, breaker, limits.
+
+For each attempt: the circuit breaker admits it (or we fail fast), a concurrency slot
+and a rate-limit token are taken (waiting no longer than the budget allows), and the
+attempt is sent with the SAME X-Request-ID as every other attempt of this logical
+request, so NHS can de-duplicate a re-send. Failures are retried per retry_policy.
+One Resilience object exists per NHS API per app, shared by every client of that API.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Hashable
+
+from server.nhs.circuit_breaker import CircuitBreaker
+from server.nhs.client import UpstreamResponse
+from server.nhs.clock import Clock, MonotonicClock
+from server.nhs.concurrency_limit import ConcurrencyLimit
+from server.nhs.deadline import Deadline
+from server.nhs.errors import UpstreamError, UpstreamTimeout
+from server.nhs.rate_limiter import TokenBucket
+from server.nhs.retry_policy import RetryPolicy, is_health_failure, may_retry_method, retry_delay
+from server.nhs.single_flight import Shared, SingleFlight
+from server.settings import Settings
+
+log = logging.getLogger("facade.upstream")
+
+Attempt = Callable[[str], Awaitable[UpstreamResponse]]  # takes the X-Request-ID
+
+
+@dataclass
+class Resilience:
+    """The guards of one NHS API."""
+
+    api: str
+    policy: RetryPolicy
+    budget: float
+    breaker: CircuitBreaker
+    concurrency: ConcurrencyLimit
+    rate_limit: TokenBucket | None
+    flights: SingleFlight[UpstreamResponse] | None
+    clock: Clock = field(default_factory=MonotonicClock)
+    random: Callable[[], float] = random.random
+
+    async def call(self, method: str, attempt: Attempt, *, retry_safe: bool = False,
+                   flight_key: Hashable | None = None) -> Shared[UpstreamResponse]:
+        """Run the logical request; with a flight_key, identical concurrent calls share it."""
+        if flight_key is None or self.flights is None:
+            return Shared(await self.logical_request(method, attempt, retry_safe=retry_safe), False)
+        return await self.flights.run(flight_key, lambda: self.logical_request(method, attempt))
+
+    async def logical_request(self, method: str, attempt: Attempt, *, retry_safe: bool = False) -> UpstreamResponse:
+        deadline = Deadline.after(self.clock, self.budget)
+        request_id = str(uuid.uuid4())
+        retries_allowed = may_retry_method(method, retry_safe)
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await self._attempt(attempt, request_id, deadline)
+            except UpstreamError as err:
+                delay = retry_delay(err, attempts, self.policy, deadline.remaining(), self.random) \
+                    if retries_allowed else None
+                if delay is None:
+                    raise
+                log.info("upstream %s retry %d in %.2fs after %s request_id=%s", self.api, attempts + 1, delay,
+                         err.message, request_id)
+                await self.clock.sleep(delay)
+
+    async def _attempt(self, attempt: Attempt, request_id: str, deadline: Deadline) -> UpstreamResponse:
+        probe = self.breaker.admit()
+        outcome: UpstreamError | None = None
+        answered = False
+        try:
+            async with self.concurrency.slot(deadline):
+                if self.rate_limit is not None:
+                    await self.rate_limit.acquire(deadline)
+                remaining = deadline.remaining()
+                if remaining <= 0:
+                    raise UpstreamTimeout(self.api, "request budget used up before the attempt")
+                try:
+                    async with asyncio.timeout(remaining):
+                        response = await attempt(request_id)
+                except TimeoutError:
+                    raise UpstreamTimeout(self.api, "request budget used up") from None
+                answered = True
+                return response
+        except UpstreamError as err:
+            outcome = err
+            raise
+        finally:
+            if outcome is not None and is_health_failure(outcome):
+                self.breaker.failed(probe)
+            elif answered or (outcome is not None and outcome.status is not None):
+                self.breaker.succeeded(probe)  # NHS answered, even if with a 4xx
+            else:
+                self.breaker.abandoned(probe)
+
+
+def resilience_for(api: str, settings: Settings, clock: Clock | None = None) -> Resilience:
+    """The guards for `api` as configured by FACADE_UPSTREAM_* settings."""
+    clock = clock or MonotonicClock()
+    rate = settings.upstream_rate_limits.get(api)
+    return Resilience(
+        api=api,
+        policy=RetryPolicy(settings.upstream_retry_attempts, settings.upstream_backoff_base,
+                           settings.upstream_backoff_max),
+        budget=settings.upstream_request_budget,
+        breaker=CircuitBreaker(api, settings.upstream_breaker_threshold, settings.upstream_breaker_open_seconds,
+                               clock),
+        concurrency=ConcurrencyLimit(api, settings.upstream_concurrency),
+        rate_limit=TokenBucket(api, rate, clock) if rate else None,
+        flights=SingleFlight() if settings.upstream_single_flight else None,
+        clock=clock,
+    )
