@@ -106,6 +106,12 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
                                      headers=_retry_headers(err, 5))
     if isinstance(err, UpstreamBadResponse):
         return fe.BadGateway(f"{err.api} sent an answer the façade cannot read: {err.message}")
+    if err.nhs_code == "TOO_MANY_MATCHES":
+        # PDS sends this as HTTP 200 (live) or 400 (sandbox): either way the client must narrow the search.
+        return fe.TooManyMatches(
+            f"{err.api} found too many matches to list; add given name, gender, postcode or an exact "
+            "birth date to narrow the search", details=details,
+        )
     status = err.status or 502
     if status == 404:
         if err.nhs_code in _GONE_CODES:

@@ -65,7 +65,8 @@ class FaultMiddleware:
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.reset:
-            raise ConnectionResetError("injected reset")  # hypercorn drops the connection
+            await _drop_connection(send)
+            return
         if fault.malformed:
             await Response(b'{"resourceType": "Bund', media_type="application/fhir+json")(scope, receive, send)
             return
@@ -77,6 +78,18 @@ class FaultMiddleware:
         extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
         await JSONResponse(body, status_code=fault.status, headers=extra,
                            media_type="application/fhir+json")(scope, receive, send)
+
+
+async def _drop_connection(send: Any) -> None:
+    """Promise a body, send part of it, then stop: the server closes the connection.
+
+    ASGI gives an app no way to reset a socket before answering (raising makes Starlette
+    and Hypercorn answer 500 instead), so the fault is a connection dropped mid-answer,
+    which clients see as a broken connection, never as an HTTP status.
+    """
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/fhir+json"), (b"content-length", b"4096")]})
+    await send({"type": "http.response.body", "body": b'{"resourceType": "Pat', "more_body": True})
 
 
 def control_routes(state: EmulatorState) -> list[Route]:
