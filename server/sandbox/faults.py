@@ -16,6 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 
+CONTEXT_HEADERS = ("x-request-id", "x-correlation-id", "nhsd-end-user-organisation-ods")
+
+
 @dataclass
 class Fault:
     path_prefix: str = "/"
@@ -33,6 +36,8 @@ class EmulatorState:
     faults: list[Fault] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     request_ids: list[str] = field(default_factory=list)
+    # The NHS context headers of each request, in order (tests check correlation and ODS).
+    context_headers: list[dict[str, str]] = field(default_factory=list)
 
     def take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
@@ -58,6 +63,7 @@ class FaultMiddleware:
         self.state.counts[f"{scope['method']} {path}" + (f"?{query}" if query else "")] += 1
         headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
         self.state.request_ids.append(headers.get("x-request-id", ""))
+        self.state.context_headers.append({k: v for k, v in headers.items() if k in CONTEXT_HEADERS})
         fault = self.state.take_fault(path)
         if fault is None:
             await self.app(scope, receive, send)
@@ -102,11 +108,12 @@ def control_routes(state: EmulatorState) -> list[Route]:
         state.faults.clear()
         state.counts.clear()
         state.request_ids.clear()
+        state.context_headers.clear()
         return JSONResponse({"reset": True})
 
     async def counts(request: Request) -> Response:
         return JSONResponse({"counts": dict(state.counts), "total": sum(state.counts.values()),
-                             "request_ids": state.request_ids})
+                             "request_ids": state.request_ids, "context_headers": state.context_headers})
 
     return [
         Route("/_control/faults", add_fault, methods=["POST"]),
