@@ -1,15 +1,18 @@
 """FHIR REST transport rules over real sockets: formats, framework errors, metadata."""
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 import aiohttp
+import orjson
 
 from server.fhir.errors import NotFound
 from server.fhir.search_params import SearchParamSpec
 from server.providers.base import RequestContext, ResourceProvider
 from server.providers.catalogue import DEFAULT_PROVIDERS, Wiring
 from tests.support.checked_client import CheckedClient
+from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, running_facade
 
 
@@ -110,3 +113,38 @@ async def test_a_registered_provider_appears_in_metadata_and_serves(emulator: Em
     async with running_facade(emulator) as url:
         cs = (await CheckedClient(url, http).get("/metadata")).body
         assert [r["type"] for r in cs["rest"][0]["resource"]] == ["Patient"]
+
+
+class CrashingProvider(ResourceProvider):
+    """A provider with a bug: the façade must still answer with an OperationOutcome."""
+
+    resource_type: ClassVar[str] = "Device"
+
+    async def read(self, resource_id: str, ctx: RequestContext) -> dict[str, Any]:
+        raise RuntimeError("secret patient detail Jane Smith 9000000009")
+
+
+async def test_an_unexpected_exception_is_a_500_outcome_without_details(
+        emulator: Emulator, http: aiohttp.ClientSession, caplog: Any) -> None:
+    async with running_facade(emulator, (lambda w: CrashingProvider(),)) as url:
+        async with http.get(f"{url}/Device/1", headers={"X-Request-ID": "crash-1"}) as resp:
+            raw = await resp.read()
+            assert resp.status == 500
+            assert resp.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
+            assert resp.headers["X-Request-ID"] == "crash-1"
+    body = orjson.loads(raw)
+    validate_r4(body)
+    assert body["issue"][0]["code"] == "exception" and "crash-1" in body["issue"][0]["diagnostics"]
+    assert b"Jane" not in raw and b"Traceback" not in raw and b"RuntimeError" not in raw
+    assert all("Jane" not in r.getMessage() for r in caplog.records)
+
+
+async def test_logs_carry_no_patient_data(fhir: CheckedClient, caplog: Any) -> None:
+    caplog.set_level(logging.DEBUG)
+    await fhir.get("/Patient/9000000009")
+    await fhir.get("/Patient?family=Smith&birthdate=2010-10-22&address-postalcode=LS1")
+    await fhir.get("/Patient/9000000000")
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("facade")]
+    assert any("type=Patient" in m for m in messages)  # the access log is there
+    for secret in ("9000000009", "9000000000", "Smith", "2010-10-22", "LS1"):
+        assert not any(secret in m for m in messages), secret

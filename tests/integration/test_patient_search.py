@@ -59,6 +59,8 @@ async def test_family_and_birthdate_translated_for_pds(fhir: CheckedClient, emul
     answer = await fhir.get("/Patient?family=Smith&birthdate=eq2010-10-22&gender=female")
     assert ids(answer.body) == ["9000000009"]
     assert answer.body["entry"][0]["search"]["score"] == 0.8  # PDS's score is passed on
+    assert answer.body["entry"][0]["fullUrl"] == f"{fhir.base_url}/Patient/9000000009"  # never the NHS URL
+    assert emulator.url not in answer.raw.decode()
     counts = (await upstream_requests(http, emulator))["counts"]
     assert f"GET {PDS_PREFIX}/Patient?family=Smith*&birthdate=eq2010-10-22&gender=female" in counts
 
