@@ -7,7 +7,9 @@ silent JSON answer.
 """
 from __future__ import annotations
 
-from server.fhir.errors import NotAcceptable, UnsupportedMediaType
+from urllib.parse import parse_qsl
+
+from server.fhir.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
 _JSON_TYPES = {
     "application/fhir+json",
@@ -60,10 +62,32 @@ def check_format(format_param: str | None, accept: str | None) -> None:
     )
 
 
-def check_form_body(content_type: str | None) -> None:
-    """A _search POST must carry form data (charset parameter allowed, HAPI sends it)."""
-    media = (content_type or "").split(";")[0].strip().lower()
+def check_form_body(content_type: str | None) -> str:
+    """A _search POST must carry form data (charset parameter allowed, HAPI sends it).
+
+    Returns the charset to decode the body with (UTF-8 unless the header names another).
+    """
+    pieces = [p.strip() for p in (content_type or "").split(";")]
+    media = pieces[0].lower()
     if media and media != _FORM_TYPE:
         raise UnsupportedMediaType(
             f"POST _search takes {_FORM_TYPE}, not {content_type!r}"
         )
+    for param in pieces[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return "utf-8"
+
+
+def parse_form_body(content_type: str | None, body: bytes) -> list[tuple[str, str]]:
+    """The (name, value) pairs of an application/x-www-form-urlencoded search body.
+
+    Parsed here rather than with Starlette's request.form(), which needs the optional
+    python-multipart package for even a plain urlencoded body.
+    """
+    charset = check_form_body(content_type)
+    try:
+        return parse_qsl(body.decode(charset), keep_blank_values=True, encoding=charset, errors="strict")
+    except (UnicodeDecodeError, LookupError, ValueError):
+        raise BadRequest(f"The _search body is not valid {_FORM_TYPE} in charset {charset[:40]!r}") from None

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from capability.statement import capability_statement
 from server.fhir.bundle import full_url, search_url, searchset
 from server.fhir.errors import BadRequest, Gone, InvalidSearchParameter, NotFound
-from server.fhir.formats import check_form_body, check_format
+from server.fhir.formats import check_format, parse_form_body
 from server.fhir.includes import resolve_includes
 from server.fhir.outcome import operation_outcome
 from server.fhir.pages import Snapshot
@@ -99,8 +99,8 @@ async def _respond_with_resource(request: Request, resource: dict[str, Any], req
         return not_modified_response(headers)
     summary, elements = _read_view(request)
     body = apply_view(resource, summary, elements)
-    if request.method == "HEAD":
-        return FHIRResponse(None, headers=headers)
+    # HEAD renders the same body, so Content-Length matches GET; the server (Hypercorn,
+    # like any ASGI server) sends no body bytes for HEAD.
     return FHIRResponse(body, headers=headers, pretty=pretty)
 
 
@@ -133,10 +133,9 @@ async def search_get(request: Request) -> Response:
 
 
 async def search_post(request: Request) -> Response:
-    check_form_body(request.headers.get("content-type"))
-    form = await request.form()
-    pairs = list(request.query_params.multi_items()) + [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-    return await _search(request, pairs)
+    """POST [base]/{type}/_search: form body and query string merged (query first)."""
+    form = parse_form_body(request.headers.get("content-type"), await request.body())
+    return await _search(request, list(request.query_params.multi_items()) + form)
 
 
 async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
@@ -158,6 +157,9 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         matches = sort_resources(matches, search.sort, {p.name: p for p in provider.search_params})
     outcome = operation_outcome(*result.issues) if result.issues else None
     self_pairs = search.canonical_pairs()
+    if any(k == "_count" for k, _ in pairs):
+        # The page size asked for is part of the request `self` must reproduce (_count=0 above all).
+        self_pairs.append(("_count", str(search.count)))
     if search.summary == "count" or search.count == 0:
         bundle = searchset(base_url=rt.base_url, matches=[], outcome=outcome, total=len(matches),
                            self_url=search_url(rt.base_url, provider.resource_type, self_pairs),

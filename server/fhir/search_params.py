@@ -94,7 +94,19 @@ class DateValue:
         # ap: overlap with the value widened by 10% of its distance from now (min one day).
         gap = abs(datetime.now(timezone.utc) - self.start) * 0.1
         slack = max(gap, timedelta(days=1))
-        return start < self.end + slack and end > self.start - slack
+        return start < _shifted(self.end, slack) and end > _shifted(self.start, -slack)
+
+
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _shifted(value: datetime, delta: timedelta) -> datetime:
+    """value + delta, saturating at the ends of the calendar instead of overflowing."""
+    try:
+        return value + delta
+    except OverflowError:
+        return _LATEST if delta > timedelta(0) else _EARLIEST
 
 
 @dataclass(frozen=True)
@@ -241,13 +253,18 @@ def parse_date(name: str, raw: str) -> DateValue:
         second = int(g["second"] or 0)
         frac = g["frac"]
         micro = int((frac[1:] + "000000")[:6]) if frac else 0
-        start = datetime(year, month, day, int(g["hour"]), int(g["minute"]), second, micro, tzinfo=tz)
+        local = datetime(year, month, day, int(g["hour"]), int(g["minute"]), second, micro, tzinfo=tz)
+        start = local.astimezone(timezone.utc)  # UTC, so comparisons can never overflow
         step = timedelta(seconds=1) if g["second"] else timedelta(minutes=1)
         if frac:
             step = timedelta(microseconds=1)
         return DateValue(prefix, literal, start, start + step, "time")
     except ValueError as exc:  # e.g. month 13, 30 February, hour 25
         raise InvalidSearchParameter(f"Parameter '{name}': '{raw}' is not a valid date ({exc})") from None
+    except OverflowError:  # the range ends after 9999-12-31 or starts before 0001-01-01
+        raise InvalidSearchParameter(
+            f"Parameter '{name}': '{raw}' is outside the dates this server can search"
+        ) from None
 
 
 def fhir_date_range(value: str) -> tuple[datetime, datetime] | None:

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
 
 from server.nhs.errors import (
     UpstreamBadResponse,
@@ -151,7 +152,8 @@ class NHSClient:
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
-                resp_headers = dict(resp.headers)
+                # Case-insensitive: PDS (Apigee) sends lower-case names ("etag", "retry-after").
+                resp_headers = CIMultiDict(resp.headers)
         except asyncio.TimeoutError:
             raise UpstreamTimeout(self.api, "timed out") from None
         except aiohttp.ClientConnectionError as exc:

@@ -113,6 +113,12 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
                                      headers=_retry_headers(err, 5))
     if isinstance(err, UpstreamBadResponse):
         return fe.BadGateway(f"{err.api} sent an answer the façade cannot read: {err.message}")
+    if err.nhs_code == "TOO_MANY_MATCHES":
+        # PDS sends this as HTTP 200 (live) or 400 (sandbox): either way the client must narrow the search.
+        return fe.TooManyMatches(
+            f"{err.api} found too many matches to list; add given name, gender, postcode or an exact "
+            "birth date to narrow the search", details=details,
+        )
     if isinstance(err, UpstreamCredentialsRejected):
         if err.user_token_used:
             return fe.Unauthorized(f"{err.api} did not accept the user's token for exchange{said}",

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from server.fhir.errors import BadRequest, InvalidSearchParameter, TooManyMatches
+from server.fhir.errors import BadRequest, InvalidSearchParameter
 from server.fhir.outcome import issue, nhs_details
 from server.fhir.search_params import ParsedParam, SearchParamSpec, TokenValue
 from server.fhir.search_request import SearchRequest
 from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
-from server.nhs.pds import PDSClient, PDSTooManyMatches
+from server.nhs.pds import PDSClient
 from server.providers.base import RequestContext, ResourceProvider, Resource, SearchResult
 from server.providers.pds_query import pds_search_params
 
@@ -68,19 +68,21 @@ class PatientFromPDS(ResourceProvider):
     async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         identifiers = request.get("identifier")
         if identifiers:
+            others = sorted({p.key() for p in request.params if p.name != "identifier"})
+            if others:
+                # An NHS number search is a PDS read: PDS cannot also apply other criteria,
+                # and ignoring them would return records the client excluded (AND semantics).
+                raise InvalidSearchParameter(
+                    "Parameter 'identifier' (an NHS number read) cannot be combined with "
+                    + ", ".join(others)
+                )
             return await self._by_identifier(identifiers, ctx)
         params = pds_search_params(request)
         if self.max_results is not None:
             params.append(("_max-results", str(self.max_results)))
         try:
             matches = await self.pds.search(params, ctx)
-        except PDSTooManyMatches:
-            raise TooManyMatches(
-                "PDS found too many matching patients to list; add given name, gender, postcode or an exact "
-                "birth date to narrow the search",
-                details=nhs_details("TOO_MANY_MATCHES", "Too Many Matches"),
-            ) from None
-        except UpstreamError as err:
+        except UpstreamError as err:  # PDSTooManyMatches included: to_fhir_error maps it
             raise to_fhir_error(err) from None
         return SearchResult(
             matches=[m.patient for m in matches],
@@ -103,13 +105,17 @@ class PatientFromPDS(ResourceProvider):
                 numbers.add(value.code)
             wanted = numbers if wanted is None else wanted & numbers
         result = SearchResult(matches=[])
+        seen: set[str] = set()
         for number in sorted(wanted or ()):
             if not is_valid_nhs_number(number):
                 result.issues.append(issue("value", f"'{number}' is not a valid NHS number (Modulus-11)",
                                            severity="warning"))
                 continue
             try:
-                result.matches.append((await self.pds.get_patient(number, ctx)).patient)
+                patient = (await self.pds.get_patient(number, ctx)).patient
+                if patient["id"] not in seen:  # a superseded number and its successor: one match
+                    seen.add(patient["id"])
+                    result.matches.append(patient)
             except UpstreamError as err:
                 mapped = to_fhir_error(err)
                 if mapped.status not in (404, 410):

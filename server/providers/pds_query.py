@@ -13,7 +13,7 @@ PDS is narrower than FHIR search, so every translation choice is explicit here:
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_params import DateValue, ParsedParam, ReferenceValue, StringValue, TokenValue
@@ -65,6 +65,8 @@ def pds_dates(param: ParsedParam) -> list[str]:
     if p in ("gt", "sa"):
         return [f"ge{value.end.date().isoformat()}"]
     if p in ("lt", "eb"):
+        if value.start.date() == date.min:
+            raise InvalidSearchParameter(f"Parameter '{param.name}': no date is before {first_day}")
         return [f"le{_day(value, -1)}"]
     raise InvalidSearchParameter(f"Parameter '{param.name}': prefix '{p}' is not supported by PDS (eq, ge, le, gt, lt, sa, eb)")
 

@@ -17,6 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 
+CONTEXT_HEADERS = ("x-request-id", "x-correlation-id", "nhsd-end-user-organisation-ods")
+
+
 @dataclass
 class Fault:
     path_prefix: str = "/"
@@ -35,6 +38,8 @@ class EmulatorState:
     counts: Counter[str] = field(default_factory=Counter)
     request_ids: list[str] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() per request, in order
+    # The NHS context headers of each request, in order (tests check correlation and ODS).
+    context_headers: list[dict[str, str]] = field(default_factory=list)
 
     def take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
@@ -61,6 +66,7 @@ class FaultMiddleware:
         headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
         self.state.request_ids.append(headers.get("x-request-id", ""))
         self.state.arrivals.append(time.monotonic())
+        self.state.context_headers.append({k: v for k, v in headers.items() if k in CONTEXT_HEADERS})
         fault = self.state.take_fault(path)
         if fault is None:
             await self.app(scope, receive, send)
@@ -68,11 +74,7 @@ class FaultMiddleware:
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.reset:
-            # Announce a body and end without it: Hypercorn closes the connection mid-response,
-            # which the client sees as a dropped connection. (Raising in the app instead makes
-            # Hypercorn answer a tidy 500, which is not a reset.)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/fhir+json"), (b"content-length", b"1000")]})
+            await _drop_connection(send)
             return
         if fault.malformed:
             await Response(b'{"resourceType": "Bund', media_type="application/fhir+json")(scope, receive, send)
@@ -87,6 +89,18 @@ class FaultMiddleware:
                            media_type="application/fhir+json")(scope, receive, send)
 
 
+async def _drop_connection(send: Any) -> None:
+    """Promise a body, send part of it, then stop: the server closes the connection.
+
+    ASGI gives an app no way to reset a socket before answering (raising makes Starlette
+    and Hypercorn answer 500 instead), so the fault is a connection dropped mid-answer,
+    which clients see as a broken connection, never as an HTTP status.
+    """
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/fhir+json"), (b"content-length", b"4096")]})
+    await send({"type": "http.response.body", "body": b'{"resourceType": "Pat', "more_body": True})
+
+
 def control_routes(state: EmulatorState) -> list[Route]:
     async def add_fault(request: Request) -> Response:
         spec = await request.json()
@@ -98,11 +112,13 @@ def control_routes(state: EmulatorState) -> list[Route]:
         state.counts.clear()
         state.request_ids.clear()
         state.arrivals.clear()
+        state.context_headers.clear()
         return JSONResponse({"reset": True})
 
     async def counts(request: Request) -> Response:
         return JSONResponse({"counts": dict(state.counts), "total": sum(state.counts.values()),
-                             "request_ids": state.request_ids, "arrivals": state.arrivals})
+                             "request_ids": state.request_ids, "arrivals": state.arrivals,
+                             "context_headers": state.context_headers})
 
     return [
         Route("/_control/faults", add_fault, methods=["POST"]),

@@ -25,7 +25,7 @@ SEARCH_PARAMS = {"family", "given", "gender", "birthdate", "death-date", "addres
 _DISPLAYS = {
     "INVALID_RESOURCE_ID": "Resource Id is invalid", "RESOURCE_NOT_FOUND": "Resource not found",
     "INVALIDATED_RESOURCE": "Resource that has been marked invalid was requested",
-    "MISSING_VALUE": "Missing value", "INVALID_VALUE": "Provided value is invalid",
+    "MISSING_VALUE": "Required value is missing", "INVALID_VALUE": "Provided value is invalid",
     "INVALID_SEARCH_DATA": "Search data is invalid", "UNSUPPORTED_SERVICE": "Unsupported Service",
     "ADDITIONAL_PROPERTIES": "Additional properties", "TOO_MANY_MATCHES": "Too Many Matches",
 }
@@ -172,8 +172,11 @@ async def search_patients(request: Request) -> Response:
         if not re.match(r"^(eq|ge|le)?\d{4}-\d{2}-\d{2}$", d):
             return spine_error(400, "INVALID_SEARCH_DATA", "invalid", f"Invalid date '{d}'", headers=_mirror(request))
     if not fuzzy and not ({"family", "birthdate"} <= set(q)):
-        return spine_error(400, "INVALID_SEARCH_DATA", "invalid", "Not enough search parameters were provided",
-                           headers=_mirror(request))
+        # As live PDS answers (shared/nhs-examples/captured/pds_search_missing_params.json).
+        return spine_error(400, "MISSING_VALUE", "required",
+                           "Not enough search parameters were provided for a valid search, you must supply "
+                           "family and birthdate as a minimum and only use recognised parameters from the api "
+                           "catalogue.", headers=_mirror(request))
     try:
         max_results = int(q.get("_max-results", ["50"])[0])
     except ValueError:

@@ -1,0 +1,61 @@
+"""A FHIR test client that checks what every façade response must be, on every call.
+
+Integration tests use it instead of FHIRClient so no response escapes the rules: the FHIR
+JSON content type (errors and 304 included), an X-Request-ID, never a 500, and every
+body validated as R4 (fhir.resources.R4B), Bundle entries too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tests.support.fhir_validation import validate_r4
+
+FHIR_JSON_UTF8 = "application/fhir+json; charset=utf-8"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: Any  # multidict of the response headers
+    body: Any
+    raw: bytes
+
+    @property
+    def issue(self) -> dict[str, Any]:
+        """The first OperationOutcome issue (error answers)."""
+        assert self.body["resourceType"] == "OperationOutcome", self.body
+        return self.body["issue"][0]
+
+
+class CheckedClient:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+        self.base_url = base_url
+        self.session = session
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Answer:
+        url = path if path.startswith("http") else self.base_url + path
+        async with self.session.request(method, url, **kwargs) as resp:
+            raw = await resp.read()
+            answer = Answer(resp.status, resp.headers, None, raw)
+        assert answer.status != 500, raw
+        assert answer.headers.get("Content-Type") == FHIR_JSON_UTF8, (answer.status, answer.headers)
+        assert answer.headers.get("X-Request-ID"), answer.headers
+        if raw:
+            answer.body = orjson.loads(raw)
+            validate_r4(answer.body)
+            if answer.status >= 400:
+                issue = answer.body["issue"][0]
+                assert answer.body["resourceType"] == "OperationOutcome"
+                assert issue["severity"] in ("error", "fatal") and issue["code"]
+                assert issue.get("diagnostics") or issue.get("details")
+        return answer
+
+    async def get(self, path: str, **kwargs: Any) -> Answer:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Answer:
+        return await self.request("POST", path, **kwargs)

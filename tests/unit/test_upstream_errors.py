@@ -1,0 +1,95 @@
+"""to_fhir_error: the one mapping of upstream failures to the client's status and outcome."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from server.fhir import errors as fe
+from server.fhir.outcome import SPINE_ERROR_SYSTEM
+from server.nhs.errors import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    read_nhs_outcome,
+    to_fhir_error,
+)
+from server.nhs.pds import PDSTooManyMatches
+from tests.support.fhir_validation import validate_r4
+
+
+@pytest.mark.parametrize("err, expected_type, status", [
+    (UpstreamTimeout("PDS", "timed out"), fe.GatewayTimeout, 504),
+    (UpstreamTimeout("PDS", "HTTP 504", status=504), fe.GatewayTimeout, 504),
+    (UpstreamRateLimited("PDS", "HTTP 429", status=429), fe.ServiceUnavailable, 503),
+    (UpstreamUnavailable("PDS", "HTTP 500", status=500), fe.BadGateway, 502),
+    (UpstreamUnavailable("PDS", "HTTP 501", status=501), fe.BadGateway, 502),
+    (UpstreamUnavailable("PDS", "HTTP 503", status=503), fe.ServiceUnavailable, 503),
+    (UpstreamUnavailable("PDS", "connection failed"), fe.ServiceUnavailable, 503),
+    (UpstreamBadResponse("PDS", "not JSON"), fe.BadGateway, 502),
+    (UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="RESOURCE_NOT_FOUND"), fe.NotFound, 404),
+    (UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="INVALIDATED_RESOURCE"), fe.Gone, 410),
+    (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="INVALID_RESOURCE_ID"), fe.BadRequest, 400),
+    (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="TOO_MANY_MATCHES"), fe.TooManyMatches, 422),
+    (PDSTooManyMatches("PDS", "too many", status=200, nhs_code="TOO_MANY_MATCHES"), fe.TooManyMatches, 422),
+    (UpstreamRejected("PDS", "HTTP 401", status=401), fe.BadGateway, 502),
+    (UpstreamRejected("PDS", "HTTP 403", status=403), fe.BadGateway, 502),
+    (UpstreamRejected("PDS", "HTTP 401", status=401, user_token_used=True), fe.Unauthorized, 401),
+    (UpstreamRejected("PDS", "HTTP 403", status=403, user_token_used=True), fe.Forbidden, 403),
+    (UpstreamRejected("PDS", "HTTP 408", status=408), fe.GatewayTimeout, 504),
+    (UpstreamRejected("PDS", "HTTP 409", status=409), fe.PreconditionFailed, 412),
+    (UpstreamRejected("PDS", "HTTP 412", status=412), fe.PreconditionFailed, 412),
+    (UpstreamRejected("PDS", "HTTP 422", status=422), fe.BadRequest, 400),
+    (UpstreamRejected("PDS", "no status"), fe.BadGateway, 502),
+    (UpstreamError("PDS", "HTTP 302", status=302), fe.BadGateway, 502),
+])
+def test_mapping_table(err: UpstreamError, expected_type: type, status: int) -> None:
+    mapped = to_fhir_error(err)
+    assert type(mapped) is expected_type
+    assert mapped.status == status
+    validate_r4(mapped.outcome())
+
+
+def test_retry_after_passed_on_or_defaulted() -> None:
+    assert to_fhir_error(UpstreamUnavailable("PDS", "HTTP 503", status=503, retry_after=7.4)).headers == {
+        "Retry-After": "7"}
+    assert to_fhir_error(UpstreamTimeout("PDS", "timed out")).headers == {"Retry-After": "5"}
+    assert to_fhir_error(UpstreamRateLimited("PDS", "429", status=429, retry_after=0)).headers == {
+        "Retry-After": "1"}
+
+
+def test_unauthorized_user_token_carries_www_authenticate() -> None:
+    mapped = to_fhir_error(UpstreamRejected("PDS", "HTTP 401", status=401, user_token_used=True))
+    assert mapped.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_nhs_code_stays_visible_in_details() -> None:
+    mapped = to_fhir_error(UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="RESOURCE_NOT_FOUND",
+                                            nhs_display="Resource not found", diagnostics="no such patient"))
+    issue = mapped.outcome()["issue"][0]
+    assert issue["details"]["coding"] == [
+        {"system": SPINE_ERROR_SYSTEM, "code": "RESOURCE_NOT_FOUND", "display": "Resource not found"}]
+    assert "no such patient" in issue["diagnostics"]
+    assert issue["severity"] == "error" and issue["code"] == "not-found"
+
+
+@given(status=st.integers(100, 599), code=st.one_of(st.none(), st.sampled_from(
+    ["RESOURCE_NOT_FOUND", "INVALIDATED_RESOURCE", "TOO_MANY_MATCHES", "ACCESS_DENIED", "X"])),
+    user=st.booleans(), cls=st.sampled_from([UpstreamRejected, UpstreamUnavailable, UpstreamError]))
+def test_every_upstream_failure_maps_to_an_error_status_never_500(status: int, code: str | None, user: bool,
+                                                                 cls: type) -> None:
+    mapped = to_fhir_error(cls("PDS", f"HTTP {status}", status=status, nhs_code=code, user_token_used=user))
+    assert 400 <= mapped.status < 600 and mapped.status != 500
+    assert mapped.outcome()["issue"][0]["severity"] == "error"
+
+
+def test_read_nhs_outcome_tolerates_odd_bodies() -> None:
+    empty = read_nhs_outcome(None)
+    assert empty.code is None and empty.diagnostics is None
+    assert read_nhs_outcome({"resourceType": "Bundle"}).code is None
+    assert read_nhs_outcome({"resourceType": "OperationOutcome", "issue": []}).code is None
+    assert read_nhs_outcome({"resourceType": "OperationOutcome", "issue": ["x"]}).code is None
+    assert read_nhs_outcome({"resourceType": "OperationOutcome",
+                             "issue": [{"code": "value", "details": {"coding": ["x"]}}]}).issue_code == "value"
