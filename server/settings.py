@@ -28,6 +28,13 @@ class Settings(BaseSettings):
         default=None, ge=1, le=50,
         description="Sent as PDS _max-results; application-restricted access must use 1.",
     )
+    cpt_base_url: str | None = Field(
+        default=None, description="Clinical Prescription Tracker base URL; unset = embedded emulator."
+    )
+    cpt_detail_concurrency: int = Field(
+        default=4, ge=1, le=32,
+        description="Prescription-details calls one MedicationRequest search may have in flight at once.",
+    )
     end_user_ods: str | None = Field(
         default=None, description="Sent as NHSD-End-User-Organisation-ODS when set."
     )
@@ -51,4 +58,4 @@ class Settings(BaseSettings):
     @property
     def sandbox_needed(self) -> bool:
         """True when at least one upstream must be the embedded emulator."""
-        return self.pds_base_url is None
+        return self.pds_base_url is None or self.cpt_base_url is None

@@ -16,6 +16,7 @@ from server.providers.base import ResourceProvider
 from server.settings import Settings
 
 PDS_PATH = "personal-demographics/FHIR/R4"
+CPT_PATH = "clinical-prescription-tracker"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Upstreams:
     """Resolved base URL of each NHS API: the setting, or the embedded emulator's."""
 
     pds: str
+    cpt: str
 
     @classmethod
     def from_settings(cls, settings: Settings, emulator_url: str | None) -> "Upstreams":
@@ -32,7 +34,10 @@ class Upstreams:
             assert emulator_url, "an unset upstream needs the embedded emulator"
             return f"{emulator_url}/{path}"
 
-        return cls(pds=pick(settings.pds_base_url, PDS_PATH))
+        return cls(
+            pds=pick(settings.pds_base_url, PDS_PATH),
+            cpt=pick(settings.cpt_base_url, CPT_PATH),
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,17 @@ def patient_from_pds(w: Wiring) -> ResourceProvider:
     return PatientFromPDS(PDSClient(w.client("PDS", w.upstreams.pds)), max_results=w.settings.pds_max_results)
 
 
+def medication_request_from_cpt(w: Wiring) -> ResourceProvider:
+    from server.nhs.cpt import CallerBearer, CPTClient
+    from server.providers.medication_request_cpt import MedicationRequestFromCPT
+
+    # CPT is CIS2 user-restricted: CallerBearer passes the caller's token (swap for the auth layer's).
+    client = CPTClient(w.client("CPT", w.upstreams.cpt), auth=CallerBearer(),
+                       detail_concurrency=w.settings.cpt_detail_concurrency)
+    return MedicationRequestFromCPT(client)
+
+
 DEFAULT_PROVIDERS: tuple[ProviderFactory, ...] = (
     patient_from_pds,
+    medication_request_from_cpt,
 )

@@ -26,9 +26,13 @@ class Emulator:
     def pds_url(self) -> str:
         return f"{self.url}/personal-demographics/FHIR/R4"
 
+    @property
+    def cpt_url(self) -> str:
+        return f"{self.url}/clinical-prescription-tracker"
+
     def upstream_settings(self) -> dict[str, Any]:
         """FACADE_* settings that point every NHS API at this emulator."""
-        return {"pds_base_url": self.pds_url}
+        return {"pds_base_url": self.pds_url, "cpt_base_url": self.cpt_url}
 
 
 @contextlib.asynccontextmanager
