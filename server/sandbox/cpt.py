@@ -7,7 +7,8 @@ with the dispensing-information extension, MedicationDispenses, Patient,
 PractitionerRoles) linked by urn:uuid references, as the real API does (examples in
 shared/nhs-examples/eps-tracker/). Enforced: X-Request-ID present and a UUID, the three
 nhsd session headers, nhsNumber Modulus-11, exactly one of nhsNumber / prescriptionId,
-404 with CPT's http-error-codes OperationOutcome for unknown prescriptions or issues.
+404 with CPT's http-error-codes OperationOutcome for unknown prescriptions or issues,
+401 for a malformed bearer token or the synthetic REFUSED_TOKEN.
 """
 from __future__ import annotations
 
@@ -30,8 +31,12 @@ SESSION_HEADERS = ("nhsd-session-urid", "nhsd-organization-uuid", "nhsd-session-
 _NS = uuid.UUID("5d1b6d4e-2f0a-4c37-9a57-3c2f6c1e9b11")
 _DISPLAYS = {
     400: ("BAD_REQUEST", "400: The Server was unable to process the request."),
+    401: ("UNAUTHORIZED", "401: The Server deemed you unauthorized to make this request."),
     404: ("NOT_FOUND", "404: The Server was unable to find the specified resource."),
 }
+# Like the NHS sandbox the emulator is open access, but a bearer token it is given must be
+# well formed, and this synthetic one is refused, so tests can see the caller's token arrive.
+REFUSED_TOKEN = "expired-cis2-token"
 
 
 def cpt_error(status: int, issue_code: str, diagnostics: str, request: Request) -> Response:
@@ -51,6 +56,9 @@ def _check_headers(request: Request) -> Response | None:
     rid = request.headers.get("x-request-id")
     if not rid or not UUID_RE.match(rid):
         return cpt_error(400, "value", "Missing or invalid required header, x-request-id.", request)
+    auth = request.headers.get("authorization")
+    if auth is not None and (not re.match(r"^Bearer [\x21-\x7e]+$", auth) or auth == f"Bearer {REFUSED_TOKEN}"):
+        return cpt_error(401, "forbidden", "unauthorized", request)
     for name in SESSION_HEADERS:
         if not request.headers.get(name):
             return cpt_error(400, "value", f"Missing required header, {name}.", request)
