@@ -310,3 +310,20 @@ async def test_sandbox_mode_serves_9000000009(emulator: Emulator, http: aiohttp.
     validate_r4(body)
     assert body["total"] == 5
     assert await counts(http, emulator) == {}  # the test emulator was not used
+
+
+async def test_cpt_data_that_cannot_be_valid_r4_is_502(facade: FHIRClient, http: aiohttp.ClientSession,
+                                                       emulator: Emulator) -> None:
+    """A 200 from CPT whose line item converts to invalid R4 is never served."""
+    item = {"resourceType": "MedicationRequest", "id": "i1", "status": "active", "intent": "order",
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/prescription-order-item-number", "value": "ITEM-1"}],
+            "groupIdentifier": {"system": ORDER, "value": ACUTE}, "medicationCodeableConcept": {"text": "x"},
+            "subject": {"identifier": {"system": NHS, "value": "9000000009"}},
+            "dispenseRequest": {"quantity": {"value": "LOTS-OF-PHI", "unit": "tablet"}}}
+    body = {"resourceType": "Bundle", "type": "searchset", "entry": [{"fullUrl": "urn:uuid:i1", "resource": item}]}
+    await fault(http, emulator, path_prefix=f"{CPT}/RequestGroup/{ACUTE}", status=200, body=body, times=1)
+    status, _, outcome = await facade.get("/MedicationRequest?patient=9000000009", headers=H)
+    assert status == 502
+    validate_r4(outcome)
+    assert "dispenseRequest" in outcome["issue"][0]["diagnostics"]
+    assert "LOTS-OF-PHI" not in str(outcome)
