@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         default=None, ge=1, le=50,
         description="Sent as PDS _max-results; application-restricted access must use 1.",
     )
+    cpt_base_url: str | None = Field(
+        default=None, description="Clinical Prescription Tracker base URL; unset = embedded emulator."
+    )
+    cpt_detail_concurrency: int = Field(
+        default=4, ge=1, le=32,
+        description="Prescription-details calls one MedicationRequest search may have in flight at once.",
+    )
     end_user_ods: str | None = Field(
         default=None, description="Sent as NHSD-End-User-Organisation-ODS when set."
     )

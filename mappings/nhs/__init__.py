@@ -1,0 +1,1 @@
+"""Conversions from NHS API shapes to the R4 resources the façade serves."""

@@ -11,7 +11,7 @@ NHSD-End-User-Organisation-ODS are required by A041, NHSD-eRS-On-Behalf-Of-User-
 goes with SERVICE_PROVIDER_CLINICIAN_ADMIN, NHSD-Session-URID selects the user's role.
 They are taken from the caller's inbound request headers (RequestContext.headers),
 falling back to the façade's settings for business function and ODS; the caller's
-bearer token is added by the client's AuthHeaders (server.nhs.caller_token).
+bearer token is added by the client's AuthHeaders (server.nhs.auth: pass-through or exchange).
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from server.settings import Settings
 PDS_PATH = "personal-demographics/FHIR/R4"
 BARS_PATH = "booking-and-referral/FHIR/R4"
 ERS_PATH = "referrals/FHIR"
+CPT_PATH = "clinical-prescription-tracker"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Upstreams:
     pds: str
     bars: str
     ers: str
+    cpt: str
 
     @classmethod
     def from_settings(cls, settings: Settings, emulator_url: str | None) -> "Upstreams":
@@ -39,8 +41,12 @@ class Upstreams:
             assert emulator_url, "an unset upstream needs the embedded emulator"
             return f"{emulator_url}/{path}"
 
-        return cls(pds=pick(settings.pds_base_url, PDS_PATH), bars=pick(settings.bars_base_url, BARS_PATH),
-                   ers=pick(settings.ers_base_url, ERS_PATH))
+        return cls(
+            pds=pick(settings.pds_base_url, PDS_PATH),
+            bars=pick(settings.bars_base_url, BARS_PATH),
+            ers=pick(settings.ers_base_url, ERS_PATH),
+            cpt=pick(settings.cpt_base_url, CPT_PATH),
+        )
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,18 @@ def service_request_from_referrals(w: Wiring) -> ResourceProvider:
     return from_wiring(w)
 
 
+def medication_request_from_cpt(w: Wiring) -> ResourceProvider:
+    from server.nhs.cpt import CPTClient
+    from server.providers.medication_request_cpt import MedicationRequestFromCPT
+
+    # CPT is CIS2 user-restricted: the auth layer passes the caller's token through (or exchanges it).
+    client = CPTClient(w.client("CPT", w.upstreams.cpt, access="user"),
+                       detail_concurrency=w.settings.cpt_detail_concurrency)
+    return MedicationRequestFromCPT(client)
+
+
 DEFAULT_PROVIDERS: tuple[ProviderFactory, ...] = (
     patient_from_pds,
     service_request_from_referrals,
+    medication_request_from_cpt,
 )

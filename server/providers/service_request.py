@@ -253,14 +253,10 @@ def from_wiring(w: "Wiring") -> ServiceRequestFromReferrals:
     bearer token unless an AuthHeaders implementation is already installed."""
     from capability.statement import software_version
     from server.nhs.bars import BarsHeaderConfig
-    from server.nhs.caller_token import CallerBearer
-    from server.nhs.client import NoAuth
     from server.nhs.ers import ERSContextConfig
 
     s = w.settings
     ers = w.client("e-RS", w.upstreams.ers, access="user")
-    if isinstance(ers.auth, NoAuth):
-        ers.auth = CallerBearer()
     bars = BaRSClient(w.client("BaRS", w.upstreams.bars), BarsHeaderConfig(
         accept_version=s.bars_accept_version, end_user_ods=s.bars_end_user_ods or s.end_user_ods,
         software_version=software_version()))

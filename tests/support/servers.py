@@ -45,7 +45,11 @@ class Emulator:
         """FACADE_* settings that point every NHS API at this emulator. The emulator is
         ours, so no client-side rate limit unless a test sets upstream_rate_limits."""
         return {"pds_base_url": self.pds_url, "bars_base_url": self.bars_url, "ers_base_url": self.ers_url,
-                "upstream_rate_limits": {}}
+                "cpt_base_url": self.cpt_url, "upstream_rate_limits": {}}
+
+    @property
+    def cpt_url(self) -> str:
+        return f"{self.url}/clinical-prescription-tracker"
 
 
 @contextlib.asynccontextmanager

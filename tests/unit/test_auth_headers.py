@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from server.fhir.errors import Unauthorized
-from server.nhs.auth.headers import AppRestrictedAuth, ExchangedTokens, UserRestrictedAuth
+from server.nhs.auth.headers import CallerTokenIfAny, AppRestrictedAuth, ExchangedTokens, UserRestrictedAuth
 from server.nhs.auth.profiles import AuthProfiles
 from server.nhs.auth.tokens import IssuedToken, TokenCache
 from server.nhs.client import NoAuth
@@ -81,4 +81,5 @@ def test_profiles_choose_auth_per_access_mode() -> None:
     assert isinstance(user, UserRestrictedAuth) and user.api == "e-RS"
     off = AuthProfiles.none()
     assert isinstance(off.for_api("PDS", "application"), NoAuth)
-    assert isinstance(off.for_api("e-RS", "user"), NoAuth)
+    # No auth configured: user-restricted APIs still forward a caller's token when one is sent.
+    assert isinstance(off.for_api("e-RS", "user"), CallerTokenIfAny)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from server.nhs.bars import BarsHeaderConfig, bars_headers, target_identifier, uuid_correlation
-from server.nhs.caller_token import CallerBearer
+from server.nhs.auth.headers import CallerTokenIfAny as CallerBearer
 from server.nhs.ers import ERSContextMissing, ers_context_headers
 from server.providers.base import RequestContext
 from server.settings import BarsTarget, Settings
@@ -74,7 +74,7 @@ def test_user_restricted_ers_without_context_names_the_missing_headers() -> None
     assert ers_context_headers({}, default_business_function=None, default_ods=None, user_restricted=False) == {}
 
 
-async def test_caller_bearer_forwards_only_a_present_token() -> None:
+async def test_sandbox_user_auth_forwards_only_a_present_token() -> None:
     assert await CallerBearer().headers(RequestContext("r", "b", user_token="tok")) == {"Authorization": "Bearer tok"}
     assert await CallerBearer().headers(RequestContext("r", "b")) == {}
 

@@ -66,6 +66,19 @@ def missing_user_token(api: str) -> Unauthorized:
     )
 
 
+class CallerTokenIfAny:
+    """No auth configured (sandbox): forward the caller's token when there is one.
+
+    The emulator and NHS's open sandboxes need no credentials, but a user-restricted API
+    behind a gateway may still want the caller's token, and forwarding it proves in tests
+    that it reaches the upstream. Nothing is required, so `make run` works without one."""
+
+    acts_for_user = True
+
+    async def headers(self, ctx: RequestContext) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ctx.user_token}"} if ctx.user_token else {}
+
+
 class UserRestrictedAuth:
     """The caller's token, passed through or exchanged; none given is a 401 naming the API."""
 

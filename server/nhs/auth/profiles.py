@@ -17,7 +17,7 @@ from typing import Literal
 import aiohttp
 
 from server.nhs.auth.assertion import ClientAssertionSigner
-from server.nhs.auth.headers import AppRestrictedAuth, ExchangedTokens, UserRestrictedAuth
+from server.nhs.auth.headers import AppRestrictedAuth, CallerTokenIfAny, ExchangedTokens, UserRestrictedAuth
 from server.nhs.auth.keys import (
     KeyConfigError,
     generate_key_pair,
@@ -56,7 +56,7 @@ class AuthProfiles:
     def for_api(self, api: str, access: Access) -> AuthHeaders:
         """What NHSClient for `api` sends: no credentials, the app token, or the user's."""
         if not self.enabled:
-            return NoAuth()
+            return CallerTokenIfAny() if access == "user" else NoAuth()
         if access == "user":
             return UserRestrictedAuth(api, self.exchanged)
         return self.application

@@ -1,0 +1,118 @@
+"""Clinical Prescription Tracker client: prescription search and prescription details,
+converted to validated R4 MedicationRequests.
+
+CPT is user-restricted (CIS2 AAL3, separate auth) and acts for the caller's role, so
+every call carries the caller's bearer token (added by the client's auth) and NHS session headers
+(server.nhs.session_headers). A patient's medication list is one search
+(`GET /RequestGroup?nhsNumber=`) plus one details call per prescription issue
+(`GET /RequestGroup/{id}[?issueNumber=]`), fetched concurrently but never more than
+`detail_concurrency` at once per search. Reference: shared/reference/nhs-apis.md s.2.1.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from urllib.parse import quote
+
+from mappings.nhs.cpt_medication_request import CPTShapeError, PrescriptionRef, medication_requests, prescription_refs
+from server.fhir.versioning import ensure_version
+from server.nhs.client import NHSClient
+from server.nhs.entry_validation import check_r4
+from server.nhs.errors import UpstreamBadResponse, UpstreamRejected
+from server.nhs.session_headers import session_headers
+from server.providers.base import RequestContext
+
+Resource = dict[str, Any]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PrescriptionItems:
+    """The converted line items of one prescription issue; `found` is False on a CPT 404."""
+
+    ref: PrescriptionRef
+    items: list[Resource]
+    found: bool = True
+
+
+async def bounded_gather(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run coroutines concurrently, at most `limit` at a time, results in order; the first
+    failure cancels the rest and propagates unchanged."""
+    semaphore = asyncio.Semaphore(max(1, limit))
+
+    async def run(factory: Callable[[], Awaitable[T]]) -> T:
+        async with semaphore:
+            return await factory()
+
+    tasks = [asyncio.ensure_future(run(f)) for f in factories]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class CPTClient:
+    """Typed calls on CPT; errors stay UpstreamError subclasses for the provider to map."""
+
+    def __init__(self, client: NHSClient, *, detail_concurrency: int = 4) -> None:
+        """`client` carries the auth (user-restricted: the caller's token, see server.nhs.auth)."""
+        self.client = client
+        self.detail_concurrency = detail_concurrency
+
+    @property
+    def api(self) -> str:
+        return self.client.api
+
+    async def _headers(self, ctx: RequestContext) -> dict[str, str]:
+        return session_headers(ctx.headers)
+
+    async def search(self, ctx: RequestContext, *, nhs_number: str) -> list[PrescriptionRef]:
+        """The prescription issues CPT lists for a patient; none when CPT answers 404."""
+        headers = await self._headers(ctx)
+        response = await self.client.request("GET", "RequestGroup", ctx, params=[("nhsNumber", nhs_number)],
+                                             headers=headers, accepted=(404,))
+        if response.status == 404:
+            return []
+        try:
+            return prescription_refs(response.body)
+        except CPTShapeError as exc:
+            raise UpstreamBadResponse(self.api, f"prescription search: {exc}") from None
+
+    async def prescription(self, ctx: RequestContext, prescription_id: str, issue: int | None = None,
+                           *, nhs_number: str | None = None) -> list[Resource]:
+        """One prescription issue's line items as validated R4 MedicationRequests.
+        A CPT 404 propagates as UpstreamRejected(status=404)."""
+        headers = await self._headers(ctx)
+        params = [("issueNumber", str(issue))] if issue is not None else []
+        # The id goes in the path, percent-encoded: '+' is a valid EPS check character.
+        response = await self.client.request("GET", f"RequestGroup/{quote(prescription_id, safe='')}", ctx,
+                                             params=params, headers=headers)
+        try:
+            converted = medication_requests(response.body, issue=issue, nhs_number=nhs_number)
+        except CPTShapeError as exc:
+            raise UpstreamBadResponse(self.api, f"prescription details: {exc}") from None
+        return [ensure_version(check_r4(r, self.api)) for r in converted]
+
+    async def prescriptions(self, ctx: RequestContext, refs: Sequence[PrescriptionRef]) -> list[PrescriptionItems]:
+        """Details of every listed issue, concurrently (bounded), in the order given. An
+        issue CPT no longer knows (404) comes back with found=False; any other failure
+        fails the whole call (a medication list silently missing items is unsafe)."""
+        session_headers(ctx.headers)  # a missing header fails once, before any call
+
+        async def one(ref: PrescriptionRef) -> PrescriptionItems:
+            try:
+                items = await self.prescription(ctx, ref.prescription_id, ref.issue, nhs_number=ref.nhs_number)
+            except UpstreamRejected as err:
+                if err.status == 404:
+                    return PrescriptionItems(ref, [], found=False)
+                raise
+            return PrescriptionItems(ref, items)
+
+        unique = list(dict.fromkeys((r.prescription_id, r.issue) for r in refs))
+        by_key = {(r.prescription_id, r.issue): r for r in refs}
+        results = await bounded_gather([lambda r=by_key[k]: one(r) for k in unique], self.detail_concurrency)
+        return results

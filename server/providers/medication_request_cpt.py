@@ -1,0 +1,135 @@
+"""MedicationRequest from the NHS Clinical Prescription Tracker (EPS prescriptions).
+
+Search by patient = one CPT prescription search + one details call per prescription
+issue, converted (mappings.nhs.cpt_medication_request) into one list, newest
+prescription first, line items in prescription order. Reads decode the prescription from
+the façade-issued id (mappings.nhs.cpt_ids) and fetch just that prescription.
+
+Clients send their CIS2 bearer token and the NHS session headers nhsd-session-urid,
+nhsd-organization-uuid and nhsd-session-jobrole; a missing one is a 400 naming it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from mappings.nhs.cpt_ids import parse_medication_request_id
+from mappings.nhs.cpt_medication_request import PrescriptionRef
+from server.fhir.errors import NotFound
+from server.fhir.outcome import issue
+from server.fhir.search_params import SearchParamSpec, fhir_date_range
+from server.fhir.search_request import SearchRequest
+from server.nhs.cpt import CPTClient, PrescriptionItems, bounded_gather
+from server.nhs.errors import UpstreamError, UpstreamRejected, to_fhir_error
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.nhs.session_headers import session_headers
+from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.providers.cpt_query import ORDER_NUMBER_SYSTEM, matches, plan
+
+SP = "http://hl7.org/fhir/SearchParameter/"
+ITEM_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
+log = logging.getLogger("facade.cpt")
+
+
+def _newest_first(refs: list[PrescriptionRef]) -> list[PrescriptionRef]:
+    def key(ref: PrescriptionRef) -> float:
+        span = fhir_date_range(ref.authored_on) if ref.authored_on else None
+        return -span[0].timestamp() if span else float("inf")
+
+    return sorted(refs, key=lambda r: (key(r), r.prescription_id, r.issue or 0))
+
+
+class MedicationRequestFromCPT(ResourceProvider):
+    resource_type: ClassVar[str] = "MedicationRequest"
+    documentation: ClassVar[str] = (
+        "EPS prescriptions from the NHS Clinical Prescription Tracker (CIS2 user-restricted): one MedicationRequest "
+        "per line item, with the prescription-order-number (groupIdentifier), prescription-order-item-number "
+        "(identifier) and the EPS dispensing-status extension. Searches need a patient NHS number or a "
+        "prescription id. Send the user's bearer token and the headers nhsd-session-urid, nhsd-organization-uuid "
+        "and nhsd-session-jobrole."
+    )
+    interactions: ClassVar[tuple[str, ...]] = ("read", "vread", "search-type")
+    identifier_systems: ClassVar[tuple[str, ...]] = (ORDER_NUMBER_SYSTEM, ITEM_NUMBER_SYSTEM)
+    search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
+        SearchParamSpec("patient", "reference",
+                        f"The patient's NHS number: patient=9000000009, or patient.identifier={NHS_NUMBER_SYSTEM}|N "
+                        "(Modulus-11 checked)", SP + "clinical-patient", path="subject", target_types=("Patient",)),
+        SearchParamSpec("subject", "reference", "Same as patient (CPT prescriptions are always for a Patient)",
+                        SP + "MedicationRequest-subject", path="subject", target_types=("Patient",)),
+        SearchParamSpec("identifier", "token",
+                        f"{ORDER_NUMBER_SYSTEM}|<prescription id> fetches that prescription; "
+                        f"{ITEM_NUMBER_SYSTEM}|<item> filters", SP + "clinical-identifier", path="identifier"),
+        SearchParamSpec("status", "token", "active | completed | cancelled | ... (filtered by the façade; :not too)",
+                        SP + "medications-status", path="status"),
+        SearchParamSpec("authoredon", "date", "When the prescription was authored; eq, ne, gt, lt, ge, le, sa, eb, ap",
+                        SP + "MedicationRequest-authoredon", path="authoredOn"),
+        SearchParamSpec("intent", "token", "order | instance-order (repeat) | reflex-order (eRD) | ...",
+                        SP + "MedicationRequest-intent", path="intent"),
+    )
+    includes: ClassVar[tuple[str, ...]] = ("MedicationRequest:patient",)
+
+    def __init__(self, cpt: CPTClient) -> None:
+        self.cpt = cpt
+
+    async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
+        key = parse_medication_request_id(resource_id)
+        if key is None:
+            raise NotFound(f"MedicationRequest/{resource_id[:64]} is not an id this server issued")
+        session_headers(ctx.headers)
+        try:
+            items = await self.cpt.prescription(ctx, key.prescription_id, key.issue)
+        except UpstreamError as err:
+            raise to_fhir_error(err) from None
+        for item in items:
+            if item["id"] == resource_id:
+                return item
+        raise NotFound(f"MedicationRequest/{resource_id} is not on that prescription")
+
+    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        query = plan(request)
+        session_headers(ctx.headers)
+        result = SearchResult(matches=[])
+        try:
+            if query.prescription_ids:
+                groups = await self._by_prescription_id(query.prescription_ids, ctx)
+            else:
+                groups = await self._by_patient(sorted(query.nhs_numbers or ()), ctx)
+        except UpstreamError as err:
+            raise to_fhir_error(err) from None
+        for group in groups:
+            if not group.found:
+                result.issues.append(issue(
+                    "incomplete", "A prescription listed by the Prescription Tracker could not be fetched (not "
+                    "found); it is missing from these results", severity="warning"))
+                continue
+            for item in group.items:
+                if matches(item, request):
+                    result.matches.append(item)
+        if query.nhs_numbers is not None:
+            # CPT answered for these patients only: anything else is dropped, never shown.
+            kept = [m for m in result.matches if m["subject"]["identifier"]["value"] in query.nhs_numbers]
+            if len(kept) != len(result.matches):
+                log.warning("cpt: dropped %d items for another patient request_id=%s",
+                            len(result.matches) - len(kept), ctx.request_id)
+            result.matches = kept
+        return result
+
+    async def _by_patient(self, nhs_numbers: list[str], ctx: RequestContext) -> list[PrescriptionItems]:
+        listed = await bounded_gather(
+            [lambda n=n: self.cpt.search(ctx, nhs_number=n) for n in nhs_numbers], self.cpt.detail_concurrency)
+        refs = _newest_first([ref for refs in listed for ref in refs])
+        return await self.cpt.prescriptions(ctx, refs)
+
+    async def _by_prescription_id(self, prescription_ids: tuple[str, ...], ctx: RequestContext) \
+            -> list[PrescriptionItems]:
+        async def one(prescription_id: str) -> PrescriptionItems | None:
+            try:
+                items = await self.cpt.prescription(ctx, prescription_id)
+            except UpstreamRejected as err:
+                if err.status == 404:
+                    return None  # no such prescription: no match, not an error
+                raise
+            return PrescriptionItems(PrescriptionRef(prescription_id, None, None, None), items)
+
+        found = await bounded_gather([lambda p=p: one(p) for p in prescription_ids], self.cpt.detail_concurrency)
+        return [g for g in found if g is not None]

@@ -1,0 +1,24 @@
+"""Converted upstream resources are checked as R4 once, where they enter; failures name
+element paths only (values may be PHI)."""
+from __future__ import annotations
+
+import pytest
+
+from server.nhs.entry_validation import check_r4
+from server.nhs.errors import UpstreamBadResponse
+
+VALID = {"resourceType": "MedicationRequest", "id": "a", "status": "active", "intent": "order",
+         "subject": {"reference": "Patient/9000000009"}, "medicationCodeableConcept": {"text": "x"}}
+
+
+def test_valid_resource_passes_unchanged() -> None:
+    assert check_r4(VALID, "CPT") is VALID
+
+
+def test_invalid_resource_names_the_path_not_the_value() -> None:
+    bad = {**VALID, "authoredOn": "SECRET-not-a-date"}
+    with pytest.raises(UpstreamBadResponse) as info:
+        check_r4(bad, "CPT")
+    assert "authoredOn" in str(info.value)
+    assert "SECRET" not in str(info.value)
+    assert info.value.api == "CPT"
