@@ -103,9 +103,12 @@ class NHSClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         accepted: Sequence[int] = (),
+        idempotent: bool | None = None,
     ) -> UpstreamResponse:
         """Send once with a fresh X-Request-ID. `accepted` lists non-2xx statuses the
-        caller wants back as a response rather than an error."""
+        caller wants back as a response rather than an error. `idempotent` says whether
+        the request is safe to repeat (for retry policies): None means "by method"
+        (GET/HEAD yes); a read-only POST such as GP Connect's operation passes True."""
         request_id = str(uuid.uuid4())
         return await self.send(method, path, ctx, request_id, params=params, headers=headers,
                                json_body=json_body, accepted=accepted)

@@ -16,6 +16,7 @@ from server.providers.base import ResourceProvider
 from server.settings import Settings
 
 PDS_PATH = "personal-demographics/FHIR/R4"
+GPCONNECT_PATH = "gpconnect/Y12345/STU3/1/gpconnect/structured/fhir"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Upstreams:
     """Resolved base URL of each NHS API: the setting, or the embedded emulator's."""
 
     pds: str
+    gpconnect: str
 
     @classmethod
     def from_settings(cls, settings: Settings, emulator_url: str | None) -> "Upstreams":
@@ -32,7 +34,8 @@ class Upstreams:
             assert emulator_url, "an unset upstream needs the embedded emulator"
             return f"{emulator_url}/{path}"
 
-        return cls(pds=pick(settings.pds_base_url, PDS_PATH))
+        return cls(pds=pick(settings.pds_base_url, PDS_PATH),
+                   gpconnect=pick(settings.gpconnect_base_url, GPCONNECT_PATH))
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ def patient_from_pds(w: Wiring) -> ResourceProvider:
     return PatientFromPDS(PDSClient(w.client("PDS", w.upstreams.pds)), max_results=w.settings.pds_max_results)
 
 
+def allergy_intolerance_from_gpconnect(w: Wiring) -> ResourceProvider:
+    from server.nhs.gpconnect import GPConnectClient, gpconnect_config
+    from server.providers.allergy_intolerance_gpc import AllergyIntoleranceFromGPConnect
+
+    client = w.client("GP Connect", w.upstreams.gpconnect)
+    return AllergyIntoleranceFromGPConnect(GPConnectClient(client, gpconnect_config(w.settings)))
+
+
 DEFAULT_PROVIDERS: tuple[ProviderFactory, ...] = (
     patient_from_pds,
+    allergy_intolerance_from_gpconnect,
 )

@@ -5,7 +5,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from server.sandbox import pds
+from server.sandbox import gpconnect, pds
 from server.sandbox.faults import EmulatorState, FaultMiddleware, control_routes
 
 
@@ -15,6 +15,7 @@ def create_emulator_app(state: EmulatorState | None = None) -> Starlette:
         routes=[
             *control_routes(state),
             Mount("/personal-demographics/FHIR/R4", routes=pds.ROUTES),
+            Mount("/gpconnect/Y12345/STU3/1/gpconnect/structured/fhir", routes=gpconnect.ROUTES),
         ],
         middleware=[Middleware(FaultMiddleware, state=state)],
     )

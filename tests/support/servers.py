@@ -26,9 +26,13 @@ class Emulator:
     def pds_url(self) -> str:
         return f"{self.url}/personal-demographics/FHIR/R4"
 
+    @property
+    def gpconnect_url(self) -> str:
+        return f"{self.url}/gpconnect/Y12345/STU3/1/gpconnect/structured/fhir"
+
     def upstream_settings(self) -> dict[str, Any]:
         """FACADE_* settings that point every NHS API at this emulator."""
-        return {"pds_base_url": self.pds_url}
+        return {"pds_base_url": self.pds_url, "gpconnect_base_url": self.gpconnect_url}
 
 
 @contextlib.asynccontextmanager
