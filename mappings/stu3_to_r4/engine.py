@@ -16,9 +16,11 @@ _EMPTY: tuple[Any, ...] = (None, {}, [], "")
 
 def get_path(source: Any, path: str) -> Any:
     """The value at a dotted path of nested dicts, or None."""
+    if "." not in path:  # almost every rule: one element name
+        return source.get(path) if isinstance(source, dict) else None
     current = source
     for part in path.split("."):
-        if not isinstance(current, Mapping):
+        if not isinstance(current, dict):
             return None
         current = current.get(part)
     return current
@@ -38,7 +40,7 @@ def put_path(target: dict[str, Any], path: str, value: Any) -> None:
 
 def _convert(rule: Rule, value: Any, ctx: MappingContext) -> Any:
     if rule.rules:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             return None
         out = apply_rules(rule.rules, value, ctx)
         missing = [name for name in rule.require if out.get(name) in _EMPTY]

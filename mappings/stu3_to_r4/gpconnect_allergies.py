@@ -77,15 +77,15 @@ def nhs_number_of(resource_id: str) -> str | None:
 
 def _source_key(allergy: Mapping[str, Any], list_kind: str) -> str:
     for ident in allergy.get("identifier") or []:
-        if isinstance(ident, Mapping) and ident.get("value"):
+        if isinstance(ident, dict) and ident.get("value"):
             return f"{ident.get('system', '')}|{ident['value']}"
     return f"{list_kind}:{allergy.get('id', '')}"
 
 
 def _codes(concept: Any) -> list[str]:
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         return []
-    return [str(c.get("code")) for c in concept.get("coding") or [] if isinstance(c, Mapping) and c.get("code")]
+    return [str(c.get("code")) for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
 
 
 def _list_kind(resource: Mapping[str, Any], spec: Mapping[str, Any]) -> str | None:
@@ -98,14 +98,14 @@ def _list_kind(resource: Mapping[str, Any], spec: Mapping[str, Any]) -> str | No
 
 
 def _note_text(resource: Mapping[str, Any]) -> str | None:
-    texts = [str(n["text"]) for n in resource.get("note") or [] if isinstance(n, Mapping) and n.get("text")]
+    texts = [str(n["text"]) for n in resource.get("note") or [] if isinstance(n, dict) and n.get("text")]
     return " ".join(texts) or None
 
 
 def _list_warnings(lst: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
     out = []
     for ext in lst.get("extension") or []:
-        if not isinstance(ext, Mapping) or "listwarningcode" not in str(ext.get("url", "")).lower():
+        if not isinstance(ext, dict) or "listwarningcode" not in str(ext.get("url", "")).lower():
             continue
         code = ext.get("valueCode") or next(iter(_codes(ext.get("valueCodeableConcept"))), None)
         if code:
@@ -156,8 +156,8 @@ def convert_allergy(stu3: Mapping[str, Any], nhs_number: str, list_kind: str, ct
 def _index(bundle: Mapping[str, Any]) -> dict[str, Resource]:
     index: dict[str, Resource] = {}
     for entry in bundle.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, Mapping) and resource.get("resourceType") and resource.get("id"):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") and resource.get("id"):
             index[f"{resource['resourceType']}/{resource['id']}"] = dict(resource)
     return index
 
@@ -175,7 +175,7 @@ def allergies_from_structured_record(bundle: Mapping[str, Any], nhs_number: str,
     out = ConvertedAllergies()
     ctx = MappingContext(nhs_number=nhs_number, resolve=index.get)
     lists = [e["resource"] for e in bundle.get("entry") or []
-             if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
+             if isinstance(e, dict) and isinstance(e.get("resource"), dict)
              and e["resource"].get("resourceType") == "List"]
     degraded = 0
     for lst in lists:
@@ -184,8 +184,8 @@ def allergies_from_structured_record(bundle: Mapping[str, Any], nhs_number: str,
             continue
         for warning in _list_warnings(lst, spec):
             out.warn(warning)
-        contained = {f"#{c.get('id')}": c for c in lst.get("contained") or [] if isinstance(c, Mapping)}
-        entries = [e for e in lst.get("entry") or [] if isinstance(e, Mapping)]
+        contained = {f"#{c.get('id')}": c for c in lst.get("contained") or [] if isinstance(c, dict)}
+        entries = [e for e in lst.get("entry") or [] if isinstance(e, dict)]
         found = 0
         for entry in entries:
             ref = (entry.get("item") or {}).get("reference")

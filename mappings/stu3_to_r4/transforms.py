@@ -84,7 +84,7 @@ def code_to_codeable_concept(value: Any, args: Mapping[str, Any], ctx: MappingCo
 
 
 def _sct_extensions(stu3_ext: Mapping[str, Any]) -> list[dict[str, Any]]:
-    parts = {str(p.get("url", "")).lower(): p for p in stu3_ext.get("extension") or [] if isinstance(p, Mapping)}
+    parts = {str(p.get("url", "")).lower(): p for p in stu3_ext.get("extension") or [] if isinstance(p, dict)}
     out: list[dict[str, Any]] = []
     desc_id = (parts.get("descriptionid") or {}).get("valueId")
     if desc_id:
@@ -99,9 +99,9 @@ def _coding(coding: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: _copy.deepcopy(v) for k, v in coding.items() if k != "extension"}
     extensions: list[dict[str, Any]] = []
     for ext in coding.get("extension") or []:
-        if isinstance(ext, Mapping) and ext.get("url") == STU3_SCT_DESC_ID:
+        if isinstance(ext, dict) and ext.get("url") == STU3_SCT_DESC_ID:
             extensions.extend(_sct_extensions(ext))
-        elif isinstance(ext, Mapping):
+        elif isinstance(ext, dict):
             extensions.append(_copy.deepcopy(dict(ext)))
     if extensions:
         out["extension"] = extensions
@@ -114,10 +114,10 @@ def codeable_concept(value: Any, args: Mapping[str, Any], ctx: MappingContext) -
     Codes and text are kept exactly: a transfer-degraded code stays that code with the
     original term in `text` (GP Connect allergies guidance: consumers must not re-code).
     """
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return None
     out: dict[str, Any] = {}
-    codings = [_coding(c) for c in value.get("coding") or [] if isinstance(c, Mapping)]
+    codings = [_coding(c) for c in value.get("coding") or [] if isinstance(c, dict)]
     if codings:
         out["coding"] = codings
     if value.get("text"):
@@ -138,7 +138,7 @@ def _name_text(resource: Mapping[str, Any]) -> str | None:
     if isinstance(names, str):
         return names
     for name in names or []:
-        if not isinstance(name, Mapping):
+        if not isinstance(name, dict):
             continue
         if name.get("text"):
             return str(name["text"])
@@ -150,7 +150,7 @@ def _name_text(resource: Mapping[str, Any]) -> str | None:
 
 
 def _first_identifier(resource: Mapping[str, Any], preferred: str) -> dict[str, Any] | None:
-    identifiers = [i for i in resource.get("identifier") or [] if isinstance(i, Mapping) and i.get("value")]
+    identifiers = [i for i in resource.get("identifier") or [] if isinstance(i, dict) and i.get("value")]
     chosen = next((i for i in identifiers if i.get("system") == preferred), identifiers[0] if identifiers else None)
     return {"system": chosen.get("system"), "value": chosen["value"]} if chosen else None
 
@@ -159,7 +159,7 @@ def bundle_reference(value: Any, args: Mapping[str, Any], ctx: MappingContext) -
     """A reference to a Practitioner, PractitionerRole or Organization inside the GP
     bundle -> a logical R4 reference (type, SDS/ODS identifier, display). The façade does
     not serve those bundle-local resources, so a literal reference would dangle."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return None
     ref = value.get("reference")
     target = ctx.resolve(ref) if isinstance(ref, str) else None
@@ -192,10 +192,10 @@ def complex_extension(value: Any, args: Mapping[str, Any], ctx: MappingContext) 
     out: list[dict[str, Any]] = []
     parts: Mapping[str, str] = args["parts"]
     for ext in value if isinstance(value, list) else []:
-        if not isinstance(ext, Mapping) or ext.get("url") != args["source_url"]:
+        if not isinstance(ext, dict) or ext.get("url") != args["source_url"]:
             continue
         kept = [{**_copy.deepcopy(dict(p)), "url": parts[p["url"]]}
-                for p in ext.get("extension") or [] if isinstance(p, Mapping) and p.get("url") in parts]
+                for p in ext.get("extension") or [] if isinstance(p, dict) and p.get("url") in parts]
         if kept:
             out.append({"url": args["target_url"], "extension": kept})
     return out or None

@@ -76,7 +76,8 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
         nhs = nhs_number_of(resource_id)
         if nhs is None or not is_valid_nhs_number(nhs):
             # Not an id this façade issued: nothing to ask GP Connect.
-            raise NotFound(f"AllergyIntolerance/{resource_id} is not known here (ids look like gpc-<NHS number>-<hash>)")
+            raise NotFound(f"AllergyIntolerance/{resource_id} is not known here "
+                           "(ids look like gpc-<NHS number>-<hash>)")
         converted = await self._allergies(nhs, True, ctx)
         for allergy in converted.allergies:
             if allergy["id"] == resource_id:

@@ -133,8 +133,9 @@ def _jane() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         note="NOTES: received by GP2GP as a degraded record")
     aspirin = _allergy(
         "aspirin", nhs, _concept("293586001", "Aspirin adverse reaction"), status="resolved", asserted="2010-01-05",
-        extension=[{"url": END_EXT, "extension": [{"url": "endDate", "valueDateTime": "2018-03-01"},
-                                                  {"url": "reasonEnded", "valueString": "No recurrence on rechallenge"}]}],
+        extension=[{"url": END_EXT, "extension": [
+            {"url": "endDate", "valueDateTime": "2018-03-01"},
+            {"url": "reasonEnded", "valueString": "No recurrence on rechallenge"}]}],
         reaction={"manifestation": [_concept("422400008", "Vomiting")], "severity": "moderate"})
     active = [amoxicillin, peanut, degraded]
     return active, [aspirin]
