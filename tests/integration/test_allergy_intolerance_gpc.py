@@ -204,3 +204,12 @@ async def test_metadata_lists_allergy_intolerance(facade: FHIRClient) -> None:
     assert {p["name"] for p in entry["searchParam"]} == {"patient", "clinical-status", "verification-status",
                                                         "category", "criticality", "date"}
     assert {i["code"] for i in entry["interaction"]} == {"read", "vread", "search-type"}
+
+
+async def test_sandbox_mode_uses_the_embedded_emulator(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    """No GP Connect URL set: the façade starts its own emulator and still answers valid R4."""
+    async with running_facade(emulator, gpconnect_base_url=None) as url:
+        facade = FHIRClient(url, http)
+        bundle = await get_ok(facade, f"/AllergyIntolerance?patient={JANE}&_include=AllergyIntolerance:patient")
+        assert codes(bundle) == ACTIVE
+    assert await upstream_calls(emulator, http) == 0  # the test's emulator was not the one asked
