@@ -82,6 +82,26 @@ class Settings(BaseSettings):
         default=None,
         description="Default NHSD-eRS-Business-Function when the caller sends none (user-restricted e-RS).",
     )
+    gpconnect_base_url: str | None = Field(
+        default=None,
+        description="GP Connect Access Record Structured FHIR base (STU3, via SSP or gateway); unset = emulator.",
+    )
+    gpconnect_auth_mode: Literal["ssp-jwt", "gateway"] = Field(
+        default="ssp-jwt",
+        description="ssp-jwt: SSP headers + unsigned consumer JWT built from the settings below; "
+                    "gateway: Clinical Data Gateway, the caller's bearer token passed through.",
+    )
+    gpconnect_consumer_asid: str = Field(default="200000000001", description="Ssp-From: our ASID (placeholder).")
+    gpconnect_provider_asid: str = Field(default="200000000002", description="Ssp-To: the GP system's ASID (SDS).")
+    gpconnect_requesting_ods: str = Field(default="A11111", description="JWT requesting_organization ODS; Ods-from.")
+    gpconnect_requesting_org_name: str = Field(default="NHS FHIR facade (sandbox)",
+                                               description="JWT requesting_organization name.")
+    gpconnect_practitioner_sds_user_id: str = Field(default="111111111111",
+                                                    description="JWT sub / requesting_practitioner SDS user id.")
+    gpconnect_practitioner_role_profile_id: str = Field(default="222222222222",
+                                                        description="JWT requesting_practitioner SDS role profile id.")
+    gpconnect_practitioner_family: str = Field(default="Facade", description="JWT requesting_practitioner family.")
+    gpconnect_practitioner_given: str = Field(default="System", description="JWT requesting_practitioner given.")
 
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
     upstream_read_timeout: float = Field(default=10.0, gt=0)

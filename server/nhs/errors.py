@@ -94,6 +94,8 @@ def _retry_headers(err: UpstreamError, default: float) -> dict[str, str]:
 
 
 _GONE_CODES = {"INVALIDATED_RESOURCE"}
+# The patient, not our credentials, is the reason for the refusal (GP Connect 403).
+_CONSENT_CODES = {"NO_PATIENT_CONSENT"}
 
 
 def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
@@ -131,6 +133,9 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
             return fe.Gone(f"{err.api}: the record has been invalidated{said}", details=details)
         return fe.NotFound(f"{err.api}: {err.nhs_display or 'resource not found'}{said}", details=details)
     if status in (401, 403):
+        if err.nhs_code in _CONSENT_CODES:
+            return fe.Forbidden(f"{err.api}: the patient has not consented to sharing this record{said}",
+                                details=details)
         if err.user_token_used and status == 403:
             return fe.Forbidden(f"{err.api} refused the user's access{said}", details=details)
         if err.user_token_used:

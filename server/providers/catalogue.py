@@ -22,6 +22,7 @@ PDS_PATH = "personal-demographics/FHIR/R4"
 BARS_PATH = "booking-and-referral/FHIR/R4"
 ERS_PATH = "referrals/FHIR"
 CPT_PATH = "clinical-prescription-tracker"
+GPCONNECT_PATH = "gpconnect/Y12345/STU3/1/gpconnect/structured/fhir"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Upstreams:
     bars: str
     ers: str
     cpt: str
+    gpconnect: str
 
     @classmethod
     def from_settings(cls, settings: Settings, emulator_url: str | None) -> "Upstreams":
@@ -46,6 +48,7 @@ class Upstreams:
             bars=pick(settings.bars_base_url, BARS_PATH),
             ers=pick(settings.ers_base_url, ERS_PATH),
             cpt=pick(settings.cpt_base_url, CPT_PATH),
+            gpconnect=pick(settings.gpconnect_base_url, GPCONNECT_PATH),
         )
 
 
@@ -100,8 +103,17 @@ def medication_request_from_cpt(w: Wiring) -> ResourceProvider:
     return MedicationRequestFromCPT(client)
 
 
+def allergy_intolerance_from_gpconnect(w: Wiring) -> ResourceProvider:
+    from server.nhs.gpconnect import GPConnectClient, gpconnect_config
+    from server.providers.allergy_intolerance_gpc import AllergyIntoleranceFromGPConnect
+
+    client = w.client("GP Connect", w.upstreams.gpconnect)
+    return AllergyIntoleranceFromGPConnect(GPConnectClient(client, gpconnect_config(w.settings)))
+
+
 DEFAULT_PROVIDERS: tuple[ProviderFactory, ...] = (
     patient_from_pds,
     service_request_from_referrals,
     medication_request_from_cpt,
+    allergy_intolerance_from_gpconnect,
 )

@@ -5,7 +5,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from server.sandbox import bars, cpt, ers, pds
+from server.sandbox import bars, cpt, ers, gpconnect, pds
 from server.sandbox.faults import EmulatorState, FaultMiddleware, control_routes
 from server.sandbox.oauth import BearerMiddleware, OAuthState, oauth_control_routes, token_routes
 
@@ -22,6 +22,7 @@ def create_emulator_app(state: EmulatorState | None = None, oauth: OAuthState | 
             Mount("/booking-and-referral/FHIR/R4", routes=bars.ROUTES),
             Mount("/referrals/FHIR", routes=ers.ROUTES),
             Mount("/clinical-prescription-tracker", routes=cpt.ROUTES),
+            Mount("/gpconnect/Y12345/STU3/1/gpconnect/structured/fhir", routes=gpconnect.ROUTES),
         ],
         middleware=[Middleware(FaultMiddleware, state=state), Middleware(BearerMiddleware, state=oauth)],
     )

@@ -45,11 +45,16 @@ class Emulator:
         """FACADE_* settings that point every NHS API at this emulator. The emulator is
         ours, so no client-side rate limit unless a test sets upstream_rate_limits."""
         return {"pds_base_url": self.pds_url, "bars_base_url": self.bars_url, "ers_base_url": self.ers_url,
-                "cpt_base_url": self.cpt_url, "upstream_rate_limits": {}}
+                "cpt_base_url": self.cpt_url, "gpconnect_base_url": self.gpconnect_url,
+                "upstream_rate_limits": {}}
 
     @property
     def cpt_url(self) -> str:
         return f"{self.url}/clinical-prescription-tracker"
+
+    @property
+    def gpconnect_url(self) -> str:
+        return f"{self.url}/gpconnect/Y12345/STU3/1/gpconnect/structured/fhir"
 
 
 @contextlib.asynccontextmanager

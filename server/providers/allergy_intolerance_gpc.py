@@ -1,0 +1,97 @@
+"""AllergyIntolerance from GP Connect Access Record Structured (STU3 -> UK Core R4).
+
+Search: one patient per search (GP Connect answers for one NHS number); clinical-status
+decides whether resolved allergies are asked for; other parameters filter locally
+(server/providers/allergy_gpc_query.py). The conversion is the declared mapping in
+mappings/stu3_to_r4/.
+
+Read: ids are issued by the façade as `gpc-{nhs}-{hash}` (mappings/stu3_to_r4/
+gpconnect_allergies.py), so a read re-asks GP Connect for that patient's record
+(resolved allergies included) and answers the allergy with that id, or 404. GP Connect
+has no read by allergy id, and the record may have changed: a 404 then means the
+allergy is no longer in the GP record.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from mappings.stu3_to_r4.gpconnect_allergies import ConvertedAllergies, allergies_from_structured_record, nhs_number_of
+from server.fhir.errors import NotFound
+from server.fhir.outcome import Issue, issue
+from server.fhir.search_params import SearchParamSpec
+from server.fhir.search_request import SearchRequest
+from server.nhs.errors import UpstreamError, to_fhir_error
+from server.nhs.gpconnect import GPConnectClient
+from server.nhs.nhs_number import is_valid_nhs_number
+from server.providers.allergy_gpc_query import (
+    ACTIVE_ONLY_NOTE, CATEGORY_SYSTEM, CLINICAL_SYSTEM, CRITICALITY_SYSTEM, VERIFICATION_SYSTEM, gpconnect_query,
+    matches,
+)
+from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+
+SP = "http://hl7.org/fhir/SearchParameter/"
+
+
+class AllergyIntoleranceFromGPConnect(ResourceProvider):
+    resource_type: ClassVar[str] = "AllergyIntolerance"
+    profile: ClassVar[str | None] = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-AllergyIntolerance"
+    documentation: ClassVar[str] = (
+        "Allergies from the patient's GP record (GP Connect Access Record Structured, converted from STU3). "
+        "Searches need one patient. Resolved allergies are returned only when clinical-status asks for resolved "
+        "or inactive. 'No known allergies' recorded by the GP is one AllergyIntolerance coded SNOMED 716186003; "
+        "transfer-degraded records keep their original term in code.text. Ids are gpc-{NHS number}-{hash}."
+    )
+    search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
+        SearchParamSpec("patient", "reference",
+                        "The patient: NHS number as id, Patient/{nhs}, or patient:identifier="
+                        "https://fhir.nhs.uk/Id/nhs-number|{nhs} (Modulus-11 checked). Required; one patient.",
+                        SP + "clinical-patient", path="patient", target_types=("Patient",)),
+        SearchParamSpec("clinical-status", "token",
+                        f"active | inactive | resolved ({CLINICAL_SYSTEM}); resolved/inactive also asks GP Connect "
+                        "for resolved allergies. Default: active only.",
+                        SP + "AllergyIntolerance-clinical-status", path="clinicalStatus"),
+        SearchParamSpec("verification-status", "token",
+                        f"unconfirmed | confirmed | refuted | entered-in-error ({VERIFICATION_SYSTEM})",
+                        SP + "AllergyIntolerance-verification-status", path="verificationStatus"),
+        SearchParamSpec("category", "token", f"food | medication | environment | biologic ({CATEGORY_SYSTEM})",
+                        SP + "AllergyIntolerance-category", path="category"),
+        SearchParamSpec("criticality", "token", f"low | high | unable-to-assess ({CRITICALITY_SYSTEM})",
+                        SP + "AllergyIntolerance-criticality", path="criticality"),
+        SearchParamSpec("date", "date", "When the allergy was recorded (recordedDate; GP Connect assertedDate)",
+                        SP + "clinical-date", path="recordedDate"),
+    )
+    includes: ClassVar[tuple[str, ...]] = ("AllergyIntolerance:patient",)
+
+    def __init__(self, gpconnect: GPConnectClient) -> None:
+        self.gpconnect = gpconnect
+
+    async def _allergies(self, nhs_number: str, include_resolved: bool, ctx: RequestContext) -> ConvertedAllergies:
+        try:
+            record = await self.gpconnect.structured_record(nhs_number, include_resolved=include_resolved, ctx=ctx)
+        except UpstreamError as err:
+            raise to_fhir_error(err) from None
+        return allergies_from_structured_record(record, nhs_number, include_resolved=include_resolved)
+
+    async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
+        nhs = nhs_number_of(resource_id)
+        if nhs is None or not is_valid_nhs_number(nhs):
+            # Not an id this façade issued: nothing to ask GP Connect.
+            raise NotFound(f"AllergyIntolerance/{resource_id} is not known here "
+                           "(ids look like gpc-<NHS number>-<hash>)")
+        converted = await self._allergies(nhs, True, ctx)
+        for allergy in converted.allergies:
+            if allergy["id"] == resource_id:
+                return allergy
+        raise NotFound(f"AllergyIntolerance/{resource_id} is no longer in the patient's GP record")
+
+    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        query = gpconnect_query(request)
+        if not query.can_match:
+            return SearchResult(matches=[])
+        converted = await self._allergies(query.nhs_number, query.include_resolved, ctx)
+        found = [a for a in converted.allergies if matches(a, request.params)]
+        issues: list[Issue] = [issue("informational", text, severity="information") for text in converted.information]
+        issues += [issue("incomplete", text, severity="warning") for text in converted.warnings]
+        if not request.get("clinical-status"):
+            issues.append(issue("informational", ACTIVE_ONLY_NOTE, severity="information"))
+        return SearchResult(matches=found, issues=issues)
