@@ -36,7 +36,7 @@ def _real_date(year: int, month: int, day: int) -> str:
         raise TransformError("not a real calendar date") from None
 
 
-_FHIR_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+_FHIR_DAY = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 
 def _fhir_day(value: Any) -> tuple[str, str, str]:
@@ -47,7 +47,7 @@ def _fhir_day(value: Any) -> tuple[str, str, str]:
     return match.group(1), match.group(2), match.group(3)
 
 
-_DMY = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+_DMY = re.compile(r"^([0-9]{2})/([0-9]{2})/([0-9]{4})$")
 
 
 def dmy_to_fhir(value: str) -> str:
@@ -63,7 +63,7 @@ def fhir_to_dmy(value: Any) -> str:
     return f"{day}/{month}/{year}"
 
 
-_YMD = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{4}(\d{2})?)?$")
+_YMD = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{4}([0-9]{2})?)?$")
 
 
 def ymd_to_fhir(value: str) -> str:
@@ -137,7 +137,7 @@ def normalise_phone(value: str) -> str:
         compact = "0" + compact[3:].removeprefix("0")
     elif compact.startswith("0044"):
         compact = "0" + compact[4:].removeprefix("0")
-    if not re.match(r"^0\d{9,10}$", compact):
+    if not re.match(r"^0[0-9]{9,10}$", compact):
         raise TransformError("not a UK phone number (0 followed by 9 or 10 digits, or +44)")
     return compact
 

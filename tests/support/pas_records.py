@@ -46,7 +46,7 @@ DMY = DATES.map(lambda d: d.strftime("%d/%m/%Y"))
 YMD = DATES.map(lambda d: d.strftime("%Y%m%d"))
 POSTCODE = st.builds(lambda out, inward: f"{out} {inward}", st.from_regex(r"[A-Z]{1,2}[0-9][A-Z0-9]?", fullmatch=True),
                      st.from_regex(r"[0-9][A-Z]{2}", fullmatch=True))
-PHONE = st.from_regex(r"0[0-9]{9,10}", fullmatch=True)
+PHONE = st.from_regex(r"0[1-9][0-9]{8,9}", fullmatch=True)  # 00 is the international prefix
 EMAIL = st.from_regex(r"[a-z0-9]{1,10}(\.[a-z0-9]{1,5})?@[a-z]{1,10}\.[a-z]{2,3}", fullmatch=True)
 STATUS = st.sampled_from([f"0{i}" for i in range(1, 9)])
 ETHNICITY = st.sampled_from(list("ABCDEFGHJKLMNPRSZ") + ["99"])

@@ -82,3 +82,9 @@ def test_backward_on_fhir_values() -> None:
         TRANSFORMS["names"].backward("Jane")
     with pytest.raises(TransformError):
         TRANSFORMS["nhs_number"].backward("1234567890")
+
+
+def test_only_ascii_digits_count() -> None:
+    for name, value in (("phone", "0١٢٣٤٥٦٧٨٩"), ("date_dmy", "٢٢/10/2010"), ("date_ymd", "٢٠١٠1022")):
+        with pytest.raises(TransformError):
+            TRANSFORMS[name].forward(value)
