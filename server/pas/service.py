@@ -102,7 +102,7 @@ class PASService:
         if expected_version is not None and expected_version != current.version:
             raise PASError(412, f"the record has changed (current version {current.version}); read it again",
                            headers={"ETag": current.etag})
-        data, trace, trace_error = await self._with_nhs_number(data, ctx, previous=current)
+        data, trace, trace_error = await self._with_nhs_number(data, ctx)
         try:
             stored = await self.store.replace(current.hospital_number, data, expected_version=expected_version)
         except VersionConflict as conflict:
@@ -130,8 +130,9 @@ class PASService:
         except ValueError as err:
             raise PASError(422, str(err)) from None
 
-    async def _with_nhs_number(self, data: PatientData, ctx: RequestContext,
-                               previous: StoredPatient | None = None) -> tuple[PatientData, TraceOutcome | None, str | None]:
+    async def _with_nhs_number(self, data: PatientData,
+                               ctx: RequestContext) -> tuple[PatientData, TraceOutcome | None, str | None]:
+        """A supplied NHS number is kept (status 02 unless given); otherwise trace."""
         record = dict(data.record)
         if record.get("nhsNumber"):
             record.setdefault("nhsNumberStatus", NOT_TRACED)
