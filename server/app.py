@@ -15,12 +15,15 @@ import aiohttp
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import Mount
 
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
 from server.fhir.pages import SnapshotStore
 from server.fhir.routes import ROUTES
 from server.nhs.auth.profiles import build_auth
+from server.pas.routes import create_pas_app
+from server.pas.wiring import build_pas
 from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory, Upstreams, Wiring
 from server.providers.registry import ProviderRegistry
 from server.runtime import Runtime
@@ -32,6 +35,7 @@ log = logging.getLogger("facade")
 
 def create_app(settings: Settings | None = None, providers: Sequence[ProviderFactory] = DEFAULT_PROVIDERS) -> Starlette:
     settings = settings or Settings()
+    pas_app = create_pas_app()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -50,6 +54,7 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             registry = ProviderRegistry()
             for factory in providers:
                 registry.register(factory(wiring))
+            pas_app.state.pas = build_pas(wiring, registry, settings.public_base_url())
             app.state.runtime = Runtime(
                 settings=settings,
                 base_url=settings.public_base_url(),
@@ -59,7 +64,7 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             yield
 
     return Starlette(
-        routes=ROUTES,
+        routes=[Mount("/pas/v1", app=pas_app), *ROUTES],
         middleware=[Middleware(RequestIdMiddleware), Middleware(GZipMiddleware, minimum_size=1024)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -137,6 +137,18 @@ class Settings(BaseSettings):
     )
     page_snapshot_limit: int = Field(default=1000, ge=1)
 
+    pas_profile: str = Field(
+        default="pas/reference_pas",
+        description="PAS mapping profile: a name under mappings/ or a path to a YAML file.",
+    )
+    pas_hl7_profile: str = Field(
+        default="hl7/adt_pid", description="HL7 v2 ADT mapping profile (name under mappings/ or a path)."
+    )
+    pas_trace_fuzzy_min_score: float = Field(
+        default=0.95, gt=0, le=1,
+        description="Lowest PDS score accepted from a single fuzzy-search candidate when tracing NHS numbers.",
+    )
+
     log_level: str = "INFO"
 
     # NHS API platform authentication (reference: shared/reference/nhs-apis.md section 3).

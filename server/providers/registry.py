@@ -20,6 +20,10 @@ class ProviderRegistry:
             raise ValueError(f"{provider.resource_type} is registered twice")
         self._providers[provider.resource_type] = provider
 
+    def replace(self, provider: ResourceProvider) -> None:
+        """Register or swap the provider of a type (composite providers wrap the one registered)."""
+        self._providers[provider.resource_type] = provider
+
     def get(self, resource_type: str) -> ResourceProvider:
         provider = self._providers.get(resource_type)
         if provider is None:

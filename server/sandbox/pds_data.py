@@ -3,7 +3,8 @@
 NHS test numbers follow PDS's sandbox: 9000000009 full record, 9000000025 restricted
 (R), 9000000033 minimal, 9111231130 not found, 9000000000 invalid. 9000000017 is a
 second "Smith" for wildcard searches; 9000000041 is superseded by 9000000068; 9000000076
-is invalidated; 9000000084 is very restricted (V).
+is invalidated; 9000000084 is very restricted (V). 9000001005 and 9000001013 share name,
+birth date and gender (tracing: multiple match).
 """
 from __future__ import annotations
 
@@ -83,5 +84,17 @@ PATIENTS: dict[str, dict[str, Any]] = {
         generalPractitioner=_gp("Y12345"), address=[_address("LS2 7AB", "5 Park Row", "Leeds")],
     ),
 }
+# For NHS number tracing (PAS): two patients identical in name, birth date and gender but
+# living apart, so a trace without a postcode finds both (an exact multiple match).
+PATIENTS.update({
+    "9000001005": _patient(
+        "9000001005", "1", "U", name=[_name("Jones", "Alex")], gender="male", birthDate="1990-05-01",
+        generalPractitioner=_gp("Y12345"), address=[_address("LS1 1AA", "3 Albion Street", "Leeds")],
+    ),
+    "9000001013": _patient(
+        "9000001013", "1", "U", name=[_name("Jones", "Alex")], gender="male", birthDate="1990-05-01",
+        generalPractitioner=_gp("Y23456"), address=[_address("M2 5DB", "7 Deansgate", "Manchester")],
+    ),
+})
 SUPERSEDED = {"9000000041": "9000000068"}
 INVALIDATED = {"9000000076"}

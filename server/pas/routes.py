@@ -1,0 +1,176 @@
+"""Translated REST for legacy PAS (`/pas/v1/...`): the route table and thin handlers.
+
+A Starlette sub-application, mounted by the composition root, so its errors are in the
+PAS error shape (server.pas.errors) while the FHIR side keeps OperationOutcomes; the
+main app's middleware (request ids, and auth and audit when they exist) wraps it too.
+A caller that accepts only `application/fhir+json` gets errors as OperationOutcomes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mappings.engine import Problem
+from server.fhir.errors import FHIRError
+from server.pas.errors import PASError
+from server.pas.hl7_intake import HL7Intake
+from server.pas.records import document
+from server.pas.service import RELATED, PASService, Written
+from server.providers.base import RequestContext
+
+HOSPITAL_NUMBER = re.compile(r"^[A-Za-z0-9]{1,20}$")
+JSON = "application/json"
+HL7_MEDIA = "application/hl7-v2"
+
+
+@dataclass(frozen=True)
+class PASRuntime:
+    """What the PAS handlers need, set on the sub-app's state by the composition root."""
+
+    service: PASService
+    intake: HL7Intake
+    base_url: str
+
+
+class PASResponse(Response):
+    media_type = f"{JSON}; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _runtime(request: Request) -> PASRuntime:
+    return request.app.state.pas
+
+
+def _context(request: Request) -> RequestContext:
+    auth = request.headers.get("authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return RequestContext(request_id=request.state.request_id, base_url=_runtime(request).base_url,
+                          user_token=token or None, headers=request.headers)
+
+
+def _hospital_number(request: Request) -> str:
+    hn = request.path_params["hn"]
+    if not HOSPITAL_NUMBER.match(hn):
+        raise PASError(400, problems=[Problem("hospitalNumber", hn[:40], "not a hospital number (1-20 letters or digits)")])
+    return hn
+
+
+async def _json_body(request: Request) -> Any:
+    ctype = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+    if ctype not in (JSON, "application/fhir+json") and not ctype.endswith("+json"):
+        raise PASError(415, f"send the record as {JSON}, not {ctype}")
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise PASError(400, "the body is not valid JSON") from None
+
+
+def _written_headers(request: Request, written: Written) -> dict[str, str]:
+    hn = written.stored.hospital_number
+    headers = {"ETag": written.stored.etag,
+               "Location": f"{_runtime(request).base_url}/pas/v1/patients/{hn}"}
+    if written.trace is not None:
+        headers["X-NHS-Trace"] = written.trace.header()
+    elif written.trace_error:
+        headers["X-NHS-Trace"] = f"status=03; result={written.trace_error}"
+    return headers
+
+
+async def register_patient(request: Request) -> Response:
+    body = await _json_body(request)
+    written = await _runtime(request).service.register(body, _context(request))
+    return PASResponse(document(written.stored), status_code=201, headers=_written_headers(request, written))
+
+
+async def read_patient(request: Request) -> Response:
+    service = _runtime(request).service
+    view = await service.view(_hospital_number(request), _context(request))
+    record, unmapped = service.pas_record(view)
+    headers = {"ETag": view.stored.etag, "X-PDS-Refresh": view.refresh}
+    if unmapped:
+        headers["X-Unmapped-Fields"] = ",".join(sorted({p.path for p in unmapped}))
+    return PASResponse(document(view.stored, record), headers=headers)
+
+
+def _if_match(request: Request) -> int:
+    header = request.headers.get("if-match")
+    if header is None:
+        raise PASError(428, "PUT needs If-Match with the ETag of the record you read")
+    match = re.fullmatch(r'\s*(?:W/)?"(\d+)"\s*', header)
+    if not match:
+        raise PASError(412, f"If-Match {header[:40]!r} is not an ETag of this record")
+    return int(match.group(1))
+
+
+async def update_patient(request: Request) -> Response:
+    hn = _hospital_number(request)
+    version = _if_match(request)
+    body = await _json_body(request)
+    written = await _runtime(request).service.update(hn, body, version, _context(request))
+    headers = _written_headers(request, written)
+    headers.pop("Location")
+    return PASResponse(document(written.stored), headers=headers)
+
+
+async def related_records(request: Request) -> Response:
+    hn = _hospital_number(request)
+    kind = request.path_params["kind"]
+    if kind not in RELATED:
+        raise PASError(404, f"no PAS endpoint '{kind[:40]}' (allergies, medications, referrals)")
+    items = []
+    for related in await _runtime(request).service.related(hn, kind, _context(request)):
+        item = {**related.record, "source": related.source}
+        if related.unmapped:
+            item["unmapped"] = [{"field": p.path, "value": p.value, "reason": p.reason} for p in related.unmapped]
+        items.append(item)
+    return PASResponse({"hospitalNumber": hn, kind: items})
+
+
+async def hl7_message(request: Request) -> Response:
+    ack = await _runtime(request).intake.handle(await request.body(), _context(request))
+    return Response(ack, media_type=f"{HL7_MEDIA}; charset=utf-8")
+
+
+def _wants_fhir(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/fhir+json" in accept and JSON not in accept.replace("application/fhir+json", "")
+
+
+async def pas_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, FHIRError):
+        exc = PASError.from_fhir(exc)
+    elif isinstance(exc, HTTPException):
+        reason = ("no PAS endpoint at this path" if exc.status_code == 404
+                  else f"{request.method} is not supported here" if exc.status_code == 405 else str(exc.detail))
+        exc = PASError(exc.status_code, reason, headers=dict(exc.headers or {}))
+    assert isinstance(exc, PASError)
+    if _wants_fhir(request):
+        return Response(orjson.dumps(exc.outcome()), status_code=exc.status, headers=exc.headers,
+                        media_type="application/fhir+json; charset=utf-8")
+    return PASResponse(exc.body(request.state.request_id), status_code=exc.status, headers=exc.headers)
+
+
+ROUTES = [
+    Route("/patients", register_patient, methods=["POST"]),
+    Route("/patients/{hn}", read_patient, methods=["GET"]),
+    Route("/patients/{hn}", update_patient, methods=["PUT"]),
+    Route("/patients/{hn}/{kind}", related_records, methods=["GET"]),
+    Route("/hl7", hl7_message, methods=["POST"]),
+]
+
+
+def create_pas_app() -> Starlette:
+    """The /pas/v1 sub-application; the composition root sets `state.pas` in its lifespan."""
+    return Starlette(routes=ROUTES, exception_handlers={PASError: pas_error, FHIRError: pas_error,
+                                                        HTTPException: pas_error})

@@ -1,0 +1,157 @@
+"""The PAS record store: PAS-originated records kept as the store of record.
+
+Unlike the NHS response cache, nothing here expires: a hospital's registration is the
+only copy the façade has. Records are held in the canonical PAS form of the loaded
+profile (the form `to_pas` writes), versioned by a counter that becomes the ETag, so
+PUT can use If-Match. A merge (HL7 A40) leaves the old hospital number as an alias of
+the surviving record, as PDS does for superseded NHS numbers.
+
+`PASStore` is the seam: `InMemoryPASStore` now; a MongoDB implementation (pymongo's
+AsyncMongoClient, a `pas_patients` collection keyed by hospital number with a unique
+index on it and a non-unique one on nhsNumber, no TTL index, version checks as
+`find_one_and_update({"_id": hn, "version": expected}, ...)`) only has to implement the
+same six methods.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+PASRecord = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredPatient:
+    """One PAS patient: the record (with its PAS-recorded allergies and medications)."""
+
+    hospital_number: str
+    record: PASRecord
+    version: int
+    updated: str
+    allergies: tuple[PASRecord, ...] = ()
+    medications: tuple[PASRecord, ...] = ()
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+    @property
+    def nhs_number(self) -> str | None:
+        return self.record.get("nhsNumber")
+
+
+class AlreadyExists(Exception):
+    """A create for a hospital number that is already registered."""
+
+
+class UnknownPatient(Exception):
+    """No record (and no alias) for the hospital number."""
+
+
+class VersionConflict(Exception):
+    """The caller's version is not the current one (If-Match failed)."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"current version is {current}")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class PatientData:
+    """What a write carries: the patient record and its PAS-recorded lists."""
+
+    record: PASRecord
+    allergies: tuple[PASRecord, ...] = ()
+    medications: tuple[PASRecord, ...] = ()
+
+
+class PASStore(Protocol):
+    async def create(self, data: PatientData) -> StoredPatient: ...
+
+    async def get(self, hospital_number: str) -> StoredPatient | None: ...
+
+    async def replace(self, hospital_number: str, data: PatientData, *, expected_version: int | None) -> StoredPatient:
+        """Replace the record; `expected_version=None` means unconditional (HL7 updates)."""
+
+    async def find_by_nhs_number(self, nhs_number: str) -> list[StoredPatient]: ...
+
+    async def merge(self, old: str, surviving: str) -> StoredPatient:
+        """Fold `old` into `surviving`: lists are joined, `old` becomes an alias."""
+
+    async def close(self) -> None: ...
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class InMemoryPASStore:
+    """The default store: a dict per process. Each method runs without awaiting, so
+    a check-and-set (the version test) cannot interleave with another request."""
+
+    _records: dict[str, StoredPatient] = field(default_factory=dict)
+    _aliases: dict[str, str] = field(default_factory=dict)
+
+    def _resolve(self, hospital_number: str) -> str:
+        seen = set()
+        while hospital_number in self._aliases and hospital_number not in seen:
+            seen.add(hospital_number)
+            hospital_number = self._aliases[hospital_number]
+        return hospital_number
+
+    @staticmethod
+    def _stored(hn: str, data: PatientData, version: int) -> StoredPatient:
+        return StoredPatient(hn, copy.deepcopy(data.record), version, _now(),
+                             copy.deepcopy(data.allergies), copy.deepcopy(data.medications))
+
+    async def create(self, data: PatientData) -> StoredPatient:
+        hn = data.record["hospitalNumber"]
+        if hn in self._records or hn in self._aliases:
+            raise AlreadyExists(hn)
+        self._records[hn] = self._stored(hn, data, 1)
+        return self._records[hn]
+
+    async def get(self, hospital_number: str) -> StoredPatient | None:
+        return self._records.get(self._resolve(hospital_number))
+
+    async def replace(self, hospital_number: str, data: PatientData, *, expected_version: int | None) -> StoredPatient:
+        hn = self._resolve(hospital_number)
+        current = self._records.get(hn)
+        if current is None:
+            raise UnknownPatient(hospital_number)
+        if expected_version is not None and expected_version != current.version:
+            raise VersionConflict(current.version)
+        record = {**data.record, "hospitalNumber": hn}
+        self._records[hn] = self._stored(hn, PatientData(record, data.allergies, data.medications),
+                                         current.version + 1)
+        return self._records[hn]
+
+    async def find_by_nhs_number(self, nhs_number: str) -> list[StoredPatient]:
+        return [p for p in self._records.values() if p.nhs_number == nhs_number]
+
+    async def merge(self, old: str, surviving: str) -> StoredPatient:
+        old_hn, keep_hn = self._resolve(old), self._resolve(surviving)
+        if old_hn == keep_hn:
+            raise ValueError("a record cannot be merged into itself")
+        gone, keep = self._records.get(old_hn), self._records.get(keep_hn)
+        if gone is None:
+            raise UnknownPatient(old)
+        if keep is None:
+            raise UnknownPatient(surviving)
+
+        def joined(a: tuple[PASRecord, ...], b: tuple[PASRecord, ...], key: str) -> tuple[PASRecord, ...]:
+            ids = {r.get(key) for r in a}
+            return a + tuple(r for r in b if r.get(key) is None or r.get(key) not in ids)
+
+        data = PatientData(keep.record, joined(keep.allergies, gone.allergies, "allergyId"),
+                           joined(keep.medications, gone.medications, "prescriptionId"))
+        self._records[keep_hn] = self._stored(keep_hn, data, keep.version + 1)
+        del self._records[old_hn]
+        self._aliases[old_hn] = keep_hn
+        return self._records[keep_hn]
+
+    async def close(self) -> None:
+        return None

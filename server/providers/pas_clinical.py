@@ -1,0 +1,141 @@
+"""AllergyIntolerance and MedicationRequest from NHS and from the PAS: one composite each.
+
+Wraps whichever NHS provider is registered for the type (or stands alone when none
+is), and adds the PAS-recorded records of the patient searched for:
+- `patient=pas-H123` finds H123's PAS records, and the NHS records of H123's NHS number;
+- `patient=9000000009` (or patient.identifier with the NHS number system) finds the NHS
+  records and the PAS records of every PAS patient with that NHS number;
+- patient.identifier with the hospital-number system works like `pas-H123`.
+Every record says where it came from in `meta.source`; a PAS record that an NHS record
+already describes is not repeated (server.pas.dedup).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+from server.fhir.errors import InvalidSearchParameter, NotFound
+from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec
+from server.fhir.search_request import SearchRequest
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.pas.dedup import without_duplicates
+from server.pas.records import PAS_ID_PREFIX, clinical_resources, hospital_number_of
+from server.pas.service import PASService
+from server.pas.store import StoredPatient
+from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+
+NHS_SOURCE = "urn:nhs-fhir-facade:nhs"
+SP = "http://hl7.org/fhir/SearchParameter/"
+_PROFILES = {"AllergyIntolerance": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-AllergyIntolerance",
+             "MedicationRequest": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MedicationRequest"}
+_SUBJECT = {"AllergyIntolerance": "patient", "MedicationRequest": "subject"}
+
+
+class PASAwareProvider(ResourceProvider):
+    """Marker: this provider understands `patient=pas-{hospitalNumber}` itself."""
+
+
+class ClinicalWithPAS(PASAwareProvider):
+    resource_type = "AllergyIntolerance"
+
+    def __init__(self, resource_type: str, inner: ResourceProvider | None, service: PASService) -> None:
+        self.resource_type = resource_type  # type: ignore[misc]
+        self.inner = inner
+        self.service = service
+        system = service.mappings.hospital_number_system
+        self.profile = inner.profile if inner else _PROFILES[resource_type]  # type: ignore[misc]
+        note = (f"Includes records from the PAS (meta.source {service.mappings.source_uri}) for "
+                f"patient=pas-{{hospital number}} or patient.identifier={system}|{{hospital number}}.")
+        self.documentation = (inner.documentation + " " if inner else "") + note  # type: ignore[misc]
+        self.interactions = inner.interactions if inner else ("read", "vread", "search-type")  # type: ignore[misc]
+        self.includes = inner.includes if inner else ()  # type: ignore[misc]
+        self.rev_includes = inner.rev_includes if inner else ()  # type: ignore[misc]
+        self.identifier_systems = inner.identifier_systems if inner else ()  # type: ignore[misc]
+        params = list(inner.search_params) if inner else []
+        if not any(p.name == "patient" for p in params):
+            params.append(SearchParamSpec("patient", "reference", "The patient: NHS number or pas-{hospital number}",
+                                          SP + "clinical-patient", path=_SUBJECT[resource_type],
+                                          target_types=("Patient",)))
+        self.search_params = tuple(params)  # type: ignore[misc]
+        self.nhs_source = getattr(inner, "source_uri", NHS_SOURCE)
+
+    async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
+        if resource_id.startswith(PAS_ID_PREFIX):
+            hn, _, _ = resource_id[len(PAS_ID_PREFIX):].partition("-")
+            stored = await self.service.store.get(hn)
+            for resource in clinical_resources(self.service.mappings, self.resource_type, stored) if stored else []:
+                if resource["id"] == resource_id:
+                    return resource
+            raise NotFound(f"{self.resource_type}/{resource_id} is not known")
+        if self.inner is None:
+            raise NotFound(f"{self.resource_type}/{resource_id} is not known")
+        return self._tagged(await self.inner.read(resource_id, ctx))
+
+    def _tagged(self, resource: Resource) -> Resource:
+        if (resource.get("meta") or {}).get("source"):
+            return resource
+        out = copy.deepcopy(resource)
+        out["meta"] = {**(out.get("meta") or {}), "source": self.nhs_source}
+        return out
+
+    async def _patients(self, param: ParsedParam) -> tuple[list[StoredPatient], list[str]]:
+        """The PAS patients and the NHS numbers one `patient` parameter names."""
+        store = self.service.store
+        patients: list[StoredPatient] = []
+        numbers: list[str] = []
+        for value in param.values:
+            assert isinstance(value, ReferenceValue)
+            hn = nhs = None
+            if value.identifier is not None:
+                if value.identifier.system == self.service.mappings.hospital_number_system:
+                    hn = value.identifier.code
+                elif value.identifier.system in (None, NHS_NUMBER_SYSTEM) or value.identifier.any_system:
+                    nhs = value.identifier.code
+            elif value.id:
+                hn = hospital_number_of(value.id)
+                nhs = None if hn else value.id
+            if hn:
+                stored = await store.get(hn)
+                if stored:
+                    patients.append(stored)
+                    if stored.nhs_number:
+                        numbers.append(stored.nhs_number)
+            elif nhs:
+                numbers.append(nhs)
+                patients.extend(await store.find_by_nhs_number(nhs))
+        return patients, list(dict.fromkeys(numbers))
+
+    def _names_pas_patient(self, param: ParsedParam) -> bool:
+        """True when a value names a PAS patient (pas- id or hospital-number identifier)."""
+        for value in param.values:
+            assert isinstance(value, ReferenceValue)
+            if value.identifier is not None:
+                if value.identifier.system == self.service.mappings.hospital_number_system:
+                    return True
+            elif value.id and hospital_number_of(value.id):
+                return True
+        return False
+
+    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        subject = [p for p in request.params if p.name == "patient"]
+        if not subject:
+            if self.inner is None:
+                raise InvalidSearchParameter(f"{self.resource_type} searches here need a patient parameter")
+            inner = await self.inner.search(request, ctx)
+            return dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
+        patients, numbers = await self._patients(subject[0])
+        if self.inner is not None and not patients and not self._names_pas_patient(subject[0]):
+            # Nothing PAS-side: the NHS provider answers the request as sent, so its own
+            # checks (NHS number Modulus-11, identifier systems) still apply.
+            inner = await self.inner.search(request, ctx)
+            return dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
+        result = SearchResult(matches=[])
+        if self.inner is not None and numbers:
+            rewritten = ParsedParam("patient", None, tuple(ReferenceValue("Patient", n) for n in numbers))
+            params = tuple(rewritten if p is subject[0] else p for p in request.params)
+            inner = await self.inner.search(dataclasses.replace(request, params=params), ctx)
+            result = dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
+        pas = [r for stored in {p.hospital_number: p for p in patients}.values()
+               for r in clinical_resources(self.service.mappings, self.resource_type, stored)]
+        result.matches.extend(without_duplicates(result.matches, pas))
+        return result
