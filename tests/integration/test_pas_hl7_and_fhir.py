@@ -130,9 +130,17 @@ async def test_pas_allergies_and_medications_on_the_fhir_side(facade: FHIRClient
         assert all(a["meta"].get("source") for a in nhs)
     status, _, read = await facade.get("/AllergyIntolerance/pas-H600-A1")
     assert status == 200 and read["id"] == "pas-H600-A1"
-    status, _, bundle = await facade.get("/MedicationRequest?patient=pas-H600")
-    assert status == 200 and bundle["entry"][0]["resource"]["subject"] == {"reference": "Patient/pas-H600"}
+    # H600 traces to an NHS number, so the Prescription Tracker is asked too: it needs the
+    # caller's NHS session headers; without them the whole search is a 400, not a partial list.
+    status, _, _ = await facade.get("/MedicationRequest?patient=pas-H600")
+    assert status == 400
+    context = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
+               "nhsd-session-jobrole": "R8000"}
+    status, _, bundle = await facade.get("/MedicationRequest?patient=pas-H600", headers=context)
+    assert status == 200
     validate_r4(bundle)
+    subjects = [e["resource"]["subject"].get("reference") for e in bundle["entry"] if e["search"]["mode"] == "match"]
+    assert "Patient/pas-H600" in subjects and "Patient/9000000009" in subjects
     status, _, _ = await facade.get("/AllergyIntolerance/pas-H600-A9")
     assert status == 404
     status, _, outcome = await facade.get("/AllergyIntolerance?code=1")
