@@ -16,6 +16,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 
+from server.cache.lifecycle import open_cache
+from server.cache.provider import with_cache
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
 from server.fhir.pages import SnapshotStore
@@ -45,14 +47,17 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             )
             upstreams = Upstreams.from_settings(settings, emulator_url)
             wiring = Wiring(settings=settings, session=session, upstreams=upstreams)
+            cache = await stack.enter_async_context(open_cache(settings))
             registry = ProviderRegistry()
             for factory in providers:
-                registry.register(factory(wiring))
+                registry.register(with_cache(factory(wiring), cache))  # every provider, read-through
             app.state.runtime = Runtime(
                 settings=settings,
                 base_url=settings.public_base_url(),
                 registry=registry,
                 snapshots=SnapshotStore(ttl=settings.page_snapshot_ttl, limit=settings.page_snapshot_limit),
+                cache=cache.store if cache else None,
+                upstream_modes=upstreams.modes(emulator_url),
             )
             yield
 

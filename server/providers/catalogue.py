@@ -34,6 +34,11 @@ class Upstreams:
 
         return cls(pds=pick(settings.pds_base_url, PDS_PATH))
 
+    def modes(self, emulator_url: str | None) -> dict[str, str]:
+        """Per API: "emulator" (embedded) or "configured"; for the health endpoint, no URLs."""
+        return {name: "emulator" if emulator_url and str(url).startswith(emulator_url) else "configured"
+                for name, url in vars(self).items()}
+
 
 @dataclass(frozen=True)
 class Wiring:
