@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
                 base_url=settings.public_base_url(),
                 registry=registry,
                 snapshots=SnapshotStore(ttl=settings.page_snapshot_ttl, limit=settings.page_snapshot_limit),
-                cache=cache.store if cache else None,
+                cache=cache.store if cache is not None else None,
                 upstream_modes=upstreams.modes(emulator_url),
             )
             yield

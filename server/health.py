@@ -17,7 +17,7 @@ from server.runtime import Runtime
 
 async def health(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    cache: dict[str, Any] = await rt.cache.health() if rt.cache else {"backend": "none", "status": "disabled"}
+    cache: dict[str, Any] = await rt.cache.health() if rt.cache is not None else {"backend": "none", "status": "disabled"}
     modes = rt.upstream_modes
     kinds = set(modes.values())
     body = {
