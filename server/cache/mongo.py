@@ -25,7 +25,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from server.cache.store import KEY_FIELDS, CacheKey, Document
+from server.cache.store import KEY_FIELDS, CacheKey, Document, expired
 
 log = logging.getLogger("facade.cache")
 
@@ -112,8 +112,10 @@ class MongoStore:
         self._down_until = time.monotonic() + PROBE_INTERVAL
 
     async def get(self, key: CacheKey) -> Document | None:
-        query = {**key.as_filter(), "expiresAt": {"$gt": self.clock()}}
-        return await self._guarded("get", lambda: self.collection.find_one(query, {"_id": 0}), None)
+        doc = await self._guarded("get", lambda: self.collection.find_one(key.as_filter(), {"_id": 0}), None)
+        # expiresAt is checked here rather than in the query: the lookup stays a pure
+        # unique-index match, and the TTL monitor may not have swept yet.
+        return None if doc is None or expired(doc, self.clock()) else doc
 
     async def put(self, doc: Document) -> None:
         key = CacheKey.of(doc).as_filter()

@@ -29,11 +29,12 @@ URI_VARIABLE = "FACADE_TEST_MONGODB_URI"
 # Runs in .venv-testdb's Python: start the server, print its port, stop when told to
 # (SIGTERM) or when the test process goes away (its stdin pipe closes).
 _LAUNCHER = """
-import signal, sys, threading, secantus
+import os, signal, sys, threading, secantus
 server = secantus.SecantusDBServer(host="127.0.0.1", port=int(sys.argv[1]), storage_path=":memory:",
                                    ttl_sweep_seconds=1)
 server.start()
 print(server.port, flush=True)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nobody reads stdout after the port: never block on it
 signal.signal(signal.SIGTERM, lambda *_: server.stop())
 threading.Thread(target=lambda: (sys.stdin.read(), server.stop()), daemon=True).start()
 server.wait()
