@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The MongoDB wire-protocol server the tests run (SecantusDB, GPL-2.0, beta): its own venv,
+# never imported by the app or the tests, only started as a process (tests/support/mongo.py).
+TESTDB := .venv-testdb
+TESTDB_STAMP := $(TESTDB)/.installed
+SECANTUS := SecantusDB==0.7.0b3
 
 .PHONY: run test install bench clean
 
@@ -15,13 +20,21 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(TESTDB_STAMP):
+	$(PYTHON) -m venv $(TESTDB)
+	$(TESTDB)/bin/python -m pip install --quiet '$(SECANTUS)'
+	touch $(TESTDB_STAMP)
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/nhs-fhir-facade serve
 
-test: $(STAMP)
+test: $(STAMP) $(TESTDB_STAMP)
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP) $(TESTDB_STAMP)
+	$(BIN)/python bench/cache_bench.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TESTDB) .pytest_cache .hypothesis

@@ -17,6 +17,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 
+from server.cache.lifecycle import open_cache
+from server.cache.provider import with_cache
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
 from server.fhir.pages import SnapshotStore
@@ -51,15 +53,19 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             upstreams = Upstreams.from_settings(settings, emulator_url)
             auth = await build_auth(settings, session, emulator_url)
             wiring = Wiring(settings=settings, session=session, upstreams=upstreams, auth=auth)
+            cache = await stack.enter_async_context(open_cache(settings))
             registry = ProviderRegistry()
             for factory in providers:
-                registry.register(factory(wiring))
+                registry.register(with_cache(factory(wiring), cache))  # every provider, read-through
+            # PAS composites wrap the (cached) NHS providers: PAS records are a store of record, never cached.
             pas_app.state.pas = build_pas(wiring, registry, settings.public_base_url())
             app.state.runtime = Runtime(
                 settings=settings,
                 base_url=settings.public_base_url(),
                 registry=registry,
                 snapshots=SnapshotStore(ttl=settings.page_snapshot_ttl, limit=settings.page_snapshot_limit),
+                cache=cache.store if cache is not None else None,
+                upstream_modes=upstreams.modes(emulator_url),
             )
             yield
 

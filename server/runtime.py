@@ -1,8 +1,9 @@
 """What handlers need at request time, built once by the composition root (server.app)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from server.cache.store import CacheStore
 from server.fhir.pages import SnapshotStore
 from server.providers.registry import ProviderRegistry
 from server.settings import Settings
@@ -14,3 +15,5 @@ class Runtime:
     base_url: str
     registry: ProviderRegistry
     snapshots: SnapshotStore
+    cache: CacheStore | None = None  # for the health endpoint; None = cache disabled
+    upstream_modes: dict[str, str] = field(default_factory=dict)  # API field -> "emulator" | "configured"

@@ -173,6 +173,30 @@ class Settings(BaseSettings):
         default="application", description="PDS access mode: application-restricted or user-restricted (CIS2).",
     )
 
+    # Read-through cache (server/cache/): in memory unless a MongoDB URI is set.
+    cache_enabled: bool = Field(default=True, description="Read-through cache for every NHS-backed read/search.")
+    mongodb_uri: str | None = Field(
+        default=None, description="MongoDB URI for the shared cache; unset = bounded in-memory cache."
+    )
+    mongodb_database: str = Field(default="nhs_fhir_facade", description="Database holding the cache collection.")
+    mongodb_timeout_ms: int = Field(
+        default=500, ge=50,
+        description="Server selection and connect timeout (ms): what a dead MongoDB costs one request.",
+    )
+    cache_max_entries: int = Field(default=10_000, ge=1, description="Entries the in-memory cache holds (LRU).")
+    cache_ttl_default: float = Field(default=300.0, gt=0, description="Seconds an entry is fresh, unless set per type.")
+    cache_ttl_patient: float = Field(default=3600.0, gt=0, description="Patient demographics change rarely.")
+    cache_ttl_medicationrequest: float = Field(default=300.0, gt=0, description="Prescriptions change daily.")
+    cache_ttl_servicerequest: float = Field(default=300.0, gt=0)
+    cache_ttl_allergyintolerance: float = Field(default=900.0, gt=0)
+    cache_ttl_by_type: dict[str, float] = Field(
+        default_factory=dict, description='Any other type, as JSON: {"Observation": 60}; wins over the fields above.'
+    )
+    cache_stale_if_error: float = Field(
+        default=3600.0, ge=0,
+        description="Max age (s) of a cached copy served, with a warning, when the NHS API fails; 0 = never.",
+    )
+
     def public_base_url(self) -> str:
         """The base URL the façade writes into links (no trailing slash)."""
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")

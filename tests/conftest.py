@@ -6,6 +6,7 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
+from tests.support.mongo import mongo_db, mongo_server  # noqa: F401  (fixtures for the cache tests)
 from tests.support.servers import Emulator, FHIRClient, running_emulator, running_facade
 
 

@@ -19,6 +19,7 @@ from server.fhir.formats import check_format, parse_form_body
 from server.fhir.includes import resolve_includes
 from server.fhir.outcome import operation_outcome
 from server.fhir.pages import Snapshot
+from server.fhir.response_notes import collecting_response_headers
 from server.fhir.responses import FHIRResponse, not_modified as not_modified_response
 from server.fhir.search_request import SUMMARY_MODES, SearchRequest, parse_search
 from server.fhir.sorting import sort_resources
@@ -90,8 +91,8 @@ def resource_headers(resource: dict[str, Any]) -> dict[str, str]:
 
 
 async def _respond_with_resource(request: Request, resource: dict[str, Any], requested_id: str,
-                                 pretty: bool) -> Response:
-    headers = resource_headers(resource)
+                                 pretty: bool, extra_headers: dict[str, str]) -> Response:
+    headers = {**resource_headers(resource), **extra_headers}
     if resource.get("id") != requested_id:
         # PDS superseded number: the record answered is the superseding one; say where it lives.
         headers["Content-Location"] = full_url(runtime(request).base_url, resource)
@@ -108,8 +109,9 @@ async def read(request: Request) -> Response:
     pretty = negotiate(request)
     provider = provider_for(request)
     resource_id = checked_id(request)
-    resource = await provider.read(resource_id, context(request))
-    return await _respond_with_resource(request, resource, resource_id, pretty)
+    with collecting_response_headers() as extra:  # e.g. X-Cache from the read-through cache
+        resource = await provider.read(resource_id, context(request))
+    return await _respond_with_resource(request, resource, resource_id, pretty, extra)
 
 
 async def vread(request: Request) -> Response:
@@ -118,14 +120,15 @@ async def vread(request: Request) -> Response:
     provider = provider_for(request)
     resource_id = checked_id(request)
     version = request.path_params["vid"]
-    resource = await provider.read(resource_id, context(request))
+    with collecting_response_headers() as extra:
+        resource = await provider.read(resource_id, context(request))
     current = etag(resource)[3:-1]
     if version != current:
         raise NotFound(
             f"Version '{version[:64]}' of {provider.resource_type}/{resource_id} is not held; "
             f"the current version is '{current}'"
         )
-    return await _respond_with_resource(request, resource, resource_id, pretty)
+    return await _respond_with_resource(request, resource, resource_id, pretty, extra)
 
 
 async def search_get(request: Request) -> Response:
@@ -151,7 +154,8 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size),
         strict=strict_handling(request),
     )
-    result = await provider.search(search, ctx)
+    with collecting_response_headers() as extra:
+        result = await provider.search(search, ctx)
     matches = result.matches
     if search.sort:
         matches = sort_resources(matches, search.sort, {p.name: p for p in provider.search_params})
@@ -164,12 +168,13 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         bundle = searchset(base_url=rt.base_url, matches=[], outcome=outcome, total=len(matches),
                            self_url=search_url(rt.base_url, provider.resource_type, self_pairs),
                            offset=0, count=0, match_count=len(matches), link_for=None)
-        return FHIRResponse(bundle, pretty=pretty)
+        return FHIRResponse(bundle, headers=extra, pretty=pretty)
     key = None
     if len(matches) > search.count:
         key = rt.snapshots.put(search, matches, outcome, self_pairs, result.scores)
     snapshot = Snapshot(search, tuple(matches), outcome, tuple(self_pairs), result.scores, 0.0)
-    return await _render_page(request, provider, snapshot, key, 0, search.count, ctx, pretty, first=True)
+    return await _render_page(request, provider, snapshot, key, 0, search.count, ctx, pretty, first=True,
+                              headers=extra)
 
 
 def _page_link(base_url: str, resource_type: str, key: str, offset: int, count: int) -> str:
@@ -195,7 +200,8 @@ async def _page_from_snapshot(request: Request, provider: ResourceProvider, key:
 
 
 async def _render_page(request: Request, provider: ResourceProvider, snapshot: Snapshot, key: str | None,
-                       offset: int, count: int, ctx: RequestContext, pretty: bool, *, first: bool) -> Response:
+                       offset: int, count: int, ctx: RequestContext, pretty: bool, *, first: bool,
+                       headers: dict[str, str] | None = None) -> Response:
     rt = runtime(request)
     search: SearchRequest = snapshot.request
     page = list(snapshot.matches[offset : offset + count])
@@ -219,7 +225,7 @@ async def _render_page(request: Request, provider: ResourceProvider, snapshot: S
         link_for=link_for,
         scores=snapshot.scores,
     )
-    return FHIRResponse(bundle, pretty=pretty)
+    return FHIRResponse(bundle, headers=headers, pretty=pretty)
 
 
 async def metadata(request: Request) -> Response:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from server import health
 from server.fhir import handlers
 
 ROUTES = [
+    Route("/_health", health.health, methods=["GET"]),  # JSON, not FHIR (server/health.py); before /{type}
     Route("/metadata", handlers.metadata, methods=["GET"]),
     Route("/{type}/_search", handlers.search_post, methods=["POST"]),
     Route("/{type}/_search", handlers.search_get, methods=["GET"]),

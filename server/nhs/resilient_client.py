@@ -6,7 +6,6 @@ and HEAD, single-flight. Built by server.providers.catalogue.Wiring.client.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from typing import Any, Hashable, Mapping, Sequence
 
@@ -20,21 +19,10 @@ from server.providers.base import RequestContext
 SHAREABLE_METHODS = frozenset({"GET", "HEAD"})
 
 
-def caller_identity(ctx: RequestContext) -> str:
-    """A digest of everything that makes one caller's upstream answer differ from
-    another's: the user's bearer token and the NHSD-* context headers (session URID,
-    role) passed through. App-restricted callers without these share one identity."""
-    digest = hashlib.sha256()
-    digest.update((ctx.user_token or "").encode())
-    for name, value in sorted((k.lower(), v) for k, v in ctx.headers.items() if k.lower().startswith("nhsd-")):
-        digest.update(b"\0" + name.encode() + b"=" + value.encode())
-    return digest.hexdigest()
-
-
 def flight_key(method: str, url: str, params: Sequence[tuple[str, str]] | None,
                headers: Mapping[str, str] | None, ctx: RequestContext) -> Hashable:
     """Identical upstream reads by the same caller have equal keys."""
-    return (method.upper(), url, tuple(params or ()), tuple(sorted((headers or {}).items())), caller_identity(ctx))
+    return (method.upper(), url, tuple(params or ()), tuple(sorted((headers or {}).items())), ctx.caller_identity())
 
 
 class ResilientClient(NHSClient):

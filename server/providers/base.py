@@ -7,6 +7,7 @@ server, once.
 """
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
@@ -32,6 +33,19 @@ class RequestContext:
     base_url: str
     user_token: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    def caller_identity(self) -> str:
+        """A digest of what makes this caller's NHS answers differ from another's: the
+        user's bearer token and the NHSD-* context headers (session URID, role, org).
+        "" for an anonymous, application-restricted caller. Single-flight and the cache
+        key on it, so one user's data never reaches another; the token is never stored."""
+        nhsd = sorted((k.lower(), v) for k, v in self.headers.items() if k.lower().startswith("nhsd-"))
+        if not self.user_token and not nhsd:
+            return ""
+        digest = hashlib.sha256((self.user_token or "").encode())
+        for name, value in nhsd:
+            digest.update(b"\0" + name.encode() + b"=" + value.encode())
+        return digest.hexdigest()
 
 
 @dataclass

@@ -51,6 +51,11 @@ class Upstreams:
             gpconnect=pick(settings.gpconnect_base_url, GPCONNECT_PATH),
         )
 
+    def modes(self, emulator_url: str | None) -> dict[str, str]:
+        """Per API: "emulator" (embedded) or "configured"; for the health endpoint, no URLs."""
+        return {name: "emulator" if emulator_url and str(url).startswith(emulator_url) else "configured"
+                for name, url in vars(self).items()}
+
 
 @dataclass(frozen=True)
 class Wiring:

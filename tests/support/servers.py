@@ -74,10 +74,15 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def running_facade(emulator: Emulator, providers: Sequence[ProviderFactory] = DEFAULT_PROVIDERS,
                          **overrides: Any) -> AsyncIterator[str]:
-    """The façade on a free loopback port, its public base URL set to that address."""
+    """The façade on a free loopback port, its public base URL set to that address.
+
+    The read-through cache is off unless a test passes cache_enabled=True (the cache
+    tests do): tests that count upstream requests or inject faults then see every
+    request reach the emulator, as they were written to."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = Settings(**{"base_url": base, "port": port, **emulator.upstream_settings(), **overrides})
+    settings = Settings(**{"base_url": base, "port": port, "cache_enabled": False,
+                           **emulator.upstream_settings(), **overrides})
     async with serving(create_app(settings, providers), port=port, ready_path="/metadata") as url:
         yield url
 

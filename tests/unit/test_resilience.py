@@ -13,7 +13,7 @@ from server.nhs.errors import UpstreamError, UpstreamRateLimited, UpstreamReject
 from server.nhs.rate_limiter import TokenBucket
 from server.nhs.refusals import CircuitOpen, NoSlot
 from server.nhs.resilience import Resilience, resilience_for
-from server.nhs.resilient_client import caller_identity, flight_key
+from server.nhs.resilient_client import flight_key
 from server.nhs.retry_policy import RetryPolicy
 from server.nhs.single_flight import SingleFlight
 from server.providers.base import RequestContext
@@ -167,7 +167,7 @@ def test_flight_keys_separate_callers_and_requests() -> None:
 
 
 def test_identity_does_not_contain_the_token() -> None:
-    assert "secret-token" not in caller_identity(ctx("secret-token"))
+    assert "secret-token" not in ctx("secret-token").caller_identity()
 
 
 def test_built_from_settings() -> None:

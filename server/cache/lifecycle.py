@@ -1,0 +1,40 @@
+"""Open the configured cache inside the app lifespan, and close it on shutdown.
+
+FACADE_MONGODB_URI set: the MongoDB store (one AsyncMongoClient for the process, indexes
+created at start-up, or on reconnection when MongoDB is down at start). Unset: the
+bounded in-memory store. FACADE_CACHE_ENABLED=false: no cache at all.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from server.cache.memory import MemoryStore
+from server.cache.mongo import COLLECTION, MongoStore, create_client
+from server.cache.policy import CachePolicy
+from server.cache.read_through import ReadThrough
+from server.settings import Settings
+
+log = logging.getLogger("facade.cache")
+
+
+@contextlib.asynccontextmanager
+async def open_cache(settings: Settings) -> AsyncIterator[ReadThrough | None]:
+    if not settings.cache_enabled:
+        log.info("cache disabled: every read goes upstream")
+        yield None
+        return
+    policy = CachePolicy.from_settings(settings)
+    if not settings.mongodb_uri:
+        log.info("cache: in memory (at most %d entries)", settings.cache_max_entries)
+        yield ReadThrough(MemoryStore(settings.cache_max_entries), policy)
+        return
+    client = create_client(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    try:
+        store = MongoStore(client[settings.mongodb_database][COLLECTION])
+        await store.start()
+        log.info("cache: MongoDB, database %s (%s)", settings.mongodb_database, store.status)
+        yield ReadThrough(store, policy)
+    finally:
+        await client.close()
