@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from server.__main__ import build_parser
+from server.providers.catalogue import Upstreams
 from server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,5 +83,10 @@ def test_compose_settings_are_real_settings_pointing_at_the_stack() -> None:
     assert env["FACADE_PDS_BASE_URL"].startswith("http://emulator:9100/personal-demographics/FHIR/R4")
     settings = Settings(**{k.removeprefix("FACADE_").lower(): v for k, v in env.items()})
     assert settings.port == 8080 and settings.host == "0.0.0.0"
+    # Every NHS API goes to the emulator service, on the paths the emulator mounts them at,
+    # so the container starts no embedded emulator of its own.
+    assert not settings.sandbox_needed
+    emulated = Upstreams.from_settings(Settings(), "http://emulator:9100")
+    assert Upstreams.from_settings(settings, None) == emulated
     depends = compose()["services"]["facade"]["depends_on"]
     assert depends["mongo"]["condition"] == "service_healthy"
