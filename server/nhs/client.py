@@ -183,6 +183,7 @@ class NHSClient:
             status=status,
             nhs_code=outcome.code,
             nhs_display=outcome.display,
+            nhs_system=outcome.system,
             diagnostics=outcome.diagnostics,
             retry_after=retry_after_seconds(headers.get("Retry-After")),
             user_token_used=user_token_used,

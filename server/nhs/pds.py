@@ -77,6 +77,7 @@ class PDSClient:
         except UpstreamRejected as err:
             if err.nhs_code == "TOO_MANY_MATCHES":
                 raise PDSTooManyMatches(err.api, "too many matches", status=err.status,
-                                        nhs_code=err.nhs_code, nhs_display=err.nhs_display) from None
+                                        nhs_code=err.nhs_code, nhs_display=err.nhs_display,
+                                        nhs_system=err.nhs_system) from None
             raise
         return parse_search_bundle(response.body)

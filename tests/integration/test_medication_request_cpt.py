@@ -200,6 +200,8 @@ async def test_read_unknown_is_404(facade: FHIRClient, http: aiohttp.ClientSessi
     validate_r4(body)
     assert body["issue"][0]["code"] == "not-found"
     assert sum((await counts(http, emulator)).values()) == upstream_calls
+    if rid.startswith("FFFFFF"):  # CPT's own 404: its code stays under CPT's code system
+        assert body["issue"][0]["details"]["coding"][0]["system"] == "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 
 
 @pytest.mark.parametrize("query", ["patient=9000000000", "patient=123", f"patient.identifier={quote(NHS)}|9000000001"])
