@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from server.nhs.client import NHSClient
+from server.nhs.entry_validation import expect_resource
 from server.nhs.errors import UpstreamBadResponse, UpstreamRejected, read_nhs_outcome
 from server.providers.base import RequestContext
 
@@ -39,9 +40,7 @@ def _is_too_many(body: Any) -> bool:
 
 
 def parse_patient(body: Any, api: str = "PDS") -> Resource:
-    if not isinstance(body, dict) or body.get("resourceType") != "Patient" or not body.get("id"):
-        raise UpstreamBadResponse(api, "expected a Patient resource")
-    return body
+    return expect_resource(body, "Patient", api)
 
 
 def parse_search_bundle(body: Any, api: str = "PDS") -> list[PatientMatch]:
