@@ -120,18 +120,11 @@ async def test_persistent_resets_give_503(emulator: Emulator, http: aiohttp.Clie
     assert (await upstream_requests(http, emulator))["total"] == 2
 
 
-async def test_malformed_body_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize("fault", [{"malformed": True}, {"status": 500}], ids=["malformed-body", "http-500"])
+async def test_malformed_body_or_500_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession,
+                                                            fault: dict[str, Any]) -> None:
     async with facade_with(emulator, http) as facade:
-        await inject(http, emulator, malformed=True, times=1)
-        status, _, body = await facade.get(PATIENT)
-    assert status == 502
-    assert_outcome(body)
-    assert (await upstream_requests(http, emulator))["total"] == 1
-
-
-async def test_500_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    async with facade_with(emulator, http) as facade:
-        await inject(http, emulator, status=500, times=1)
+        await inject(http, emulator, times=1, **fault)
         status, _, body = await facade.get(PATIENT)
     assert status == 502
     assert_outcome(body)
