@@ -31,7 +31,8 @@ def check_nhs_number(number: str, *, param: str | None = None) -> str:
                 details=nhs_details("INVALID_RESOURCE_ID", "Resource Id is invalid"))
 
 
-def _number(label: str, param: ParsedParam, value: object) -> str | None:
+def _number(value: object, label: str, name: str) -> str | None:
+    """The NHS number one reference value carries (None or "" when it names none)."""
     assert isinstance(value, ReferenceValue)
     if value.identifier is not None:
         token = value.identifier
@@ -39,7 +40,7 @@ def _number(label: str, param: ParsedParam, value: object) -> str | None:
             raise InvalidSearchParameter(f"Parameter '{label}' takes an NHS number: {NHS_NUMBER_SYSTEM}|<NHS number>")
         return token.code
     if value.resource_type not in (None, "Patient"):
-        raise InvalidSearchParameter(f"Parameter '{param.name}' must refer to a Patient (by NHS number)")
+        raise InvalidSearchParameter(f"Parameter '{name}' must refer to a Patient (by NHS number)")
     return value.id
 
 
@@ -54,7 +55,7 @@ def nhs_numbers(param: ParsedParam) -> set[str]:
     label = f"{param.name}:{param.modifier}" if param.modifier else param.name
     numbers: set[str] = set()
     for value in param.values:
-        number = _number(label, param, value)
+        number = _number(value, label, param.name)
         if not number:
             raise InvalidSearchParameter(f"Parameter '{label}' needs an NHS number")
         numbers.add(check_nhs_number(number, param=label))
