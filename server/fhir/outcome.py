@@ -36,9 +36,11 @@ def operation_outcome(*issues: Issue) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": list(issues) or [issue("unknown")]}
 
 
-def nhs_details(code: str, display: str | None = None) -> dict[str, Any]:
-    """details.coding that keeps an NHS Spine error code visible to the client."""
-    coding: dict[str, Any] = {"system": SPINE_ERROR_SYSTEM, "code": code}
+def nhs_details(code: str, display: str | None = None, system: str = SPINE_ERROR_SYSTEM) -> dict[str, Any]:
+    """details.coding that keeps an NHS error code visible to the client, under the code
+    system it belongs to: Spine's by default, but CPT, e-RS and BaRS send
+    https://fhir.nhs.uk/CodeSystem/http-error-codes and GP Connect its own."""
+    coding: dict[str, Any] = {"system": system, "code": code}
     if display:
         coding["display"] = display
     return {"coding": [coding]}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.nhs.client import NHSClient
+from server.nhs.entry_validation import expect_resource
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext
@@ -122,9 +123,7 @@ def parse_searchset(body: Any, api: str = "BaRS") -> BarsSearchset:
 
 
 def parse_service_request(body: Any, api: str = "BaRS") -> Resource:
-    if not isinstance(body, dict) or body.get("resourceType") != "ServiceRequest" or not body.get("id"):
-        raise UpstreamBadResponse(api, "expected a ServiceRequest resource")
-    return body
+    return expect_resource(body, "ServiceRequest", api)
 
 
 class BaRSClient:

@@ -62,6 +62,19 @@ class ClientConfig:
     default_headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One logical request as a provider asked for it; attempts of it share an X-Request-ID."""
+
+    method: str
+    path: str
+    params: Sequence[tuple[str, str]] | None = None
+    headers: Mapping[str, str] | None = None
+    json_body: Any = None
+    accepted: Sequence[int] = ()
+    retry_safe: bool = False
+
+
 def correlation_id(request_id: str) -> str:
     # PDS asks callers to avoid "." in X-Correlation-ID.
     return request_id.replace(".", "-")[:200]
@@ -106,12 +119,20 @@ class NHSClient:
         accepted: Sequence[int] = (),
         retry_safe: bool = False,
     ) -> UpstreamResponse:
-        """Send once with a fresh X-Request-ID. `accepted` lists non-2xx statuses the
-        caller wants back as a response rather than an error. `retry_safe` marks a POST
-        as safe to repeat; it matters only to ResilientClient, which retries."""
-        request_id = str(uuid.uuid4())
-        return await self.send(method, path, ctx, request_id, params=params, headers=headers,
-                               json_body=json_body, accepted=accepted)
+        """Send one logical request. `accepted` lists non-2xx statuses the caller wants
+        back as a response rather than an error. `retry_safe` marks a POST as safe to
+        repeat; it matters only to ResilientClient, which retries."""
+        call = UpstreamCall(method, path, params, headers, json_body, tuple(accepted), retry_safe)
+        return await self._perform(call, ctx)
+
+    async def _perform(self, call: UpstreamCall, ctx: RequestContext) -> UpstreamResponse:
+        """How a logical request is carried out: here, one attempt with a fresh X-Request-ID.
+        The hook ResilientClient overrides (retries, breaker, limits, single-flight)."""
+        return await self._attempt(call, ctx, str(uuid.uuid4()))
+
+    async def _attempt(self, call: UpstreamCall, ctx: RequestContext, request_id: str) -> UpstreamResponse:
+        return await self.send(call.method, call.path, ctx, request_id, params=call.params, headers=call.headers,
+                               json_body=call.json_body, accepted=call.accepted)
 
     async def send(
         self,
@@ -183,6 +204,7 @@ class NHSClient:
             status=status,
             nhs_code=outcome.code,
             nhs_display=outcome.display,
+            nhs_system=outcome.system,
             diagnostics=outcome.diagnostics,
             retry_after=retry_after_seconds(headers.get("Retry-After")),
             user_token_used=user_token_used,

@@ -1,4 +1,5 @@
-"""R4 validation of converted upstream data, once, where it enters the façade.
+"""Upstream answers checked once, where they enter the façade: the shape of a read's
+answer, and R4 validation of converted data.
 
 Upstream answers are converted to plain dicts on the request path; each converted
 resource is parsed once with the fhir.resources R4B model here, so nothing the façade
@@ -14,6 +15,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.nhs.errors import UpstreamBadResponse
+
+
+def expect_resource(body: Any, resource_type: str, api: str) -> dict[str, Any]:
+    """`body` when it is one `resource_type` with an id; else UpstreamBadResponse (a read
+    answered with anything else is the NHS API's fault: 502, never served)."""
+    if not isinstance(body, dict) or body.get("resourceType") != resource_type or not body.get("id"):
+        raise UpstreamBadResponse(api, f"expected a {resource_type} resource with an id")
+    return body
 
 
 @lru_cache(maxsize=None)

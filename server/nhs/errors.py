@@ -1,8 +1,8 @@
 """Named upstream failures (httpx-style hierarchy) and their one mapping to FHIR errors.
 
 Clients raise these; `to_fhir_error` decides, in one place, what status the façade's
-client sees. NHS OperationOutcomes are translated, not passed through: the Spine code
-stays visible in issue.details.coding.
+client sees. NHS OperationOutcomes are translated, not passed through: the NHS error code
+stays visible in issue.details.coding, under the code system the API sent it in.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.fhir import errors as fe
-from server.fhir.outcome import nhs_details
+from server.fhir.outcome import SPINE_ERROR_SYSTEM, nhs_details
 
 
 class UpstreamError(Exception):
@@ -24,6 +24,7 @@ class UpstreamError(Exception):
         status: int | None = None,
         nhs_code: str | None = None,
         nhs_display: str | None = None,
+        nhs_system: str | None = None,
         diagnostics: str | None = None,
         retry_after: float | None = None,
         user_token_used: bool = False,
@@ -34,6 +35,7 @@ class UpstreamError(Exception):
         self.status = status
         self.nhs_code = nhs_code
         self.nhs_display = nhs_display
+        self.nhs_system = nhs_system  # the code system of nhs_code as the API sent it (None: Spine's)
         self.diagnostics = diagnostics
         self.retry_after = retry_after
         self.user_token_used = user_token_used
@@ -75,17 +77,19 @@ class NHSOutcome:
     display: str | None
     diagnostics: str | None
     issue_code: str | None
+    system: str | None = None  # kept: NHS APIs do not share one error code system
 
 
 def read_nhs_outcome(body: Any) -> NHSOutcome:
-    """Pull the Spine code, display and diagnostics out of an NHS OperationOutcome."""
+    """Pull the error code (with its system), display and diagnostics out of an NHS OperationOutcome."""
     if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
         return NHSOutcome(None, None, None, None)
     issues = body.get("issue") or [{}]
     first = issues[0] if isinstance(issues[0], dict) else {}
     codings = ((first.get("details") or {}).get("coding")) or [{}]
     coding = codings[0] if isinstance(codings[0], dict) else {}
-    return NHSOutcome(coding.get("code"), coding.get("display"), first.get("diagnostics"), first.get("code"))
+    return NHSOutcome(coding.get("code"), coding.get("display"), first.get("diagnostics"), first.get("code"),
+                      coding.get("system"))
 
 
 def _retry_headers(err: UpstreamError, default: float) -> dict[str, str]:
@@ -100,7 +104,9 @@ _CONSENT_CODES = {"NO_PATIENT_CONSENT"}
 
 def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
     """The one place an upstream failure becomes a status code for our client."""
-    details = nhs_details(err.nhs_code, err.nhs_display) if err.nhs_code else None
+    details = None
+    if err.nhs_code:
+        details = nhs_details(err.nhs_code, err.nhs_display, err.nhs_system or SPINE_ERROR_SYSTEM)
     said = f" ({err.diagnostics})" if err.diagnostics else ""
     if isinstance(err, UpstreamTimeout):
         return fe.GatewayTimeout(f"{err.api} did not answer in time", headers=_retry_headers(err, 5))

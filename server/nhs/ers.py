@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from server.nhs.client import NHSClient
+from server.nhs.entry_validation import expect_resource
 from server.nhs.errors import UpstreamBadResponse
 from server.providers.base import RequestContext
 
@@ -90,9 +91,7 @@ def parse_r4_searchset(body: Any, api: str = "e-RS") -> list[Resource]:
 
 
 def parse_referral_request(body: Any, api: str = "e-RS") -> Resource:
-    if not isinstance(body, dict) or body.get("resourceType") != "ReferralRequest" or not body.get("id"):
-        raise UpstreamBadResponse(api, "expected an STU3 ReferralRequest")
-    return body
+    return expect_resource(body, "ReferralRequest", api)  # STU3 (A005)
 
 
 class ERSClient:

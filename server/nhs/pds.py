@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from server.nhs.client import NHSClient
+from server.nhs.entry_validation import expect_resource
 from server.nhs.errors import UpstreamBadResponse, UpstreamRejected, read_nhs_outcome
 from server.providers.base import RequestContext
 
@@ -39,9 +40,7 @@ def _is_too_many(body: Any) -> bool:
 
 
 def parse_patient(body: Any, api: str = "PDS") -> Resource:
-    if not isinstance(body, dict) or body.get("resourceType") != "Patient" or not body.get("id"):
-        raise UpstreamBadResponse(api, "expected a Patient resource")
-    return body
+    return expect_resource(body, "Patient", api)
 
 
 def parse_search_bundle(body: Any, api: str = "PDS") -> list[PatientMatch]:
@@ -77,6 +76,7 @@ class PDSClient:
         except UpstreamRejected as err:
             if err.nhs_code == "TOO_MANY_MATCHES":
                 raise PDSTooManyMatches(err.api, "too many matches", status=err.status,
-                                        nhs_code=err.nhs_code, nhs_display=err.nhs_display) from None
+                                        nhs_code=err.nhs_code, nhs_display=err.nhs_display,
+                                        nhs_system=err.nhs_system) from None
             raise
         return parse_search_bundle(response.body)

@@ -1,18 +1,20 @@
 """An NHSClient whose request() goes through the API's Resilience guards.
 
 Providers and typed clients (PDSClient, ...) keep calling `request()`; this subclass
-adds retries with one X-Request-ID, the budget, the breaker, the limits and, for GET
-and HEAD, single-flight. Built by server.providers.catalogue.Wiring.client.
+overrides only how a logical request is performed (`_perform`), adding retries with one
+X-Request-ID, the budget, the breaker, the limits and, for GET and HEAD, single-flight.
+Built by server.providers.catalogue.Wiring.client.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Hashable, Mapping, Sequence
 
 import aiohttp
 import orjson
 
-from server.nhs.client import AuthHeaders, ClientConfig, NHSClient, UpstreamResponse
+from server.nhs.client import AuthHeaders, ClientConfig, NHSClient, UpstreamCall, UpstreamResponse
 from server.nhs.resilience import Resilience
 from server.providers.base import RequestContext
 
@@ -31,28 +33,13 @@ class ResilientClient(NHSClient):
         super().__init__(session, config, auth)
         self.resilience = resilience
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        ctx: RequestContext,
-        *,
-        params: Sequence[tuple[str, str]] | None = None,
-        headers: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        accepted: Sequence[int] = (),
-        retry_safe: bool = False,
-    ) -> UpstreamResponse:
-        """As NHSClient.request, guarded. `retry_safe` lets a read-only POST be retried."""
-
-        async def attempt(request_id: str) -> UpstreamResponse:
-            return await self.send(method, path, ctx, request_id, params=params, headers=headers,
-                                   json_body=json_body, accepted=accepted)
-
+    async def _perform(self, call: UpstreamCall, ctx: RequestContext) -> UpstreamResponse:
+        """NHSClient's one attempt, guarded. `call.retry_safe` lets a read-only POST be retried."""
         key = None
-        if method.upper() in SHAREABLE_METHODS and json_body is None:
-            key = (flight_key(method, self.url(path), params, headers, ctx), tuple(accepted))
-        result = await self.resilience.call(method, attempt, retry_safe=retry_safe, flight_key=key)
+        if call.method.upper() in SHAREABLE_METHODS and call.json_body is None:
+            key = (flight_key(call.method, self.url(call.path), call.params, call.headers, ctx), call.accepted)
+        result = await self.resilience.call(call.method, functools.partial(self._attempt, call, ctx),
+                                            retry_safe=call.retry_safe, flight_key=key)
         if not result.shared:
             return result.value
         # Every sharer gets its own copy: a provider may edit the body it was given.

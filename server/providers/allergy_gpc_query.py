@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from server.fhir.errors import InvalidSearchParameter
-from server.fhir.outcome import nhs_details
 from server.fhir.paths import values_at
 from server.fhir.search_params import (
-    DateValue, MissingValue, ParsedParam, ReferenceValue, TokenValue, fhir_date_range,
+    DateValue, MissingValue, ParsedParam, TokenValue, fhir_date_range,
 )
 from server.fhir.search_request import SearchRequest
-from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from server.providers.patient_reference import nhs_numbers
 
 CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
@@ -43,18 +42,6 @@ class GPConnectQuery:
     can_match: bool  # False when the filters exclude every clinical status: no call needed
 
 
-def _nhs_from_value(value: Any) -> str:
-    assert isinstance(value, ReferenceValue)
-    if value.identifier is not None:
-        ident = value.identifier
-        if not ident.any_system and ident.system != NHS_NUMBER_SYSTEM:
-            raise InvalidSearchParameter(f"Parameter 'patient:identifier' takes {NHS_NUMBER_SYSTEM}|<NHS number>")
-        if not ident.code:
-            raise InvalidSearchParameter("Parameter 'patient:identifier' needs an NHS number")
-        return ident.code
-    return str(value.id)
-
-
 def patient_nhs_number(request: SearchRequest) -> str:
     """The one NHS number the search is about; 400 when absent, several, or invalid."""
     params = request.get("patient")
@@ -63,17 +50,11 @@ def patient_nhs_number(request: SearchRequest) -> str:
                                      "at a time), e.g. patient=9000000009")
     wanted: set[str] | None = None
     for param in params:
-        if param.modifier == "missing":
-            raise InvalidSearchParameter("Parameter 'patient:missing' is not supported: every allergy has a patient")
-        numbers = {_nhs_from_value(v) for v in param.values}
+        numbers = nhs_numbers(param)
         wanted = numbers if wanted is None else wanted & numbers
     if not wanted or len(wanted) > 1:
         raise InvalidSearchParameter("Parameter 'patient' must name exactly one patient")
-    nhs = wanted.pop()
-    if not is_valid_nhs_number(nhs):
-        raise InvalidSearchParameter(f"'{nhs[:20]}' is not a valid NHS number (Modulus-11 check failed)",
-                                     details=nhs_details("INVALID_NHS_NUMBER", "NHS Number invalid"))
-    return nhs
+    return wanted.pop()
 
 
 def _statuses(param: ParsedParam) -> frozenset[str]:

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.fhir.errors import BadRequest, InvalidSearchParameter
-from server.fhir.outcome import nhs_details
 from server.fhir.paths import values_at
-from server.fhir.search_params import DateValue, MissingValue, ParsedParam, ReferenceValue, TokenValue, \
-    fhir_date_range
+from server.fhir.search_params import DateValue, MissingValue, ParsedParam, TokenValue, fhir_date_range
 from server.fhir.search_request import SearchRequest
-from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.providers.patient_reference import nhs_numbers
 
 ORDER_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-number"
 STATUS_SYSTEM = "http://hl7.org/fhir/CodeSystem/medicationrequest-status"
@@ -39,33 +38,6 @@ class CPTQuery:
 
     nhs_numbers: frozenset[str] | None  # None: the search names no patient
     prescription_ids: tuple[str, ...]  # fetched directly when not empty
-
-
-def _patient_numbers(param: ParsedParam) -> set[str]:
-    if param.modifier not in (None, "identifier", "Patient"):
-        raise InvalidSearchParameter(f"Parameter '{param.name}:{param.modifier}' is not supported here")
-    numbers: set[str] = set()
-    for value in param.values:
-        assert isinstance(value, ReferenceValue)
-        if value.identifier is not None:
-            token = value.identifier
-            if not token.any_system and token.system != NHS_NUMBER_SYSTEM:
-                raise InvalidSearchParameter(
-                    f"Parameter '{param.name}' identifies patients by {NHS_NUMBER_SYSTEM}|<NHS number> only")
-            number = token.code
-        else:
-            if value.resource_type not in (None, "Patient"):
-                raise InvalidSearchParameter(f"Parameter '{param.name}' refers to a Patient")
-            number = value.id
-        if not number:
-            raise InvalidSearchParameter(f"Parameter '{param.name}' needs an NHS number")
-        if not is_valid_nhs_number(number):
-            raise InvalidSearchParameter(
-                f"Parameter '{param.name}': '{number[:20]}' is not a valid NHS number (Modulus-11 check failed)",
-                details=nhs_details("INVALID_RESOURCE_ID", "Resource Id is invalid"),
-            )
-        numbers.add(number)
-    return numbers
 
 
 def _order_numbers(param: ParsedParam) -> set[str] | None:
@@ -88,7 +60,7 @@ def plan(request: SearchRequest) -> CPTQuery:
     numbers: set[str] | None = None
     for name in PATIENT_PARAMS:
         for param in request.get(name):
-            found = _patient_numbers(param)
+            found = nhs_numbers(param)
             numbers = found if numbers is None else numbers & found
     prescription_ids: set[str] | None = None
     for param in request.get("identifier"):
@@ -122,8 +94,6 @@ def check_filter_modifier(param: ParsedParam) -> None:
     allowed = _LOCAL_MODIFIERS.get(param.name)
     if allowed is not None and param.modifier not in allowed:
         raise InvalidSearchParameter(f"Modifier ':{param.modifier}' is not supported on '{param.name}' here")
-    if param.name in PATIENT_PARAMS and param.modifier == "missing":
-        raise InvalidSearchParameter(f"Parameter '{param.name}:missing' is not supported: CPT needs a patient")
 
 
 def _identifiers(resource: Resource) -> list[tuple[str | None, str | None]]:
@@ -138,7 +108,7 @@ def _param_matches(resource: Resource, param: ParsedParam) -> bool:
     name = param.name
     if name in PATIENT_PARAMS:
         subject = (resource.get("subject") or {}).get("identifier") or {}
-        return subject.get("value") in _patient_numbers(param)
+        return subject.get("value") in nhs_numbers(param)
     path = {"identifier": "identifier", "status": "status", "intent": "intent", "authoredon": "authoredOn"}.get(name)
     if path is None:
         return True

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from server.fhir.errors import BadRequest, InvalidSearchParameter
-from server.fhir.outcome import issue, nhs_details
+from server.fhir.errors import InvalidSearchParameter
+from server.fhir.outcome import issue
 from server.fhir.search_params import ParsedParam, SearchParamSpec, TokenValue
 from server.fhir.search_request import SearchRequest
 from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 from server.nhs.pds import PDSClient
 from server.providers.base import RequestContext, ResourceProvider, Resource, SearchResult
+from server.providers.patient_reference import check_nhs_number
 from server.providers.pds_query import pds_search_params
 
 SP = "http://hl7.org/fhir/SearchParameter/"
@@ -54,12 +55,7 @@ class PatientFromPDS(ResourceProvider):
         self.max_results = max_results
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
-        if not is_valid_nhs_number(resource_id):
-            # Checked locally: an invalid number never reaches PDS.
-            raise BadRequest(
-                f"'{resource_id}' is not a valid NHS number (Modulus-11 check failed)",
-                details=nhs_details("INVALID_RESOURCE_ID", "Resource Id is invalid"),
-            )
+        check_nhs_number(resource_id)  # checked locally: an invalid number never reaches PDS
         try:
             return (await self.pds.get_patient(resource_id, ctx)).patient
         except UpstreamError as err:

@@ -26,12 +26,12 @@ from server.fhir.search_params import (
     DateValue,
     MissingValue,
     ParsedParam,
-    ReferenceValue,
     TokenValue,
     fhir_date_range,
 )
 from server.fhir.search_request import SearchRequest
-from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.providers.patient_reference import nhs_numbers
 
 Resource = dict[str, Any]
 Predicate = Callable[[Resource], bool]
@@ -78,29 +78,6 @@ class ByUbrn:
 Plan = ByPatient | ByUbrn
 
 
-def _nhs_numbers(param: ParsedParam) -> set[str]:
-    if param.modifier == "missing":
-        raise InvalidSearchParameter(f"Parameter '{param.name}:missing' cannot select a patient's referrals")
-    numbers: set[str] = set()
-    for value in param.values:
-        assert isinstance(value, ReferenceValue)
-        if value.identifier is not None:
-            ident = value.identifier
-            if not ident.any_system and ident.system != NHS_NUMBER_SYSTEM:
-                raise InvalidSearchParameter(
-                    f"Parameter '{param.name}:identifier' takes an NHS number: {NHS_NUMBER_SYSTEM}|<nhs number>")
-            number = ident.code
-        else:
-            if value.resource_type not in (None, "Patient"):
-                raise InvalidSearchParameter(f"Parameter '{param.name}' must refer to a Patient (by NHS number)")
-            number = value.id
-        if not number or not is_valid_nhs_number(number):
-            raise InvalidSearchParameter(
-                f"Parameter '{param.name}': '{(number or '')[:20]}' is not a valid NHS number (Modulus-11 check failed)")
-        numbers.add(number)
-    return numbers
-
-
 def _ubrns(param: ParsedParam) -> set[str] | None:
     """The UBRNs an identifier parameter names; None when it names no UBRN at all."""
     if param.modifier is not None:
@@ -129,7 +106,7 @@ def _intersect(sets: Iterable[set[str]]) -> set[str] | None:
 
 def plan_search(request: SearchRequest) -> Plan:
     """Which NHS API answers this search; raises a 400 naming what is needed."""
-    patients = _intersect(_nhs_numbers(p) for name in PATIENT_PARAMS for p in request.get(name))
+    patients = _intersect(nhs_numbers(p) for name in PATIENT_PARAMS for p in request.get(name))
     ubrn_sets = [_ubrns(p) for p in request.get("identifier")]
     ubrns = _intersect(s for s in ubrn_sets if s is not None)
     if ubrns is not None:
@@ -174,7 +151,7 @@ def _ranges(resource: Resource, paths: tuple[str, ...]) -> list[tuple[datetime, 
 
 
 def _patient_predicate(param: ParsedParam) -> Predicate:
-    numbers = _nhs_numbers(param)
+    numbers = nhs_numbers(param)
     return lambda r: nhs_number_of(r.get("subject")) in numbers
 
 

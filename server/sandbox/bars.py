@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from server.nhs.nhs_number import is_valid_nhs_number
 from server.sandbox.bars_data import NHS, REFERRALS
+from server.sandbox.searchset import searchset
 
 HTTP_ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -91,13 +92,7 @@ async def search_service_requests(request: Request) -> Response:
     system, _, nhs = values[0].partition("|")
     if system != NHS or not is_valid_nhs_number(nhs):
         return bars_error(400, "SEND_BAD_REQUEST", "value", "patient:identifier must be a valid NHS number")
-    base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
-    entries = [{"fullUrl": f"{base}/ServiceRequest/{r['id']}", "resource": r, "search": {"mode": "match"}}
-               for r in REFERRALS[target].get(nhs, [])]
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
-                              "link": [{"relation": "self", "url": str(request.url)}]}
-    if entries:
-        bundle["entry"] = entries
+    bundle = searchset(request, REFERRALS[target].get(nhs, []), "ServiceRequest")
     return JSONResponse(bundle, headers=_mirror(request), media_type="application/fhir+json")
 
 

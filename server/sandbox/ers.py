@@ -12,13 +12,13 @@ R4 (as the sandbox's 000000070003) and a 404 in STU3.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.sandbox.ers_data import R4_BY_UBRN, STU3_BY_UBRN, UBRN
+from server.sandbox.searchset import searchset
 
 HTTP_ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 STU3_ERRORS = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-APIErrorCode-1"
@@ -67,13 +67,7 @@ async def search_service_requests(request: Request) -> Response:
     system, bar, ubrn = values[0].rpartition("|")
     if (bar and system != UBRN) or not UBRN_RE.match(ubrn):
         return r4_error(400, "REC_BAD_REQUEST", "value", "identifier must be a UBRN")
-    base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
-    entries = [{"fullUrl": f"{base}/R4/ServiceRequest/{r['id']}", "resource": r, "search": {"mode": "match"}}
-               for r in R4_BY_UBRN.get(ubrn, [])]
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
-                              "link": [{"relation": "self", "url": str(request.url)}]}
-    if entries:
-        bundle["entry"] = entries
+    bundle = searchset(request, R4_BY_UBRN.get(ubrn, []), "R4/ServiceRequest")
     return JSONResponse(bundle, headers=_mirror(request), media_type="application/fhir+json")
 
 

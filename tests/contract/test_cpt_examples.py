@@ -110,10 +110,14 @@ def test_not_found_example_becomes_a_fhir_404() -> None:
     [path] = example_files("eps-tracker/404_NotFound.json")
     outcome = read_nhs_outcome(_load(path))
     assert outcome.code == "NOT_FOUND"
+    assert outcome.system == "https://fhir.nhs.uk/CodeSystem/http-error-codes"
     err = to_fhir_error(UpstreamRejected("CPT", "HTTP 404", status=404, nhs_code=outcome.code,
-                                         nhs_display=outcome.display, diagnostics=outcome.diagnostics))
+                                         nhs_display=outcome.display, nhs_system=outcome.system,
+                                         diagnostics=outcome.diagnostics))
     assert isinstance(err, NotFound)
-    assert err.outcome()["issue"][0]["details"]["coding"][0]["code"] == "NOT_FOUND"
+    coding = err.outcome()["issue"][0]["details"]["coding"][0]
+    # CPT's code reaches the client under CPT's code system, not Spine's.
+    assert (coding["system"], coding["code"]) == ("https://fhir.nhs.uk/CodeSystem/http-error-codes", "NOT_FOUND")
 
 
 def _pfp_items(bundle: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:

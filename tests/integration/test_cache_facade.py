@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 
 from server.cache.mongo import COLLECTION
 from server.sandbox import pds_data
+from tests.support.emulator_control import inject
 from tests.support.fhir_validation import validate_r4
 from tests.support.mongo import MongoTarget, SecantusProcess
 from tests.support.servers import Emulator, FHIRClient, running_facade
@@ -42,11 +43,6 @@ async def cache_collection(target: MongoTarget) -> AsyncIterator[Any]:
 
 def upstream_calls(emulator: Emulator, path_and_query: str) -> int:
     return emulator.state.counts[f"GET {path_and_query}"]
-
-
-async def inject(http: aiohttp.ClientSession, emulator: Emulator, **fault: Any) -> None:
-    async with http.post(f"{emulator.url}/_control/faults", json=fault) as resp:
-        assert resp.status == 200
 
 
 async def test_miss_hit_revalidate_no_store(emulator: Emulator, http: aiohttp.ClientSession,

@@ -14,6 +14,7 @@ import pytest
 from server.app import create_app
 from server.serving import serving
 from server.settings import Settings
+from tests.support.emulator_control import inject, reset_emulator
 from tests.support.fhir_validation import validate_r4
 from tests.support.nhs_auth import (
     API_KEY,
@@ -113,22 +114,18 @@ async def test_refused_credentials_are_a_502_operation_outcome(emulator: Emulato
 async def test_token_endpoint_outage_is_a_503(emulator: Emulator, http) -> None:
     await register_client(http, emulator.url)
     # Persistent outage (times=-1): every retry of the logical request fails too.
-    async with http.post(f"{emulator.url}/_control/faults",
-                         json={"path_prefix": "/oauth2", "status": 503, "times": -1}) as r:
-        assert r.status == 200
+    await inject(http, emulator, path_prefix="/oauth2", status=503, times=-1)
     async with facade_with(emulator, http, **signed_jwt_settings(emulator)) as facade:
         status, headers, body = await facade.get(PATIENT)
         assert status == 503 and "Retry-After" in headers
         validate_r4(body)
-        async with http.post(f"{emulator.url}/_control/reset") as r:
-            assert r.status == 200
+        await reset_emulator(http, emulator)
         assert (await facade.get(PATIENT))[0] == 200  # the next request fetches a token afresh
 
 
 async def test_a_single_token_endpoint_failure_is_retried(emulator: Emulator, http) -> None:
     await register_client(http, emulator.url)
-    async with http.post(f"{emulator.url}/_control/faults", json={"path_prefix": "/oauth2", "status": 503}) as r:
-        assert r.status == 200
+    await inject(http, emulator, path_prefix="/oauth2", status=503)
     async with facade_with(emulator, http, **signed_jwt_settings(emulator)) as facade:
         assert (await facade.get(PATIENT))[0] == 200
 

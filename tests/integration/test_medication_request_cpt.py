@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from server.sandbox.cpt import REFUSED_TOKEN
+from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, running_facade
 
@@ -29,16 +30,6 @@ def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
 
 
-async def counts(http: aiohttp.ClientSession, emulator: Emulator) -> dict[str, int]:
-    async with http.get(f"{emulator.url}/_control/requests") as resp:
-        return (await resp.json())["counts"]
-
-
-async def fault(http: aiohttp.ClientSession, emulator: Emulator, **spec: Any) -> None:
-    async with http.post(f"{emulator.url}/_control/faults", json=spec) as resp:
-        assert resp.status == 200
-
-
 @pytest.mark.parametrize("query", [
     "patient=9000000009",
     "patient=Patient/9000000009",
@@ -56,7 +47,7 @@ async def test_search_by_patient_in_every_form(facade: FHIRClient, http: aiohttp
     assert [m["id"] for m in matches(body)] == ACUTE_IDS + ERD_IDS
     for m in matches(body):
         assert m["subject"] == {"reference": "Patient/9000000009", "identifier": {"system": NHS, "value": "9000000009"}}
-    seen = await counts(http, emulator)
+    seen = await upstream_counts(http, emulator)
     assert seen == {
         f"GET {CPT}/RequestGroup?nhsNumber=9000000009": 1,
         f"GET {CPT}/RequestGroup/{ACUTE}": 1,
@@ -87,7 +78,7 @@ async def test_include_patient_from_pds(facade: FHIRClient, http: aiohttp.Client
     included = [e for e in body["entry"] if e["search"]["mode"] == "include"]
     assert [(e["resource"]["resourceType"], e["resource"]["id"]) for e in included] == [("Patient", "9000000009")]
     assert included[0]["fullUrl"].endswith("/Patient/9000000009")
-    assert (await counts(http, emulator))["GET /personal-demographics/FHIR/R4/Patient/9000000009"] == 1
+    assert (await upstream_counts(http, emulator))["GET /personal-demographics/FHIR/R4/Patient/9000000009"] == 1
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -134,7 +125,7 @@ async def test_paging_walks_every_match_once(facade: FHIRClient, http: aiohttp.C
     assert pages == 3
     assert seen == ACUTE_IDS + ERD_IDS
     # Pages come from the search's snapshot: CPT was searched once.
-    assert (await counts(http, emulator))[f"GET {CPT}/RequestGroup?nhsNumber=9000000009"] == 1
+    assert (await upstream_counts(http, emulator))[f"GET {CPT}/RequestGroup?nhsNumber=9000000009"] == 1
 
 
 async def test_prescription_id_is_fetched_directly(facade: FHIRClient, http: aiohttp.ClientSession,
@@ -143,7 +134,7 @@ async def test_prescription_id_is_fetched_directly(facade: FHIRClient, http: aio
     assert status == 200, body
     validate_r4(body)
     assert [m["id"] for m in matches(body)] == [ERD_IDS[1]]  # CPT's current issue
-    assert await counts(http, emulator) == {f"GET {CPT}/RequestGroup/{ERD}": 1}
+    assert await upstream_counts(http, emulator) == {f"GET {CPT}/RequestGroup/{ERD}": 1}
 
 
 async def test_prescription_id_for_another_patient_is_filtered_out(facade: FHIRClient) -> None:
@@ -177,7 +168,7 @@ async def test_read_issued_id_and_conditional_read(facade: FHIRClient, http: aio
     assert status == 200
     validate_r4(body)
     assert body == wanted
-    assert (await counts(http, emulator))[f"GET {CPT}/RequestGroup/{ERD}?issueNumber=1"] == 2
+    assert (await upstream_counts(http, emulator))[f"GET {CPT}/RequestGroup/{ERD}?issueNumber=1"] == 2
     status, again, _ = await facade.get(f"/MedicationRequest/{ERD_IDS[0]}",
                                         headers={**H, "If-None-Match": headers["ETag"]})
     assert status == 304
@@ -199,7 +190,9 @@ async def test_read_unknown_is_404(facade: FHIRClient, http: aiohttp.ClientSessi
     assert status == 404
     validate_r4(body)
     assert body["issue"][0]["code"] == "not-found"
-    assert sum((await counts(http, emulator)).values()) == upstream_calls
+    assert sum((await upstream_counts(http, emulator)).values()) == upstream_calls
+    if rid.startswith("FFFFFF"):  # CPT's own 404: its code stays under CPT's code system
+        assert body["issue"][0]["details"]["coding"][0]["system"] == "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 
 
 @pytest.mark.parametrize("query", ["patient=9000000000", "patient=123", f"patient.identifier={quote(NHS)}|9000000001"])
@@ -209,7 +202,7 @@ async def test_invalid_nhs_number_is_400_without_upstream_call(facade: FHIRClien
     assert status == 400
     validate_r4(body)
     assert "NHS number" in body["issue"][0]["diagnostics"]
-    assert await counts(http, emulator) == {}
+    assert await upstream_counts(http, emulator) == {}
 
 
 async def test_search_without_patient_is_400(facade: FHIRClient, http: aiohttp.ClientSession,
@@ -218,7 +211,7 @@ async def test_search_without_patient_is_400(facade: FHIRClient, http: aiohttp.C
     assert status == 400
     validate_r4(body)
     assert "patient=<NHS number>" in body["issue"][0]["diagnostics"]
-    assert await counts(http, emulator) == {}
+    assert await upstream_counts(http, emulator) == {}
 
 
 @pytest.mark.parametrize("missing", sorted(H))
@@ -230,7 +223,7 @@ async def test_missing_session_header_is_400_naming_it(facade: FHIRClient, http:
     validate_r4(body)
     assert body["issue"][0]["code"] == "required"
     assert f"'{missing}'" in body["issue"][0]["diagnostics"]
-    assert await counts(http, emulator) == {}
+    assert await upstream_counts(http, emulator) == {}
 
 
 async def test_callers_bearer_token_reaches_cpt(facade: FHIRClient) -> None:
@@ -249,7 +242,7 @@ async def test_callers_bearer_token_reaches_cpt(facade: FHIRClient) -> None:
 async def test_cpt_search_failure_is_reported_honestly(facade: FHIRClient, http: aiohttp.ClientSession,
                                                        emulator: Emulator, upstream_status: int,
                                                        expected: int) -> None:
-    await fault(http, emulator, path_prefix=f"{CPT}/RequestGroup", status=upstream_status, times=-1)
+    await inject(http, emulator, path_prefix=f"{CPT}/RequestGroup", status=upstream_status, times=-1)
     status, headers, body = await facade.get("/MedicationRequest?patient=9000000009", headers=H)
     assert status == expected
     validate_r4(body)
@@ -260,7 +253,7 @@ async def test_cpt_search_failure_is_reported_honestly(facade: FHIRClient, http:
 
 async def test_failed_detail_call_fails_the_whole_search(facade: FHIRClient, http: aiohttp.ClientSession,
                                                          emulator: Emulator) -> None:
-    await fault(http, emulator, path_prefix=f"{CPT}/RequestGroup/{ERD}", status=500, times=5)
+    await inject(http, emulator, path_prefix=f"{CPT}/RequestGroup/{ERD}", status=500, times=5)
     status, _, body = await facade.get("/MedicationRequest?patient=9000000009", headers=H)
     assert status == 502  # never a medication list silently missing a prescription
     validate_r4(body)
@@ -269,7 +262,7 @@ async def test_failed_detail_call_fails_the_whole_search(facade: FHIRClient, htt
 async def test_detail_vanished_since_search_gives_warning_and_the_rest(facade: FHIRClient,
                                                                        http: aiohttp.ClientSession,
                                                                        emulator: Emulator) -> None:
-    await fault(http, emulator, path_prefix=f"{CPT}/RequestGroup/{ACUTE}", status=404, times=1,
+    await inject(http, emulator, path_prefix=f"{CPT}/RequestGroup/{ACUTE}", status=404, times=1,
                 body={"resourceType": "OperationOutcome", "issue": [{"code": "not-found", "severity": "error"}]})
     status, _, body = await facade.get("/MedicationRequest?patient=9000000009", headers=H)
     assert status == 200
@@ -281,7 +274,7 @@ async def test_detail_vanished_since_search_gives_warning_and_the_rest(facade: F
 
 async def test_malformed_cpt_answer_is_502(facade: FHIRClient, http: aiohttp.ClientSession,
                                            emulator: Emulator) -> None:
-    await fault(http, emulator, path_prefix=f"{CPT}/RequestGroup", malformed=True, times=1)
+    await inject(http, emulator, path_prefix=f"{CPT}/RequestGroup", malformed=True, times=1)
     status, _, body = await facade.get("/MedicationRequest?patient=9000000009", headers=H)
     assert status == 502
     validate_r4(body)
@@ -309,7 +302,7 @@ async def test_sandbox_mode_serves_9000000009(emulator: Emulator, http: aiohttp.
     assert status == 200
     validate_r4(body)
     assert body["total"] == 5
-    assert await counts(http, emulator) == {}  # the test emulator was not used
+    assert await upstream_counts(http, emulator) == {}  # the test emulator was not used
 
 
 async def test_cpt_data_that_cannot_be_valid_r4_is_502(facade: FHIRClient, http: aiohttp.ClientSession,
@@ -321,7 +314,7 @@ async def test_cpt_data_that_cannot_be_valid_r4_is_502(facade: FHIRClient, http:
             "subject": {"identifier": {"system": NHS, "value": "9000000009"}},
             "dispenseRequest": {"quantity": {"value": "LOTS-OF-PHI", "unit": "tablet"}}}
     body = {"resourceType": "Bundle", "type": "searchset", "entry": [{"fullUrl": "urn:uuid:i1", "resource": item}]}
-    await fault(http, emulator, path_prefix=f"{CPT}/RequestGroup/{ACUTE}", status=200, body=body, times=1)
+    await inject(http, emulator, path_prefix=f"{CPT}/RequestGroup/{ACUTE}", status=200, body=body, times=1)
     status, _, outcome = await facade.get("/MedicationRequest?patient=9000000009", headers=H)
     assert status == 502
     validate_r4(outcome)

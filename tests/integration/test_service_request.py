@@ -10,6 +10,7 @@ import pytest
 from server.app import create_app
 from server.serving import serving
 from server.settings import Settings
+from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
 from tests.support.shared import example_files
@@ -28,16 +29,6 @@ def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 def outcomes(bundle: dict[str, Any]) -> list[str]:
     return [i["diagnostics"] for e in bundle.get("entry", []) if e["search"]["mode"] == "outcome"
             for i in e["resource"]["issue"]]
-
-
-async def upstream_counts(http: aiohttp.ClientSession, emulator: Emulator) -> dict[str, int]:
-    async with http.get(f"{emulator.url}/_control/requests") as resp:
-        return (await resp.json())["counts"]
-
-
-async def inject(http: aiohttp.ClientSession, emulator: Emulator, **fault: Any) -> None:
-    async with http.post(f"{emulator.url}/_control/faults", json=fault) as resp:
-        assert resp.status == 200
 
 
 @pytest.fixture

@@ -13,28 +13,13 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
+from tests.support.emulator_control import inject, reset_emulator, upstream_requests
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, running_facade
 
 PATIENT = "/Patient/9000000009"
-PDS_PREFIX = "/personal-demographics"
 FAST = dict(upstream_backoff_base=0.01, upstream_backoff_max=0.05, upstream_request_budget=3.0,
             upstream_breaker_threshold=100)
-
-
-async def inject(http: aiohttp.ClientSession, emulator: Emulator, **fault: Any) -> None:
-    async with http.post(f"{emulator.url}/_control/faults", json={"path_prefix": PDS_PREFIX, **fault}) as resp:
-        assert resp.status == 200
-
-
-async def seen(http: aiohttp.ClientSession, emulator: Emulator) -> dict[str, Any]:
-    async with http.get(f"{emulator.url}/_control/requests") as resp:
-        return await resp.json()
-
-
-async def reset(http: aiohttp.ClientSession, emulator: Emulator) -> None:
-    async with http.post(f"{emulator.url}/_control/reset") as resp:
-        assert resp.status == 200
 
 
 @contextlib.asynccontextmanager
@@ -53,7 +38,7 @@ async def test_503_then_success_is_retried_with_the_same_request_id(emulator: Em
         await inject(http, emulator, status=503, times=1)
         status, _, body = await facade.get(PATIENT)
     assert status == 200 and body["id"] == "9000000009"
-    upstream = await seen(http, emulator)
+    upstream = await upstream_requests(http, emulator)
     assert upstream["total"] == 2
     assert len(set(upstream["request_ids"])) == 1
 
@@ -63,7 +48,7 @@ async def test_429_without_retry_after_backs_off_and_retries(emulator: Emulator,
         await inject(http, emulator, status=429, times=2)  # PDS sends no Retry-After on 429
         status, _, _ = await facade.get(PATIENT)
     assert status == 200
-    upstream = await seen(http, emulator)
+    upstream = await upstream_requests(http, emulator)
     assert upstream["total"] == 3 and len(set(upstream["request_ids"])) == 1
 
 
@@ -72,7 +57,7 @@ async def test_429_retry_after_is_honoured(emulator: Emulator, http: aiohttp.Cli
         await inject(http, emulator, status=429, retry_after="1", times=1)
         status, _, _ = await facade.get(PATIENT)
     assert status == 200
-    arrivals = (await seen(http, emulator))["arrivals"]
+    arrivals = (await upstream_requests(http, emulator))["arrivals"]
     assert len(arrivals) == 2
     assert arrivals[1] - arrivals[0] >= 0.95  # waited as told, not the 10-50 ms backoff
 
@@ -84,7 +69,7 @@ async def test_retry_after_longer_than_the_budget_reaches_the_client(emulator: E
     assert status == 503
     assert headers["Retry-After"] == "30"
     assert_outcome(body)
-    assert (await seen(http, emulator))["total"] == 1
+    assert (await upstream_requests(http, emulator))["total"] == 1
 
 
 async def test_persistent_503_gives_503_with_retry_after_after_max_attempts(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -94,7 +79,7 @@ async def test_persistent_503_gives_503_with_retry_after_after_max_attempts(emul
     assert status == 503
     assert int(headers["Retry-After"]) >= 1
     assert_outcome(body)
-    upstream = await seen(http, emulator)
+    upstream = await upstream_requests(http, emulator)
     assert upstream["total"] == 3 and len(set(upstream["request_ids"])) == 1
 
 
@@ -105,7 +90,7 @@ async def test_read_timeout_gives_504(emulator: Emulator, http: aiohttp.ClientSe
     assert status == 504
     assert "Retry-After" in headers
     assert_outcome(body)
-    assert (await seen(http, emulator))["total"] == 2  # timeouts are retried, same X-Request-ID
+    assert (await upstream_requests(http, emulator))["total"] == 2  # timeouts are retried, same X-Request-ID
 
 
 async def test_budget_bounds_the_whole_request(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -114,7 +99,7 @@ async def test_budget_bounds_the_whole_request(emulator: Emulator, http: aiohttp
         status, _, body = await facade.get(PATIENT)
     assert status == 504
     assert_outcome(body)
-    assert (await seen(http, emulator))["total"] == 1  # no time left for a second attempt
+    assert (await upstream_requests(http, emulator))["total"] == 1  # no time left for a second attempt
 
 
 async def test_connection_reset_is_retried(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -122,7 +107,7 @@ async def test_connection_reset_is_retried(emulator: Emulator, http: aiohttp.Cli
         await inject(http, emulator, reset=True, times=1)
         status, _, body = await facade.get(PATIENT)
     assert status == 200 and body["id"] == "9000000009"
-    upstream = await seen(http, emulator)
+    upstream = await upstream_requests(http, emulator)
     assert upstream["total"] == 2 and len(set(upstream["request_ids"])) == 1
 
 
@@ -132,25 +117,18 @@ async def test_persistent_resets_give_503(emulator: Emulator, http: aiohttp.Clie
         status, headers, body = await facade.get(PATIENT)
     assert status == 503 and "Retry-After" in headers
     assert_outcome(body)
-    assert (await seen(http, emulator))["total"] == 2
+    assert (await upstream_requests(http, emulator))["total"] == 2
 
 
-async def test_malformed_body_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize("fault", [{"malformed": True}, {"status": 500}], ids=["malformed-body", "http-500"])
+async def test_malformed_body_or_500_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession,
+                                                            fault: dict[str, Any]) -> None:
     async with facade_with(emulator, http) as facade:
-        await inject(http, emulator, malformed=True, times=1)
+        await inject(http, emulator, times=1, **fault)
         status, _, body = await facade.get(PATIENT)
     assert status == 502
     assert_outcome(body)
-    assert (await seen(http, emulator))["total"] == 1
-
-
-async def test_500_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    async with facade_with(emulator, http) as facade:
-        await inject(http, emulator, status=500, times=1)
-        status, _, body = await facade.get(PATIENT)
-    assert status == 502
-    assert_outcome(body)
-    assert (await seen(http, emulator))["total"] == 1
+    assert (await upstream_requests(http, emulator))["total"] == 1
 
 
 async def test_404_is_not_retried(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -158,7 +136,7 @@ async def test_404_is_not_retried(emulator: Emulator, http: aiohttp.ClientSessio
         status, _, body = await facade.get("/Patient/9111231130")
     assert status == 404
     assert_outcome(body)
-    assert (await seen(http, emulator))["total"] == 1
+    assert (await upstream_requests(http, emulator))["total"] == 1
 
 
 async def test_nhs_400_is_400_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -172,7 +150,7 @@ async def test_nhs_400_is_400_and_not_retried(emulator: Emulator, http: aiohttp.
     assert status == 400
     assert_outcome(body)
     assert "gender" in body["issue"][0]["diagnostics"]
-    assert (await seen(http, emulator))["total"] == 1
+    assert (await upstream_requests(http, emulator))["total"] == 1
 
 
 async def test_breaker_opens_fails_fast_then_probes(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -181,21 +159,21 @@ async def test_breaker_opens_fails_fast_then_probes(emulator: Emulator, http: ai
         await inject(http, emulator, status=503, times=-1)
         for _ in range(3):
             assert (await facade.get(PATIENT))[0] == 503
-        assert (await seen(http, emulator))["total"] == 3
+        assert (await upstream_requests(http, emulator))["total"] == 3
         for _ in range(5):
             status, headers, body = await facade.get(PATIENT)
             assert status == 503
             assert headers["Retry-After"] == "1"  # seconds until the probe, rounded up to 1
             assert "circuit" in body["issue"][0]["diagnostics"]
             assert_outcome(body)
-        assert (await seen(http, emulator))["total"] == 3  # open: NHS saw nothing more
+        assert (await upstream_requests(http, emulator))["total"] == 3  # open: NHS saw nothing more
 
-        await reset(http, emulator)  # NHS recovers
+        await reset_emulator(http, emulator)  # NHS recovers
         await asyncio.sleep(1.05)
         status, _, _ = await facade.get(PATIENT)  # the half-open probe
         assert status == 200
         assert (await facade.get(PATIENT))[0] == 200  # closed again
-        assert (await seen(http, emulator))["total"] == 2
+        assert (await upstream_requests(http, emulator))["total"] == 2
 
 
 async def test_failed_probe_reopens(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -206,10 +184,10 @@ async def test_failed_probe_reopens(emulator: Emulator, http: aiohttp.ClientSess
             await facade.get(PATIENT)
         await asyncio.sleep(0.55)
         assert (await facade.get(PATIENT))[0] == 503  # the probe reached NHS and failed
-        assert (await seen(http, emulator))["total"] == 3
+        assert (await upstream_requests(http, emulator))["total"] == 3
         status, _, body = await facade.get(PATIENT)
         assert status == 503 and "circuit" in body["issue"][0]["diagnostics"]
-        assert (await seen(http, emulator))["total"] == 3
+        assert (await upstream_requests(http, emulator))["total"] == 3
 
 
 async def test_4xx_do_not_open_the_breaker(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -217,7 +195,7 @@ async def test_4xx_do_not_open_the_breaker(emulator: Emulator, http: aiohttp.Cli
         for _ in range(4):
             assert (await facade.get("/Patient/9111231130"))[0] == 404
         assert (await facade.get(PATIENT))[0] == 200
-    assert (await seen(http, emulator))["total"] == 5
+    assert (await upstream_requests(http, emulator))["total"] == 5
 
 
 async def test_single_flight_50_concurrent_reads_one_upstream_call(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -227,7 +205,7 @@ async def test_single_flight_50_concurrent_reads_one_upstream_call(emulator: Emu
     assert [status for status, _, _ in results] == [200] * 50
     assert all(body == results[0][2] for _, _, body in results)
     validate_r4(results[0][2])
-    assert (await seen(http, emulator))["total"] == 1
+    assert (await upstream_requests(http, emulator))["total"] == 1
 
 
 async def test_single_flight_shares_failures_too(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -235,7 +213,7 @@ async def test_single_flight_shares_failures_too(emulator: Emulator, http: aioht
         await inject(http, emulator, delay=0.3, status=503, times=-1)
         results = await asyncio.gather(*(facade.get(PATIENT) for _ in range(10)))
     assert [status for status, _, _ in results] == [503] * 10
-    assert (await seen(http, emulator))["total"] == 1
+    assert (await upstream_requests(http, emulator))["total"] == 1
 
 
 async def test_single_flight_never_shares_across_user_tokens(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -245,7 +223,7 @@ async def test_single_flight_never_shares_across_user_tokens(emulator: Emulator,
         results = await asyncio.gather(*(facade.get(PATIENT, headers={"Authorization": f"Bearer {t}"})
                                          for t in tokens))
     assert [status for status, _, _ in results] == [200] * 5
-    assert (await seen(http, emulator))["total"] == 2
+    assert (await upstream_requests(http, emulator))["total"] == 2
 
 
 async def test_without_single_flight_every_read_goes_upstream(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -253,7 +231,7 @@ async def test_without_single_flight_every_read_goes_upstream(emulator: Emulator
         await inject(http, emulator, delay=0.2, times=-1)
         results = await asyncio.gather(*(facade.get(PATIENT) for _ in range(10)))
     assert [status for status, _, _ in results] == [200] * 10
-    assert (await seen(http, emulator))["total"] == 10
+    assert (await upstream_requests(http, emulator))["total"] == 10
 
 
 async def test_rate_limit_spaces_requests(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -262,7 +240,7 @@ async def test_rate_limit_spaces_requests(emulator: Emulator, http: aiohttp.Clie
                            upstream_request_budget=5.0) as facade:
         results = await asyncio.gather(*(facade.get(PATIENT) for _ in range(6)))
     assert [status for status, _, _ in results] == [200] * 6
-    arrivals = (await seen(http, emulator))["arrivals"]
+    arrivals = (await upstream_requests(http, emulator))["arrivals"]
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
     # Requests leave at least 1/rate apart; 50 ms covers jitter in transit to the emulator.
     assert min(gaps) >= 1 / rate - 0.05, gaps
@@ -278,7 +256,7 @@ async def test_rate_limit_refuses_what_does_not_fit_the_budget(emulator: Emulato
     assert all("Retry-After" in headers for status, headers, _ in results if status == 503)
     assert all("client-side rate limit" in body["issue"][0]["diagnostics"] for status, _, body in results
                if status == 503)
-    assert (await seen(http, emulator))["total"] == ok  # the refused ones never reached NHS
+    assert (await upstream_requests(http, emulator))["total"] == ok  # the refused ones never reached NHS
 
 
 async def test_concurrency_limit_caps_requests_in_flight(emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -288,7 +266,7 @@ async def test_concurrency_limit_caps_requests_in_flight(emulator: Emulator, htt
         await inject(http, emulator, delay=delay, times=-1)
         results = await asyncio.gather(*(facade.get(PATIENT) for _ in range(6)))
     assert [status for status, _, _ in results] == [200] * 6
-    arrivals = (await seen(http, emulator))["arrivals"]
+    arrivals = (await upstream_requests(http, emulator))["arrivals"]
     # With at most 2 in flight, request i can start only after one of the two before it
     # finished its `delay`-long handling.
     assert all(arrivals[i] - arrivals[i - 2] >= delay for i in range(2, len(arrivals))), arrivals
@@ -303,4 +281,4 @@ async def test_nhs_refusing_our_credentials_is_502_and_not_retried(emulator: Emu
     assert status == 502
     assert_outcome(body)
     assert "credentials" in body["issue"][0]["diagnostics"]
-    assert (await seen(http, emulator))["total"] == 1
+    assert (await upstream_requests(http, emulator))["total"] == 1

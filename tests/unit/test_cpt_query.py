@@ -40,7 +40,7 @@ def test_or_values_union_and_params_intersect() -> None:
 
 @pytest.mark.parametrize("pairs, message", [
     ([("patient", "9000000000")], "not a valid NHS number"),
-    ([("patient.identifier", "https://other.example/id|9000000009")], "identifies patients by"),
+    ([("patient.identifier", "https://other.example/id|9000000009")], "takes an NHS number"),
     ([("patient:missing", "true")], "not supported"),
     ([("status:text", "active"), ("patient", "9000000009")], "not supported"),
     ([("identifier:not", "x"), ("patient", "9000000009")], "not supported"),

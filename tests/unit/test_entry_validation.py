@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.nhs.entry_validation import check_r4
+from server.nhs.entry_validation import check_r4, expect_resource
 from server.nhs.errors import UpstreamBadResponse
 
 VALID = {"resourceType": "MedicationRequest", "id": "a", "status": "active", "intent": "order",
@@ -22,3 +22,16 @@ def test_invalid_resource_names_the_path_not_the_value() -> None:
     assert "authoredOn" in str(info.value)
     assert "SECRET" not in str(info.value)
     assert info.value.api == "CPT"
+
+
+@pytest.mark.parametrize("body", [None, [], "Patient", {"resourceType": "Bundle", "id": "x"},
+                                  {"resourceType": "Patient"}, {"resourceType": "Patient", "id": ""}])
+def test_a_read_answered_with_anything_but_one_resource_with_an_id_is_a_bad_response(body: object) -> None:
+    with pytest.raises(UpstreamBadResponse) as info:
+        expect_resource(body, "Patient", "PDS")
+    assert info.value.api == "PDS" and "Patient" in str(info.value)
+
+
+def test_one_resource_with_an_id_passes_unchanged() -> None:
+    body = {"resourceType": "ServiceRequest", "id": "a"}
+    assert expect_resource(body, "ServiceRequest", "BaRS") is body

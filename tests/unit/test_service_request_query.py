@@ -47,7 +47,7 @@ def test_or_values_ask_for_each_patient_and_and_values_intersect() -> None:
     ([("patient", "9000000000")], "not a valid NHS number"),
     ([("patient", "123")], "not a valid NHS number"),
     ([("patient:identifier", "https://example.org/mrn|9000000009")], "takes an NHS number"),
-    ([("patient:missing", "true")], "cannot select"),
+    ([("patient:missing", "true")], "not supported"),
     ([("identifier", f"{UBRN}|12345")], "twelve digits"),
     ([("identifier", f"{UBRN}|")], "twelve digits"),
     ([("status", "active")], "needs a patient"),

@@ -85,6 +85,24 @@ def test_every_upstream_failure_maps_to_an_error_status_never_500(status: int, c
     assert mapped.outcome()["issue"][0]["severity"] == "error"
 
 
+@pytest.mark.parametrize("system", ["https://fhir.nhs.uk/CodeSystem/http-error-codes",
+                                    "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1"])
+def test_an_nhs_code_keeps_the_code_system_the_api_sent(system: str) -> None:
+    body = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found", "details": {
+        "coding": [{"system": system, "code": "NOT_FOUND", "display": "Not found"}]}}]}
+    outcome = read_nhs_outcome(body)
+    assert (outcome.system, outcome.code) == (system, "NOT_FOUND")
+    mapped = to_fhir_error(UpstreamRejected("CPT", "HTTP 404", status=404, nhs_code=outcome.code,
+                                            nhs_display=outcome.display, nhs_system=outcome.system))
+    assert mapped.outcome()["issue"][0]["details"]["coding"] == [
+        {"system": system, "code": "NOT_FOUND", "display": "Not found"}]
+
+
+def test_an_nhs_code_without_a_system_is_taken_as_spine() -> None:
+    mapped = to_fhir_error(UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="RESOURCE_NOT_FOUND"))
+    assert mapped.outcome()["issue"][0]["details"]["coding"][0]["system"] == SPINE_ERROR_SYSTEM
+
+
 def test_read_nhs_outcome_tolerates_odd_bodies() -> None:
     empty = read_nhs_outcome(None)
     assert empty.code is None and empty.diagnostics is None
