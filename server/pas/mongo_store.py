@@ -35,6 +35,7 @@ Why it is shaped like this:
 """
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -62,8 +63,9 @@ def _stored(doc: Document) -> StoredPatient:
 
 
 def _fields(hn: str, data: PatientData) -> Document:
-    return {"record": {**data.record, "hospitalNumber": hn}, "allergies": list(data.allergies),
-            "medications": list(data.medications), "updated": now_iso()}
+    """The stored fields of a write (copied: the caller's data is never shared)."""
+    return copy.deepcopy({"record": {**data.record, "hospitalNumber": hn}, "allergies": list(data.allergies),
+                          "medications": list(data.medications), "updated": now_iso()})
 
 
 class MongoPASStore:

@@ -169,5 +169,5 @@ class ClinicalWithPAS(PASAwareProvider):
                 check_evaluable(param, specs.get(param.name))
             except Unevaluable as err:
                 raise NotSupportedParameter(
-                    f"Parameter '{param.key()}' cannot be applied to the PAS-recorded {self.resource_type} records of this "
-                    f"patient ({err.why}); search without it") from None
+                    f"Parameter '{param.key()}' cannot be applied to the PAS-recorded {self.resource_type} "
+                    f"records of this patient ({err.why}); search without it") from None

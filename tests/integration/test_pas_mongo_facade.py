@@ -20,7 +20,8 @@ from tests.support.servers import Emulator, FHIRClient, free_port, running_facad
 pytestmark = pytest.mark.mongo
 
 HL7 = {"Content-Type": "application/hl7-v2"}
-CIS2_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
+CIS2_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
+                "nhsd-session-jobrole": "R8000"}
 MSH = "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^{event}^ADT_A01|{control}|P|2.4"
 
 
@@ -146,7 +147,8 @@ async def test_records_survive_a_new_facade_on_the_same_database(emulator: Emula
         assert health["cache"]["backend"] == "mongodb" and health["cache"]["status"] == "up"
 
 
-async def test_mongodb_down_is_503_and_ar_and_nothing_is_stored(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+async def test_mongodb_down_is_503_and_ar_and_nothing_is_stored(emulator: Emulator,
+                                                                http: aiohttp.ClientSession) -> None:
     """The façade starts with its MongoDB down, answers 503/AR, recovers when MongoDB
     comes up (no restart), and fails the same way when MongoDB dies under it."""
     port = free_port()
