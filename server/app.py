@@ -25,7 +25,8 @@ from server.fhir.pages import SnapshotStore
 from server.fhir.routes import ROUTES
 from server.nhs.auth.profiles import build_auth
 from server.pas.routes import create_pas_app
-from server.pas.wiring import build_pas
+from server.mongodb import open_mongo_client
+from server.pas.wiring import build_pas, open_pas_store
 from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory, Upstreams, Wiring
 from server.providers.registry import ProviderRegistry
 from server.runtime import Runtime
@@ -53,12 +54,14 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             upstreams = Upstreams.from_settings(settings, emulator_url)
             auth = await build_auth(settings, session, emulator_url)
             wiring = Wiring(settings=settings, session=session, upstreams=upstreams, auth=auth)
-            cache = await stack.enter_async_context(open_cache(settings))
+            mongo = await stack.enter_async_context(open_mongo_client(settings))  # one client, shared
+            cache = await stack.enter_async_context(open_cache(settings, mongo))
             registry = ProviderRegistry()
             for factory in providers:
                 registry.register(with_cache(factory(wiring), cache))  # every provider, read-through
             # PAS composites wrap the (cached) NHS providers: PAS records are a store of record, never cached.
-            pas_app.state.pas = build_pas(wiring, registry, settings.public_base_url())
+            pas_store = await stack.enter_async_context(open_pas_store(settings, mongo))
+            pas_app.state.pas = build_pas(wiring, registry, settings.public_base_url(), store=pas_store)
             app.state.runtime = Runtime(
                 settings=settings,
                 base_url=settings.public_base_url(),

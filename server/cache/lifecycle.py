@@ -1,7 +1,8 @@
 """Open the configured cache inside the app lifespan, and close it on shutdown.
 
-FACADE_MONGODB_URI set: the MongoDB store (one AsyncMongoClient for the process, indexes
-created at start-up, or on reconnection when MongoDB is down at start). Unset: the
+FACADE_MONGODB_URI set: the MongoDB store on the process's one AsyncMongoClient (opened by
+server.mongodb, shared with the PAS store; indexes created at start-up, or on
+reconnection when MongoDB is down at start). Unset: the
 bounded in-memory store. FACADE_CACHE_ENABLED=false: no cache at all.
 """
 from __future__ import annotations
@@ -10,17 +11,22 @@ import contextlib
 import logging
 from typing import AsyncIterator
 
+from pymongo import AsyncMongoClient
+
 from server.cache.memory import MemoryStore
-from server.cache.mongo import COLLECTION, MongoStore, create_client
+from server.cache.mongo import COLLECTION, MongoStore
 from server.cache.policy import CachePolicy
 from server.cache.read_through import ReadThrough
+from server.mongodb import open_mongo_client
 from server.settings import Settings
 
 log = logging.getLogger("facade.cache")
 
 
 @contextlib.asynccontextmanager
-async def open_cache(settings: Settings) -> AsyncIterator[ReadThrough | None]:
+async def open_cache(settings: Settings,
+                     client: AsyncMongoClient | None = None) -> AsyncIterator[ReadThrough | None]:
+    """`client`: the shared client; None with a URI set opens (and closes) one here."""
     if not settings.cache_enabled:
         log.info("cache disabled: every read goes upstream")
         yield None
@@ -30,11 +36,11 @@ async def open_cache(settings: Settings) -> AsyncIterator[ReadThrough | None]:
         log.info("cache: in memory (at most %d entries)", settings.cache_max_entries)
         yield ReadThrough(MemoryStore(settings.cache_max_entries), policy)
         return
-    client = create_client(settings.mongodb_uri, settings.mongodb_timeout_ms)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(open_mongo_client(settings))
+        assert client is not None
         store = MongoStore(client[settings.mongodb_database][COLLECTION])
         await store.start()
         log.info("cache: MongoDB, database %s (%s)", settings.mongodb_database, store.status)
         yield ReadThrough(store, policy)
-    finally:
-        await client.close()

@@ -21,11 +21,12 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, TypeVar
 
 from bson.errors import BSONError
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from server.cache.store import KEY_FIELDS, CacheKey, Document, expired
+from server.mongodb import create_client  # noqa: F401  (re-exported: the cache tests open clients with it)
 
 log = logging.getLogger("facade.cache")
 
@@ -36,19 +37,6 @@ T = TypeVar("T")
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def create_client(uri: str, timeout_ms: int) -> AsyncMongoClient[Document]:
-    """The process's one client (made in the app lifespan). Short timeouts: a dead MongoDB
-    must cost a request little, since the façade can always answer from upstream."""
-    return AsyncMongoClient(
-        uri,
-        serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=max(2 * timeout_ms, 1000),
-        tz_aware=True,
-        appname="nhs-fhir-facade",
-    )
 
 
 class MongoStore:

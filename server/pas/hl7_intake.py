@@ -13,6 +13,15 @@ overwrites the top-level PAS fields it carries (address lines and postcode toget
 Answers (HTTP 200 always; the verdict is in MSA-1): AA on success; AE with one ERR per
 problem when the message is understood but its data is wrong; AR when it is not an ADT
 message this intake handles or cannot be parsed at all. Never a 500.
+
+PAS store outage (MongoDB down): AR with ERR code 207 (HL7 table 0357, application
+internal error), severity E, text "the PAS record store is unavailable (...); nothing
+was stored; resend the message later". AR, not AE, because HL7 table 0008 defines AR as "failed to process message for
+reason unrelated to content or format ... sender must decide on whether to automatically
+send message again": the message itself is fine, and interface engines queue and resend
+on AR, whereas AE tells the sender its data is wrong. Nothing of the message is stored
+(for A40, a survivor update that landed before the outage is redone harmlessly by the
+resend, and the merge itself is safe to repeat; server.pas.mongo_store).
 """
 from __future__ import annotations
 
@@ -28,7 +37,7 @@ from hl7.containers import Component, Message
 
 from mappings.engine import MappingFailed, Problem, get_pas, set_pas, to_fhir, to_pas
 from mappings.spec import Profile
-from server.pas.errors import PASError
+from server.pas.errors import PASError, PASStoreUnavailable
 from server.pas.service import PASService
 from server.providers.base import RequestContext
 
@@ -198,7 +207,7 @@ class HL7Intake:
         return record
 
     async def _upsert(self, record: dict[str, Any], ctx: RequestContext) -> None:
-        current = await self.service.store.get(record["hospitalNumber"])
+        current = await self.service.find(record["hospitalNumber"])
         body = {**current.record, **record, "hospitalNumber": current.hospital_number} if current else record
         await self.service.upsert(body, ctx)
 
@@ -224,6 +233,10 @@ class HL7Intake:
         except MappingFailed as failed:
             return build_ack("AE", message, [HL7Problem(_error_code(p.reason), _describe(p), _location(p.path))
                                              for p in failed.problems])
+        except PASStoreUnavailable as err:
+            log.warning("hl7: PAS store unavailable, answered AR request_id=%s", ctx.request_id)
+            text = f"{err.problems[0].reason}; resend the message later"
+            return build_ack("AR", message, [HL7Problem(INTERNAL, text)])
         except PASError as err:
             code = UNKNOWN_KEY if err.status == 404 else DATA_TYPE_ERROR if err.status == 422 else INTERNAL
             return build_ack("AE", message, [HL7Problem(_error_code(p.reason) if err.status == 422 else code,

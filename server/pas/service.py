@@ -7,10 +7,11 @@ decisions it applies (mapping, tracing, merging) are pure modules.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from mappings.engine import MappingFailed, Problem, to_pas
 from server.fhir.errors import FHIRError
@@ -18,10 +19,11 @@ from server.fhir.search_params import ParsedParam, ReferenceValue
 from server.fhir.search_request import SearchRequest
 from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.pds import PDSClient, PDSTooManyMatches
-from server.pas.errors import PASError
+from server.pas.errors import PASError, store_unavailable
 from server.pas.merge import merge_with_pds, security_code, withhold
 from server.pas.records import PASMappings, parse_document, patient_id, patient_resource
-from server.pas.store import AlreadyExists, PASStore, PatientData, StoredPatient, UnknownPatient, VersionConflict
+from server.pas.store import (AlreadyExists, PASStore, PatientData, StoredPatient, StoreUnavailable, UnknownPatient,
+                              VersionConflict)
 from server.pas.tracing import TraceOutcome, TraceQuery, judge_exact, judge_fuzzy, no_fuzzy_possible
 from server.providers.base import RequestContext
 from server.providers.registry import ProviderRegistry
@@ -33,6 +35,15 @@ TRACE_REQUIRED = "03"  # PDS could not be asked: trace still required
 RELATED = {"allergies": "AllergyIntolerance", "medications": "MedicationRequest", "referrals": "ServiceRequest"}
 
 Refresh = Literal["refreshed", "not-traced", "not-found", "unavailable"]
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """A store-of-record outage becomes the PAS 503 (never swallowed, never a 500)."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise store_unavailable(exc) from None
 
 
 @dataclass(frozen=True)
@@ -79,12 +90,15 @@ class PASService:
         """Validate, trace when there is no NHS number, store. Nothing is stored on a problem."""
         data = self.validate(body)
         hn = data.record["hospitalNumber"]
-        if await self.store.get(hn) is not None:
+        with store_errors():
+            known = await self.store.get(hn)
+        if known is not None:
             raise PASError(409, f"hospital number {hn} is already registered; use PUT to update it",
                            problems=[Problem("hospitalNumber", hn, "already registered")])
         data, trace, trace_error = await self._with_nhs_number(data, ctx)
         try:
-            stored = await self.store.create(data)
+            with store_errors():
+                stored = await self.store.create(data)
         except AlreadyExists:
             raise PASError(409, problems=[Problem("hospitalNumber", hn, "already registered")]) from None
         return Written(stored, trace, trace_error)
@@ -96,15 +110,14 @@ class PASService:
         if data.record["hospitalNumber"] != hospital_number:
             raise PASError(422, problems=[Problem("hospitalNumber", data.record["hospitalNumber"],
                                                   f"does not match the hospital number in the URL ({hospital_number})")])
-        current = await self.store.get(hospital_number)
-        if current is None:
-            raise PASError(404, f"no PAS patient with hospital number {hospital_number}")
+        current = await self.stored(hospital_number)
         if expected_version is not None and expected_version != current.version:
             raise PASError(412, f"the record has changed (current version {current.version}); read it again",
                            headers={"ETag": current.etag})
         data, trace, trace_error = await self._with_nhs_number(data, ctx)
         try:
-            stored = await self.store.replace(current.hospital_number, data, expected_version=expected_version)
+            with store_errors():
+                stored = await self.store.replace(current.hospital_number, data, expected_version=expected_version)
         except VersionConflict as conflict:
             raise PASError(412, f"the record has changed (current version {conflict.current}); read it again",
                            headers={"ETag": f'W/"{conflict.current}"'}) from None
@@ -115,7 +128,8 @@ class PASService:
     async def upsert(self, body: Any, ctx: RequestContext) -> Written:
         """Register or replace unconditionally (HL7 A04/A08/A28/A31 carry no version)."""
         data = self.validate(body)
-        current = await self.store.get(data.record["hospitalNumber"])
+        with store_errors():
+            current = await self.store.get(data.record["hospitalNumber"])
         if current is None:
             return await self.register(body, ctx)
         keep = PatientData(data.record, data.allergies or current.allergies, data.medications or current.medications)
@@ -124,11 +138,14 @@ class PASService:
 
     async def merge(self, old: str, surviving: str) -> StoredPatient:
         try:
-            return await self.store.merge(old, surviving)
+            with store_errors():
+                return await self.store.merge(old, surviving)
         except UnknownPatient as unknown:
             raise PASError(404, f"no PAS patient with hospital number {unknown}") from None
         except ValueError as err:
             raise PASError(422, str(err)) from None
+        except VersionConflict:
+            raise PASError(409, "the records changed while being merged; send the merge again") from None
 
     async def _with_nhs_number(self, data: PatientData,
                                ctx: RequestContext) -> tuple[PatientData, TraceOutcome | None, str | None]:
@@ -180,8 +197,18 @@ class PASService:
 
     # --- reads ----------------------------------------------------------------------
 
+    async def find(self, hospital_number: str) -> StoredPatient | None:
+        """The stored patient (aliases followed), or None; a store outage is a PAS 503."""
+        with store_errors():
+            return await self.store.get(hospital_number)
+
+    async def find_by_nhs_number(self, nhs_number: str) -> list[StoredPatient]:
+        with store_errors():
+            return await self.store.find_by_nhs_number(nhs_number)
+
     async def stored(self, hospital_number: str) -> StoredPatient:
-        stored = await self.store.get(hospital_number)
+        with store_errors():
+            stored = await self.store.get(hospital_number)
         if stored is None:
             raise PASError(404, f"no PAS patient with hospital number {hospital_number}")
         return stored

@@ -6,11 +6,13 @@ profile (the form `to_pas` writes), versioned by a counter that becomes the ETag
 PUT can use If-Match. A merge (HL7 A40) leaves the old hospital number as an alias of
 the surviving record, as PDS does for superseded NHS numbers.
 
-`PASStore` is the seam: `InMemoryPASStore` now; a MongoDB implementation (pymongo's
-AsyncMongoClient, a `pas_patients` collection keyed by hospital number with a unique
-index on it and a non-unique one on nhsNumber, no TTL index, version checks as
-`find_one_and_update({"_id": hn, "version": expected}, ...)`) only has to implement the
-same six methods.
+`PASStore` is the seam: `InMemoryPASStore` (the default, one process, lost on restart)
+and `MongoPASStore` (server.pas.mongo_store, when FACADE_MONGODB_URI is set) implement
+the same six methods and pass the same behaviour suite (tests/integration/test_pas_stores.py).
+
+Backend trouble is never swallowed here, unlike the cache: a store that cannot reach its
+database raises `StoreUnavailable`, and the PAS answers 503 (REST) or AR (HL7) instead
+of pretending a write happened.
 """
 from __future__ import annotations
 
@@ -50,6 +52,22 @@ class UnknownPatient(Exception):
     """No record (and no alias) for the hospital number."""
 
 
+class StoreUnavailable(Exception):
+    """The store's database could not be reached or did not confirm the operation.
+
+    `confirmed_not_written` is True when the operation certainly never reached the
+    database (no server could be selected), False when the connection failed after the
+    request may have been sent: the write may or may not have been applied, and the
+    caller must read the record again before repeating it. The message names the
+    operation and the driver's exception type only (driver messages can quote keys)."""
+
+    def __init__(self, operation: str, cause: str, *, confirmed_not_written: bool) -> None:
+        super().__init__(f"PAS store {operation} failed ({cause})")
+        self.operation = operation
+        self.cause = cause
+        self.confirmed_not_written = confirmed_not_written
+
+
 class VersionConflict(Exception):
     """The caller's version is not the current one (If-Match failed)."""
 
@@ -83,7 +101,20 @@ class PASStore(Protocol):
     async def close(self) -> None: ...
 
 
-def _now() -> str:
+def merged_data(keep: StoredPatient, gone: StoredPatient) -> PatientData:
+    """What a merge leaves on the surviving record: its own patient record, and its
+    lists joined with the merged-away ones (an id already present is not repeated, so
+    joining twice gives the same lists: a merge interrupted half-way can be redone)."""
+
+    def joined(a: tuple[PASRecord, ...], b: tuple[PASRecord, ...], key: str) -> tuple[PASRecord, ...]:
+        ids = {r.get(key) for r in a}
+        return a + tuple(r for r in b if r.get(key) is None or r.get(key) not in ids)
+
+    return PatientData(keep.record, joined(keep.allergies, gone.allergies, "allergyId"),
+                       joined(keep.medications, gone.medications, "prescriptionId"))
+
+
+def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -104,7 +135,7 @@ class InMemoryPASStore:
 
     @staticmethod
     def _stored(hn: str, data: PatientData, version: int) -> StoredPatient:
-        return StoredPatient(hn, copy.deepcopy(data.record), version, _now(),
+        return StoredPatient(hn, copy.deepcopy(data.record), version, now_iso(),
                              copy.deepcopy(data.allergies), copy.deepcopy(data.medications))
 
     async def create(self, data: PatientData) -> StoredPatient:
@@ -142,13 +173,7 @@ class InMemoryPASStore:
         if keep is None:
             raise UnknownPatient(surviving)
 
-        def joined(a: tuple[PASRecord, ...], b: tuple[PASRecord, ...], key: str) -> tuple[PASRecord, ...]:
-            ids = {r.get(key) for r in a}
-            return a + tuple(r for r in b if r.get(key) is None or r.get(key) not in ids)
-
-        data = PatientData(keep.record, joined(keep.allergies, gone.allergies, "allergyId"),
-                           joined(keep.medications, gone.medications, "prescriptionId"))
-        self._records[keep_hn] = self._stored(keep_hn, data, keep.version + 1)
+        self._records[keep_hn] = self._stored(keep_hn, merged_data(keep, gone), keep.version + 1)
         del self._records[old_hn]
         self._aliases[old_hn] = keep_hn
         return self._records[keep_hn]

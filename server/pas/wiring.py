@@ -2,17 +2,45 @@
 composite providers that put PAS records on the FHIR side. Called once, in the lifespan."""
 from __future__ import annotations
 
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from pymongo import AsyncMongoClient
+
 from mappings.spec import load_profile
 from server.nhs.pds import PDSClient
 from server.pas.hl7_intake import HL7Intake
 from server.pas.records import PASMappings
 from server.pas.routes import PASRuntime
+from server.pas.mongo_store import COLLECTION, MongoPASStore
 from server.pas.service import PASService
 from server.pas.store import InMemoryPASStore, PASStore
 from server.providers.catalogue import Wiring
 from server.providers.pas_clinical import ClinicalWithPAS
 from server.providers.patient_pas import PatientWithPAS
 from server.providers.registry import ProviderRegistry
+from server.settings import Settings
+
+log = logging.getLogger("facade.pas")
+
+
+@contextlib.asynccontextmanager
+async def open_pas_store(settings: Settings, client: AsyncMongoClient | None) -> AsyncIterator[PASStore]:
+    """MongoDB (collection pas_patients in FACADE_MONGODB_DATABASE, on the shared client)
+    when one is configured, else in memory. Either way a store of record: no expiry."""
+    if client is None:
+        log.info("pas store: in memory (records are lost when the process stops)")
+        store: PASStore = InMemoryPASStore()
+    else:
+        mongo = MongoPASStore(client[settings.mongodb_database][COLLECTION])
+        await mongo.start()
+        log.info("pas store: MongoDB, database %s", settings.mongodb_database)
+        store = mongo
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def build_pas(wiring: Wiring, registry: ProviderRegistry, base_url: str, store: PASStore | None = None) -> PASRuntime:
@@ -22,7 +50,7 @@ def build_pas(wiring: Wiring, registry: ProviderRegistry, base_url: str, store: 
     mappings = PASMappings(load_profile(settings.pas_profile))
     service = PASService(
         mappings=mappings,
-        # Store of record, never a cache: no TTL. A MongoDB PASStore plugs in here.
+        # Store of record, never a cache: no TTL (see open_pas_store).
         store=store or InMemoryPASStore(),
         registry=registry,
         pds=PDSClient(wiring.client("PDS", wiring.upstreams.pds)),

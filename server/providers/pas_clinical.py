@@ -8,17 +8,29 @@ is), and adds the PAS-recorded records of the patient searched for:
 - patient.identifier with the hospital-number system works like `pas-H123`.
 Every record says where it came from in `meta.source`; a PAS record that an NHS record
 already describes is not repeated (server.pas.dedup).
+
+The other declared parameters (clinical-status, category, date, status, intent,
+authoredon, identifier, ...) are applied to the PAS records too, in memory, from each
+parameter's declared path (server.fhir.search_match), so a filtered search filters both
+sources alike; a PAS record lacking the element does not match (FHIR semantics). A
+parameter that cannot be evaluated in memory (no path, an unsupported type or modifier)
+is a 400 whenever PAS records are in play, before any NHS API is asked: leaving the PAS
+records out would return an incomplete list as if complete, and keeping them would
+ignore the filter; either is unsafe for allergies and medications. The PAS store being
+down is a 503 (Retry-After) for the same reason: no partial clinical lists.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 
-from server.fhir.errors import InvalidSearchParameter, NotFound
+from server.fhir.errors import InvalidSearchParameter, NotFound, NotSupportedParameter
+from server.fhir.search_match import Unevaluable, check_evaluable, matches
 from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.pas.dedup import without_duplicates
+from server.pas.errors import PASError
 from server.pas.records import PAS_ID_PREFIX, clinical_resources, hospital_number_of
 from server.pas.service import PASService
 from server.pas.store import StoredPatient
@@ -62,7 +74,10 @@ class ClinicalWithPAS(PASAwareProvider):
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         if resource_id.startswith(PAS_ID_PREFIX):
             hn, _, _ = resource_id[len(PAS_ID_PREFIX):].partition("-")
-            stored = await self.service.store.get(hn)
+            try:
+                stored = await self.service.find(hn)
+            except PASError as err:
+                raise err.to_fhir() from None
             for resource in clinical_resources(self.service.mappings, self.resource_type, stored) if stored else []:
                 if resource["id"] == resource_id:
                     return resource
@@ -80,7 +95,6 @@ class ClinicalWithPAS(PASAwareProvider):
 
     async def _patients(self, param: ParsedParam) -> tuple[list[StoredPatient], list[str]]:
         """The PAS patients and the NHS numbers one `patient` parameter names."""
-        store = self.service.store
         patients: list[StoredPatient] = []
         numbers: list[str] = []
         for value in param.values:
@@ -95,14 +109,14 @@ class ClinicalWithPAS(PASAwareProvider):
                 hn = hospital_number_of(value.id)
                 nhs = None if hn else value.id
             if hn:
-                stored = await store.get(hn)
+                stored = await self.service.find(hn)
                 if stored:
                     patients.append(stored)
                     if stored.nhs_number:
                         numbers.append(stored.nhs_number)
             elif nhs:
                 numbers.append(nhs)
-                patients.extend(await store.find_by_nhs_number(nhs))
+                patients.extend(await self.service.find_by_nhs_number(nhs))
         return patients, list(dict.fromkeys(numbers))
 
     def _names_pas_patient(self, param: ParsedParam) -> bool:
@@ -123,19 +137,37 @@ class ClinicalWithPAS(PASAwareProvider):
                 raise InvalidSearchParameter(f"{self.resource_type} searches here need a patient parameter")
             inner = await self.inner.search(request, ctx)
             return dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
-        patients, numbers = await self._patients(subject[0])
+        try:
+            patients, numbers = await self._patients(subject[0])
+        except PASError as err:
+            raise err.to_fhir() from None
         if self.inner is not None and not patients and not self._names_pas_patient(subject[0]):
             # Nothing PAS-side: the NHS provider answers the request as sent, so its own
             # checks (NHS number Modulus-11, identifier systems) still apply.
             inner = await self.inner.search(request, ctx)
             return dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
+        filters = [p for p in request.params if p is not subject[0]]
+        self._check_filters(filters)
         result = SearchResult(matches=[])
         if self.inner is not None and numbers:
             rewritten = ParsedParam("patient", None, tuple(ReferenceValue("Patient", n) for n in numbers))
             params = tuple(rewritten if p is subject[0] else p for p in request.params)
             inner = await self.inner.search(dataclasses.replace(request, params=params), ctx)
             result = dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
+        specs = {p.name: p for p in self.search_params}
         pas = [r for stored in {p.hospital_number: p for p in patients}.values()
-               for r in clinical_resources(self.service.mappings, self.resource_type, stored)]
+               for r in clinical_resources(self.service.mappings, self.resource_type, stored)
+               if matches(r, filters, specs)]
         result.matches.extend(without_duplicates(result.matches, pas))
         return result
+
+    def _check_filters(self, filters: list[ParsedParam]) -> None:
+        """400 for a parameter PAS records cannot be filtered by (see the module docstring)."""
+        specs = {p.name: p for p in self.search_params}
+        for param in filters:
+            try:
+                check_evaluable(param, specs.get(param.name))
+            except Unevaluable as err:
+                raise NotSupportedParameter(
+                    f"Parameter '{param.key()}' cannot be applied to the PAS-recorded {self.resource_type} "
+                    f"records of this patient ({err.why}); search without it") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from server.fhir.errors import FHIRError, NotFound
+from server.fhir.errors import NotFound
 from server.fhir.search_params import ParsedParam, SearchParamSpec, TokenValue
 from server.fhir.search_request import SearchRequest
 from server.pas.errors import PASError
@@ -54,7 +54,7 @@ class PatientWithPAS(ResourceProvider):
             except PASError as err:
                 if err.status == 404:
                     raise NotFound(f"Patient/{resource_id} is not known") from None
-                raise FHIRError(str(err), status=err.status) from None
+                raise err.to_fhir() from None
         if self.inner is None:
             raise NotFound(f"Patient/{resource_id} is not known")
         return await self.inner.read(resource_id, ctx)
@@ -85,7 +85,7 @@ class PatientWithPAS(ResourceProvider):
                 result.matches.append((await self.service.view(hn, ctx)).fhir)
             except PASError as err:
                 if err.status != 404:
-                    raise FHIRError(str(err), status=err.status) from None
+                    raise err.to_fhir() from None
         if ask_inner and self.inner is not None:
             inner = await self.inner.search(request, ctx)
             seen = {m.get("id") for m in result.matches}

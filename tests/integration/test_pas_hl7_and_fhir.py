@@ -145,3 +145,26 @@ async def test_pas_allergies_and_medications_on_the_fhir_side(facade: FHIRClient
     assert status == 404
     status, _, outcome = await facade.get("/AllergyIntolerance?code=1")
     assert status == 400 and "patient" in outcome["issue"][0]["diagnostics"]
+
+
+async def test_search_parameters_filter_pas_recorded_allergies_and_medications(facade: FHIRClient) -> None:
+    status, _, _ = await facade.post("/pas/v1/patients", json={
+        "hospitalNumber": "H400", "surname": "Nobody", "forenames": "Known", "dateOfBirth": "01/01/1970", "sex": "U",
+        "allergies": [{"allergyId": "A1", "substanceText": "Peanut", "status": "A", "recordedDate": "01/03/2024"},
+                      {"allergyId": "A2", "substanceText": "Latex", "status": "R", "recordedDate": "01/03/2019"}],
+        "medications": [{"prescriptionId": "P1", "drugText": "Aspirin", "status": "A"},
+                        {"prescriptionId": "P2", "drugText": "Amoxicillin", "status": "C"}]})
+    assert status == 201
+
+    async def ids(query: str) -> list[str]:
+        status, _, bundle = await facade.get(query)
+        assert status == 200, bundle
+        validate_r4(bundle)
+        return [e["resource"]["id"] for e in bundle.get("entry", [])]
+
+    assert await ids("/AllergyIntolerance?patient=pas-H400&clinical-status=resolved") == ["pas-H400-A2"]
+    assert await ids("/AllergyIntolerance?patient=pas-H400&date=ge2024-01-01") == ["pas-H400-A1"]
+    assert await ids("/AllergyIntolerance?patient=pas-H400&category=food") == []
+    assert await ids("/MedicationRequest?patient=pas-H400&status=completed") == ["pas-H400-P2"]
+    assert await ids("/MedicationRequest?patient=pas-H400&status:not=completed&intent=order") == ["pas-H400-P1"]
+    assert await ids("/MedicationRequest?patient=pas-H400&authoredon=ge2020") == []  # PAS records carry none

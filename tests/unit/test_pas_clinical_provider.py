@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import pytest
+
 from mappings.spec import load_profile
+from server.fhir.errors import NotSupportedParameter, ServiceUnavailable
 from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec
-from server.fhir.search_request import SearchRequest
+from server.fhir.search_request import SearchDeclaration, SearchRequest, parse_search
 from server.pas.dedup import same_record, without_duplicates
 from server.pas.records import PASMappings
 from server.pas.service import PASService
-from server.pas.store import InMemoryPASStore, PatientData
+from server.pas.store import InMemoryPASStore, PatientData, StoreUnavailable
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 from server.providers.pas_clinical import ClinicalWithPAS
 from server.providers.registry import ProviderRegistry
@@ -96,3 +99,78 @@ def test_medication_dedup_needs_the_same_start_when_both_have_one() -> None:
     assert same_record(med(None), med("2026-01-01"))
     assert not same_record(allergy("1"), med(None))
     assert without_duplicates([allergy("1")], [allergy("1"), allergy("2")]) == [allergy("2")]
+
+
+# --- the other search parameters, applied to PAS records -------------------------------------
+
+CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+
+
+class DeclaringNHSAllergies(NHSAllergies):
+    """The GP Connect provider's declarations (paths included), answering with nothing."""
+
+    search_params = (
+        SearchParamSpec("patient", "reference", "NHS number", path="patient", target_types=("Patient",)),
+        SearchParamSpec("clinical-status", "token", "status", path="clinicalStatus"),
+        SearchParamSpec("category", "token", "category", path="category"),
+        SearchParamSpec("date", "date", "recorded", path="recordedDate"),
+        SearchParamSpec("no-path", "token", "declared without a path"),
+    )
+
+    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        self.seen.append(request)
+        return SearchResult(matches=[])
+
+
+async def filtered(query: str) -> tuple[list[str], DeclaringNHSAllergies]:
+    store = InMemoryPASStore()
+    await store.create(PatientData({"hospitalNumber": "H1", "nhsNumber": "9000000009"}, allergies=(
+        {"allergyId": "A1", "substanceText": "Penicillin", "status": "A", "recordedDate": "01/02/2020"},
+        {"allergyId": "A2", "substanceText": "Shellfish", "status": "R", "recordedDate": "15/06/2024"},
+        {"allergyId": "A3", "substanceText": "Latex", "status": "I"})))
+    service = PASService(PASMappings(load_profile("pas/reference_pas")), store, ProviderRegistry())
+    inner = DeclaringNHSAllergies()
+    provider = ClinicalWithPAS("AllergyIntolerance", inner, service)
+    pairs = [tuple(p.split("=", 1)) for p in query.split("&")]
+    request = parse_search(pairs, SearchDeclaration("AllergyIntolerance", provider.search_params))
+    result = await provider.search(request, CTX)
+    return [r["id"] for r in result.matches], inner
+
+
+async def test_token_and_date_parameters_filter_pas_records() -> None:
+    assert (await filtered("patient=pas-H1"))[0] == ["pas-H1-A1", "pas-H1-A2", "pas-H1-A3"]
+    assert (await filtered("patient=pas-H1&clinical-status=resolved,inactive"))[0] == ["pas-H1-A2", "pas-H1-A3"]
+    assert (await filtered(f"patient=pas-H1&clinical-status={CLINICAL}|active"))[0] == ["pas-H1-A1"]
+    assert (await filtered("patient=pas-H1&clinical-status:not=active"))[0] == ["pas-H1-A2", "pas-H1-A3"]
+    assert (await filtered("patient=pas-H1&date=ge2024"))[0] == ["pas-H1-A2"]  # A3 has no date: no match
+    assert (await filtered("patient=pas-H1&date:missing=true"))[0] == ["pas-H1-A3"]
+    assert (await filtered("patient=pas-H1&category=food"))[0] == []  # PAS allergies carry no category
+    ids, inner = await filtered("patient=pas-H1&clinical-status=active&date=lt2021")
+    assert ids == ["pas-H1-A1"]
+    assert [p.name for p in inner.seen[0].params] == ["patient", "clinical-status", "date"]  # NHS asked alike
+
+
+async def test_a_parameter_pas_records_cannot_be_filtered_by_is_a_400_before_nhs_is_asked() -> None:
+    with pytest.raises(NotSupportedParameter) as raised:
+        await filtered("patient=pas-H1&no-path=x")
+    assert raised.value.status == 400 and "'no-path'" in raised.value.diagnostics
+
+
+async def test_pas_store_down_is_a_503_not_an_nhs_only_list() -> None:
+    class DownStore(InMemoryPASStore):
+        async def get(self, hospital_number: str):  # type: ignore[no-untyped-def]
+            raise StoreUnavailable("get", "ServerSelectionTimeoutError", confirmed_not_written=True)
+
+        async def find_by_nhs_number(self, nhs_number: str):  # type: ignore[no-untyped-def]
+            raise StoreUnavailable("find", "ServerSelectionTimeoutError", confirmed_not_written=True)
+
+    service = PASService(PASMappings(load_profile("pas/reference_pas")), DownStore(), ProviderRegistry())
+    inner = NHSAllergies()
+    provider = ClinicalWithPAS("AllergyIntolerance", inner, service)
+    for ref in ("Patient/pas-H1", "Patient/9000000009"):
+        with pytest.raises(ServiceUnavailable) as raised:
+            await provider.search(by_patient(ref), CTX)
+        assert raised.value.headers["Retry-After"] == "5"
+    with pytest.raises(ServiceUnavailable):
+        await provider.read("pas-H1-A1", CTX)
+    assert inner.seen == []
