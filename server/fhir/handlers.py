@@ -24,7 +24,7 @@ from server.fhir.responses import FHIRResponse, not_modified as not_modified_res
 from server.fhir.search_request import SUMMARY_MODES, SearchRequest, parse_search
 from server.fhir.sorting import sort_resources
 from server.fhir.subsetting import apply_view
-from server.fhir.versioning import etag, http_date, last_modified, not_modified
+from server.fhir.versioning import ensure_version, etag, http_date, last_modified, not_modified
 from server.providers.base import RequestContext, ResourceProvider
 from server.runtime import Runtime
 
@@ -92,6 +92,9 @@ def resource_headers(resource: dict[str, Any]) -> dict[str, str]:
 
 async def _respond_with_resource(request: Request, resource: dict[str, Any], requested_id: str,
                                  pretty: bool, extra_headers: dict[str, str]) -> Response:
+    # Upstreams without versions (GP Connect, CPT) get the content-hash versionId the ETag
+    # already uses, so `ETag == W/"{meta.versionId}"` and a vread by that id both hold.
+    resource = ensure_version(resource)
     headers = {**resource_headers(resource), **extra_headers}
     if resource.get("id") != requested_id:
         # PDS superseded number: the record answered is the superseding one; say where it lives.
@@ -156,7 +159,7 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
     )
     with collecting_response_headers() as extra:
         result = await provider.search(search, ctx)
-    matches = result.matches
+    matches = [ensure_version(m) for m in result.matches]  # the version a read of each would answer
     if search.sort:
         matches = sort_resources(matches, search.sort, {p.name: p for p in provider.search_params})
     outcome = operation_outcome(*result.issues) if result.issues else None
