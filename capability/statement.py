@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from server.fhir.includes import available_rev_includes
 from server.providers.base import ResourceProvider
 from server.providers.registry import ProviderRegistry
 from server.settings import Settings
@@ -25,7 +26,10 @@ def software_version() -> str:
         return "0.1.0"
 
 
-def resource_entry(provider: ResourceProvider, *, terse: bool = False) -> dict[str, Any]:
+def resource_entry(provider: ResourceProvider, *, terse: bool = False,
+                   rev_includes: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """One rest.resource; `rev_includes` are those that can run (available_rev_includes),
+    the provider's declaration when not given."""
     entry: dict[str, Any] = {"type": provider.resource_type}
     if provider.profile:
         entry["profile"] = provider.profile
@@ -39,8 +43,9 @@ def resource_entry(provider: ResourceProvider, *, terse: bool = False) -> dict[s
     entry["conditionalRead"] = "full-support" if "read" in provider.interactions else "not-supported"
     if provider.includes:
         entry["searchInclude"] = list(provider.includes)
-    if provider.rev_includes:
-        entry["searchRevInclude"] = list(provider.rev_includes)
+    rev_includes = provider.rev_includes if rev_includes is None else rev_includes
+    if rev_includes:
+        entry["searchRevInclude"] = list(rev_includes)
     params = []
     for spec in provider.search_params:
         param: dict[str, Any] = {"name": spec.name, "type": spec.type}
@@ -90,7 +95,8 @@ def capability_statement(registry: ProviderRegistry, settings: Settings, base_ur
         "rest": [
             {
                 "mode": "server",
-                "resource": [resource_entry(p, terse=terse) for p in registry],
+                "resource": [resource_entry(p, terse=terse, rev_includes=available_rev_includes(
+                    p.rev_includes, p.resource_type, registry)) for p in registry],
                 "searchParam": _common_search_params(terse),
             }
         ],

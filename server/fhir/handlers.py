@@ -6,6 +6,7 @@ includes, subsetting) the same way for every type.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ from capability.statement import capability_statement
 from server.fhir.bundle import full_url, search_url, searchset
 from server.fhir.errors import BadRequest, Gone, InvalidSearchParameter, NotFound
 from server.fhir.formats import check_format, parse_form_body
-from server.fhir.includes import resolve_includes
+from server.fhir.includes import available_rev_includes, resolve_includes, resolve_rev_includes
 from server.fhir.outcome import operation_outcome
 from server.fhir.pages import Snapshot
 from server.fhir.response_notes import collecting_response_headers
@@ -152,11 +153,10 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
     page_key = next((v for k, v in pairs if k == "_getpages"), None)
     if page_key is not None:
         return await _page_from_snapshot(request, provider, page_key, pairs, ctx, pretty)
-    search = parse_search(
-        pairs,
-        provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size),
-        strict=strict_handling(request),
-    )
+    declaration = provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size)
+    declaration = dataclasses.replace(declaration, rev_includes=available_rev_includes(
+        declaration.rev_includes, provider.resource_type, rt.registry))
+    search = parse_search(pairs, declaration, strict=strict_handling(request))
     with collecting_response_headers() as extra:
         result = await provider.search(search, ctx)
     matches = [ensure_version(m) for m in result.matches]  # the version a read of each would answer
@@ -209,7 +209,13 @@ async def _render_page(request: Request, provider: ResourceProvider, snapshot: S
     search: SearchRequest = snapshot.request
     page = list(snapshot.matches[offset : offset + count])
     included, include_issues = await resolve_includes(page, search.includes, provider, rt.registry, ctx)
-    issues = list((snapshot.outcome or {}).get("issue", [])) + include_issues
+    rev_included, rev_issues = await resolve_rev_includes(
+        page, search.rev_includes, rt.registry, ctx,
+        default_count=rt.settings.default_page_size, max_count=rt.settings.max_page_size)
+    seen = {(r.get("resourceType"), r.get("id")) for r in included}
+    included = [ensure_version(r) for r in included + [r for r in rev_included
+                                                       if (r.get("resourceType"), r.get("id")) not in seen]]
+    issues = list((snapshot.outcome or {}).get("issue", [])) + include_issues + rev_issues
     outcome = operation_outcome(*issues) if issues else None
     view = [apply_view(r, search.summary, search.elements) for r in page]
     link_for = (lambda o: _page_link(rt.base_url, provider.resource_type, key, o, count)) if key else None
