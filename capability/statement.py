@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from capability.security import UpstreamAccess, rest_security
 from server.fhir.includes import available_rev_includes
 from server.providers.base import ResourceProvider
 from server.providers.registry import ProviderRegistry
@@ -77,7 +78,8 @@ def _common_search_params(terse: bool) -> list[dict[str, Any]]:
 
 
 def capability_statement(registry: ProviderRegistry, settings: Settings, base_url: str, *,
-                         terse: bool = False) -> dict[str, Any]:
+                         terse: bool = False, upstream_access: UpstreamAccess | None = None) -> dict[str, Any]:
+    """`upstream_access` (Runtime.upstream_access) says which types are user-restricted."""
     version = software_version()
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
@@ -95,6 +97,7 @@ def capability_statement(registry: ProviderRegistry, settings: Settings, base_ur
         "rest": [
             {
                 "mode": "server",
+                "security": rest_security(settings, upstream_access or {}),
                 "resource": [resource_entry(p, terse=terse, rev_includes=available_rev_includes(
                     p.rev_includes, p.resource_type, registry)) for p in registry],
                 "searchParam": _common_search_params(terse),

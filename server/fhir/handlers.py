@@ -245,5 +245,5 @@ async def metadata(request: Request) -> Response:
     if mode not in ("full", "normative", "terse"):
         raise InvalidSearchParameter("Parameter 'mode' takes full, normative or terse")
     statement = capability_statement(rt.registry, rt.settings, rt.base_url,
-                                     terse=mode == "terse" or summary == "true")
+                                     terse=mode == "terse" or summary == "true", upstream_access=rt.upstream_access)
     return FHIRResponse(statement, pretty=pretty)
