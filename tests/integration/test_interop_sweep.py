@@ -215,6 +215,8 @@ class Sweep:
             version = (resource.get("meta") or {}).get("versionId")
             assert version, f"{url}: no meta.versionId to match the ETag"
             assert got.headers["ETag"] == f'W/"{version}"'
+            listed = next(e["resource"] for e in entries(self.baseline, "match") if e["resource"]["id"] == rid)
+            assert listed["meta"]["versionId"] == version, "the search entry and the read disagree on the version"
             if (resource.get("meta") or {}).get("lastUpdated"):
                 assert got.headers.get("Last-Modified"), got.headers
             else:
