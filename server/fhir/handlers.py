@@ -48,10 +48,15 @@ def context(request: Request) -> RequestContext:
     )
 
 
-def negotiate(request: Request) -> bool:
-    """Check the format the client wants (406 otherwise); returns whether to pretty-print."""
-    check_format(request.query_params.get("_format"), request.headers.get("accept"))
-    return request.query_params.get("_pretty", "false").lower() == "true"
+def negotiate(request: Request, pairs: list[tuple[str, str]] | None = None) -> bool:
+    """Check the format the client wants (406 otherwise); returns whether to pretty-print.
+
+    `pairs` are a search's merged parameters: `_format`/`_pretty` in a POST _search form
+    body count as much as in the query string (else `_format=xml` there got silent JSON)."""
+    params = list(request.query_params.multi_items()) if pairs is None else pairs
+    fmt = next((v for k, v in params if k == "_format"), None)
+    check_format(fmt, request.headers.get("accept"))
+    return next((v for k, v in params if k == "_pretty"), "false").lower() == "true"
 
 
 def strict_handling(request: Request) -> bool:
@@ -110,7 +115,7 @@ async def _respond_with_resource(request: Request, resource: dict[str, Any], req
 
 
 async def read(request: Request) -> Response:
-    pretty = negotiate(request)
+    pretty = negotiate(request, pairs)
     provider = provider_for(request)
     resource_id = checked_id(request)
     with collecting_response_headers() as extra:  # e.g. X-Cache from the read-through cache
@@ -120,7 +125,7 @@ async def read(request: Request) -> Response:
 
 async def vread(request: Request) -> Response:
     """Only the current version is held: vread answers it, or 404 for any older one."""
-    pretty = negotiate(request)
+    pretty = negotiate(request, pairs)
     provider = provider_for(request)
     resource_id = checked_id(request)
     version = request.path_params["vid"]
@@ -146,7 +151,7 @@ async def search_post(request: Request) -> Response:
 
 
 async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
-    pretty = negotiate(request)
+    pretty = negotiate(request, pairs)
     provider = provider_for(request)
     rt = runtime(request)
     ctx = context(request)
@@ -238,7 +243,7 @@ async def _render_page(request: Request, provider: ResourceProvider, snapshot: S
 
 
 async def metadata(request: Request) -> Response:
-    pretty = negotiate(request)
+    pretty = negotiate(request, pairs)
     rt = runtime(request)
     mode = request.query_params.get("mode", "full")
     summary = request.query_params.get("_summary")

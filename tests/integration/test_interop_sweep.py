@@ -267,6 +267,11 @@ class Sweep:
         assert posted.status == 200, posted.body
         assert posted.body["total"] == self.baseline["total"]
         assert match_ids(posted.body) == match_ids(self.baseline)[:1]
+        for body, status in (("_format=xml", 406), ("_format=application/fhir+xml", 406), ("_pretty=true", 200)):
+            answer = await self.fhir.post(f"{self.path}/_search", data=f"{query(self.case.query)}&{body}",
+                                          headers={**self.case.headers, "Content-Type": FORM_UTF8})
+            assert answer.status == status, (body, answer.status)  # a body _format counts, never silent JSON
+        assert b"\n  " in answer.raw, "_pretty=true in the form body"
         wrong = await self.fhir.post(f"{self.path}/_search", data=b"{}",
                                      headers={**self.case.headers, "Content-Type": "application/json"})
         assert wrong.status == 415, wrong.status
