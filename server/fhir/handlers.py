@@ -115,7 +115,7 @@ async def _respond_with_resource(request: Request, resource: dict[str, Any], req
 
 
 async def read(request: Request) -> Response:
-    pretty = negotiate(request, pairs)
+    pretty = negotiate(request)
     provider = provider_for(request)
     resource_id = checked_id(request)
     with collecting_response_headers() as extra:  # e.g. X-Cache from the read-through cache
@@ -125,7 +125,7 @@ async def read(request: Request) -> Response:
 
 async def vread(request: Request) -> Response:
     """Only the current version is held: vread answers it, or 404 for any older one."""
-    pretty = negotiate(request, pairs)
+    pretty = negotiate(request)
     provider = provider_for(request)
     resource_id = checked_id(request)
     version = request.path_params["vid"]
@@ -243,7 +243,7 @@ async def _render_page(request: Request, provider: ResourceProvider, snapshot: S
 
 
 async def metadata(request: Request) -> Response:
-    pretty = negotiate(request, pairs)
+    pretty = negotiate(request)
     rt = runtime(request)
     mode = request.query_params.get("mode", "full")
     summary = request.query_params.get("_summary")
