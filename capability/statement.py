@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from capability.security import UpstreamAccess, rest_security
+from server.fhir.includes import available_rev_includes
 from server.providers.base import ResourceProvider
 from server.providers.registry import ProviderRegistry
 from server.settings import Settings
@@ -25,7 +27,10 @@ def software_version() -> str:
         return "0.1.0"
 
 
-def resource_entry(provider: ResourceProvider, *, terse: bool = False) -> dict[str, Any]:
+def resource_entry(provider: ResourceProvider, *, terse: bool = False,
+                   rev_includes: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """One rest.resource; `rev_includes` are those that can run (available_rev_includes),
+    the provider's declaration when not given."""
     entry: dict[str, Any] = {"type": provider.resource_type}
     if provider.profile:
         entry["profile"] = provider.profile
@@ -39,8 +44,9 @@ def resource_entry(provider: ResourceProvider, *, terse: bool = False) -> dict[s
     entry["conditionalRead"] = "full-support" if "read" in provider.interactions else "not-supported"
     if provider.includes:
         entry["searchInclude"] = list(provider.includes)
-    if provider.rev_includes:
-        entry["searchRevInclude"] = list(provider.rev_includes)
+    rev_includes = provider.rev_includes if rev_includes is None else rev_includes
+    if rev_includes:
+        entry["searchRevInclude"] = list(rev_includes)
     params = []
     for spec in provider.search_params:
         param: dict[str, Any] = {"name": spec.name, "type": spec.type}
@@ -72,7 +78,8 @@ def _common_search_params(terse: bool) -> list[dict[str, Any]]:
 
 
 def capability_statement(registry: ProviderRegistry, settings: Settings, base_url: str, *,
-                         terse: bool = False) -> dict[str, Any]:
+                         terse: bool = False, upstream_access: UpstreamAccess | None = None) -> dict[str, Any]:
+    """`upstream_access` (Runtime.upstream_access) says which types are user-restricted."""
     version = software_version()
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
@@ -90,7 +97,9 @@ def capability_statement(registry: ProviderRegistry, settings: Settings, base_ur
         "rest": [
             {
                 "mode": "server",
-                "resource": [resource_entry(p, terse=terse) for p in registry],
+                "security": rest_security(settings, upstream_access or {}),
+                "resource": [resource_entry(p, terse=terse, rev_includes=available_rev_includes(
+                    p.rev_includes, p.resource_type, registry)) for p in registry],
                 "searchParam": _common_search_params(terse),
             }
         ],

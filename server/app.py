@@ -57,8 +57,12 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             mongo = await stack.enter_async_context(open_mongo_client(settings))  # one client, shared
             cache = await stack.enter_async_context(open_cache(settings, mongo))
             registry = ProviderRegistry()
+            upstream_access: dict[str, tuple[tuple[str, str], ...]] = {}
             for factory in providers:
-                registry.register(with_cache(factory(wiring), cache))  # every provider, read-through
+                wired_before = len(wiring.accesses)
+                provider = factory(wiring)
+                upstream_access[provider.resource_type] = tuple(dict.fromkeys(wiring.accesses[wired_before:]))
+                registry.register(with_cache(provider, cache))  # every provider, read-through
             # PAS composites wrap the (cached) NHS providers: PAS records are a store of record, never cached.
             pas_store = await stack.enter_async_context(open_pas_store(settings, mongo))
             pas_app.state.pas = build_pas(wiring, registry, settings.public_base_url(), store=pas_store)
@@ -69,6 +73,7 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
                 snapshots=SnapshotStore(ttl=settings.page_snapshot_ttl, limit=settings.page_snapshot_limit),
                 cache=cache.store if cache is not None else None,
                 upstream_modes=upstreams.modes(emulator_url),
+                upstream_access=upstream_access,
             )
             yield
 

@@ -17,3 +17,5 @@ class Runtime:
     snapshots: SnapshotStore
     cache: CacheStore | None = None  # for the health endpoint; None = cache disabled
     upstream_modes: dict[str, str] = field(default_factory=dict)  # API field -> "emulator" | "configured"
+    # Resource type -> (NHS API, "application" | "user") its provider's clients were built with.
+    upstream_access: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)

@@ -164,6 +164,11 @@ class Settings(BaseSettings):
     token_url: str | None = Field(
         default=None, description="NHS OAuth2 token endpoint; unset = the embedded emulator's /oauth2/token.",
     )
+    smart_authorize_url: str | None = Field(
+        default=None,
+        description="NHS OAuth2 authorize endpoint (combined auth), published in /.well-known/smart-configuration "
+                    "and the CapabilityStatement; the façade itself runs no authorization server.",
+    )
     user_token_mode: Literal["passthrough", "exchange"] = Field(
         default="passthrough",
         description="User-restricted APIs: forward the caller's bearer token, or exchange it (CIS2 id_token) "

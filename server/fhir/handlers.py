@@ -6,6 +6,7 @@ includes, subsetting) the same way for every type.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ from capability.statement import capability_statement
 from server.fhir.bundle import full_url, search_url, searchset
 from server.fhir.errors import BadRequest, Gone, InvalidSearchParameter, NotFound
 from server.fhir.formats import check_format, parse_form_body
-from server.fhir.includes import resolve_includes
+from server.fhir.includes import available_rev_includes, resolve_includes, resolve_rev_includes
 from server.fhir.outcome import operation_outcome
 from server.fhir.pages import Snapshot
 from server.fhir.response_notes import collecting_response_headers
@@ -24,7 +25,7 @@ from server.fhir.responses import FHIRResponse, not_modified as not_modified_res
 from server.fhir.search_request import SUMMARY_MODES, SearchRequest, parse_search
 from server.fhir.sorting import sort_resources
 from server.fhir.subsetting import apply_view
-from server.fhir.versioning import etag, http_date, last_modified, not_modified
+from server.fhir.versioning import ensure_version, etag, http_date, last_modified, not_modified
 from server.providers.base import RequestContext, ResourceProvider
 from server.runtime import Runtime
 
@@ -47,10 +48,15 @@ def context(request: Request) -> RequestContext:
     )
 
 
-def negotiate(request: Request) -> bool:
-    """Check the format the client wants (406 otherwise); returns whether to pretty-print."""
-    check_format(request.query_params.get("_format"), request.headers.get("accept"))
-    return request.query_params.get("_pretty", "false").lower() == "true"
+def negotiate(request: Request, pairs: list[tuple[str, str]] | None = None) -> bool:
+    """Check the format the client wants (406 otherwise); returns whether to pretty-print.
+
+    `pairs` are a search's merged parameters: `_format`/`_pretty` in a POST _search form
+    body count as much as in the query string (else `_format=xml` there got silent JSON)."""
+    params = list(request.query_params.multi_items()) if pairs is None else pairs
+    fmt = next((v for k, v in params if k == "_format"), None)
+    check_format(fmt, request.headers.get("accept"))
+    return next((v for k, v in params if k == "_pretty"), "false").lower() == "true"
 
 
 def strict_handling(request: Request) -> bool:
@@ -92,6 +98,9 @@ def resource_headers(resource: dict[str, Any]) -> dict[str, str]:
 
 async def _respond_with_resource(request: Request, resource: dict[str, Any], requested_id: str,
                                  pretty: bool, extra_headers: dict[str, str]) -> Response:
+    # Upstreams without versions (GP Connect, CPT) get the content-hash versionId the ETag
+    # already uses, so `ETag == W/"{meta.versionId}"` and a vread by that id both hold.
+    resource = ensure_version(resource)
     headers = {**resource_headers(resource), **extra_headers}
     if resource.get("id") != requested_id:
         # PDS superseded number: the record answered is the superseding one; say where it lives.
@@ -142,21 +151,20 @@ async def search_post(request: Request) -> Response:
 
 
 async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
-    pretty = negotiate(request)
+    pretty = negotiate(request, pairs)
     provider = provider_for(request)
     rt = runtime(request)
     ctx = context(request)
     page_key = next((v for k, v in pairs if k == "_getpages"), None)
     if page_key is not None:
         return await _page_from_snapshot(request, provider, page_key, pairs, ctx, pretty)
-    search = parse_search(
-        pairs,
-        provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size),
-        strict=strict_handling(request),
-    )
+    declaration = provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size)
+    declaration = dataclasses.replace(declaration, rev_includes=available_rev_includes(
+        declaration.rev_includes, provider.resource_type, rt.registry))
+    search = parse_search(pairs, declaration, strict=strict_handling(request))
     with collecting_response_headers() as extra:
         result = await provider.search(search, ctx)
-    matches = result.matches
+    matches = [ensure_version(m) for m in result.matches]  # the version a read of each would answer
     if search.sort:
         matches = sort_resources(matches, search.sort, {p.name: p for p in provider.search_params})
     outcome = operation_outcome(*result.issues) if result.issues else None
@@ -206,7 +214,13 @@ async def _render_page(request: Request, provider: ResourceProvider, snapshot: S
     search: SearchRequest = snapshot.request
     page = list(snapshot.matches[offset : offset + count])
     included, include_issues = await resolve_includes(page, search.includes, provider, rt.registry, ctx)
-    issues = list((snapshot.outcome or {}).get("issue", [])) + include_issues
+    rev_included, rev_issues = await resolve_rev_includes(
+        page, search.rev_includes, rt.registry, ctx,
+        default_count=rt.settings.default_page_size, max_count=rt.settings.max_page_size)
+    seen = {(r.get("resourceType"), r.get("id")) for r in included}
+    included = [ensure_version(r) for r in included + [r for r in rev_included
+                                                       if (r.get("resourceType"), r.get("id")) not in seen]]
+    issues = list((snapshot.outcome or {}).get("issue", [])) + include_issues + rev_issues
     outcome = operation_outcome(*issues) if issues else None
     view = [apply_view(r, search.summary, search.elements) for r in page]
     link_for = (lambda o: _page_link(rt.base_url, provider.resource_type, key, o, count)) if key else None
@@ -236,5 +250,5 @@ async def metadata(request: Request) -> Response:
     if mode not in ("full", "normative", "terse"):
         raise InvalidSearchParameter("Parameter 'mode' takes full, normative or terse")
     statement = capability_statement(rt.registry, rt.settings, rt.base_url,
-                                     terse=mode == "terse" or summary == "true")
+                                     terse=mode == "terse" or summary == "true", upstream_access=rt.upstream_access)
     return FHIRResponse(statement, pretty=pretty)

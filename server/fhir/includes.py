@@ -1,8 +1,13 @@
-"""_include: resolve the references a page's matches make, through the registry.
+"""_include and _revinclude: resolve a page's references, both ways, through the registry.
+
+_include follows the references a page's matches make (registry read). _revinclude runs
+the source type's own search with `param=Type/id` for each match on the page (e.g.
+Patient ← MedicationRequest:patient): NHS APIs have no reverse lookup, so the search
+the provider already implements is the only honest way to find them.
 
 Only the page being returned is resolved (an include for page 5 is fetched when page 5
-is asked for). A reference that cannot be resolved does not fail the search: it
-becomes a warning in the searchset's OperationOutcome entry.
+is asked for). A reference or reverse search that cannot be resolved does not fail the
+search: it becomes a warning in the searchset's OperationOutcome entry.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Any, Sequence
 from server.fhir.errors import FHIRError
 from server.fhir.outcome import Issue, issue
 from server.fhir.paths import values_at
-from server.fhir.search_request import Include
+from server.fhir.search_request import Include, parse_search
 from server.providers.base import RequestContext, ResourceProvider
 from server.providers.registry import ProviderRegistry
 
@@ -66,3 +71,64 @@ async def resolve_includes(
     included = [r for r in results if r.get("resourceType")]
     issues = [r for r in results if not r.get("resourceType")]
     return included, issues
+
+
+def available_rev_includes(declared: Sequence[str], resource_type: str, registry: ProviderRegistry) -> tuple[str, ...]:
+    """The declared `Source:param[:Target]` rev-includes that can run here: the source type is
+    registered and declares `param` as a reference that may point at `resource_type`. Both the
+    CapabilityStatement and the parser use this, so neither claims a reverse search that
+    could not run (e.g. a deployment without MedicationRequest)."""
+    out = []
+    for text in declared:
+        parts = text.split(":")
+        source = registry.find(parts[0])
+        spec = source.search_param(parts[1]) if source is not None and len(parts) > 1 else None
+        if spec is None or spec.type != "reference":
+            continue
+        if spec.target_types and resource_type not in spec.target_types:
+            continue
+        out.append(text)
+    return tuple(out)
+
+
+async def resolve_rev_includes(
+    matches: Sequence[dict[str, Any]],
+    rev_includes: Sequence[Include],
+    registry: ProviderRegistry,
+    ctx: RequestContext,
+    *,
+    default_count: int,
+    max_count: int,
+) -> tuple[list[dict[str, Any]], list[Issue]]:
+    """Resources of the source types that reference a match on this page, found by running
+    the source provider's search `param=Type/id` once per (rev-include, match)."""
+
+    async def run(inc: Include, resource: dict[str, Any]) -> list[dict[str, Any]] | Issue:
+        ref = f"{resource.get('resourceType')}/{resource.get('id')}"
+        source = registry.find(inc.source)
+        if source is None:
+            return issue("not-supported", f"_revinclude={inc.text()}: {inc.source} is not served here",
+                         severity="warning")
+        try:
+            request = parse_search([(inc.param, ref)], source.declaration(default_count, max_count))
+            return list((await source.search(request, ctx)).matches)
+        except FHIRError as err:
+            return issue("incomplete", f"_revinclude={inc.text()} for {ref} could not be resolved "
+                         f"({err.status}): {err.diagnostics}", severity="warning")
+
+    jobs = [(inc, r) for inc in rev_includes for r in matches
+            if inc.target is None or inc.target == r.get("resourceType")]
+    results = await asyncio.gather(*(run(inc, r) for inc, r in jobs))
+    seen = {(m.get("resourceType"), m.get("id")) for m in matches}
+    found: list[dict[str, Any]] = []
+    issues: list[Issue] = []
+    for result in results:
+        if isinstance(result, dict):
+            issues.append(result)
+            continue
+        for resource in result:
+            key = (resource.get("resourceType"), resource.get("id"))
+            if key not in seen:
+                seen.add(key)
+                found.append(resource)
+    return found, issues

@@ -1,5 +1,5 @@
 """A whole search request: declared parameters parsed, result parameters (_count,
-_summary, _elements, _include, _sort, _total) read, unknown ones noted.
+_summary, _elements, _include, _revinclude, _sort, _total) read, unknown ones noted.
 
 Pure: takes the merged query pairs and a provider's declarations, returns a
 SearchRequest or raises InvalidSearchParameter naming the parameter.
@@ -20,7 +20,7 @@ TRANSPORT_PARAMS = frozenset({"_format", "_pretty"})
 
 @dataclass(frozen=True)
 class Include:
-    """`_include=Source:param[:Target]`."""
+    """`_include=Source:param[:Target]` (and `_revinclude`, which has the same shape)."""
 
     source: str
     param: str
@@ -51,6 +51,7 @@ class SearchRequest:
     includes: tuple[Include, ...] = ()
     sort: tuple[SortKey, ...] = ()
     total: str | None = None
+    rev_includes: tuple[Include, ...] = ()
     unknown: tuple[str, ...] = ()
 
     def get(self, name: str) -> list[ParsedParam]:
@@ -62,6 +63,7 @@ class SearchRequest:
         if self.sort:
             pairs.append(("_sort", ",".join(s.text() for s in self.sort)))
         pairs.extend(("_include", inc.text()) for inc in self.includes)
+        pairs.extend(("_revinclude", inc.text()) for inc in self.rev_includes)
         if self.summary:
             pairs.append(("_summary", self.summary))
         if self.elements:
@@ -78,6 +80,7 @@ class SearchDeclaration:
     resource_type: str
     params: Sequence[SearchParamSpec]
     includes: Sequence[str] = ()  # "Type:param" or "Type:param:Target"
+    rev_includes: Sequence[str] = ()  # "OtherType:param" whose references point at this type
     default_count: int = 20
     max_count: int = 100
 
@@ -112,9 +115,11 @@ def parse_search(
     summary: str | None = None
     elements: list[str] = []
     includes: list[Include] = []
+    rev_includes: list[Include] = []
     sort: list[SortKey] = []
     total: str | None = None
-    supported_includes = {tuple(i.split(":")) for i in declaration.includes}
+    supported = {"_include": {tuple(i.split(":")) for i in declaration.includes},
+                 "_revinclude": {tuple(i.split(":")) for i in declaration.rev_includes}}
 
     for raw_name, raw_value in pairs:
         name, _, modifier = raw_name.partition(":")
@@ -142,16 +147,17 @@ def parse_search(
                     f"Parameter '_total' takes one of {', '.join(TOTAL_MODES)}, not '{raw_value}'"
                 )
             total = raw_value
-        elif name == "_include" and modifier in ("", "iterate"):
+        elif name in ("_include", "_revinclude") and modifier in ("", "iterate"):
             parts = tuple(raw_value.split(":"))
             if len(parts) not in (2, 3) or not all(parts):
-                raise InvalidSearchParameter(f"Parameter '_include': '{raw_value}' is not Type:param[:Target]")
-            if parts in supported_includes or (len(parts) == 3 and parts[:2] in supported_includes):
+                raise InvalidSearchParameter(f"Parameter '{name}': '{raw_value}' is not Type:param[:Target]")
+            wanted = includes if name == "_include" else rev_includes
+            if parts in supported[name] or (len(parts) == 3 and parts[:2] in supported[name]):
                 include = Include(*parts)
-                if include not in includes:
-                    includes.append(include)
+                if include not in wanted:
+                    wanted.append(include)
             else:
-                unknown.append(f"_include={raw_value}")
+                unknown.append(f"{name}={raw_value}")
         elif raw_name == "_sort":
             for key in raw_value.split(","):
                 desc = key.startswith("-")
@@ -182,6 +188,7 @@ def parse_search(
         includes=tuple(includes),
         sort=tuple(sort),
         total=total,
+        rev_includes=tuple(rev_includes),
         unknown=tuple(unknown),
     )
 

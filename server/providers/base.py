@@ -81,6 +81,7 @@ class ResourceProvider(ABC):
             resource_type=self.resource_type,
             params=self.search_params,
             includes=self.includes,
+            rev_includes=self.rev_includes,
             default_count=default_count,
             max_count=max_count,
         )

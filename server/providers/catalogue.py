@@ -66,9 +66,14 @@ class Wiring:
     upstreams: Upstreams
     auth: AuthProfiles = field(default_factory=AuthProfiles.none)
     guards: dict[str, Resilience] = field(default_factory=dict, compare=False)
+    # (api, access) of every client made, in order: the composition root reads which APIs
+    # each provider factory wired, and how, so the CapabilityStatement's security section and
+    # the SMART document say which types need the caller's token without a hand-kept list.
+    accesses: list[tuple[str, Access]] = field(default_factory=list, compare=False)
 
     def client(self, api: str, base_url: str, access: Access = "application") -> NHSClient:
         """An NHSClient for `api`; `access` picks application- or user-restricted auth."""
+        self.accesses.append((api, access))
         s = self.settings
         return ResilientClient(self.session, ClientConfig(
             api=api, base_url=base_url, connect_timeout=s.upstream_connect_timeout,

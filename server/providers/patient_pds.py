@@ -25,6 +25,10 @@ class PatientFromPDS(ResourceProvider):
         "Searches need an NHS number identifier, or at least family and birthdate (PDS minimum)."
     )
     identifier_systems: ClassVar[tuple[str, ...]] = (NHS_NUMBER_SYSTEM,)
+    # Resolved by running each source type's patient search for every Patient on the page
+    # (server/fhir/includes.py); advertised only when that type is registered.
+    rev_includes: ClassVar[tuple[str, ...]] = ("MedicationRequest:patient", "AllergyIntolerance:patient",
+                                               "ServiceRequest:patient")
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
         SearchParamSpec("identifier", "token", f"NHS number: {NHS_NUMBER_SYSTEM}|9000000009 (Modulus-11 checked)",
                         SP + "Patient-identifier", path="identifier"),

@@ -256,10 +256,12 @@ def from_wiring(w: "Wiring") -> ServiceRequestFromReferrals:
     from server.nhs.ers import ERSContextConfig
 
     s = w.settings
-    ers = w.client("e-RS", w.upstreams.ers, access="user")
+    # Application-restricted e-RS (STU3 A005) acts for no user: wiring it "user" demanded a caller token.
+    app_restricted = s.ers_access_mode == "application-restricted"
+    ers = w.client("e-RS", w.upstreams.ers, access="application" if app_restricted else "user")
     bars = BaRSClient(w.client("BaRS", w.upstreams.bars), BarsHeaderConfig(
         accept_version=s.bars_accept_version, end_user_ods=s.bars_end_user_ods or s.end_user_ods,
         software_version=software_version()))
     return ServiceRequestFromReferrals(
         bars, ERSClient(ers, ERSContextConfig(business_function=s.ers_business_function, end_user_ods=s.end_user_ods)),
-        s.bars_targets, ers_app_restricted=s.ers_access_mode == "application-restricted")
+        s.bars_targets, ers_app_restricted=app_restricted)
