@@ -117,7 +117,10 @@ def allergy_intolerance_from_gpconnect(w: Wiring) -> ResourceProvider:
     from server.nhs.gpconnect import GPConnectClient, gpconnect_config
     from server.providers.allergy_intolerance_gpc import AllergyIntoleranceFromGPConnect
 
-    client = w.client("GP Connect", w.upstreams.gpconnect)
+    # Through the Clinical Data Gateway GP Connect is user-restricted (the caller's CIS2
+    # token); through SSP the façade sends its own consumer JWT.
+    access: Access = "user" if w.settings.gpconnect_auth_mode == "gateway" else "application"
+    client = w.client("GP Connect", w.upstreams.gpconnect, access=access)
     return AllergyIntoleranceFromGPConnect(GPConnectClient(client, gpconnect_config(w.settings)))
 
 

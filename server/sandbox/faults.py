@@ -103,7 +103,16 @@ async def _drop_connection(send: Any) -> None:
 
 def control_routes(state: EmulatorState) -> list[Route]:
     async def add_fault(request: Request) -> Response:
-        spec = await request.json()
+        try:
+            spec = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the fault must be a JSON object"}, status_code=400)
+        if not isinstance(spec, dict):
+            return JSONResponse({"error": "the fault must be a JSON object"}, status_code=400)
+        unknown = sorted(set(spec) - set(Fault.__dataclass_fields__))
+        if unknown:
+            return JSONResponse({"error": f"unknown fault keys: {', '.join(unknown)}",
+                                 "known": sorted(Fault.__dataclass_fields__)}, status_code=400)
         state.faults.append(Fault(**spec))
         return JSONResponse({"faults": len(state.faults)})
 

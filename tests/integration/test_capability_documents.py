@@ -71,6 +71,13 @@ async def test_access_modes_in_settings_change_what_is_published(emulator: Emula
     assert smart["capabilities"] == ["client-confidential-symmetric", "client-confidential-asymmetric"]
 
 
+async def test_gp_connect_through_the_gateway_is_published_as_user_restricted(emulator: Emulator,
+                                                                               http: aiohttp.ClientSession) -> None:
+    async with running_facade(emulator, token_url=emulator.token_url, gpconnect_auth_mode="gateway") as url:
+        _, _, smart = await get_json(http, url + "/.well-known/smart-configuration")
+    assert "AllergyIntolerance" in smart["facade_user_restricted_types"]
+
+
 async def test_without_a_token_url_no_smart_document_is_claimed(fhir: CheckedClient,
                                                                 http: aiohttp.ClientSession) -> None:
     security = (await fhir.get("/metadata")).body["rest"][0]["security"]

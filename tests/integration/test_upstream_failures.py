@@ -150,3 +150,14 @@ async def test_emulator_enforces_pds_header_rules(emulator: Emulator, http: aioh
     assert (too_little.value.status, too_little.value.nhs_code) == (400, "MISSING_VALUE")
     ok = await client.request("GET", "Patient/9000000009", ctx)
     assert ok.headers["ETag"] == 'W/"2"'
+
+
+async def test_emulator_rejects_unknown_fault_keys_with_a_400(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    """A typo in a test's fault spec must fail loudly, not inject nothing or crash the emulator."""
+    async with http.post(f"{emulator.url}/_control/faults", json={"count": 3, "status": 503}) as resp:
+        assert resp.status == 400
+        assert "count" in (await resp.json())["error"]
+    async with http.post(f"{emulator.url}/_control/faults", data=b"not json") as resp:
+        assert resp.status == 400
+    async with http.get(f"{emulator.url}/_control/requests") as resp:
+        assert (await resp.json())["total"] == 0
