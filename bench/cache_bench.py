@@ -93,8 +93,6 @@ def serve_emulator(port: int, extra: int) -> None:
 def serve_floor(port: int, body_file: str, headers_file: str) -> None:
     """Starlette + Hypercorn returning fixed bytes and headers: what any Python HTTP answer
     of this exact response costs here."""
-    import json
-
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
