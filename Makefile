@@ -33,8 +33,17 @@ run: $(STAMP)
 test: $(STAMP) $(TESTDB_STAMP)
 	$(BIN)/python -m pytest -q
 
+# Every benchmark script, one after another (each under a minute, loopback only). They
+# print figures side by side and assert nothing; run them on a machine as quiet as you can.
+BENCH_SCRIPTS := bench/cache_bench.py "bench/cache_bench.py --store memory" bench/patient_read_latency.py \
+	bench/fanout.py bench/single_flight.py bench/gpconnect_allergies.py benchmarks/cpt_detail_fanout.py
+
 bench: $(STAMP) $(TESTDB_STAMP)
-	$(BIN)/python bench/cache_bench.py
+	@for script in $(BENCH_SCRIPTS); do \
+		echo "== python $$script"; \
+		PYTHONPATH=. $(BIN)/python $$script || exit 1; \
+		echo; \
+	done
 
 clean:
 	rm -rf $(VENV) $(TESTDB) .pytest_cache .hypothesis

@@ -2,8 +2,11 @@
 
 Starts, each as its own process on loopback: SecantusDB (or uses FACADE_MONGODB_URI), the
 NHS emulator (with extra synthetic patients so every miss is a real miss), the façade
-(`nhs-fhir-facade serve` with the MongoDB store) and a bare Starlette+Hypercorn app that
-returns the same bytes as a cached read (the floor). Then, at 32 concurrent connections:
+(`nhs-fhir-facade serve` with the MongoDB or memory store) and a bare Starlette+Hypercorn
+app (same Hypercorn config) that returns the same bytes as a cached read: the same body
+and the same response headers (ETag, Last-Modified, X-Cache, Age, X-Request-ID echoed).
+That is the floor: what any Python HTTP answer of this response costs here. Then, at 32
+concurrent connections:
 
     floor           GET of the bare app
     cached read     GET /Patient/{id} answered from the cache (X-Cache: HIT)
@@ -11,16 +14,27 @@ returns the same bytes as a cached read (the floor). Then, at 32 concurrent conn
     direct          GET of the same kind of patient straight from the emulator
 
 and, one request at a time, the miss and the direct call again (the latency the façade adds).
-Prints req/s, p50 and p99 and the ratios; asserts nothing (targets: cached >= 0.7 x floor,
-miss median overhead over direct <= 2 ms).
 
-    python bench/cache_bench.py [--seconds 5] [--store mongodb|memory]
+Fairness: both sides of each comparison get identical requests from one client (aiohttp's
+default headers, Accept-Encoding: gzip included, plus an X-Request-ID), and are measured in
+alternating slices (`--rounds` of each), so load from other processes on the machine hits
+both alike. The client-side NHS limits (PDS 5 req/s, 20 in flight per API) are lifted: they
+protect NHS quotas and would measure the quota, not the façade. The façade logs at its
+shipped level (INFO: one PHI-free access line per request) unless `--log-level` says otherwise.
+
+Prints req/s, p50 and p99, the ratio to the floor, the median of the per-slice ratios, and
+on Linux the server CPU time per request of each process (less sensitive to other load than
+req/s). Asserts nothing (targets: cached >= 0.7 x floor, miss median overhead over direct
+<= 2 ms).
+
+    python bench/cache_bench.py [--seconds 4] [--rounds 4] [--store mongodb|memory] [--log-level INFO]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import statistics
@@ -28,7 +42,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -76,21 +90,30 @@ def serve_emulator(port: int, extra: int) -> None:
     asyncio.run(_serve_forever(create_emulator_app(), f"127.0.0.1:{port}"))
 
 
-def serve_floor(port: int, body_file: str) -> None:
-    """Starlette + Hypercorn returning fixed bytes: what any Python HTTP answer costs here."""
+def serve_floor(port: int, body_file: str, headers_file: str) -> None:
+    """Starlette + Hypercorn returning fixed bytes and headers: what any Python HTTP answer
+    of this exact response costs here."""
     from starlette.applications import Starlette
+    from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
     from server.__main__ import _serve_forever
 
     body = Path(body_file).read_bytes()
+    fixed = json.loads(Path(headers_file).read_text())
+    media_type = fixed.pop("content-type")
 
-    async def patient(request: object) -> Response:
-        return Response(body, media_type="application/fhir+json; charset=utf-8", headers={"ETag": 'W/"2"'})
+    async def patient(request: Request) -> Response:
+        return Response(body, media_type=media_type,
+                        headers={**fixed, "x-request-id": request.headers.get("x-request-id", "-")})
 
     app = Starlette(routes=[Route("/Patient/{id}", patient)])
     asyncio.run(_serve_forever(app, f"127.0.0.1:{port}"))
+
+
+# Response headers of a cached read the floor repeats (Hypercorn adds date and server to both).
+FLOOR_HEADERS = ("content-type", "etag", "last-modified", "x-cache", "age")
 
 
 def free_port() -> int:
@@ -128,61 +151,110 @@ async def wait_ready(url: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def mongodb() -> Iterator[str]:
+def mongodb() -> Iterator[tuple[str, int | None]]:
+    """The MongoDB URI, and the server's pid when it is ours (SecantusDB), for its CPU time."""
     if os.environ.get("FACADE_MONGODB_URI"):
-        yield os.environ["FACADE_MONGODB_URI"]
+        yield os.environ["FACADE_MONGODB_URI"], None
         return
     from tests.support.mongo import SecantusProcess
 
     server = SecantusProcess()
     try:
-        yield server.start()
+        uri = server.start()
+        yield uri, server.process.pid if server.process else None
     finally:
         server.stop()
 
 
 # ---- load --------------------------------------------------------------------------------
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Phase:
+    """One kind of request, driven from its own client session (keep-alive connections)."""
+
+    name: str
+    urls: Iterator[str]
+    connections: int
+    expect_cache: str | None = None
+    pids: tuple[int, ...] = ()  # server processes whose CPU time the requests cost
+
+
 @dataclass
 class Figures:
     name: str
-    requests: int
-    seconds: float
-    latencies_ms: list[float]
+    requests: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    cpu: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds spent in this phase
 
     @property
     def rps(self) -> float:
-        return self.requests / self.seconds
+        return self.requests / self.seconds if self.seconds else 0.0
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
+    def cpu_us(self, pid: int) -> float | None:
+        return self.cpu[pid] / self.requests * 1e6 if pid in self.cpu and self.requests else None
 
-async def load(name: str, urls: Iterator[str], seconds: float, connections: int,
-               headers_for: dict[str, str] | None = None, expect_cache: str | None = None) -> Figures:
-    """`connections` workers, each on its own keep-alive connection, for `seconds`."""
+
+async def load(phase: Phase, http: aiohttp.ClientSession, seconds: float, into: Figures) -> float:
+    """`phase.connections` workers on keep-alive connections for `seconds`; adds to `into`
+    and returns this slice's req/s."""
     latencies: list[float] = []
     stop_at = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    cpu_before = {pid: cpu_seconds(pid) for pid in phase.pids}
 
-        async def worker() -> None:
-            for url in urls:
-                if time.perf_counter() >= stop_at:
-                    return
-                headers = {"X-Request-ID": str(uuid.uuid4()), **(headers_for or {})}
-                start = time.perf_counter()
-                async with http.get(url, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status != 200 or (expect_cache and resp.headers.get("X-Cache") != expect_cache):
-                        raise RuntimeError(f"{name}: {resp.status} X-Cache={resp.headers.get('X-Cache')}")
-                latencies.append((time.perf_counter() - start) * 1000)
+    async def worker() -> None:
+        for url in phase.urls:
+            if time.perf_counter() >= stop_at:
+                return
+            start = time.perf_counter()
+            async with http.get(url, headers={"X-Request-ID": str(uuid.uuid4())}) as resp:
+                await resp.read()
+                if resp.status != 200 or (phase.expect_cache and resp.headers.get("X-Cache") != phase.expect_cache):
+                    raise RuntimeError(f"{phase.name}: {resp.status} X-Cache={resp.headers.get('X-Cache')}")
+            latencies.append((time.perf_counter() - start) * 1000)
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - began
-    return Figures(name, len(latencies), elapsed, latencies)
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(phase.connections)))
+    elapsed = time.perf_counter() - began
+    for pid, before in cpu_before.items():
+        after = cpu_seconds(pid)
+        if before is not None and after is not None:
+            into.cpu[pid] = into.cpu.get(pid, 0.0) + after - before
+    into.requests += len(latencies)
+    into.seconds += elapsed
+    into.latencies_ms += latencies
+    return len(latencies) / elapsed
+
+
+async def side_by_side(a: Phase, b: Phase, seconds: float, rounds: int) -> tuple[Figures, Figures, list[float]]:
+    """`rounds` alternating slices of a and b, `seconds` in all for each; per-slice b/a ratios."""
+    fa, fb = Figures(a.name), Figures(b.name)
+    ratios = []
+    async with client(a.connections) as http_a, client(b.connections) as http_b:
+        for _ in range(rounds):
+            ra = await load(a, http_a, seconds / rounds, fa)
+            rb = await load(b, http_b, seconds / rounds, fb)
+            ratios.append(rb / ra)
+    return fa, fb, ratios
+
+
+@contextlib.asynccontextmanager
+async def client(connections: int) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
+        yield http
 
 
 def repeat(url: str) -> Iterator[str]:
@@ -195,74 +267,110 @@ def each(base: str, ids: Iterator[str]) -> Iterator[str]:
         yield f"{base}/Patient/{nhs}"
 
 
-def report(rows: list[Figures], floor: Figures) -> None:
-    print(f"\n{'':28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}")
+def report(rows: list[Figures], floor: Figures, cpu_of: dict[str, int]) -> None:
+    cpu_cols = list(cpu_of)
+    print(f"\n{'':28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}"
+          + "".join(f"{'CPU us/req ' + name:>22}" for name in cpu_cols))
     for row in rows:
-        print(f"{row.name:28}{row.rps:9.0f}{row.pct(50):9.2f}{row.pct(99):9.2f}{row.rps / floor.rps:9.2f}")
+        cpu = "".join(f"{row.cpu_us(pid):22.0f}" if row.cpu_us(pid) is not None else f"{'':22}"
+                      for pid in cpu_of.values())
+        print(f"{row.name:28}{row.rps:8.0f}{row.pct(50):9.2f}{row.pct(99):9.2f}{row.rps / floor.rps:9.2f}{cpu}")
 
 
-async def run(seconds: float, store: str) -> None:
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
     ids = iter(synthetic_nhs_numbers(60_000))
     emulator_port, facade_port, floor_port = free_port(), free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     facade_url = f"http://127.0.0.1:{facade_port}"
     floor_url = f"http://127.0.0.1:{floor_port}"
+    print(f"load average at start: {load_average()} ({os.cpu_count()} CPUs)")
     with contextlib.ExitStack() as stack:
-        env = {"FACADE_PORT": str(facade_port), "FACADE_HOST": "127.0.0.1", "FACADE_LOG_LEVEL": "WARNING",
-               "FACADE_PDS_BASE_URL": f"{emulator_url}/{PDS}", "FACADE_CACHE_ENABLED": "true"}
+        env = {"FACADE_PORT": str(facade_port), "FACADE_HOST": "127.0.0.1", "FACADE_LOG_LEVEL": log_level,
+               "FACADE_PDS_BASE_URL": f"{emulator_url}/{PDS}", "FACADE_CACHE_ENABLED": "true",
+               "FACADE_UPSTREAM_RATE_LIMITS": "{}", "FACADE_UPSTREAM_CONCURRENCY": str(2 * CONNECTIONS)}
+        mongo_pid = None
         if store == "mongodb":
-            env["FACADE_MONGODB_URI"] = stack.enter_context(mongodb())
+            env["FACADE_MONGODB_URI"], mongo_pid = stack.enter_context(mongodb())
             env["FACADE_MONGODB_DATABASE"] = f"bench_{uuid.uuid4().hex[:8]}"
-        stack.enter_context(child([__file__, "--serve-emulator", str(emulator_port)]))
-        stack.enter_context(child(["-m", "server", "serve"], env))
+        emulator = stack.enter_context(child([__file__, "--serve-emulator", str(emulator_port)]))
+        facade = stack.enter_context(child(["-m", "server", "serve"], env))
         await wait_ready(f"{emulator_url}/_control/requests")
         await wait_ready(f"{facade_url}/_health")
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{facade_url}/Patient/{HOT_ID}") as resp:
                 body = await resp.read()
+            async with http.get(f"{facade_url}/Patient/{HOT_ID}") as resp:  # now a HIT: copy its headers
+                hit_headers = {name: resp.headers[name] for name in FLOOR_HEADERS if name in resp.headers}
+                compressed = resp.headers.get("Content-Encoding", "identity")
             async with http.get(f"{facade_url}/_health") as resp:
                 health = await resp.json()
-        body_file = REPO / ".bench-floor-body.json"
+        body_file, headers_file = REPO / ".bench-floor-body.json", REPO / ".bench-floor-headers.json"
         body_file.write_bytes(body)
+        headers_file.write_text(json.dumps(hit_headers))
         stack.callback(body_file.unlink)
-        stack.enter_context(child([__file__, "--serve-floor", str(floor_port), str(body_file)]))
+        stack.callback(headers_file.unlink)
+        floor_proc = stack.enter_context(child([__file__, "--serve-floor", str(floor_port), str(body_file),
+                                                str(headers_file)]))
         await wait_ready(f"{floor_url}/Patient/{HOT_ID}")
-        print(f"cache backend: {health['cache']['backend']} ({health['cache']['status']}); "
-              f"{CONNECTIONS} connections, {seconds:.0f} s per phase; body {len(body)} bytes")
+        print(f"cache backend: {health['cache']['backend']} ({health['cache']['status']}); façade log level "
+              f"{log_level}; {CONNECTIONS} connections; {seconds:.0f} s per phase in {rounds} alternating slices; "
+              f"body {len(body)} bytes, Content-Encoding of a HIT to this client: {compressed}")
 
-        warm = min(1.0, seconds / 5)
-        await load("warm-up", repeat(f"{floor_url}/Patient/{HOT_ID}"), warm, CONNECTIONS)
-        floor = await load("floor (Starlette+Hypercorn)", repeat(f"{floor_url}/Patient/{HOT_ID}"), seconds,
-                           CONNECTIONS)
-        await load("warm-up", repeat(f"{facade_url}/Patient/{HOT_ID}"), warm, CONNECTIONS)
-        hit = await load("cached read (HIT)", repeat(f"{facade_url}/Patient/{HOT_ID}"), seconds, CONNECTIONS,
-                         expect_cache="HIT")
-        miss = await load("miss via emulator (MISS)", each(facade_url, ids), seconds, CONNECTIONS,
-                          expect_cache="MISS")
-        direct = await load("direct emulator call", each(f"{emulator_url}/{PDS}", ids), seconds, CONNECTIONS)
-        report([floor, hit, miss, direct], floor)
-        print(f"\ncached read / floor (req/s):         {hit.rps / floor.rps:.2f}   (target >= 0.7)")
+        cpu_of = {"façade": facade.pid, "emulator": emulator.pid}
+        if mongo_pid is not None:
+            cpu_of["mongo"] = mongo_pid
+        floor_phase = Phase("floor (Starlette+Hypercorn)", repeat(f"{floor_url}/Patient/{HOT_ID}"), CONNECTIONS,
+                            pids=(floor_proc.pid,))
+        hit_phase = Phase("cached read (HIT)", repeat(f"{facade_url}/Patient/{HOT_ID}"), CONNECTIONS, "HIT",
+                          pids=(facade.pid, *(p for p in [mongo_pid] if p)))
+        warm = min(1.0, seconds / 4)
+        await side_by_side(floor_phase, hit_phase, 2 * warm, 2)  # warm-up, discarded
+        floor, hit, hit_ratios = await side_by_side(floor_phase, hit_phase, seconds, rounds)
+        cpu_of_floor = {"floor": floor_proc.pid}
+        miss_phase = Phase("miss via emulator (MISS)", each(facade_url, ids), CONNECTIONS, "MISS",
+                           pids=tuple(cpu_of.values()))
+        direct_phase = Phase("direct emulator call", each(f"{emulator_url}/{PDS}", ids), CONNECTIONS,
+                             pids=(emulator.pid,))
+        miss, direct, _ = await side_by_side(miss_phase, direct_phase, seconds, rounds)
+        report([floor, hit, miss, direct], floor, {**cpu_of_floor, **cpu_of})
+        print(f"\ncached read / floor (req/s):         {hit.rps / floor.rps:.2f}   (target >= 0.7; "
+              f"median of {rounds} slice ratios {statistics.median(hit_ratios):.2f})")
+        floor_cpu, hit_cpu = floor.cpu_us(floor_proc.pid), hit.cpu_us(facade.pid)
+        if floor_cpu and hit_cpu:
+            print(f"floor / cached read (server CPU):    {floor_cpu / hit_cpu:.2f}")
         print(f"miss p50 - direct p50, 32 conns:     {miss.pct(50) - direct.pct(50):.2f} ms")
 
-        miss1 = await load("miss, 1 connection", each(facade_url, ids), seconds / 2, 1, expect_cache="MISS")
-        direct1 = await load("direct, 1 connection", each(f"{emulator_url}/{PDS}", ids), seconds / 2, 1)
-        report([miss1, direct1], floor)
+        miss1, direct1, _ = await side_by_side(
+            Phase("miss, 1 connection", each(facade_url, ids), 1, "MISS", pids=tuple(cpu_of.values())),
+            Phase("direct, 1 connection", each(f"{emulator_url}/{PDS}", ids), 1, pids=(emulator.pid,)),
+            seconds / 2, rounds)
+        report([miss1, direct1], floor, cpu_of)
         print(f"\nmiss overhead over direct, median:   {miss1.pct(50) - direct1.pct(50):.2f} ms   (target <= 2 ms)")
+    print(f"load average at end: {load_average()}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured phase")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each measured phase")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating slices per side-by-side comparison")
     parser.add_argument("--store", choices=("mongodb", "memory"), default="mongodb")
+    parser.add_argument("--log-level", default="INFO", help="the façade's FACADE_LOG_LEVEL (shipped default INFO)")
     parser.add_argument("--serve-emulator", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-floor", nargs=2, metavar=("PORT", "BODY"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", nargs=3, metavar=("PORT", "BODY", "HEADERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
         serve_emulator(args.serve_emulator, extra=60_000)
     elif args.serve_floor:
-        serve_floor(int(args.serve_floor[0]), args.serve_floor[1])
+        serve_floor(int(args.serve_floor[0]), args.serve_floor[1], args.serve_floor[2])
     else:
-        asyncio.run(run(args.seconds, args.store))
+        asyncio.run(run(args.seconds, args.rounds, args.store, args.log_level))
 
 
 if __name__ == "__main__":

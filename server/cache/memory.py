@@ -7,6 +7,7 @@ Expiry is checked on read; the bound evicts the least recently used entry.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -15,6 +16,16 @@ import orjson
 from server.cache.store import CacheKey, Document, expired
 
 _BODY_FIELDS = ("resource", "result")
+
+
+@dataclass(frozen=True)
+class _Frozen:
+    """One entry as held: scalar fields as they are, bodies as orjson bytes (decoded afresh
+    on every get), so a get is one dict merge and one orjson.loads."""
+
+    fields: Document
+    bodies: dict[str, bytes]
+    patients: tuple[str, ...]
 
 
 def _utcnow() -> datetime:
@@ -29,7 +40,7 @@ class MemoryStore:
     def __init__(self, max_entries: int, clock: Callable[[], datetime] = _utcnow) -> None:
         self.max_entries = max_entries
         self.clock = clock
-        self._entries: OrderedDict[CacheKey, Document] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, _Frozen] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -38,19 +49,22 @@ class MemoryStore:
         stored = self._entries.get(key)
         if stored is None:
             return None
-        if expired(stored, self.clock()):
+        if expired(stored.fields, self.clock()):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        doc = {k: (orjson.loads(v) if k in _BODY_FIELDS else v) for k, v in stored.items()}
-        doc["patients"] = list(stored["patients"])
+        doc = {**stored.fields, "patients": list(stored.patients)}
+        for name, body in stored.bodies.items():
+            doc[name] = orjson.loads(body)
         return doc
 
     async def put(self, doc: Document) -> None:
         key = CacheKey.of(doc)
-        frozen = {k: (orjson.dumps(v) if k in _BODY_FIELDS else v) for k, v in doc.items()}
-        frozen["patients"] = tuple(doc.get("patients") or ())
-        self._entries[key] = frozen
+        self._entries[key] = _Frozen(
+            fields={k: v for k, v in doc.items() if k not in _BODY_FIELDS and k != "patients"},
+            bodies={k: orjson.dumps(doc[k]) for k in _BODY_FIELDS if k in doc},
+            patients=tuple(doc.get("patients") or ()),
+        )
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -59,7 +73,7 @@ class MemoryStore:
         self._entries.pop(key, None)
 
     async def purge_patient(self, patient_id: str) -> int:
-        doomed = [k for k, d in self._entries.items() if patient_id in d["patients"]]
+        doomed = [k for k, d in self._entries.items() if patient_id in d.patients]
         for key in doomed:
             del self._entries[key]
         return len(doomed)

@@ -7,6 +7,7 @@ silent JSON answer.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from server.fhir.errors import BadRequest, NotAcceptable, UnsupportedMediaType
@@ -43,6 +44,12 @@ def _media_ranges(accept: str) -> list[tuple[str, float]]:
     return ranges
 
 
+@lru_cache(maxsize=256)
+def _accepts_json(accept: str) -> bool:
+    """Memoised: clients send the same few Accept values on every request."""
+    return any(media in _JSON_TYPES and q > 0 for media, q in _media_ranges(accept))
+
+
 def check_format(format_param: str | None, accept: str | None) -> None:
     """Raise NotAcceptable unless the client accepts FHIR JSON; `_format` wins over Accept."""
     if format_param is not None:
@@ -53,9 +60,7 @@ def check_format(format_param: str | None, accept: str | None) -> None:
                 "application/fhir+json (_format=json)"
             )
         return
-    if not accept or not accept.strip():
-        return
-    if any(media in _JSON_TYPES and q > 0 for media, q in _media_ranges(accept)):
+    if not accept or not accept.strip() or _accepts_json(accept):
         return
     raise NotAcceptable(
         f"Accept: {accept!r} cannot be satisfied; this server returns application/fhir+json"

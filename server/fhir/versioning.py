@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -46,7 +47,10 @@ def last_modified(resource: dict[str, Any]) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+@lru_cache(maxsize=1024)
 def http_date(value: datetime) -> str:
+    """RFC 9110 date. Memoised: a cached read formats the same lastUpdated on every hit,
+    and email.utils formatting costs more than the rest of the header work together."""
     return format_datetime(value.astimezone(timezone.utc), usegmt=True)
 
 

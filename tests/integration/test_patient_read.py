@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from server.app import GZIP_MINIMUM_SIZE
 from server.sandbox.pds_data import PATIENTS
 from tests.support.checked_client import FHIR_JSON_UTF8, CheckedClient
 from tests.support.emulator_control import upstream_requests, upstream_total
@@ -159,7 +160,17 @@ async def test_pretty_printing(fhir: CheckedClient) -> None:
     assert answer.raw.startswith(b'{\n  "resourceType"')
 
 
-async def test_gzip_keeps_the_fhir_content_type(fhir: CheckedClient) -> None:
-    answer = await fhir.get("/Patient/9000000009", headers={"Accept-Encoding": "gzip"})
+async def test_gzip_compresses_large_bodies_and_keeps_the_fhir_content_type(fhir: CheckedClient) -> None:
+    answer = await fhir.get("/metadata", headers={"Accept-Encoding": "gzip"})
+    assert len(answer.raw) >= GZIP_MINIMUM_SIZE
     assert answer.headers["Content-Encoding"] == "gzip"
-    assert answer.body["id"] == "9000000009"  # CheckedClient already checked the content type
+    assert int(answer.headers["Content-Length"]) < len(answer.raw)
+    assert answer.body["resourceType"] == "CapabilityStatement"  # CheckedClient checked the content type
+
+
+async def test_small_bodies_are_sent_uncompressed_even_when_gzip_is_accepted(fhir: CheckedClient) -> None:
+    answer = await fhir.get("/Patient/9000000009", headers={"Accept-Encoding": "gzip"})
+    assert len(answer.raw) < GZIP_MINIMUM_SIZE
+    assert "Content-Encoding" not in answer.headers
+    assert int(answer.headers["Content-Length"]) == len(answer.raw)
+    assert answer.body["id"] == "9000000009"
