@@ -3,7 +3,7 @@
 Runs the façade against the CPT emulator with each prescription-details call delayed
 (as a slow upstream would be), once with FACADE_CPT_DETAIL_CONCURRENCY=1 (sequential)
 and once with the default 4, and prints the median search times side by side.
-Run: PYTHONPATH=. python benchmarks/cpt_detail_fanout.py [delay_seconds] [rounds]
+Run: PYTHONPATH=. python bench/cpt_detail_fanout.py [delay_seconds] [rounds]
 """
 from __future__ import annotations
 
