@@ -89,8 +89,10 @@ def _written_headers(request: Request, written: Written) -> dict[str, str]:
 
 async def register_patient(request: Request) -> Response:
     body = await _json_body(request)
-    written = await _runtime(request).service.register(body, _context(request))
-    return PASResponse(document(written.stored), status_code=201, headers=_written_headers(request, written))
+    service, ctx = _runtime(request).service, _context(request)
+    written = await service.register(body, ctx)
+    record = service.written_record(written.stored)
+    return PASResponse(document(written.stored, record), status_code=201, headers=_written_headers(request, written))
 
 
 async def read_patient(request: Request) -> Response:
@@ -117,10 +119,11 @@ async def update_patient(request: Request) -> Response:
     hn = _hospital_number(request)
     version = _if_match(request)
     body = await _json_body(request)
-    written = await _runtime(request).service.update(hn, body, version, _context(request))
+    service, ctx = _runtime(request).service, _context(request)
+    written = await service.update(hn, body, version, ctx)
     headers = _written_headers(request, written)
     headers.pop("Location")
-    return PASResponse(document(written.stored), headers=headers)
+    return PASResponse(document(written.stored, service.written_record(written.stored)), headers=headers)
 
 
 async def related_records(request: Request) -> Response:

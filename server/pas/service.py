@@ -20,7 +20,7 @@ from server.fhir.search_request import SearchRequest
 from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.pds import PDSClient, PDSTooManyMatches
 from server.pas.errors import PASError, store_unavailable
-from server.pas.merge import merge_with_pds, security_code, withhold
+from server.pas.merge import WITHHELD, merge_with_pds, security_code, withhold
 from server.pas.records import PASMappings, parse_document, patient_id, patient_resource
 from server.pas.store import (AlreadyExists, PASStore, PatientData, StoredPatient, StoreUnavailable, UnknownPatient,
                               VersionConflict)
@@ -44,6 +44,16 @@ def store_errors() -> Iterator[None]:
         yield
     except StoreUnavailable as exc:
         raise store_unavailable(exc) from None
+
+
+def _keeping_restriction(data: PatientData, current: StoredPatient) -> PatientData:
+    """A PAS update (a PUT, an HL7 A08/A31 carrying the whole record) that says nothing about
+    confidentiality keeps a known R/V restriction: the restriction comes from PDS (or an
+    earlier trace), and losing it would show the address again whenever PDS is down."""
+    known = current.record.get("confidentiality")
+    if known in WITHHELD and not data.record.get("confidentiality"):
+        return dataclasses.replace(data, record={**data.record, "confidentiality": known})
+    return data
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,7 @@ class PASService:
         if expected_version is not None and expected_version != current.version:
             raise PASError(412, f"the record has changed (current version {current.version}); read it again",
                            headers={"ETag": current.etag})
+        data = _keeping_restriction(data, current)
         data, trace, trace_error = await self._with_nhs_number(data, ctx)
         try:
             with store_errors():
@@ -153,6 +164,7 @@ class PASService:
         record = dict(data.record)
         if record.get("nhsNumber"):
             record.setdefault("nhsNumberStatus", NOT_TRACED)
+            record = await self._with_pds_restriction(record, ctx)
             return dataclasses.replace(data, record=record), None, None
         record.pop("nhsNumberStatus", None)
         trace, error = await self.trace(patient_resource(self.mappings, record), ctx)
@@ -165,6 +177,19 @@ class PASService:
                 if trace.security in ("R", "V"):
                     record["confidentiality"] = trace.security
         return dataclasses.replace(data, record=record), trace, error
+
+    async def _with_pds_restriction(self, record: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        """Store the R/V restriction PDS holds for a supplied NHS number, so reads made while
+        PDS is down still withhold what PDS would. PDS only ever adds a restriction here;
+        PDS failing leaves the record as the PAS sent it (the write is not refused for it)."""
+        if self.pds is None or record.get("confidentiality") in WITHHELD:
+            return record
+        try:
+            code = security_code((await self.pds.get_patient(record["nhsNumber"], ctx)).patient)
+        except UpstreamError as err:
+            log.info("restriction check: PDS failed (%s) request_id=%s", type(err).__name__, ctx.request_id)
+            return record
+        return {**record, "confidentiality": code} if code in WITHHELD else record
 
     # --- tracing ----------------------------------------------------------------
 
@@ -215,7 +240,9 @@ class PASService:
 
     async def view(self, hospital_number: str, ctx: RequestContext) -> PatientView:
         """The stored patient refreshed with PDS (server.pas.merge rules)."""
-        stored = await self.stored(hospital_number)
+        return await self.view_of(await self.stored(hospital_number), ctx)
+
+    async def view_of(self, stored: StoredPatient, ctx: RequestContext) -> PatientView:
         pas = patient_resource(self.mappings, stored.record)
         nhs = stored.nhs_number
         if not nhs or self.pds is None:
@@ -230,6 +257,19 @@ class PASService:
         merged = merge_with_pds(pas, pds)
         merged["id"] = patient_id(stored.hospital_number)
         return PatientView(stored, merged, "refreshed")
+
+    def written_record(self, stored: StoredPatient) -> dict[str, Any]:
+        """A written record as answered to its writer: as stored (not refreshed, so the
+        writer sees what was kept), minus whatever the stored restriction withholds. Every
+        write with an NHS number learns PDS's restriction first (trace or
+        _with_pds_restriction), so the stored label is PDS's unless PDS could not be asked."""
+        code = stored.record.get("confidentiality")
+        if code not in WITHHELD:
+            return dict(stored.record)
+        record, _ = to_pas(self.mappings.record("Patient"),
+                           withhold(patient_resource(self.mappings, stored.record), code))
+        record["hospitalNumber"] = stored.hospital_number
+        return record
 
     def pas_record(self, view: PatientView) -> tuple[dict[str, Any], list[Problem]]:
         """The view in PAS format; FHIR values with no PAS form are returned as problems."""

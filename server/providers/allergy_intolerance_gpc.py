@@ -61,6 +61,7 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
                         SP + "clinical-date", path="recordedDate"),
     )
     includes: ClassVar[tuple[str, ...]] = ("AllergyIntolerance:patient",)
+    default_filters: ClassVar[tuple[tuple[str, str], ...]] = (("clinical-status", "active"),)
 
     def __init__(self, gpconnect: GPConnectClient) -> None:
         self.gpconnect = gpconnect

@@ -68,6 +68,11 @@ class ResourceProvider(ABC):
     includes: ClassVar[tuple[str, ...]] = ()
     rev_includes: ClassVar[tuple[str, ...]] = ()
     identifier_systems: ClassVar[tuple[str, ...]] = ()
+    # Search values this source applies when a search does not mention the parameter,
+    # as (name, value) pairs in search syntax: GP Connect answers active allergies only
+    # unless clinical-status asks otherwise. A composite applies the same defaults to the
+    # records it adds from elsewhere (the PAS), so one answer never mixes two rules.
+    default_filters: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @abstractmethod
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:

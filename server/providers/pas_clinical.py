@@ -26,7 +26,8 @@ import dataclasses
 
 from server.fhir.errors import InvalidSearchParameter, NotFound, NotSupportedParameter
 from server.fhir.search_match import Unevaluable, check_evaluable, matches
-from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec
+from server.fhir.outcome import issue
+from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec, parse_param
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.pas.dedup import without_duplicates
@@ -41,6 +42,7 @@ SP = "http://hl7.org/fhir/SearchParameter/"
 _PROFILES = {"AllergyIntolerance": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-AllergyIntolerance",
              "MedicationRequest": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MedicationRequest"}
 _SUBJECT = {"AllergyIntolerance": "patient", "MedicationRequest": "subject"}
+SUBJECT_PARAMS = ("patient", "subject")
 
 
 class PASAwareProvider(ResourceProvider):
@@ -63,6 +65,7 @@ class ClinicalWithPAS(PASAwareProvider):
         self.includes = inner.includes if inner else ()  # type: ignore[misc]
         self.rev_includes = inner.rev_includes if inner else ()  # type: ignore[misc]
         self.identifier_systems = inner.identifier_systems if inner else ()  # type: ignore[misc]
+        self.default_filters = inner.default_filters if inner else ()  # type: ignore[misc]
         params = list(inner.search_params) if inner else []
         if not any(p.name == "patient" for p in params):
             params.append(SearchParamSpec("patient", "reference", "The patient: NHS number or pas-{hospital number}",
@@ -130,34 +133,65 @@ class ClinicalWithPAS(PASAwareProvider):
                 return True
         return False
 
+    def _subject_params(self, request: SearchRequest) -> list[ParsedParam]:
+        """The occurrences naming the patient: `patient`, and `subject` where it is declared
+        as a Patient reference (MedicationRequest), so `subject=pas-H1` works like `patient=`."""
+        names = [n for n in SUBJECT_PARAMS if (spec := self.search_param(n)) is not None
+                 and spec.type == "reference" and "Patient" in spec.target_types]
+        return [p for p in request.params if p.name in names and p.modifier != "missing"]
+
+    def _defaults(self, request: SearchRequest) -> list[ParsedParam]:
+        """The NHS source's default filters for parameters this search does not mention."""
+        out = []
+        for name, raw in self.default_filters:
+            spec = self.search_param(name)
+            if spec is not None and not request.get(name):
+                out.append(parse_param(spec, None, raw))
+        return out
+
     async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
-        subject = [p for p in request.params if p.name == "patient"]
+        subject = self._subject_params(request)
         if not subject:
             if self.inner is None:
                 raise InvalidSearchParameter(f"{self.resource_type} searches here need a patient parameter")
             inner = await self.inner.search(request, ctx)
             return dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
+        named = subject[0]
         try:
-            patients, numbers = await self._patients(subject[0])
+            patients, numbers = await self._patients(named)
         except PASError as err:
             raise err.to_fhir() from None
-        if self.inner is not None and not patients and not self._names_pas_patient(subject[0]):
+        if self.inner is not None and not patients and not any(self._names_pas_patient(p) for p in subject):
             # Nothing PAS-side: the NHS provider answers the request as sent, so its own
             # checks (NHS number Modulus-11, identifier systems) still apply.
             inner = await self.inner.search(request, ctx)
             return dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
-        filters = [p for p in request.params if p is not subject[0]]
+        if len(subject) > 1:
+            # AND of two patient parameters when one names a PAS patient: the NHS side
+            # cannot be asked about a pas- id, and an intersection of patients is not a
+            # search anyone needs. Say so rather than guess.
+            raise InvalidSearchParameter(
+                f"Name the patient once ({' or '.join(p.key() for p in subject)} given together) "
+                f"when searching the PAS-recorded {self.resource_type} records")
+        filters = [p for p in request.params if p is not named]
+        defaults = self._defaults(request)
         self._check_filters(filters)
         result = SearchResult(matches=[])
         if self.inner is not None and numbers:
-            rewritten = ParsedParam("patient", None, tuple(ReferenceValue("Patient", n) for n in numbers))
-            params = tuple(rewritten if p is subject[0] else p for p in request.params)
+            rewritten = ParsedParam(named.name, None, tuple(ReferenceValue("Patient", n) for n in numbers))
+            params = tuple(rewritten if p is named else p for p in request.params)
             inner = await self.inner.search(dataclasses.replace(request, params=params), ctx)
             result = dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
+        elif defaults:
+            shown = "&".join(f"{p.key()}={p.text()}" for p in defaults)
+            result.issues.append(issue("informational", (
+                f"PAS-recorded {self.resource_type} records are filtered by {shown} when the search does not "
+                "name these parameters, as the NHS source's are; name them to see others"),
+                severity="information"))
         specs = {p.name: p for p in self.search_params}
         pas = [r for stored in {p.hospital_number: p for p in patients}.values()
                for r in clinical_resources(self.service.mappings, self.resource_type, stored)
-               if matches(r, filters, specs)]
+               if matches(r, filters + defaults, specs)]
         result.matches.extend(without_duplicates(result.matches, pas))
         return result
 
