@@ -23,6 +23,7 @@ def restored_logging() -> Iterator[None]:
 def test_debug_leaves_pymongo_command_documents_out(restored_logging: None) -> None:
     # pymongo.command logs whole commands and replies at DEBUG: cache keys name NHS
     # numbers and cached documents are Patients.
+    logging.getLogger().handlers[:] = []  # as at process start (basicConfig skips a configured root)
     _setup_logging("DEBUG")
     assert logging.getLogger("facade").isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("pymongo.command").isEnabledFor(logging.DEBUG)
