@@ -16,9 +16,17 @@ from server.serving import hypercorn_config
 from server.settings import Settings
 
 
+# Library loggers that print data, not events, at DEBUG: pymongo.command logs whole
+# commands and replies (cache keys name NHS numbers; cached documents are Patients).
+DATA_LOGGERS = ("pymongo",)
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         stream=sys.stderr)
+    for name in DATA_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
 
 
 async def _serve_forever(app: object, bind: str) -> None:

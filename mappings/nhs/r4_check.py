@@ -31,6 +31,7 @@ def r4_problems(resource: Mapping[str, Any], max_problems: int = 3) -> list[str]
             for err in exc.errors(include_input=False, include_url=False)
         ]
         return problems[:max_problems] or [f"{rtype}: invalid"]
-    except (ValueError, TypeError) as exc:  # fhir.resources raises these from its own validators
+    except (ValueError, TypeError, KeyError) as exc:  # fhir.resources' own validators and type lookups
+        # (a contained resource of an unknown resourceType is a KeyError)
         return [f"{rtype}: {type(exc).__name__}"]
     return []

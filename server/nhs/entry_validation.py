@@ -16,6 +16,10 @@ from pydantic import ValidationError
 
 from server.nhs.errors import UpstreamBadResponse
 
+# Besides ValidationError, fhir.resources' own type lookups raise these: a contained
+# resource of an unknown resourceType is a KeyError, a non-string one a TypeError.
+FHIR_MODEL_ERRORS = (ValueError, TypeError, KeyError)
+
 
 def expect_resource(body: Any, resource_type: str, api: str) -> dict[str, Any]:
     """`body` when it is one `resource_type` with an id; else UpstreamBadResponse (a read
@@ -40,4 +44,7 @@ def check_r4(resource: dict[str, Any], api: str) -> dict[str, Any]:
         paths = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})[:5]
         raise UpstreamBadResponse(api, f"converted {resource['resourceType']} is not valid R4 ({', '.join(paths)})") \
             from None
+    except FHIR_MODEL_ERRORS as exc:
+        raise UpstreamBadResponse(api, f"converted {resource['resourceType']} is not valid R4 "
+                                       f"({type(exc).__name__})") from None
     return resource

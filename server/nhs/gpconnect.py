@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from server.fhir.errors import Unauthorized
 from server.nhs.client import NHSClient
+from server.nhs.entry_validation import FHIR_MODEL_ERRORS
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.gpconnect_jwt import Requester, consumer_claims, unsigned_jwt
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
@@ -113,6 +114,8 @@ def _validate_stu3(resource: Resource) -> None:
         # Field paths only: values may be clinical data.
         where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
         raise UpstreamBadResponse(API, f"invalid STU3 {resource['resourceType']} ({where})") from None
+    except FHIR_MODEL_ERRORS as exc:  # e.g. a contained resource of an unknown type
+        raise UpstreamBadResponse(API, f"invalid STU3 {resource['resourceType']} ({type(exc).__name__})") from None
 
 
 def _record_nhs_numbers(bundle: Resource) -> set[str]:

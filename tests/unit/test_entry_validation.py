@@ -35,3 +35,11 @@ def test_a_read_answered_with_anything_but_one_resource_with_an_id_is_a_bad_resp
 def test_one_resource_with_an_id_passes_unchanged() -> None:
     body = {"resourceType": "ServiceRequest", "id": "a"}
     assert expect_resource(body, "ServiceRequest", "BaRS") is body
+
+
+@pytest.mark.parametrize("contained", [[{"resourceType": "NotAType"}], [{"resourceType": None}]])
+def test_contained_resources_of_no_known_type_are_a_bad_response(contained: list[object]) -> None:
+    # fhir.resources raises KeyError/TypeError (not ValidationError) for these: was a 500.
+    with pytest.raises(UpstreamBadResponse) as info:
+        check_r4({**VALID, "contained": contained}, "CPT")
+    assert "MedicationRequest" in str(info.value)

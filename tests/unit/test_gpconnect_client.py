@@ -105,3 +105,15 @@ def test_parse_rejects_invalid_stu3_allergy_without_echoing_values() -> None:
     with pytest.raises(UpstreamBadResponse) as caught:
         parse_structured_record(record, "9000000009")
     assert "assertedDate" in str(caught.value) and "Tuesday" not in str(caught.value)
+
+
+@pytest.mark.parametrize("contained", [[{"resourceType": "NotAType"}], [{"resourceType": None}],
+                                       [{"resourceType": 7}]])
+def test_parse_rejects_contained_resources_of_no_known_type(contained: list[Any]) -> None:
+    # fhir.resources raises KeyError/TypeError (not ValidationError) for these: was a 500.
+    record = copy.deepcopy(_record())
+    allergy = next(e["resource"] for e in record["entry"] if e["resource"]["resourceType"] == "AllergyIntolerance")
+    allergy["contained"] = contained
+    with pytest.raises(UpstreamBadResponse) as caught:
+        parse_structured_record(record, "9000000009")
+    assert "AllergyIntolerance" in str(caught.value)

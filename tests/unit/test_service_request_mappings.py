@@ -6,6 +6,7 @@ import copy
 import json
 from typing import Any
 
+import pytest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -230,3 +231,11 @@ def test_r4_problems_name_paths_but_never_values() -> None:
     assert dated and dated[0].startswith("authoredOn") and all(marker not in p for p in dated)
     assert r4_problems({"resourceType": "NotAType"}) == ["resourceType: NotAType is not an R4 resource type"]
     assert r4_problems({}) == ["resourceType: missing or not a resource type"]
+
+
+@pytest.mark.parametrize("contained", [[{"resourceType": "NotAType"}], [{"resourceType": None}]])
+def test_r4_problems_report_contained_resources_of_no_known_type(contained: list[object]) -> None:
+    # fhir.resources raises KeyError for an unknown contained type: it escaped as a 500.
+    problems = r4_problems({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                            "subject": {"reference": "Patient/9000000009"}, "contained": contained})
+    assert problems and problems[0].startswith("ServiceRequest")
