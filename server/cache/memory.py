@@ -72,7 +72,7 @@ class MemoryStore:
     async def delete(self, key: CacheKey) -> None:
         self._entries.pop(key, None)
 
-    async def purge_patient(self, patient_id: str) -> int:
+    async def purge_patient(self, patient_id: str) -> int | None:
         doomed = [k for k, d in self._entries.items() if patient_id in d.patients]
         for key in doomed:
             del self._entries[key]

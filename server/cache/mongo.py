@@ -120,11 +120,11 @@ class MongoStore:
     async def delete(self, key: CacheKey) -> None:
         await self._guarded("delete", lambda: self.collection.delete_one(key.as_filter()), None)
 
-    async def purge_patient(self, patient_id: str) -> int:
-        async def purge() -> int:
+    async def purge_patient(self, patient_id: str) -> int | None:
+        async def purge() -> int | None:
             return (await self.collection.delete_many({"patients": patient_id})).deleted_count
 
-        return await self._guarded("purge", purge, 0)
+        return await self._guarded("purge", purge, None)
 
     async def health(self) -> dict[str, Any]:
         """Pings MongoDB (so the answer is current even with no traffic), then reports."""

@@ -76,6 +76,10 @@ class ReadThrough:
     policy: CachePolicy
     clock: Callable[[], datetime] = _utcnow
     flights: SingleFlight[Served] = field(default_factory=SingleFlight)
+    # Restricted patients whose purge could not reach the store (MongoDB down). Until every
+    # one of them is purged, no cached copy is served: it might hold the address PDS now
+    # withholds. Retried before each cache lookup.
+    pending_purges: set[str] = field(default_factory=set)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -89,7 +93,7 @@ class ReadThrough:
             return resource
         key = read_key(rtype, resource_id, ctx.caller_identity())
         started = asyncio.get_running_loop().time()
-        cached = await self.store.get(key)
+        cached = await self.store.get(key) if await self._purges_settled() else None
         now = self.clock()
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
@@ -156,7 +160,7 @@ class ReadThrough:
             return result
         key = search_key(request, ctx.caller_identity())
         started = asyncio.get_running_loop().time()
-        cached = await self.store.get(key)
+        cached = await self.store.get(key) if await self._purges_settled() else None
         now = self.clock()
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
@@ -208,8 +212,21 @@ class ReadThrough:
         withholds) goes, together with cached searches that contained the patient."""
         for patient_id in restricted_patient_ids(resources):
             purged = await self.store.purge_patient(patient_id)
+            if purged is None:
+                self.pending_purges.add(patient_id)
+                log.warning("restricted-patient purge failed; cached copies are not served until it succeeds")
+                continue
+            self.pending_purges.discard(patient_id)
             if purged:
                 log.info("purged %d cache entries of a restricted patient", purged)
+
+    async def _purges_settled(self) -> bool:
+        """Retry purges that failed earlier; True once none is outstanding."""
+        for patient_id in list(self.pending_purges):
+            if await self.store.purge_patient(patient_id) is None:
+                return False
+            self.pending_purges.discard(patient_id)
+        return True
 
 
 def _directives(ctx: RequestContext) -> Directives:

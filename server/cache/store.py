@@ -60,8 +60,9 @@ class CacheStore(Protocol):
     async def delete(self, key: CacheKey) -> None:
         """Remove one entry (missing is fine)."""
 
-    async def purge_patient(self, patient_id: str) -> int:
-        """Remove every entry that contains or refers to the patient; returns how many."""
+    async def purge_patient(self, patient_id: str) -> int | None:
+        """Remove every entry that contains or refers to the patient; returns how many,
+        or None when the backend could not be reached (the caller must not forget it)."""
 
     async def health(self) -> dict[str, Any]:
         """Backend status for the health endpoint: {"backend", "status": up|down, ...}."""

@@ -250,6 +250,46 @@ async def test_restricted_patient_seen_in_search_purges_its_read(cached: Caching
     assert await store.get(read_key("Patient", "9000000009")) is None
 
 
+class FlakyPurgeStore(CountingStore):
+    """A store whose purges fail (returns None, as MongoStore does when MongoDB is down)
+    while `purge_down` is set; gets and puts still work, as after a brief outage."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.purge_down = False
+
+    async def purge_patient(self, patient_id: str) -> int | None:
+        if self.purge_down:
+            return None
+        return await super().purge_patient(patient_id)
+
+
+async def test_a_failed_restricted_purge_stops_cached_copies_until_it_succeeds(
+        upstream: ScriptedPatients, clock: Clock) -> None:
+    store = FlakyPurgeStore(clock)
+    policy = CachePolicy(default_ttl=60, ttl_by_type={"Patient": 100}, stale_if_error=1000)
+    cached = CachingProvider(upstream, ReadThrough(store, policy, clock=clock))
+    await search(cached)  # a search entry holding the unrestricted record (with its address)
+    # PDS now says R, but the purge cannot reach the store.
+    upstream.records["9000000009"] = patient("9000000009", version="3", security="R")
+    store.purge_down = True
+    await read(cached, cache_control="no-store")
+    assert await store.get(search_key(family_search(cached))) is not None  # the old copy is still there...
+    reads_before = upstream.searches
+    result, headers = await search(cached)
+    assert headers["X-Cache"] != "HIT" and upstream.searches == reads_before + 1  # ...but is not served
+    assert all("address" not in m for m in result.matches)
+    # Once the store answers again, the pending purge runs first (taking every copy of the
+    # patient, old and new), and caching resumes with the restricted record.
+    store.purge_down = False
+    _, headers = await search(cached)
+    assert headers["X-Cache"] == "MISS"
+    clock.advance(1)
+    cached_result, headers = await search(cached)
+    assert headers["X-Cache"] == "HIT"
+    assert all("address" not in m for m in cached_result.matches)
+
+
 async def test_superseded_number_rekeys(cached: CachingProvider, upstream: ScriptedPatients,
                                         store: CountingStore) -> None:
     upstream.records["9000000068"] = patient("9000000068")
