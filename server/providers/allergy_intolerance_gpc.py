@@ -20,7 +20,7 @@ from server.fhir.errors import NotFound
 from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest
-from server.nhs.entry_validation import upstream_shape
+from server.nhs.entry_validation import check_r4, upstream_shape
 from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.gpconnect import API, GPConnectClient
 from server.nhs.nhs_number import is_valid_nhs_number
@@ -34,10 +34,15 @@ SP = "http://hl7.org/fhir/SearchParameter/"
 
 
 def convert_record(record: Resource, nhs_number: str, *, include_resolved: bool) -> ConvertedAllergies:
-    """The allergies of a checked structured record (server.nhs.gpconnect) as R4; values of
-    unexpected types in it are GP Connect's fault: UpstreamBadResponse (502)."""
+    """The allergies of a checked structured record (server.nhs.gpconnect) as valid R4;
+    values of unexpected types in it are GP Connect's fault: UpstreamBadResponse (502).
+    The R4 check matters: resources the record references (recorder, asserter) are
+    copied in and were not part of the STU3 validation of Lists and allergies."""
     with upstream_shape(API, "the structured record"):
-        return allergies_from_structured_record(record, nhs_number, include_resolved=include_resolved)
+        converted = allergies_from_structured_record(record, nhs_number, include_resolved=include_resolved)
+    for allergy in converted.allergies:
+        check_r4(allergy, API)
+    return converted
 
 
 class AllergyIntoleranceFromGPConnect(ResourceProvider):
