@@ -45,10 +45,15 @@ def replaced(document: Any, path: Path, value: Any) -> Any:
 def mutated(draw: st.DrawFn, document: Any) -> Any:
     """`document` with one or two of its nodes given values of (usually) another type.
     A second mutation may target a path the first removed: it is then skipped."""
-    paths = list(node_paths(document))
+    # Depth first, then a path at that depth: shallow nodes (Bundle.entry, entry.resource)
+    # are few but are where connectors break, so each depth gets an equal share.
+    by_depth: dict[int, list[Path]] = {}
+    for path in node_paths(document):
+        by_depth.setdefault(len(path), []).append(path)
+    depths = sorted(by_depth)
     out = document
     for _ in range(draw(st.integers(1, 2))):
-        path = draw(st.sampled_from(paths))
+        path = draw(st.sampled_from(by_depth[draw(st.sampled_from(depths))]))
         try:
             out = replaced(out, path, draw(replacement_values))
         except (KeyError, IndexError, TypeError):
