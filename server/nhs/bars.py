@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.nhs.client import NHSClient
-from server.nhs.entry_validation import expect_resource
+from server.nhs.entry_validation import expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext
@@ -102,6 +102,11 @@ class BarsSearchset:
 
 def parse_searchset(body: Any, api: str = "BaRS") -> BarsSearchset:
     """ServiceRequests of a BaRS searchset (other entry types, e.g. outcomes, ignored)."""
+    with upstream_shape(api, "the searchset"):
+        return _searchset(body, api)
+
+
+def _searchset(body: Any, api: str) -> BarsSearchset:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle" or body.get("type") != "searchset":
         raise UpstreamBadResponse(api, "expected a searchset Bundle")
     entries = body.get("entry") or []

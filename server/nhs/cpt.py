@@ -18,7 +18,7 @@ from urllib.parse import quote
 from mappings.nhs.cpt_medication_request import CPTShapeError, PrescriptionRef, medication_requests, prescription_refs
 from server.fhir.versioning import ensure_version
 from server.nhs.client import NHSClient
-from server.nhs.entry_validation import check_r4
+from server.nhs.entry_validation import check_r4, upstream_shape
 from server.nhs.errors import UpstreamBadResponse, UpstreamRejected
 from server.nhs.session_headers import session_headers
 from server.providers.base import RequestContext
@@ -55,6 +55,28 @@ async def bounded_gather(factories: Sequence[Callable[[], Awaitable[T]]], limit:
         raise
 
 
+def parse_prescription_search(body: Any, api: str = "CPT") -> list[PrescriptionRef]:
+    """The prescription issues of a CPT search answer; any shape CPT does not promise is
+    UpstreamBadResponse (502)."""
+    with upstream_shape(api, "the prescription search"):
+        try:
+            return prescription_refs(body)
+        except CPTShapeError as exc:
+            raise UpstreamBadResponse(api, f"prescription search: {exc}") from None
+
+
+def parse_prescription(body: Any, api: str = "CPT", *, issue: int | None = None,
+                       nhs_number: str | None = None) -> list[Resource]:
+    """One prescription issue's details as validated R4 MedicationRequests, or
+    UpstreamBadResponse (502)."""
+    with upstream_shape(api, "the prescription details"):
+        try:
+            converted = medication_requests(body, issue=issue, nhs_number=nhs_number)
+        except CPTShapeError as exc:
+            raise UpstreamBadResponse(api, f"prescription details: {exc}") from None
+    return [ensure_version(check_r4(r, api)) for r in converted]
+
+
 class CPTClient:
     """Typed calls on CPT; errors stay UpstreamError subclasses for the provider to map."""
 
@@ -77,10 +99,7 @@ class CPTClient:
                                              headers=headers, accepted=(404,))
         if response.status == 404:
             return []
-        try:
-            return prescription_refs(response.body)
-        except CPTShapeError as exc:
-            raise UpstreamBadResponse(self.api, f"prescription search: {exc}") from None
+        return parse_prescription_search(response.body, self.api)
 
     async def prescription(self, ctx: RequestContext, prescription_id: str, issue: int | None = None,
                            *, nhs_number: str | None = None) -> list[Resource]:
@@ -91,11 +110,7 @@ class CPTClient:
         # The id goes in the path, percent-encoded: '+' is a valid EPS check character.
         response = await self.client.request("GET", f"RequestGroup/{quote(prescription_id, safe='')}", ctx,
                                              params=params, headers=headers)
-        try:
-            converted = medication_requests(response.body, issue=issue, nhs_number=nhs_number)
-        except CPTShapeError as exc:
-            raise UpstreamBadResponse(self.api, f"prescription details: {exc}") from None
-        return [ensure_version(check_r4(r, self.api)) for r in converted]
+        return parse_prescription(response.body, self.api, issue=issue, nhs_number=nhs_number)
 
     async def prescriptions(self, ctx: RequestContext, refs: Sequence[PrescriptionRef]) -> list[PrescriptionItems]:
         """Details of every listed issue, concurrently (bounded), in the order given. An

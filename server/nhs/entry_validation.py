@@ -9,8 +9,9 @@ upstream's fault (502) rather than served.
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
 
 from pydantic import ValidationError
 
@@ -19,6 +20,26 @@ from server.nhs.errors import UpstreamBadResponse
 # Besides ValidationError, fhir.resources' own type lookups raise these: a contained
 # resource of an unknown resourceType is a KeyError, a non-string one a TypeError.
 FHIR_MODEL_ERRORS = (ValueError, TypeError, KeyError)
+# What converting dicts of the wrong shape raises: a number where a list was expected
+# (TypeError), a string where an object was (AttributeError), a list used as a dict key
+# (TypeError: unhashable), a missing key, a bad date string (ValueError), an empty list.
+UPSTREAM_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError)
+
+
+@contextmanager
+def upstream_shape(api: str, what: str) -> Iterator[None]:
+    """Around the conversion of one upstream answer (and nothing else): an answer of the
+    right outline but with wrong value types (null, a number, a list where an object
+    belongs) is the NHS API's fault, so it becomes UpstreamBadResponse (502), not a 500.
+
+    Only the exception's type is kept: its text may quote upstream values (PHI). Keep the
+    block to pure conversion code: wrapped around our own I/O or request handling, it
+    would report our bugs as upstream faults.
+    """
+    try:
+        yield
+    except UPSTREAM_SHAPE_ERRORS as exc:
+        raise UpstreamBadResponse(api, f"{what} has values of unexpected types ({type(exc).__name__})") from None
 
 
 def expect_resource(body: Any, resource_type: str, api: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from server.nhs.client import NHSClient
-from server.nhs.entry_validation import expect_resource
+from server.nhs.entry_validation import expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.providers.base import RequestContext
 
@@ -76,6 +76,11 @@ class ERSContextConfig:
 
 def parse_r4_searchset(body: Any, api: str = "e-RS") -> list[Resource]:
     """ServiceRequests of an A041 searchset (an empty searchset has no `entry`)."""
+    with upstream_shape(api, "the searchset"):
+        return _searchset_resources(body, api)
+
+
+def _searchset_resources(body: Any, api: str) -> list[Resource]:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle" or body.get("type") != "searchset":
         raise UpstreamBadResponse(api, "expected a searchset Bundle")
     out = []

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from server.fhir.errors import Unauthorized
 from server.nhs.client import NHSClient
-from server.nhs.entry_validation import FHIR_MODEL_ERRORS
+from server.nhs.entry_validation import FHIR_MODEL_ERRORS, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.gpconnect_jwt import Requester, consumer_claims, unsigned_jwt
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
@@ -131,6 +131,11 @@ def _record_nhs_numbers(bundle: Resource) -> set[str]:
 def parse_structured_record(body: Any, nhs_number: str) -> Resource:
     """The STU3 collection Bundle, checked: shape, the patient it is about, and STU3
     validity of every List and AllergyIntolerance in it (contained ones too)."""
+    with upstream_shape(API, "the structured record"):
+        return _checked_record(body, nhs_number)
+
+
+def _checked_record(body: Any, nhs_number: str) -> Resource:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle" or body.get("type") != "collection":
         raise UpstreamBadResponse(API, "expected an STU3 collection Bundle")
     entries = body.get("entry")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from server.nhs.client import NHSClient
-from server.nhs.entry_validation import expect_resource
+from server.nhs.entry_validation import check_r4, expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse, UpstreamRejected, read_nhs_outcome
 from server.providers.base import RequestContext
 
@@ -40,11 +40,17 @@ def _is_too_many(body: Any) -> bool:
 
 
 def parse_patient(body: Any, api: str = "PDS") -> Resource:
-    return expect_resource(body, "Patient", api)
+    """A PDS read's Patient, valid R4 (checked here, where it enters), else UpstreamBadResponse."""
+    return check_r4(expect_resource(body, "Patient", api), api)
 
 
 def parse_search_bundle(body: Any, api: str = "PDS") -> list[PatientMatch]:
     """Matches of a PDS searchset in PDS's order (score descending)."""
+    with upstream_shape(api, "the searchset"):
+        return _search_matches(body, api)
+
+
+def _search_matches(body: Any, api: str) -> list[PatientMatch]:
     if _is_too_many(body):
         raise PDSTooManyMatches(api, "too many matches", status=200, nhs_code="TOO_MANY_MATCHES",
                                 nhs_display="Too Many Matches")
@@ -55,8 +61,10 @@ def parse_search_bundle(body: Any, api: str = "PDS") -> list[PatientMatch]:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
             raise UpstreamBadResponse(api, "searchset entry without a Patient")
-        score = (entry.get("search") or {}).get("score")
-        matches.append(PatientMatch(resource, float(score) if isinstance(score, (int, float)) else None))
+        search = entry.get("search")  # optional: of the wrong type it is treated as absent
+        score = search.get("score") if isinstance(search, dict) else None
+        score = score if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+        matches.append(PatientMatch(check_r4(resource, api), None if score is None else float(score)))
     return matches
 
 

@@ -20,8 +20,9 @@ from server.fhir.errors import NotFound
 from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest
+from server.nhs.entry_validation import check_r4, upstream_shape
 from server.nhs.errors import UpstreamError, to_fhir_error
-from server.nhs.gpconnect import GPConnectClient
+from server.nhs.gpconnect import API, GPConnectClient
 from server.nhs.nhs_number import is_valid_nhs_number
 from server.providers.allergy_gpc_query import (
     ACTIVE_ONLY_NOTE, CATEGORY_SYSTEM, CLINICAL_SYSTEM, CRITICALITY_SYSTEM, VERIFICATION_SYSTEM, gpconnect_query,
@@ -30,6 +31,18 @@ from server.providers.allergy_gpc_query import (
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 
 SP = "http://hl7.org/fhir/SearchParameter/"
+
+
+def convert_record(record: Resource, nhs_number: str, *, include_resolved: bool) -> ConvertedAllergies:
+    """The allergies of a checked structured record (server.nhs.gpconnect) as valid R4;
+    values of unexpected types in it are GP Connect's fault: UpstreamBadResponse (502).
+    The R4 check matters: resources the record references (recorder, asserter) are
+    copied in and were not part of the STU3 validation of Lists and allergies."""
+    with upstream_shape(API, "the structured record"):
+        converted = allergies_from_structured_record(record, nhs_number, include_resolved=include_resolved)
+    for allergy in converted.allergies:
+        check_r4(allergy, API)
+    return converted
 
 
 class AllergyIntoleranceFromGPConnect(ResourceProvider):
@@ -69,9 +82,9 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
     async def _allergies(self, nhs_number: str, include_resolved: bool, ctx: RequestContext) -> ConvertedAllergies:
         try:
             record = await self.gpconnect.structured_record(nhs_number, include_resolved=include_resolved, ctx=ctx)
+            return convert_record(record, nhs_number, include_resolved=include_resolved)
         except UpstreamError as err:
             raise to_fhir_error(err) from None
-        return allergies_from_structured_record(record, nhs_number, include_resolved=include_resolved)
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         nhs = nhs_number_of(resource_id)

@@ -21,8 +21,9 @@ from server.fhir import errors as fe
 from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest
-from server.nhs.bars import BaRSClient
-from server.nhs.errors import UpstreamError, to_fhir_error
+from server.nhs.bars import BaRSClient, BarsSearchset
+from server.nhs.entry_validation import upstream_shape
+from server.nhs.errors import UpstreamBadResponse, UpstreamError, to_fhir_error
 from server.nhs.ers import ERSClient, ERSContextMissing
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
@@ -56,6 +57,12 @@ class Found:
                                      f"({'; '.join(problems)}); it was left out", severity="warning"))
             return
         self.resources.append(resource)
+
+    def reject(self, err: UpstreamBadResponse, where: str) -> None:
+        """Leave out one referral the façade could not convert (its message names no values)."""
+        log.warning("upstream ServiceRequest from %s could not be converted: %s", where, err.message)
+        self.issues.append(issue("incomplete", f"A referral from {where} could not be read ({err.message}); "
+                                 "it was left out", severity="warning"))
 
 
 def _context_error(err: ERSContextMissing) -> fe.FHIRError:
@@ -152,22 +159,25 @@ class ServiceRequestFromReferrals(ResourceProvider):
         upstream = await self.bars.read(target, source.upstream_id, ctx)
         if upstream.get("id") != source.upstream_id:
             raise fe.BadGateway("BaRS answered a read with a different ServiceRequest id")
-        resource, _ = normalise_service_request(upstream, facade_id=resource_id)
+        with upstream_shape("BaRS", "the ServiceRequest"):
+            resource, _ = normalise_service_request(upstream, facade_id=resource_id)
         return resource
 
     async def _read_ers_r4(self, source: ErsR4Id, resource_id: str, ctx: RequestContext) -> Resource:
         for upstream in await self.ers.search_r4(source.ubrn, ctx):
-            if upstream.get("id") == source.upstream_id and carries_ubrn(upstream, source.ubrn):
-                resource, _ = normalise_service_request(upstream, facade_id=resource_id, ubrn=source.ubrn,
-                                                        upstream_request_id=source.upstream_id)
-                return resource
+            with upstream_shape("e-RS", "the ServiceRequest"):
+                if upstream.get("id") == source.upstream_id and carries_ubrn(upstream, source.ubrn):
+                    resource, _ = normalise_service_request(upstream, facade_id=resource_id, ubrn=source.ubrn,
+                                                            upstream_request_id=source.upstream_id)
+                    return resource
         raise fe.NotFound(f"ServiceRequest/{resource_id} is no longer returned by e-RS for its UBRN")
 
     async def _read_ers_stu3(self, source: ErsStu3Id, ctx: RequestContext) -> Resource:
         stu3 = await self.ers.referral_request(source.ubrn, ctx)
         if stu3.get("id") != source.ubrn:
             raise fe.BadGateway("e-RS answered a ReferralRequest read with a different UBRN")
-        return referral_request_to_service_request(stu3, f"ers3.{source.ubrn}")
+        with upstream_shape("e-RS", "the ReferralRequest"):
+            return referral_request_to_service_request(stu3, f"ers3.{source.ubrn}")
 
     # ---- search --------------------------------------------------------------------
 
@@ -196,55 +206,88 @@ class ServiceRequestFromReferrals(ResourceProvider):
         return result
 
     async def _bars_search(self, target: BarsTarget, nhs_number: str, ctx: RequestContext) -> Found:
-        where = f"BaRS target '{target.key}'"
-        searchset = await self.bars.search_by_patient(target, nhs_number, ctx)
-        found = Found()
-        if searchset.unwrapped:
-            found.issues.append(issue(
-                "structure", f"{where} sent {searchset.unwrapped} searchset entries without the 'resource' "
-                "wrapper; they were read as the ServiceRequests they contain", severity="warning"))
-        for upstream in searchset.resources:
-            upstream_id = upstream.get("id")
-            facade_id = issue_id(BarsId(target.key, upstream_id)) if isinstance(upstream_id, str) else None
-            if facade_id is None:
-                found.admit(None, where)
-                continue
-            resource, repairs = normalise_service_request(upstream, facade_id=facade_id, nhs_number=nhs_number)
-            if repairs:
-                log.info("BaRS ServiceRequest shape repaired: %s", ", ".join(repairs))
-            found.admit(resource, where)
-        return found
+        return bars_found(await self.bars.search_by_patient(target, nhs_number, ctx), target.key, nhs_number)
 
     async def _ers_r4_search(self, ubrn: str, ctx: RequestContext) -> Found:
-        found = Found()
-        for upstream in await self.ers.search_r4(ubrn, ctx):
-            if not carries_ubrn(upstream, ubrn):
-                found.issues.append(issue("incomplete", "e-RS answered a UBRN search with a referral carrying "
-                                          "another UBRN; it was left out", severity="warning"))
-                continue
-            facade_id = issue_id(ErsR4Id(ubrn, upstream["id"]))
-            if facade_id is None:
-                found.admit(None, "e-RS")
-                continue
-            resource, _ = normalise_service_request(upstream, facade_id=facade_id, ubrn=ubrn,
-                                                    upstream_request_id=upstream["id"])
-            found.admit(resource, "e-RS")
-        return found
+        return ers_r4_found(await self.ers.search_r4(ubrn, ctx), ubrn)
 
     async def _ers_stu3_search(self, ubrn: str, ctx: RequestContext) -> Found:
-        found = Found()
         try:
             stu3 = await self.ers.referral_request(ubrn, ctx)
         except UpstreamError as err:
             if err.status == 404:  # a search for an unknown UBRN matches nothing
-                return found
+                return Found()
             raise
-        if stu3.get("id") != ubrn:
-            found.issues.append(issue("incomplete", "e-RS answered a UBRN with a ReferralRequest for another UBRN; "
-                                      "it was left out", severity="warning"))
-            return found
-        found.admit(referral_request_to_service_request(stu3, f"ers3.{ubrn}"), "e-RS (STU3)")
+        return ers_stu3_found(stu3, ubrn)
+
+
+# ---- conversion of search answers (pure: what one upstream call gave -> Found) ----------
+
+
+def bars_found(searchset: BarsSearchset, target_key: str, nhs_number: str) -> Found:
+    """A BaRS searchset's referrals as R4; one that cannot be converted is left out with a warning."""
+    where = f"BaRS target '{target_key}'"
+    found = Found()
+    if searchset.unwrapped:
+        found.issues.append(issue(
+            "structure", f"{where} sent {searchset.unwrapped} searchset entries without the 'resource' "
+            "wrapper; they were read as the ServiceRequests they contain", severity="warning"))
+    for upstream in searchset.resources:
+        upstream_id = upstream.get("id")
+        facade_id = issue_id(BarsId(target_key, upstream_id)) if isinstance(upstream_id, str) else None
+        if facade_id is None:
+            found.admit(None, where)
+            continue
+        try:
+            with upstream_shape("BaRS", "the ServiceRequest"):
+                resource, repairs = normalise_service_request(upstream, facade_id=facade_id, nhs_number=nhs_number)
+        except UpstreamBadResponse as err:
+            found.reject(err, where)
+            continue
+        if repairs:
+            log.info("BaRS ServiceRequest shape repaired: %s", ", ".join(repairs))
+        found.admit(resource, where)
+    return found
+
+
+def ers_r4_found(upstreams: list[Resource], ubrn: str) -> Found:
+    """An e-RS A041 searchset's referrals for `ubrn` as R4; unconvertible ones left out with a warning."""
+    found = Found()
+    for upstream in upstreams:
+        try:
+            with upstream_shape("e-RS", "the ServiceRequest"):
+                if not carries_ubrn(upstream, ubrn):
+                    found.issues.append(issue("incomplete", "e-RS answered a UBRN search with a referral "
+                                              "carrying another UBRN; it was left out", severity="warning"))
+                    continue
+                facade_id = issue_id(ErsR4Id(ubrn, upstream["id"]))
+                if facade_id is None:
+                    found.admit(None, "e-RS")
+                    continue
+                resource, _ = normalise_service_request(upstream, facade_id=facade_id, ubrn=ubrn,
+                                                        upstream_request_id=upstream["id"])
+        except UpstreamBadResponse as err:
+            found.reject(err, "e-RS")
+            continue
+        found.admit(resource, "e-RS")
+    return found
+
+
+def ers_stu3_found(stu3: Resource, ubrn: str) -> Found:
+    """An e-RS A005 ReferralRequest as an R4 search match, or a warning when it cannot be used."""
+    found = Found()
+    if stu3.get("id") != ubrn:
+        found.issues.append(issue("incomplete", "e-RS answered a UBRN with a ReferralRequest for another UBRN; "
+                                  "it was left out", severity="warning"))
         return found
+    try:
+        with upstream_shape("e-RS", "the ReferralRequest"):
+            resource = referral_request_to_service_request(stu3, f"ers3.{ubrn}")
+    except UpstreamBadResponse as err:
+        found.reject(err, "e-RS (STU3)")
+        return found
+    found.admit(resource, "e-RS (STU3)")
+    return found
 
 
 def from_wiring(w: "Wiring") -> ServiceRequestFromReferrals:
