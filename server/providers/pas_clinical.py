@@ -137,6 +137,10 @@ class ClinicalWithPAS(PASAwareProvider):
                 raise InvalidSearchParameter(f"{self.resource_type} searches here need a patient parameter")
             inner = await self.inner.search(request, ctx)
             return dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
+        if subject[0].modifier == "missing":
+            # Its values are MissingValue, not references: there is no patient to look up.
+            raise InvalidSearchParameter("Parameter 'patient:missing' is not supported: the search must name the "
+                                         "patient (NHS number or pas-{hospital number})")
         try:
             patients, numbers = await self._patients(subject[0])
         except PASError as err:
