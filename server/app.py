@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             )
             yield
 
-    return Starlette(
+    app = Starlette(
         routes=[Mount("/pas/v1", app=pas_app), *ROUTES],
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -95,3 +95,9 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # No 307 to the slash-less path: it has an empty, non-FHIR body, and it turns a read of
+    # an id that decodes to "/" (GET /Patient/%2F) into a search. Such paths get the
+    # 404 OperationOutcome of any unknown path instead.
+    app.router.redirect_slashes = False
+    pas_app.router.redirect_slashes = False
+    return app
