@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol, runtime_checkable
 
-from server.cache.flights import SingleFlight
 from server.cache.policy import (
     CachePolicy,
     CacheState,
@@ -38,12 +37,16 @@ from server.fhir.outcome import issue
 from server.fhir.response_notes import add_response_headers
 from server.fhir.search_request import SearchRequest
 from server.fhir.versioning import etag
+from server.nhs.single_flight import SingleFlight
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 
 log = logging.getLogger("facade.cache")
 
 GATEWAY_FAILURES = frozenset({502, 503, 504})
 STALE_WARNING = '110 - "Response is Stale", 111 - "Revalidation Failed"'
+# How long a finished refresh stays available to a caller whose cache lookup began
+# before it finished (and so missed the entry it wrote): one upstream call, not two.
+FLIGHT_REUSE_SECONDS = 2.0
 
 
 @runtime_checkable
@@ -75,7 +78,7 @@ class ReadThrough:
     store: CacheStore
     policy: CachePolicy
     clock: Callable[[], datetime] = _utcnow
-    flights: SingleFlight[Served] = field(default_factory=SingleFlight)
+    flights: SingleFlight[Served] = field(default_factory=lambda: SingleFlight(reuse_for=FLIGHT_REUSE_SECONDS))
     # Restricted patients whose purge could not reach the store (MongoDB down). Until every
     # one of them is purged, no cached copy is served: it might hold the address PDS now
     # withholds. Retried before each cache lookup.
@@ -98,8 +101,8 @@ class ReadThrough:
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
             return cached["resource"]
-        served = await self.flights.run(key, lambda: self._refresh_read(provider, key, cached, ctx),
-                                        lookup_started=started)
+        served = (await self.flights.run(key, lambda: self._refresh_read(provider, key, cached, ctx),
+                                         lookup_started=started)).value
         _announce(served.state, served.fetched_at, self.clock())
         assert served.resource is not None
         return served.resource
@@ -165,8 +168,8 @@ class ReadThrough:
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
             return _result_from(cached["result"])
-        served = await self.flights.run(key, lambda: self._refresh_search(provider, key, request, cached, ctx),
-                                        lookup_started=started)
+        served = (await self.flights.run(key, lambda: self._refresh_search(provider, key, request, cached, ctx),
+                                         lookup_started=started)).value
         _announce(served.state, served.fetched_at, self.clock())
         assert served.result is not None
         if served.state is CacheState.STALE:

@@ -156,48 +156,41 @@ def escape(value: str) -> str:
 
 def split_unescaped(value: str, sep: str) -> list[str]:
     """Split on `sep` not preceded by a backslash, and unescape the parts."""
+    return [_unescape(part) for part in _split_raw(value, sep)]
+
+
+def _split_raw(value: str, sep: str, maxsplit: int = -1) -> list[str]:
+    """Split on unescaped `sep` (at most `maxsplit` times when not negative), keeping
+    escapes in place for the per-type parser: the one scanner of FHIR search escapes."""
     parts: list[str] = []
-    current: list[str] = []
-    i = 0
-    while i < len(value):
-        ch = value[i]
-        if ch == "\\" and i + 1 < len(value):
-            current.append(value[i + 1])
-            i += 2
-            continue
-        if ch == sep:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    return parts
-
-
-def _split_token_raw(value: str) -> tuple[str, str] | None:
-    """Split `system|code` on the first unescaped bar; None when there is none."""
+    start = 0
     i = 0
     while i < len(value):
         if value[i] == "\\":
             i += 2
             continue
-        if value[i] == "|":
-            return value[:i], value[i + 1 :]
+        if value[i] == sep and (maxsplit < 0 or len(parts) < maxsplit):
+            parts.append(value[start:i])
+            start = i + 1
         i += 1
-    return None
+    parts.append(value[start:])
+    return parts
+
+
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 def _unescape(value: str) -> str:
-    return split_unescaped(value, "\x00")[0]
+    """Drop the backslash of each escape (a trailing lone backslash stays)."""
+    return _ESCAPED.sub(r"\1", value)
 
 
 def parse_token(name: str, raw: str) -> TokenValue:
     """Parse one token value (no commas)."""
     if raw == "":
         raise InvalidSearchParameter(f"Parameter '{name}' has an empty token value")
-    split = _split_token_raw(raw)
-    if split is None:
+    split = _split_raw(raw, "|", maxsplit=1)
+    if len(split) == 1:
         return TokenValue(system=None, code=_unescape(raw), any_system=True)
     system, code = (_unescape(p) for p in split)
     if not system and not code:
@@ -319,7 +312,7 @@ def parse_param(spec: SearchParamSpec, modifier: str | None, raw: str, chain: st
             raise InvalidSearchParameter(f"Chained parameter '{spec.name}.{chain}' is not supported")
         values = tuple(
             ReferenceValue(None, None, identifier=parse_token(f"{spec.name}.identifier", part))
-            for part in _split_or(raw)
+            for part in _split_raw(raw, ",")
         )
         # patient.identifier=x is patient:identifier=x (FHIR R4 search.html#modifiers).
         return ParsedParam(spec.name, "identifier", values)
@@ -333,7 +326,7 @@ def parse_param(spec: SearchParamSpec, modifier: str | None, raw: str, chain: st
             type_modifier = modifier
         else:
             raise InvalidSearchParameter(f"Modifier ':{modifier}' is not supported on '{spec.name}'")
-    parts = _split_or(raw)
+    parts = _split_raw(raw, ",")
     if spec.type == "token":
         values: tuple[Value, ...] = tuple(parse_token(label, p) for p in parts)
     elif spec.type == "string":
@@ -350,18 +343,3 @@ def parse_param(spec: SearchParamSpec, modifier: str | None, raw: str, chain: st
     return ParsedParam(spec.name, modifier, values)
 
 
-def _split_or(raw: str) -> list[str]:
-    """Split on unescaped commas, keeping escapes in place for the per-type parser."""
-    parts: list[str] = []
-    start = 0
-    i = 0
-    while i < len(raw):
-        if raw[i] == "\\":
-            i += 2
-            continue
-        if raw[i] == ",":
-            parts.append(raw[start:i])
-            start = i + 1
-        i += 1
-    parts.append(raw[start:])
-    return parts

@@ -89,12 +89,9 @@ class CPTClient:
     def api(self) -> str:
         return self.client.api
 
-    async def _headers(self, ctx: RequestContext) -> dict[str, str]:
-        return session_headers(ctx.headers)
-
     async def search(self, ctx: RequestContext, *, nhs_number: str) -> list[PrescriptionRef]:
         """The prescription issues CPT lists for a patient; none when CPT answers 404."""
-        headers = await self._headers(ctx)
+        headers = session_headers(ctx.headers)
         response = await self.client.request("GET", "RequestGroup", ctx, params=[("nhsNumber", nhs_number)],
                                              headers=headers, accepted=(404,))
         if response.status == 404:
@@ -105,7 +102,7 @@ class CPTClient:
                            *, nhs_number: str | None = None) -> list[Resource]:
         """One prescription issue's line items as validated R4 MedicationRequests.
         A CPT 404 propagates as UpstreamRejected(status=404)."""
-        headers = await self._headers(ctx)
+        headers = session_headers(ctx.headers)
         params = [("issueNumber", str(issue))] if issue is not None else []
         # The id goes in the path, percent-encoded: '+' is a valid EPS check character.
         response = await self.client.request("GET", f"RequestGroup/{quote(prescription_id, safe='')}", ctx,
@@ -115,8 +112,8 @@ class CPTClient:
     async def prescriptions(self, ctx: RequestContext, refs: Sequence[PrescriptionRef]) -> list[PrescriptionItems]:
         """Details of every listed issue, concurrently (bounded), in the order given. An
         issue CPT no longer knows (404) comes back with found=False; any other failure
-        fails the whole call (a medication list silently missing items is unsafe)."""
-        session_headers(ctx.headers)  # a missing header fails once, before any call
+        fails the whole call (a medication list silently missing items is unsafe). The
+        provider has checked the session headers before any call."""
 
         async def one(ref: PrescriptionRef) -> PrescriptionItems:
             try:

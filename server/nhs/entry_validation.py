@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from pydantic import ValidationError
 
@@ -51,21 +51,45 @@ def expect_resource(body: Any, resource_type: str, api: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
-def _model(resource_type: str) -> Any:
+def _r4_model(resource_type: str) -> Any:
     module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
     return getattr(module, resource_type)
+
+
+def model_problems(model: Any, resource: Mapping[str, Any], max_problems: int = 5) -> list[str]:
+    """Empty when `resource` validates against the fhir.resources `model`; otherwise the
+    failing element paths (never values, nor pydantic's messages, which may quote them:
+    these strings reach logs and OperationOutcomes)."""
+    try:
+        model.model_validate(dict(resource))
+    except ValidationError as exc:
+        paths = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
+        return [p or model.__name__ for p in paths[:max_problems]] or [f"{model.__name__}: invalid"]
+    except FHIR_MODEL_ERRORS as exc:
+        return [f"{model.__name__}: {type(exc).__name__}"]
+    return []
+
+
+def r4_problems(resource: Mapping[str, Any], max_problems: int = 5) -> list[str]:
+    """Empty when `resource` validates as its R4 resourceType (fhir.resources R4B, which
+    shares R4's shapes for the types served here); otherwise what is wrong, as element
+    paths only. The one R4 check: providers that drop a bad record with a warning use it
+    directly, the NHS clients through check_r4."""
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str) or not rtype.isalpha():
+        return ["resourceType: missing or not a resource type"]
+    try:
+        model = _r4_model(rtype)
+    except (ImportError, AttributeError):
+        return [f"resourceType: {rtype} is not an R4 resource type"]
+    return model_problems(model, resource, max_problems)
 
 
 def check_r4(resource: dict[str, Any], api: str) -> dict[str, Any]:
     """Return `resource` unchanged when it is valid R4; raise UpstreamBadResponse naming
     only the failing element paths (never values: they may be PHI)."""
-    try:
-        _model(resource["resourceType"]).model_validate(resource)
-    except ValidationError as exc:
-        paths = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})[:5]
-        raise UpstreamBadResponse(api, f"converted {resource['resourceType']} is not valid R4 ({', '.join(paths)})") \
-            from None
-    except FHIR_MODEL_ERRORS as exc:
-        raise UpstreamBadResponse(api, f"converted {resource['resourceType']} is not valid R4 "
-                                       f"({type(exc).__name__})") from None
+    problems = r4_problems(resource)
+    if problems:
+        raise UpstreamBadResponse(api, f"converted {resource.get('resourceType')} is not valid R4 "
+                                       f"({', '.join(problems)})")
     return resource

@@ -23,11 +23,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from pydantic import ValidationError
-
 from server.fhir.errors import Unauthorized
 from server.nhs.client import NHSClient
-from server.nhs.entry_validation import FHIR_MODEL_ERRORS, upstream_shape
+from server.nhs.entry_validation import model_problems, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.gpconnect_jwt import Requester, consumer_claims, unsigned_jwt
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
@@ -108,14 +106,9 @@ def _validate_stu3(resource: Resource) -> None:
     from fhir.resources.STU3.list import List
 
     model = {"List": List, "AllergyIntolerance": AllergyIntolerance}[resource["resourceType"]]
-    try:
-        model.model_validate(resource)
-    except ValidationError as exc:
-        # Field paths only: values may be clinical data.
-        where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
-        raise UpstreamBadResponse(API, f"invalid STU3 {resource['resourceType']} ({where})") from None
-    except FHIR_MODEL_ERRORS as exc:  # e.g. a contained resource of an unknown type
-        raise UpstreamBadResponse(API, f"invalid STU3 {resource['resourceType']} ({type(exc).__name__})") from None
+    problems = model_problems(model, resource)  # element paths only: values may be clinical data
+    if problems:
+        raise UpstreamBadResponse(API, f"invalid STU3 {resource['resourceType']} ({', '.join(problems)})")
 
 
 def _record_nhs_numbers(bundle: Resource) -> set[str]:

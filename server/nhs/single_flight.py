@@ -1,10 +1,19 @@
-"""Single-flight: concurrent identical upstream reads share one call.
+"""Single-flight: concurrent identical calls share one call.
 
-When fifty clients ask for the same Patient at once, NHS sees one request. The first
-caller (the leader) starts the call as its own task; callers with the same key that
-arrive while it runs await that task and get the same result or the same exception.
-The task is shielded, so a leader whose client disconnects does not fail the others.
+Used twice: the resilience layer (fifty clients asking for the same Patient at once,
+NHS sees one request) and the read-through cache (N concurrent identical misses, one
+upstream call and one write). The first caller (the leader) starts the call as its own
+task; callers with the same key that arrive while it runs await that task and get the
+same result or the same exception. The task is shielded, so a leader whose client
+disconnects does not fail the others. The key is dropped before any caller resumes, so
+a late caller starts a fresh call instead of joining a finished one.
 Keys must include the caller's identity: a response is never shared across tokens.
+
+One race needs more than a table of running flights (the cache's): a caller whose
+cache lookup started before a flight finished writing may see a miss after the flight
+is gone. So a SingleFlight built with `reuse_for` keeps a finished flight's result that
+long, and a caller passing `lookup_started` (loop time) earlier than the finish takes
+that result instead of starting a second call.
 """
 from __future__ import annotations
 
@@ -30,20 +39,30 @@ class Shared(Generic[T]):
 
 
 class SingleFlight(Generic[T]):
-    def __init__(self) -> None:
+    def __init__(self, *, reuse_for: float = 0.0) -> None:
+        """`reuse_for`: seconds a finished flight's result stays available to callers
+        whose lookup began before it finished (0: not kept)."""
+        self.reuse_for = reuse_for
         self._flights: dict[Hashable, _Flight[T]] = {}
+        self._recent: dict[Hashable, tuple[float, T]] = {}
 
     @property
     def in_flight(self) -> int:
         return len(self._flights)
 
-    async def run(self, key: Hashable, call: Callable[[], Awaitable[T]]) -> Shared[T]:
+    async def run(self, key: Hashable, call: Callable[[], Awaitable[T]], *,
+                  lookup_started: float | None = None) -> Shared[T]:
+        """Join the running flight for `key`, reuse one that finished after `lookup_started`
+        (loop time; only with `reuse_for`), or start one."""
         flight = self._flights.get(key)
         if flight is None:
+            recent = self._recent.get(key)
+            if recent is not None and lookup_started is not None and recent[0] >= lookup_started:
+                return Shared(recent[1], True)
             flight = _Flight(asyncio.ensure_future(call()))
             self._flights[key] = flight
-            # Registered before any waiter's callback, so the key is gone before anyone
-            # resumes: a late caller starts a fresh call instead of joining a finished one.
+            # Registered before any waiter's callback, so the key is gone (and a result
+            # recorded) before anyone resumes.
             flight.task.add_done_callback(lambda task, key=key: self._finished(key, task))
         else:
             flight.waiters += 1
@@ -54,5 +73,15 @@ class SingleFlight(Generic[T]):
         current = self._flights.get(key)
         if current is not None and current.task is task:
             del self._flights[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: no "never retrieved" warning if every waiter left
+        if task.cancelled():
+            return
+        if task.exception() is None and self.reuse_for > 0:  # retrieved: no "never retrieved" warning
+            loop = task.get_loop()
+            finished = loop.time()
+            self._recent[key] = (finished, task.result())
+            loop.call_later(self.reuse_for, self._forget, key, finished)
+
+    def _forget(self, key: Hashable, finished: float) -> None:
+        entry = self._recent.get(key)
+        if entry is not None and entry[0] == finished:
+            del self._recent[key]

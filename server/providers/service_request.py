@@ -14,7 +14,6 @@ import logging
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from mappings.nhs.ers_referral_request import referral_request_to_service_request
-from mappings.nhs.r4_check import r4_problems
 from mappings.nhs.service_request_ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
 from mappings.nhs.service_request_r4 import UBRN_SYSTEM, carries_ubrn, normalise_service_request
 from server.fhir import errors as fe
@@ -22,7 +21,7 @@ from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest
 from server.nhs.bars import BaRSClient, BarsSearchset
-from server.nhs.entry_validation import upstream_shape
+from server.nhs.entry_validation import r4_problems, upstream_shape
 from server.nhs.errors import UpstreamBadResponse, UpstreamError, to_fhir_error
 from server.nhs.ers import ERSClient, ERSContextMissing
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.nhs.entry_validation import check_r4, expect_resource
+from server.nhs.entry_validation import check_r4, expect_resource, model_problems
 from server.nhs.errors import UpstreamBadResponse
 
 VALID = {"resourceType": "MedicationRequest", "id": "a", "status": "active", "intent": "order",
@@ -43,3 +43,20 @@ def test_contained_resources_of_no_known_type_are_a_bad_response(contained: list
     with pytest.raises(UpstreamBadResponse) as info:
         check_r4({**VALID, "contained": contained}, "CPT")
     assert "MedicationRequest" in str(info.value)
+
+
+@pytest.mark.parametrize("resource", [{"resourceType": "NotAType", "id": "a"}, {"id": "a"}])
+def test_a_converted_resource_of_no_r4_type_is_a_bad_response(resource: dict[str, object]) -> None:
+    # check_r4 and the providers' r4_problems are one check: neither may raise an import error (500).
+    with pytest.raises(UpstreamBadResponse) as info:
+        check_r4(resource, "CPT")
+    assert "resourceType" in str(info.value)
+
+
+def test_stu3_problems_name_paths_only() -> None:
+    from fhir.resources.STU3.allergyintolerance import AllergyIntolerance
+
+    problems = model_problems(AllergyIntolerance, {"resourceType": "AllergyIntolerance", "id": "a",
+                                                   "patient": {"reference": "Patient/1"},
+                                                   "assertedDate": "SECRET-not-a-date"})
+    assert problems == ["assertedDate"]

@@ -11,7 +11,6 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mappings.nhs.ers_referral_request import STATUS_MAP, referral_request_to_service_request
-from mappings.nhs.r4_check import r4_problems
 from mappings.nhs.service_request_ids import (
     FHIR_ID_RE,
     BarsId,
@@ -27,6 +26,7 @@ from mappings.nhs.service_request_r4 import (
     repair_shape,
     ubrns_of,
 )
+from server.nhs.entry_validation import r4_problems
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, check_digit, is_valid_nhs_number
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -100,3 +100,73 @@ async def test_a_call_after_completion_starts_fresh() -> None:
     flights: SingleFlight[int] = SingleFlight()
     assert (await flights.run("k", call)).value == 1
     assert (await flights.run("k", call)).value == 2
+
+
+async def test_a_lookup_that_began_before_the_flight_finished_reuses_its_result() -> None:
+    # The cache's race: a caller whose store lookup started while a flight was writing
+    # may miss, then find no running flight; it must not make a second upstream call.
+    calls = 0
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    flights: SingleFlight[int] = SingleFlight(reuse_for=5.0)
+    loop = asyncio.get_running_loop()
+    started_during = loop.time()
+    first = await flights.run("k", call, lookup_started=loop.time())
+    late = await flights.run("k", call, lookup_started=started_during)
+    assert (first.value, late.value, late.shared, calls) == (1, 1, True, 1)
+    fresh = await flights.run("k", call, lookup_started=loop.time())
+    assert (fresh.value, calls) == (2, 2)  # a lookup that began after the finish starts a new call
+
+
+async def test_finished_results_are_not_reused_without_reuse_for_or_lookup_started() -> None:
+    calls = 0
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    loop = asyncio.get_running_loop()
+    plain: SingleFlight[int] = SingleFlight()
+    started = loop.time()
+    await plain.run("k", call)
+    assert (await plain.run("k", call, lookup_started=started)).value == 2
+    reusing: SingleFlight[int] = SingleFlight(reuse_for=5.0)
+    await reusing.run("k", call)
+    assert (await reusing.run("k", call)).value == 4
+
+
+async def test_failures_are_not_reused() -> None:
+    calls = 0
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        raise LookupError("upstream said no")
+
+    flights: SingleFlight[int] = SingleFlight(reuse_for=5.0)
+    started = asyncio.get_running_loop().time()
+    for _ in range(2):
+        with pytest.raises(LookupError):
+            await flights.run("k", call, lookup_started=started)
+    assert calls == 2
+
+
+async def test_a_reused_result_is_forgotten_after_reuse_for() -> None:
+    calls = 0
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    flights: SingleFlight[int] = SingleFlight(reuse_for=0.02)
+    started = asyncio.get_running_loop().time()
+    await flights.run("k", call, lookup_started=started)
+    await asyncio.sleep(0.05)
+    assert (await flights.run("k", call, lookup_started=started)).value == 2
