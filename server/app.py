@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             )
             upstreams = Upstreams.from_settings(settings, emulator_url)
             auth = await build_auth(settings, session, emulator_url)
+            # Exit runs in reverse: token renewals are cancelled and awaited before the session closes.
+            stack.push_async_callback(auth.aclose)
             wiring = Wiring(settings=settings, session=session, upstreams=upstreams, auth=auth)
             mongo = await stack.enter_async_context(open_mongo_client(settings))  # one client, shared
             cache = await stack.enter_async_context(open_cache(settings, mongo))

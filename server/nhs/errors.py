@@ -98,6 +98,25 @@ def _retry_headers(err: UpstreamError, default: float) -> dict[str, str]:
 
 
 _GONE_CODES = {"INVALIDATED_RESOURCE"}
+# Codes NHS uses for header problems (nhs-apis.md 1.4: "400 MISSING_VALUE / INVALID_VALUE:
+# header problems; see diagnostics").
+_HEADER_CODES = {"MISSING_VALUE", "INVALID_VALUE"}
+# Headers the façade forwards from the caller's own request (server/nhs/session_headers.py,
+# server/nhs/ers.py): NHS refusing one of these is still the client's 400. Every other
+# header (X-Request-ID, X-Correlation-ID, NHSD-End-User-Organisation-ODS defaults,
+# Authorization, ...) is the façade's own doing.
+_CALLER_HEADERS = (
+    "nhsd-session-urid", "nhsd-organization-uuid", "nhsd-session-jobrole",
+    "nhsd-ers-business-function", "nhsd-ers-on-behalf-of-user-id", "nhsd-end-user-organisation-ods",
+)
+
+
+def blames_our_headers(err: UpstreamError) -> bool:
+    """True when a 400 is NHS refusing a header the façade itself set, not the client's input."""
+    if err.status != 400 or err.nhs_code not in _HEADER_CODES or not err.diagnostics:
+        return False
+    said = err.diagnostics.lower()
+    return "header" in said and not any(name in said for name in _CALLER_HEADERS)
 # The patient, not our credentials, is the reason for the refusal (GP Connect 403).
 _CONSENT_CODES = {"NO_PATIENT_CONSENT"}
 
@@ -153,6 +172,14 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
                                  headers=_retry_headers(err, 5))
     if status in (409, 412):
         return fe.PreconditionFailed(f"{err.api}: version conflict{said}", details=details)
+    if status == 410:
+        return fe.Gone(f"{err.api}: {err.nhs_display or 'the resource is gone'}{said}", details=details)
+    if status == 422:
+        return fe.Unprocessable(f"{err.api} could not process the request: {err.nhs_display or err.message}{said}",
+                                details=details)
+    if blames_our_headers(err):
+        # Our request was malformed (e.g. a bad X-Request-ID): nothing the client can fix.
+        return fe.BadGateway(f"{err.api} refused a header the façade sent{said}", details=details)
     if 400 <= status < 500:
         return fe.BadRequest(f"{err.api} rejected the request: {err.nhs_display or err.message}{said}",
                              details=details)

@@ -8,6 +8,8 @@ late or queued forever.
 """
 from __future__ import annotations
 
+import asyncio
+
 from server.nhs.clock import Clock
 from server.nhs.deadline import Deadline
 from server.nhs.refusals import NoSlot
@@ -26,6 +28,7 @@ class TokenBucket:
         self.clock = clock
         self._tokens = burst
         self._updated = clock.now()
+        self._reservations = 0  # how many tokens were ever taken: tells a waiter whether it is last in line
 
     def reserve(self, max_wait: float) -> float | None:
         """Take a token if one is free within max_wait seconds; return the wait, or None
@@ -35,6 +38,7 @@ class TokenBucket:
         if wait > max_wait:
             return None
         self._tokens -= 1
+        self._reservations += 1
         return wait
 
     def next_free_in(self) -> float:
@@ -48,7 +52,25 @@ class TokenBucket:
             raise NoSlot(self.api, f"client-side rate limit ({self.rate:g}/s) has no slot in time",
                          retry_after=self.next_free_in())
         if wait > 0:
-            await self.clock.sleep(wait)
+            ours = self._reservations
+            try:
+                await self.clock.sleep(wait)
+            except asyncio.CancelledError:
+                self._give_back(ours)
+                raise
+
+    def _give_back(self, reservation: int) -> None:
+        """Return a cancelled waiter's token, but only when nobody queued behind it.
+
+        A bucket has no holes: returning a token from the middle of the queue would let
+        the next newcomer leave at the same instant as the waiter after us (two requests
+        at once, which spike arrest counts against us), so that slot is simply lost. The
+        last waiter in line can undo its reservation exactly.
+        """
+        if reservation == self._reservations:
+            self._refill()
+            self._tokens = min(self.burst, self._tokens + 1)
+            self._reservations -= 1
 
     def _refill(self) -> None:
         now = self.clock.now()

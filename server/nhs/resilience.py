@@ -50,7 +50,8 @@ class Resilience:
         """Run the logical request; with a flight_key, identical concurrent calls share it."""
         if flight_key is None or self.flights is None:
             return Shared(await self.logical_request(method, attempt, retry_safe=retry_safe), False)
-        return await self.flights.run(flight_key, lambda: self.logical_request(method, attempt))
+        return await self.flights.run(flight_key,
+                                      lambda: self.logical_request(method, attempt, retry_safe=retry_safe))
 
     async def logical_request(self, method: str, attempt: Attempt, *, retry_safe: bool = False) -> UpstreamResponse:
         deadline = Deadline.after(self.clock, self.budget)

@@ -228,3 +228,22 @@ def test_token_endpoint_outages_map_like_any_upstream() -> None:
 def test_non_json_error_body_still_maps() -> None:
     mapped = to_fhir_error(token_error(401, None))
     assert mapped.status == 502 and "HTTP 401" in mapped.diagnostics
+
+
+async def test_aclose_cancels_and_awaits_a_renewal_in_flight() -> None:
+    started = asyncio.Event()
+
+    async def never_answers() -> IssuedToken:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    cache = TokenCache(never_answers)
+    waiter = asyncio.ensure_future(cache.get())
+    await started.wait()
+    renewal = cache._renewal
+    assert renewal is not None
+    await cache.aclose()
+    assert renewal.cancelled() and cache._renewal is None
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)

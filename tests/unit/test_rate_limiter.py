@@ -1,6 +1,8 @@
 """Token bucket on a fake clock: even spacing, queueing, refusal past the budget."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -57,3 +59,43 @@ async def test_acquire_sleeps_then_refuses_past_deadline() -> None:
 def test_rejects_nonsense_rates() -> None:
     with pytest.raises(ValueError):
         TokenBucket("PDS", 0, FakeClock())
+
+
+class _Parked:
+    """A clock whose sleep never returns on its own: the waiter sits in its sleep until cancelled."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_waiter_cancelled_in_its_sleep_gives_its_token_back() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket("PDS", 5.0, _Parked(clock))
+    assert bucket.reserve(10.0) == 0.0
+    waiter = asyncio.ensure_future(bucket.acquire(Deadline.after(clock, 10.0)))
+    await asyncio.sleep(0)  # reserved the 0.2 s slot, now sleeping
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert bucket.next_free_in() == pytest.approx(0.2)  # the slot is free again, not pushed to 0.4
+
+
+async def test_a_cancelled_waiter_with_others_queued_behind_keeps_its_token() -> None:
+    """Giving back a slot in the middle of the queue would let a newcomer share the next
+    waiter's instant (two requests at once: spike arrest); the slot is lost instead."""
+    clock = FakeClock()
+    bucket = TokenBucket("PDS", 5.0, _Parked(clock))
+    bucket.reserve(10.0)
+    waiter = asyncio.ensure_future(bucket.acquire(Deadline.after(clock, 10.0)))
+    await asyncio.sleep(0)
+    assert bucket.reserve(10.0) == pytest.approx(0.4)  # queued behind the waiter
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert bucket.next_free_in() == pytest.approx(0.6)

@@ -181,3 +181,11 @@ def test_built_from_settings() -> None:
 def test_rate_limits_read_from_json_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACADE_UPSTREAM_RATE_LIMITS", '{"PDS": 2.5, "GPC": 5}')
     assert Settings().upstream_rate_limits == {"PDS": 2.5, "GPC": 5.0}
+
+
+async def test_a_shared_retry_safe_post_keeps_its_retry_flag() -> None:
+    """The single-flight path must pass retry_safe on: a vouched-for POST retries like a GET."""
+    script = Script([e503(), OK])
+    shared = await make(FakeClock()).call("POST", script, retry_safe=True, flight_key=("POST", "/x"))
+    assert shared.value is OK
+    assert len(script.request_ids) == 2

@@ -41,7 +41,24 @@ from tests.support.fhir_validation import validate_r4
     (UpstreamRejected("PDS", "HTTP 408", status=408), fe.GatewayTimeout, 504),
     (UpstreamRejected("PDS", "HTTP 409", status=409), fe.PreconditionFailed, 412),
     (UpstreamRejected("PDS", "HTTP 412", status=412), fe.PreconditionFailed, 412),
-    (UpstreamRejected("PDS", "HTTP 422", status=422), fe.BadRequest, 400),
+    (UpstreamRejected("PDS", "HTTP 422", status=422), fe.Unprocessable, 422),
+    (UpstreamRejected("GP Connect", "HTTP 422", status=422, nhs_code="INVALID_PARAMETER"), fe.Unprocessable, 422),
+    (UpstreamRejected("PDS", "HTTP 410", status=410), fe.Gone, 410),
+    (UpstreamRejected("e-RS", "HTTP 410", status=410, nhs_code="NO_LONGER_AVAILABLE"), fe.Gone, 410),
+    # NHS refusing a header the façade sends itself is our fault, not the client's.
+    (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="MISSING_VALUE",
+                      diagnostics="Invalid request with error - X-Request-ID header must be supplied to access "
+                                  "this resource"), fe.BadGateway, 502),
+    (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="INVALID_VALUE",
+                      diagnostics="Invalid value - 'abc' in header 'X-Request-ID'"), fe.BadGateway, 502),
+    # ... but a header the client sent us and we passed on stays the client's 400.
+    (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="MISSING_VALUE",
+                      diagnostics="Missing value in header 'NHSD-Session-URID'"), fe.BadRequest, 400),
+    (UpstreamRejected("e-RS", "HTTP 400", status=400, nhs_code="INVALID_VALUE",
+                      diagnostics="Invalid value in header 'NHSD-eRS-Business-Function'"), fe.BadRequest, 400),
+    # A missing search value is not about headers.
+    (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="MISSING_VALUE",
+                      diagnostics="Not enough search parameters were provided"), fe.BadRequest, 400),
     (UpstreamRejected("PDS", "no status"), fe.BadGateway, 502),
     (UpstreamError("PDS", "HTTP 302", status=302), fe.BadGateway, 502),
 ])
@@ -111,3 +128,14 @@ def test_read_nhs_outcome_tolerates_odd_bodies() -> None:
     assert read_nhs_outcome({"resourceType": "OperationOutcome", "issue": ["x"]}).code is None
     assert read_nhs_outcome({"resourceType": "OperationOutcome",
                              "issue": [{"code": "value", "details": {"coding": ["x"]}}]}).issue_code == "value"
+
+
+def test_410_and_422_keep_the_nhs_code_and_diagnostics() -> None:
+    for status in (410, 422):
+        mapped = to_fhir_error(UpstreamRejected("GP Connect", f"HTTP {status}", status=status,
+                                                nhs_code="INVALID_PARAMETER", diagnostics="bad part"))
+        outcome = mapped.outcome()
+        validate_r4(outcome)
+        assert mapped.status == status
+        assert outcome["issue"][0]["details"]["coding"][0]["code"] == "INVALID_PARAMETER"
+        assert "bad part" in outcome["issue"][0]["diagnostics"]

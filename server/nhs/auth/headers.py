@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 from typing import Awaitable, Callable
@@ -27,6 +28,9 @@ class AppRestrictedAuth:
 
     async def headers(self, ctx: RequestContext) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self._tokens.get()}"}
+
+    async def aclose(self) -> None:
+        await self._tokens.aclose()
 
 
 class ExchangedTokens:
@@ -54,6 +58,10 @@ class ExchangedTokens:
         else:
             self._caches.move_to_end(key)
         return await cache.get()
+
+    async def aclose(self) -> None:
+        """Cancel every user's renewal still in flight (see TokenCache.aclose)."""
+        await asyncio.gather(*(cache.aclose() for cache in self._caches.values()))
 
 
 def missing_user_token(api: str) -> Unauthorized:

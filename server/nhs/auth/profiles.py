@@ -53,6 +53,13 @@ class AuthProfiles:
     def none(cls) -> "AuthProfiles":
         return cls(application=NoAuth())
 
+    async def aclose(self) -> None:
+        """Stop the background token renewals; the lifespan calls this before closing the session."""
+        if isinstance(self.application, AppRestrictedAuth):
+            await self.application.aclose()
+        if self.exchanged is not None:
+            await self.exchanged.aclose()
+
     def for_api(self, api: str, access: Access) -> AuthHeaders:
         """What NHSClient for `api` sends: no credentials, the app token, or the user's."""
         if not self.enabled:

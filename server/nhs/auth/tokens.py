@@ -94,6 +94,18 @@ class TokenCache:
             return token.value  # still valid: the renewal runs in the background
         return (await asyncio.shield(renewal)).value
 
+    async def aclose(self) -> None:
+        """Cancel and await a renewal still in flight.
+
+        Called by the app lifespan before the aiohttp session closes: a renewal left
+        running would otherwise fail against the closed session after shutdown, or be
+        destroyed pending when the loop stops.
+        """
+        renewal = self._renewal
+        if renewal is not None:
+            renewal.cancel()
+            await asyncio.gather(renewal, return_exceptions=True)
+
     def _start_renewal(self) -> asyncio.Future[CachedToken]:
         if self._renewal is None:
             self._renewal = asyncio.ensure_future(self._renew())
