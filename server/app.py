@@ -65,8 +65,11 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             # Exit runs in reverse: token renewals are cancelled and awaited before the session closes.
             stack.push_async_callback(auth.aclose)
             wiring = Wiring(settings=settings, session=session, upstreams=upstreams, auth=auth)
+            stack.push_async_callback(wiring.aclose)  # shared upstream flights, before the session closes
             mongo = await stack.enter_async_context(open_mongo_client(settings))  # one client, shared
             cache = await stack.enter_async_context(open_cache(settings, mongo))
+            if cache is not None:
+                stack.push_async_callback(cache.flights.aclose)  # cache misses in flight, before the store closes
             registry = ProviderRegistry()
             upstream_access: dict[str, tuple[tuple[str, str], ...]] = {}
             for factory in providers:

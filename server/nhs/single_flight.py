@@ -69,6 +69,16 @@ class SingleFlight(Generic[T]):
         value = await asyncio.shield(flight.task)
         return Shared(value, flight.waiters > 1)
 
+    async def aclose(self) -> None:
+        """Cancel and await the flights still running: at shutdown a shielded leader must
+        not outlive the HTTP session it uses."""
+        tasks = [flight.task for flight in self._flights.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._flights.clear()
+        self._recent.clear()
+
     def _finished(self, key: Hashable, task: "asyncio.Task[T]") -> None:
         current = self._flights.get(key)
         if current is not None and current.task is task:

@@ -80,6 +80,12 @@ class Wiring:
             read_timeout=s.upstream_read_timeout, end_user_ods=s.end_user_ods,
         ), self.resilience(api), auth=self.auth.for_api(api, access))
 
+    async def aclose(self) -> None:
+        """Stop what the clients run in the background (shared upstream flights)."""
+        for guard in self.guards.values():
+            if guard.flights is not None:
+                await guard.flights.aclose()
+
     def resilience(self, api: str) -> Resilience:
         """One breaker, rate limit and concurrency limit per NHS API, shared by all its clients."""
         if api not in self.guards:

@@ -170,3 +170,26 @@ async def test_a_reused_result_is_forgotten_after_reuse_for() -> None:
     await flights.run("k", call, lookup_started=started)
     await asyncio.sleep(0.05)
     assert (await flights.run("k", call, lookup_started=started)).value == 2
+
+
+async def test_aclose_cancels_and_awaits_a_running_leader() -> None:
+    """At shutdown a shielded leader must not outlive the session it uses."""
+    flights: SingleFlight[int] = SingleFlight()
+    started = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow() -> int:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            finished.append("cancelled")
+            raise
+        return 1
+
+    caller = asyncio.ensure_future(flights.run("k", slow))
+    await started.wait()
+    await flights.aclose()
+    assert finished == ["cancelled"] and flights.in_flight == 0
+    with pytest.raises(asyncio.CancelledError):
+        await caller
