@@ -59,9 +59,21 @@ def negotiate(request: Request, pairs: list[tuple[str, str]] | None = None) -> b
     return next((v for k, v in params if k == "_pretty"), "false").lower() == "true"
 
 
+def strict_preference(prefer: str) -> bool:
+    """Whether a Prefer header (RFC 7240) asks for `handling=strict`.
+
+    Preferences are comma-separated; each is `token[=value]` followed by `;parameters`,
+    so `respond-async, handling=strict; x=y` asks for strict handling (the old split on
+    `;` or `,` alone missed it) and the value may be quoted."""
+    for preference in prefer.split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() == "handling" and value.strip().strip('"').lower() == "strict":
+            return True
+    return False
+
+
 def strict_handling(request: Request) -> bool:
-    prefer = request.headers.get("prefer", "")
-    return any(p.strip().replace(" ", "").lower() == "handling=strict" for p in prefer.split(";") + prefer.split(","))
+    return strict_preference(request.headers.get("prefer", ""))
 
 
 def provider_for(request: Request) -> ResourceProvider:
