@@ -117,9 +117,9 @@ async def _respond_with_resource(request: Request, resource: dict[str, Any], req
     if resource.get("id") != requested_id:
         # PDS superseded number: the record answered is the superseding one; say where it lives.
         headers["Content-Location"] = full_url(runtime(request).base_url, resource)
+    summary, elements = _read_view(request)  # a malformed view is 400 whether or not the ETag matches
     if not_modified(resource, request.headers.get("if-none-match"), request.headers.get("if-modified-since")):
         return not_modified_response(headers)
-    summary, elements = _read_view(request)
     body = apply_view(resource, summary, elements)
     # HEAD renders the same body, so Content-Length matches GET; the server (Hypercorn,
     # like any ASGI server) sends no body bytes for HEAD.
