@@ -59,9 +59,21 @@ def negotiate(request: Request, pairs: list[tuple[str, str]] | None = None) -> b
     return next((v for k, v in params if k == "_pretty"), "false").lower() == "true"
 
 
+def strict_preference(prefer: str) -> bool:
+    """Whether a Prefer header (RFC 7240) asks for `handling=strict`.
+
+    Preferences are comma-separated; each is `token[=value]` followed by `;parameters`,
+    so `respond-async, handling=strict; x=y` asks for strict handling (the old split on
+    `;` or `,` alone missed it) and the value may be quoted."""
+    for preference in prefer.split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() == "handling" and value.strip().strip('"').lower() == "strict":
+            return True
+    return False
+
+
 def strict_handling(request: Request) -> bool:
-    prefer = request.headers.get("prefer", "")
-    return any(p.strip().replace(" ", "").lower() == "handling=strict" for p in prefer.split(";") + prefer.split(","))
+    return strict_preference(request.headers.get("prefer", ""))
 
 
 def provider_for(request: Request) -> ResourceProvider:
@@ -105,9 +117,9 @@ async def _respond_with_resource(request: Request, resource: dict[str, Any], req
     if resource.get("id") != requested_id:
         # PDS superseded number: the record answered is the superseding one; say where it lives.
         headers["Content-Location"] = full_url(runtime(request).base_url, resource)
+    summary, elements = _read_view(request)  # a malformed view is 400 whether or not the ETag matches
     if not_modified(resource, request.headers.get("if-none-match"), request.headers.get("if-modified-since")):
         return not_modified_response(headers)
-    summary, elements = _read_view(request)
     body = apply_view(resource, summary, elements)
     # HEAD renders the same body, so Content-Length matches GET; the server (Hypercorn,
     # like any ASGI server) sends no body bytes for HEAD.
