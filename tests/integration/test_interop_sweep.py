@@ -245,7 +245,7 @@ class Sweep:
                               (f"/{rid}", {"Accept": "application/fhir+xml"})):
             refused = await self.fhir.get(self.path + path, headers={**self.case.headers, **headers})
             assert refused.status == 406, (path, headers, refused.status)
-            assert refused.issue["code"] == "not-supported" or refused.issue["code"]
+            assert refused.issue["code"] == "not-supported", (path, headers, refused.body)
 
     async def json_spellings(self) -> None:
         """Accept spellings real clients send, fhir.js's Content-Type on a GET, and _pretty."""

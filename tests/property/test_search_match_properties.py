@@ -134,6 +134,8 @@ def test_references_by_id_relative_or_absolute(target: str, asked: str) -> None:
         resource = {"resourceType": "AllergyIntolerance", "patient": {"reference": reference}}
         assert hit(resource, ("patient", asked)) == (asked == target)
         assert hit(resource, ("patient", f"Patient/{asked}")) == (asked == target)
+        # Two independent draws are almost never equal: check the matching case every time too.
+        assert hit(resource, ("patient", target)) and hit(resource, ("patient", f"Patient/{target}"))
 
 
 def test_absent_elements_never_match_a_value_filter() -> None:

@@ -301,4 +301,9 @@ def test_parsers_raise_only_invalid_search_parameter(raw: str) -> None:
 
 
 def test_date_value_is_a_value_object() -> None:
-    assert isinstance(parse_param(DATE, None, "2010").values[0], DateValue)
+    value = parse_param(DATE, None, "2010").values[0]
+    assert isinstance(value, DateValue)
+    assert value == parse_param(DATE, None, "eq2010").values[0] and hash(value) == hash(parse_param(DATE, None, "2010").values[0])
+    assert value != parse_param(DATE, None, "2011").values[0]
+    assert (value.prefix, value.literal, value.precision) == ("eq", "2010", "year")
+    assert (value.start, value.end) == (datetime(2010, 1, 1, tzinfo=timezone.utc), datetime(2011, 1, 1, tzinfo=timezone.utc))

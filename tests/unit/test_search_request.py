@@ -85,7 +85,8 @@ def test_strict_handling_is_400_listing_every_unknown() -> None:
 
 
 def test_strict_without_unknowns_passes() -> None:
-    assert parse_search([("status", "active")], DECL, strict=True).params
+    params = parse_search([("status", "active")], DECL, strict=True).params
+    assert [(p.name, p.modifier, p.values) for p in params] == [("status", None, (TokenValue(None, "active", True),))]
 
 
 def test_transport_parameters_are_neither_unknown_nor_in_self() -> None:
