@@ -142,7 +142,17 @@ class PASService:
         with store_errors():
             current = await self.store.get(data.record["hospitalNumber"])
         if current is None:
-            return await self.register(body, ctx)
+            try:
+                return await self.register(body, ctx)
+            except PASError as err:
+                if err.status != 409:
+                    raise
+                # Another message registered this patient while ours was being traced (a PDS
+                # round trip): HL7 carries no version, so ours applies as an update.
+                with store_errors():
+                    current = await self.store.get(data.record["hospitalNumber"])
+                if current is None:
+                    raise
         keep = PatientData(data.record, data.allergies or current.allergies, data.medications or current.medications)
         body = {**keep.record, "allergies": list(keep.allergies), "medications": list(keep.medications)}
         return await self.update(current.hospital_number, body, None, ctx)

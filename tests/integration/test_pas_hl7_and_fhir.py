@@ -168,3 +168,22 @@ async def test_search_parameters_filter_pas_recorded_allergies_and_medications(f
     assert await ids("/MedicationRequest?patient=pas-H400&status=completed") == ["pas-H400-P2"]
     assert await ids("/MedicationRequest?patient=pas-H400&status:not=completed&intent=order") == ["pas-H400-P1"]
     assert await ids("/MedicationRequest?patient=pas-H400&authoredon=ge2020") == []  # PAS records carry none
+
+
+async def test_concurrent_a04s_for_a_new_patient_both_apply(facade: FHIRClient, emulator) -> None:
+    """Two registrations of the same new hospital number arrive together; both trace (a
+    slow PDS round trip), one registers first. HL7 carries no version, so the other is
+    applied as an update: both senders get AA, never an error ACK for a race."""
+    import asyncio
+
+    async with facade.session.post(f"{emulator.url}/_control/faults", json={
+            "path_prefix": "/personal-demographics", "delay": 0.3, "times": -1}) as resp:
+        assert resp.status == 200
+    first = adt("A04", "PID|1||H700^^^RX1^MR||TAYLOR^SAM||19800229|M|||10 Piccadilly^^Manchester^^M1 1AE||07700 900123",
+                control="C1")
+    second = adt("A04", "PID|1||H700^^^RX1^MR||TAYLOR^SAM||19800229|M|||10 Piccadilly^^Manchester^^M1 1AE||07700 900456",
+                 control="C2")
+    results = await asyncio.gather(send(facade, first), send(facade, second))
+    assert [msa(ack)[1] for _, _, ack in results] == ["AA", "AA"]
+    status, _, record = await facade.get("/pas/v1/patients/H700")
+    assert status == 200 and record["phone"] in ("07700900123", "07700900456")
