@@ -157,14 +157,21 @@ def _fixed(raw: Any, constants: dict[str, str], mistakes: list[str], where: str)
     return tuple(out)
 
 
-def _field(raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str], mistakes: list[str],
-           where: str) -> FieldRule | None:
+def _is_table(raw: Any, allowed: set[str], not_table: str, where: str, mistakes: list[str]) -> bool:
+    """A spec entry must be a mapping; keys outside `allowed` are reported (not fatal)."""
     if not isinstance(raw, dict):
-        mistakes.append(f"{where}: a field rule must be a table")
-        return None
-    extra = set(raw) - _FIELD_KEYS
+        mistakes.append(not_table)
+        return False
+    extra = set(raw) - allowed
     if extra:
         mistakes.append(f"{where}: unknown keys {sorted(extra)}")
+    return True
+
+
+def _field(raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str], mistakes: list[str],
+           where: str) -> FieldRule | None:
+    if not _is_table(raw, _FIELD_KEYS, f"{where}: a field rule must be a table", where, mistakes):
+        return None
     pas = raw.get("pas")
     if not isinstance(pas, str) or not re.match(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", pas):
         mistakes.append(f"{where}: 'pas' must be a dotted path of names")
@@ -208,12 +215,8 @@ def _field(raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str],
 def _record(name: str, raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str],
             mistakes: list[str]) -> RecordMapping | None:
     where = f"records.{name}"
-    if not isinstance(raw, dict):
-        mistakes.append(f"{where}: must be a table")
+    if not _is_table(raw, _RECORD_KEYS, f"{where}: must be a table", where, mistakes):
         return None
-    extra = set(raw) - _RECORD_KEYS
-    if extra:
-        mistakes.append(f"{where}: unknown keys {sorted(extra)}")
     resource_type = raw.get("resource")
     if not isinstance(resource_type, str) or not re.match(r"^[A-Z][A-Za-z]+$", resource_type):
         mistakes.append(f"{where}: 'resource' must be a FHIR resource type")
