@@ -18,9 +18,15 @@ and, one request at a time, the miss and the direct call again (the latency the 
 Fairness: both sides of each comparison get identical requests from one client (aiohttp's
 default headers, Accept-Encoding: gzip included, plus an X-Request-ID), and are measured in
 alternating slices (`--rounds` of each), so load from other processes on the machine hits
-both alike. The client-side NHS limits (PDS 5 req/s, 20 in flight per API) are lifted: they
-protect NHS quotas and would measure the quota, not the façade. The façade logs at its
-shipped level (INFO: one PHI-free access line per request) unless `--log-level` says otherwise.
+both alike. The floor and the façade both get the same bearer token (bench/facade_access.py);
+the floor ignores it, the façade verifies it, decides access and writes an audit record on
+every request (into MongoDB with the MongoDB store): that cost is part of what the cached
+read measures, and the token verification alone is printed for scale. The direct emulator
+calls carry no token, as the façade's own PDS calls carry none in sandbox mode. The
+client-side NHS limits (PDS 5 req/s, 20 in flight per API) and the per-caller NHS quota are
+lifted: they protect NHS quotas and would measure the quota, not the façade. The façade logs
+at its shipped level (INFO: one PHI-free access line per request) unless `--log-level` says
+otherwise.
 
 Prints req/s, p50 and p99, the ratio to the floor, the median of the per-slice ratios, and
 on Linux the server CPU time per request of each process (less sensitive to other load than
@@ -50,6 +56,9 @@ import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.facade_access import facade_env, verification_us  # noqa: E402
+from tests.support.tokens import bearer  # noqa: E402
 
 CONNECTIONS = 32
 HOT_ID = "9000000009"
@@ -186,6 +195,7 @@ class Phase:
     connections: int
     expect_cache: str | None = None
     pids: tuple[int, ...] = ()  # server processes whose CPU time the requests cost
+    headers: dict[str, str] = field(default_factory=dict)  # sent on every request, with an X-Request-ID
 
 
 @dataclass
@@ -220,7 +230,7 @@ async def load(phase: Phase, http: aiohttp.ClientSession, seconds: float, into: 
             if time.perf_counter() >= stop_at:
                 return
             start = time.perf_counter()
-            async with http.get(url, headers={"X-Request-ID": str(uuid.uuid4())}) as resp:
+            async with http.get(url, headers={**phase.headers, "X-Request-ID": str(uuid.uuid4())}) as resp:
                 await resp.read()
                 if resp.status != 200 or (phase.expect_cache and resp.headers.get("X-Cache") != phase.expect_cache):
                     raise RuntimeError(f"{phase.name}: {resp.status} X-Cache={resp.headers.get('X-Cache')}")
@@ -294,7 +304,8 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
     with contextlib.ExitStack() as stack:
         env = {"FACADE_PORT": str(facade_port), "FACADE_HOST": "127.0.0.1", "FACADE_LOG_LEVEL": log_level,
                "FACADE_PDS_BASE_URL": f"{emulator_url}/{PDS}", "FACADE_CACHE_ENABLED": "true",
-               "FACADE_UPSTREAM_RATE_LIMITS": "{}", "FACADE_UPSTREAM_CONCURRENCY": str(2 * CONNECTIONS)}
+               "FACADE_UPSTREAM_RATE_LIMITS": "{}", "FACADE_UPSTREAM_CONCURRENCY": str(2 * CONNECTIONS),
+               **facade_env(facade_url)}
         mongo_pid = None
         if store == "mongodb":
             env["FACADE_MONGODB_URI"], mongo_pid = stack.enter_context(mongodb())
@@ -303,9 +314,11 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
         facade = stack.enter_context(child(["-m", "server", "serve"], env))
         await wait_ready(f"{emulator_url}/_control/requests")
         await wait_ready(f"{facade_url}/_health")
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=bearer()) as http:
             async with http.get(f"{facade_url}/Patient/{HOT_ID}") as resp:
                 body = await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"first façade read: {resp.status} {body[:300]!r}")
             async with http.get(f"{facade_url}/Patient/{HOT_ID}") as resp:  # now a HIT: copy its headers
                 hit_headers = {name: resp.headers[name] for name in FLOOR_HEADERS if name in resp.headers}
                 compressed = resp.headers.get("Content-Encoding", "identity")
@@ -327,15 +340,15 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
         if mongo_pid is not None:
             cpu_of["mongo"] = mongo_pid
         floor_phase = Phase("floor (Starlette+Hypercorn)", repeat(f"{floor_url}/Patient/{HOT_ID}"), CONNECTIONS,
-                            pids=(floor_proc.pid,))
+                            pids=(floor_proc.pid,), headers=bearer())  # the same request; not verified
         hit_phase = Phase("cached read (HIT)", repeat(f"{facade_url}/Patient/{HOT_ID}"), CONNECTIONS, "HIT",
-                          pids=(facade.pid, *(p for p in [mongo_pid] if p)))
+                          pids=(facade.pid, *(p for p in [mongo_pid] if p)), headers=bearer())
         warm = min(1.0, seconds / 4)
         await side_by_side(floor_phase, hit_phase, 2 * warm, 2)  # warm-up, discarded
         floor, hit, hit_ratios = await side_by_side(floor_phase, hit_phase, seconds, rounds)
         cpu_of_floor = {"floor": floor_proc.pid}
         miss_phase = Phase("miss via emulator (MISS)", each(facade_url, ids), CONNECTIONS, "MISS",
-                           pids=tuple(cpu_of.values()))
+                           pids=tuple(cpu_of.values()), headers=bearer())
         direct_phase = Phase("direct emulator call", each(f"{emulator_url}/{PDS}", ids), CONNECTIONS,
                              pids=(emulator.pid,))
         miss, direct, _ = await side_by_side(miss_phase, direct_phase, seconds, rounds)
@@ -345,10 +358,13 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
         floor_cpu, hit_cpu = floor.cpu_us(floor_proc.pid), hit.cpu_us(facade.pid)
         if floor_cpu and hit_cpu:
             print(f"floor / cached read (server CPU):    {floor_cpu / hit_cpu:.2f}")
+        print(f"token verification alone:            {await verification_us():.0f} us CPU per request "
+              f"(RS256, in this process; the façade pays it on every request, the floor never)")
         print(f"miss p50 - direct p50, 32 conns:     {miss.pct(50) - direct.pct(50):.2f} ms")
 
         miss1, direct1, _ = await side_by_side(
-            Phase("miss, 1 connection", each(facade_url, ids), 1, "MISS", pids=tuple(cpu_of.values())),
+            Phase("miss, 1 connection", each(facade_url, ids), 1, "MISS", pids=tuple(cpu_of.values()),
+                  headers=bearer()),
             Phase("direct, 1 connection", each(f"{emulator_url}/{PDS}", ids), 1, pids=(emulator.pid,)),
             seconds / 2, rounds)
         report([miss1, direct1], floor, cpu_of)

@@ -14,8 +14,10 @@ sent sequentially, then concurrently (asyncio.gather), alternating round by roun
 from other processes hits both alike. With the cache on, a first round fills the cache and
 is left out: every measured request is checked to be an X-Cache HIT. Prints median and p90
 of the round latency (and each request's median when sent alone). The client-side PDS
-limit (5 req/s, an NHS quota) is lifted: it would measure the quota, not the façade.
-Asserts nothing.
+limit (5 req/s, an NHS quota) and the per-caller NHS quota are lifted: they would measure
+the quota, not the façade. Every request carries the benchmark's bearer token, which the
+façade verifies, and is audited (in memory), as the integration tests run it
+(bench/facade_access.py). Asserts nothing.
 
 Reading the figures: in sandbox mode the emulator runs in the façade's own event loop, so
 "NHS time" here is CPU on the same core, which asyncio.gather cannot overlap; against the
@@ -42,6 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.cache_bench import child, free_port, load_average, wait_ready  # noqa: E402
+from bench.facade_access import facade_env  # noqa: E402
+from tests.support.tokens import bearer  # noqa: E402
 
 NHS_NUMBER = "9000000009"
 SESSION_HEADERS = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
@@ -66,7 +70,8 @@ class Series:
 async def fetch(http: aiohttp.ClientSession, base: str, name: str, path: str, expect_cache: str | None,
                 timings: dict[str, list[float]] | None = None) -> None:
     start = time.perf_counter()
-    async with http.get(base + path, headers={**SESSION_HEADERS, "X-Request-ID": str(uuid.uuid4())}) as resp:
+    headers = {**SESSION_HEADERS, **bearer(), "X-Request-ID": str(uuid.uuid4())}
+    async with http.get(base + path, headers=headers) as resp:
         await resp.read()
         if resp.status != 200 or (expect_cache and resp.headers.get("X-Cache") != expect_cache):
             raise RuntimeError(f"{name}: {resp.status} X-Cache={resp.headers.get('X-Cache')}")
@@ -90,10 +95,11 @@ async def concurrent(http: aiohttp.ClientSession, base: str, expect_cache: str |
 @contextlib.contextmanager
 def facade(cache: bool) -> Iterator[str]:
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     env = {"FACADE_PORT": str(port), "FACADE_HOST": "127.0.0.1", "FACADE_LOG_LEVEL": "WARNING",
-           "FACADE_CACHE_ENABLED": str(cache).lower(), "FACADE_UPSTREAM_RATE_LIMITS": "{}"}
+           "FACADE_CACHE_ENABLED": str(cache).lower(), "FACADE_UPSTREAM_RATE_LIMITS": "{}", **facade_env(base)}
     with child(["-m", "server", "serve"], env):
-        yield f"http://127.0.0.1:{port}"
+        yield base
 
 
 async def measure(base: str, rounds: int, cached: bool) -> tuple[Series, Series, float | None]:

@@ -5,6 +5,12 @@ integration tests), makes N sequential reads of one Patient through each, and pr
 median / p90 / p99 side by side with the façade's added cost. Not a test: nothing is
 asserted; run it and read the figures.
 
+The façade runs as the integration tests run it (bench/facade_access.py): every read
+through it carries the benchmark's bearer token, which it verifies, and is audited (in
+memory); the relationship check and the per-caller NHS quota are off, since this measures
+speed. The added cost therefore includes token verification, printed alone for scale. The
+direct reads carry no token, as the façade's own PDS calls carry none in sandbox mode.
+
     python bench/patient_read_latency.py [--reads 300] [--warmup 20]
 """
 from __future__ import annotations
@@ -23,7 +29,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.facade_access import NO_CALLER_QUOTA, verification_us  # noqa: E402
 from tests.support.servers import running_emulator, running_facade  # noqa: E402
+from tests.support.tokens import bearer  # noqa: E402
 
 NHS_NUMBER = "9000000009"
 
@@ -47,11 +55,11 @@ async def timed(reads: int, warmup: int, one: Callable[[], Awaitable[None]]) -> 
 
 async def main(reads: int, warmup: int) -> None:
     logging.disable(logging.INFO)  # the access log would dominate the figures
-    async with running_emulator() as emulator, running_facade(emulator) as facade_url, \
+    async with running_emulator() as emulator, running_facade(emulator, **NO_CALLER_QUOTA) as facade_url, \
             aiohttp.ClientSession() as http:
 
         async def via_facade() -> None:
-            async with http.get(f"{facade_url}/Patient/{NHS_NUMBER}") as resp:
+            async with http.get(f"{facade_url}/Patient/{NHS_NUMBER}", headers=bearer()) as resp:
                 await resp.read()
                 assert resp.status == 200, resp.status
 
@@ -81,6 +89,7 @@ async def main(reads: int, warmup: int) -> None:
     print(f"{'mean':8}{statistics.fmean(facade_ms):10.3f}{statistics.fmean(direct_ms):10.3f}"
           f"{statistics.fmean(facade_ms) - statistics.fmean(direct_ms):10.3f}"
           f"{statistics.fmean(facade_ms) / statistics.fmean(direct_ms):8.2f}")
+    print(f"of the added cost, token verification alone (RS256, in process): {await verification_us() / 1000:.3f} ms")
 
 
 if __name__ == "__main__":

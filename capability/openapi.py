@@ -2,15 +2,18 @@
 
 Per registered type: read, vread and search (GET and POST _search), as its provider's
 interactions declare; search parameters from its SearchParamSpecs (FHIR type kept as
-`x-fhir-type`, repeatable = AND); errors are OperationOutcomes. Types whose NHS API is
-user-restricted (capability.security) require the bearer scheme. Nothing is hand-listed,
-so a provider registered is an operation documented.
+`x-fhir-type`, repeatable = AND); errors are OperationOutcomes. Every operation but the
+public discovery documents needs the bearer JWT (`bearerAuth`); user-restricted types
+(capability.security) document the X-NHS-User-Token header when the caller's NHS CIS2
+credential travels in it, and the role table's clinical types the X-Purpose-Of-Use
+header. Nothing is hand-listed, so a provider registered is an operation documented.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from capability.security import UpstreamAccess, user_restricted
+from capability.security import (NHS_USER_TOKEN_HEADER, PURPOSE_CLAIM, PURPOSE_HEADER, UpstreamAccess, describe,
+                                 role_table, user_restricted)
 from capability.statement import SOFTWARE_NAME, software_version
 from server.fhir.includes import available_rev_includes
 from server.fhir.search_params import SearchParamSpec
@@ -21,18 +24,32 @@ from server.settings import Settings
 
 FHIR_JSON = "application/fhir+json"
 FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
 ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"
 DATE_PATTERN = r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?[0-9]{4}"
 ERROR_STATUSES = {
-    "400": "Bad syntax or parameters (including unknown ones under Prefer: handling=strict)",
-    "401": "No or bad credentials",
-    "403": "Authenticated but not allowed",
+    "400": "Bad syntax or parameters (including unknown ones under Prefer: handling=strict, or a malformed "
+           "X-Purpose-Of-Use)",
+    "401": "No bearer token, or one that is not valid (WWW-Authenticate: Bearer, with error=\"invalid_token\" "
+           "for a bad one)",
+    "403": "Authenticated but not allowed: scope, role, purpose of use, patient compartment or relationship "
+           "(WWW-Authenticate: Bearer error=\"insufficient_scope\")",
     "404": "Unknown type or id",
     "406": "A format other than FHIR JSON was asked for",
-    "429": "Too many requests (Retry-After)",
+    "429": "Too many requests: this caller's NHS request quota is spent (Retry-After)",
     "502": "The NHS API failed or answered something invalid",
-    "503": "The NHS API is unavailable (Retry-After where known)",
+    "503": "The NHS API is unavailable, or the audit trail cannot record the access (Retry-After where known)",
     "504": "The NHS API timed out",
+}
+AUTH_STATUSES = ("401", "403")  # never answered by the public discovery documents
+BEARER = "bearerAuth"
+_ERROR_HEADERS = {
+    "401": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": 'Bearer realm="nhs-fhir-facade"[, '
+                                 'error="invalid_token"] (RFC 6750)'}},
+    "403": {"WWW-Authenticate": {"schema": {"type": "string"},
+                                 "description": 'Bearer realm="nhs-fhir-facade", error="insufficient_scope"'}},
+    "429": {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}},
+    "503": {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait, where known"}},
 }
 _TYPE_HINTS = {
     "token": "token: system|code, |code, code or system|",
@@ -94,9 +111,10 @@ def _result_parameters(provider: ResourceProvider, registry: ProviderRegistry,
     return params
 
 
-def _responses(ok_schema: str, ok_description: str, *, conditional: bool = False) -> dict[str, Any]:
+def _responses(ok_schema: str, ok_description: str, *, conditional: bool = False, public: bool = False,
+               media_type: str = FHIR_JSON) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": ok_description,
-                          "content": {FHIR_JSON: {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}}}
+                          "content": {media_type: {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}}}
     if conditional:
         ok["headers"] = {"ETag": {"schema": {"type": "string"}, "description": 'W/"{meta.versionId}"'},
                          "Last-Modified": {"schema": {"type": "string"}, "description": "From meta.lastUpdated"}}
@@ -104,14 +122,40 @@ def _responses(ok_schema: str, ok_description: str, *, conditional: bool = False
     if conditional:
         responses["304"] = {"description": "Not modified (If-None-Match / If-Modified-Since)"}
     for status in ERROR_STATUSES:
-        responses[status] = {"$ref": f"#/components/responses/Error{status}"}
+        if not (public and status in AUTH_STATUSES):
+            responses[status] = {"$ref": f"#/components/responses/Error{status}"}
     return responses
 
 
+def _access_headers(settings: Settings, restricted: dict[str, list[str]], types: list[str]) -> list[dict[str, Any]]:
+    """The headers the access rules read, besides Authorization, for an operation that may
+    return `types` (its own type, and for a search the types it can _revinclude)."""
+    headers: list[dict[str, Any]] = []
+    via = [f"{t} (via {', '.join(restricted[t])})" for t in types if t in restricted]
+    if via and settings.nhs_user_token_source == "header":
+        headers.append({"name": NHS_USER_TOKEN_HEADER, "in": "header", "required": False,
+                        "schema": {"type": "string"},
+                        "description": f"The caller's NHS CIS2 access token, for the user-restricted NHS APIs behind "
+                                       f"{'; '.join(via)}; without it those NHS calls are refused"})
+    table = role_table(settings)
+    clinical = [t for t in types if table.is_clinical(t)]
+    if clinical:
+        glass = sorted(table.break_glass_purposes)
+        headers.append({"name": PURPOSE_HEADER, "in": "header", "required": False,
+                        "schema": {"type": "string", "enum": sorted(table.clinical_purposes)},
+                        "description": f"Purpose of use (v3 ActReason), needed for the clinical type(s) "
+                                       f"{', '.join(clinical)} here or in the token's {PURPOSE_CLAIM} claim; "
+                                       "the header wins"
+                                       + (f". {', '.join(glass)} is break-glass: allowed, flagged in the audit"
+                                          if glass else "")})
+    return headers
+
+
 def _operations(provider: ResourceProvider, registry: ProviderRegistry, settings: Settings,
-                restricted: bool) -> dict[str, dict[str, Any]]:
+                restricted: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     rtype = provider.resource_type
-    security = [{"nhsCis2Bearer": []}] if restricted else []
+    security = [{BEARER: []}]
+    access = _access_headers(settings, restricted, [rtype])
     tags = [rtype]
     id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": ID_PATTERN}}
     paths: dict[str, dict[str, Any]] = {}
@@ -121,29 +165,33 @@ def _operations(provider: ResourceProvider, registry: ProviderRegistry, settings
             "parameters": [id_param,
                            {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
                            {"name": "_summary", "in": "query", "required": False,
-                            "schema": {"type": "string", "enum": ["true", "false", "text", "data"]}}],
+                            "schema": {"type": "string", "enum": ["true", "false", "text", "data"]}}, *access],
             "responses": _responses(rtype, f"The {rtype}", conditional=True),
         }}
     if "vread" in provider.interactions:
         paths[f"/{rtype}/{{id}}/_history/{{vid}}"] = {"get": {
             "operationId": f"vread{rtype}", "summary": f"Read the current version of a {rtype} by its versionId",
             "tags": tags, "security": security,
-            "parameters": [id_param, {"name": "vid", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [id_param, {"name": "vid", "in": "path", "required": True, "schema": {"type": "string"}},
+                           *access],
             "responses": _responses(rtype, f"The {rtype} at that version", conditional=True),
         }}
     if "search-type" in provider.interactions:
         params = [search_parameter(s) for s in provider.search_params] + \
             _result_parameters(provider, registry, settings)
+        rev_sources = [rev.split(":")[0] for rev in
+                       available_rev_includes(provider.rev_includes, rtype, registry)]
+        access = _access_headers(settings, restricted, list(dict.fromkeys([rtype, *rev_sources])))
         doc = provider.documentation or f"Search {rtype}"
         paths[f"/{rtype}"] = {"get": {
             "operationId": f"search{rtype}", "summary": f"Search {rtype}", "description": doc, "tags": tags,
-            "security": security, "parameters": params,
+            "security": security, "parameters": params + access,
             "responses": _responses("Bundle", "A searchset Bundle"),
         }}
         form_props = {p["name"]: p["schema"] for p in params}
         paths[f"/{rtype}/_search"] = {"post": {
             "operationId": f"searchPost{rtype}", "summary": f"Search {rtype} with a form body", "tags": tags,
-            "security": security,
+            "security": security, **({"parameters": access} if access else {}),
             "requestBody": {"required": False, "content": {FORM: {
                 "schema": {"type": "object", "properties": form_props},
                 "encoding": {n: {"style": "form", "explode": True} for n, s in form_props.items()
@@ -160,42 +208,65 @@ def _resource_schema(rtype: str, description: str) -> dict[str, Any]:
             "additionalProperties": True}
 
 
+def _discovery_paths() -> dict[str, Any]:
+    """The public documents (no token): /metadata, the SMART configuration, this document."""
+    return {
+        "/metadata": {"get": {
+            "operationId": "capabilities", "summary": "The CapabilityStatement (no authentication)",
+            "security": [],
+            "parameters": [{"name": "mode", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": ["full", "normative", "terse"]}}],
+            "responses": _responses("CapabilityStatement", "The CapabilityStatement", public=True),
+        }},
+        "/.well-known/smart-configuration": {"get": {
+            "operationId": "smartConfiguration", "security": [],
+            "summary": "SMART App Launch configuration: issuer, token endpoints, scopes, roles (no authentication)",
+            "responses": _responses("JSONDocument", "The SMART configuration", public=True, media_type=JSON),
+        }},
+        "/openapi.json": {"get": {
+            "operationId": "openapi", "summary": "This OpenAPI document (no authentication)", "security": [],
+            "responses": _responses("JSONDocument", "The OpenAPI document", public=True, media_type=JSON),
+        }},
+    }
+
+
 def openapi_document(registry: ProviderRegistry, settings: Settings, base_url: str,
                      upstream_access: UpstreamAccess | None = None) -> dict[str, Any]:
     restricted = user_restricted(upstream_access or {})
-    paths: dict[str, Any] = {"/metadata": {"get": {
-        "operationId": "capabilities", "summary": "The CapabilityStatement (no authentication)", "security": [],
-        "parameters": [{"name": "mode", "in": "query", "required": False,
-                        "schema": {"type": "string", "enum": ["full", "normative", "terse"]}}],
-        "responses": _responses("CapabilityStatement", "The CapabilityStatement"),
-    }}}
+    paths = _discovery_paths()
     schemas: dict[str, Any] = {
         "Bundle": _resource_schema("Bundle", "FHIR R4 Bundle (searchset)"),
         "OperationOutcome": _resource_schema("OperationOutcome", "FHIR R4 OperationOutcome"),
         "CapabilityStatement": _resource_schema("CapabilityStatement", "FHIR R4 CapabilityStatement"),
+        "JSONDocument": {"type": "object", "description": "Plain JSON (not a FHIR resource)"},
     }
     tags = []
     for provider in registry:
         rtype = provider.resource_type
-        paths.update(_operations(provider, registry, settings, rtype in restricted))
+        paths.update(_operations(provider, registry, settings, restricted))
         profile = f" conforming to {provider.profile}" if provider.profile else ""
         schemas[rtype] = _resource_schema(rtype, f"FHIR R4 {rtype}{profile}")
         tags.append({"name": rtype, "description": provider.documentation or rtype})
+    errors: dict[str, Any] = {}
+    for status, text in ERROR_STATUSES.items():
+        errors[f"Error{status}"] = {"description": text, "content": {
+            FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}}
+        if status in _ERROR_HEADERS:
+            errors[f"Error{status}"]["headers"] = _ERROR_HEADERS[status]
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{SOFTWARE_NAME}: FHIR R4 façade over NHS England APIs", "version": software_version(),
-                 "description": "Generated from the same provider registry as /metadata."},
+                 "description": "Generated from the same provider registry, settings and role table as /metadata. "
+                                "Every operation except the discovery documents needs a bearer JWT "
+                                "(bearerAuth); what it must carry is described there."},
         "servers": [{"url": base_url}],
         "tags": tags,
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "responses": {f"Error{status}": {"description": text, "content": {
-                FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}}
-                for status, text in ERROR_STATUSES.items()},
-            "securitySchemes": {"nhsCis2Bearer": {
-                "type": "http", "scheme": "bearer",
-                "description": "The caller's NHS CIS2-backed access token from the NHS API platform, passed through "
-                               "to user-restricted NHS APIs; the façade issues no tokens."}},
+            "responses": errors,
+            "securitySchemes": {BEARER: {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": describe(settings, upstream_access or {})}},
         },
     }

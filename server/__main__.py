@@ -1,5 +1,6 @@
 """Command line: `nhs-fhir-facade serve` runs the façade, `emulator` runs the NHS emulator alone,
-`keygen` creates the RS512 signing key pair whose JWKS is registered with NHS."""
+`keygen` creates the RS512 signing key pair whose JWKS is registered with NHS, `token` prints
+an access token of the development issuer (trusted by a sandbox façade only)."""
 from __future__ import annotations
 
 import argparse
@@ -90,6 +91,33 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a development access token as the last line of output (stdout); notes go to stderr."""
+    from server.access.claims import NHS_NUMBER, PURPOSE
+    from server.access.dev_issuer import DEV_ISSUER, issue_token, load_or_create_key
+    from server.access.scopes import parse_scope
+
+    if args.patient is not None and not NHS_NUMBER.fullmatch(args.patient):
+        print("token: --patient takes a 10-digit NHS number", file=sys.stderr)
+        return 2
+    if args.purpose is not None and not PURPOSE.fullmatch(args.purpose.upper()):
+        print("token: --purpose takes a v3 PurposeOfUse code such as TREAT or ETREAT", file=sys.stderr)
+        return 2
+    unknown = [s for s in args.scope.split() if parse_scope(s) is None]
+    if unknown:
+        print(f"token: note: {' '.join(unknown)} grant(s) no data access here", file=sys.stderr)
+    settings = Settings()
+    key_path = settings.dev_issuer_key_path
+    key = load_or_create_key(key_path)
+    token = issue_token(key, audience=args.audience or settings.public_base_url(), scope=args.scope,
+                        subject=args.subject, roles=args.role or ["clinician"], patient=args.patient,
+                        purpose=(args.purpose or "TREAT").upper(), lifetime=args.lifetime)
+    print(f"token: issuer {DEV_ISSUER}, audience {args.audience or settings.public_base_url()}, "
+          f"valid {args.lifetime} s (trusted by a sandbox façade only)", file=sys.stderr)
+    print(token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nhs-fhir-facade", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--bits", type=int, default=4096, choices=(2048, 3072, 4096),
                         help="RSA key size (NHS recommends 4096)")
     keygen.set_defaults(func=cmd_keygen)
+    token = sub.add_parser("token", help="print a development access token (sandbox façades trust it)")
+    token.add_argument("--scope", required=True, help='SMART scopes, e.g. "user/*.rs" or "patient/*.rs"')
+    token.add_argument("--role", action="append", default=None,
+                       help="façade role or NHS job role code; repeat for several (default: clinician)")
+    token.add_argument("--patient", default=None, help="patient context: the NHS number patient/ scopes are for")
+    token.add_argument("--purpose", default=None, help="purpose of use, v3 code (default: TREAT)")
+    token.add_argument("--subject", default="dev-user", help="the user's id (sub)")
+    token.add_argument("--audience", default=None, help="aud (default: the façade's base URL from FACADE_*)")
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires")
+    token.set_defaults(func=cmd_token)
     return parser
 
 

@@ -17,8 +17,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 
+from server.access.directory import PASDirectory
+from server.access.middleware import AccessMiddleware
+from server.access.quota import CallerQuota
+from server.providers.audit_event import AuditEventProvider
+from server.access.trail_wiring import open_audit_trail
+from server.access.wiring import build_access
 from server.cache.lifecycle import open_cache
 from server.cache.provider import with_cache
+from server.fhir.edge import edge_middleware
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
 from server.fhir.pages import SnapshotStore
@@ -80,6 +87,10 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             # PAS composites wrap the (cached) NHS providers: PAS records are a store of record, never cached.
             pas_store = await stack.enter_async_context(open_pas_store(settings, mongo))
             pas_app.state.pas = build_pas(wiring, registry, settings.public_base_url(), store=pas_store)
+            trail = await stack.enter_async_context(open_audit_trail(settings, mongo))
+            app.state.access = build_access(settings, session, PASDirectory(pas_store), trail,
+                                            CallerQuota(settings.caller_nhs_rate, settings.caller_nhs_burst))
+            registry.register(AuditEventProvider(trail))  # the audit trail itself: never cached
             app.state.runtime = Runtime(
                 settings=settings,
                 base_url=settings.public_base_url(),
@@ -95,6 +106,10 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
         routes=[Mount("/pas/v1", app=pas_app), *ROUTES],
         middleware=[
             Middleware(RequestIdMiddleware),
+            *edge_middleware(settings),  # CORS when configured, no-store, size limits (issue 8)
+            # Inside CORS (a preflight carries no token) and the limits: authenticate, then
+            # audit every access, fail closed.
+            Middleware(AccessMiddleware),
             Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -1,7 +1,8 @@
 """Discovery documents beside /metadata: the SMART configuration and the OpenAPI document.
 
-Plain JSON, not FHIR resources (like server/health.py); both are built from the registry
-and the wiring's access modes by capability/, exactly as the CapabilityStatement is.
+Plain JSON, not FHIR resources (like server/health.py), and public (no token: clients
+read them to learn how to get one). Both are built by capability/ from the registry, the
+settings, the role table and the wiring's access modes, exactly as the CapabilityStatement is.
 """
 from __future__ import annotations
 
@@ -10,17 +11,12 @@ from starlette.responses import JSONResponse
 
 from capability.openapi import openapi_document
 from capability.smart import smart_configuration
-from server.fhir.errors import NotFound
 from server.runtime import Runtime
 
 
 async def smart(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    doc = smart_configuration(rt.settings, rt.upstream_access)
-    if doc is None:
-        raise NotFound("No SMART configuration: this façade runs no authorization server and no NHS token "
-                       "endpoint is configured (FACADE_TOKEN_URL); see rest.security in /metadata")
-    return JSONResponse(doc)
+    return JSONResponse(smart_configuration(rt.settings, rt.upstream_access, rt.registry))
 
 
 async def openapi(request: Request) -> JSONResponse:

@@ -7,11 +7,17 @@ monitors: a second one would double the connections and the monitoring traffic f
 gain. Nothing connects at import time; AsyncMongoClient itself connects lazily, so the
 façade starts even while MongoDB is down (the cache then serves from upstream and the
 PAS answers 503 until MongoDB is back; PyMongo reconnects by itself).
+
+Credentials: the URI names the user, and the password comes from a file
+(FACADE_MONGODB_PASSWORD_FILE, e.g. a compose secret), read once at start, so it never
+sits in an environment variable, a compose file or a process listing.
 """
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
 
 from pymongo import AsyncMongoClient
 
@@ -20,9 +26,37 @@ from server.settings import Settings
 Document = dict[str, Any]
 
 
-def create_client(uri: str, timeout_ms: int) -> AsyncMongoClient[Document]:
+class MongoCredentialsError(RuntimeError):
+    """The MongoDB password file and URI do not fit together; the façade does not start."""
+
+
+def read_password(path: Path | None, uri: str) -> str | None:
+    """The password in `path` (one trailing newline dropped: `echo` and editors add one),
+    or None without a file. The URI must then name the user and carry no password."""
+    if path is None:
+        return None
+    userinfo = urlsplit(uri)
+    if not userinfo.username:
+        raise MongoCredentialsError("FACADE_MONGODB_PASSWORD_FILE is set but FACADE_MONGODB_URI names no user "
+                                    "(mongodb://user@host/...)")
+    if userinfo.password is not None:
+        raise MongoCredentialsError("FACADE_MONGODB_URI carries a password and FACADE_MONGODB_PASSWORD_FILE is "
+                                    "set: keep the password in the file only")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MongoCredentialsError(f"FACADE_MONGODB_PASSWORD_FILE cannot be read ({type(exc).__name__})") from None
+    password = text.removesuffix("\n")  # text mode: "\r\n" already read as "\n"
+    if not password:
+        raise MongoCredentialsError("FACADE_MONGODB_PASSWORD_FILE is empty")
+    return password
+
+
+def create_client(uri: str, timeout_ms: int, password: str | None = None) -> AsyncMongoClient[Document]:
     """Short timeouts: a dead MongoDB must cost a request little. The cache answers from
-    upstream instead; the PAS store fails fast with a 503 the caller can retry."""
+    upstream instead; the PAS store fails fast with a 503 the caller can retry. A
+    `password` goes with the user the URI names (PyMongo: keyword credentials win)."""
+    credentials = {} if password is None else {"password": password}
     return AsyncMongoClient(
         uri,
         serverSelectionTimeoutMS=timeout_ms,
@@ -30,6 +64,7 @@ def create_client(uri: str, timeout_ms: int) -> AsyncMongoClient[Document]:
         socketTimeoutMS=max(2 * timeout_ms, 1000),
         tz_aware=True,
         appname="nhs-fhir-facade",
+        **credentials,
     )
 
 
@@ -39,7 +74,8 @@ async def open_mongo_client(settings: Settings) -> AsyncIterator[AsyncMongoClien
     if not settings.mongodb_uri:
         yield None
         return
-    client = create_client(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    password = read_password(settings.mongodb_password_file, settings.mongodb_uri)
+    client = create_client(settings.mongodb_uri, settings.mongodb_timeout_ms, password)
     try:
         yield client
     finally:

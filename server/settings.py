@@ -8,8 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.access.environments import environment
+from server.pas.hl7_senders import SANDBOX_SENDERS as SANDBOX_HL7_SENDERS, parse_sender
 
 
 class BarsTarget(BaseModel):
@@ -88,16 +91,18 @@ class Settings(BaseSettings):
     )
     gpconnect_auth_mode: Literal["ssp-jwt", "gateway"] = Field(
         default="ssp-jwt",
-        description="ssp-jwt: SSP headers + unsigned consumer JWT built from the settings below; "
+        description="ssp-jwt: SSP headers + unsigned consumer JWT naming the authenticated caller; "
                     "gateway: Clinical Data Gateway, the caller's bearer token passed through.",
     )
     gpconnect_consumer_asid: str = Field(default="200000000001", description="Ssp-From: our ASID (placeholder).")
     gpconnect_provider_asid: str = Field(default="200000000002", description="Ssp-To: the GP system's ASID (SDS).")
-    gpconnect_requesting_ods: str = Field(default="A11111", description="JWT requesting_organization ODS; Ods-from.")
+    gpconnect_requesting_ods: str = Field(
+        default="A11111", description="JWT requesting_organization ODS and Ods-from, when the caller's token has none.")
     gpconnect_requesting_org_name: str = Field(default="NHS FHIR facade (sandbox)",
                                                description="JWT requesting_organization name.")
+    # The practitioner asserted for system callers (no user) in sandbox only; users are asserted as themselves.
     gpconnect_practitioner_sds_user_id: str = Field(default="111111111111",
-                                                    description="JWT sub / requesting_practitioner SDS user id.")
+                                                    description="Sandbox system callers: JWT sub / SDS user id.")
     gpconnect_practitioner_role_profile_id: str = Field(default="222222222222",
                                                         description="JWT requesting_practitioner SDS role profile id.")
     gpconnect_practitioner_family: str = Field(default="Facade", description="JWT requesting_practitioner family.")
@@ -202,6 +207,108 @@ class Settings(BaseSettings):
         description="Max age (s) of a cached copy served, with a warning, when the NHS API fails; 0 = never.",
     )
 
+    # Request limits (issue 8): what one request may cost the shared event loop before any
+    # work is done on it (server/fhir/request_limits.py), plus the browser and MongoDB edges.
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024,
+        description="Largest request body (bytes), declared or streamed; larger is 413 before it is read whole.",
+    )
+    max_query_chars: int = Field(
+        default=8192, ge=256, description="Longest query string (characters, as sent); longer is 414.",
+    )
+    max_list_items: int = Field(
+        default=100, ge=1,
+        description="Most parameters one search may send, and most _elements names, _sort keys or "
+                    "comma-separated OR values one parameter may list; more is 400.",
+    )
+    cors_allow_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins allowed to call the façade (JSON list, e.g. ["https://app.example"]); '
+                    "empty = no CORS headers at all.",
+    )
+    mongodb_password_file: Path | None = Field(
+        default=None,
+        description="File holding the MongoDB password (e.g. a compose secret), read at start; the URI then "
+                    "carries the user name only.",
+    )
+
+    # Inbound access control (server/access/): who may call the façade, and the audit trail.
+    auth_issuer: str | None = Field(
+        default=None, description="Issuer (iss) of the access tokens the façade accepts: the hospital's "
+                                  "identity provider or NHS CIS2. Needs auth_jwks_url or auth_jwks_file.",
+    )
+    auth_jwks_url: str | None = Field(default=None, description="JWKS URL of auth_issuer (cached; re-read on an "
+                                                                "unknown kid, at most every 30 s).")
+    auth_jwks_file: Path | None = Field(default=None, description="JWKS file of auth_issuer, instead of a URL.")
+    auth_audience: list[str] = Field(
+        default_factory=list, description="Accepted aud values; empty = the façade's public base URL.",
+    )
+    auth_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"],
+        description="Signature algorithms accepted (asymmetric only; none and HS* are always refused).",
+    )
+    auth_leeway_seconds: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+    dev_issuer: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Trust the development token issuer (nhs-fhir-facade token): auto = only when every NHS "
+                    "API is the emulator; on = also against NHS sandbox/integration; never against production.",
+    )
+    emulator_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts that run the project's NHS emulator (e.g. the compose service 'emulator'): counted as "
+                    "sandbox for the development issuer; an nhs.uk host is never one.",
+    )
+    dev_issuer_key_path: Path | None = Field(
+        default=None, description="The development issuer's key (default: per-user config directory).",
+    )
+    access_policy: Path | None = Field(
+        default=None, description="Role table (YAML); unset = server/access/roles.yaml.",
+    )
+    nhs_user_token_source: Literal["header", "inbound"] = Field(
+        default="header",
+        description="Where the NHS CIS2 credential for user-restricted NHS APIs comes from: 'header' = "
+                    "X-NHS-User-Token (the inbound token is the hospital's own); 'inbound' = the inbound "
+                    "bearer token is itself a CIS2 token (auth_issuer is CIS2) and goes on to NHS.",
+    )
+    relationship_required: bool = Field(
+        default=True,
+        description="Clinical types need a legitimate relationship (PAS registration or the token's patient "
+                    "context) unless break-glass; false only outside NHS production.",
+    )
+    audit_spool_dir: Path | None = Field(
+        default=None, description="Directory of the local audit spool (used while MongoDB is down); "
+                                  "default: per-user state directory.",
+    )
+    auth_token_url: str | None = Field(
+        default=None,
+        description="Token endpoint of auth_issuer, where clients get access tokens for the façade; published "
+                    "in /.well-known/smart-configuration and /metadata (unset and nhs_user_token_source=inbound: "
+                    "the NHS token_url).",
+    )
+    auth_authorize_url: str | None = Field(
+        default=None,
+        description="Authorization endpoint of auth_issuer, published like auth_token_url (unset and "
+                    "nhs_user_token_source=inbound: the NHS smart_authorize_url).",
+    )
+
+    # Fan-out and quota (issue 8): what one search page, and one caller, may cost in NHS calls.
+    max_include_reads: int = Field(
+        default=20, ge=0, description="_include reads one search page may start; the rest become one warning.",
+    )
+    max_revinclude_searches: int = Field(
+        default=10, ge=0,
+        description="_revinclude searches (one per match and rev-include) one page may start; the rest become "
+                    "one warning.",
+    )
+    caller_nhs_rate: float = Field(
+        default=2.0, gt=0,
+        description="NHS requests per second each caller (token issuer + subject + client) may send, sustained; "
+                    "over it the caller gets 429 with Retry-After. Cache hits and shared calls cost nothing.",
+    )
+    caller_nhs_burst: float = Field(
+        default=60.0, ge=1, description="NHS requests a caller may send at once before caller_nhs_rate applies.",
+    )
+
     def public_base_url(self) -> str:
         """The base URL the façade writes into links (no trailing slash)."""
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -215,3 +322,32 @@ class Settings(BaseSettings):
             if name.endswith("_base_url") and name != "base_url"
         )
         return upstream_unset or (self.auth_mode == "signed-jwt" and self.token_url is None)
+
+    # PAS (issue 8)
+    pas_hl7_allowed_senders: list[str] | None = Field(
+        default=None,
+        description='HL7 senders accepted (JSON list of "APP|FACILITY" or "APP|*", MSH-3|MSH-4); unset = '
+                    'the sandbox sender "PAS|RX1" when every NHS API is the emulator, else none.',
+    )
+
+    @field_validator("pas_hl7_allowed_senders")
+    @classmethod
+    def _hl7_senders_parse(cls, entries: list[str] | None) -> list[str] | None:
+        for entry in entries or ():
+            parse_sender(entry)  # a ValueError here stops the start-up, naming the entry
+        return entries
+
+    @property
+    def pas_hl7_senders(self) -> list[str]:
+        """The effective HL7 sender allow-list: as configured; unset = the sandbox senders when
+        every NHS API is the emulator (unset or loopback), else empty (every message refused).
+        Not `sandbox_needed`: that is true when any one API is the emulator, so a façade with
+        live PDS would accept the sandbox sender, and false for tests and local runs that
+        point every API at a loopback emulator."""
+        if self.pas_hl7_allowed_senders is not None:
+            return list(self.pas_hl7_allowed_senders)
+        urls = [getattr(self, name) for name in type(self).model_fields
+                if name.endswith("_base_url") and name != "base_url"]
+        if self.auth_mode == "signed-jwt":
+            urls.append(self.token_url)
+        return list(SANDBOX_HL7_SENDERS) if environment(urls) == "emulator" else []

@@ -7,6 +7,11 @@ Formats (the first dot-separated part names the source):
   or `a.<uuid>`, dots included); A041 is a search by UBRN only, so the UBRN travels in
   the id and a read is that search filtered to the one upstream id;
 - `ers3.{UBRN}`: the STU3 ReferralRequest A005 answers for a UBRN (its id is the UBRN).
+
+The upstream id part becomes a path segment of an NHS URL (BaRS `ServiceRequest/{id}`),
+so it must be a plain id: dot-separated runs of letters, digits and `-`, never `.` or
+`..` (which a URL resolves to another upstream path, e.g. `bars.sandbox...` read
+`ServiceRequest/..`), nor empty parts. Such ids are neither issued nor parsed.
 Pure functions, no I/O.
 """
 from __future__ import annotations
@@ -15,9 +20,11 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
-FHIR_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-TARGET_KEY_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
-UBRN_RE = re.compile(r"^[0-9]{12}$")
+# \A and \Z, not ^ and $: `$` also matches before a trailing newline ("x\n").
+FHIR_ID_RE = re.compile(r"\A[A-Za-z0-9\-.]{1,64}\Z")
+TARGET_KEY_RE = re.compile(r"\A[A-Za-z0-9]{1,16}\Z")
+UBRN_RE = re.compile(r"\A[0-9]{12}\Z")
+UPSTREAM_ID_RE = re.compile(r"\A[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\Z")
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,14 @@ def issue_id(source: SourceId) -> str | None:
         if not is_ubrn(source.ubrn):
             return None
         return f"ers3.{source.ubrn}"
-    if not FHIR_ID_RE.match(source.upstream_id) or not FHIR_ID_RE.match(text):
+    if not is_upstream_id(source.upstream_id) or not FHIR_ID_RE.match(text):
         return None
     return text
+
+
+def is_upstream_id(value: str) -> bool:
+    """An upstream id safe as one URL path segment: no dot segments, no empty parts."""
+    return bool(UPSTREAM_ID_RE.match(value))
 
 
 def parse_id(text: str) -> SourceId | None:
@@ -73,7 +85,7 @@ def parse_id(text: str) -> SourceId | None:
     if tag == "ers3":
         return ErsStu3Id(rest) if is_ubrn(rest) else None
     head, _, upstream_id = rest.partition(".")
-    if not upstream_id:
+    if not is_upstream_id(upstream_id):
         return None
     if tag == "bars" and TARGET_KEY_RE.match(head):
         return BarsId(head, upstream_id)

@@ -4,6 +4,7 @@ No I/O here, so every rule is unit-tested (and property-tested) without a server
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -21,6 +22,10 @@ NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 RESULT_ONLY_PARAMS = frozenset({"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total"})
 # Elements through which a non-Patient resource names its patient.
 PATIENT_REFERENCE_ELEMENTS = ("subject", "patient", "beneficiary")
+# RFC 9111 1.2.2 delta-seconds: ASCII digits only (str.isdigit and int() also take "²" or
+# Arabic-Indic digits); a value too large to represent counts as 2**31.
+_DELTA_SECONDS = re.compile(r"[0-9]+", re.ASCII)
+DELTA_SECONDS_MAX = 2**31
 
 
 class CacheState(str, Enum):
@@ -57,10 +62,18 @@ def parse_cache_control(cache_control: str | None, pragma: str | None = None) ->
             no_cache = True
         elif name == "no-store":
             no_store = True
-        elif name == "max-age" and value.isdigit():
-            age = int(value)
+        elif name == "max-age" and (age := delta_seconds(value)) is not None:
             max_age = age if max_age is None else min(max_age, age)
     return Directives(no_cache=no_cache, no_store=no_store, max_age=max_age)
+
+
+def delta_seconds(value: str) -> int | None:
+    """RFC 9111 delta-seconds, or None when `value` is not one. At most ten digits reach
+    int() (a 5,000-digit value would exceed Python's int-string limit and raise)."""
+    if not _DELTA_SECONDS.fullmatch(value):
+        return None
+    digits = value.lstrip("0") or "0"
+    return DELTA_SECONDS_MAX if len(digits) > 10 else min(int(digits), DELTA_SECONDS_MAX)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ class ReadThrough:
             await self._purge_restricted([resource])
             _announce(CacheState.MISS)
             return resource
-        key = read_key(rtype, resource_id, ctx.caller_identity())
+        key = read_key(rtype, resource_id, ctx.caller_identity(per_user=provider.names_the_user_upstream))
         started = asyncio.get_running_loop().time()
         cached = await self.store.get(key) if await self._purges_settled() else None
         now = self.clock()
@@ -161,7 +161,7 @@ class ReadThrough:
             await self._purge_restricted(result.matches)
             _announce(CacheState.MISS)
             return result
-        key = search_key(request, ctx.caller_identity())
+        key = search_key(request, ctx.caller_identity(per_user=provider.names_the_user_upstream))
         started = asyncio.get_running_loop().time()
         cached = await self.store.get(key) if await self._purges_settled() else None
         now = self.clock()

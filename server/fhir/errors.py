@@ -5,6 +5,7 @@ FHIR IssueType, so a status is decided in exactly one place.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from server.fhir.outcome import Issue, issue, operation_outcome
@@ -107,8 +108,17 @@ class TooManyMatches(FHIRError):
 
 
 class TooManyRequests(FHIRError):
+    """The caller used up its share (server.access.quota): 429 with Retry-After in whole
+    seconds, rounded up so a client that waits that long is admitted."""
+
     status = 429
     issue_code = "throttled"
+
+    def __init__(self, diagnostics: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(diagnostics, **kwargs)
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.headers = {**self.headers, "Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
 class NotImplementedInteraction(FHIRError):

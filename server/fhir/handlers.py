@@ -14,11 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from capability.statement import capability_statement
+from server.access.compartment import audit_patients
+from server.access.control import AccessControl
+from server.access.policy import AccessDenied, Grant, Guard
 from server.fhir.bundle import full_url, search_url, searchset
 from server.fhir.errors import BadRequest, Gone, InvalidSearchParameter, NotFound
 from server.fhir.formats import check_format, parse_form_body
-from server.fhir.includes import available_rev_includes, resolve_includes, resolve_rev_includes
-from server.fhir.outcome import operation_outcome
+from server.fhir.includes import FanOutBudget, available_rev_includes, resolve_includes, resolve_rev_includes
+from server.fhir.outcome import Issue, issue, operation_outcome
 from server.fhir.pages import Snapshot
 from server.fhir.response_notes import collecting_response_headers
 from server.fhir.responses import FHIRResponse, not_modified as not_modified_response
@@ -29,8 +32,8 @@ from server.fhir.versioning import ensure_version, etag, http_date, last_modifie
 from server.providers.base import RequestContext, ResourceProvider
 from server.runtime import Runtime
 
-ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
+ID_RE = re.compile(r"\A[A-Za-z0-9\-.]{1,64}\Z")
+TYPE_RE = re.compile(r"\A[A-Z][A-Za-z]{0,63}\Z")
 
 
 def runtime(request: Request) -> Runtime:
@@ -38,14 +41,45 @@ def runtime(request: Request) -> Runtime:
 
 
 def context(request: Request) -> RequestContext:
+    """The RequestContext every provider call gets: the authenticated principal (set by
+    server.access.middleware), the caller's NHS user credential and their NHS quota."""
+    access: AccessControl = request.state.access
     auth = request.headers.get("authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    inbound = auth[7:].strip() if auth[:7].lower() == "bearer " else None
     return RequestContext(
         request_id=request.state.request_id,
         base_url=runtime(request).base_url,
-        user_token=token or None,
+        user_token=access.nhs_user_token(request.headers, inbound),
         headers=request.headers,
+        principal=request.state.principal,
+        quota=access.quota,
     )
+
+
+def guard(request: Request) -> Guard:
+    access: AccessControl = request.state.access
+    return access.policy.guard(request.state.principal)
+
+
+def _ref(resource: dict[str, Any]) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
+def audit_saw(request: Request, resources: list[dict[str, Any]]) -> None:
+    """Note, for this request's AuditEvent, every patient and resource the answer shows."""
+    request.state.audit.saw(audit_patients(resources), [_ref(r) for r in resources])
+
+
+async def permitted(request: Request, grant: Grant, check: Guard,
+                    resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The resources this caller may see; the rest are withheld (counted in the audit)."""
+    kept = []
+    for resource in resources:
+        if await check.refusal(grant, resource) is None:
+            kept.append(resource)
+        else:
+            request.state.audit.withheld += 1
+    return kept
 
 
 def negotiate(request: Request, pairs: list[tuple[str, str]] | None = None) -> bool:
@@ -126,12 +160,26 @@ async def _respond_with_resource(request: Request, resource: dict[str, Any], req
     return FHIRResponse(body, headers=headers, pretty=pretty)
 
 
+async def _guarded_read(request: Request, provider: ResourceProvider, resource_id: str) -> dict[str, Any]:
+    """Read one resource for this caller: scopes, role and purpose before NHS is asked,
+    compartment and relationship on what came back (403, never the data)."""
+    check = guard(request)
+    grant = check.grant(provider.resource_type, "r")
+    resource = await provider.read(resource_id, context(request))
+    reason = await check.refusal(grant, resource)
+    if reason is not None:
+        request.state.audit.withheld += 1
+        raise AccessDenied(f"{provider.resource_type}/{resource_id}: {reason}")
+    audit_saw(request, [resource])
+    return resource
+
+
 async def read(request: Request) -> Response:
     pretty = negotiate(request)
     provider = provider_for(request)
     resource_id = checked_id(request)
     with collecting_response_headers() as extra:  # e.g. X-Cache from the read-through cache
-        resource = await provider.read(resource_id, context(request))
+        resource = await _guarded_read(request, provider, resource_id)
     return await _respond_with_resource(request, resource, resource_id, pretty, extra)
 
 
@@ -142,7 +190,7 @@ async def vread(request: Request) -> Response:
     resource_id = checked_id(request)
     version = request.path_params["vid"]
     with collecting_response_headers() as extra:
-        resource = await provider.read(resource_id, context(request))
+        resource = await _guarded_read(request, provider, resource_id)
     current = etag(resource)[3:-1]
     if version != current:
         raise NotFound(
@@ -158,7 +206,9 @@ async def search_get(request: Request) -> Response:
 
 async def search_post(request: Request) -> Response:
     """POST [base]/{type}/_search: form body and query string merged (query first)."""
-    form = parse_form_body(request.headers.get("content-type"), await request.body())
+    body = await request.body()
+    form = parse_form_body(request.headers.get("content-type"), body)
+    request.state.audit.query = f"POST {request.url.path}?{request.url.query}\n".encode() + body
     return await _search(request, list(request.query_params.multi_items()) + form)
 
 
@@ -167,16 +217,23 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
     provider = provider_for(request)
     rt = runtime(request)
     ctx = context(request)
+    check = guard(request)
+    grant = check.grant(provider.resource_type, "s")
     page_key = next((v for k, v in pairs if k == "_getpages"), None)
     if page_key is not None:
         return await _page_from_snapshot(request, provider, page_key, pairs, ctx, pretty)
     declaration = provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size)
     declaration = dataclasses.replace(declaration, rev_includes=available_rev_includes(
         declaration.rev_includes, provider.resource_type, rt.registry))
-    search = parse_search(pairs, declaration, strict=strict_handling(request))
+    search = parse_search(pairs, declaration, strict=strict_handling(request), max_items=rt.settings.max_list_items)
+    await check.check_search(grant, search)  # before any NHS call
     with collecting_response_headers() as extra:
         result = await provider.search(search, ctx)
-    matches = [ensure_version(m) for m in result.matches]  # the version a read of each would answer
+    allowed = await permitted(request, grant, check, result.matches)
+    if len(allowed) < len(result.matches):
+        result.issues.append(issue("suppressed", f"{len(result.matches) - len(allowed)} result(s) withheld: "
+                                   "this caller may not see them", severity="warning"))
+    matches = [ensure_version(m) for m in allowed]  # the version a read of each would answer
     if search.sort:
         matches = sort_resources(matches, search.sort, {p.name: p for p in provider.search_params})
     outcome = operation_outcome(*result.issues) if result.issues else None
@@ -191,7 +248,8 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         return FHIRResponse(bundle, headers=extra, pretty=pretty)
     key = None
     if len(matches) > search.count:
-        key = rt.snapshots.put(search, matches, outcome, self_pairs, result.scores)
+        key = rt.snapshots.put(search, matches, outcome, self_pairs, result.scores,
+                               owner=request.state.principal.binding_key())
     snapshot = Snapshot(search, tuple(matches), outcome, tuple(self_pairs), result.scores, 0.0)
     return await _render_page(request, provider, snapshot, key, 0, search.count, ctx, pretty, first=True,
                               headers=extra)
@@ -205,6 +263,10 @@ async def _page_from_snapshot(request: Request, provider: ResourceProvider, key:
                               pairs: list[tuple[str, str]], ctx: RequestContext, pretty: bool) -> Response:
     rt = runtime(request)
     snapshot = rt.snapshots.get(key)
+    if snapshot is not None and snapshot.owner != request.state.principal.binding_key():
+        # Bound to the caller who searched: anyone else (another user, client, scope set or
+        # patient context) learns nothing, not even that the page exists.
+        raise NotFound("No such page of search results")
     if snapshot is None or snapshot.request.resource_type != provider.resource_type:
         raise Gone("This page of search results has expired or never existed; run the search again")
     values = dict(pairs)
@@ -225,14 +287,18 @@ async def _render_page(request: Request, provider: ResourceProvider, snapshot: S
     rt = runtime(request)
     search: SearchRequest = snapshot.request
     page = list(snapshot.matches[offset : offset + count])
-    included, include_issues = await resolve_includes(page, search.includes, provider, rt.registry, ctx)
-    rev_included, rev_issues = await resolve_rev_includes(
-        page, search.rev_includes, rt.registry, ctx,
-        default_count=rt.settings.default_page_size, max_count=rt.settings.max_page_size)
+    check = guard(request)
+    # One NHS fan-out budget per page, shared by every include and reverse search on it.
+    budget = FanOutBudget(rt.settings.max_include_reads, rt.settings.max_revinclude_searches)
+    included, include_issues = await resolve_includes(page, search.includes, provider, rt.registry, ctx,
+                                                      budget=budget)
+    included, withheld_issues = await _permitted_includes(request, check, included)
+    rev_included, rev_issues = await _guarded_rev_includes(request, check, page, search, ctx, budget)
     seen = {(r.get("resourceType"), r.get("id")) for r in included}
     included = [ensure_version(r) for r in included + [r for r in rev_included
                                                        if (r.get("resourceType"), r.get("id")) not in seen]]
-    issues = list((snapshot.outcome or {}).get("issue", [])) + include_issues + rev_issues
+    audit_saw(request, page + included)
+    issues = list((snapshot.outcome or {}).get("issue", [])) + include_issues + withheld_issues + rev_issues
     outcome = operation_outcome(*issues) if issues else None
     view = [apply_view(r, search.summary, search.elements) for r in page]
     link_for = (lambda o: _page_link(rt.base_url, provider.resource_type, key, o, count)) if key else None
@@ -252,6 +318,57 @@ async def _render_page(request: Request, provider: ResourceProvider, snapshot: S
         scores=snapshot.scores,
     )
     return FHIRResponse(bundle, headers=headers, pretty=pretty)
+
+
+async def _permitted_includes(request: Request, check: Guard,
+                              resources: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Issue]]:
+    """Included resources this caller may read; the others are left out with one warning
+    per type (never leaked, never failing the search)."""
+    kept: list[dict[str, Any]] = []
+    left_out: dict[str, int] = {}
+    for resource in resources:
+        rtype = str(resource.get("resourceType"))
+        try:
+            grant = check.grant(rtype, "r")
+            allowed = await check.refusal(grant, resource) is None
+        except AccessDenied:
+            allowed = False
+        if allowed:
+            kept.append(resource)
+        else:
+            left_out[rtype] = left_out.get(rtype, 0) + 1
+            request.state.audit.withheld += 1
+    issues = [issue("suppressed", f"{n} included {rtype} resource(s) left out: this caller may not see them",
+                    severity="warning") for rtype, n in sorted(left_out.items())]
+    return kept, issues
+
+
+async def _guarded_rev_includes(request: Request, check: Guard, page: list[dict[str, Any]], search: SearchRequest,
+                                ctx: RequestContext, budget: FanOutBudget) -> tuple[list[dict[str, Any]], list[Issue]]:
+    """_revinclude, asked only where the caller may see the answer: a source type they have
+    no grant for, or a match they have no relationship with, starts no NHS call at all."""
+    rt = runtime(request)
+    found: list[dict[str, Any]] = []
+    issues: list[Issue] = []
+    for source in dict.fromkeys(inc.source for inc in search.rev_includes):
+        wanted = tuple(inc for inc in search.rev_includes if inc.source == source)
+        try:
+            grant = check.grant(source, "r")
+        except AccessDenied as denied:
+            issues.append(issue("suppressed", f"_revinclude of {source} left out: {denied.diagnostics}",
+                                severity="warning"))
+            continue
+        targets = [m for m in page if await check.refusal(grant, m) is None]
+        if len(targets) < len(page):
+            issues.append(issue("suppressed", f"_revinclude of {source} not asked for {len(page) - len(targets)} "
+                                "match(es): this caller may not see their records", severity="warning"))
+        rows, problems = await resolve_rev_includes(
+            targets, wanted, rt.registry, ctx,
+            default_count=rt.settings.default_page_size, max_count=rt.settings.max_page_size, budget=budget)
+        kept, withheld = await _permitted_includes(request, check, rows)
+        found += kept
+        issues += problems + withheld
+    return found, issues
 
 
 async def metadata(request: Request) -> Response:

@@ -2,7 +2,10 @@
 turn any unexpected exception into a 500 OperationOutcome instead of a traceback.
 
 The access log line names the request id, method, resource type and status only: paths
-carry NHS numbers and queries carry names and birth dates, so neither is logged.
+carry NHS numbers and queries carry names and birth dates, so neither is logged. For the
+same reason a client's X-Request-ID is kept only when it is a UUID: any other text (a
+client may well put an NHS number or a name in it) would be logged, and sent to NHS as
+X-Correlation-ID, as it came; it is replaced by a fresh uuid4.
 """
 from __future__ import annotations
 
@@ -19,7 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.fhir.outcome import issue, operation_outcome
 
 log = logging.getLogger("facade.access")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9\-_.:]{1,200}$")
+# The canonical 8-4-4-4-12 hex form, any case; no braces, urn:uuid: prefix or bare 32 hex.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
+
+
+def chosen_request_id(inbound: str | None) -> str:
+    """The id of this request: the client's X-Request-ID when it is a UUID, else a new one."""
+    return inbound if inbound is not None and _UUID.fullmatch(inbound) else str(uuid.uuid4())
 
 
 def _resource_type(path: str) -> str:
@@ -36,7 +45,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         inbound = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
-        request_id = inbound if inbound and _SAFE_ID.match(inbound) else str(uuid.uuid4())
+        request_id = chosen_request_id(inbound)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status_holder: dict[str, Any] = {"status": None}
@@ -63,6 +72,8 @@ class RequestIdMiddleware:
                 await send_with_id({"type": "http.response.start", "status": 500, "headers": [
                     (b"content-type", b"application/fhir+json; charset=utf-8"),
                     (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),  # outside server.fhir.no_store, so set here
+                    (b"vary", b"Authorization"),
                 ]})
                 await send_with_id({"type": "http.response.body", "body": body})
         finally:

@@ -4,6 +4,8 @@ NHS APIs return whole result sets; re-running the upstream query for page 2 woul
 the tiny NHS rate limits on data we already had. Each search stores its ordered matches
 under an unguessable id; page links carry only that id and an offset (opaque links).
 Bounded in count and age; an expired id is 410 Gone, telling the client to search again.
+Each snapshot is bound to its owner (the searching caller's binding key): the handler
+answers anyone else 404, so a leaked page link is worth nothing.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class Snapshot:
     self_pairs: tuple[tuple[str, str], ...]
     scores: dict[str, float]
     created: float
+    owner: str = ""
 
 
 class SnapshotStore:
@@ -36,10 +39,10 @@ class SnapshotStore:
         self._items: OrderedDict[str, Snapshot] = OrderedDict()
 
     def put(self, request: SearchRequest, matches: list[dict[str, Any]], outcome: dict[str, Any] | None,
-            self_pairs: list[tuple[str, str]], scores: dict[str, float]) -> str:
+            self_pairs: list[tuple[str, str]], scores: dict[str, float], *, owner: str) -> str:
         key = secrets.token_urlsafe(16)
         self._items[key] = Snapshot(request, tuple(matches), outcome, tuple(self_pairs), dict(scores),
-                                    self._clock())
+                                    self._clock(), owner)
         while len(self._items) > self._limit:
             self._items.popitem(last=False)
         return key

@@ -2,7 +2,10 @@
 _summary, _elements, _include, _revinclude, _sort, _total) read, unknown ones noted.
 
 Pure: takes the merged query pairs and a provider's declarations, returns a
-SearchRequest or raises InvalidSearchParameter naming the parameter.
+SearchRequest or raises InvalidSearchParameter naming the parameter. Linear in the size
+of the request (duplicates are found with sets, never by scanning lists), and every list
+a client controls is counted against the request limits (server.fhir.request_limits)
+before it is parsed: one search must not hold the event loop for seconds.
 """
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from server.fhir.errors import InvalidSearchParameter
-from server.fhir.search_params import ParsedParam, SearchParamSpec, escape, parse_param
+from server.fhir.request_limits import check_count, current_limits
+from server.fhir.search_params import ParsedParam, SearchParamSpec, escape, parse_param, split_unescaped
 
 SUMMARY_MODES = ("true", "false", "count", "text", "data")
 TOTAL_MODES = ("none", "estimate", "accurate")
@@ -101,21 +105,35 @@ def _int_param(name: str, raw: str, minimum: int) -> int:
     return value
 
 
+def _or_values(name: str, raw: str, limit: int) -> None:
+    """Count the comma-separated (OR) values of one parameter before they are parsed.
+    Cheap first: only a value with enough commas is split (escaped commas do not count)."""
+    if raw.count(",") >= limit:
+        check_count(f"Parameter '{name}' lists values", len(split_unescaped(raw, ",")), limit)
+
+
 def parse_search(
     pairs: Sequence[tuple[str, str]],
     declaration: SearchDeclaration,
     *,
     strict: bool = False,
+    max_items: int | None = None,
 ) -> SearchRequest:
     """Parse query pairs against a declaration. Unknown parameters are dropped (and
-    listed in `unknown`) unless `strict`, where they are a 400 naming them."""
+    listed in `unknown`) unless `strict`, where they are a 400 naming them.
+
+    `max_items` bounds the number of parameters and of items in any one list (_elements
+    names, _sort keys, OR values); None = the current request's FACADE_MAX_LIST_ITEMS.
+    `_include`/`_revinclude` take one entry per parameter, so the parameter count bounds them."""
+    limit = current_limits().max_list_items if max_items is None else max_items
+    check_count("Search parameters", len(pairs), limit)
     params: list[ParsedParam] = []
     unknown: list[str] = []
     count = declaration.default_count
     summary: str | None = None
-    elements: list[str] = []
-    includes: list[Include] = []
-    rev_includes: list[Include] = []
+    elements: dict[str, None] = {}  # insertion-ordered set: duplicates dropped in O(1)
+    includes: dict[Include, None] = {}
+    rev_includes: dict[Include, None] = {}
     sort: list[SortKey] = []
     total: str | None = None
     supported = {"_include": {tuple(i.split(":")) for i in declaration.includes},
@@ -135,12 +153,13 @@ def parse_search(
                 )
             summary = None if raw_value == "false" else raw_value
         elif raw_name == "_elements":
-            for element in raw_value.split(","):
+            names = raw_value.split(",")
+            check_count("Parameter '_elements' lists names", len(names), limit)
+            for element in names:
                 element = element.strip()
                 if not element or not element.replace("_", "a").isalnum():
-                    raise InvalidSearchParameter(f"Parameter '_elements': '{element}' is not an element name")
-                if element not in elements:
-                    elements.append(element)
+                    raise InvalidSearchParameter(f"Parameter '_elements': '{element[:64]}' is not an element name")
+                elements[element] = None
         elif raw_name == "_total":
             if raw_value not in TOTAL_MODES:
                 raise InvalidSearchParameter(
@@ -153,13 +172,13 @@ def parse_search(
                 raise InvalidSearchParameter(f"Parameter '{name}': '{raw_value}' is not Type:param[:Target]")
             wanted = includes if name == "_include" else rev_includes
             if parts in supported[name] or (len(parts) == 3 and parts[:2] in supported[name]):
-                include = Include(*parts)
-                if include not in wanted:
-                    wanted.append(include)
+                wanted[Include(*parts)] = None
             else:
                 unknown.append(f"{name}={raw_value}")
         elif raw_name == "_sort":
-            for key in raw_value.split(","):
+            keys = raw_value.split(",")
+            check_count("Parameter '_sort' lists keys", len(keys), limit)
+            for key in keys:
                 desc = key.startswith("-")
                 pname = key[1:] if desc else key
                 spec = declaration.spec(pname)
@@ -172,6 +191,7 @@ def parse_search(
             if spec is None:
                 unknown.append(raw_name)
                 continue
+            _or_values(raw_name[:64], raw_value, limit)
             params.append(parse_param(spec, modifier or None, raw_value, chain if dot else None))
 
     if strict and unknown:

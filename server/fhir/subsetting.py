@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -63,8 +63,12 @@ def _tagged(resource: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def _choice_base(key: str, wanted: Iterable[str]) -> bool:
-    return any(key.startswith(w) and key[len(w) : len(w) + 1].isupper() for w in wanted)
+def _choice_base(key: str, wanted: Collection[str]) -> bool:
+    """Whether `key` is a choice element asked for by its base name (`deceasedBoolean`
+    for `deceased`): a prefix of `key` followed by an upper-case letter is in `wanted`.
+    Looks up the key's few prefixes in the set rather than scanning every wanted name,
+    so the cost does not grow with the length of `_elements`."""
+    return any(key[i].isupper() and key[:i] in wanted for i in range(len(key)))
 
 
 def summarise(resource: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ always has the same ETag.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
@@ -54,8 +55,25 @@ def http_date(value: datetime) -> str:
     return format_datetime(value.astimezone(timezone.utc), usegmt=True)
 
 
+# An HTTP-date, in any of its three forms (RFC 9110 5.6.7), is about 30 printable ASCII
+# characters. Anything else is not one: email.utils would read non-ASCII digits as digits.
+_HTTP_DATE_TEXT = re.compile(r"[\x20-\x7e]{1,64}", re.ASCII)
+
+
 def _etag_values(header: str) -> set[str]:
     return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
+
+
+def parse_http_date(value: str) -> datetime | None:
+    """An If-Modified-Since value as an aware datetime, or None when it is not an
+    HTTP-date (RFC 9110 13.1.3: an invalid date makes the condition be ignored)."""
+    if not _HTTP_DATE_TEXT.fullmatch(value):
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def not_modified(resource: dict[str, Any], if_none_match: str | None, if_modified_since: str | None) -> bool:
@@ -65,13 +83,8 @@ def not_modified(resource: dict[str, Any], if_none_match: str | None, if_modifie
         return "*" in wanted or etag(resource).removeprefix("W/") in wanted
     if if_modified_since:
         modified = last_modified(resource)
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError):
-            return False
+        since = parse_http_date(if_modified_since)
         if modified is None or since is None:
             return False
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
         return modified.replace(microsecond=0) <= since
     return False

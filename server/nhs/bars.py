@@ -24,6 +24,7 @@ from server.nhs.client import NHSClient
 from server.nhs.entry_validation import expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.nhs.path_segments import path_segment
 from server.providers.base import RequestContext
 from server.settings import BarsTarget
 
@@ -145,6 +146,6 @@ class BaRSClient:
         return parse_searchset(response.body)
 
     async def read(self, target: BarsTarget, upstream_id: str, ctx: RequestContext) -> Resource:
-        response = await self.client.request("GET", f"ServiceRequest/{upstream_id}", ctx,
+        response = await self.client.request("GET", f"ServiceRequest/{path_segment(upstream_id)}", ctx,
                                              headers=bars_headers(target, self.config, ctx))
         return parse_service_request(response.body)

@@ -4,6 +4,8 @@ Every NHS connector (PDS, Prescription Tracker, e-RS, BaRS, GP Connect) sends th
 one NHSClient, so request ids, correlation ids, auth headers and the failure types are
 the same everywhere. X-Request-ID is a fresh UUID per logical request and is reused on
 every retry (PDS de-duplicates on it); X-Correlation-ID carries the inbound request id.
+Each attempt is charged to the caller's NHS quota (ctx.quota, server.access.quota)
+before it is sent; only requests actually sent are charged.
 """
 from __future__ import annotations
 
@@ -128,7 +130,19 @@ class NHSClient:
     async def _perform(self, call: UpstreamCall, ctx: RequestContext) -> UpstreamResponse:
         """How a logical request is carried out: here, one attempt with a fresh X-Request-ID.
         The hook ResilientClient overrides (retries, breaker, limits, single-flight)."""
+        self._charge(ctx, retry=False)
         return await self._attempt(call, ctx, str(uuid.uuid4()))
+
+    def _charge(self, ctx: RequestContext, *, retry: bool) -> None:
+        """Charge the caller's NHS quota for one attempt about to be sent. A first attempt
+        over quota raises TooManyRequests (429) and is not sent; a retry is always debited.
+        Callers without a principal (the façade's own internal calls) are not charged."""
+        if ctx.quota is None or ctx.principal is None:
+            return
+        if retry:
+            ctx.quota.debit(ctx.principal)
+        else:
+            ctx.quota.take(ctx.principal, self.api)
 
     async def _attempt(self, call: UpstreamCall, ctx: RequestContext, request_id: str) -> UpstreamResponse:
         return await self.send(call.method, call.path, ctx, request_id, params=call.params, headers=call.headers,

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
+from server.nhs.path_segments import path_segment
 from server.providers.base import RequestContext
 
 Resource = dict[str, Any]
@@ -120,5 +121,5 @@ class ERSClient:
     async def referral_request(self, ubrn: str, ctx: RequestContext) -> Resource:
         """A005: the STU3 ReferralRequest for this UBRN (application-restricted allowed)."""
         headers = self._context(ctx, user_restricted=False)
-        response = await self.client.request("GET", f"STU3/ReferralRequest/{ubrn}", ctx, headers=headers)
+        response = await self.client.request("GET", f"STU3/ReferralRequest/{path_segment(ubrn)}", ctx, headers=headers)
         return parse_referral_request(response.body)

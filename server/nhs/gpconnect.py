@@ -7,10 +7,22 @@ Two ways in, chosen by FACADE_GPCONNECT_AUTH_MODE:
 - "ssp-jwt" (default, the production route today): Spine Secure Proxy headers
   Ssp-TraceID (UUID per request), Ssp-From / Ssp-To (consumer / provider ASIDs),
   Ssp-InteractionID, and `Authorization: Bearer <unsigned consumer JWT>` built here
-  from settings (server/nhs/gpconnect_jwt.py). TLS mutual auth belongs to the
-  deployment (HSCN), not to this code.
+  for the authenticated caller (server/nhs/gpconnect_jwt.py). TLS mutual auth belongs
+  to the deployment (HSCN), not to this code.
 - "gateway" (the Clinical Data Gateway API on the NHS API platform): the caller's CIS2
   bearer token is passed through, with Ssp-TraceID and Ods-from.
+
+Who the GP system's audit sees (`asserted_identity`), decided before GP Connect is called:
+- the caller (ctx.principal) as `requesting_practitioner`: SDS user and role profile ids
+  (UNK without a smartcard identity), the local user id, the name when the token has one;
+- `requesting_organization` / `Ods-from`: the caller's ODS code, else the configured one;
+- `reason_for_request` "directcare" for purposes TREAT, ETREAT (or none stated); any
+  other purpose is refused with 403 before the call: the structured record is for
+  direct care only, and asserting directcare for another purpose would falsify the audit;
+- a system caller (no user: no principal, client-credentials or only system/ scopes) is
+  asserted as the configured practitioner in sandbox only (GP Connect at the emulator,
+  a loopback or NHS sandbox URL); elsewhere it gets 403, as GP Connect forbids a
+  generic system user in requesting_practitioner.
 
 The answer is an STU3 Bundle (collection). What the façade uses of it (the allergy
 Lists and the AllergyIntolerance resources) is validated with fhir.resources.STU3 here,
@@ -23,11 +35,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from server.fhir.errors import Unauthorized
+from server.access.environments import classify_url
+from server.access.principal import Principal
+from server.fhir.errors import Forbidden, Unauthorized
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import model_problems, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
-from server.nhs.gpconnect_jwt import Requester, consumer_claims, unsigned_jwt
+from server.nhs.gpconnect_jwt import (
+    Assertion, Organisation, Requester, consumer_claims, practitioner_for, reason_for_request, unsigned_jwt,
+)
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext
 from server.settings import Settings
@@ -41,13 +57,17 @@ Resource = dict[str, Any]
 
 @dataclass(frozen=True)
 class GPConnectConfig:
-    """Who we are to GP Connect: ASIDs, the requester in the JWT, and the route."""
+    """Who we are to GP Connect: ASIDs, the configured organisation (and the sandbox
+    practitioner for system callers), the route, and whether GP Connect is a sandbox."""
 
     consumer_asid: str
     provider_asid: str
     requester: Requester
     issuer: str  # the façade's own public base URL (JWT iss)
     auth_mode: AuthMode = "ssp-jwt"
+    # True only when GP Connect is the emulator or a sandbox: then a system caller is
+    # asserted as requester's practitioner; otherwise it is refused (403).
+    sandbox: bool = False
 
 
 def gpconnect_config(settings: Settings) -> GPConnectConfig:
@@ -65,6 +85,7 @@ def gpconnect_config(settings: Settings) -> GPConnectConfig:
         ),
         issuer=settings.public_base_url(),
         auth_mode=settings.gpconnect_auth_mode,
+        sandbox=classify_url(settings.gpconnect_base_url) in ("emulator", "sandbox"),
     )
 
 
@@ -82,16 +103,64 @@ def structured_record_parameters(nhs_number: str, *, include_resolved: bool) -> 
     }
 
 
+def acts_for_a_user(principal: Principal) -> bool:
+    """False for a system caller: a client-credentials token (subject = client id) or one
+    whose data scopes are all system/ scopes; an SDS user id always means a user."""
+    if principal.sds_user_id:
+        return True
+    if principal.client_id is not None and principal.subject == principal.client_id:
+        return False
+    contexts = {scope.context for scope in principal.scopes.scopes}
+    return contexts != {"system"}
+
+
+def requesting_organisation(requester: Requester, principal: Principal | None) -> Organisation:
+    """The caller's organisation (its ODS code) when the token names one, else the configured
+    one. GP Connect has no name for a code the façade was not configured with: the code is used."""
+    ods = principal.organisation_ods if principal is not None and principal.organisation_ods else None
+    if ods is None or ods == requester.organisation_ods:
+        return requester.organisation()
+    return Organisation(ods, ods)
+
+
+def direct_care_reason(principal: Principal | None) -> str:
+    """GP Connect's reason_for_request for the caller's purpose of use, or Forbidden: the
+    structured record is for direct care only (TREAT, ETREAT, or no purpose stated)."""
+    purpose = principal.purpose if principal is not None else None
+    reason = reason_for_request(purpose)
+    if reason is None:
+        raise Forbidden(f"GP Connect Access Record Structured is for direct care only: purpose of use "
+                        f"{purpose} is not TREAT or ETREAT, so the GP record was not asked for")
+    return reason
+
+
+def asserted_identity(config: GPConnectConfig, principal: Principal | None) -> Assertion:
+    """Who, from where and why this request is made, as GP Connect will audit it; Forbidden
+    (before anything is sent) for a purpose other than direct care, and for a system caller
+    outside sandbox."""
+    reason = direct_care_reason(principal)
+    organisation = requesting_organisation(config.requester, principal)
+    if principal is not None and acts_for_a_user(principal):
+        return Assertion(practitioner_for(principal), organisation, reason)
+    if config.sandbox:
+        return Assertion(config.requester.sandbox_practitioner(), organisation, reason)
+    raise Forbidden("GP Connect needs a logged-on user to name in its audit (requesting_practitioner); "
+                    "a system client without a user cannot read GP records")
+
+
 def request_headers(config: GPConnectConfig, audience: str, ctx: RequestContext, *, now: int,
                     trace_id: str) -> dict[str, str]:
-    """Headers for one structured-record request on the configured route."""
+    """Headers for one structured-record request on the configured route, for ctx.principal."""
     if config.auth_mode == "gateway":
+        direct_care_reason(ctx.principal)  # the gateway forwards to GP Connect: direct care only too
         if not ctx.user_token:
             raise Unauthorized("GP Connect through the Clinical Data Gateway needs the caller's CIS2 bearer token",
                                headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'})
         return {"Authorization": f"Bearer {ctx.user_token}", "Ssp-TraceID": trace_id,
-                "Ods-from": config.requester.organisation_ods}
-    claims = consumer_claims(config.requester, issuer=config.issuer, audience=audience, now=now)
+                "Ods-from": requesting_organisation(config.requester, ctx.principal).ods}
+    assertion = asserted_identity(config, ctx.principal)
+    claims = consumer_claims(assertion, config.requester.device(), issuer=config.issuer, audience=audience,
+                             now=now)
     return {
         "Ssp-TraceID": trace_id,
         "Ssp-From": config.consumer_asid,

@@ -5,6 +5,11 @@ and a rate-limit token are taken (waiting no longer than the budget allows), and
 attempt is sent with the SAME X-Request-ID as every other attempt of this logical
 request, so NHS can de-duplicate a re-send. Failures are retried per retry_policy.
 One Resilience object exists per NHS API per app, shared by every client of that API.
+
+An optional `charge` (the caller's NHS quota, see server.nhs.client) is called before
+each attempt: for the first one before anything else, by the caller that starts the
+request (a single-flight leader, never a joiner), so a refusal is that caller's alone;
+for each retry just before it is sent.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Hashable
+from typing import Awaitable, Callable, Hashable, Protocol
 
 from server.nhs.circuit_breaker import CircuitBreaker
 from server.nhs.client import UpstreamResponse
@@ -31,6 +36,12 @@ log = logging.getLogger("facade.upstream")
 Attempt = Callable[[str], Awaitable[UpstreamResponse]]  # takes the X-Request-ID
 
 
+class Charge(Protocol):
+    """Called before each attempt; may raise to refuse a first attempt (never a retry)."""
+
+    def __call__(self, *, retry: bool) -> None: ...
+
+
 @dataclass
 class Resilience:
     """The guards of one NHS API."""
@@ -46,20 +57,33 @@ class Resilience:
     random: Callable[[], float] = random.random
 
     async def call(self, method: str, attempt: Attempt, *, retry_safe: bool = False,
-                   flight_key: Hashable | None = None) -> Shared[UpstreamResponse]:
-        """Run the logical request; with a flight_key, identical concurrent calls share it."""
-        if flight_key is None or self.flights is None:
-            return Shared(await self.logical_request(method, attempt, retry_safe=retry_safe), False)
-        return await self.flights.run(flight_key,
-                                      lambda: self.logical_request(method, attempt, retry_safe=retry_safe))
+                   flight_key: Hashable | None = None, charge: Charge | None = None) -> Shared[UpstreamResponse]:
+        """Run the logical request; with a flight_key, identical concurrent calls share it
+        (and only the caller that starts it is charged)."""
 
-    async def logical_request(self, method: str, attempt: Attempt, *, retry_safe: bool = False) -> UpstreamResponse:
+        def start() -> Awaitable[UpstreamResponse]:
+            if charge is not None:
+                # Synchronously, in the starting caller: a refusal raises here, before any
+                # flight exists that others could join.
+                charge(retry=False)
+            return self.logical_request(method, attempt, retry_safe=retry_safe, charge=charge)
+
+        if flight_key is None or self.flights is None:
+            return Shared(await start(), False)
+        return await self.flights.run(flight_key, start)
+
+    async def logical_request(self, method: str, attempt: Attempt, *, retry_safe: bool = False,
+                              charge: Charge | None = None) -> UpstreamResponse:
+        """Every attempt of one request; `charge` is called before each retry (the first
+        attempt is charged by `call`)."""
         deadline = Deadline.after(self.clock, self.budget)
         request_id = str(uuid.uuid4())
         retries_allowed = may_retry_method(method, retry_safe)
         attempts = 0
         while True:
             attempts += 1
+            if attempts > 1 and charge is not None:
+                charge(retry=True)
             try:
                 return await self._attempt(attempt, request_id, deadline)
             except UpstreamError as err:

@@ -39,7 +39,8 @@ class ResilientClient(NHSClient):
         if call.method.upper() in SHAREABLE_METHODS and call.json_body is None:
             key = (flight_key(call.method, self.url(call.path), call.params, call.headers, ctx), call.accepted)
         result = await self.resilience.call(call.method, functools.partial(self._attempt, call, ctx),
-                                            retry_safe=call.retry_safe, flight_key=key)
+                                            retry_safe=call.retry_safe, flight_key=key,
+                                            charge=functools.partial(self._charge, ctx))
         if not result.shared:
             return result.value
         # Every sharer gets its own copy: a provider may edit the body it was given.

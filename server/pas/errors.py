@@ -7,7 +7,8 @@ PAS error shape (documented in the README):
      "requestId": "<X-Request-ID>"}
 
 `field` and `value` are null for errors about the request as a whole. Values are echoed
-to the caller who sent them and never logged.
+to the caller who sent them and never logged; a deeply nested one is echoed as a short
+note, so rendering an error can never fail on what the caller sent.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Iterable
 from mappings.engine import Problem
 from server.fhir.errors import FHIRError, ServiceUnavailable
 from server.fhir.outcome import issue, operation_outcome
+from server.pas.json_depth import echoable
 from server.pas.store import StoreUnavailable
 
 STORE_RETRY_AFTER = 5  # seconds: a store outage is answered at once, so ask for a short wait
@@ -48,7 +50,8 @@ class PASError(Exception):
                    headers=dict(self.headers))
 
     def body(self, request_id: str) -> dict[str, Any]:
-        return {"errors": [{"field": p.path or None, "value": p.value, "reason": p.reason} for p in self.problems],
+        return {"errors": [{"field": p.path or None, "value": echoable(p.value), "reason": p.reason}
+                           for p in self.problems],
                 "requestId": request_id}
 
     def outcome(self) -> dict[str, Any]:
@@ -57,7 +60,7 @@ class PASError(Exception):
         issues = []
         for p in self.problems:
             text = p.reason if not p.path else f"{p.path}: {p.reason}" + (
-                f" (value {p.value!r})" if p.value is not None else "")
+                f" (value {echoable(p.value)!r})" if p.value is not None else "")
             issues.append(issue(code, text, expression=[p.path] if p.path else None))
         return operation_outcome(*issues)
 

@@ -14,6 +14,15 @@ Answers (HTTP 200 always; the verdict is in MSA-1): AA on success; AE with one E
 problem when the message is understood but its data is wrong; AR when it is not an ADT
 message this intake handles or cannot be parsed at all. Never a 500.
 
+Senders: MSH-3/MSH-4 must be on the allow-list (server.pas.hl7_senders), checked right
+after parsing and before anything else is looked at or stored. An unlisted sender gets AR
+with one ERR, code 103 (HL7 table 0357, table value not found: MSH-3 and MSH-4 take their
+values from the user-defined tables 0361 Application and 0362 Facility, and the value is
+not in ours), at MSH^1^3. AR, not AE: table 0008 keeps AE for a message whose content is
+wrong, and the PID data is not what is wrong here; AR is what this intake already answers
+for a header it refuses (unsupported MSH-9), and it tells the interface engine the message
+was not processed at all. The message is not stored and its PID is never mapped.
+
 PAS store outage (MongoDB down): AR with ERR code 207 (HL7 table 0357, application
 internal error), severity E, text "the PAS record store is unavailable (...); nothing
 was stored; resend the message later". AR, not AE, because HL7 table 0008 defines AR as "failed to process message for
@@ -38,6 +47,7 @@ from hl7.containers import Component, Message
 from mappings.engine import MappingFailed, Problem, get_pas, set_pas, to_fhir, to_pas
 from mappings.spec import Profile
 from server.pas.errors import PASError, PASStoreUnavailable
+from server.pas.hl7_senders import SenderAllowList
 from server.pas.service import PASService
 from server.providers.base import RequestContext
 
@@ -184,6 +194,17 @@ def parse(raw: bytes) -> Message:
 class HL7Intake:
     service: PASService
     profile: Profile
+    senders: SenderAllowList = SenderAllowList(())  # empty: every sender refused
+
+    def _check_sender(self, message: Message, ctx: RequestContext) -> None:
+        """AR (Rejected) unless MSH-3/MSH-4 are on the allow-list (module docstring)."""
+        application, facility = _field(message, "MSH.F3.R1.C1"), _field(message, "MSH.F4.R1.C1")
+        if not self.senders.allows(application, facility):
+            log.warning("hl7: sender not allowed (MSH-3 %r, MSH-4 %r) request_id=%s", application[:20], facility[:20],
+                        ctx.request_id)
+            raise Rejected(HL7Problem(TABLE_VALUE, f"sending application '{application[:20]}' at facility "
+                                      f"'{facility[:20]}' is not on this façade's list of allowed HL7 senders "
+                                      "(FACADE_PAS_HL7_ALLOWED_SENDERS); nothing was stored", "MSH^1^3"))
 
     def _event(self, message: Message) -> str:
         msg_type, event = _field(message, "MSH.F9.R1.C1"), _field(message, "MSH.F9.R1.C2")
@@ -215,6 +236,7 @@ class HL7Intake:
         message: Message | None = None
         try:
             message = parse(raw)
+            self._check_sender(message, ctx)
             event = self._event(message)
             record = self.to_pas_record(message)
             old = None

@@ -30,6 +30,7 @@ WITHHELD_EXTENSIONS = (
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-BirthPlace",
 )
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+CONFIDENTIALITY_DISPLAY = {"U": "unrestricted", "R": "restricted", "V": "very restricted"}
 
 
 def security_code(patient: Resource) -> str | None:
@@ -37,6 +38,25 @@ def security_code(patient: Resource) -> str | None:
         if isinstance(label, dict) and label.get("system") == CONFIDENTIALITY:
             return label.get("code")
     return None
+
+
+def labelled(patient: Resource, code: str | None) -> Resource:
+    """The patient with `code` as its confidentiality label, as PDS writes one (None: no
+    label); other security labels are kept."""
+    out = copy.deepcopy(patient)
+    meta = dict(out.get("meta") or {})
+    others = [s for s in meta.get("security") or [] if not (isinstance(s, dict) and s.get("system") == CONFIDENTIALITY)]
+    label = ([{"system": CONFIDENTIALITY, "code": code, "display": CONFIDENTIALITY_DISPLAY.get(code, code)}]
+             if code else [])
+    if label or others:
+        meta["security"] = label + others
+    else:
+        meta.pop("security", None)
+    if meta:
+        out["meta"] = meta
+    else:
+        out.pop("meta", None)
+    return out
 
 
 def withhold(patient: Resource, code: str | None) -> Resource:

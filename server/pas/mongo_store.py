@@ -4,13 +4,27 @@ Used when FACADE_MONGODB_URI is set, on the process's one client (server.mongodb
 Collection `pas_patients`, one document per hospital number:
 
     {_id: "H123", record: {...canonical PAS record...}, allergies: [...], medications: [...],
-     version: 3, updated: "2026-03-01T09:30:00+00:00"}
+     version: 3, updated: "2026-03-01T09:30:00+00:00",
+     pdsSecurity: {code: "R", nhsNumber: "9000000025", confirmed: "2026-03-01T09:30:00+00:00"}}
 
 and one alias document per number merged away by HL7 A40:
 
     {_id: "H122", aliasOf: "H123", merged: "..."}
 
 Why it is shaped like this:
+- Every write is acknowledged only once a majority of the replica set has it in its
+  journal (`w: "majority", j: true`): this is the only copy of a hospital's
+  registrations, and a write acknowledged by a primary alone, which then fails and rolls
+  the write back when it rejoins, would be a registration lost after the PAS was told
+  201/AA. The write concern is set on the collection by `pas_collection`, which is how
+  the app opens it (the store uses the collection it is given, so tests can wrap one to
+  inject faults). `wtimeout` bounds the wait: a write whose majority did not answer in
+  time is reported as unconfirmed (503/AR, "read before repeating"), never as done.
+- `pdsSecurity` is PDS's last answer about the patient's confidentiality (absent = never
+  confirmed: the PAS then withholds what a restricted record would, server.pas.restriction).
+  It is set by one `$set` that neither bumps the version nor touches the record, and only
+  while `record.nhsNumber` is still the number PDS was asked about; a write that learnt
+  nothing from PDS leaves it as it is.
 - The hospital number is `_id`, so MongoDB's own unique `_id` index is the unique index
   on hospital numbers, and it covers aliases too: a merged-away number can never be
   registered again (as in PDS, a superseded number stays superseded). Non-unique indexes
@@ -40,32 +54,46 @@ import logging
 from typing import Any, Awaitable, Callable, TypeVar
 
 from bson.errors import BSONError
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
-from server.pas.store import (AlreadyExists, PatientData, StoredPatient, StoreUnavailable, UnknownPatient,
-                              VersionConflict, merged_data, now_iso)
+from server.pas.store import (AlreadyExists, PatientData, PDSSecurity, StoredPatient, StoreUnavailable,
+                              UnknownPatient, VersionConflict, merged_data, now_iso)
 
 log = logging.getLogger("facade.pas.store")
 
 COLLECTION = "pas_patients"
 MAX_ALIAS_HOPS = 32  # A40 chains (A into B, later B into C) are followed this far
 MERGE_ATTEMPTS = 3   # a merge racing a PUT on either record re-reads and tries again
+# The store of record's durability: a majority of the replica set, journaled. A healthy set
+# confirms in milliseconds; 5 s is for a set that lost a member, not a normal wait.
+WRITE_CONCERN = WriteConcern(w="majority", j=True, wtimeout=5000)
 T = TypeVar("T")
 Document = dict[str, Any]
 LIVE = {"aliasOf": {"$exists": False}}
 
 
+def pas_collection(database: AsyncDatabase[Document]) -> AsyncCollection[Document]:
+    """The `pas_patients` collection with the store of record's write concern."""
+    return database.get_collection(COLLECTION, write_concern=WRITE_CONCERN)
+
+
 def _stored(doc: Document) -> StoredPatient:
     return StoredPatient(doc["_id"], doc["record"], doc["version"], doc["updated"],
-                         tuple(doc.get("allergies") or ()), tuple(doc.get("medications") or ()))
+                         tuple(doc.get("allergies") or ()), tuple(doc.get("medications") or ()),
+                         PDSSecurity.from_document(doc.get("pdsSecurity")))
 
 
 def _fields(hn: str, data: PatientData) -> Document:
-    """The stored fields of a write (copied: the caller's data is never shared)."""
-    return copy.deepcopy({"record": {**data.record, "hospitalNumber": hn}, "allergies": list(data.allergies),
-                          "medications": list(data.medications), "updated": now_iso()})
+    """The stored fields of a write (copied: the caller's data is never shared). PDS's
+    confidentiality only when the write learnt it: otherwise the stored one stays."""
+    fields: Document = {"record": {**data.record, "hospitalNumber": hn}, "allergies": list(data.allergies),
+                        "medications": list(data.medications), "updated": now_iso()}
+    if data.pds_security is not None:
+        fields["pdsSecurity"] = data.pds_security.to_document()
+    return copy.deepcopy(fields)
 
 
 class MongoPASStore:
@@ -162,6 +190,15 @@ class MongoPASStore:
             return await cursor.to_list(None)
 
         return [_stored(doc) for doc in await self._guarded("find", find)]
+
+    async def record_pds_security(self, hospital_number: str, security: PDSSecurity) -> bool:
+        current = await self._live("confirm", hospital_number)
+        if current is None:
+            return False
+        result = await self._guarded("confirm", lambda: self.collection.update_one(
+            {"_id": current["_id"], "record.nhsNumber": security.nhs_number, **LIVE},
+            {"$set": {"pdsSecurity": security.to_document()}}))
+        return result.matched_count == 1
 
     async def merge(self, old: str, surviving: str) -> StoredPatient:
         for _ in range(MERGE_ATTEMPTS):

@@ -20,8 +20,10 @@ from starlette.routing import Route
 
 from mappings.engine import Problem
 from server.fhir.errors import FHIRError
+from server.access.control import AccessControl
 from server.pas.errors import PASError
 from server.pas.hl7_intake import HL7Intake
+from server.pas.json_depth import MAX_JSON_DEPTH, nested_deeper_than
 from server.pas.records import document
 from server.pas.service import RELATED, PASService, Written
 from server.providers.base import RequestContext
@@ -51,11 +53,25 @@ def _runtime(request: Request) -> PASRuntime:
     return request.app.state.pas
 
 
-def _context(request: Request) -> RequestContext:
+def _context(request: Request, action: str, resource_type: str, permissions: str) -> RequestContext:
+    """The caller's context, once the access policy lets them do `action` (a role of the
+    role table's `pas` list, and a user/ or system/ scope granting `permissions` on the
+    FHIR type the endpoint stands for); else a 403 in the PAS error shape."""
+    access: AccessControl = request.state.access
+    principal = request.state.principal
+    access.policy.require_pas(principal, action, resource_type, permissions)
     auth = request.headers.get("authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    inbound = auth[7:].strip() if auth[:7].lower() == "bearer " else None
     return RequestContext(request_id=request.state.request_id, base_url=_runtime(request).base_url,
-                          user_token=token or None, headers=request.headers)
+                          user_token=access.nhs_user_token(request.headers, inbound), headers=request.headers,
+                          principal=principal, quota=access.quota)
+
+
+def _audit_patient(request: Request, stored: Any) -> None:
+    """Name the PAS patient this request touched in its AuditEvent."""
+    nhs = getattr(stored, "nhs_number", None)
+    ref = f"Patient/{nhs}" if nhs else f"Patient/pas-{stored.hospital_number}"
+    request.state.audit.saw([ref], [f"Patient/pas-{stored.hospital_number}"])
 
 
 def _hospital_number(request: Request) -> str:
@@ -71,9 +87,13 @@ async def _json_body(request: Request) -> Any:
         raise PASError(415, f"send the record as {JSON}, not {ctype}")
     raw = await request.body()
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise PASError(400, "the body is not valid JSON") from None
+    if nested_deeper_than(body, MAX_JSON_DEPTH):
+        # Refused here: such a value, echoed in a field problem, could not even be rendered.
+        raise PASError(400, f"the body nests lists or objects more than {MAX_JSON_DEPTH} levels deep")
+    return body
 
 
 def _written_headers(request: Request, written: Written) -> dict[str, str]:
@@ -88,16 +108,20 @@ def _written_headers(request: Request, written: Written) -> dict[str, str]:
 
 
 async def register_patient(request: Request) -> Response:
+    ctx = _context(request, "patients.write", "Patient", "c")
     body = await _json_body(request)
-    service, ctx = _runtime(request).service, _context(request)
+    service = _runtime(request).service
     written = await service.register(body, ctx)
+    _audit_patient(request, written.stored)
     record = service.written_record(written.stored)
     return PASResponse(document(written.stored, record), status_code=201, headers=_written_headers(request, written))
 
 
 async def read_patient(request: Request) -> Response:
     service = _runtime(request).service
-    view = await service.view(_hospital_number(request), _context(request))
+    ctx = _context(request, "patients.read", "Patient", "r")
+    view = await service.view(_hospital_number(request), ctx)
+    _audit_patient(request, view.stored)
     record, unmapped = service.pas_record(view)
     headers = {"ETag": view.stored.etag, "X-PDS-Refresh": view.refresh}
     if unmapped:
@@ -105,22 +129,35 @@ async def read_patient(request: Request) -> Response:
     return PASResponse(document(view.stored, record), headers=headers)
 
 
+# PAS ETags are W/"<version>": ASCII digits only (\d and int() also take non-ASCII
+# digits), at most 18 of them, so int() never meets Python's int-string limit.
+IF_MATCH_ETAG = re.compile(r'\s*(?:W/)?"([0-9]{1,18})"\s*', re.ASCII)
+
+
+def if_match_version(header: str) -> int | None:
+    """The record version an If-Match header names, or None when it names none."""
+    match = IF_MATCH_ETAG.fullmatch(header)
+    return int(match.group(1)) if match else None
+
+
 def _if_match(request: Request) -> int:
     header = request.headers.get("if-match")
     if header is None:
         raise PASError(428, "PUT needs If-Match with the ETag of the record you read")
-    match = re.fullmatch(r'\s*(?:W/)?"(\d+)"\s*', header)
-    if not match:
+    version = if_match_version(header)
+    if version is None:
         raise PASError(412, f"If-Match {header[:40]!r} is not an ETag of this record")
-    return int(match.group(1))
+    return version
 
 
 async def update_patient(request: Request) -> Response:
+    ctx = _context(request, "patients.write", "Patient", "u")
     hn = _hospital_number(request)
     version = _if_match(request)
     body = await _json_body(request)
-    service, ctx = _runtime(request).service, _context(request)
+    service = _runtime(request).service
     written = await service.update(hn, body, version, ctx)
+    _audit_patient(request, written.stored)
     headers = _written_headers(request, written)
     headers.pop("Location")
     return PASResponse(document(written.stored, service.written_record(written.stored)), headers=headers)
@@ -131,8 +168,11 @@ async def related_records(request: Request) -> Response:
     kind = request.path_params["kind"]
     if kind not in RELATED:
         raise PASError(404, f"no PAS endpoint '{kind[:40]}' (allergies, medications, referrals)")
+    ctx = _context(request, "related.read", RELATED[kind], "r")
+    request.state.audit.resource_type = RELATED[kind]
+    request.state.audit.saw([f"Patient/pas-{hn}"], [])
     items = []
-    for related in await _runtime(request).service.related(hn, kind, _context(request)):
+    for related in await _runtime(request).service.related(hn, kind, ctx):
         item = {**related.record, "source": related.source}
         if related.unmapped:
             item["unmapped"] = [{"field": p.path, "value": p.value, "reason": p.reason} for p in related.unmapped]
@@ -141,7 +181,8 @@ async def related_records(request: Request) -> Response:
 
 
 async def hl7_message(request: Request) -> Response:
-    ack = await _runtime(request).intake.handle(await request.body(), _context(request))
+    ctx = _context(request, "hl7", "Patient", "cu")
+    ack = await _runtime(request).intake.handle(await request.body(), ctx)
     return Response(ack, media_type=f"{HL7_MEDIA}; charset=utf-8")
 
 

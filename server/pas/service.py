@@ -20,10 +20,11 @@ from server.fhir.search_request import SearchRequest
 from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.pds import PDSClient, PDSTooManyMatches
 from server.pas.errors import PASError, store_unavailable
-from server.pas.merge import WITHHELD, merge_with_pds, security_code, withhold
+from server.pas.merge import WITHHELD, merge_with_pds, security_code
 from server.pas.records import PASMappings, parse_document, patient_id, patient_resource
-from server.pas.store import (AlreadyExists, PASStore, PatientData, StoredPatient, StoreUnavailable, UnknownPatient,
-                              VersionConflict)
+from server.pas.restriction import pds_said, restriction, restriction_of, shown
+from server.pas.store import (AlreadyExists, PASStore, PatientData, PDSSecurity, StoredPatient, StoreUnavailable,
+                              UnknownPatient, VersionConflict)
 from server.pas.tracing import TraceOutcome, TraceQuery, judge_exact, judge_fuzzy, no_fuzzy_possible
 from server.providers.base import RequestContext
 from server.providers.registry import ProviderRegistry
@@ -48,8 +49,9 @@ def store_errors() -> Iterator[None]:
 
 def _keeping_restriction(data: PatientData, current: StoredPatient) -> PatientData:
     """A PAS update (a PUT, an HL7 A08/A31 carrying the whole record) that says nothing about
-    confidentiality keeps a known R/V restriction: the restriction comes from PDS (or an
-    earlier trace), and losing it would show the address again whenever PDS is down."""
+    confidentiality keeps the R/V restriction the PAS (or, in records stored before PDS's
+    answer was kept apart, an earlier trace) put on the record: losing it would show the
+    address again whenever PDS is down. PDS's own answer is kept by the store itself."""
     known = current.record.get("confidentiality")
     if known in WITHHELD and not data.record.get("confidentiality"):
         return dataclasses.replace(data, record={**data.record, "confidentiality": known})
@@ -170,36 +172,37 @@ class PASService:
 
     async def _with_nhs_number(self, data: PatientData,
                                ctx: RequestContext) -> tuple[PatientData, TraceOutcome | None, str | None]:
-        """A supplied NHS number is kept (status 02 unless given); otherwise trace."""
+        """A supplied NHS number is kept (status 02 unless given); otherwise trace. Either
+        way, what PDS says about the patient's confidentiality goes with the write
+        (`pds_security`), so reads made while PDS is down withhold what PDS would."""
         record = dict(data.record)
         if record.get("nhsNumber"):
             record.setdefault("nhsNumberStatus", NOT_TRACED)
-            record = await self._with_pds_restriction(record, ctx)
-            return dataclasses.replace(data, record=record), None, None
+            said = await self._pds_security(record["nhsNumber"], ctx)
+            return dataclasses.replace(data, record=record, pds_security=said), None, None
         record.pop("nhsNumberStatus", None)
         trace, error = await self.trace(patient_resource(self.mappings, record), ctx)
+        said = None
         if trace is None:
             record["nhsNumberStatus"] = TRACE_REQUIRED
         else:
             record["nhsNumberStatus"] = trace.status
             if trace.nhs_number:
                 record["nhsNumber"] = trace.nhs_number
-                if trace.security in ("R", "V"):
-                    record["confidentiality"] = trace.security
-        return dataclasses.replace(data, record=record), trace, error
+                said = pds_said(trace.security, trace.nhs_number)
+        return dataclasses.replace(data, record=record, pds_security=said), trace, error
 
-    async def _with_pds_restriction(self, record: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        """Store the R/V restriction PDS holds for a supplied NHS number, so reads made while
-        PDS is down still withhold what PDS would. PDS only ever adds a restriction here;
-        PDS failing leaves the record as the PAS sent it (the write is not refused for it)."""
-        if self.pds is None or record.get("confidentiality") in WITHHELD:
-            return record
+    async def _pds_security(self, nhs_number: str, ctx: RequestContext) -> PDSSecurity | None:
+        """PDS's confidentiality for a supplied NHS number; None when PDS could not be asked
+        (the write is not refused for it: the record stays unconfirmed, so withheld)."""
+        if self.pds is None:
+            return None
         try:
-            code = security_code((await self.pds.get_patient(record["nhsNumber"], ctx)).patient)
+            patient = (await self.pds.get_patient(nhs_number, ctx)).patient
         except UpstreamError as err:
             log.info("restriction check: PDS failed (%s) request_id=%s", type(err).__name__, ctx.request_id)
-            return record
-        return {**record, "confidentiality": code} if code in WITHHELD else record
+            return None
+        return pds_said(security_code(patient), nhs_number)
 
     # --- tracing ----------------------------------------------------------------
 
@@ -253,31 +256,42 @@ class PASService:
         return await self.view_of(await self.stored(hospital_number), ctx)
 
     async def view_of(self, stored: StoredPatient, ctx: RequestContext) -> PatientView:
+        """Every rendering of a PAS patient goes through here or `written_record`: the
+        restriction rules are server.pas.restriction's. Without a PDS answer, the last one
+        kept for this NHS number applies, and with none the record is withheld as R."""
         pas = patient_resource(self.mappings, stored.record)
         nhs = stored.nhs_number
         if not nhs or self.pds is None:
-            return PatientView(stored, withhold(pas, security_code(pas)), "not-traced")
+            return self._offline(stored, pas, "not-traced")
         try:
             pds = (await self.pds.get_patient(nhs, ctx)).patient
         except UpstreamError as err:
             status = to_fhir_error(err).status
-            # Without PDS the restriction last known to the PAS copy still applies.
             refresh: Refresh = "not-found" if status in (404, 410) else "unavailable"
-            return PatientView(stored, withhold(pas, security_code(pas)), refresh)
-        merged = merge_with_pds(pas, pds)
+            return self._offline(stored, pas, refresh)
+        said = pds_said(security_code(pds), nhs)
+        if said is not None and (stored.pds_security is None
+                                 or (said.code, said.nhs_number) != (stored.pds_security.code,
+                                                                     stored.pds_security.nhs_number)):
+            # Kept so a later PDS outage still knows; a store outage here is the read's 503.
+            with store_errors():
+                await self.store.record_pds_security(stored.hospital_number, said)
+            stored = dataclasses.replace(stored, pds_security=said)
+        rule = restriction(said.code if said else None, stored.record.get("confidentiality"))
+        merged = shown(merge_with_pds(pas, pds), rule)
         merged["id"] = patient_id(stored.hospital_number)
         return PatientView(stored, merged, "refreshed")
 
+    @staticmethod
+    def _offline(stored: StoredPatient, pas: dict[str, Any], refresh: Refresh) -> PatientView:
+        return PatientView(stored, shown(pas, restriction_of(stored)), refresh)
+
     def written_record(self, stored: StoredPatient) -> dict[str, Any]:
         """A written record as answered to its writer: as stored (not refreshed, so the
-        writer sees what was kept), minus whatever the stored restriction withholds. Every
-        write with an NHS number learns PDS's restriction first (trace or
-        _with_pds_restriction), so the stored label is PDS's unless PDS could not be asked."""
-        code = stored.record.get("confidentiality")
-        if code not in WITHHELD:
-            return dict(stored.record)
+        writer sees what was kept), labelled and withheld by the restriction the store
+        knows (server.pas.restriction: unconfirmed by PDS = withheld as R)."""
         record, _ = to_pas(self.mappings.record("Patient"),
-                           withhold(patient_resource(self.mappings, stored.record), code))
+                           shown(patient_resource(self.mappings, stored.record), restriction_of(stored)))
         record["hospitalNumber"] = stored.hospital_number
         return record
 

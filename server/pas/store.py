@@ -8,7 +8,12 @@ the surviving record, as PDS does for superseded NHS numbers.
 
 `PASStore` is the seam: `InMemoryPASStore` (the default, one process, lost on restart)
 and `MongoPASStore` (server.pas.mongo_store, when FACADE_MONGODB_URI is set) implement
-the same six methods and pass the same behaviour suite (tests/integration/test_pas_stores.py).
+the same seven methods and pass the same behaviour suite (tests/integration/test_pas_stores.py).
+
+Beside the PAS record, each patient keeps what PDS last said about its confidentiality
+(`PDSSecurity`: the code, the NHS number PDS was asked about, and when). It is the
+façade's own knowledge, not part of the PAS record: recording it neither changes the
+record nor its version, and a write that learnt nothing new from PDS keeps it.
 
 Backend trouble is never swallowed here, unlike the cache: a store that cannot reach its
 database raises `StoreUnavailable`, and the PAS answers 503 (REST) or AR (HL7) instead
@@ -17,11 +22,33 @@ of pretending a write happened.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 PASRecord = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PDSSecurity:
+    """What PDS said about a patient's confidentiality (meta.security U, R or V).
+
+    Valid only for `nhs_number`: a record whose NHS number changes is unconfirmed again."""
+
+    code: str
+    nhs_number: str
+    confirmed: str  # when PDS said it (ISO 8601, UTC)
+
+    def to_document(self) -> dict[str, str]:
+        return {"code": self.code, "nhsNumber": self.nhs_number, "confirmed": self.confirmed}
+
+    @classmethod
+    def from_document(cls, doc: Any) -> "PDSSecurity | None":
+        if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("code", "nhsNumber",
+                                                                                       "confirmed")):
+            return None
+        return cls(doc["code"], doc["nhsNumber"], doc["confirmed"])
 
 
 @dataclass(frozen=True)
@@ -34,6 +61,7 @@ class StoredPatient:
     updated: str
     allergies: tuple[PASRecord, ...] = ()
     medications: tuple[PASRecord, ...] = ()
+    pds_security: PDSSecurity | None = None  # PDS's last word on confidentiality; None = never confirmed
 
     @property
     def etag(self) -> str:
@@ -78,11 +106,13 @@ class VersionConflict(Exception):
 
 @dataclass(frozen=True)
 class PatientData:
-    """What a write carries: the patient record and its PAS-recorded lists."""
+    """What a write carries: the patient record, its PAS-recorded lists and, when PDS
+    answered during the write, PDS's confidentiality (None = keep what is stored)."""
 
     record: PASRecord
     allergies: tuple[PASRecord, ...] = ()
     medications: tuple[PASRecord, ...] = ()
+    pds_security: PDSSecurity | None = None
 
 
 class PASStore(Protocol):
@@ -94,6 +124,10 @@ class PASStore(Protocol):
         """Replace the record; `expected_version=None` means unconditional (HL7 updates)."""
 
     async def find_by_nhs_number(self, nhs_number: str) -> list[StoredPatient]: ...
+
+    async def record_pds_security(self, hospital_number: str, security: PDSSecurity) -> bool:
+        """Keep what PDS said, without touching the record or its version; only while the
+        record still has `security.nhs_number` (False when it no longer does, or is gone)."""
 
     async def merge(self, old: str, surviving: str) -> StoredPatient:
         """Fold `old` into `surviving`: lists are joined, `old` becomes an alias."""
@@ -111,7 +145,7 @@ def merged_data(keep: StoredPatient, gone: StoredPatient) -> PatientData:
         return a + tuple(r for r in b if r.get(key) is None or r.get(key) not in ids)
 
     return PatientData(keep.record, joined(keep.allergies, gone.allergies, "allergyId"),
-                       joined(keep.medications, gone.medications, "prescriptionId"))
+                       joined(keep.medications, gone.medications, "prescriptionId"), keep.pds_security)
 
 
 def now_iso() -> str:
@@ -134,9 +168,10 @@ class InMemoryPASStore:
         return hospital_number
 
     @staticmethod
-    def _stored(hn: str, data: PatientData, version: int) -> StoredPatient:
+    def _stored(hn: str, data: PatientData, version: int, kept: PDSSecurity | None = None) -> StoredPatient:
         return StoredPatient(hn, copy.deepcopy(data.record), version, now_iso(),
-                             copy.deepcopy(data.allergies), copy.deepcopy(data.medications))
+                             copy.deepcopy(data.allergies), copy.deepcopy(data.medications),
+                             data.pds_security or kept)
 
     async def create(self, data: PatientData) -> StoredPatient:
         hn = data.record["hospitalNumber"]
@@ -156,12 +191,20 @@ class InMemoryPASStore:
         if expected_version is not None and expected_version != current.version:
             raise VersionConflict(current.version)
         record = {**data.record, "hospitalNumber": hn}
-        self._records[hn] = self._stored(hn, PatientData(record, data.allergies, data.medications),
-                                         current.version + 1)
+        self._records[hn] = self._stored(hn, PatientData(record, data.allergies, data.medications, data.pds_security),
+                                         current.version + 1, current.pds_security)
         return self._records[hn]
 
     async def find_by_nhs_number(self, nhs_number: str) -> list[StoredPatient]:
         return [p for p in self._records.values() if p.nhs_number == nhs_number]
+
+    async def record_pds_security(self, hospital_number: str, security: PDSSecurity) -> bool:
+        hn = self._resolve(hospital_number)
+        current = self._records.get(hn)
+        if current is None or current.nhs_number != security.nhs_number:
+            return False
+        self._records[hn] = dataclasses.replace(current, pds_security=security)
+        return True
 
     async def merge(self, old: str, surviving: str) -> StoredPatient:
         old_hn, keep_hn = self._resolve(old), self._resolve(surviving)

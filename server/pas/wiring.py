@@ -11,9 +11,10 @@ from pymongo import AsyncMongoClient
 from mappings.spec import load_profile
 from server.nhs.pds import PDSClient
 from server.pas.hl7_intake import HL7Intake
+from server.pas.hl7_senders import SenderAllowList
 from server.pas.records import PASMappings
 from server.pas.routes import PASRuntime
-from server.pas.mongo_store import COLLECTION, MongoPASStore
+from server.pas.mongo_store import MongoPASStore, pas_collection
 from server.pas.service import PASService
 from server.pas.store import InMemoryPASStore, PASStore
 from server.providers.catalogue import Wiring
@@ -27,13 +28,14 @@ log = logging.getLogger("facade.pas")
 
 @contextlib.asynccontextmanager
 async def open_pas_store(settings: Settings, client: AsyncMongoClient | None) -> AsyncIterator[PASStore]:
-    """MongoDB (collection pas_patients in FACADE_MONGODB_DATABASE, on the shared client)
-    when one is configured, else in memory. Either way a store of record: no expiry."""
+    """MongoDB (collection pas_patients in FACADE_MONGODB_DATABASE, on the shared client,
+    written with w: majority, j: true) when one is configured, else in memory. Either way
+    a store of record: no expiry."""
     if client is None:
         log.info("pas store: in memory (records are lost when the process stops)")
         store: PASStore = InMemoryPASStore()
     else:
-        mongo = MongoPASStore(client[settings.mongodb_database][COLLECTION])
+        mongo = MongoPASStore(pas_collection(client[settings.mongodb_database]))
         await mongo.start()
         log.info("pas store: MongoDB, database %s", settings.mongodb_database)
         store = mongo
@@ -60,5 +62,8 @@ def build_pas(wiring: Wiring, registry: ProviderRegistry, base_url: str, store: 
     registry.replace(PatientWithPAS(registry.find("Patient"), service))
     for resource_type in ("AllergyIntolerance", "MedicationRequest"):
         registry.replace(ClinicalWithPAS(resource_type, registry.find(resource_type), service))
-    return PASRuntime(service=service, intake=HL7Intake(service, load_profile(settings.pas_hl7_profile)),
-                      base_url=base_url)
+    senders = SenderAllowList.from_entries(settings.pas_hl7_senders)
+    if not senders.senders:
+        log.warning("pas hl7: no sender is allowed (FACADE_PAS_HL7_ALLOWED_SENDERS): every message gets AR")
+    intake = HL7Intake(service, load_profile(settings.pas_hl7_profile), senders)
+    return PASRuntime(service=service, intake=intake, base_url=base_url)

@@ -75,6 +75,7 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
     )
     includes: ClassVar[tuple[str, ...]] = ("AllergyIntolerance:patient",)
     default_filters: ClassVar[tuple[tuple[str, str], ...]] = (("clinical-status", "active"),)
+    names_the_user_upstream: ClassVar[bool] = True  # the consumer JWT's requesting_practitioner
 
     def __init__(self, gpconnect: GPConnectClient) -> None:
         self.gpconnect = gpconnect

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from server.fhir.errors import InvalidSearchParameter
-from server.fhir.search_params import DateValue, ParsedParam, ReferenceValue, StringValue, TokenValue
+from server.fhir.search_params import DateValue, MissingValue, ParsedParam, ReferenceValue, StringValue, TokenValue
 from server.fhir.search_request import SearchRequest
 
 GENDER_SYSTEM = "http://hl7.org/fhir/administrative-gender"
@@ -28,6 +28,10 @@ _FLAGS = {"_fuzzy-match": "_fuzzy-match", "_exact-match": "_exact-match", "_hist
 def _single(param: ParsedParam) -> object:
     if len(param.values) != 1:
         raise InvalidSearchParameter(f"Parameter '{param.name}': PDS cannot search for one of several values")
+    if isinstance(param.values[0], MissingValue):
+        # e.g. `_fuzzy-match:missing=true`: PDS has no "element absent" search (was a 500).
+        raise InvalidSearchParameter(f"Parameter '{param.name}:missing' is not supported: PDS cannot search for "
+                                     "absent elements")
     return param.values[0]
 
 

@@ -2,7 +2,8 @@
 
 Tests tell the emulator, over HTTP, to answer the next N matching requests with a
 status, a delay, a dropped connection or a malformed body, and read back how many
-requests each API received (single-flight and no-avoidable-load tests count these).
+requests each API received (single-flight and no-avoidable-load tests count these)
+and the GP Connect consumer JWT claims it was sent (whose identity GP Connect audits).
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class EmulatorState:
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() per request, in order
     # The NHS context headers of each request, in order (tests check correlation and ODS).
     context_headers: list[dict[str, str]] = field(default_factory=list)
+    # The decoded GP Connect consumer JWT claims, in order, the last 50 (who GP Connect audits).
+    gpconnect_jwt_claims: list[dict[str, Any]] = field(default_factory=list)
 
     def take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
@@ -122,6 +125,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
         state.request_ids.clear()
         state.arrivals.clear()
         state.context_headers.clear()
+        state.gpconnect_jwt_claims.clear()
         return JSONResponse({"reset": True})
 
     async def counts(request: Request) -> Response:
@@ -129,8 +133,12 @@ def control_routes(state: EmulatorState) -> list[Route]:
                              "request_ids": state.request_ids, "arrivals": state.arrivals,
                              "context_headers": state.context_headers})
 
+    async def gpconnect_jwt(request: Request) -> Response:
+        return JSONResponse({"claims": state.gpconnect_jwt_claims})
+
     return [
         Route("/_control/faults", add_fault, methods=["POST"]),
+        Route("/_control/gpconnect/jwt", gpconnect_jwt, methods=["GET"]),
         Route("/_control/reset", reset, methods=["POST"]),
         Route("/_control/requests", counts, methods=["GET"]),
     ]

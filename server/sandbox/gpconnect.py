@@ -5,7 +5,10 @@ error handling guidance; shared/reference/nhs-apis.md s.2.7), on synthetic data
 (server/sandbox/gpconnect_data.py):
 - SSP route: Ssp-TraceID (UUID), Ssp-From, Ssp-To, Ssp-InteractionID (403 when it is not
   the structured-record interaction), and the consumer JWT (unsigned, alg none, exp =
-  iat + 5 min, directcare, patient/*.read, requesting device/organisation/practitioner);
+  iat + 5 min, directcare, patient/*.read, requesting device/organisation/practitioner,
+  the practitioner identified: an SDS user id identifier (a value, or UNK together with
+  a local user identifier), every identifier with a system and a value); the decoded
+  claims are recorded for tests (GET /_control/gpconnect/jwt);
   gateway route (Clinical Data Gateway): a bearer token, Ssp-TraceID and Ods-from;
 - body: a Parameters resource; patientNHSNumber with the NHS number system and a
   Modulus-11 valid value; includeAllergies needs includeResolvedAllergies;
@@ -24,7 +27,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.nhs.gpconnect import INTERACTION_ID
-from server.nhs.gpconnect_jwt import LIFETIME_SECONDS, READ_SCOPE, decode_unsigned_jwt
+from server.nhs.gpconnect_jwt import (
+    LIFETIME_SECONDS, READ_SCOPE, SDS_ROLE_PROFILE_ID, SDS_USER_ID, UNKNOWN, decode_unsigned_jwt,
+)
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 from server.sandbox.gpconnect_data import NO_CONSENT, structured_record
 
@@ -81,7 +86,38 @@ def _check_jwt(authorization: str) -> str | None:
             return f"JWT {claim} must be a {rtype} resource"
     if claims["requesting_practitioner"].get("id") != claims["sub"]:
         return "JWT sub must equal requesting_practitioner.id"
+    return _practitioner_problem(claims["requesting_practitioner"])
+
+
+def _practitioner_problem(practitioner: dict[str, Any]) -> str | None:
+    """GP Connect: the logged-on user's SDS user id (UNK without a smartcard), then a
+    local user id; a practitioner nobody can identify makes the GP audit worthless."""
+    identifiers = practitioner.get("identifier")
+    if not isinstance(identifiers, list) or not identifiers:
+        return "JWT requesting_practitioner must have an identifier"
+    if not all(isinstance(i, dict) and isinstance(i.get("system"), str) and i["system"]
+               and isinstance(i.get("value"), str) and i["value"] for i in identifiers):
+        return "JWT requesting_practitioner identifiers need a system and a value"
+    sds = [i["value"] for i in identifiers if i["system"] == SDS_USER_ID]
+    if len(sds) != 1:
+        return f"JWT requesting_practitioner needs one {SDS_USER_ID} identifier (UNK without a smartcard)"
+    local = [i for i in identifiers if i["system"] not in (SDS_USER_ID, SDS_ROLE_PROFILE_ID)]
+    if sds[0] == UNKNOWN and not local:
+        return "JWT requesting_practitioner without an SDS user id needs a local user identifier"
     return None
+
+
+def _record_claims(request: Request, authorization: str) -> None:
+    """Keep the decoded consumer JWT claims (the last 50) for GET /_control/gpconnect/jwt."""
+    state = getattr(request.app.state, "emulator", None)
+    if state is None or not authorization.lower().startswith("bearer "):
+        return
+    try:
+        _, claims = decode_unsigned_jwt(authorization[7:].strip())
+    except ValueError:
+        return
+    state.gpconnect_jwt_claims.append(claims)
+    del state.gpconnect_jwt_claims[:-50]
 
 
 def _check_headers(request: Request) -> Response | None:
@@ -94,6 +130,7 @@ def _check_headers(request: Request) -> Response | None:
             return gpc_error(400, "BAD_REQUEST", "Ssp-From, Ssp-To and Ssp-InteractionID headers are required")
         if h["ssp-interactionid"] != INTERACTION_ID:
             return gpc_error(403, None, "Ssp-InteractionID does not match the operation", issue_code="forbidden")
+        _record_claims(request, h.get("authorization", ""))
         problem = _check_jwt(h.get("authorization", ""))
         if problem:
             return gpc_error(400, "BAD_REQUEST", problem)

@@ -188,7 +188,7 @@ async def test_gateway_mode_passes_the_callers_token(emulator: Emulator, http: a
         facade = FHIRClient(url, http)
         await get_ok(facade, f"/AllergyIntolerance?patient={JANE}", 401)
         status, _, body = await facade.get(f"/AllergyIntolerance?patient={JANE}",
-                                           headers={"Authorization": "Bearer cis2-user-token"})
+                                           headers={"X-NHS-User-Token": "cis2-user-token"})
         assert status == 200 and codes(body) == ACTIVE
         validate_r4(body)
 

@@ -1,5 +1,6 @@
 """rest.security, /.well-known/smart-configuration and /openapi.json over real sockets:
-what they claim comes from the registry and the wiring's access modes."""
+what they claim comes from the registry, the settings, the role table and the wiring's
+access modes. The discovery documents are public: fetched here without a token."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,11 +9,16 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from server.providers.catalogue import DEFAULT_PROVIDERS, Wiring, patient_from_pds
+from capability.smart import PERMISSION_CAPABILITIES
+from server.access.dev_issuer import DEV_ISSUER
+from server.access.middleware import PUBLIC_PATHS
+from server.access.roles import RoleTable, load_role_table
 from server.providers.base import ResourceProvider
+from server.providers.catalogue import DEFAULT_PROVIDERS, Wiring, patient_from_pds
 from tests.support.checked_client import CheckedClient
 from tests.support.nhs_auth import API_KEY, KID, auth_key_pair, register_client
 from tests.support.servers import Emulator, running_facade
+from tests.support.tokens import facade_access_settings
 
 SECURITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
@@ -24,7 +30,7 @@ async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any, Any
 
 
 async def security_of(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    statement = (await CheckedClient(url, http).get("/metadata")).body
+    statement = (await CheckedClient(url, http).get("/metadata", anonymous=True)).body
     return statement["rest"][0]["security"]
 
 
@@ -32,29 +38,60 @@ def codes(security: dict[str, Any]) -> set[str]:
     return {c["code"] for s in security["service"] for c in s["coding"] if c["system"] == SECURITY_SYSTEM}
 
 
+def facade_role_table() -> RoleTable:
+    """The role table the test façades load (running_facade's access settings)."""
+    return load_role_table(facade_access_settings("http://127.0.0.1")["access_policy"])
+
+
+def operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for item in doc["paths"].values() for op in item.values()]
+
+
+class DeviceFromNowhere(ResourceProvider):
+    resource_type = "Device"
+    interactions = ("read",)
+
+    async def read(self, resource_id: str, ctx: Any) -> Any:
+        raise AssertionError("not called")
+
+
+def device(_: Wiring) -> ResourceProvider:
+    return DeviceFromNowhere()
+
+
 # ---- rest.security and SMART ------------------------------------------------------------
+
+IDP = "https://idp.hospital.example"
+
+
+def restricted_listing(security: dict[str, Any]) -> str:
+    """The user-restricted types of the description: 'Type (via API); ...', or '' when none."""
+    paragraph = next(p for p in security["description"].split("\n\n") if "user-restricted" in p.lower())
+    return paragraph.split(": ", 1)[1].split(". ", 1)[0] if paragraph.startswith("User-restricted") else ""
 
 
 async def test_security_names_the_user_restricted_types_the_wiring_built(emulator: Emulator,
                                                                         http: aiohttp.ClientSession) -> None:
-    async with running_facade(emulator, token_url=emulator.token_url,
-                              smart_authorize_url="https://nhs.example/oauth2/authorize") as url:
+    async with running_facade(emulator, auth_token_url=IDP + "/token", auth_authorize_url=IDP + "/authorize",
+                              cors_allow_origins=["https://app.example"]) as url:
         security = await security_of(http, url)
         status, headers, smart = await get_json(http, url + "/.well-known/smart-configuration")
-    assert codes(security) == {"OAuth", "SMART-on-FHIR"}
-    # CPT is user-restricted, and e-RS (UBRN searches) in its default user-restricted mode.
-    assert "MedicationRequest (via CPT)" in security["description"]
-    assert "ServiceRequest (via e-RS)" in security["description"]
-    assert "Patient" not in security["description"].split(":")[1]  # PDS is application-restricted by default
+    assert codes(security) == {"OAuth", "SMART-on-FHIR"} and security["cors"] is True
+    # CPT is user-restricted, and e-RS (UBRN searches) in its default user-restricted mode;
+    # PDS is application-restricted by default.
+    assert restricted_listing(security) == "MedicationRequest (via CPT); ServiceRequest (via e-RS)"
+    assert "X-NHS-User-Token header" in security["description"]
     [oauth] = security["extension"]
     assert {e["url"]: e["valueUri"] for e in oauth["extension"]} == {
-        "authorize": "https://nhs.example/oauth2/authorize", "token": emulator.token_url}
+        "authorize": IDP + "/authorize", "token": IDP + "/token"}
     assert status == 200 and headers["Content-Type"].startswith("application/json")
-    assert smart["token_endpoint"] == emulator.token_url
-    assert smart["authorization_endpoint"] == "https://nhs.example/oauth2/authorize"
-    assert "launch-standalone" in smart["capabilities"] and "authorization_code" in smart["grant_types_supported"]
+    assert smart["token_endpoint"] == IDP + "/token" and smart["authorization_endpoint"] == IDP + "/authorize"
+    assert smart["issuer"] == DEV_ISSUER and smart["facade_dev_issuer"] is True  # every NHS API is the emulator
+    assert "launch-standalone" in smart["capabilities"] and "client-confidential-asymmetric" in smart["capabilities"]
+    assert smart["grant_types_supported"] == ["authorization_code"]
     assert smart["facade_user_restricted_types"] == ["MedicationRequest", "ServiceRequest"]
     assert smart["facade_token_handling"] == "pass-through"
+    assert smart["facade_nhs_user_token"] == "header X-NHS-User-Token"
     assert "S256" not in smart["code_challenge_methods_supported"]  # not claimed for a server we do not run
 
 
@@ -64,11 +101,28 @@ async def test_access_modes_in_settings_change_what_is_published(emulator: Emula
                               ers_access_mode="application-restricted", user_token_mode="exchange") as url:
         security = await security_of(http, url)
         _, _, smart = await get_json(http, url + "/.well-known/smart-configuration")
-    assert "Patient (via PDS)" in security["description"]
-    assert "ServiceRequest" not in security["description"]
+    assert restricted_listing(security) == "MedicationRequest (via CPT); Patient (via PDS)"
     assert smart["facade_user_restricted_types"] == ["MedicationRequest", "Patient"]
-    assert smart["facade_token_handling"] == "exchange" and "authorization_endpoint" not in smart
-    assert smart["capabilities"] == ["client-confidential-symmetric", "client-confidential-asymmetric"]
+    assert smart["facade_token_handling"] == "exchange"
+    # The NHS token endpoint is where the façade gets its own NHS tokens, not the callers':
+    # with the CIS2 credential in X-NHS-User-Token, no token endpoint is the façade's.
+    assert "token_endpoint" not in smart and "extension" not in security
+    assert smart["capabilities"] == PERMISSION_CAPABILITIES
+
+
+async def test_inbound_cis2_tokens_publish_the_nhs_endpoints(emulator: Emulator,
+                                                              http: aiohttp.ClientSession) -> None:
+    async with running_facade(emulator, token_url=emulator.token_url, nhs_user_token_source="inbound",
+                              smart_authorize_url="https://nhs.example/oauth2/authorize") as url:
+        security = await security_of(http, url)
+        _, _, smart = await get_json(http, url + "/.well-known/smart-configuration")
+        _, _, doc = await get_json(http, url + "/openapi.json")
+    assert "as the bearer token itself" in security["description"]
+    assert smart["token_endpoint"] == emulator.token_url
+    assert smart["grant_types_supported"] == ["authorization_code", "urn:ietf:params:oauth:grant-type:token-exchange"]
+    assert smart["facade_nhs_user_token"] == "inbound"
+    headers = {p["name"] for op in operations(doc) for p in op.get("parameters", []) if p["in"] == "header"}
+    assert "X-NHS-User-Token" not in headers
 
 
 async def test_gp_connect_through_the_gateway_is_published_as_user_restricted(emulator: Emulator,
@@ -78,19 +132,48 @@ async def test_gp_connect_through_the_gateway_is_published_as_user_restricted(em
     assert "AllergyIntolerance" in smart["facade_user_restricted_types"]
 
 
-async def test_without_a_token_url_no_smart_document_is_claimed(fhir: CheckedClient,
-                                                                http: aiohttp.ClientSession) -> None:
-    security = (await fhir.get("/metadata")).body["rest"][0]["security"]
-    assert codes(security) == {"OAuth"} and "extension" not in security
-    missing = await fhir.get("/.well-known/smart-configuration")
-    assert missing.status == 404 and "FACADE_TOKEN_URL" in missing.issue["diagnostics"]
+async def test_discovery_documents_are_public_and_always_served(fhir: CheckedClient,
+                                                                 http: aiohttp.ClientSession) -> None:
+    statement = await fhir.get("/metadata", anonymous=True)
+    assert statement.status == 200
+    security = statement.body["rest"][0]["security"]
+    assert codes(security) == {"OAuth", "SMART-on-FHIR"} and "extension" not in security
+    assert security["cors"] is False
+    status, _, smart = await get_json(http, fhir.base_url + "/.well-known/smart-configuration")
+    assert status == 200
+    assert "token_endpoint" not in smart and "authorization_endpoint" not in smart  # none known: none invented
+    assert smart["capabilities"] == PERMISSION_CAPABILITIES
+    assert smart["facade_scope_query_suffixes"] == "refused"
+
+
+async def test_scopes_and_roles_follow_the_registry_and_the_role_table(emulator: Emulator,
+                                                                       http: aiohttp.ClientSession) -> None:
+    """A provider registered is a scope published; a role in the table is a role described."""
+    async with running_facade(emulator, providers=(*DEFAULT_PROVIDERS, device)) as url:
+        security = await security_of(http, url)
+        statement = (await CheckedClient(url, http).get("/metadata", anonymous=True)).body
+        _, _, smart = await get_json(http, url + "/.well-known/smart-configuration")
+    registered = {r["type"] for r in statement["rest"][0]["resource"]}
+    assert "Device" in registered
+    scoped = {s.split("/", 1)[1].split(".", 1)[0] for s in smart["scopes_supported"]}
+    assert scoped == registered | {"*"}
+    for rtype in registered | {"*"}:
+        assert {s.split("/", 1)[0] for s in smart["scopes_supported"] if s.split("/", 1)[1].startswith(rtype + ".")} \
+            == {"patient", "user", "system"}
+    assert "patient/Device.r" in smart["scopes_supported"]  # Device declares read only
+    table = facade_role_table()
+    for role in table.roles:
+        assert f"`{role}`" in security["description"], role
+    assert set(smart["facade_roles"]) == set(table.roles)
+    assert smart["facade_purpose_of_use"]["clinical_purposes"] == sorted(table.clinical_purposes)
 
 
 async def test_a_provider_that_wires_no_user_client_is_not_user_restricted(emulator: Emulator,
                                                                            http: aiohttp.ClientSession) -> None:
     async with running_facade(emulator, providers=(patient_from_pds,)) as url:
         security = await security_of(http, url)
-    assert security["description"].startswith("No resource type served here is user-restricted")
+    assert restricted_listing(security) == ""
+    assert "No resource type served here is user-restricted" in security["description"]
 
 
 async def test_ers_application_restricted_needs_no_user_token(emulator: Emulator,
@@ -128,7 +211,8 @@ def test_openapi_has_every_type_interaction_and_parameter_of_the_statement(
     doc, statement = openapi
     paths = doc["paths"]
     resources = statement["rest"][0]["resource"]
-    assert len(resources) == 4
+    assert {"Patient", "MedicationRequest", "ServiceRequest", "AllergyIntolerance"} <= \
+        {r["type"] for r in resources} == {t["name"] for t in doc["tags"]}
     for resource in resources:
         rtype = resource["type"]
         interactions = {i["code"] for i in resource["interaction"]}
@@ -152,26 +236,35 @@ def test_openapi_has_every_type_interaction_and_parameter_of_the_statement(
 
 
 def test_openapi_security_follows_the_wiring(openapi: tuple[dict[str, Any], dict[str, Any]]) -> None:
-    doc, _ = openapi
-    restricted = {t for t in ("Patient", "MedicationRequest", "ServiceRequest", "AllergyIntolerance")
-                  if doc["paths"][f"/{t}"]["get"]["security"]}
-    assert restricted == {"MedicationRequest", "ServiceRequest"}
+    doc, statement = openapi
+    assert doc["components"]["securitySchemes"] == {"bearerAuth": {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": statement["rest"][0]["security"]["description"]}}
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            public = path in PUBLIC_PATHS
+            assert op["security"] == ([] if public else [{"bearerAuth": []}]), path
+            for status in ("401", "403"):
+                assert (status in op["responses"]) == (not public), (path, status)
+            assert {"429", "503"} <= set(op["responses"])
+    assert {"/metadata", "/.well-known/smart-configuration", "/openapi.json"} <= set(doc["paths"])
+
+    def header_on_read(name: str) -> set[str]:
+        return {t for t in ("Patient", "MedicationRequest", "ServiceRequest", "AllergyIntolerance")
+                if name in {p["name"] for p in doc["paths"][f"/{t}/{{id}}"]["get"]["parameters"]}}
+
+    assert header_on_read("X-NHS-User-Token") == {"MedicationRequest", "ServiceRequest"}
+    assert header_on_read("X-Purpose-Of-Use") == set(facade_role_table().clinical_types)
+    # A Patient search can _revinclude MedicationRequest: its headers are documented there too.
+    patient_search = {p["name"] for p in doc["paths"]["/Patient"]["get"]["parameters"]}
+    assert {"X-NHS-User-Token", "X-Purpose-Of-Use"} <= patient_search
+    assert doc["components"]["responses"]["Error401"]["headers"]["WWW-Authenticate"]
 
 
 async def test_openapi_follows_a_registry_with_an_extra_type(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     """A provider registered is an operation documented: no hand-kept list to forget."""
-
-    class DeviceFromNowhere(ResourceProvider):
-        resource_type = "Device"
-        interactions = ("read",)
-
-        async def read(self, resource_id: str, ctx: Any) -> Any:
-            raise AssertionError("not called")
-
-    def device(_: Wiring) -> ResourceProvider:
-        return DeviceFromNowhere()
-
     async with running_facade(emulator, providers=(*DEFAULT_PROVIDERS, device)) as url:
         _, _, doc = await get_json(http, url + "/openapi.json")
     assert "/Device/{id}" in doc["paths"] and "/Device" not in doc["paths"]
     assert "/Device/{id}/_history/{vid}" not in doc["paths"]
+    assert doc["paths"]["/Device/{id}"]["get"]["security"] == [{"bearerAuth": []}]

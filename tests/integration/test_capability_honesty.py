@@ -1,14 +1,19 @@
 """The CapabilityStatement must not lie: every search parameter it advertises is really
 parsed (no "unknown parameter" under Prefer: handling=strict), and every searchInclude /
-searchRevInclude it lists works. Black-box: the test reads /metadata and tries each entry."""
+searchRevInclude it lists works, and the access rules rest.security, the SMART configuration
+and the OpenAPI document publish are the ones enforced. Black-box: the tests read the
+documents and try each entry."""
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 import pytest
 
 from tests.support.checked_client import CheckedClient
+from tests.support.tokens import bearer, token
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
@@ -23,6 +28,7 @@ BASE = {
     "MedicationRequest": [("patient", "9000000009")],
     "ServiceRequest": [("patient", "9000000009")],
     "AllergyIntolerance": [("patient", "9000000009")],
+    "AuditEvent": [("patient", "9000000009")],  # the façade's own trail, when registered
 }
 # A plausible value per FHIR search type, and for the token parameters whose values are a
 # closed set, one of that set (a value the parameter's documentation names).
@@ -122,7 +128,10 @@ NO_MATCH = {"date": "eq1800-01-01", "string": "Zzqxv", "reference": "Patient/900
             "number": "-1"}
 NO_MATCH_TOKENS = {("Patient", "identifier"): "urn:example:other|x", ("Patient", "general-practitioner"): "Z99999",
                    ("Patient", "email"): "nobody@example.com", ("Patient", "phone"): "00000000000",
-                   ("Patient", "gender"): "other"}
+                   ("Patient", "gender"): "other",
+                   # The trail records this test's own requests, 9000000017 included: ids no request names.
+                   ("AuditEvent", "patient"): "Patient/no-such-patient", ("AuditEvent", "entity"): "Patient/no-such",
+                   ("AuditEvent", "agent"): "no-such-agent"}
 
 
 async def test_every_advertised_filter_is_applied(fhir: CheckedClient) -> None:
@@ -147,3 +156,51 @@ async def test_every_advertised_filter_is_applied(fhir: CheckedClient) -> None:
             if answer.status == 200 and answer.body["total"] != 0:
                 ignored.append(f"{rtype}?{name}={value}: total {answer.body['total']}")
     assert not ignored, "advertised filters that filtered nothing:\n" + "\n".join(ignored)
+
+
+# ---- The access rules rest.security, the SMART configuration and OpenAPI publish ---------------
+
+
+async def test_every_operation_is_as_public_as_the_openapi_document_says(fhir: CheckedClient,
+                                                                           http: aiohttp.ClientSession) -> None:
+    async with http.get(fhir.base_url + "/openapi.json") as resp:
+        doc = await resp.json()
+    for path, item in doc["paths"].items():
+        if "{" in path or "get" not in item:
+            continue
+        async with http.get(fhir.base_url + path) as resp:
+            status, challenge = resp.status, resp.headers.get("WWW-Authenticate")
+        if item["get"]["security"] == []:
+            assert status == 200, path
+        else:  # no token: 401 and a challenge without an error attribute (RFC 6750 3.1)
+            assert (status, challenge) == (401, 'Bearer realm="nhs-fhir-facade"'), path
+
+
+async def test_a_bad_token_and_a_query_suffixed_scope_are_refused_as_published(fhir: CheckedClient) -> None:
+    async with fhir.session.get(fhir.base_url + "/.well-known/smart-configuration") as smart:
+        assert (await smart.json())["facade_scope_query_suffixes"] == "refused"
+    bad = await fhir.get("/Patient/9000000009", headers={"Authorization": "Bearer not.a.token"})
+    assert bad.status == 401 and 'error="invalid_token"' in bad.headers["WWW-Authenticate"]
+    suffixed = await fhir.get("/Patient/9000000009", headers=bearer(token("user/Patient.rs?gender=female",
+                                                                           roles=("clerk",))))
+    assert suffixed.status == 403 and 'error="insufficient_scope"' in suffixed.headers["WWW-Authenticate"]
+    plain = await fhir.get("/Patient/9000000009", headers=bearer(token("user/Patient.rs", roles=("clerk",))))
+    assert plain.status == 200
+
+
+async def test_roles_patient_scopes_and_purpose_of_use_are_enforced_as_described(fhir: CheckedClient) -> None:
+    security = (await fhir.get("/metadata")).body["rest"][0]["security"]["description"]
+    assert re.search(r"^- `clerk`[^:]*: read and search Patient;", security, flags=re.M)
+    clerk = bearer(token("user/*.rs", roles=("clerk",)))
+    assert (await fhir.get("/MedicationRequest?patient=9000000009", headers=clerk)).status == 403
+    # patient/ scopes: confined to the token's patient claim.
+    own = bearer(token("patient/Patient.rs", roles=("clerk",), patient="9000000009"))
+    assert (await fhir.get("/Patient/9000000009", headers=own)).status == 200
+    other = f"/Patient?identifier={NHS}|9000000017"
+    assert (await fhir.get(other, headers=own)).status == 403
+    # Clinical types: a purpose of use, by claim or by the header the documents name.
+    assert "X-Purpose-Of-Use header" in security
+    no_purpose = bearer(token("user/*.rs", roles=("clinician",), purpose=None))
+    allergies = "/AllergyIntolerance?patient=9000000009"
+    assert (await fhir.get(allergies, headers=no_purpose)).status == 403
+    assert (await fhir.get(allergies, headers={**no_purpose, "X-Purpose-Of-Use": "TREAT"})).status == 200

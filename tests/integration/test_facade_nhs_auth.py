@@ -14,6 +14,7 @@ import pytest
 from server.app import create_app
 from server.serving import serving
 from server.settings import Settings
+from tests.support.tokens import bearer, facade_access_settings
 from tests.support.emulator_control import inject, reset_emulator
 from tests.support.fhir_validation import validate_r4
 from tests.support.nhs_auth import (
@@ -131,7 +132,8 @@ async def test_a_single_token_endpoint_failure_is_retried(emulator: Emulator, ht
 
 
 async def test_sandbox_signed_jwt_uses_an_ephemeral_key_registered_with_the_embedded_emulator(http) -> None:
-    settings = Settings(auth_mode="signed-jwt", pds_access="application")
+    settings = Settings(auth_mode="signed-jwt", pds_access="application",
+                        **facade_access_settings("http://127.0.0.1:8080"))
     async with serving(create_app(settings), ready_path="/metadata") as url:
         status, _, body = await FHIRClient(url, http).get(PATIENT)
     assert status == 200, body
@@ -173,8 +175,8 @@ async def test_user_token_is_passed_through_and_checked(emulator: Emulator, http
     user_token = await emulator_user_token(http, emulator)
     await require_bearer(http, emulator, "user")
     async with facade_with(emulator, http, **signed_jwt_settings(emulator, pds_access="user")) as facade:
-        ok = await facade.get(PATIENT, headers={"Authorization": f"Bearer {user_token}"})
-        bad = await facade.get(PATIENT, headers={"Authorization": "Bearer not-an-nhs-token"})
+        ok = await facade.get(PATIENT, headers={"X-NHS-User-Token": user_token})
+        bad = await facade.get(PATIENT, headers={"X-NHS-User-Token": "not-an-nhs-token"})
     assert ok[0] == 200
     assert bad[0] == 401 and "did not accept the user's token" in bad[2]["issue"][0]["diagnostics"]
     validate_r4(bad[2])
@@ -189,9 +191,9 @@ async def test_user_token_exchange(emulator: Emulator, http) -> None:
     cis2 = id_token()
     async with facade_with(emulator, http, **settings) as facade:
         for _ in range(2):
-            status, _, body = await facade.get(PATIENT, headers={"Authorization": f"Bearer {cis2}"})
+            status, _, body = await facade.get(PATIENT, headers={"X-NHS-User-Token": cis2})
             assert status == 200, body
-        status, _, body = await facade.get(PATIENT, headers={"Authorization": f"Bearer {id_token(lifetime=-60)}"})
+        status, _, body = await facade.get(PATIENT, headers={"X-NHS-User-Token": id_token(lifetime=-60)})
     assert status == 401
     validate_r4(body)
     assert "subject_token JWT - JWT has expired" in body["issue"][0]["diagnostics"]

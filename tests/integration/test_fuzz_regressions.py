@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.checked_client import CheckedClient
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import FHIRClient
 
@@ -37,3 +38,10 @@ async def test_pas_trailing_slash_is_a_pas_404_not_a_redirect(facade: FHIRClient
     assert status == 404
     assert headers["Content-Type"].startswith("application/json")
     assert body is not None
+
+
+async def test_missing_modifier_on_a_pds_flag_is_a_400_not_a_500(fhir: CheckedClient) -> None:
+    """Found by the query fuzzer: `_fuzzy-match:missing=true` reached an assertion (500)."""
+    for query in ("family=Smith&_fuzzy-match:missing=true", "family=Smith&birthdate=2010&gender:missing=true"):
+        answer = await fhir.get(f"/Patient?{query}")
+        assert answer.status == 400 and ":missing' is not supported" in answer.issue["diagnostics"], query

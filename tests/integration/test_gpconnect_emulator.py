@@ -15,7 +15,7 @@ from tests.support.servers import Emulator
 TRACE = "6a1c7c2e-3a64-4a4e-9d4c-5d0e4f7b1a00"
 CONFIG = GPConnectConfig("200000000001", "200000000002",
                          Requester("A11111", "Test Trust", "111111111111", "222222222222", "Facade", "System"),
-                         issuer="https://facade.example")
+                         issuer="https://facade.example", sandbox=True)  # no principal: the sandbox practitioner
 
 
 def good_headers(emulator: Emulator) -> dict[str, str]:

@@ -11,6 +11,7 @@ from server.fhir.errors import NotFound
 from server.fhir.search_params import SearchParamSpec
 from server.providers.base import RequestContext, ResourceProvider
 from server.providers.catalogue import DEFAULT_PROVIDERS, Wiring
+from tests.support.tokens import bearer
 from tests.support.checked_client import CheckedClient
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, running_facade
@@ -128,17 +129,21 @@ class CrashingProvider(ResourceProvider):
         raise RuntimeError("secret patient detail Jane Smith 9000000009")
 
 
+CRASH_ID = "0b7e8d0c-3c5e-4a57-9d0e-6f4f1c2a9e01"
+
+
 async def test_an_unexpected_exception_is_a_500_outcome_without_details(
         emulator: Emulator, http: aiohttp.ClientSession, caplog: Any) -> None:
     async with running_facade(emulator, (lambda w: CrashingProvider(),)) as url:
-        async with http.get(f"{url}/Device/1", headers={"X-Request-ID": "crash-1"}) as resp:
+        async with http.get(f"{url}/Device/1", headers={"X-Request-ID": CRASH_ID, **bearer()}) as resp:
             raw = await resp.read()
             assert resp.status == 500
             assert resp.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
-            assert resp.headers["X-Request-ID"] == "crash-1"
+            assert resp.headers["X-Request-ID"] == CRASH_ID
+            assert resp.headers["Cache-Control"] == "no-store"  # like every other error
     body = orjson.loads(raw)
     validate_r4(body)
-    assert body["issue"][0]["code"] == "exception" and "crash-1" in body["issue"][0]["diagnostics"]
+    assert body["issue"][0]["code"] == "exception" and CRASH_ID in body["issue"][0]["diagnostics"]
     assert b"Jane" not in raw and b"Traceback" not in raw and b"RuntimeError" not in raw
     assert all("Jane" not in r.getMessage() for r in caplog.records)
 

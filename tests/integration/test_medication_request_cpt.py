@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from server.sandbox.cpt import REFUSED_TOKEN
+from tests.support.tokens import bearer
 from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, running_facade
@@ -115,7 +116,7 @@ async def test_paging_walks_every_match_once(facade: FHIRClient, http: aiohttp.C
     seen = [m["id"] for m in matches(body)]
     pages = 1
     while (nxt := next((link["url"] for link in body["link"] if link["relation"] == "next"), None)):
-        async with http.get(nxt, headers=H) as resp:
+        async with http.get(nxt, headers={**H, **bearer()}) as resp:
             assert resp.status == 200
             body = await resp.json(content_type=None)
         validate_r4(body)
@@ -228,10 +229,10 @@ async def test_missing_session_header_is_400_naming_it(facade: FHIRClient, http:
 
 async def test_callers_bearer_token_reaches_cpt(facade: FHIRClient) -> None:
     ok, _, _ = await facade.get("/MedicationRequest?patient=9000000009",
-                                headers={**H, "Authorization": "Bearer a-good-cis2-token"})
+                                headers={**H, "X-NHS-User-Token": "a-good-cis2-token"})
     assert ok == 200
     status, headers, body = await facade.get("/MedicationRequest?patient=9000000009",
-                                             headers={**H, "Authorization": f"Bearer {REFUSED_TOKEN}"})
+                                             headers={**H, "X-NHS-User-Token": REFUSED_TOKEN})
     assert status == 401  # CPT refused the *user's* token, so the user must re-authenticate
     validate_r4(body)
     assert "Bearer" in headers["WWW-Authenticate"]

@@ -152,19 +152,23 @@ async def test_subject_for_a_pas_only_patient_and_naming_the_patient_twice(facad
 # --- 3. the PAS endpoints: caller context, whole errors, restrictions ------------------------
 
 
+PAS_CALLER_ID = "8c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+MISSING_ID = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"
+
+
 async def test_pas_endpoints_pass_the_callers_context_to_the_nhs_apis(
         facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator) -> None:
     await register(facade, jane("H820", medications=MEDICATIONS))
     before = len((await upstream_requests(http, emulator))["context_headers"])
     status, _, body = await facade.get("/pas/v1/patients/H820/medications",
-                                       headers={**SESSION, "X-Request-ID": "pas-caller-42",
-                                                "Authorization": "Bearer a-good-cis2-token"})
+                                       headers={**SESSION, "X-Request-ID": PAS_CALLER_ID,
+                                                "X-NHS-User-Token": "a-good-cis2-token"})
     assert status == 200 and {m["source"] for m in body["medications"]} == {"NHS", "PAS"}
     seen = (await upstream_requests(http, emulator))["context_headers"][before:]
-    assert seen and all(h.get("x-correlation-id") == "pas-caller-42" for h in seen)
+    assert seen and all(h.get("x-correlation-id") == PAS_CALLER_ID for h in seen)
     # The caller's bearer token is what CPT judges: a refused one is the caller's 401.
     status, headers, error = await facade.get("/pas/v1/patients/H820/medications",
-                                              headers={**SESSION, "Authorization": f"Bearer {REFUSED_TOKEN}"})
+                                              headers={**SESSION, "X-NHS-User-Token": REFUSED_TOKEN})
     assert status == 401 and "Bearer" in headers.get("WWW-Authenticate", "")
     assert set(error) == {"errors", "requestId"} and REFUSED_TOKEN not in str(error)
 
@@ -172,9 +176,9 @@ async def test_pas_endpoints_pass_the_callers_context_to_the_nhs_apis(
 async def test_nhs_failure_is_a_whole_pas_error_never_a_partial_list(
         facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator) -> None:
     await register(facade, jane("H821", allergies=ALLERGIES, medications=MEDICATIONS))
-    status, _, error = await facade.get("/pas/v1/patients/H821/medications", headers={"X-Request-ID": "r-missing"})
+    status, _, error = await facade.get("/pas/v1/patients/H821/medications", headers={"X-Request-ID": MISSING_ID})
     assert status == 400 and "medications" not in error
-    assert error["requestId"] == "r-missing" and "nhsd-session-urid" in error["errors"][0]["reason"]
+    assert error["requestId"] == MISSING_ID and "nhsd-session-urid" in error["errors"][0]["reason"]
     await inject(http, emulator, path_prefix="/gpconnect", status=503, times=10)
     status, headers, error = await facade.get("/pas/v1/patients/H821/allergies")
     assert status == 503 and "allergies" not in error and error["errors"][0]["field"] is None
@@ -199,9 +203,13 @@ async def test_restricted_patient_writes_never_echo_withheld_fields(facade: FHIR
                                                    headers={"If-Match": 'W/"1"'})
     assert status == 200 and headers["ETag"] == 'W/"2"' and record["confidentiality"] == "R"
     assert_withheld(record)
-    # An unrestricted patient's write answer still shows what was stored.
-    record = await register(facade, nobody("H831", phone="07700900123", address={"postcode": "ls1 1aa"}))
-    assert record["phone"] == "07700900123" and record["address"] == {"postcode": "LS1 1AA"}
+    # A patient PDS confirmed unrestricted: the write answer shows what was stored.
+    record = await register(facade, jane("H831", nhsNumber="9000000009", phone="07700900123",
+                                         address={"postcode": "ls1 1aa"}))
+    assert record["confidentiality"] == "U" and record["phone"] == "07700900123"
+    assert record["address"] == {"postcode": "LS1 1AA"}
+    # One PDS never confirmed (untraceable): withheld, fail closed.
+    assert_withheld(await register(facade, nobody("H834", phone="07700900123", address={"postcode": "ls1 1aa"})))
 
 
 async def test_restriction_survives_updates_that_do_not_mention_it(

@@ -1,8 +1,12 @@
 """HL7 v2 ADT intake and PAS records on the FHIR side, over real sockets."""
 from __future__ import annotations
 
+import aiohttp
+
+from tests.support.emulator_control import inject
 from tests.support.fhir_validation import validate_r4
-from tests.support.servers import FHIRClient
+from tests.support.servers import Emulator, FHIRClient
+from tests.support.tokens import bearer
 
 HN_SYSTEM = "https://pas.example.org/Id/hospital-number"
 MSH = "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^{event}^ADT_A01|{control}|P|2.4"
@@ -15,7 +19,7 @@ def adt(event: str, *segments: str, control: str = "MSG1") -> bytes:
 
 async def send(facade: FHIRClient, body: bytes) -> tuple[int, str, list[list[str]]]:
     async with facade.session.post(facade.base_url + "/pas/v1/hl7", data=body,
-                                   headers={"Content-Type": "application/hl7-v2"}) as resp:
+                                   headers={"Content-Type": "application/hl7-v2", **bearer()}) as resp:
         text = await resp.text()
         segments = [line.split("|") for line in text.split("\r") if line]
         return resp.status, resp.headers["Content-Type"], segments
@@ -48,17 +52,20 @@ async def test_a04_registers_and_fhir_identifier_search_finds_the_patient(facade
     validate_r4(read)
 
 
-async def test_a08_updates_only_the_fields_it_carries(facade: FHIRClient) -> None:
-    await send(facade, adt("A04", "PID|1||H201^^^RX1^MR||NOBODY^KNOWN||19700101|U|||1 Old Street^^Leeds^^LS1 1AA"
-                                  "||01132000000"))
-    status, _, ack = await send(facade, adt("A08", "PID|1||H201^^^RX1^MR||NOBODY^KNOWN||19700101|U|||"
-                                                   "2 New Street^^York^^YO1 7HH"))
+async def test_a08_updates_only_the_fields_it_carries(facade: FHIRClient, http: aiohttp.ClientSession,
+                                                      emulator: Emulator) -> None:
+    # Jane (9000000009) is confirmed unrestricted by PDS at each write, so her PAS copy is
+    # shown while PDS is down (a record PDS never confirmed would have its address withheld).
+    pid = "PID|1||H201^^^RX1^MR~9000000009^^^NHS^NH||SMITH^JANE||20101022|F|||"
+    await send(facade, adt("A04", pid + "1 Old Street^^Leeds^^LS1 1AA||01132000000"))
+    status, _, ack = await send(facade, adt("A08", pid + "2 New Street^^York^^YO1 7HH"))
     assert msa(ack)[1] == "AA"
+    await inject(http, emulator, status=503, times=50)
     status, headers, record = await facade.get("/pas/v1/patients/H201")
-    assert status == 200 and headers["ETag"] == 'W/"2"'
+    assert status == 200 and headers["ETag"] == 'W/"2"' and headers["X-PDS-Refresh"] == "unavailable"
     assert record["address"] == {"lines": ["2 New Street", "York"], "postcode": "YO1 7HH"}
     assert record["phone"] == "01132000000"  # not in the A08: unchanged
-    assert record["nhsNumberStatus"] == "04"
+    assert record["nhsNumberStatus"] == "02"
 
 
 async def test_a40_merges_and_the_old_number_leads_to_the_survivor(facade: FHIRClient) -> None:

@@ -13,6 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from server.pas.mongo_store import COLLECTION
+from tests.support.tokens import bearer
 from tests.support.fhir_validation import validate_r4
 from tests.support.mongo import MongoTarget, SecantusProcess
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
@@ -53,7 +54,7 @@ async def collection(target: MongoTarget) -> AsyncIterator[Any]:
 
 
 async def send_hl7(facade: FHIRClient, body: bytes) -> tuple[int, list[list[str]]]:
-    async with facade.session.post(facade.base_url + "/pas/v1/hl7", data=body, headers=HL7) as resp:
+    async with facade.session.post(facade.base_url + "/pas/v1/hl7", data=body, headers={**HL7, **bearer()}) as resp:
         return resp.status, [line.split("|") for line in (await resp.text()).split("\r") if line]
 
 

@@ -169,7 +169,8 @@ async def test_put_with_if_match(facade: FHIRClient) -> None:
     assert status == 428 and "If-Match" in error["errors"][0]["reason"]
     status, headers, record = await facade.request("PUT", "/pas/v1/patients/H114", json=changed,
                                                    headers={"If-Match": 'W/"1"'})
-    assert status == 200 and headers["ETag"] == 'W/"2"' and record["address"] == {"postcode": "M1 1AE"}
+    # Never confirmed by PDS (no NHS number): the address is withheld from the answer (fail closed).
+    assert status == 200 and headers["ETag"] == 'W/"2"' and "address" not in record
     status, headers, error = await facade.request("PUT", "/pas/v1/patients/H114", json=changed,
                                                   headers={"If-Match": 'W/"1"'})
     assert status == 412 and headers["ETag"] == 'W/"2"'
@@ -181,8 +182,8 @@ async def test_put_with_if_match(facade: FHIRClient) -> None:
     status, _, _ = await facade.request("PUT", "/pas/v1/patients/H999", json={**changed, "hospitalNumber": "H999"},
                                         headers={"If-Match": 'W/"1"'})
     assert status == 404
-    _, _, record = await facade.get("/pas/v1/patients/H114")
-    assert record["address"] == {"postcode": "M1 1AE"}
+    _, headers, record = await facade.get("/pas/v1/patients/H114")
+    assert headers["ETag"] == 'W/"2"' and "address" not in record  # stored, withheld until PDS confirms
 
 
 async def test_related_records_in_pas_format(facade: FHIRClient) -> None:

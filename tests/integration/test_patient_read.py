@@ -9,6 +9,7 @@ import aiohttp
 
 from server.app import GZIP_MINIMUM_SIZE
 from server.sandbox.pds_data import PATIENTS
+from tests.support.tokens import default_token
 from tests.support.checked_client import FHIR_JSON_UTF8, CheckedClient
 from tests.support.emulator_control import upstream_requests, upstream_total
 from tests.support.servers import Emulator
@@ -24,10 +25,11 @@ async def test_read_has_etag_last_modified_and_the_pds_record(fhir: CheckedClien
 
 async def test_request_id_is_echoed_and_passed_to_pds_as_correlation(
         fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    answer = await fhir.get("/Patient/9000000009", headers={"X-Request-ID": "client-req-1"})
-    assert answer.headers["X-Request-ID"] == "client-req-1"
+    client_id = "6F1C1E4E-4A7E-4B0E-9A53-6F0C2A1D9B10"  # a UUID, in any case, is kept as sent
+    answer = await fhir.get("/Patient/9000000009", headers={"X-Request-ID": client_id})
+    assert answer.headers["X-Request-ID"] == client_id
     seen = (await upstream_requests(http, emulator))["context_headers"]
-    assert seen[-1]["x-correlation-id"] == "client-req-1"
+    assert seen[-1]["x-correlation-id"] == client_id
     uuid.UUID(seen[-1]["x-request-id"])  # PDS's own X-Request-ID is a fresh UUID
 
 
@@ -52,7 +54,8 @@ async def test_head_sends_no_body_bytes_on_the_wire(fhir: CheckedClient) -> None
     host, port = urlsplit(fhir.base_url).hostname, urlsplit(fhir.base_url).port
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        request = f"HEAD /Patient/9000000009 HTTP/1.1\r\nHost: {host}\r\n\r\n" \
+        request = f"HEAD /Patient/9000000009 HTTP/1.1\r\nHost: {host}\r\n" \
+                  f"Authorization: Bearer {default_token()}\r\n\r\n" \
                   f"GET /metadata?_summary=true HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
         writer.write(request.encode())
         data = await asyncio.wait_for(reader.read(), timeout=5)

@@ -10,6 +10,7 @@ import pytest
 from server.app import create_app
 from server.serving import serving
 from server.settings import Settings
+from tests.support.tokens import bearer, facade_access_settings
 from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
@@ -18,7 +19,7 @@ from tests.support.shared import example_files
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
 ERS_USER = {"NHSD-eRS-Business-Function": "REFERRING_CLINICIAN", "NHSD-End-User-Organisation-ODS": "R69",
-            "Authorization": "Bearer caller-cis2-token"}
+            "X-NHS-User-Token": "caller-cis2-token"}
 SANDBOX_IDS = {"bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001", "bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1002"}
 
 
@@ -330,7 +331,8 @@ async def test_metadata_lists_service_request_with_params_and_include(facade: FH
 async def test_sandbox_mode_answers_9000000009_from_the_embedded_emulator(http: aiohttp.ClientSession) -> None:
     """No upstream URL set at all: the façade starts its own emulator (the README's make run)."""
     port = free_port()
-    settings = Settings(base_url=f"http://127.0.0.1:{port}", port=port)
+    settings = Settings(base_url=f"http://127.0.0.1:{port}", port=port,
+                        **facade_access_settings(f"http://127.0.0.1:{port}"))
     assert settings.bars_base_url is None and settings.ers_base_url is None and settings.sandbox_needed
     async with serving(create_app(settings), port=port, ready_path="/metadata") as url:
         client = FHIRClient(url, http)

@@ -102,12 +102,15 @@ async def test_pds_rejection_of_a_search_is_400_with_its_code(fhir: CheckedClien
 
 # -- what the façade sends to PDS --------------------------------------------------------------
 
+CLIENT_ID = "3d6f0a51-8b2c-4e1d-9f7a-2c4b6e8d0f13"
+
+
 async def test_context_headers_sent_to_pds(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     async with running_facade(emulator, end_user_ods="RX1") as url:
-        await CheckedClient(url, http).get(READ, headers={"X-Request-ID": "abc.def-1"})
+        await CheckedClient(url, http).get(READ, headers={"X-Request-ID": CLIENT_ID})
     (sent,) = (await upstream_requests(http, emulator))["context_headers"]
     uuid.UUID(sent["x-request-id"])
-    assert sent["x-correlation-id"] == "abc-def-1"  # PDS asks for no '.'
+    assert sent["x-correlation-id"] == CLIENT_ID  # the client's id (a UUID: no '.', which PDS asks for)
     assert sent["nhsd-end-user-organisation-ods"] == "RX1"
 
 

@@ -220,7 +220,7 @@ async def test_single_flight_never_shares_across_user_tokens(emulator: Emulator,
     async with facade_with(emulator, http) as facade:
         await inject(http, emulator, delay=0.3, times=-1)
         tokens = ["token-a", "token-b", "token-a", "token-b", "token-a"]
-        results = await asyncio.gather(*(facade.get(PATIENT, headers={"Authorization": f"Bearer {t}"})
+        results = await asyncio.gather(*(facade.get(PATIENT, headers={"X-NHS-User-Token": t})
                                          for t in tokens))
     assert [status for status, _, _ in results] == [200] * 5
     assert (await upstream_requests(http, emulator))["total"] == 2

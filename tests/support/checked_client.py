@@ -2,7 +2,8 @@
 
 Integration tests use it instead of FHIRClient so no response escapes the rules: the FHIR
 JSON content type (errors and 304 included), an X-Request-ID, never a 500, and every
-body validated as R4 (fhir.resources.R4B), Bundle entries too.
+body validated as R4 (fhir.resources.R4B), Bundle entries too. Requests carry the default
+test token (tests/support/tokens.py) unless they set Authorization or anonymous=True.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import aiohttp
 import orjson
 
 from tests.support.fhir_validation import validate_r4
+from tests.support.tokens import with_default_auth
 
 FHIR_JSON_UTF8 = "application/fhir+json; charset=utf-8"
 
@@ -38,7 +40,7 @@ class CheckedClient:
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Answer:
         url = path if path.startswith("http") else self.base_url + path
-        async with self.session.request(method, url, **kwargs) as resp:
+        async with self.session.request(method, url, **with_default_auth(kwargs)) as resp:
             raw = await resp.read()
             answer = Answer(resp.status, resp.headers, None, raw)
         assert answer.status != 500, raw

@@ -37,3 +37,9 @@ async def reset_emulator(http: aiohttp.ClientSession, emulator: Emulator) -> Non
     """Drop every queued fault and the request counts (/_control/reset)."""
     async with http.post(emulator.url + "/_control/reset") as resp:
         assert resp.status == 200
+
+
+async def gpconnect_jwt_claims(http: aiohttp.ClientSession, emulator: Emulator) -> list[dict[str, Any]]:
+    """The decoded GP Connect consumer JWT claims the emulator received, oldest first."""
+    async with http.get(emulator.url + "/_control/gpconnect/jwt") as resp:
+        return list((await resp.json())["claims"])

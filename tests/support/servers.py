@@ -16,6 +16,7 @@ from server.sandbox.faults import EmulatorState
 from server.sandbox.oauth import OAuthState
 from server.serving import serving
 from server.settings import Settings
+from tests.support.tokens import facade_access_settings, signing_key, with_default_auth
 
 
 @dataclass
@@ -78,36 +79,41 @@ async def running_facade(emulator: Emulator, providers: Sequence[ProviderFactory
 
     The read-through cache is off unless a test passes cache_enabled=True (the cache
     tests do): tests that count upstream requests or inject faults then see every
-    request reach the emulator, as they were written to."""
+    request reach the emulator, as they were written to.
+
+    It trusts the test token issuer (tests/support/tokens.py), and the relationship check
+    is off unless a test turns it on (relationship_required=True): the access tests do."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    signing_key()  # the key file exists before the façade reads it
     settings = Settings(**{"base_url": base, "port": port, "cache_enabled": False,
-                           **emulator.upstream_settings(), **overrides})
+                           **facade_access_settings(base), **emulator.upstream_settings(), **overrides})
     async with serving(create_app(settings, providers), port=port, ready_path="/metadata") as url:
         yield url
 
 
 class FHIRClient:
-    """A thin aiohttp client for tests: returns (status, headers, json-or-None)."""
+    """A thin aiohttp client for tests: returns (status, headers, json-or-None). Every
+    request carries the default test token unless it sets Authorization or anonymous=True."""
 
     def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
         self.base_url = base_url
         self.session = session
 
     async def get(self, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
-        async with self.session.get(self.base_url + path, **kwargs) as resp:
+        async with self.session.get(self.base_url + path, **with_default_auth(kwargs)) as resp:
             raw = await resp.read()
             body = await resp.json(content_type=None) if raw else None
             return resp.status, resp.headers, body
 
     async def post(self, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
-        async with self.session.post(self.base_url + path, **kwargs) as resp:
+        async with self.session.post(self.base_url + path, **with_default_auth(kwargs)) as resp:
             raw = await resp.read()
             body = await resp.json(content_type=None) if raw else None
             return resp.status, resp.headers, body
 
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
-        async with self.session.request(method, self.base_url + path, **kwargs) as resp:
+        async with self.session.request(method, self.base_url + path, **with_default_auth(kwargs)) as resp:
             raw = await resp.read()
             body = await resp.json(content_type=None) if raw else None
             return resp.status, resp.headers, body

@@ -115,8 +115,8 @@ REQ = SearchRequest(resource_type="Patient")
 
 def test_snapshot_round_trip_and_unguessable_keys() -> None:
     store = SnapshotStore(ttl=60, limit=10)
-    k1 = store.put(REQ, patients(3), None, [("family", "x")], {"p0": 1.0})
-    k2 = store.put(REQ, patients(1), None, [], {})
+    k1 = store.put(REQ, patients(3), None, [("family", "x")], {"p0": 1.0}, owner="o")
+    k2 = store.put(REQ, patients(1), None, [], {}, owner="o")
     assert k1 != k2 and len(k1) >= 20
     snap = store.get(k1)
     assert snap is not None and [m["id"] for m in snap.matches] == ["p0", "p1", "p2"]
@@ -127,7 +127,7 @@ def test_snapshot_round_trip_and_unguessable_keys() -> None:
 def test_snapshot_expires_after_ttl() -> None:
     clock = FakeClock()
     store = SnapshotStore(ttl=60, limit=10, clock=clock)
-    key = store.put(REQ, patients(1), None, [], {})
+    key = store.put(REQ, patients(1), None, [], {}, owner="o")
     clock.now += 60
     assert store.get(key) is not None  # at the limit: still there
     clock.now += 0.001
@@ -137,10 +137,10 @@ def test_snapshot_expires_after_ttl() -> None:
 
 def test_snapshot_store_evicts_least_recently_used() -> None:
     store = SnapshotStore(ttl=60, limit=2)
-    a = store.put(REQ, [], None, [], {})
-    b = store.put(REQ, [], None, [], {})
+    a = store.put(REQ, [], None, [], {}, owner="o")
+    b = store.put(REQ, [], None, [], {}, owner="o")
     assert store.get(a) is not None  # a is now the most recently used
-    c = store.put(REQ, [], None, [], {})
+    c = store.put(REQ, [], None, [], {}, owner="o")
     assert store.get(b) is None
     assert store.get(a) is not None and store.get(c) is not None
 
@@ -148,5 +148,5 @@ def test_snapshot_store_evicts_least_recently_used() -> None:
 @pytest.mark.parametrize("limit", [1, 3])
 def test_snapshot_store_never_exceeds_its_limit(limit: int) -> None:
     store = SnapshotStore(ttl=60, limit=limit)
-    keys = [store.put(REQ, [], None, [], {}) for _ in range(limit + 3)]
+    keys = [store.put(REQ, [], None, [], {}, owner="o") for _ in range(limit + 3)]
     assert sum(store.get(k) is not None for k in keys) == limit

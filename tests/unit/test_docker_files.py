@@ -3,22 +3,27 @@ hadolint lints the Dockerfile, and the compose file is parsed and checked agains
 project (entrypoint, commands, settings, the files it builds from)."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from server.__main__ import build_parser
 from server.providers.catalogue import Upstreams
+from server.access.wiring import dev_issuer_trusted
 from server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 COMPOSE = REPO / "docker" / "compose.yaml"
+INIT_SCRIPT = REPO / "docker" / "mongo-init" / "create-facade-user.js"
 
 
 def hadolint() -> str:
@@ -72,17 +77,21 @@ def test_compose_services_run_real_commands() -> None:
     assert parser.parse_args(services["emulator"]["command"]).port == 9100
     assert services["mongo"]["image"] == "mongo:8"
     assert "mongo-data" in compose()["volumes"]
-    assert services["mongo"]["volumes"] == ["mongo-data:/data/db"]
+    assert services["mongo"]["volumes"] == ["mongo-data:/data/db", "./mongo-init:/docker-entrypoint-initdb.d:ro"]
+    assert (COMPOSE.parent / "mongo-init").is_dir()
 
 
 def test_compose_settings_are_real_settings_pointing_at_the_stack() -> None:
     env = compose()["services"]["facade"]["environment"]
     fields = {f"FACADE_{name.upper()}" for name in Settings.model_fields}
     assert set(env) <= fields, set(env) - fields
-    assert env["FACADE_MONGODB_URI"] == "mongodb://mongo:27017"
+    assert urlsplit(env["FACADE_MONGODB_URI"]).hostname == "mongo"
     assert env["FACADE_PDS_BASE_URL"].startswith("http://emulator:9100/personal-demographics/FHIR/R4")
-    settings = Settings(**{k.removeprefix("FACADE_").lower(): v for k, v in env.items()})
+    with mock.patch.dict(os.environ, {k: str(v) for k, v in env.items()}):
+        settings = Settings()  # read as the container reads them: from the environment
     assert settings.port == 8080 and settings.host == "0.0.0.0"
+    # The demo stack trusts the development token issuer (every NHS API is the emulator).
+    assert settings.emulator_hosts == ["emulator"] and dev_issuer_trusted(settings)
     # Every NHS API goes to the emulator service, on the paths the emulator mounts them at,
     # so the container starts no embedded emulator of its own.
     assert not settings.sandbox_needed
@@ -90,3 +99,44 @@ def test_compose_settings_are_real_settings_pointing_at_the_stack() -> None:
     assert Upstreams.from_settings(settings, None) == emulated
     depends = compose()["services"]["facade"]["depends_on"]
     assert depends["mongo"]["condition"] == "service_healthy"
+
+
+def _secret_path(name: str) -> str:
+    return f"/run/secrets/{name}"
+
+
+def test_mongodb_requires_credentials_from_git_ignored_secrets() -> None:
+    """MongoDB has a root user, the façade its own user; every password is a compose
+    secret file (git-ignored, documented), never a value in the compose file."""
+    stack = compose()
+    services, secrets = stack["services"], stack["secrets"]
+    for name, secret in secrets.items():
+        source = COMPOSE.parent / secret["file"]
+        assert source.parent == COMPOSE.parent / "secrets", name
+        ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", str(source)], timeout=30)
+        assert ignored.returncode == 0, f"{source} must be git-ignored"
+    readme = (COMPOSE.parent / "secrets" / "README.md").read_text()
+    assert all(name in readme for name in secrets), "docker/secrets/README.md says how to make every secret"
+    assert "docker/secrets/" in (REPO / ".dockerignore").read_text().split()
+
+    mongo = services["mongo"]
+    root_secret = mongo["environment"]["MONGO_INITDB_ROOT_PASSWORD_FILE"].removeprefix("/run/secrets/")
+    assert mongo["environment"]["MONGO_INITDB_ROOT_USERNAME"] and root_secret in mongo["secrets"]
+    assert not any("PASSWORD" in k and not k.endswith("_FILE") for k in mongo["environment"])
+
+    facade = services["facade"]
+    env = facade["environment"]
+    uri = urlsplit(env["FACADE_MONGODB_URI"])
+    assert uri.username == "facade" and uri.password is None, "the user in the URI, the password in a file"
+    facade_secret = env["FACADE_MONGODB_PASSWORD_FILE"].removeprefix("/run/secrets/")
+    assert facade_secret in facade["secrets"] and facade_secret in secrets and facade_secret != root_secret
+    assert root_secret not in facade["secrets"], "the façade never holds the root password"
+
+    # The init script makes that user, from that secret, on the database the façade uses.
+    script = INIT_SCRIPT.read_text()
+    assert facade_secret in mongo["secrets"] and _secret_path(facade_secret) in script
+    assert 'user: "facade"' in script and f'db: "{env["FACADE_MONGODB_DATABASE"]}"' in script
+    assert "authSource=admin" in env["FACADE_MONGODB_URI"] and 'getSiblingDB("admin")' in script
+    settings = Settings(mongodb_uri=env["FACADE_MONGODB_URI"],
+                        mongodb_password_file=env["FACADE_MONGODB_PASSWORD_FILE"])
+    assert settings.mongodb_password_file == Path(_secret_path(facade_secret))

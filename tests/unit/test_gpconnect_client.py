@@ -13,13 +13,14 @@ from server.nhs.errors import UpstreamBadResponse
 from server.nhs.gpconnect import (
     INTERACTION_ID, GPConnectConfig, parse_structured_record, request_headers, structured_record_parameters,
 )
-from server.nhs.gpconnect_jwt import Requester, consumer_claims, decode_unsigned_jwt, unsigned_jwt
+from server.nhs.gpconnect_jwt import Assertion, Requester, consumer_claims, decode_unsigned_jwt, unsigned_jwt
 from server.providers.base import RequestContext
 from server.sandbox.gpconnect import _check_jwt
 from server.sandbox.gpconnect_data import structured_record
 
 REQUESTER = Requester("A11111", "Test Trust", "111111111111", "222222222222", "Facade", "System")
-CONFIG = GPConnectConfig("200000000001", "200000000002", REQUESTER, issuer="https://facade.example")
+# No principal on CTX: a system caller, asserted as the configured practitioner in sandbox only.
+CONFIG = GPConnectConfig("200000000001", "200000000002", REQUESTER, issuer="https://facade.example", sandbox=True)
 CTX = RequestContext(request_id="r1", base_url="https://facade.example", user_token="caller-token")
 TRACE = "6a1c7c2e-3a64-4a4e-9d4c-5d0e4f7b1a00"
 
@@ -73,7 +74,8 @@ def test_decode_rejects_what_is_not_an_unsigned_jwt(token: str) -> None:
     ({"sub": "someone-else"}, "sub"),
 ])
 def test_emulator_rejects_bad_consumer_claims(change: dict[str, Any], problem: str) -> None:
-    claims = consumer_claims(REQUESTER, issuer="i", audience="a", now=1_700_000_000) | change
+    assertion = Assertion(REQUESTER.sandbox_practitioner(), REQUESTER.organisation())
+    claims = consumer_claims(assertion, REQUESTER.device(), issuer="i", audience="a", now=1_700_000_000) | change
     assert problem in (_check_jwt(f"Bearer {unsigned_jwt(claims)}") or "")
 
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mappings.nhs.ers_referral_request import STATUS_MAP, referral_request_to_service_request
 from mappings.nhs.service_request_ids import (
     FHIR_ID_RE,
+    UPSTREAM_ID_RE,
     BarsId,
     ErsR4Id,
     ErsStu3Id,
@@ -57,10 +58,10 @@ sources = st.one_of(
 @given(sources)
 def test_issued_ids_are_fhir_ids_that_parse_back(source: Any) -> None:
     issued = issue_id(source)
-    if issued is None:  # only when the encoding would exceed FHIR's 64 characters
+    if issued is None:  # only for an upstream id that is no plain path segment, or too long an encoding
         assert not isinstance(source, ErsStu3Id)
         head = f"bars.{source.target}" if isinstance(source, BarsId) else f"ers.{source.ubrn}"
-        assert len(f"{head}.{source.upstream_id}") > 64
+        assert not UPSTREAM_ID_RE.match(source.upstream_id) or len(f"{head}.{source.upstream_id}") > 64
         return
     assert FHIR_ID_RE.match(issued)
     assert parse_id(issued) == source
@@ -84,6 +85,21 @@ def test_parse_id_never_raises_and_only_accepts_what_it_could_issue(text: str) -
 def test_ids_the_facade_never_issued_are_not_parsed() -> None:
     for text in ("9000000009", "bars", "bars.sandbox", "ers.123.r.x", "ers3.12345", "xyz.a.b", "bars.bad_key.x"):
         assert parse_id(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "bars.sandbox..", "bars.sandbox...", "bars.sandbox.a..b", "bars.sandbox..a", "bars.sandbox.a.",
+    "ers.000000070000..", "ers.000000070000...", "bars.sandbox.abc\n", "ers3.000000070000\n",
+])
+def test_ids_whose_upstream_part_is_a_dot_segment_or_has_empty_parts_are_not_parsed(text: str) -> None:
+    """`bars.sandbox...` used to read BaRS `ServiceRequest/..`: the API's base, another path."""
+    assert parse_id(text) is None
+
+
+@pytest.mark.parametrize("upstream_id", [".", "..", "a..b", ".a", "a.", ""])
+def test_such_upstream_ids_are_never_issued(upstream_id: str) -> None:
+    assert issue_id(BarsId("sandbox", upstream_id)) is None
+    assert issue_id(ErsR4Id("000000070000", upstream_id)) is None
 
 
 codings = st.builds(lambda s, c: {"system": s, "code": c},

@@ -108,6 +108,7 @@ def test_statement_describes_each_provider_from_its_declarations() -> None:
     assert cs["implementation"]["url"] == "http://facade.test"
     rest = cs["rest"][0]
     assert rest["mode"] == "server"
+    assert [c["code"] for c in rest["security"]["service"][0]["coding"]] == ["OAuth", "SMART-on-FHIR"]
     by_type = {r["type"]: r for r in rest["resource"]}
     assert list(by_type) == ["Device", "Patient"]
     device = by_type["Device"]

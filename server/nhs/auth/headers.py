@@ -67,8 +67,8 @@ class ExchangedTokens:
 def missing_user_token(api: str) -> Unauthorized:
     """The 401 a caller gets when a user-restricted NHS API needs their CIS2 token."""
     return Unauthorized(
-        f"{api} is a user-restricted NHS API: send the signed-in user's NHS CIS2 token as "
-        "'Authorization: Bearer <token>'",
+        f"{api} is a user-restricted NHS API: send the signed-in user's NHS CIS2 token in the "
+        "'X-NHS-User-Token' header",
         headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade", error="invalid_token", '
                                      f'error_description="{api} needs an NHS CIS2 user token"'},
     )

@@ -1,0 +1,140 @@
+"""The access edge (pure ASGI): authenticate every caller, and audit every access.
+
+Every path except the public discovery documents (/metadata, the SMART configuration,
+/openapi.json, /_health) needs a verified bearer token: none, or a bad one, is a 401
+with `WWW-Authenticate` and an OperationOutcome that says no more than that. The
+principal goes into the request state for the handlers, which decide scopes, roles,
+purpose and relationship (server.access.policy) and note what they returned.
+
+Each such request, allowed or refused, leaves exactly one AuditEvent, written before
+the response starts: if the audit trail can take it nowhere, the caller gets a 503
+instead of the answer (fail closed), so no access goes unrecorded.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.access.audit_event import AuditNote, audit_event, interaction_of
+from server.access.claims import BadPurpose
+from server.access.control import AccessControl
+from server.access.principal import Principal
+from server.access.tokens import InvalidToken
+from server.fhir.outcome import issue, operation_outcome
+
+log = logging.getLogger("facade.access")
+
+PUBLIC_PATHS = frozenset({"/metadata", "/.well-known/smart-configuration", "/openapi.json", "/_health"})
+REALM = 'Bearer realm="nhs-fhir-facade"'
+FHIR_JSON = b"application/fhir+json; charset=utf-8"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def bearer_token(scope: Scope) -> str | None:
+    value = _header(scope, b"authorization")
+    if value is None or value[:7].lower() != "bearer ":
+        return None
+    return value[7:].strip() or None
+
+
+def _refusal(status: int, code: str, text: str, challenge: str | None) -> Message:
+    body = orjson.dumps(operation_outcome(issue(code, text)))
+    headers = [(b"content-type", FHIR_JSON), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-store")]
+    if challenge:
+        headers.append((b"www-authenticate", challenge.encode()))
+    return {"start": {"type": "http.response.start", "status": status, "headers": headers},
+            "body": {"type": "http.response.body", "body": body}}
+
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        access: AccessControl = scope["app"].state.access
+        state = scope.setdefault("state", {})
+        query = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client")
+        note = AuditNote(request_id=state.get("request_id", "-"), method=scope["method"],
+                         target=scope["path"] + (f"?{query}" if query else ""),
+                         client_address=client[0] if client else None,
+                         interaction=interaction_of(scope["method"], scope["path"]))
+        state["audit"] = note
+        state["access"] = access
+        principal, refusal = await self._authenticate(scope, access, note)
+        if refusal is not None:
+            await self._answer(send, refusal, access, note, None)
+            return
+        state["principal"] = principal
+        await self._pass_audited(scope, receive, send, access, note, principal)
+
+    async def _authenticate(self, scope: Scope, access: AccessControl,
+                            note: AuditNote) -> tuple[Principal | None, Message | None]:
+        token = bearer_token(scope)
+        if token is None:
+            note.reason = "no bearer token"
+            return None, _refusal(401, "login", "This endpoint needs 'Authorization: Bearer <access token>'",
+                                  REALM)
+        try:
+            principal = await access.authenticate(token, _header(scope, b"x-purpose-of-use"))
+        except InvalidToken as exc:
+            note.reason = f"invalid token: {exc.reason}"
+            return None, _refusal(401, "login", "The access token is not valid",
+                                  f'{REALM}, error="invalid_token"')
+        except BadPurpose as exc:
+            note.reason = str(exc)
+            return None, _refusal(400, "value", str(exc), None)
+        return principal, None
+
+    async def _answer(self, send: Send, refusal: Message, access: AccessControl, note: AuditNote,
+                      principal: Principal | None) -> None:
+        status = refusal["start"]["status"]
+        if not await access.record(note, principal, status):
+            refusal = _unavailable()
+        await send(refusal["start"])
+        await send(refusal["body"])
+
+    async def _pass_audited(self, scope: Scope, receive: Receive, send: Send, access: AccessControl,
+                            note: AuditNote, principal: Principal) -> None:
+        started: dict[str, Any] = {"sent": False, "dropped": False}
+
+        async def audited_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started["sent"] = True
+                if not await access.record(note, principal, message["status"]):
+                    started["dropped"] = True
+                    failed = _unavailable()
+                    await send(failed["start"])
+                    await send(failed["body"])
+                    return
+            elif started["dropped"]:
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited_send)
+        except Exception:
+            if not started["sent"]:
+                note.reason = "internal error"
+                await access.record(note, principal, 500)
+            raise
+
+
+def _unavailable() -> Message:
+    refusal = _refusal(503, "transient", "The audit trail cannot record this access right now, so it is "
+                       "refused; try again shortly", None)
+    refusal["start"]["headers"].append((b"retry-after", b"5"))
+    return refusal
