@@ -11,8 +11,8 @@ Why it is shaped like this:
   as it lives; the file is created under a hidden temporary name, locked, then renamed,
   so no other process can ever see it unlocked and take it for a dead process's file.
 - Files of dead processes are found by trying the same lock without waiting: a live
-  owner still holds it, so success means the owner is gone (or the file is claimed by
-  nobody else), and the lock is kept while its events are drained. `flock` locks are
+  owner still holds it, so success means the owner is gone and no other live spool is
+  draining the file; the lock is then kept while its events are drained. `flock` locks are
   per open file, so two spools in one process exclude each other too. Local disks only:
   `flock` over NFS is not reliable.
 - Appends are group-committed: the appends waiting while one write is on disk go out
@@ -93,9 +93,8 @@ def _fsync_directory(directory: Path) -> None:
 class AuditSpool:
     """This process's spool file plus the dead processes' files it has claimed."""
 
-    def __init__(self, directory: Path, *, sync: bool = True) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.sync = sync  # False only in tests that measure something else
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.name = f"{PREFIX}{os.getpid()}-{stamp}-{secrets.token_hex(4)}{SUFFIX}"
         self._own: _SpoolFile | None = None
@@ -107,6 +106,11 @@ class AuditSpool:
     @property
     def path(self) -> Path:
         return self.directory / self.name
+
+    @property
+    def is_open(self) -> bool:
+        """True once this process's file exists and is locked."""
+        return self._own is not None
 
     # --- this process's file ----------------------------------------------------------
 
@@ -169,8 +173,7 @@ class AuditSpool:
             written = 0
             while written < len(data):
                 written += os.pwrite(spool_file.fd, view[written:], start + written)
-            if self.sync:
-                os.fsync(spool_file.fd)
+            os.fsync(spool_file.fd)
         except OSError:
             # Cut the partial lines off, so a crash now leaves no line whose access was
             # refused; if even that fails, the next write overwrites them (same offset).
@@ -331,8 +334,7 @@ class AuditSpool:
     def _empty_own(self, spool_file: _SpoolFile) -> None:
         try:
             os.ftruncate(spool_file.fd, 0)
-            if self.sync:
-                os.fsync(spool_file.fd)
+            os.fsync(spool_file.fd)
         except OSError as exc:  # keep appending after the drained lines; they are re-sent only after a crash
             log.warning("audit spool: could not empty %s (%s)", spool_file.path.name, type(exc).__name__)
             return

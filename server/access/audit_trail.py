@@ -13,7 +13,13 @@ protocol:
   new ones follow them there, so they reach MongoDB in the order they were spooled. A
   background drainer inserts spooled events in order, with backoff while MongoDB is
   away; the event id is `_id`, so an event stored twice (sent, unacknowledged, then
-  drained) is found once: a duplicate key means "already stored".
+  drained) is found once: a duplicate key means "already stored". If the spool cannot
+  be written while it holds events, MongoDB is tried directly (stored out of spool
+  order, which beats refusing); only when both fail is the access refused.
+- No PyMongo call is ever cancelled: an append runs to its end even when its caller is
+  cancelled (the access happened; it is recorded), and the drainer is asked to stop
+  rather than cancelled. A PyMongo call cancelled while it waits for a server was seen
+  to hang for ever (PyMongo 4.20, Python 3.11); the client's timeouts bound every call.
 
 Errors:
     Exception
@@ -201,8 +207,11 @@ class MongoAuditTrail:
         self._indexes_ready = False
         self._mongo_ok = True
         self._spool_ok = True
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # set by a spooled append (and on stop)
+        self._stopped = asyncio.Event()
+        self._stopping = False
         self._drainer: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Future[None]] = set()  # appends in progress, awaited by aclose
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -239,24 +248,46 @@ class MongoAuditTrail:
         self._mongo_ok = True
 
     async def aclose(self) -> None:
-        """Stop the drainer, try one last bounded drain, release the spool. What is left
-        stays in the spool file for the next process."""
+        """Stop the drainer, try one last drain (for at most `close_timeout`), release the
+        spool. What is left stays in the spool file for the next process.
+
+        The drainer is asked to stop, never cancelled: a PyMongo call cancelled while it
+        waits for a server was seen to leave the task hanging (PyMongo 4.20, Python 3.11),
+        and every call here is bounded by the client's own timeouts anyway."""
+        self._stopping = True
+        self._stopped.set()
+        self._wake.set()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         if self._drainer is not None:
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
+            await self._drainer
             self._drainer = None
         if self.spool.has_pending():
+            loop = asyncio.get_running_loop()
             try:
-                await asyncio.wait_for(self._drain_spool(), self.close_timeout)
-            except (PyMongoError, OSError, TimeoutError) as exc:
+                await self._drain_spool(until=loop.time() + self.close_timeout)
+            except (PyMongoError, OSError) as exc:
                 log.warning("audit trail: spooled events left for the next start (%s)", type(exc).__name__)
         await self.spool.aclose()
 
     # --- writing ----------------------------------------------------------------------
 
     async def append(self, event: Event) -> None:
+        """Store in MongoDB, else in the spool (see the module docstring). Runs to the end
+        even when the caller is cancelled (a client that hung up): the access happened and
+        is recorded, and no PyMongo call is cancelled midway (see aclose)."""
         doc = _document(event, _validated_fields(event))
+        write = asyncio.ensure_future(self._store(event, doc))
+        self._writes.add(write)
+        write.add_done_callback(self._write_done)
+        await asyncio.shield(write)
+
+    def _write_done(self, write: asyncio.Future[None]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled():
+            write.exception()  # retrieved: a caller that was cancelled never reads it
+
+    async def _store(self, event: Event, doc: Document) -> None:
         tried_mongo = False
         if not self.spool.holds_own_events():
             tried_mongo = True
@@ -337,38 +368,59 @@ class MongoAuditTrail:
         delay = self.retry_initial
         next_scan = loop.time() + self.orphan_scan_interval
         failing = False
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 if not self._indexes_ready:
                     await self._create_indexes()
                 drained = await self._drain_spool()
-            except (PyMongoError, OSError) as exc:
+            except Exception as exc:  # the drainer must outlive any one failure, whatever it is
                 if isinstance(exc, PyMongoError):
                     self._mongo_ok = False
                 if not failing:
-                    log.warning("audit drain paused: %s; retrying with backoff", type(exc).__name__)
+                    log.log(logging.WARNING if isinstance(exc, (PyMongoError, OSError)) else logging.ERROR,
+                            "audit drain paused: %s; retrying with backoff", type(exc).__name__)
                 failing = True
-                await asyncio.sleep(random.uniform(delay / 2, delay))
+                await self._sleep(random.uniform(delay / 2, delay), self._stopped)
                 delay = min(delay * 2, self.retry_max)
                 continue
             if failing or drained:
                 log.info("audit drain: %d spooled event(s) stored in MongoDB", drained)
             failing, delay = False, self.retry_initial
-            if self.spool.has_pending():
+            if self.spool.has_pending() or self._stopping:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_scan - loop.time()))
+            await self._sleep(max(0.0, next_scan - loop.time()), self._wake)
             if loop.time() >= next_scan:
                 next_scan = loop.time() + self.orphan_scan_interval
-                with contextlib.suppress(OSError):
-                    await self.spool.claim_orphans()
+                await self._housekeeping()
 
-    async def _drain_spool(self) -> int:
-        """Insert spooled events in spool order until none is left; returns how many.
-        Progress is committed batch by batch, also when a batch fails part way."""
+    async def _housekeeping(self) -> None:
+        """Now and then: take over files of workers that died, and retry a spool that
+        could not be opened at start (a directory created or mounted since)."""
+        with contextlib.suppress(OSError):
+            if not self._spool_ok and not self.spool.is_open:
+                await self.spool.open()
+                self._spool_ok = True
+                log.info("audit spool %s usable again", self.spool.directory)
+            await self.spool.claim_orphans()
+
+    @staticmethod
+    async def _sleep(seconds: float, until: asyncio.Event) -> None:
+        """Sleep, or less when `until` is set (it only ever waits on an Event, so the
+        timeout never cancels a PyMongo call)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until.wait(), seconds)
+
+    async def _drain_spool(self, until: float | None = None) -> int:
+        """Insert spooled events in spool order until none is left (or, given `until`, no
+        new batch after that loop time); returns how many. Progress is committed batch by
+        batch, also when a batch fails part way."""
+        loop = asyncio.get_running_loop()
         total = 0
-        while (batch := await self.spool.next_batch(self.batch_size)) is not None:
+        while until is None or loop.time() < until:
+            batch = await self.spool.next_batch(self.batch_size)
+            if batch is None:
+                break
             docs = [self._spooled_document(event) for event in batch.events]
             progress = _Progress()
             try:

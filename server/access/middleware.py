@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.access.audit_event import AuditNote, audit_event, interaction_of
+from server.access.audit_event import AuditNote, interaction_of
 from server.access.claims import BadPurpose
 from server.access.control import AccessControl
 from server.access.principal import Principal

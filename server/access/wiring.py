@@ -9,7 +9,6 @@ stops with an error rather than quietly trusting a key anyone on the machine can
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import aiohttp
 

@@ -35,6 +35,8 @@ Pair = tuple[str | None, str | None]
 # Implied code systems of `code` elements (required bindings, FHIR R4): a bare code has
 # no system in the JSON, but `system|code` searches must still find it.
 CODE_SYSTEMS: dict[str, str] = {
+    "AuditEvent.outcome": "http://hl7.org/fhir/audit-event-outcome",
+    "AuditEvent.action": "http://hl7.org/fhir/audit-event-action",
     "AllergyIntolerance.category": "http://hl7.org/fhir/allergy-intolerance-category",
     "AllergyIntolerance.criticality": "http://hl7.org/fhir/allergy-intolerance-criticality",
     "AllergyIntolerance.type": "http://hl7.org/fhir/allergy-intolerance-type",

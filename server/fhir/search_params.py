@@ -7,7 +7,7 @@ inside one value is OR). Pure functions, no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Literal, Union
 

@@ -9,7 +9,7 @@ before it is parsed: one search must not hold the event loop for seconds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from server.fhir.errors import InvalidSearchParameter

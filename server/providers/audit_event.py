@@ -36,7 +36,7 @@ from server.fhir.errors import NotFound, ServiceUnavailable
 from server.fhir.outcome import Issue, issue
 from server.fhir.search_match import matches
 from server.fhir.search_params import (DateValue, MissingValue, ParsedParam, ReferenceValue, SearchParamSpec,
-                                       TokenValue)
+                                       TokenValue, Value)
 from server.fhir.search_request import SearchRequest
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 
@@ -121,7 +121,7 @@ def _bare_agent_values(param: ParsedParam) -> ParsedParam:
     """`agent=X` (no type, no modifier) is also X as an identifier value, any system."""
     if param.name != "agent" or param.modifier is not None:
         return param
-    values: list = []
+    values: list[Value] = []
     for value in param.values:
         values.append(value)
         if isinstance(value, ReferenceValue) and value.resource_type is None and value.identifier is None and value.id:

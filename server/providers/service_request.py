@@ -26,7 +26,7 @@ from server.nhs.errors import UpstreamBadResponse, UpstreamError, to_fhir_error
 from server.nhs.ers import ERSClient, ERSContextMissing
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
-from server.providers.service_request_query import ByPatient, ByUbrn, compile_filters, plan_search
+from server.providers.service_request_query import ByPatient, compile_filters, plan_search
 from server.settings import BarsTarget
 
 if TYPE_CHECKING:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl

@@ -180,11 +180,13 @@ async def test_health_reports_cache_and_upstream(emulator: Emulator, http: aioht
     assert status == 200 and h["Content-Type"].startswith("application/json")
     assert body == {"status": "ok",
                     "cache": {"backend": "mongodb", "status": "up", "indexes": "ready"},
+                    "audit": {"backend": "mongodb", "status": "ok"},
                     "upstream": {"mode": "live", "apis": {
                         api: "configured" for api in ("pds", "bars", "ers", "cpt", "gpconnect")}}}
     async with running_facade(emulator, cache_enabled=True) as url:
         _, _, memory = await FHIRClient(url, http).get("/_health")
     assert memory["cache"]["backend"] == "memory" and memory["status"] == "ok"
+    assert memory["audit"] == {"backend": "memory", "status": "ok"}
     async with running_facade(emulator) as url:
         _, h, disabled = await FHIRClient(url, http).get("/_health")
         _, read_headers, _ = await FHIRClient(url, http).get("/Patient/9000000009")

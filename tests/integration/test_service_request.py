@@ -10,7 +10,7 @@ import pytest
 from server.app import create_app
 from server.serving import serving
 from server.settings import Settings
-from tests.support.tokens import bearer, facade_access_settings
+from tests.support.tokens import facade_access_settings
 from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade

@@ -30,7 +30,7 @@ URI_VARIABLE = "FACADE_TEST_MONGODB_URI"
 # (SIGTERM) or when the test process goes away (its stdin pipe closes).
 _LAUNCHER = """
 import os, signal, sys, threading, secantus
-server = secantus.SecantusDBServer(host="127.0.0.1", port=int(sys.argv[1]), storage_path=":memory:",
+server = secantus.SecantusDBServer(host="127.0.0.1", port=int(sys.argv[1]), storage_path=sys.argv[2],
                                    ttl_sweep_seconds=1)
 server.start()
 print(server.port, flush=True)
@@ -53,10 +53,14 @@ def ping(uri: str, timeout: float = 0.5) -> bool:
 
 
 class SecantusProcess:
-    """One SecantusDB server process on a loopback port (0 = a free one)."""
+    """One SecantusDB server process on a loopback port (0 = a free one). In memory by
+    default; with a `storage_path` on disk (WiredTiger with its journal), what it
+    acknowledged before a SIGKILL is still there when it is started again (same port,
+    same path): the restart tests need that."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, storage_path: str | Path = ":memory:") -> None:
         self.port = port
+        self.storage_path = str(storage_path)
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -69,7 +73,7 @@ class SecantusProcess:
             raise RuntimeError(f"{python} is missing: run `make test` (it installs SecantusDB into .venv-testdb) "
                                f"or set {URI_VARIABLE} to a MongoDB URL")
         self.process = subprocess.Popen(
-            [str(python), "-c", _LAUNCHER, str(self.port)],
+            [str(python), "-c", _LAUNCHER, str(self.port), self.storage_path],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         assert self.process.stdout is not None
