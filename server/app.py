@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 from starlette.applications import Starlette
@@ -20,7 +20,6 @@ from starlette.routing import Mount
 from server.access.directory import PASDirectory
 from server.access.middleware import AccessMiddleware
 from server.access.quota import CallerQuota
-from server.providers.audit_event import AuditEventProvider
 from server.access.trail_wiring import open_audit_trail
 from server.access.wiring import build_access
 from server.cache.lifecycle import open_cache
@@ -30,10 +29,11 @@ from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
 from server.fhir.pages import SnapshotStore
 from server.fhir.routes import ROUTES
+from server.mongodb import open_mongo_client
 from server.nhs.auth.profiles import build_auth
 from server.pas.routes import create_pas_app
-from server.mongodb import open_mongo_client
 from server.pas.wiring import build_pas, open_pas_store
+from server.providers.audit_event import AuditEventProvider
 from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory, Upstreams, Wiring
 from server.providers.registry import ProviderRegistry
 from server.runtime import Runtime
@@ -106,10 +106,9 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
         routes=[Mount("/pas/v1", app=pas_app), *ROUTES],
         middleware=[
             Middleware(RequestIdMiddleware),
-            *edge_middleware(settings),  # CORS when configured, no-store, size limits (issue 8)
-            # Inside CORS (a preflight carries no token) and the limits: authenticate, then
-            # audit every access, fail closed.
-            Middleware(AccessMiddleware),
+            # CORS when configured (a preflight carries no token), no-store, then authenticate
+            # and audit every access (fail closed), then the size limits (server/fhir/edge.py).
+            *edge_middleware(settings, Middleware(AccessMiddleware)),
             Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -27,7 +27,15 @@ MAX_ROLE_CODE = 100
 
 
 class BadPurpose(ValueError):
-    """A purpose-of-use value that is not a v3 ActReason code's shape."""
+    """A purpose-of-use value that is not a v3 ActReason code's shape (400)."""
+
+    status = 400
+
+
+class PurposeNotAllowed(BadPurpose):
+    """A purpose the header may not declare over the token's own (403)."""
+
+    status = 403
 
 
 def _text(claims: dict[str, Any], *names: str, pattern: re.Pattern[str] | None = None,
@@ -56,18 +64,27 @@ def _nrbac(claims: dict[str, Any]) -> dict[str, Any] | None:
     return chosen[0] if chosen else None
 
 
+BREAK_GLASS = "ETREAT"
+
+
 def purpose_of(claims: dict[str, Any], header: str | None) -> str | None:
-    """The purpose asserted for this request: the X-Purpose-Of-Use header (per request,
-    e.g. a break-glass) wins over the token's `purpose_of_use` claim."""
-    if header is not None:
-        value = header.strip().upper()
-        if not PURPOSE.fullmatch(value):
-            raise BadPurpose("X-Purpose-Of-Use takes one v3 PurposeOfUse code such as TREAT or ETREAT")
-        return value
+    """The purpose asserted for this request. The token's `purpose_of_use` claim is what the
+    identity provider vouched for; the X-Purpose-Of-Use header sets it only when the token
+    carries none, and may always declare break-glass (ETREAT: allowed, flagged for review).
+    A header may not turn a token issued for, say, operations into one for treatment."""
     claim = claims.get("purpose_of_use")
     if isinstance(claim, list):
         claim = next((c for c in claim if isinstance(c, str)), None)
-    return claim.upper() if isinstance(claim, str) and PURPOSE.fullmatch(claim.upper()) else None
+    from_token = claim.upper() if isinstance(claim, str) and PURPOSE.fullmatch(claim.upper()) else None
+    if header is None:
+        return from_token
+    value = header.strip().upper()
+    if not PURPOSE.fullmatch(value):
+        raise BadPurpose("X-Purpose-Of-Use takes one v3 PurposeOfUse code such as TREAT or ETREAT")
+    if from_token is not None and value not in (from_token, BREAK_GLASS):
+        raise PurposeNotAllowed(f"X-Purpose-Of-Use {value} differs from the token's purpose of use {from_token}; "
+                         f"only {BREAK_GLASS} (break-glass) may be declared over it")
+    return value
 
 
 def principal_from_claims(claims: dict[str, Any], table: RoleTable, *, purpose_header: str | None = None) -> Principal:

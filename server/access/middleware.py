@@ -35,7 +35,7 @@ FHIR_JSON = b"application/fhir+json; charset=utf-8"
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")
+            return str(value.decode("latin-1"))
     return None
 
 
@@ -75,8 +75,8 @@ class AccessMiddleware:
         state["audit"] = note
         state["access"] = access
         principal, refusal = await self._authenticate(scope, access, note)
-        if refusal is not None:
-            await self._answer(send, refusal, access, note, None)
+        if refusal is not None or principal is None:
+            await self._answer(send, refusal or _unavailable(), access, note, None)
             return
         state["principal"] = principal
         await self._pass_audited(scope, receive, send, access, note, principal)
@@ -96,7 +96,7 @@ class AccessMiddleware:
                                   f'{REALM}, error="invalid_token"')
         except BadPurpose as exc:
             note.reason = str(exc)
-            return None, _refusal(400, "value", str(exc), None)
+            return None, _refusal(exc.status, "value" if exc.status == 400 else "forbidden", str(exc), None)
         return principal, None
 
     async def _answer(self, send: Send, refusal: Message, access: AccessControl, note: AuditNote,

@@ -61,7 +61,7 @@ class Grant:
 class Guard:
     """One request's access checks, with its relationship look-ups memoised."""
 
-    policy: "AccessPolicy"
+    policy: AccessPolicy
     principal: Principal
     _related: dict[str, bool] = field(default_factory=dict)
     _numbers: dict[str, str | None] = field(default_factory=dict)
@@ -82,13 +82,18 @@ class Guard:
                 or await self.policy.directory.registered(patient))
         return self._related[patient]
 
+    async def check_patient_id(self, grant: Grant, patient_id: str) -> None:
+        """Before a Patient read reaches NHS: a patient-scoped token may read only its own."""
+        if grant.compartment is not None and await self._nhs_number(patient_id) != grant.compartment:
+            raise AccessDenied(f"Patient/{patient_id}: outside the token's patient compartment")
+
     async def check_search(self, grant: Grant, search: SearchRequest) -> None:
         """Before any NHS call: a compartment or relationship the search's own criteria break is a 403."""
         patients = searched_patients(search)
         if grant.compartment is not None:
             if not patients:
                 raise AccessDenied(f"A patient-scoped token must name its patient in a {search.resource_type} "
-                                   "search (patient=, or _id=/identifier= for Patient)")
+                                   "search (patient=, or identifier= for Patient)")
             for patient in patients:
                 if not patient or await self._nhs_number(patient) != grant.compartment:
                     raise AccessDenied("This token's scopes are limited to its own patient")
@@ -156,3 +161,6 @@ class AccessPolicy:
         if not any(principal.scopes.contexts_granting(resource_type, p) - {"patient"} for p in permissions):
             raise AccessDenied(f"The token's scopes do not allow {action} (needs user/ or system/ "
                                f"{resource_type}.{permissions})")
+        if action == "related.read" and principal.purpose not in self.table.clinical_purposes:
+            raise AccessDenied(f"{action} returns clinical records: it needs a purpose of use ("
+                               f"{', '.join(sorted(self.table.clinical_purposes))}) in the token or X-Purpose-Of-Use")

@@ -8,14 +8,15 @@ job-role map stops the façade at start-up rather than silently granting or refu
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
 DEFAULT_POLICY = Path(__file__).with_name("roles.yaml")
-PAS_ACTIONS = frozenset({"patients.read", "patients.write", "related.read", "hl7"})
+PAS_ACTIONS = frozenset({"patients.read", "patients.write", "related.read", "clinical.write", "hl7"})
 _JOB_ROLE = re.compile(r"R[0-9]{4,5}")
 
 

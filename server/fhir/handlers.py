@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from capability.statement import capability_statement
-from server.access.compartment import audit_patients
+from server.access.compartment import audit_patients, searched_patients
 from server.access.control import AccessControl
 from server.access.policy import AccessDenied, Grant, Guard
 from server.fhir.bundle import full_url, search_url, searchset
@@ -24,7 +24,8 @@ from server.fhir.includes import FanOutBudget, available_rev_includes, resolve_i
 from server.fhir.outcome import Issue, issue, operation_outcome
 from server.fhir.pages import Snapshot
 from server.fhir.response_notes import collecting_response_headers
-from server.fhir.responses import FHIRResponse, not_modified as not_modified_response
+from server.fhir.responses import FHIRResponse
+from server.fhir.responses import not_modified as not_modified_response
 from server.fhir.search_request import SUMMARY_MODES, SearchRequest, parse_search
 from server.fhir.sorting import sort_resources
 from server.fhir.subsetting import apply_view
@@ -37,7 +38,8 @@ TYPE_RE = re.compile(r"\A[A-Z][A-Za-z]{0,63}\Z")
 
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    state: Runtime = request.app.state.runtime  # set by the lifespan before any request
+    return state
 
 
 def context(request: Request) -> RequestContext:
@@ -118,7 +120,7 @@ def provider_for(request: Request) -> ResourceProvider:
 
 
 def checked_id(request: Request) -> str:
-    resource_id = request.path_params["id"]
+    resource_id: str = request.path_params["id"]  # a plain {id} route segment: always a str
     if not ID_RE.match(resource_id):
         raise BadRequest(f"'{resource_id[:80]}' is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})")
     return resource_id
@@ -164,7 +166,12 @@ async def _guarded_read(request: Request, provider: ResourceProvider, resource_i
     """Read one resource for this caller: scopes, role and purpose before NHS is asked,
     compartment and relationship on what came back (403, never the data)."""
     check = guard(request)
+    target = f"{provider.resource_type}/{resource_id}"
+    # Named before any check, so a refused attempt is audited with what it was after.
+    request.state.audit.saw([target] if provider.resource_type == "Patient" else [], [target])
     grant = check.grant(provider.resource_type, "r")
+    if provider.resource_type == "Patient":
+        await check.check_patient_id(grant, resource_id)  # before NHS is asked
     resource = await provider.read(resource_id, context(request))
     reason = await check.refusal(grant, resource)
     if reason is not None:
@@ -226,6 +233,7 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
     declaration = dataclasses.replace(declaration, rev_includes=available_rev_includes(
         declaration.rev_includes, provider.resource_type, rt.registry))
     search = parse_search(pairs, declaration, strict=strict_handling(request), max_items=rt.settings.max_list_items)
+    request.state.audit.saw([f"Patient/{p}" for p in searched_patients(search) or () if p], [])
     await check.check_search(grant, search)  # before any NHS call
     with collecting_response_headers() as extra:
         result = await provider.search(search, ctx)
@@ -242,6 +250,7 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         # The page size asked for is part of the request `self` must reproduce (_count=0 above all).
         self_pairs.append(("_count", str(search.count)))
     if search.summary == "count" or search.count == 0:
+        audit_saw(request, matches)  # a count says something about each patient counted
         bundle = searchset(base_url=rt.base_url, matches=[], outcome=outcome, total=len(matches),
                            self_url=search_url(rt.base_url, provider.resource_type, self_pairs),
                            offset=0, count=0, match_count=len(matches), link_for=None)
@@ -265,7 +274,8 @@ async def _page_from_snapshot(request: Request, provider: ResourceProvider, key:
     snapshot = rt.snapshots.get(key)
     if snapshot is not None and snapshot.owner != request.state.principal.binding_key():
         # Bound to the caller who searched: anyone else (another user, client, scope set or
-        # patient context) learns nothing, not even that the page exists.
+        # patient context) gets no data (a 404, where an unknown key is 410: the key is 128
+        # random bits, so whoever holds it knows it exists anyway).
         raise NotFound("No such page of search results")
     if snapshot is None or snapshot.request.resource_type != provider.resource_type:
         raise Gone("This page of search results has expired or never existed; run the search again")
@@ -353,7 +363,7 @@ async def _guarded_rev_includes(request: Request, check: Guard, page: list[dict[
     for source in dict.fromkeys(inc.source for inc in search.rev_includes):
         wanted = tuple(inc for inc in search.rev_includes if inc.source == source)
         try:
-            grant = check.grant(source, "r")
+            grant = check.grant(source, "s")  # a reverse search is a search of the source type
         except AccessDenied as denied:
             issues.append(issue("suppressed", f"_revinclude of {source} left out: {denied.diagnostics}",
                                 severity="warning"))

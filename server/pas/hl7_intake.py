@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -160,7 +161,7 @@ def build_ack(code: str, message: Message | None, problems: list[HL7Problem]) ->
                 message = None  # unusual encoding characters: answer with the default ones
             else:
                 return "\r".join(lines + [_err_segment(p) for p in problems]) + "\r"
-        except Exception:  # noqa: BLE001 - a header too broken to swap still deserves an ACK
+        except Exception:
             message = None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     msh = f"MSH|^~\\&|NHS-FHIR-FACADE||||{stamp}||ACK|{_control_id()}|P|2.4"
@@ -170,7 +171,7 @@ def build_ack(code: str, message: Message | None, problems: list[HL7Problem]) ->
 def _field(message: Message, path: str) -> str:
     try:
         return str(message[path])
-    except Exception:  # noqa: BLE001 - missing or malformed header field
+    except Exception:
         return ""
 
 
@@ -185,7 +186,7 @@ def parse(raw: bytes) -> Message:
         raise Rejected(HL7Problem(SEGMENT_ERROR, "not an HL7 v2 message: it must start with an MSH segment"))
     try:
         message = hl7.parse(text)
-    except Exception:  # noqa: BLE001 - the library raises several types on malformed input
+    except Exception:
         raise Rejected(HL7Problem(SEGMENT_ERROR, "the message cannot be parsed as HL7 v2 (ER7)")) from None
     return message
 
@@ -232,7 +233,10 @@ class HL7Intake:
         body = {**current.record, **record, "hospitalNumber": current.hospital_number} if current else record
         await self.service.upsert(body, ctx)
 
-    async def handle(self, raw: bytes, ctx: RequestContext) -> str:
+    async def handle(self, raw: bytes, ctx: RequestContext,
+                     touched: Callable[[str, str | None], None] | None = None) -> str:
+        """The ACK for one message; `touched(hospital number, NHS number)` is told of every
+        patient the message wrote (the audit trail names them)."""
         message: Message | None = None
         try:
             message = parse(raw)
@@ -247,8 +251,12 @@ class HL7Intake:
                                                                 "hospital number (identifier type MR)", "MRG^1^1")])
                 await self.service.stored(old)  # checked before anything is written
             await self._upsert(record, ctx)
+            if touched is not None:
+                touched(record["hospitalNumber"], record.get("nhsNumber"))
             if old is not None:
                 await self.service.merge(old, record["hospitalNumber"])
+                if touched is not None:
+                    touched(old, None)
         except Rejected as rejected:
             log.info("hl7: rejected (%s) request_id=%s", rejected.problem.code, ctx.request_id)
             return build_ack("AR", message, [rejected.problem])
@@ -263,7 +271,7 @@ class HL7Intake:
             code = UNKNOWN_KEY if err.status == 404 else DATA_TYPE_ERROR if err.status == 422 else INTERNAL
             return build_ack("AE", message, [HL7Problem(_error_code(p.reason) if err.status == 422 else code,
                                                         _describe(p), _location(p.path)) for p in err.problems])
-        except Exception as exc:  # noqa: BLE001 - an HL7 sender must get an ACK, never a 500
+        except Exception as exc:
             log.error("hl7: internal %s request_id=%s", type(exc).__name__, ctx.request_id)
             return build_ack("AE", message, [HL7Problem(INTERNAL, f"internal error; quote request id {ctx.request_id}")])
         log.info("hl7: accepted %s request_id=%s", event, ctx.request_id)

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mappings.engine import Problem
-from server.fhir.errors import FHIRError
 from server.access.control import AccessControl
+from server.fhir.errors import FHIRError
 from server.pas.errors import PASError
 from server.pas.hl7_intake import HL7Intake
 from server.pas.json_depth import MAX_JSON_DEPTH, nested_deeper_than
@@ -67,11 +67,42 @@ def _context(request: Request, action: str, resource_type: str, permissions: str
                           principal=principal, quota=access.quota)
 
 
-def _audit_patient(request: Request, stored: Any) -> None:
-    """Name the PAS patient this request touched in its AuditEvent."""
-    nhs = getattr(stored, "nhs_number", None)
-    ref = f"Patient/{nhs}" if nhs else f"Patient/pas-{stored.hospital_number}"
-    request.state.audit.saw([ref], [f"Patient/pas-{stored.hospital_number}"])
+def _audit_patient(request: Request, hospital_number: str, nhs_number: str | None) -> None:
+    """Name the PAS patient this request touched in its AuditEvent (by NHS number when
+    known, so `AuditEvent?patient=Patient/{NHS number}` finds PAS accesses too)."""
+    ref = f"Patient/{nhs_number}" if nhs_number else f"Patient/pas-{hospital_number}"
+    request.state.audit.saw([ref], [f"Patient/pas-{hospital_number}"])
+
+
+CLINICAL_LISTS = ("allergies", "medications")
+
+
+def _may(request: Request, action: str) -> bool:
+    access: AccessControl = request.state.access
+    return access.table.pas_allows(request.state.principal.roles, action)
+
+
+def _shown(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
+    """The PAS document as this caller may see it: the clinical lists only for a role with
+    `related.read` (a clerk registers patients but reads no allergies or medications)."""
+    if _may(request, "related.read"):
+        return doc
+    return {k: v for k, v in doc.items() if k not in CLINICAL_LISTS}
+
+
+async def _clinical_write_checked(request: Request, body: Any, hospital_number: str | None) -> Any:
+    """A write by a role without `clinical.write` may not carry clinical lists; on an update
+    the stored lists are kept (the caller never saw them, so a whole-record PUT must not
+    wipe them)."""
+    if _may(request, "clinical.write") or not isinstance(body, dict):
+        return body
+    if any(body.get(k) for k in CLINICAL_LISTS):
+        raise PASError(403, "None of the caller's roles may write allergies or medications (clinical.write)")
+    if hospital_number is None:
+        return body
+    stored = await _runtime(request).service.stored(hospital_number)
+    kept = {"allergies": list(stored.allergies), "medications": list(stored.medications)}
+    return {**{k: v for k, v in body.items() if k not in CLINICAL_LISTS}, **{k: v for k, v in kept.items() if v}}
 
 
 def _hospital_number(request: Request) -> str:
@@ -109,24 +140,25 @@ def _written_headers(request: Request, written: Written) -> dict[str, str]:
 
 async def register_patient(request: Request) -> Response:
     ctx = _context(request, "patients.write", "Patient", "c")
-    body = await _json_body(request)
+    body = await _clinical_write_checked(request, await _json_body(request), None)
     service = _runtime(request).service
     written = await service.register(body, ctx)
-    _audit_patient(request, written.stored)
+    _audit_patient(request, written.stored.hospital_number, written.stored.nhs_number)
     record = service.written_record(written.stored)
-    return PASResponse(document(written.stored, record), status_code=201, headers=_written_headers(request, written))
+    return PASResponse(_shown(request, document(written.stored, record)), status_code=201,
+                       headers=_written_headers(request, written))
 
 
 async def read_patient(request: Request) -> Response:
     service = _runtime(request).service
     ctx = _context(request, "patients.read", "Patient", "r")
     view = await service.view(_hospital_number(request), ctx)
-    _audit_patient(request, view.stored)
+    _audit_patient(request, view.stored.hospital_number, view.stored.nhs_number)
     record, unmapped = service.pas_record(view)
     headers = {"ETag": view.stored.etag, "X-PDS-Refresh": view.refresh}
     if unmapped:
         headers["X-Unmapped-Fields"] = ",".join(sorted({p.path for p in unmapped}))
-    return PASResponse(document(view.stored, record), headers=headers)
+    return PASResponse(_shown(request, document(view.stored, record)), headers=headers)
 
 
 # PAS ETags are W/"<version>": ASCII digits only (\d and int() also take non-ASCII
@@ -154,13 +186,14 @@ async def update_patient(request: Request) -> Response:
     ctx = _context(request, "patients.write", "Patient", "u")
     hn = _hospital_number(request)
     version = _if_match(request)
-    body = await _json_body(request)
+    body = await _clinical_write_checked(request, await _json_body(request), hn)
     service = _runtime(request).service
     written = await service.update(hn, body, version, ctx)
-    _audit_patient(request, written.stored)
+    _audit_patient(request, written.stored.hospital_number, written.stored.nhs_number)
     headers = _written_headers(request, written)
     headers.pop("Location")
-    return PASResponse(document(written.stored, service.written_record(written.stored)), headers=headers)
+    return PASResponse(_shown(request, document(written.stored, service.written_record(written.stored))),
+                       headers=headers)
 
 
 async def related_records(request: Request) -> Response:
@@ -170,9 +203,12 @@ async def related_records(request: Request) -> Response:
         raise PASError(404, f"no PAS endpoint '{kind[:40]}' (allergies, medications, referrals)")
     ctx = _context(request, "related.read", RELATED[kind], "r")
     request.state.audit.resource_type = RELATED[kind]
-    request.state.audit.saw([f"Patient/pas-{hn}"], [])
+    request.state.audit.interaction = "search-type"  # a list of the patient's records
+    service = _runtime(request).service
+    stored = await service.stored(hn)
+    _audit_patient(request, stored.hospital_number, stored.nhs_number)
     items = []
-    for related in await _runtime(request).service.related(hn, kind, ctx):
+    for related in await service.related(hn, kind, ctx):
         item = {**related.record, "source": related.source}
         if related.unmapped:
             item["unmapped"] = [{"field": p.path, "value": p.value, "reason": p.reason} for p in related.unmapped]
@@ -182,7 +218,8 @@ async def related_records(request: Request) -> Response:
 
 async def hl7_message(request: Request) -> Response:
     ctx = _context(request, "hl7", "Patient", "cu")
-    ack = await _runtime(request).intake.handle(await request.body(), ctx)
+    ack = await _runtime(request).intake.handle(
+        await request.body(), ctx, touched=lambda hn, nhs: _audit_patient(request, hn, nhs))
     return Response(ack, media_type=f"{HL7_MEDIA}; charset=utf-8")
 
 
