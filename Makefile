@@ -30,7 +30,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/nhs-fhir-facade serve
 
+# Lint and type-check first (settings in pyproject.toml; mypy checks server, capability and
+# mappings): any failure stops the target before pytest.
 test: $(STAMP) $(TESTDB_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # Every benchmark script, one after another (each under a minute, loopback only). They
@@ -46,4 +50,4 @@ bench: $(STAMP) $(TESTDB_STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) $(TESTDB) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TESTDB) .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -48,9 +48,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import aiohttp
 
@@ -153,7 +153,7 @@ async def wait_ready(url: str, timeout: float = 30.0) -> None:
                 async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
                     await resp.read()
                     return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{url} never answered") from None
                 await asyncio.sleep(0.1)

@@ -8,7 +8,7 @@ Run: python bench/gpconnect_allergies.py
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mappings.stu3_to_r4.gpconnect_allergies import allergies_from_structured_record
 from server.nhs.gpconnect import parse_structured_record

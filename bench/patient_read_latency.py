@@ -22,16 +22,16 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.facade_access import NO_CALLER_QUOTA, verification_us  # noqa: E402
-from tests.support.servers import running_emulator, running_facade  # noqa: E402
-from tests.support.tokens import bearer  # noqa: E402
+from bench.facade_access import NO_CALLER_QUOTA, verification_us
+from tests.support.servers import running_emulator, running_facade
+from tests.support.tokens import bearer
 
 NHS_NUMBER = "9000000009"
 

@@ -12,8 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from capability.security import (NHS_USER_TOKEN_HEADER, PURPOSE_CLAIM, PURPOSE_HEADER, UpstreamAccess, describe,
-                                 role_table, user_restricted)
+from capability.security import (
+    NHS_USER_TOKEN_HEADER,
+    PURPOSE_CLAIM,
+    PURPOSE_HEADER,
+    UpstreamAccess,
+    describe,
+    role_table,
+    user_restricted,
+)
 from capability.statement import SOFTWARE_NAME, software_version
 from server.fhir.includes import available_rev_includes
 from server.fhir.search_params import SearchParamSpec
@@ -154,7 +161,7 @@ def _access_headers(settings: Settings, restricted: dict[str, list[str]], types:
 def _operations(provider: ResourceProvider, registry: ProviderRegistry, settings: Settings,
                 restricted: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     rtype = provider.resource_type
-    security = [{BEARER: []}]
+    security: list[dict[str, list[str]]] = [{BEARER: []}]
     access = _access_headers(settings, restricted, [rtype])
     tags = [rtype]
     id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": ID_PATTERN}}

@@ -15,9 +15,10 @@ is derived from what enforces it, never from a hand-kept list:
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from server.access.dev_issuer import DEV_ISSUER
 from server.access.middleware import PUBLIC_PATHS

@@ -23,9 +23,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from capability.security import (NHS_USER_TOKEN_HEADER, PURPOSE_CLAIM, PURPOSE_HEADER, PURPOSE_OF_USE_SYSTEM,
-                                 UpstreamAccess, auth_endpoints, dev_issuer_published, job_roles_of, role_grants,
-                                 role_table, user_restricted)
+from capability.security import (
+    NHS_USER_TOKEN_HEADER,
+    PURPOSE_CLAIM,
+    PURPOSE_HEADER,
+    PURPOSE_OF_USE_SYSTEM,
+    UpstreamAccess,
+    auth_endpoints,
+    dev_issuer_published,
+    job_roles_of,
+    role_grants,
+    role_table,
+    user_restricted,
+)
 from server.access.dev_issuer import DEV_ISSUER
 from server.access.scopes import CONTEXTS, PERMISSIONS
 from server.providers.registry import ProviderRegistry

@@ -193,7 +193,7 @@ def _field(raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str],
         if transform is None:
             mistakes.append(f"{where}: unknown transform '{raw['transform']}' (known: {', '.join(TRANSFORMS)})")
     values = _code_table(raw["values"], maps, mistakes, where) if "values" in raw else None
-    reverse = None
+    reverse: dict[str, str] | None = None
     if values:
         reverse = {}
         for pas_code, fhir_code in values.items():

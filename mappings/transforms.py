@@ -10,9 +10,10 @@ exactly that. When a mapping needs something this list lacks, add one entry here
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 from server.nhs.nhs_number import is_valid_nhs_number
 

@@ -9,13 +9,12 @@ import gc
 import logging
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from hypercorn.asyncio import serve as hypercorn_serve
 
 from server.serving import hypercorn_config
 from server.settings import Settings
-
 
 # Library loggers that print data, not events, at DEBUG: pymongo.command logs whole
 # commands and replies (cache keys name NHS numbers; cached documents are Patients).

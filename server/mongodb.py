@@ -15,8 +15,9 @@ sits in an environment variable, a compose file or a process listing.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from pymongo import AsyncMongoClient
@@ -24,6 +25,13 @@ from pymongo import AsyncMongoClient
 from server.settings import Settings
 
 Document = dict[str, Any]
+
+
+class _Credentials(TypedDict, total=False):
+    """Keyword credentials for AsyncMongoClient; absent, not None, when there is no
+    password (a keyword `password=None` would override the URI's own password)."""
+
+    password: str
 
 
 class MongoCredentialsError(RuntimeError):
@@ -56,7 +64,7 @@ def create_client(uri: str, timeout_ms: int, password: str | None = None) -> Asy
     """Short timeouts: a dead MongoDB must cost a request little. The cache answers from
     upstream instead; the PAS store fails fast with a 503 the caller can retry. A
     `password` goes with the user the URI names (PyMongo: keyword credentials win)."""
-    credentials = {} if password is None else {"password": password}
+    credentials: _Credentials = {} if password is None else {"password": password}
     return AsyncMongoClient(
         uri,
         serverSelectionTimeoutMS=timeout_ms,

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import socket
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 from hypercorn.asyncio import serve
@@ -72,7 +72,7 @@ async def _wait_ready(url: str, task: asyncio.Task[None], timeout: float = 15.0)
                 async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
                     await resp.read()
                     return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 if loop.time() > deadline:
                     raise RuntimeError(f"server at {url} did not become ready") from None
                 await asyncio.sleep(0.02)

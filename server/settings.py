@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.access.environments import environment
-from server.pas.hl7_senders import SANDBOX_SENDERS as SANDBOX_HL7_SENDERS, parse_sender
+from server.pas.hl7_senders import SANDBOX_SENDERS as SANDBOX_HL7_SENDERS
+from server.pas.hl7_senders import parse_sender
 
 
 class BarsTarget(BaseModel):

@@ -1,7 +1,7 @@
 """Shared fixtures: a fresh emulator and façade per test, on real loopback sockets."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest

@@ -21,8 +21,9 @@ kept untouched so clients can cross-reference EPS.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from mappings.nhs.cpt_ids import UnissuableId, medication_request_id
 
@@ -231,7 +232,7 @@ def _status(item: Resource, group: Resource) -> str:
     status = item.get("status")
     if status in MEDICATION_REQUEST_STATUS:
         return status
-    group_status = group.get("status")
+    group_status: Any = group.get("status")  # upstream JSON: any value, or missing
     mapped = _FROM_REQUEST_STATUS.get(group_status, group_status)
     return mapped if mapped in MEDICATION_REQUEST_STATUS else "unknown"
 

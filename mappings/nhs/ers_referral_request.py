@@ -22,12 +22,13 @@ Pure functions, no I/O.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from mappings.nhs.service_request_r4 import (
     UBRN_SYSTEM,
-    normalise_identifiers,
     nhs_number_of,
+    normalise_identifiers,
     patient_subject,
 )
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
 
 # \A and \Z, not ^ and $: `$` also matches before a trailing newline ("x\n").
 FHIR_ID_RE = re.compile(r"\A[A-Za-z0-9\-.]{1,64}\Z")
@@ -44,7 +43,7 @@ class ErsStu3Id:
     ubrn: str
 
 
-SourceId = Union[BarsId, ErsR4Id, ErsStu3Id]
+SourceId = BarsId | ErsR4Id | ErsStu3Id
 
 
 def is_ubrn(value: str) -> bool:

@@ -18,7 +18,8 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 

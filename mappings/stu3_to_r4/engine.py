@@ -6,7 +6,8 @@ side creates the dicts it needs and appends to a list already there. Pure.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mappings.stu3_to_r4.rules import Rule
 from mappings.stu3_to_r4.transforms import TRANSFORMS, MappingContext

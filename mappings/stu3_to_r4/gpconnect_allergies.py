@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from mappings.stu3_to_r4.engine import apply_rules
 from mappings.stu3_to_r4.rules import MappingSpec, load_mapping

@@ -6,10 +6,11 @@ whose record happens to exercise that rule.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -31,7 +32,7 @@ class Rule:
     transform: str = "copy"
     args: Mapping[str, Any] = field(default_factory=dict)
     many: bool = False
-    rules: tuple["Rule", ...] = ()
+    rules: tuple[Rule, ...] = ()
     require: tuple[str, ...] = ()
 
 
@@ -86,7 +87,7 @@ def parse_mapping(document: Mapping[str, Any]) -> MappingSpec:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_mapping(name: str) -> MappingSpec:
     """The mapping file `name`.yaml beside this module (parsed once per process)."""
     with open(HERE / f"{name}.yaml", encoding="utf-8") as handle:

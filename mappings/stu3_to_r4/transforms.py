@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import copy as _copy
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 SDS_USER_ID_SYSTEM = "https://fhir.nhs.uk/Id/sds-user-id"

@@ -94,7 +94,7 @@ def _user_agent(principal: Principal | None, note: AuditNote) -> dict[str, Any]:
         agent["who"] = {"identifier": {"system": principal.issuer, "value": principal.subject}}
         if principal.sds_user_id:
             agent["altId"] = principal.sds_user_id
-        roles = [{"coding": [_coding(ROLE_SYSTEM, r)]} for r in sorted(principal.roles)]
+        roles: list[dict[str, Any]] = [{"coding": [_coding(ROLE_SYSTEM, r)]} for r in sorted(principal.roles)]
         roles += [{"coding": [_coding(JOB_ROLE_SYSTEM, c.rsplit(":", 1)[-1])], "text": c}
                   for c in principal.role_codes if c.rsplit(":", 1)[-1].startswith("R")]
         if roles:

@@ -37,8 +37,9 @@ import itertools
 import logging
 import random
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 import bson
 import orjson
@@ -183,7 +184,8 @@ def _document(event: Event, fields: dict[str, Any]) -> Document:
 
 def _event_of(doc: Document) -> Event:
     if "eventJson" in doc:
-        return orjson.loads(doc["eventJson"])
+        stored: Event = orjson.loads(doc["eventJson"])
+        return stored
     event: Event = doc["event"]
     return event
 
@@ -447,7 +449,8 @@ class MongoAuditTrail:
             if docs[progress.done] is None:
                 progress.done += 1
                 continue
-            run = list(itertools.takewhile(lambda doc: doc is not None, docs[progress.done:]))
+            run = [doc for doc in itertools.takewhile(lambda doc: doc is not None, docs[progress.done:])
+                   if doc is not None]
             try:
                 await self.collection.insert_many(run, ordered=True)
                 progress.done += len(run)

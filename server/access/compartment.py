@@ -8,7 +8,8 @@ is about the patient its `subject` / `patient` reference names, literally
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from server.fhir.search_params import ReferenceValue
 from server.fhir.search_request import SearchRequest

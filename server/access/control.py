@@ -10,12 +10,13 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from server.access.audit_event import AuditNote, audit_event
-from server.access.claims import principal_from_claims
 from server.access.audit_trail import AuditTrail, AuditUnavailable
+from server.access.claims import principal_from_claims
 from server.access.policy import AccessPolicy
 from server.access.principal import Principal
 from server.access.quota import CallerQuota

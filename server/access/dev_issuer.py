@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey

@@ -14,7 +14,7 @@ The façade's environment is the most serious of its URLs.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 ORDER = ("emulator", "sandbox", "integration", "production")

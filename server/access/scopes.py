@@ -60,7 +60,7 @@ class ScopeSet:
     raw: tuple[str, ...]
 
     @classmethod
-    def parse(cls, value: object) -> "ScopeSet":
+    def parse(cls, value: object) -> ScopeSet:
         """From a `scope` claim (space-separated string) or an `scp` claim (list of strings)."""
         if isinstance(value, str):
             items = value.split()

@@ -15,9 +15,10 @@ import asyncio
 import base64
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -137,7 +138,7 @@ class JWKSUrl:
                 if resp.status != 200:
                     raise ValueError(f"HTTP {resp.status}")
                 self._keys = _key_set(orjson.loads(await resp.read()))
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, orjson.JSONDecodeError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError, orjson.JSONDecodeError) as exc:
             log.warning("JWKS fetch failed: %s", type(exc).__name__)
 
 
@@ -185,7 +186,8 @@ class TokenVerifier:
     async def verify(self, token: str) -> dict[str, Any]:
         """The verified claims, or InvalidToken."""
         header, unverified = unverified_parts(token)
-        trusted = self._issuers.get(unverified.get("iss")) if isinstance(unverified.get("iss"), str) else None
+        issuer = unverified.get("iss")
+        trusted = self._issuers.get(issuer) if isinstance(issuer, str) else None
         if trusted is None:
             raise InvalidToken("issuer not trusted")
         alg = header.get("alg")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any
 
 from pymongo import AsyncMongoClient
 
@@ -27,7 +28,8 @@ def default_spool_dir() -> Path:
 
 
 @contextlib.asynccontextmanager
-async def open_audit_trail(settings: Settings, mongo: AsyncMongoClient | None) -> AsyncIterator[AuditTrail]:
+async def open_audit_trail(settings: Settings,
+                           mongo: AsyncMongoClient[dict[str, Any]] | None) -> AsyncIterator[AuditTrail]:
     trail: AuditTrail
     if mongo is None:
         log.info("audit trail: in memory (sandbox; events are lost when the process stops)")

@@ -14,10 +14,10 @@ import aiohttp
 
 from server.access.audit_trail import AuditTrail
 from server.access.control import AccessControl
-from server.access.quota import CallerQuota
 from server.access.dev_issuer import DEV_ISSUER, load_or_create_key, public_key_set
 from server.access.environments import environment
 from server.access.policy import AccessPolicy, PatientDirectory
+from server.access.quota import CallerQuota
 from server.access.roles import load_role_table
 from server.access.tokens import JWKSFile, JWKSUrl, KeySource, StaticKeys, TokenVerifier, TrustedIssuer
 from server.settings import Settings

@@ -7,9 +7,10 @@ Expiry is checked on read; the bound evicts the least recently used entry.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 

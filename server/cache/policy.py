@@ -5,10 +5,11 @@ No I/O here, so every rule is unit-tested (and property-tested) without a server
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from server.cache.store import CacheKey
@@ -85,7 +86,7 @@ class CachePolicy:
     stale_if_error: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "CachePolicy":
+    def from_settings(cls, settings: Any) -> CachePolicy:
         by_type = {
             "Patient": settings.cache_ttl_patient,
             "MedicationRequest": settings.cache_ttl_medicationrequest,

@@ -42,7 +42,7 @@ class CacheKey:
         return {"kind": self.kind, "type": self.type, "key": self.key, "scope": self.scope}
 
     @classmethod
-    def of(cls, doc: Document) -> "CacheKey":
+    def of(cls, doc: Document) -> CacheKey:
         return cls(doc["kind"], doc["type"], doc["key"], doc.get("scope", ""))
 
 

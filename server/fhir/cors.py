@@ -9,7 +9,7 @@ Credentials mode stays off: the façade reads bearer tokens, never cookies.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware

@@ -19,8 +19,9 @@ Reverse searches run match by match, so the first matches of the page are comple
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from server.fhir.errors import FHIRError
 from server.fhir.outcome import Issue, issue
@@ -28,7 +29,6 @@ from server.fhir.paths import values_at
 from server.fhir.search_request import Include, parse_search
 from server.providers.base import RequestContext, ResourceProvider
 from server.providers.registry import ProviderRegistry
-
 
 LISTED = 10  # references named in a left-out warning; the rest are counted
 

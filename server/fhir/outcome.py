@@ -5,7 +5,8 @@ code, details and diagnostics), whatever layer raised it.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 Issue = dict[str, Any]
 

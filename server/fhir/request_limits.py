@@ -18,9 +18,10 @@ context-local pattern as server.fhir.response_notes).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from server.fhir.errors import BadRequest, FHIRError
 
@@ -34,7 +35,7 @@ class RequestLimits:
     max_list_items: int = 100
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "RequestLimits":
+    def from_settings(cls, settings: Any) -> RequestLimits:
         return cls(settings.max_body_bytes, settings.max_query_chars, settings.max_list_items)
 
 

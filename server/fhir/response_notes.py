@@ -9,8 +9,8 @@ primary read or search speaks for the response.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Iterator, Mapping
 
 _collected: ContextVar[dict[str, str] | None] = ContextVar("facade_response_headers", default=None)
 

@@ -1,7 +1,8 @@
 """FHIRResponse: renders a dict with orjson under the FHIR JSON media type."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from starlette.responses import Response

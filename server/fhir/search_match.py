@@ -22,12 +22,21 @@ What it evaluates (anything else raises Unevaluable, never "matches everything")
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from server.fhir.paths import values_at
-from server.fhir.search_params import (DateValue, MissingValue, ParsedParam, ReferenceValue, SearchParamSpec,
-                                       StringValue, TokenValue, fhir_date_range)
+from server.fhir.search_params import (
+    DateValue,
+    MissingValue,
+    ParsedParam,
+    ReferenceValue,
+    SearchParamSpec,
+    StringValue,
+    TokenValue,
+    fhir_date_range,
+)
 
 Resource = dict[str, Any]
 Pair = tuple[str | None, str | None]

@@ -7,9 +7,10 @@ inside one value is OR). Pure functions, no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Literal, Union
+from typing import Literal
 
 from server.fhir.errors import InvalidSearchParameter
 
@@ -131,7 +132,7 @@ class MissingValue:
         return "true" if self.missing else "false"
 
 
-Value = Union[TokenValue, StringValue, DateValue, ReferenceValue, MissingValue]
+Value = TokenValue | StringValue | DateValue | ReferenceValue | MissingValue
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ def parse_reference(name: str, raw: str, type_modifier: str | None, targets: Ite
     targets = tuple(targets)
     value = raw.rstrip("/")
     parts = value.split("/")
+    rtype: str | None
     if len(parts) >= 2 and parts[-2][:1].isupper():
         rtype, rid = parts[-2], parts[-1]
     elif len(parts) == 1:
@@ -310,7 +312,7 @@ def parse_param(spec: SearchParamSpec, modifier: str | None, raw: str, chain: st
     if chain is not None:
         if spec.type != "reference" or chain != "identifier":
             raise InvalidSearchParameter(f"Chained parameter '{spec.name}.{chain}' is not supported")
-        values = tuple(
+        values: tuple[Value, ...] = tuple(
             ReferenceValue(None, None, identifier=parse_token(f"{spec.name}.identifier", part))
             for part in _split_raw(raw, ",")
         )
@@ -328,7 +330,7 @@ def parse_param(spec: SearchParamSpec, modifier: str | None, raw: str, chain: st
             raise InvalidSearchParameter(f"Modifier ':{modifier}' is not supported on '{spec.name}'")
     parts = _split_raw(raw, ",")
     if spec.type == "token":
-        values: tuple[Value, ...] = tuple(parse_token(label, p) for p in parts)
+        values = tuple(parse_token(label, p) for p in parts)
     elif spec.type == "string":
         if any(p == "" for p in parts):
             raise InvalidSearchParameter(f"Parameter '{label}' has an empty value")

@@ -9,8 +9,8 @@ before it is parsed: one search must not hold the event loop for seconds.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.request_limits import check_count, current_limits

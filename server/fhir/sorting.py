@@ -5,8 +5,9 @@ whichever the direction, so `-date` lists the newest first and the undated at th
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any
 
 from server.fhir.paths import values_at
 from server.fhir.search_params import SearchParamSpec, fhir_date_range

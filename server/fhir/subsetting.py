@@ -8,8 +8,9 @@ dict keys.
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
-from typing import Any, Collection, Iterable
+from collections.abc import Collection, Iterable
+from functools import cache
+from typing import Any
 
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -27,7 +28,7 @@ def _model(resource_type: str) -> Any | None:
         return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def summary_elements(resource_type: str) -> frozenset[str]:
     """JSON keys that belong to the summary view of `resource_type`."""
     model = _model(resource_type)
@@ -41,7 +42,7 @@ def summary_elements(resource_type: str) -> frozenset[str]:
     return frozenset(keys | set(_ALWAYS) | mandatory_elements(resource_type))
 
 
-@lru_cache(maxsize=None)
+@cache
 def mandatory_elements(resource_type: str) -> frozenset[str]:
     """JSON keys with minimum cardinality 1 (kept whatever _elements asks)."""
     model = _model(resource_type)

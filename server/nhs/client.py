@@ -9,11 +9,11 @@ before it is sent; only requests actually sent are charged.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -189,7 +189,7 @@ class NHSClient:
                 status = resp.status
                 # Case-insensitive: PDS (Apigee) sends lower-case names ("etag", "retry-after").
                 resp_headers = CIMultiDict(resp.headers)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeout(self.api, "timed out") from None
         except aiohttp.ClientConnectionError as exc:
             raise UpstreamUnavailable(self.api, f"connection failed ({type(exc).__name__})") from None

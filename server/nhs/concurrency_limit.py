@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from server.nhs.deadline import Deadline
 from server.nhs.refusals import NoSlot

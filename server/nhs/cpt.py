@@ -11,8 +11,10 @@ every call carries the caller's bearer token (added by the client's auth) and NH
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from mappings.nhs.cpt_medication_request import CPTShapeError, PrescriptionRef, medication_requests, prescription_refs
@@ -126,5 +128,5 @@ class CPTClient:
 
         unique = list(dict.fromkeys((r.prescription_id, r.issue) for r in refs))
         by_key = {(r.prescription_id, r.issue): r for r in refs}
-        results = await bounded_gather([lambda r=by_key[k]: one(r) for k in unique], self.detail_concurrency)
+        results = await bounded_gather([partial(one, by_key[k]) for k in unique], self.detail_concurrency)
         return results

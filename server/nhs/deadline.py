@@ -17,7 +17,7 @@ class Deadline:
     expires_at: float
 
     @classmethod
-    def after(cls, clock: Clock, seconds: float) -> "Deadline":
+    def after(cls, clock: Clock, seconds: float) -> Deadline:
         return cls(clock, clock.now() + seconds)
 
     def remaining(self) -> float:

@@ -9,9 +9,10 @@ upstream's fault (502) rather than served.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from functools import lru_cache
-from typing import Any, Iterator, Mapping
+from functools import cache
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -50,7 +51,7 @@ def expect_resource(body: Any, resource_type: str, api: str) -> dict[str, Any]:
     return body
 
 
-@lru_cache(maxsize=None)
+@cache
 def _r4_model(resource_type: str) -> Any:
     module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
     return getattr(module, resource_type)

@@ -15,8 +15,9 @@ bearer token is added by the client's AuthHeaders (server.nhs.auth: pass-through
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import expect_resource, upstream_shape

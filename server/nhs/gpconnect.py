@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from server.access.environments import classify_url
 from server.access.principal import Principal
@@ -42,7 +43,13 @@ from server.nhs.client import NHSClient
 from server.nhs.entry_validation import model_problems, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.gpconnect_jwt import (
-    Assertion, Organisation, Requester, consumer_claims, practitioner_for, reason_for_request, unsigned_jwt,
+    Assertion,
+    Organisation,
+    Requester,
+    consumer_claims,
+    practitioner_for,
+    reason_for_request,
+    unsigned_jwt,
 )
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext
@@ -180,8 +187,8 @@ def _validate_stu3(resource: Resource) -> None:
         raise UpstreamBadResponse(API, f"invalid STU3 {resource['resourceType']} ({', '.join(problems)})")
 
 
-def _record_nhs_numbers(bundle: Resource) -> set[str]:
-    numbers = set()
+def _record_nhs_numbers(bundle: Resource) -> set[str | None]:
+    numbers: set[str | None] = set()  # None: an NHS number identifier without a value
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient":

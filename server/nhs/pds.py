@@ -8,8 +8,9 @@ PDS quirks handled here (reference: shared/reference/nhs-apis.md section 1):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import check_r4, expect_resource, upstream_shape

@@ -17,8 +17,9 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Hashable, Protocol
+from typing import Protocol
 
 from server.nhs.circuit_breaker import CircuitBreaker
 from server.nhs.client import UpstreamResponse

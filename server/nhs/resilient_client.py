@@ -8,8 +8,8 @@ Built by server.providers.catalogue.Wiring.client.
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import Hashable, Mapping, Sequence
 
 import aiohttp
 import orjson

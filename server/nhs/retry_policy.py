@@ -13,8 +13,8 @@ and a wait that would not leave time in the request budget is not started at all
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from server.nhs.errors import (
     UpstreamError,

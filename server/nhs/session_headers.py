@@ -12,7 +12,7 @@ s.2.1). Values are never logged.
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from server.fhir.errors import BadRequest
 

@@ -18,15 +18,17 @@ that result instead of starting a second call.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Generic, Hashable, TypeVar
+from functools import partial
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
 @dataclass
 class _Flight(Generic[T]):
-    task: "asyncio.Task[T]"
+    task: asyncio.Task[T]
     waiters: int = 1
 
 
@@ -63,7 +65,7 @@ class SingleFlight(Generic[T]):
             self._flights[key] = flight
             # Registered before any waiter's callback, so the key is gone (and a result
             # recorded) before anyone resumes.
-            flight.task.add_done_callback(lambda task, key=key: self._finished(key, task))
+            flight.task.add_done_callback(partial(self._finished, key))
         else:
             flight.waiters += 1
         value = await asyncio.shield(flight.task)
@@ -79,7 +81,7 @@ class SingleFlight(Generic[T]):
         self._flights.clear()
         self._recent.clear()
 
-    def _finished(self, key: Hashable, task: "asyncio.Task[T]") -> None:
+    def _finished(self, key: Hashable, task: asyncio.Task[T]) -> None:
         current = self._flights.get(key)
         if current is not None and current.task is task:
             del self._flights[key]

@@ -12,7 +12,8 @@ note, so rendering an error can never fail on what the caller sent.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from mappings.engine import Problem
 from server.fhir.errors import FHIRError, ServiceUnavailable
@@ -38,7 +39,7 @@ class PASError(Exception):
         self.headers = headers or {}
 
     @classmethod
-    def from_fhir(cls, err: FHIRError) -> "PASError":
+    def from_fhir(cls, err: FHIRError) -> PASError:
         """A FHIR-side error (e.g. an upstream failure already mapped to a status)."""
         return cls(err.status, err.diagnostics, headers=dict(err.headers))
 

@@ -13,8 +13,8 @@ start, not every message later.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 ANY_FACILITY = "*"
 # What this project's tests and examples send (MSH|^~\&|PAS|RX1|...): accepted by default
@@ -46,7 +46,7 @@ class SenderAllowList:
     senders: tuple[Sender, ...]
 
     @classmethod
-    def from_entries(cls, entries: Iterable[str]) -> "SenderAllowList":
+    def from_entries(cls, entries: Iterable[str]) -> SenderAllowList:
         return cls(tuple(parse_sender(e) for e in entries))
 
     def allows(self, application: str, facility: str) -> bool:

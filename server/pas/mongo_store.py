@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from bson.errors import BSONError
 from pymongo import ASCENDING, ReturnDocument, WriteConcern
@@ -59,8 +60,17 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
-from server.pas.store import (AlreadyExists, PatientData, PDSSecurity, StoredPatient, StoreUnavailable,
-                              UnknownPatient, VersionConflict, merged_data, now_iso)
+from server.pas.store import (
+    AlreadyExists,
+    PatientData,
+    PDSSecurity,
+    StoredPatient,
+    StoreUnavailable,
+    UnknownPatient,
+    VersionConflict,
+    merged_data,
+    now_iso,
+)
 
 log = logging.getLogger("facade.pas.store")
 

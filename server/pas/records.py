@@ -87,7 +87,7 @@ def parse_document(mappings: PASMappings, body: Any) -> PatientData:
         if not isinstance(items, list):
             problems.append(Problem(name, items, "expected a list"))
             continue
-        seen: set[str] = set()
+        seen: set[Any] = set()  # canonical key values, whatever type the mapping gives them
         for i, item in enumerate(items):
             try:
                 lists[name].append(canonical(mappings.record(resource_type), item))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from mappings.engine import MappingFailed, Problem, to_pas
 from server.fhir.errors import FHIRError
@@ -23,8 +24,16 @@ from server.pas.errors import PASError, store_unavailable
 from server.pas.merge import WITHHELD, merge_with_pds, security_code
 from server.pas.records import PASMappings, parse_document, patient_id, patient_resource
 from server.pas.restriction import pds_said, restriction, restriction_of, shown
-from server.pas.store import (AlreadyExists, PASStore, PatientData, PDSSecurity, StoredPatient, StoreUnavailable,
-                              UnknownPatient, VersionConflict)
+from server.pas.store import (
+    AlreadyExists,
+    PASStore,
+    PatientData,
+    PDSSecurity,
+    StoredPatient,
+    StoreUnavailable,
+    UnknownPatient,
+    VersionConflict,
+)
 from server.pas.tracing import TraceOutcome, TraceQuery, judge_exact, judge_fuzzy, no_fuzzy_possible
 from server.providers.base import RequestContext
 from server.providers.registry import ProviderRegistry

@@ -44,7 +44,7 @@ class PDSSecurity:
         return {"code": self.code, "nhsNumber": self.nhs_number, "confirmed": self.confirmed}
 
     @classmethod
-    def from_document(cls, doc: Any) -> "PDSSecurity | None":
+    def from_document(cls, doc: Any) -> PDSSecurity | None:
         if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("code", "nhsNumber",
                                                                                        "confirmed")):
             return None

@@ -20,8 +20,9 @@ acceptance, 04 (trace attempted - no match or multiple match) otherwise.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from server.nhs.pds import PatientMatch
 
@@ -45,7 +46,7 @@ class TraceQuery:
     postcode: str | None = None
 
     @classmethod
-    def from_patient(cls, patient: dict[str, Any]) -> "TraceQuery | None":
+    def from_patient(cls, patient: dict[str, Any]) -> TraceQuery | None:
         """None when the patient lacks PDS's minimum (family and birth date)."""
         name = (patient.get("name") or [{}])[0]
         family, birth = name.get("family"), patient.get("birthDate")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from pymongo import AsyncMongoClient
 
@@ -12,9 +12,9 @@ from mappings.spec import load_profile
 from server.nhs.pds import PDSClient
 from server.pas.hl7_intake import HL7Intake
 from server.pas.hl7_senders import SenderAllowList
+from server.pas.mongo_store import MongoPASStore, pas_collection
 from server.pas.records import PASMappings
 from server.pas.routes import PASRuntime
-from server.pas.mongo_store import MongoPASStore, pas_collection
 from server.pas.service import PASService
 from server.pas.store import InMemoryPASStore, PASStore
 from server.providers.catalogue import Wiring

@@ -12,13 +12,18 @@ GP Connect takes one NHS number and two switches, nothing else, so:
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.paths import values_at
 from server.fhir.search_params import (
-    DateValue, MissingValue, ParsedParam, TokenValue, fhir_date_range,
+    DateValue,
+    MissingValue,
+    ParsedParam,
+    TokenValue,
+    fhir_date_range,
 )
 from server.fhir.search_request import SearchRequest
 from server.providers.patient_reference import nhs_numbers
@@ -61,7 +66,7 @@ def _statuses(param: ParsedParam) -> frozenset[str]:
     """The clinical statuses one clinical-status occurrence can match."""
     if param.modifier == "missing":
         return CLINICAL_STATUSES  # entered-in-error records (no status) may sit in either list
-    codes = set()
+    codes: set[str] = set()
     for value in param.values:
         assert isinstance(value, TokenValue)
         if value.any_system or value.system in (None, CLINICAL_SYSTEM):

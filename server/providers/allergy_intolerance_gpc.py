@@ -25,7 +25,12 @@ from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.gpconnect import API, GPConnectClient
 from server.nhs.nhs_number import is_valid_nhs_number
 from server.providers.allergy_gpc_query import (
-    ACTIVE_ONLY_NOTE, CATEGORY_SYSTEM, CLINICAL_SYSTEM, CRITICALITY_SYSTEM, VERIFICATION_SYSTEM, gpconnect_query,
+    ACTIVE_ONLY_NOTE,
+    CATEGORY_SYSTEM,
+    CLINICAL_SYSTEM,
+    CRITICALITY_SYSTEM,
+    VERIFICATION_SYSTEM,
+    gpconnect_query,
     matches,
 )
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult

@@ -28,15 +28,23 @@ Parameter decisions (FHIR R4 leaves room):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 from server.access.audit_trail import AuditTrail, AuditUnavailable
 from server.fhir.errors import NotFound, ServiceUnavailable
 from server.fhir.outcome import Issue, issue
 from server.fhir.search_match import matches
-from server.fhir.search_params import (DateValue, MissingValue, ParsedParam, ReferenceValue, SearchParamSpec,
-                                       TokenValue, Value)
+from server.fhir.search_params import (
+    DateValue,
+    MissingValue,
+    ParsedParam,
+    ReferenceValue,
+    SearchParamSpec,
+    TokenValue,
+    Value,
+)
 from server.fhir.search_request import SearchRequest
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 

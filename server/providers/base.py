@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from server.access.principal import Principal
 from server.fhir.errors import NotImplementedInteraction
@@ -40,7 +41,7 @@ class RequestContext:
     user_token: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     principal: Principal | None = None
-    quota: "CallerQuota | None" = None  # charged per NHS request sent for this caller (server.nhs.client)
+    quota: CallerQuota | None = None  # charged per NHS request sent for this caller (server.nhs.client)
 
     def caller_identity(self, *, per_user: bool = False) -> str:
         """A digest of what makes this caller's NHS answers differ from another's: the

@@ -5,8 +5,8 @@ DEFAULT_PROVIDERS. Routes and the CapabilityStatement follow from the registry.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import aiohttp
 
@@ -36,7 +36,7 @@ class Upstreams:
     gpconnect: str
 
     @classmethod
-    def from_settings(cls, settings: Settings, emulator_url: str | None) -> "Upstreams":
+    def from_settings(cls, settings: Settings, emulator_url: str | None) -> Upstreams:
         def pick(configured: str | None, path: str) -> str:
             if configured:
                 return configured.rstrip("/")

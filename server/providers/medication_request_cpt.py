@@ -11,6 +11,7 @@ nhsd-organization-uuid and nhsd-session-jobrole; a missing one is a 400 naming i
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import ClassVar
 
 from mappings.nhs.cpt_ids import parse_medication_request_id
@@ -116,7 +117,7 @@ class MedicationRequestFromCPT(ResourceProvider):
 
     async def _by_patient(self, nhs_numbers: list[str], ctx: RequestContext) -> list[PrescriptionItems]:
         listed = await bounded_gather(
-            [lambda n=n: self.cpt.search(ctx, nhs_number=n) for n in nhs_numbers], self.cpt.detail_concurrency)
+            [partial(self.cpt.search, ctx, nhs_number=n) for n in nhs_numbers], self.cpt.detail_concurrency)
         refs = _newest_first([ref for refs in listed for ref in refs])
         return await self.cpt.prescriptions(ctx, refs)
 
@@ -131,5 +132,5 @@ class MedicationRequestFromCPT(ResourceProvider):
                 raise
             return PrescriptionItems(PrescriptionRef(prescription_id, None, None, None), items)
 
-        found = await bounded_gather([lambda p=p: one(p) for p in prescription_ids], self.cpt.detail_concurrency)
+        found = await bounded_gather([partial(one, p) for p in prescription_ids], self.cpt.detail_concurrency)
         return [g for g in found if g is not None]

@@ -25,8 +25,8 @@ import copy
 import dataclasses
 
 from server.fhir.errors import InvalidSearchParameter, NotFound, NotSupportedParameter
-from server.fhir.search_match import Unevaluable, check_evaluable, matches
 from server.fhir.outcome import issue
+from server.fhir.search_match import Unevaluable, check_evaluable, matches
 from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec, parse_param
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM

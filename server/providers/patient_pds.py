@@ -10,7 +10,7 @@ from server.fhir.search_request import SearchRequest
 from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 from server.nhs.pds import PDSClient
-from server.providers.base import RequestContext, ResourceProvider, Resource, SearchResult
+from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 from server.providers.patient_reference import check_nhs_number
 from server.providers.pds_query import pds_search_params
 

@@ -5,7 +5,7 @@ provider is the only step needed to serve and advertise a resource type.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from server.fhir.errors import NotFound
 from server.providers.base import ResourceProvider

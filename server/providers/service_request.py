@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from mappings.nhs.ers_referral_request import referral_request_to_service_request
 from mappings.nhs.service_request_ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
@@ -289,7 +290,7 @@ def ers_stu3_found(stu3: Resource, ubrn: str) -> Found:
     return found
 
 
-def from_wiring(w: "Wiring") -> ServiceRequestFromReferrals:
+def from_wiring(w: Wiring) -> ServiceRequestFromReferrals:
     """Build the provider from the app's wiring: BaRS (application-restricted; the auth
     work supplies its token) and e-RS, whose user-restricted calls forward the caller's
     bearer token unless an AuthHeaders implementation is already installed."""

@@ -14,9 +14,10 @@ rejected when unsupported) before any call, then applied to what the upstream re
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from mappings.nhs.service_request_ids import is_ubrn
 from mappings.nhs.service_request_r4 import UBRN_SYSTEM, nhs_number_of

@@ -217,6 +217,7 @@ async def details(request: Request) -> Response:
     if rx is None:
         return cpt_error(404, "not-found", "not found", request)
     wanted = request.query_params.get("issueNumber")
+    issue: Issue | None
     if wanted is None:
         issue = _current(rx)
     else:

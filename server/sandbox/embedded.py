@@ -17,7 +17,7 @@ class EmbeddedEmulator:
         self.base_url = ""
         self._stack = contextlib.AsyncExitStack()
 
-    async def __aenter__(self) -> "EmbeddedEmulator":
+    async def __aenter__(self) -> EmbeddedEmulator:
         self.base_url = await self._stack.enter_async_context(
             serving(create_emulator_app(), self.host, self.port, ready_path="/_control/requests"))
         return self

@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-
 CONTEXT_HEADERS = ("x-request-id", "x-correlation-id", "nhsd-end-user-organisation-ods")
 
 

@@ -28,7 +28,12 @@ from starlette.routing import Route
 
 from server.nhs.gpconnect import INTERACTION_ID
 from server.nhs.gpconnect_jwt import (
-    LIFETIME_SECONDS, READ_SCOPE, SDS_ROLE_PROFILE_ID, SDS_USER_ID, UNKNOWN, decode_unsigned_jwt,
+    LIFETIME_SECONDS,
+    READ_SCOPE,
+    SDS_ROLE_PROFILE_ID,
+    SDS_USER_ID,
+    UNKNOWN,
+    decode_unsigned_jwt,
 )
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 from server.sandbox.gpconnect_data import NO_CONSENT, structured_record

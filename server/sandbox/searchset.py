@@ -5,7 +5,8 @@ match, `total`, a self link, and no `entry` at all when nothing matched.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from starlette.requests import Request
 

@@ -15,10 +15,9 @@ import pytest
 
 from server.fhir import errors as fe
 from server.nhs.client import ClientConfig, NHSClient
-from server.nhs.errors import UpstreamError, read_nhs_outcome, to_fhir_error
+from server.nhs.errors import UpstreamBadResponse, UpstreamError, read_nhs_outcome, to_fhir_error
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 from server.nhs.pds import PDSTooManyMatches, parse_patient, parse_search_bundle
-from server.nhs.errors import UpstreamBadResponse
 from server.sandbox.pds_data import PATIENTS
 from tests.support.fhir_validation import validate_r4
 from tests.support.shared import example_files

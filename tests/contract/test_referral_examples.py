@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pydantic
 import pytest
 
 from mappings.nhs.ers_referral_request import referral_request_to_service_request
@@ -56,7 +57,7 @@ def test_bars_search_example_is_malformed_and_is_read_with_a_count_of_unwrapped_
     (path,) = example_files("bars/ServiceRequest_search_GET-success.json")
     body = load(path)
     assert "resource" not in body["entry"][0]
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         validate_r4(body)  # the example itself is not a valid Bundle
     searchset = parse_searchset(body)
     assert searchset.unwrapped == 1

@@ -7,6 +7,7 @@ façade; the NHS APIs are the emulator, counted through its /_control API.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,7 +16,8 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -381,8 +383,9 @@ async def test_the_token_command_prints_a_token_a_sandbox_facade_accepts(emulato
                                                                           tmp_path: Any) -> None:
     key = tmp_path / "dev-issuer.pem"
     env = {**os.environ, "FACADE_DEV_ISSUER_KEY_PATH": str(key), "FACADE_BASE_URL": "http://facade.test"}
-    done = subprocess.run([sys.executable, "-m", "server", "token", "--scope", "user/Patient.rs", "--role", "clerk"],
-                          env=env, capture_output=True, text=True, timeout=60, check=True)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "server", "token", "--scope", "user/Patient.rs", "--role", "clerk"],
+        env=env, capture_output=True, text=True, timeout=60, check=True)
     printed = done.stdout.strip().splitlines()[-1]
     assert printed.count(".") == 2 and "audience http://facade.test" in done.stderr
     assert oct(key.stat().st_mode & 0o777) == "0o600"
@@ -390,8 +393,9 @@ async def test_the_token_command_prints_a_token_a_sandbox_facade_accepts(emulato
         fhir = CheckedClient(url, http)
         assert (await fhir.get(f"/Patient/{JANE}", headers=auth(printed))).status == 200
         assert (await fhir.get(f"/AllergyIntolerance?patient={JANE}", headers=auth(printed))).status == 403  # clerk
-    refused = subprocess.run([sys.executable, "-m", "server", "token", "--scope", "user/*.rs", "--patient", "12345"],
-                             env=env, capture_output=True, text=True, timeout=60)
+    refused = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "server", "token", "--scope", "user/*.rs", "--patient", "12345"],
+        env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "10-digit NHS number" in refused.stderr
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import orjson
 import pytest

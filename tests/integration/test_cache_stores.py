@@ -3,8 +3,9 @@ the in-memory store, and the MongoDB store through AsyncMongoClient over a socke
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient

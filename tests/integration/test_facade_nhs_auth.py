@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,7 +15,6 @@ import pytest
 from server.app import create_app
 from server.serving import serving
 from server.settings import Settings
-from tests.support.tokens import facade_access_settings
 from tests.support.emulator_control import inject, reset_emulator
 from tests.support.fhir_validation import validate_r4
 from tests.support.nhs_auth import (
@@ -30,6 +30,7 @@ from tests.support.nhs_auth import (
     register_client,
 )
 from tests.support.servers import Emulator, FHIRClient, running_facade
+from tests.support.tokens import facade_access_settings
 
 PDS_PREFIX = "/personal-demographics"
 PATIENT = "/Patient/9000000009"

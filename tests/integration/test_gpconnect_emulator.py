@@ -7,7 +7,7 @@ import aiohttp
 import orjson
 import pytest
 
-from server.nhs.gpconnect import GPConnectConfig, OPERATION_PATH, request_headers, structured_record_parameters
+from server.nhs.gpconnect import OPERATION_PATH, GPConnectConfig, request_headers, structured_record_parameters
 from server.nhs.gpconnect_jwt import Requester
 from server.providers.base import RequestContext
 from tests.support.servers import Emulator

@@ -11,10 +11,10 @@ from server.fhir.errors import NotFound
 from server.fhir.search_params import SearchParamSpec
 from server.providers.base import RequestContext, ResourceProvider
 from server.providers.catalogue import DEFAULT_PROVIDERS, Wiring
-from tests.support.tokens import bearer
 from tests.support.checked_client import CheckedClient
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, running_facade
+from tests.support.tokens import bearer
 
 
 async def test_format_negotiation(fhir: CheckedClient) -> None:

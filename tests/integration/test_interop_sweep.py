@@ -12,8 +12,9 @@ be a cache HIT that reaches no NHS API.
 """
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp

@@ -9,10 +9,10 @@ import aiohttp
 import pytest
 
 from server.sandbox.cpt import REFUSED_TOKEN
-from tests.support.tokens import bearer
 from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, running_facade
+from tests.support.tokens import bearer
 
 H = {"nhsd-session-urid": "555254240100", "nhsd-organization-uuid": "A83008",
      "nhsd-session-jobrole": "S0030:G0100:R0570"}

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
 from server.pas.mongo_store import COLLECTION
-from tests.support.tokens import bearer
 from tests.support.fhir_validation import validate_r4
 from tests.support.mongo import MongoTarget, SecantusProcess
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.mongo
 

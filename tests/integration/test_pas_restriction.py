@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest

@@ -5,7 +5,8 @@ indexes, no TTL, atomic version checks under concurrency, outages, interrupted m
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -13,8 +14,15 @@ from pymongo.errors import AutoReconnect
 
 from server.mongodb import create_client
 from server.pas.mongo_store import COLLECTION, MongoPASStore
-from server.pas.store import (AlreadyExists, InMemoryPASStore, PASStore, PatientData, StoreUnavailable,
-                              UnknownPatient, VersionConflict)
+from server.pas.store import (
+    AlreadyExists,
+    InMemoryPASStore,
+    PASStore,
+    PatientData,
+    StoreUnavailable,
+    UnknownPatient,
+    VersionConflict,
+)
 from tests.support.mongo import MongoTarget
 from tests.support.servers import free_port
 

@@ -9,10 +9,10 @@ import aiohttp
 
 from server.app import GZIP_MINIMUM_SIZE
 from server.sandbox.pds_data import PATIENTS
-from tests.support.tokens import default_token
 from tests.support.checked_client import FHIR_JSON_UTF8, CheckedClient
 from tests.support.emulator_control import upstream_requests, upstream_total
 from tests.support.servers import Emulator
+from tests.support.tokens import default_token
 
 
 async def test_read_has_etag_last_modified_and_the_pds_record(fhir: CheckedClient) -> None:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -10,11 +11,11 @@ import pytest
 from server.app import create_app
 from server.serving import serving
 from server.settings import Settings
-from tests.support.tokens import facade_access_settings
 from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
 from tests.support.shared import example_files
+from tests.support.tokens import facade_access_settings
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 UBRN = "https://fhir.nhs.uk/Id/UBRN"

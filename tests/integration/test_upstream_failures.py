@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from server.nhs.client import ClientConfig, NHSClient
-from server.nhs.errors import UpstreamRejected
+from server.nhs.errors import UpstreamError, UpstreamRejected
 from server.providers.base import RequestContext
 from server.providers.catalogue import PDS_PATH
 from tests.support.checked_client import CheckedClient
@@ -128,7 +128,7 @@ async def test_client_reuses_the_request_id_when_resending(emulator: Emulator, h
     ctx = RequestContext(request_id="inbound-1", base_url="http://facade.test")
     await inject(http, emulator, status=503)
     request_id = str(uuid.uuid4())
-    with pytest.raises(Exception):
+    with pytest.raises(UpstreamError):  # the 503 (no retry at this level)
         await client.send("GET", "Patient/9000000009", ctx, request_id)
     response = await client.send("GET", "Patient/9000000009", ctx, request_id)  # the re-send
     assert response.status == 200 and response.request_id == request_id

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.access.scopes import CONTEXTS, PERMISSIONS, V1_PERMISSIONS, ScopeSet, parse_scope
 

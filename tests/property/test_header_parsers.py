@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from server.cache.policy import DELTA_SECONDS_MAX, delta_seconds, parse_cache_control
 from server.fhir.middleware import chosen_request_id

@@ -14,8 +14,18 @@ from mappings.spec import load_profile
 from server.pas.hl7_intake import flatten, parse
 from server.pas.records import PASMappings, canonical
 from tests.support.fhir_validation import validate_r4
-from tests.support.pas_records import (ETHNICITY, HOSPITAL_NUMBER, PHONE, POSTCODE, STATUS, WORD, YMD, free_text,
-                                       nhs_numbers, words)
+from tests.support.pas_records import (
+    ETHNICITY,
+    HOSPITAL_NUMBER,
+    PHONE,
+    POSTCODE,
+    STATUS,
+    WORD,
+    YMD,
+    free_text,
+    nhs_numbers,
+    words,
+)
 
 HL7 = load_profile("hl7/adt_pid")
 PAS = PASMappings(load_profile("pas/reference_pas"))

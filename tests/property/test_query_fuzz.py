@@ -22,9 +22,9 @@ import yarl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.tokens import bearer
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import FHIRClient
+from tests.support.tokens import bearer
 
 # 414: query strings over FACADE_MAX_QUERY_CHARS (long unicode values, percent-encoded).
 ALLOWED = {200, 304, 400, 401, 403, 404, 406, 410, 414, 415, 422, 501, 502, 503, 504}

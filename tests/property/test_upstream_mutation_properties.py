@@ -10,7 +10,8 @@ nodes replaced (tests/support/json_mutation.py).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings

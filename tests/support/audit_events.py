@@ -3,8 +3,9 @@ the audit trail tests: one function with the few fields a test varies as argumen
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from typing import Any
 
 BASE_TIME = datetime(2026, 11, 29, 19, 0, 0, 123000, tzinfo=timezone.utc)
 TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-event-type"

@@ -3,7 +3,8 @@ one or two nodes of a real NHS example replaced by a JSON value of another type.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from hypothesis import strategies as st
 

@@ -16,7 +16,7 @@ API_KEY = "test-api-key"
 KID = "test-kid-1"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _key_pair(name: str) -> KeyPair:
     return generate_key_pair(bits=2048)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 import aiohttp
 

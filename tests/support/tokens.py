@@ -12,12 +12,12 @@ import atexit
 import functools
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
-
-from joserfc.jwk import RSAKey
+from typing import Any
 
 import yaml
+from joserfc.jwk import RSAKey
 
 from server.access.dev_issuer import issue_token, load_or_create_key
 from server.access.roles import DEFAULT_POLICY, PAS_ACTIONS

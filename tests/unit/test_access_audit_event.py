@@ -8,8 +8,16 @@ from typing import Any
 import pytest
 
 from server.access.audit_event import (
-    BREAK_GLASS, CLIENT_SYSTEM, JOB_ROLE_SYSTEM, MAX_RESOURCE_ENTITIES, ODS, ROLE_SYSTEM, AuditNote, audit_event,
-    interaction_of, outcome_code,
+    BREAK_GLASS,
+    CLIENT_SYSTEM,
+    JOB_ROLE_SYSTEM,
+    MAX_RESOURCE_ENTITIES,
+    ODS,
+    ROLE_SYSTEM,
+    AuditNote,
+    audit_event,
+    interaction_of,
+    outcome_code,
 )
 from server.access.principal import Principal
 from server.access.scopes import ScopeSet

@@ -5,8 +5,9 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -17,7 +18,14 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from server.access.tokens import (
-    MAX_TOKEN_CHARS, InvalidToken, JWKSFile, JWKSUrl, StaticKeys, TokenVerifier, TrustedIssuer, unverified_parts,
+    MAX_TOKEN_CHARS,
+    InvalidToken,
+    JWKSFile,
+    JWKSUrl,
+    StaticKeys,
+    TokenVerifier,
+    TrustedIssuer,
+    unverified_parts,
 )
 
 ISSUER = "https://idp.example.nhs.uk"

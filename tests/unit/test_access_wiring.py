@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -18,7 +19,11 @@ from server.access.control import AccessControl
 from server.access.dev_issuer import DEV_ISSUER, DEV_KID, issue_token, load_or_create_key, public_key_set
 from server.access.tokens import InvalidToken, JWKSFile, JWKSUrl, StaticKeys, TokenVerifier, TrustedIssuer
 from server.access.wiring import (
-    AccessConfigError, build_access, dev_issuer_trusted, nhs_environment, trusted_issuers,
+    AccessConfigError,
+    build_access,
+    dev_issuer_trusted,
+    nhs_environment,
+    trusted_issuers,
 )
 from server.settings import Settings
 

@@ -5,8 +5,9 @@ own promises (bounded, exactly once, copies)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given, settings

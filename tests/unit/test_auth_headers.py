@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from server.fhir.errors import Unauthorized
-from server.nhs.auth.headers import CallerTokenIfAny, AppRestrictedAuth, ExchangedTokens, UserRestrictedAuth
+from server.nhs.auth.headers import AppRestrictedAuth, CallerTokenIfAny, ExchangedTokens, UserRestrictedAuth
 from server.nhs.auth.profiles import AuthProfiles
 from server.nhs.auth.tokens import IssuedToken, TokenCache
 from server.nhs.client import NoAuth

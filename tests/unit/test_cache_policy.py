@@ -1,11 +1,10 @@
 """Pure cache policy: Cache-Control parsing, freshness, keys, restricted patients."""
 from __future__ import annotations
 
-from server.providers.base import RequestContext
-
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.cache.policy import (
     CachePolicy,
@@ -18,6 +17,7 @@ from server.cache.policy import (
 )
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchDeclaration, parse_search
+from server.providers.base import RequestContext
 from server.settings import Settings
 
 CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"

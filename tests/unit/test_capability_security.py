@@ -8,9 +8,16 @@ from typing import Any, ClassVar
 
 import pytest
 
-from capability.security import (NHS_USER_TOKEN_HEADER, PURPOSE_CLAIM, auth_endpoints, rest_security, role_table,
-                                 trusted_issuer_names, user_restricted)
 from capability.openapi import openapi_document
+from capability.security import (
+    NHS_USER_TOKEN_HEADER,
+    PURPOSE_CLAIM,
+    auth_endpoints,
+    rest_security,
+    role_table,
+    trusted_issuer_names,
+    user_restricted,
+)
 from capability.smart import PERMISSION_CAPABILITIES, scopes_supported, smart_configuration
 from server.access.claims import principal_from_claims
 from server.access.control import NHS_USER_TOKEN_HEADER as ENFORCED_USER_TOKEN_HEADER

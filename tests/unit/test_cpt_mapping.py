@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mappings.nhs.cpt_ids import parse_medication_request_id
 from mappings.nhs.cpt_medication_request import (

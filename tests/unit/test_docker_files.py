@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from server.__main__ import build_parser
-from server.providers.catalogue import Upstreams
 from server.access.wiring import dev_issuer_trusted
+from server.providers.catalogue import Upstreams
 from server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 from server.fhir.errors import Unauthorized
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.gpconnect import (
-    INTERACTION_ID, GPConnectConfig, parse_structured_record, request_headers, structured_record_parameters,
+    INTERACTION_ID,
+    GPConnectConfig,
+    parse_structured_record,
+    request_headers,
+    structured_record_parameters,
 )
 from server.nhs.gpconnect_jwt import Assertion, Requester, consumer_claims, decode_unsigned_jwt, unsigned_jwt
 from server.providers.base import RequestContext

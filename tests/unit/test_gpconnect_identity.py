@@ -15,11 +15,27 @@ from server.access.principal import Principal
 from server.access.scopes import ScopeSet
 from server.fhir.errors import Forbidden
 from server.nhs.gpconnect import (
-    GPConnectConfig, acts_for_a_user, asserted_identity, gpconnect_config, request_headers,
+    GPConnectConfig,
+    acts_for_a_user,
+    asserted_identity,
+    gpconnect_config,
+    request_headers,
 )
 from server.nhs.gpconnect_jwt import (
-    ODS_SYSTEM, SDS_ROLE_PROFILE_ID, SDS_USER_ID, UNKNOWN, Assertion, Device, Organisation, Practitioner,
-    Requester, consumer_claims, decode_unsigned_jwt, local_user_system, practitioner_for, reason_for_request,
+    ODS_SYSTEM,
+    SDS_ROLE_PROFILE_ID,
+    SDS_USER_ID,
+    UNKNOWN,
+    Assertion,
+    Device,
+    Organisation,
+    Practitioner,
+    Requester,
+    consumer_claims,
+    decode_unsigned_jwt,
+    local_user_system,
+    practitioner_for,
+    reason_for_request,
     unsigned_jwt,
 )
 from server.providers.base import RequestContext

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson

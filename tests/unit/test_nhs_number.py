@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from server.nhs.nhs_number import check_digit, is_valid_nhs_number
 

@@ -2,10 +2,11 @@
 NHS-backed provider shares), and the 400s for everything else."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from server.fhir.errors import BadRequest, InvalidSearchParameter
 from server.fhir.search_params import ParsedParam, SearchParamSpec, parse_param

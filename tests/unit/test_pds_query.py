@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_request import SearchDeclaration, parse_search

@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.nhs.deadline import Deadline
 from server.nhs.rate_limiter import TokenBucket

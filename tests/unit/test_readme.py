@@ -2,9 +2,8 @@
 and keep the two commands a fresh machine starts from."""
 from __future__ import annotations
 
-from tests.support.shared import REPO_ROOT
-
 from server.settings import Settings
+from tests.support.shared import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 

@@ -6,10 +6,11 @@ import json
 import uuid
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from server.nhs.bars import BarsHeaderConfig, bars_headers, target_identifier, uuid_correlation
 from server.nhs.auth.headers import CallerTokenIfAny as CallerBearer
+from server.nhs.bars import BarsHeaderConfig, bars_headers, target_identifier, uuid_correlation
 from server.nhs.ers import ERSContextMissing, ers_context_headers
 from server.providers.base import RequestContext
 from server.settings import BarsTarget, Settings

@@ -5,7 +5,8 @@ import calendar
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_params import (

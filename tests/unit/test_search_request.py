@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_params import ReferenceValue, SearchParamSpec, StringValue, TokenValue

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.servicerequest import ServiceRequest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mappings.nhs.ers_referral_request import STATUS_MAP, referral_request_to_service_request
 from mappings.nhs.service_request_ids import (

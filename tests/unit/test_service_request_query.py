@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_request import SearchDeclaration, SearchRequest, parse_search

@@ -8,7 +8,11 @@ import pytest
 from mappings.stu3_to_r4 import transforms as t
 from mappings.stu3_to_r4.engine import apply_rules, get_path, put_path
 from mappings.stu3_to_r4.gpconnect_allergies import (
-    allergies_from_structured_record, convert_allergy, issued_id, nhs_number_of, nka_id,
+    allergies_from_structured_record,
+    convert_allergy,
+    issued_id,
+    nhs_number_of,
+    nka_id,
 )
 from mappings.stu3_to_r4.rules import MappingSpecError, load_mapping, parse_mapping
 from tests.support.fhir_validation import validate_r4

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from capability.statement import capability_statement
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.subsetting import apply_view, mandatory_elements, summary_elements
 from server.providers.base import RequestContext, ResourceProvider
@@ -10,7 +11,6 @@ from server.providers.patient_pds import PatientFromPDS
 from server.providers.registry import ProviderRegistry
 from server.sandbox.pds_data import PATIENTS
 from server.settings import Settings
-from capability.statement import capability_statement
 from tests.support.fhir_validation import validate_r4
 
 FULL = PATIENTS["9000000009"]

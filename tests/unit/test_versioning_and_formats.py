@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.fhir.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 from server.fhir.formats import check_form_body, check_format, parse_form_body

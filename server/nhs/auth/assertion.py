@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from joserfc.jwk import RSAKey

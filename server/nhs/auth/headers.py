@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from server.fhir.errors import Unauthorized
 from server.nhs.auth.tokens import IssuedToken, TokenCache

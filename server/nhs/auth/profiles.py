@@ -50,7 +50,7 @@ class AuthProfiles:
     enabled: bool = False
 
     @classmethod
-    def none(cls) -> "AuthProfiles":
+    def none(cls) -> AuthProfiles:
         return cls(application=NoAuth())
 
     async def aclose(self) -> None:

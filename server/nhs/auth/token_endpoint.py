@@ -7,7 +7,6 @@ were refused. Neither the assertion nor the token is ever logged.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -84,7 +83,7 @@ class TokenEndpoint:
                                           headers={"Accept": "application/json"}) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeout(TOKEN_SERVICE, "timed out") from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(TOKEN_SERVICE, f"connection failed ({type(exc).__name__})") from None
