@@ -249,6 +249,9 @@ class Settings(BaseSettings):
         description="Signature algorithms accepted (asymmetric only; none and HS* are always refused).",
     )
     auth_leeway_seconds: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+    auth_max_token_lifetime: float = Field(
+        default=86_400.0, gt=0, description="Longest token lifetime accepted (exp - iat, or exp - now without iat).",
+    )
     dev_issuer: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="Trust the development token issuer (nhs-fhir-facade token): auto = only when every NHS "

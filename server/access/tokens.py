@@ -174,9 +174,10 @@ class TokenVerifier:
     """Verifies access tokens from any of the trusted issuers."""
 
     def __init__(self, issuers: Sequence[TrustedIssuer], *, leeway: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 max_lifetime: float = 86_400.0, clock: Callable[[], float] = time.time) -> None:
         self._issuers = {i.issuer: i for i in issuers}
         self._leeway = leeway
+        self._max_lifetime = max_lifetime
         self._clock = clock
 
     @property
@@ -218,6 +219,11 @@ class TokenVerifier:
             raise InvalidToken("exp missing")
         if now > exp + self._leeway:
             raise InvalidToken("expired")
+        # A bearer token is only as safe as its lifetime: one valid for years is a password.
+        issued = claims.get("iat")
+        start = issued if isinstance(issued, (int, float)) and not isinstance(issued, bool) else now
+        if exp - start > self._max_lifetime + self._leeway:
+            raise InvalidToken("lifetime longer than allowed")
         for name in ("nbf", "iat"):
             value = claims.get(name)
             if value is None:

@@ -76,7 +76,8 @@ def build_access(settings: Settings, session: aiohttp.ClientSession, directory: 
     if not settings.relationship_required and env == "production":
         raise AccessConfigError("FACADE_RELATIONSHIP_REQUIRED=false is refused against NHS production")
     table = load_role_table(settings.access_policy)
-    verifier = TokenVerifier(trusted_issuers(settings, session), leeway=settings.auth_leeway_seconds)
+    verifier = TokenVerifier(trusted_issuers(settings, session), leeway=settings.auth_leeway_seconds,
+                             max_lifetime=settings.auth_max_token_lifetime)
     return AccessControl(
         verifier=verifier, table=table,
         policy=AccessPolicy(table, directory, relationship_required=settings.relationship_required),

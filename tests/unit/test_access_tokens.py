@@ -596,3 +596,16 @@ async def test_jwks_url_with_no_usable_key_is_an_invalid_token(jwks_server: tupl
     state.document = {"keys": []}
     with pytest.raises(InvalidToken):
         await verifier(JWKSUrl(session, url, clock=Clock())).verify(sign(rsa_a))
+
+
+async def test_a_token_living_longer_than_allowed_is_refused(rsa_a: RSAKey) -> None:
+    checker = TokenVerifier([TrustedIssuer(ISSUER, StaticKeys(public_set(rsa_a)), (AUDIENCE,))],
+                            max_lifetime=3600, clock=lambda: NOW)
+    one_hour = sign(rsa_a, good_claims(iat=int(NOW), exp=int(NOW) + 3600))
+    assert (await checker.verify(one_hour))["sub"] == "user-1"
+    a_century = sign(rsa_a, good_claims(iat=int(NOW), exp=int(NOW) + 100 * 365 * 86400))
+    with pytest.raises(InvalidToken, match="lifetime"):
+        await checker.verify(a_century)
+    without_iat = sign(rsa_a, good_claims(iat=None, exp=int(NOW) + 7200))
+    with pytest.raises(InvalidToken, match="lifetime"):
+        await checker.verify(without_iat)

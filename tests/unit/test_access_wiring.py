@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ async def test_identity_provider_with_a_jwks_file(tmp_path: Path, session: aioht
     assert isinstance(issuer.keys, JWKSFile)
     assert issuer.algorithms == ("RS256", "ES256")
     assert issuer.audiences == ("https://facade.example",)
-    token = jwt.encode({"alg": "RS256", "kid": "idp"}, {"iss": "https://idp.example", "sub": "u", "exp": 2**40,
+    token = jwt.encode({"alg": "RS256", "kid": "idp"}, {"iss": "https://idp.example", "sub": "u", "exp": int(time.time()) + 600,
                                                         "aud": "https://facade.example"}, key)
     assert (await TokenVerifier([issuer]).verify(token))["sub"] == "u"
 
