@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -25,60 +24,30 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from tests.support.access import (
+    AUDITOR,
+    CLINICIAN,
+    CPT,
+    JANE,
+    JANE_APP,
+    JAYNE,
+    PAS_SYSTEM,
+    audit_events,
+    auth,
+    by_request_id,
+    included,
+    matches,
+    warnings,
+)
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import gpconnect_jwt_claims, upstream_counts, upstream_total
 from tests.support.servers import Emulator, running_facade
 from tests.support.tokens import TEST_AUDIENCE, signing_key, token
 
-JANE = "9000000009"  # PDS, CPT and GP Connect all know her
-JAYNE = "9000000017"  # another patient with prescriptions in CPT
-CPT = {"nhsd-session-urid": "555254240100", "nhsd-organization-uuid": "A83008",
-       "nhsd-session-jobrole": "S0030:G0100:R0570"}
 HL7 = "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|{control}|P|2.4\rEVN|A04|20260101120000\r" \
       "PID|1||{hn}^^^RX1^MR||SMITH^JANE||20101022|F\r"
 
-CLINICIAN = token("user/*.rs", roles=["clinician"])
 CLERK = token("user/*.rs", roles=["clerk"])
-AUDITOR = token("user/AuditEvent.rs", roles=["auditor"], purpose=None)
-PAS_SYSTEM = token("system/Patient.cru system/AllergyIntolerance.rs system/MedicationRequest.rs",
-                   roles=["pas-system"], purpose=None, subject="pas-interface")
-JANE_APP = token("patient/*.rs", roles=["clinician"], patient=JANE, subject="jane-app")
-
-
-def auth(value: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}", **extra}
-
-
-def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
-
-
-def included(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "include"]
-
-
-def warnings(bundle: dict[str, Any]) -> list[str]:
-    return [i.get("diagnostics", "") for e in bundle.get("entry", []) if e["search"]["mode"] == "outcome"
-            for i in e["resource"]["issue"]]
-
-
-@pytest.fixture
-async def strict(emulator: Emulator, http: aiohttp.ClientSession) -> AsyncIterator[CheckedClient]:
-    """A façade with the relationship check on, as deployed."""
-    async with running_facade(emulator, relationship_required=True) as url:
-        yield CheckedClient(url, http)
-
-
-async def audit_events(fhir: CheckedClient, **query: str) -> list[dict[str, Any]]:
-    params = "&".join(f"{k}={v}" for k, v in query.items())
-    answer = await fhir.get(f"/AuditEvent?_count=100&{params}", headers=auth(AUDITOR))
-    assert answer.status == 200, answer.body
-    return matches(answer.body)
-
-
-def by_request_id(events: list[dict[str, Any]], request_id: str) -> list[dict[str, Any]]:
-    return [e for e in events for ent in e["entity"]
-            if ent.get("what", {}).get("identifier", {}).get("value") == request_id]
 
 
 # ---- authentication -------------------------------------------------------------------

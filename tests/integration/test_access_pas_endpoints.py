@@ -1,24 +1,22 @@
-"""Security review of issue 8: the PAS REST and HL7 paths (who reaches clinical data, and
-whether the audit trail names the patient). xfail(strict=True) tests are FINDINGS."""
+"""The PAS REST and HL7 paths under access control: a clerk neither reads nor writes the
+clinical lists of a PAS record, clinical lists need a purpose of use, and the audit trail
+names the patient (by NHS number) of every PAS read, write and HL7 message."""
 from __future__ import annotations
 
 from typing import Any
 
 import aiohttp
 
+from tests.support.access import JANE, PAS_SYSTEM, audit_events, auth, by_request_id, matches
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import gpconnect_jwt_claims
 from tests.support.servers import Emulator
 from tests.support.tokens import token
 
-JANE = "9000000009"
 HL7 = ("MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|{control}|P|2.4\r"
        "EVN|A04|20260101120000\rPID|1||{hn}^^^RX1^MR||SMITH^JANE||20101022|F\r")
 
 CLERK = token("user/*.rs user/Patient.cru", roles=["clerk"], purpose=None, subject="clerk-1")
-AUDITOR = token("user/AuditEvent.rs", roles=["auditor"], purpose=None)
-PAS_SYSTEM = token("system/Patient.cru system/AllergyIntolerance.rs system/MedicationRequest.rs",
-                   roles=["pas-system"], purpose=None, subject="pas-interface")
 RECORD = {"hospitalNumber": "H70", "surname": "Smith", "forenames": "Jane", "dateOfBirth": "22/10/2010", "sex": "F",
           "nhsNumber": JANE,
           "allergies": [{"allergyId": "A1", "substanceText": "Penicillin", "reaction": "Anaphylaxis",
@@ -26,32 +24,12 @@ RECORD = {"hospitalNumber": "H70", "surname": "Smith", "forenames": "Jane", "dat
           "medications": [{"prescriptionId": "P1", "drugText": "Sertraline 50mg tablets", "status": "A"}]}
 
 
-def auth(value: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}", **extra}
-
-
-def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
-
-
-async def audit_events(fhir: CheckedClient, **query: str) -> list[dict[str, Any]]:
-    params = "&".join(f"{k}={v}" for k, v in query.items())
-    answer = await fhir.get(f"/AuditEvent?_count=100&{params}", headers=auth(AUDITOR))
-    assert answer.status == 200, answer.body
-    return matches(answer.body)
-
-
-def by_request_id(events: list[dict[str, Any]], request_id: str) -> list[dict[str, Any]]:
-    return [e for e in events for ent in e["entity"]
-            if ent.get("what", {}).get("identifier", {}).get("value") == request_id]
-
-
 async def register(fhir: CheckedClient, http: aiohttp.ClientSession, record: dict[str, Any]) -> None:
     async with http.post(fhir.base_url + "/pas/v1/patients", headers=auth(PAS_SYSTEM), json=record) as resp:
         assert resp.status == 201, await resp.text()
 
 
-# ---- a clerk reaches clinical data through the PAS record ------------------------------------
+# ---- a clerk gets no clinical data through the PAS record ----------------------------------------
 
 
 async def test_a_clerk_reading_a_pas_record_gets_no_clinical_lists(fhir: CheckedClient,
@@ -64,7 +42,7 @@ async def test_a_clerk_reading_a_pas_record_gets_no_clinical_lists(fhir: Checked
     async with http.get(fhir.base_url + "/pas/v1/patients/H70", headers=auth(CLERK)) as resp:
         assert resp.status == 200
         record = await resp.json()
-    assert "allergies" not in record and "medications" not in record, record  # FAILS: both are there
+    assert "allergies" not in record and "medications" not in record, record
 
 
 async def test_a_clerk_cannot_write_clinical_lists(fhir: CheckedClient, http: aiohttp.ClientSession) -> None:
@@ -73,10 +51,10 @@ async def test_a_clerk_cannot_write_clinical_lists(fhir: CheckedClient, http: ai
     clinician = token("user/*.rs", roles=["clinician"])
     seen = await fhir.get("/AllergyIntolerance?patient=pas-H70", headers=auth(clinician))
     written = [a for a in matches(seen.body) if "Penicillin" in str(a)] if seen.status == 200 else []
-    assert status in (400, 403) and not written, (status, written)  # FAILS: 201, and the allergy is served
+    assert status in (400, 403) and not written, (status, written)
 
 
-# ---- the PAS system reaches NHS clinical data with no purpose and no user --------------------
+# ---- clinical lists need a purpose of use --------------------------------------------------------
 
 
 async def test_the_pas_system_gets_no_gp_record_without_a_purpose_of_use(fhir: CheckedClient, emulator: Emulator,
@@ -88,7 +66,7 @@ async def test_the_pas_system_gets_no_gp_record_without_a_purpose_of_use(fhir: C
         body = await resp.json()
         status = resp.status
     asked = await gpconnect_jwt_claims(http, emulator)
-    assert status == 403 and not asked, (status, body, asked)  # FAILS: 200, the GP record, GP Connect asked
+    assert status == 403 and not asked, (status, body, asked)
 
 
 # ---- the audit trail names the patient of every PAS access ------------------------------------
@@ -102,7 +80,7 @@ async def test_an_hl7_registration_is_audited_with_its_patient(fhir: CheckedClie
         request_id = resp.headers["X-Request-ID"]
     [event] = by_request_id(await audit_events(fhir), request_id)
     assert event["action"] == "U" and event["outcome"] == "0"
-    assert by_request_id(await audit_events(fhir, patient="Patient/pas-H71"), request_id), event["entity"]  # FAILS
+    assert by_request_id(await audit_events(fhir, patient="Patient/pas-H71"), request_id), event["entity"]
 
 
 async def test_a_pas_clinical_list_is_found_by_auditing_the_nhs_number(fhir: CheckedClient,
@@ -118,7 +96,7 @@ async def test_a_pas_clinical_list_is_found_by_auditing_the_nhs_number(fhir: Che
     assert event["subtype"][0]["code"] == "search-type"  # a list of the patient's records
 
 
-# ---- sound ------------------------------------------------------------------------------------
+# ---- PAS reads and writes are audited with the NHS number ------------------------------
 
 
 async def test_a_pas_read_and_write_are_audited_with_the_nhs_number(fhir: CheckedClient,

@@ -1,42 +1,18 @@
-"""Security review of issue 8: scopes, purpose, compartments, page binding and the cache.
-xfail(strict=True) tests are FINDINGS; plain tests pin what the review found sound."""
+"""Access decisions at their edges: the purpose header cannot override the token's purpose,
+a patient token never makes PDS look up another patient, _revinclude needs the search
+permission, compartments cannot be widened, and cached answers are checked per caller."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.support.access import CLINICIAN, CPT, JANE, JANE_APP, JAYNE, auth, included, matches
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import upstream_total
 from tests.support.servers import Emulator, running_facade
 from tests.support.tokens import token
-
-JANE = "9000000009"
-JAYNE = "9000000017"
-CPT = {"nhsd-session-urid": "555254240100", "nhsd-organization-uuid": "A83008",
-       "nhsd-session-jobrole": "S0030:G0100:R0570"}
-CLINICIAN = token("user/*.rs", roles=["clinician"])
-JANE_APP = token("patient/*.rs", roles=["clinician"], patient=JANE, subject="jane-app")
-
-
-def auth(value: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}", **extra}
-
-
-def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
-
-
-def included(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "include"]
-
-
-@pytest.fixture
-async def strict(emulator: Emulator, http: aiohttp.ClientSession) -> AsyncIterator[CheckedClient]:
-    async with running_facade(emulator, relationship_required=True) as url:
-        yield CheckedClient(url, http)
 
 
 @pytest.fixture
@@ -53,7 +29,7 @@ async def test_the_purpose_header_cannot_override_the_purpose_the_token_was_issu
     assert (await fhir.get(f"/AllergyIntolerance?patient={JANE}", headers=auth(operations))).status == 403
     upgraded = await fhir.get(f"/AllergyIntolerance?patient={JANE}",
                               headers=auth(operations, **{"X-Purpose-Of-Use": "TREAT"}))
-    assert upgraded.status == 403, matches(upgraded.body)  # FAILS: 200 with the GP record
+    assert upgraded.status == 403, matches(upgraded.body)
 
 
 # ---- patient compartment ------------------------------------------------------------------------
@@ -64,7 +40,7 @@ async def test_a_patient_token_reading_another_patient_is_refused_before_nhs_is_
     before = await upstream_total(http, emulator)
     other = await fhir.get(f"/Patient/{JAYNE}", headers=auth(JANE_APP))
     assert other.status == 403
-    assert await upstream_total(http, emulator) == before  # FAILS: PDS asked for JAYNE
+    assert await upstream_total(http, emulator) == before
 
 
 async def test_revinclude_needs_the_search_permission_of_its_source_type(fhir: CheckedClient) -> None:
@@ -73,13 +49,10 @@ async def test_revinclude_needs_the_search_permission_of_its_source_type(fhir: C
     answer = await fhir.get(f"/Patient?identifier={JANE}&_revinclude=AllergyIntolerance:patient",
                             headers=auth(read_only))
     assert answer.status == 200
-    assert included(answer.body) == []  # FAILS: Jane's allergies, found by a search the token may not make
+    assert included(answer.body) == []
 
 
-# ---- page links ---------------------------------------------------------------------------------
-
-
-# ---- sound: the cache sits before the access checks ----------------------------------------------
+# ---- the cache sits before the access checks ----------------------------------------
 
 
 async def test_a_cached_answer_is_checked_for_every_caller(cached: CheckedClient, http: aiohttp.ClientSession) -> None:
