@@ -292,6 +292,45 @@ async def test_drain_resumes_after_a_partial_batch(database: Any, tmp_path: Path
         await trail.aclose()
 
 
+# --- group commit ------------------------------------------------------------------------
+
+
+class CountingCollection:
+    """The real collection, counting the writes that reach MongoDB."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+        self.writes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
+
+    async def insert_one(self, doc: dict[str, Any], **kwargs: Any) -> Any:
+        self.writes += 1
+        return await self.collection.insert_one(doc, **kwargs)
+
+    async def bulk_write(self, requests: list[Any], **kwargs: Any) -> Any:
+        self.writes += 1
+        return await self.collection.bulk_write(requests, **kwargs)
+
+
+async def test_concurrent_events_share_writes_and_each_is_stored_once(database: Any, tmp_path: Path) -> None:
+    trail = MongoAuditTrail(database, AuditSpool(tmp_path / "spool"))
+    counting = CountingCollection(trail.collection)
+    trail.collection = counting  # type: ignore[assignment]
+    await trail.start()
+    try:
+        events = [audit_event(minutes=n) for n in range(200)]
+        await asyncio.gather(*(trail.append(e) for e in events))
+        await trail.append(events[0])  # an event sent again is stored once
+        assert counting.writes < len(events) // 2  # group-committed: events waiting together went together
+        stored = sorted(d["_id"] for d in await database[COLLECTION].find({}, {"_id": 1}).to_list(None))
+        assert stored == sorted(e["id"] for e in events)
+        assert not trail.spool.has_pending()
+    finally:
+        await trail.aclose()
+
+
 # --- MongoDB killed during a burst --------------------------------------------------------
 
 class RecordingCollection:
@@ -308,6 +347,18 @@ class RecordingCollection:
     async def insert_one(self, doc: dict[str, Any], **kwargs: Any) -> Any:
         result = await self.collection.insert_one(doc, **kwargs)
         self.direct.append(doc["_id"])
+        return result
+
+    async def bulk_write(self, requests: list[Any], **kwargs: Any) -> Any:
+        """Group-committed direct inserts (several requests' events in one write)."""
+        docs = [r._doc for r in requests]
+        try:
+            result = await self.collection.bulk_write(requests, **kwargs)
+        except BulkWriteError as exc:
+            failed = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") != 11000}
+            self.direct += [d["_id"] for i, d in enumerate(docs) if i not in failed]
+            raise
+        self.direct += [d["_id"] for d in docs]
         return result
 
     async def insert_many(self, docs: list[dict[str, Any]], **kwargs: Any) -> Any:
