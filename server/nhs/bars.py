@@ -25,7 +25,7 @@ from server.nhs.entry_validation import expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.nhs.path_segments import path_segment
-from server.providers.base import RequestContext
+from server.request_context import RequestContext
 from server.settings import BarsTarget
 
 Resource = dict[str, Any]

@@ -28,7 +28,7 @@ from server.nhs.errors import (
     UpstreamUnavailable,
     read_nhs_outcome,
 )
-from server.providers.base import RequestContext
+from server.request_context import RequestContext
 
 log = logging.getLogger("facade.upstream")
 

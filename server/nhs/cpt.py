@@ -23,7 +23,7 @@ from server.nhs.client import NHSClient
 from server.nhs.entry_validation import check_r4, upstream_shape
 from server.nhs.errors import UpstreamBadResponse, UpstreamRejected
 from server.nhs.session_headers import session_headers
-from server.providers.base import RequestContext
+from server.request_context import RequestContext
 
 Resource = dict[str, Any]
 T = TypeVar("T")

@@ -23,7 +23,7 @@ from server.nhs.client import NHSClient
 from server.nhs.entry_validation import expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.path_segments import path_segment
-from server.providers.base import RequestContext
+from server.request_context import RequestContext
 
 Resource = dict[str, Any]
 

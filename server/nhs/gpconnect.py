@@ -52,7 +52,7 @@ from server.nhs.gpconnect_jwt import (
     unsigned_jwt,
 )
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
-from server.providers.base import RequestContext
+from server.request_context import RequestContext
 from server.settings import Settings
 
 API = "GP Connect"

@@ -15,7 +15,7 @@ from typing import Any
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import check_r4, expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse, UpstreamRejected, read_nhs_outcome
-from server.providers.base import RequestContext
+from server.request_context import RequestContext
 
 Resource = dict[str, Any]
 

@@ -16,7 +16,7 @@ import orjson
 
 from server.nhs.client import AuthHeaders, ClientConfig, NHSClient, UpstreamCall, UpstreamResponse
 from server.nhs.resilience import Resilience
-from server.providers.base import RequestContext
+from server.request_context import RequestContext
 
 SHAREABLE_METHODS = frozenset({"GET", "HEAD"})
 

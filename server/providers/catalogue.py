@@ -104,9 +104,22 @@ def patient_from_pds(w: Wiring) -> ResourceProvider:
 
 
 def service_request_from_referrals(w: Wiring) -> ResourceProvider:
-    from server.providers.service_request import from_wiring
+    """BaRS (application-restricted) and e-RS, whose user-restricted calls act for the caller
+    unless e-RS is configured application-restricted (STU3 A005 acts for no user)."""
+    from capability.statement import software_version
+    from server.nhs.bars import BaRSClient, BarsHeaderConfig
+    from server.nhs.ers import ERSClient, ERSContextConfig
+    from server.providers.service_request import ServiceRequestFromReferrals
 
-    return from_wiring(w)
+    s = w.settings
+    app_restricted = s.ers_access_mode == "application-restricted"
+    ers = w.client("e-RS", w.upstreams.ers, access="application" if app_restricted else "user")
+    bars = BaRSClient(w.client("BaRS", w.upstreams.bars), BarsHeaderConfig(
+        accept_version=s.bars_accept_version, end_user_ods=s.bars_end_user_ods or s.end_user_ods,
+        software_version=software_version()))
+    return ServiceRequestFromReferrals(
+        bars, ERSClient(ers, ERSContextConfig(business_function=s.ers_business_function, end_user_ods=s.end_user_ods)),
+        s.bars_targets, ers_app_restricted=app_restricted)
 
 
 def medication_request_from_cpt(w: Wiring) -> ResourceProvider:

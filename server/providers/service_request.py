@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from mappings.nhs.ers_referral_request import referral_request_to_service_request
 from mappings.nhs.service_request_ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
@@ -29,9 +29,6 @@ from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 from server.providers.service_request_query import ByPatient, compile_filters, plan_search
 from server.settings import BarsTarget
-
-if TYPE_CHECKING:
-    from server.providers.catalogue import Wiring
 
 log = logging.getLogger("facade.servicerequest")
 SP = "http://hl7.org/fhir/SearchParameter/"
@@ -288,23 +285,3 @@ def ers_stu3_found(stu3: Resource, ubrn: str) -> Found:
         return found
     found.admit(resource, "e-RS (STU3)")
     return found
-
-
-def from_wiring(w: Wiring) -> ServiceRequestFromReferrals:
-    """Build the provider from the app's wiring: BaRS (application-restricted; the auth
-    work supplies its token) and e-RS, whose user-restricted calls forward the caller's
-    bearer token unless an AuthHeaders implementation is already installed."""
-    from capability.statement import software_version
-    from server.nhs.bars import BarsHeaderConfig
-    from server.nhs.ers import ERSContextConfig
-
-    s = w.settings
-    # Application-restricted e-RS (STU3 A005) acts for no user: wiring it "user" demanded a caller token.
-    app_restricted = s.ers_access_mode == "application-restricted"
-    ers = w.client("e-RS", w.upstreams.ers, access="application" if app_restricted else "user")
-    bars = BaRSClient(w.client("BaRS", w.upstreams.bars), BarsHeaderConfig(
-        accept_version=s.bars_accept_version, end_user_ods=s.bars_end_user_ods or s.end_user_ods,
-        software_version=software_version()))
-    return ServiceRequestFromReferrals(
-        bars, ERSClient(ers, ERSContextConfig(business_function=s.ers_business_function, end_user_ods=s.end_user_ods)),
-        s.bars_targets, ers_app_restricted=app_restricted)

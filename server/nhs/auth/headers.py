@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from server.fhir.errors import Unauthorized
 from server.nhs.auth.tokens import IssuedToken, TokenCache
-from server.providers.base import RequestContext
+from server.request_context import RequestContext
 
 
 class AppRestrictedAuth:
