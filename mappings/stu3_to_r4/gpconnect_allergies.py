@@ -37,6 +37,7 @@ from typing import Any
 from mappings.stu3_to_r4.engine import apply_rules
 from mappings.stu3_to_r4.rules import MappingSpec, load_mapping
 from mappings.stu3_to_r4.transforms import MappingContext
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM
 
 Resource = dict[str, Any]
 ID_PREFIX = "gpc"
@@ -128,7 +129,7 @@ def _nka(nhs_number: str, text: str | None, spec: Mapping[str, Any], mapping: Ma
         "code": {"coding": [{"system": nka["system"], "code": nka["code"], "display": nka["display"]}],
                  "text": text or nka["display"]},
         "patient": {"reference": f"Patient/{nhs_number}",
-                    "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number}},
+                    "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}},
     }
 
 
@@ -143,7 +144,7 @@ def convert_allergy(stu3: Mapping[str, Any], nhs_number: str, list_kind: str, ct
     r4.update(apply_rules(mapping.rules, stu3, ctx))
     if "patient" not in r4:  # patient is 1..1 in both versions; the record is this patient's
         r4["patient"] = {"reference": f"Patient/{nhs_number}",
-                         "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number}}
+                         "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}}
     if ENTERED_IN_ERROR in _codes(r4.get("verificationStatus")):
         r4.pop("clinicalStatus", None)
     elif not (r4.get("clinicalStatus") or {}).get("coding"):

@@ -16,9 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
-SDS_USER_ID_SYSTEM = "https://fhir.nhs.uk/Id/sds-user-id"
-ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM, ODS_SYSTEM, SDS_USER_ID_SYSTEM
 
 # STU3 CareConnect puts the SNOMED description id (and chosen term) in one complex
 # extension; R4 uses HL7's coding-sctdescid plus UK Core's CodingSCTDescDisplay.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.access.principal import Principal
+from server.nhs.identifiers import ODS_SYSTEM
 
 AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 INTERACTION = "http://hl7.org/fhir/restful-interaction"
@@ -25,7 +26,7 @@ ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 BALP_ENTITY = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+ODS = ODS_SYSTEM
 CLIENT_SYSTEM = "urn:nhs-fhir-facade:client-id"
 ROLE_SYSTEM = "urn:nhs-fhir-facade:role"
 JOB_ROLE_SYSTEM = "https://fhir.nhs.uk/CodeSystem/NHSDigital-SDS-JobRoleCode"

@@ -13,8 +13,8 @@ from typing import Any
 
 from server.fhir.search_params import ReferenceValue
 from server.fhir.search_request import SearchRequest
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 NHS_NUMBER = re.compile(r"[0-9]{10}")
 # Modifiers that still name the patient itself; any other (`:not`, `:missing`, `:below`...)
 # does not, so a compartment check refuses it.

@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 
 from server.cache.store import CacheKey
 from server.fhir.search_request import SearchRequest
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM
 
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESTRICTED_CODES = frozenset({"R", "V"})
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 # Parameters that shape the answer, not the upstream query: the server applies them to
 # the full match list a provider returns, so they are left out of search keys.
 RESULT_ONLY_PARAMS = frozenset({"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total"})

@@ -23,6 +23,7 @@ from typing import Any
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
+from server.nhs.identifiers import ODS_SYSTEM
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.nhs.path_segments import path_segment
 from server.request_context import RequestContext
@@ -30,7 +31,6 @@ from server.settings import BarsTarget
 
 Resource = dict[str, Any]
 
-ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 SOFTWARE_NAME = "nhs-fhir-facade"
 # Entry keys that belong to Bundle.entry, not to the resource (for unwrapped entries).
 _ENTRY_KEYS = frozenset({"fullUrl", "search", "request", "response", "link"})

@@ -32,10 +32,10 @@ from urllib.parse import quote
 import orjson
 
 from server.access.principal import Principal
+from server.nhs.identifiers import ODS_SYSTEM, SDS_ROLE_PROFILE_ID_SYSTEM, SDS_USER_ID_SYSTEM
 
-SDS_USER_ID = "https://fhir.nhs.uk/Id/sds-user-id"
-SDS_ROLE_PROFILE_ID = "https://fhir.nhs.uk/Id/sds-role-profile-id"
-ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+SDS_USER_ID = SDS_USER_ID_SYSTEM
+SDS_ROLE_PROFILE_ID = SDS_ROLE_PROFILE_ID_SYSTEM
 DEVICE_SYSTEM = "https://fhir.nhs.uk/Id/local-system-instance-id"
 LIFETIME_SECONDS = 300
 READ_SCOPE = "patient/*.read"

@@ -1,7 +1,7 @@
 """NHS number Modulus-11 check: an invalid number never reaches an NHS API."""
 from __future__ import annotations
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM as NHS_NUMBER_SYSTEM  # where callers look for it
 
 
 def check_digit(first_nine: str) -> int | None:

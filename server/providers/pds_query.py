@@ -18,9 +18,9 @@ from datetime import date, timedelta
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_params import DateValue, MissingValue, ParsedParam, ReferenceValue, StringValue, TokenValue
 from server.fhir.search_request import SearchRequest
+from server.nhs.identifiers import ODS_SYSTEM
 
 GENDER_SYSTEM = "http://hl7.org/fhir/administrative-gender"
-ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 GENDERS = ("male", "female", "other", "unknown")
 _FLAGS = {"_fuzzy-match": "_fuzzy-match", "_exact-match": "_exact-match", "_history": "_history"}
 

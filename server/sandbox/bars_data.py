@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM
+
+NHS = NHS_NUMBER_SYSTEM
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
 CATEGORY = "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
 SNOMED = "http://snomed.info/sct"

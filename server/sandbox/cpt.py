@@ -20,12 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from server.nhs.nhs_number import is_valid_nhs_number
 from server.sandbox.cpt_data import PRESCRIPTIONS, Issue, Prescription
 
 ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 SD = "https://fhir.nhs.uk/StructureDefinition/"
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+ODS = ODS_SYSTEM
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SESSION_HEADERS = ("nhsd-session-urid", "nhsd-organization-uuid", "nhsd-session-jobrole")
 _NS = uuid.UUID("5d1b6d4e-2f0a-4c37-9a57-3c2f6c1e9b11")
@@ -76,7 +77,7 @@ def _coding(system: str, code: str, display: str) -> dict[str, Any]:
 def _patient(rx: Prescription, detailed: bool) -> dict[str, Any]:
     patient: dict[str, Any] = {
         "resourceType": "Patient",
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": rx.nhs_number}],
+        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": rx.nhs_number}],
         "name": [{"prefix": [rx.prefix], "given": [rx.given], "family": rx.family}],
     }
     if detailed:

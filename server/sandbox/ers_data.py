@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM
+
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
+NHS = NHS_NUMBER_SYSTEM
 LEGACY_NHS = "http://fhir.nhs.net/Id/nhs-number"
 CATEGORY = "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
 STU3 = "https://fhir.nhs.uk/STU3"

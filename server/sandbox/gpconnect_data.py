@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM, ODS_SYSTEM
+
 SCT = "http://snomed.info/sct"
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+NHS = NHS_NUMBER_SYSTEM
+ODS = ODS_SYSTEM
 DATA_ID = "https://provider.nhs.uk/data-identifier"
 PROFILE = "https://fhir.nhs.uk/STU3/StructureDefinition/"
 END_EXT = PROFILE + "Extension-CareConnect-GPC-AllergyIntoleranceEnd-1"

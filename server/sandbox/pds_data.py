@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM, ODS_SYSTEM
+
+NHS = NHS_NUMBER_SYSTEM
+ODS = ODS_SYSTEM
 CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 VERIFIED = {
     "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",

@@ -63,8 +63,10 @@ LAYER_RULES = (
     # mappings/ is the pure mapping engine and its data. It shares one pure function module
     # with the NHS clients: the NHS number system URI and Modulus-11 check
     # (mappings/transforms.py's check_nhs_number, mappings/nhs/service_request_r4.py).
-    LayerRule("mappings imports nothing of server but the NHS number check, nothing of capability",
-              "mappings", ("server", "capability"), allowed=(("mappings", "server.nhs.nhs_number"),)),
+    LayerRule("mappings imports nothing of server but the NHS number check and identifier systems, "
+              "nothing of capability",
+              "mappings", ("server", "capability"),
+              allowed=(("mappings", "server.nhs.nhs_number"), ("mappings", "server.nhs.identifiers"))),
     # server.access (tokens, scopes, roles, audit) is imported by server.fhir, server.pas,
     # server.providers (and by server.nhs.gpconnect for the principal, capability for the
     # security description). It sits below providers and PAS, with one exception:
