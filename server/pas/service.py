@@ -312,8 +312,6 @@ class PASService:
 
     async def related(self, hospital_number: str, kind: str, ctx: RequestContext) -> list[RelatedRecord]:
         """NHS (and PAS-recorded) allergies, medications or referrals, in PAS format."""
-        from server.providers.pas_clinical import PASAwareProvider  # the provider module imports this one
-
         resource_type = RELATED[kind]
         stored = await self.stored(hospital_number)
         provider = self.registry.find(resource_type)
@@ -322,7 +320,7 @@ class PASService:
         param = next((p for p in ("patient", "subject") if provider.search_param(p)), None)
         if param is None:
             raise PASError(501, f"the {resource_type} source cannot search by patient")
-        if isinstance(provider, PASAwareProvider):
+        if provider.understands_pas_ids:
             subject = patient_id(stored.hospital_number)
         elif stored.nhs_number:
             subject = stored.nhs_number

@@ -49,6 +49,9 @@ class ResourceProvider(ABC):
     # practitioner, and the GP system audits on it): an answer fetched for one user is then
     # never served to another from the cache, so the GP's audit sees everyone who looked.
     names_the_user_upstream: ClassVar[bool] = False
+    # True when the provider answers `patient=pas-{hospital number}` itself (the PAS
+    # composites): the PAS service then asks it by PAS id rather than by NHS number.
+    understands_pas_ids: ClassVar[bool] = False
 
     @abstractmethod
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:

@@ -45,12 +45,9 @@ _SUBJECT = {"AllergyIntolerance": "patient", "MedicationRequest": "subject"}
 SUBJECT_PARAMS = ("patient", "subject")
 
 
-class PASAwareProvider(ResourceProvider):
-    """Marker: this provider understands `patient=pas-{hospitalNumber}` itself."""
-
-
-class ClinicalWithPAS(PASAwareProvider):
+class ClinicalWithPAS(ResourceProvider):
     resource_type = "AllergyIntolerance"
+    understands_pas_ids = True  # `patient=pas-{hospitalNumber}` is answered here
 
     def __init__(self, resource_type: str, inner: ResourceProvider | None, service: PASService) -> None:
         self.resource_type = resource_type  # type: ignore[misc]

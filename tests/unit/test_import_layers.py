@@ -25,12 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("server", "capability", "mappings")
 
 # Each cycle is the set of modules of one strongly connected component of the graph.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    # issue 9: PASService.related() imports PASAwareProvider inside the method (function
-    # level) because server/providers/pas_clinical.py imports PASService at module level.
-    frozenset({"server.pas.service", "server.providers.pas_clinical"}):
-        "pas/service <-> providers/pas_clinical, hidden by a function-level import",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}  # none left (issue 9 found two)
 
 # (importer, imported) pairs that break a rule of LAYER_RULES today (none left: the NHS
 # clients take RequestContext from server/request_context.py, below both layers).
@@ -293,10 +288,9 @@ def test_layer_rule_holds_but_for_the_known_violations() -> None:
 
 
 def test_the_graph_sees_deferred_and_type_only_imports() -> None:
-    """The real graph holds edges of every kind (the known cycle's among them): the parser
+    """The real graph holds edges of every kind (module, function-level, TYPE_CHECKING): the parser
     did not silently miss function-level or TYPE_CHECKING imports."""
     graph = _project_graph()
-    assert {i.kind for i in graph["server.pas.service"]["server.providers.pas_clinical"]} == {"function"}
     assert {i.kind for i in graph["server.request_context"]["server.access.quota"]} == {"type-checking"}
     assert {i.kind for i in graph["server.providers.catalogue"]["server.providers.service_request"]} == {"function"}
     assert {i.kind for i in graph["server.providers.pas_clinical"]["server.pas.service"]} == {"module"}
