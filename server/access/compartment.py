@@ -1,9 +1,9 @@
 """Which patients a resource or a search is about: the patient compartment, for access
 checks and for the audit trail's patient entities. Pure.
 
-A Patient is about itself (its id and its NHS number identifiers); a clinical resource
-is about the patient its `subject` / `patient` reference names, literally
-(`Patient/9000000009`, `Patient/pas-H123`) or by NHS number identifier.
+Which patients a resource is about is server.fhir.patient_refs' one answer (the cache's
+restricted-patient purge uses it too); this module adds what access and audit need on
+top: the audit trail's `Patient/{id}` entities and the patients a search names.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from server.fhir.patient_refs import patient_keys as patient_keys  # the one answer, re-exported here
 from server.fhir.search_params import ReferenceValue
 from server.fhir.search_request import SearchRequest
 from server.nhs.identifiers import NHS_NUMBER_SYSTEM
@@ -19,38 +20,7 @@ NHS_NUMBER = re.compile(r"[0-9]{10}")
 # Modifiers that still name the patient itself; any other (`:not`, `:missing`, `:below`...)
 # does not, so a compartment check refuses it.
 NAMING_MODIFIERS = (None, "identifier", "Patient", "exact")
-SUBJECT_ELEMENTS = ("subject", "patient")
 PATIENT_CRITERIA = ("patient", "subject")
-
-
-def _nhs_numbers(identifiers: Any) -> list[str]:
-    if isinstance(identifiers, dict):
-        identifiers = [identifiers]
-    if not isinstance(identifiers, list):
-        return []
-    return [i["value"] for i in identifiers
-            if isinstance(i, dict) and i.get("system") == NHS_NUMBER_SYSTEM and isinstance(i.get("value"), str)]
-
-
-def patient_keys(resource: dict[str, Any]) -> set[str]:
-    """Patient ids and NHS numbers the resource belongs to (empty: no patient)."""
-    if resource.get("resourceType") == "Patient":
-        keys = set(_nhs_numbers(resource.get("identifier")))
-        if isinstance(resource.get("id"), str):
-            keys.add(resource["id"])
-        return keys
-    keys = set()
-    for element in SUBJECT_ELEMENTS:
-        ref = resource.get(element)
-        if not isinstance(ref, dict):
-            continue
-        text = ref.get("reference")
-        if isinstance(text, str) and "/" in text:
-            rtype, _, rid = text.rstrip("/").rpartition("/")
-            if rtype.endswith("Patient") and rid:
-                keys.add(rid)
-        keys.update(_nhs_numbers(ref.get("identifier")))
-    return keys
 
 
 def audit_patients(resources: Iterable[dict[str, Any]]) -> list[str]:

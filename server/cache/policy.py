@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from server.cache.store import CacheKey
+from server.fhir.patient_refs import patient_keys
 from server.fhir.search_request import SearchRequest
-from server.nhs.identifiers import NHS_NUMBER_SYSTEM
 
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESTRICTED_CODES = frozenset({"R", "V"})
@@ -22,7 +22,6 @@ RESTRICTED_CODES = frozenset({"R", "V"})
 # the full match list a provider returns, so they are left out of search keys.
 RESULT_ONLY_PARAMS = frozenset({"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total"})
 # Elements through which a non-Patient resource names its patient.
-PATIENT_REFERENCE_ELEMENTS = ("subject", "patient", "beneficiary")
 # RFC 9111 1.2.2 delta-seconds: ASCII digits only (str.isdigit and int() also take "²" or
 # Arabic-Indic digits); a value too large to represent counts as 2**31.
 _DELTA_SECONDS = re.compile(r"[0-9]+", re.ASCII)
@@ -147,22 +146,9 @@ def restricted_patient_ids(resources: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def patient_ids(resource: Mapping[str, Any]) -> set[str]:
-    """Patients a resource is, or is about: its own id for a Patient, else the literal
-    `Patient/{id}` references or NHS-number identifiers in subject/patient/beneficiary."""
-    if resource.get("resourceType") == "Patient":
-        return {str(resource["id"])} if resource.get("id") else set()
-    found: set[str] = set()
-    for name in PATIENT_REFERENCE_ELEMENTS:
-        ref = resource.get(name)
-        if not isinstance(ref, dict):
-            continue
-        literal = ref.get("reference")
-        if isinstance(literal, str) and "Patient/" in literal:
-            found.add(literal.rsplit("Patient/", 1)[1].split("/")[0])
-        ident = ref.get("identifier")
-        if isinstance(ident, dict) and ident.get("system") == NHS_NUMBER_SYSTEM and ident.get("value"):
-            found.add(str(ident["value"]))
-    return found
+    """Patients a resource is, or is about (server.fhir.patient_refs: the same answer the
+    access checks and the audit trail use)."""
+    return patient_keys(resource)
 
 
 def patients_in(resources: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -138,3 +138,14 @@ def test_patient_ids_of_resources() -> None:
     assert patient_ids({"resourceType": "AllergyIntolerance", "id": "a1", "patient": {
         "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000033"}}}) == {"9000000033"}
     assert patient_ids({"resourceType": "Organization", "id": "o1"}) == set()
+
+
+def test_patient_ids_are_the_access_layers_patient_keys() -> None:
+    """One answer for the cache purge, the access checks and the audit trail: a Patient's NHS
+    number identifiers count, and a reference is read wherever `Patient/{id}` stands in it."""
+    pas_patient = {"resourceType": "Patient", "id": "pas-H1",
+                   "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000025"}]}
+    assert patient_ids(pas_patient) == {"pas-H1", "9000000025"}
+    assert patient_ids({"resourceType": "Coverage", "beneficiary": {"reference": "Patient/9000000009"}}) == {
+        "9000000009"}
+    assert patient_ids({"resourceType": "MedicationRequest", "subject": {"reference": "Group/1"}}) == set()
