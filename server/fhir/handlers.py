@@ -59,8 +59,14 @@ def context(request: Request) -> RequestContext:
 
 
 def guard(request: Request) -> Guard:
-    access: AccessControl = request.state.access
-    return access.policy.guard(request.state.principal)
+    """This request's access checks, made once: its relationship and NHS-number look-ups
+    (PAS store reads) are memoised across the search, its page and its includes."""
+    made: Guard | None = getattr(request.state, "guard", None)
+    if made is None:
+        access: AccessControl = request.state.access
+        made = access.policy.guard(request.state.principal)
+        request.state.guard = made
+    return made
 
 
 def _ref(resource: dict[str, Any]) -> str:

@@ -11,11 +11,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from pymongo import AsyncMongoClient
 
 from server.pas.mongo_store import COLLECTION
 from tests.support.fhir_validation import validate_r4
-from tests.support.mongo import MongoTarget, SecantusProcess
+from tests.support.mongo import MongoTarget, SecantusProcess, target_collection
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
 from tests.support.tokens import bearer
 
@@ -43,15 +42,6 @@ async def pas_facade(emulator: Emulator, http: aiohttp.ClientSession, uri: str, 
                      **overrides: Any) -> AsyncIterator[FHIRClient]:
     async with running_facade(emulator, mongodb_uri=uri, mongodb_database=database, **overrides) as url:
         yield FHIRClient(url, http)
-
-
-@contextlib.asynccontextmanager
-async def collection(target: MongoTarget) -> AsyncIterator[Any]:
-    client: AsyncMongoClient = AsyncMongoClient(target.uri, serverSelectionTimeoutMS=5000)
-    try:
-        yield client[target.database][COLLECTION]
-    finally:
-        await client.close()
 
 
 async def send_hl7(facade: FHIRClient, body: bytes) -> tuple[int, list[list[str]]]:
@@ -90,7 +80,7 @@ async def test_register_read_update_and_stale_if_match(emulator: Emulator, http:
         status, _, fhir = await facade.get("/Patient/pas-H1")
         assert status == 200 and fhir["id"] == "pas-H1"
         validate_r4(fhir)
-    async with collection(mongo_db) as coll:
+    async with target_collection(mongo_db, COLLECTION) as coll:
         doc = await coll.find_one({"_id": "H1"})
     assert doc["version"] == 2 and doc["record"]["ethnicity"] == "B"  # the stale PUT wrote nothing
 
@@ -125,7 +115,7 @@ async def test_a40_merge_alias_in_mongodb(emulator: Emulator, http: aiohttp.Clie
         assert [a["allergyId"] for a in record["allergies"]] == ["A1", "A2"]
         status, _, error = await facade.post("/pas/v1/patients", json=patient("H302"))
         assert status == 409  # a merged-away number stays taken
-    async with collection(mongo_db) as coll:
+    async with target_collection(mongo_db, COLLECTION) as coll:
         assert await coll.find_one({"_id": "H302"}, {"_id": 0, "merged": 0}) == {"aliasOf": "H301"}
 
 

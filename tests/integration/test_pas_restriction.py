@@ -16,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from pymongo import AsyncMongoClient
 
 from server.mongodb import create_client
 from server.pas.mongo_store import COLLECTION, MongoPASStore, pas_collection
@@ -24,7 +23,7 @@ from server.pas.store import InMemoryPASStore, PASStore, PatientData, PDSSecurit
 from server.sandbox.pds_data import PATIENTS
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import PDS_PREFIX, inject, reset_emulator
-from tests.support.mongo import MongoTarget
+from tests.support.mongo import MongoTarget, target_collection
 from tests.support.servers import Emulator, FHIRClient, running_facade
 from tests.support.tokens import with_default_auth
 
@@ -215,15 +214,6 @@ async def test_hl7_registration_while_pds_down_is_withheld(emulator: Emulator, h
 # --- MongoDB store of record -------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def pas_documents(target: MongoTarget) -> AsyncIterator[Any]:
-    client: AsyncMongoClient = AsyncMongoClient(target.uri, serverSelectionTimeoutMS=5000)
-    try:
-        yield client[target.database][COLLECTION]
-    finally:
-        await client.close()
-
-
 @pytest.mark.mongo
 async def test_mongodb_keeps_pds_restriction_across_outages_and_restarts(
         emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget) -> None:
@@ -238,14 +228,14 @@ async def test_mongodb_keeps_pds_restriction_across_outages_and_restarts(
         assert_pas_withheld(record)
         for hn in ("H7", "H8"):
             await assert_fhir_withheld(fhir, hn, None)
-        async with pas_documents(mongo_db) as documents:
+        async with target_collection(mongo_db, COLLECTION) as documents:
             assert "pdsSecurity" not in await documents.find_one({"_id": "H7"})
 
         await pds_back(http, emulator)
         for hn, code in (("H7", "R"), ("H8", "U")):
             status, headers, record = await facade.get(f"/pas/v1/patients/{hn}")
             assert headers["X-PDS-Refresh"] == "refreshed" and record["confidentiality"] == code
-        async with pas_documents(mongo_db) as documents:
+        async with target_collection(mongo_db, COLLECTION) as documents:
             doc = await documents.find_one({"_id": "H7"})
             assert doc["pdsSecurity"]["code"] == "R" and doc["pdsSecurity"]["nhsNumber"] == "9000000025"
             assert doc["pdsSecurity"]["confirmed"] and doc["version"] == 1  # the record itself is unchanged

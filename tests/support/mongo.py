@@ -10,16 +10,18 @@ A run that can reach no MongoDB at all fails loudly; it never skips the MongoDB 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,3 +152,13 @@ def mongo_db(mongo_server: MongoServer) -> Iterator[MongoTarget]:
     finally:
         client.close()
 
+
+
+@contextlib.asynccontextmanager
+async def target_collection(target: MongoTarget, name: str) -> AsyncIterator[Any]:
+    """A collection of a test's database, read with its own client (what the façade wrote)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(target.uri, serverSelectionTimeoutMS=5000)
+    try:
+        yield client[target.database][name]
+    finally:
+        await client.close()
