@@ -16,6 +16,7 @@ from capability.security import (
     NHS_USER_TOKEN_HEADER,
     PURPOSE_CLAIM,
     PURPOSE_HEADER,
+    NHSUrls,
     UpstreamAccess,
     describe,
     role_table,
@@ -110,7 +111,7 @@ def _result_parameters(provider: ResourceProvider, registry: ProviderRegistry,
         params.append({**q("_include", {"type": "array", "items": {"type": "string", "enum": list(provider.includes)}},
                            "Referenced resources to add (search.mode include, not counted in total)"),
                        "style": "form", "explode": True})
-    rev = available_rev_includes(provider.rev_includes, provider.resource_type, registry)
+    rev = available_rev_includes(provider.resource_type, registry)
     if rev:
         params.append({**q("_revinclude", {"type": "array", "items": {"type": "string", "enum": list(rev)}},
                            "Resources referring to each match (search.mode include)"),
@@ -187,7 +188,7 @@ def _operations(provider: ResourceProvider, registry: ProviderRegistry, settings
         params = [search_parameter(s) for s in provider.search_params] + \
             _result_parameters(provider, registry, settings)
         rev_sources = [rev.split(":")[0] for rev in
-                       available_rev_includes(provider.rev_includes, rtype, registry)]
+                       available_rev_includes(rtype, registry)]
         access = _access_headers(settings, restricted, list(dict.fromkeys([rtype, *rev_sources])))
         doc = provider.documentation or f"Search {rtype}"
         paths[f"/{rtype}"] = {"get": {
@@ -238,7 +239,7 @@ def _discovery_paths() -> dict[str, Any]:
 
 
 def openapi_document(registry: ProviderRegistry, settings: Settings, base_url: str,
-                     upstream_access: UpstreamAccess | None = None) -> dict[str, Any]:
+                     upstream_access: UpstreamAccess | None = None, nhs_urls: NHSUrls = ()) -> dict[str, Any]:
     restricted = user_restricted(upstream_access or {})
     paths = _discovery_paths()
     schemas: dict[str, Any] = {
@@ -274,6 +275,6 @@ def openapi_document(registry: ProviderRegistry, settings: Settings, base_url: s
             "responses": errors,
             "securitySchemes": {BEARER: {
                 "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": describe(settings, upstream_access or {})}},
+                "description": describe(settings, upstream_access or {}, nhs_urls)}},
         },
     }

@@ -39,6 +39,9 @@ PURPOSE_CLAIM = "purpose_of_use"
 PATIENT_CLAIM = "patient"
 
 UpstreamAccess = Mapping[str, Sequence[tuple[str, str]]]
+# Every NHS API URL as configured (None = the embedded emulator): what decides whether the
+# development issuer is trusted (Runtime.nhs_urls).
+NHSUrls = Sequence[str | None]
 
 
 def user_restricted(upstream_access: UpstreamAccess) -> dict[str, list[str]]:
@@ -79,19 +82,19 @@ def auth_endpoints(settings: Settings) -> AuthEndpoints:
     return AuthEndpoints(None, None, nhs=False)
 
 
-def dev_issuer_published(settings: Settings) -> bool:
+def dev_issuer_published(settings: Settings, nhs_urls: NHSUrls) -> bool:
     """Whether the development issuer is trusted. Settings that wiring refuses (dev issuer
     forced on against production) stop the start-up, so they publish nothing."""
     try:
-        return dev_issuer_trusted(settings)
+        return dev_issuer_trusted(settings, nhs_urls)
     except AccessConfigError:
         return False
 
 
-def trusted_issuer_names(settings: Settings) -> list[str]:
+def trusted_issuer_names(settings: Settings, nhs_urls: NHSUrls) -> list[str]:
     """The `iss` values whose tokens are accepted, in server.access.wiring's order."""
     return ([settings.auth_issuer] if settings.auth_issuer else []) + \
-        ([DEV_ISSUER] if dev_issuer_published(settings) else [])
+        ([DEV_ISSUER] if dev_issuer_published(settings, nhs_urls) else [])
 
 
 def audiences(settings: Settings) -> list[str]:
@@ -133,13 +136,13 @@ def _role_line(table: RoleTable, role: Role) -> str:
     return f"- `{role.name}`{via}: {'; '.join(parts) or 'nothing'}"
 
 
-def _describe_access(settings: Settings, table: RoleTable) -> list[str]:
+def _describe_access(settings: Settings, nhs_urls: NHSUrls, table: RoleTable) -> list[str]:
     public = ", ".join(sorted(PUBLIC_PATHS))
-    issuers = ", ".join(trusted_issuer_names(settings)) or "none (the façade does not start)"
+    issuers = ", ".join(trusted_issuer_names(settings, nhs_urls)) or "none (the façade does not start)"
     why = ("every NHS API is the emulator" if settings.dev_issuer == "auto"
            else "FACADE_DEV_ISSUER=on, and no configured NHS API is production")
     dev = (f" The development issuer ({DEV_ISSUER}, tokens from `nhs-fhir-facade token`) is trusted: {why}."
-           if dev_issuer_published(settings) else "")
+           if dev_issuer_published(settings, nhs_urls) else "")
     v1 = ", ".join(f".{k}" for k in V1_PERMISSIONS)
     paragraphs = [
         f"Every request except {public} needs 'Authorization: Bearer <access token>': a signed JWT from a trusted "
@@ -190,14 +193,14 @@ def _describe_user_restricted(restricted: dict[str, list[str]], settings: Settin
             "per resource type.")
 
 
-def describe(settings: Settings, upstream_access: UpstreamAccess) -> str:
+def describe(settings: Settings, upstream_access: UpstreamAccess, nhs_urls: NHSUrls) -> str:
     """`rest.security.description` (markdown): what a caller must send, and what it grants."""
-    paragraphs = _describe_access(settings, role_table(settings))
+    paragraphs = _describe_access(settings, nhs_urls, role_table(settings))
     paragraphs.append(_describe_user_restricted(user_restricted(upstream_access), settings))
     return "\n\n".join(paragraphs)
 
 
-def rest_security(settings: Settings, upstream_access: UpstreamAccess) -> dict[str, Any]:
+def rest_security(settings: Settings, upstream_access: UpstreamAccess, nhs_urls: NHSUrls) -> dict[str, Any]:
     """`rest.security`: OAuth and SMART-on-FHIR (SMART scopes are enforced); the oauth-uris
     extension only when a token endpoint is known; CORS as configured."""
     endpoints = auth_endpoints(settings)
@@ -213,5 +216,5 @@ def rest_security(settings: Settings, upstream_access: UpstreamAccess) -> dict[s
         "text": "OAuth 2.0 bearer JWTs with SMART App Launch scopes, checked by the façade with the roles, "
                 "purpose of use and relationship rules described here",
     }]
-    security["description"] = describe(settings, upstream_access)
+    security["description"] = describe(settings, upstream_access, nhs_urls)
     return security

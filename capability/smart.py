@@ -28,6 +28,7 @@ from capability.security import (
     PURPOSE_CLAIM,
     PURPOSE_HEADER,
     PURPOSE_OF_USE_SYSTEM,
+    NHSUrls,
     UpstreamAccess,
     auth_endpoints,
     dev_issuer_published,
@@ -70,10 +71,10 @@ def scopes_supported(registry: ProviderRegistry) -> list[str]:
 
 
 def smart_configuration(settings: Settings, upstream_access: UpstreamAccess,
-                        registry: ProviderRegistry) -> dict[str, Any]:
+                        registry: ProviderRegistry, nhs_urls: NHSUrls) -> dict[str, Any]:
     """The SMART configuration JSON (see the module docstring for what each field claims)."""
     table = role_table(settings)
-    dev = dev_issuer_published(settings)
+    dev = dev_issuer_published(settings, nhs_urls)
     endpoints = auth_endpoints(settings)
     doc: dict[str, Any] = {}
     issuer = settings.auth_issuer or (DEV_ISSUER if dev else None)

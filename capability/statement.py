@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from capability.security import UpstreamAccess, rest_security
+from capability.security import NHSUrls, UpstreamAccess, rest_security
 from server.fhir.includes import available_rev_includes
 from server.providers.base import ResourceProvider
 from server.providers.registry import ProviderRegistry
@@ -28,9 +28,8 @@ def software_version() -> str:
 
 
 def resource_entry(provider: ResourceProvider, *, terse: bool = False,
-                   rev_includes: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """One rest.resource; `rev_includes` are those that can run (available_rev_includes),
-    the provider's declaration when not given."""
+                   rev_includes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One rest.resource; `rev_includes` are those that can run (available_rev_includes)."""
     entry: dict[str, Any] = {"type": provider.resource_type}
     if provider.profile:
         entry["profile"] = provider.profile
@@ -44,7 +43,6 @@ def resource_entry(provider: ResourceProvider, *, terse: bool = False,
     entry["conditionalRead"] = "full-support" if "read" in provider.interactions else "not-supported"
     if provider.includes:
         entry["searchInclude"] = list(provider.includes)
-    rev_includes = provider.rev_includes if rev_includes is None else rev_includes
     if rev_includes:
         entry["searchRevInclude"] = list(rev_includes)
     params = []
@@ -78,8 +76,10 @@ def _common_search_params(terse: bool) -> list[dict[str, Any]]:
 
 
 def capability_statement(registry: ProviderRegistry, settings: Settings, base_url: str, *,
-                         terse: bool = False, upstream_access: UpstreamAccess | None = None) -> dict[str, Any]:
-    """`upstream_access` (Runtime.upstream_access) says which types are user-restricted."""
+                         terse: bool = False, upstream_access: UpstreamAccess | None = None,
+                         nhs_urls: NHSUrls = ()) -> dict[str, Any]:
+    """`upstream_access` (Runtime.upstream_access) says which types are user-restricted;
+    `nhs_urls` (Runtime.nhs_urls) whether the development issuer is published."""
     version = software_version()
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
@@ -97,9 +97,9 @@ def capability_statement(registry: ProviderRegistry, settings: Settings, base_ur
         "rest": [
             {
                 "mode": "server",
-                "security": rest_security(settings, upstream_access or {}),
+                "security": rest_security(settings, upstream_access or {}, nhs_urls),
                 "resource": [resource_entry(p, terse=terse, rev_includes=available_rev_includes(
-                    p.rev_includes, p.resource_type, registry)) for p in registry],
+                    p.resource_type, registry)) for p in registry],
                 "searchParam": _common_search_params(terse),
             }
         ],

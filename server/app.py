@@ -2,14 +2,14 @@
 
 Wires settings, the aiohttp session, the embedded NHS emulator (for every upstream left
 unset), the NHS clients and the providers, all inside the lifespan: nothing connects at
-import time and everything opened is closed on shutdown. Providers come from factories
-(see server.providers.catalogue) so a new resource type is one file plus one line there.
+import time and everything opened is closed on shutdown. Providers come from the NHS
+sources (server/sources/registry.py), each decorated in the one ordered list below.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import aiohttp
 from starlette.applications import Starlette
@@ -31,14 +31,19 @@ from server.fhir.pages import SnapshotStore
 from server.fhir.routes import ROUTES
 from server.mongodb import open_mongo_client
 from server.nhs.auth.profiles import build_auth
+from server.nhs.error_handler import UPSTREAM_EXCEPTION_HANDLERS
 from server.pas.routes import create_pas_app
-from server.pas.wiring import build_pas, open_pas_store
+from server.pas.wiring import build_pas, open_pas_store, pas_only_providers, with_pas
 from server.providers.audit_event import AuditEventProvider
-from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory, Upstreams, Wiring
+from server.providers.base import ResourceProvider
 from server.providers.registry import ProviderRegistry
 from server.runtime import Runtime
 from server.sandbox.embedded import EmbeddedEmulator
 from server.settings import Settings
+from server.sources.base import Source
+from server.sources.config import SourceConfig
+from server.sources.registry import SOURCES
+from server.sources.wiring import Wiring
 
 log = logging.getLogger("facade")
 
@@ -52,43 +57,60 @@ GZIP_MINIMUM_SIZE = 4096
 GZIP_LEVEL = 6
 
 
-def create_app(settings: Settings | None = None, providers: Sequence[ProviderFactory] = DEFAULT_PROVIDERS) -> Starlette:
+def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOURCES) -> Starlette:
     settings = settings or Settings()
     pas_app = create_pas_app()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            config = SourceConfig.resolve(settings, sources)
             emulator_url = None
-            if settings.sandbox_needed:
-                emulator = await stack.enter_async_context(EmbeddedEmulator())
+            if config.emulator_needed(settings):
+                emulator = await stack.enter_async_context(EmbeddedEmulator(sources))
                 emulator_url = emulator.base_url
                 log.info("sandbox mode: embedded NHS emulator at %s", emulator_url)
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
             )
-            upstreams = Upstreams.from_settings(settings, emulator_url)
+            upstreams = config.upstreams(emulator_url)
             auth = await build_auth(settings, session, emulator_url)
             # Exit runs in reverse: token renewals are cancelled and awaited before the session closes.
             stack.push_async_callback(auth.aclose)
-            wiring = Wiring(settings=settings, session=session, upstreams=upstreams, auth=auth)
+            wiring = Wiring(settings=settings, session=session, upstreams=upstreams, source_settings=config.settings,
+                            rate_limits=config.rate_limits(settings), nhs_urls=tuple(config.configured_urls()),
+                            auth=auth)
             stack.push_async_callback(wiring.aclose)  # shared upstream flights, before the session closes
             mongo = await stack.enter_async_context(open_mongo_client(settings))  # one client, shared
-            cache = await stack.enter_async_context(open_cache(settings, mongo))
+            cache = await stack.enter_async_context(open_cache(settings, mongo, config.freshness()))
             if cache is not None:
                 stack.push_async_callback(cache.flights.aclose)  # cache misses in flight, before the store closes
             registry = ProviderRegistry()
-            upstream_access: dict[str, tuple[tuple[str, str], ...]] = {}
-            for factory in providers:
-                wired_before = len(wiring.accesses)
-                provider = factory(wiring)
-                upstream_access[provider.resource_type] = tuple(dict.fromkeys(wiring.accesses[wired_before:]))
-                registry.register(with_cache(provider, cache))  # every provider, read-through
-            # PAS composites wrap the (cached) NHS providers: PAS records are a store of record, never cached.
             pas_store = await stack.enter_async_context(open_pas_store(settings, mongo))
-            pas_app.state.pas = build_pas(wiring, registry, settings.public_base_url(), store=pas_store)
+            pas = build_pas(wiring, registry, settings.public_base_url(), store=pas_store)
+            pas_app.state.pas = pas
+
+            # What answers a request, innermost first. Each provider maps one NHS API's answers
+            # (its client brings retries, breaker, rate and concurrency limits); then:
+            decoration: tuple[Callable[[ResourceProvider], ResourceProvider], ...] = (
+                lambda p: with_cache(p, cache),  # 1. read-through cache of the NHS answers
+                lambda p: with_pas(p, pas.service),  # 2. PAS records added: a store of record, never cached
+            )
+            # 3. Outermost, for every type: access control and audit (AccessMiddleware, and the
+            #    Guard the handlers consult before and after each provider call).
+            upstream_access: dict[str, tuple[tuple[str, str], ...]] = {}
+            for source in sources:
+                for offer in source.offers:
+                    wired_before = len(wiring.accesses)
+                    provider = offer.build(wiring)
+                    upstream_access[provider.resource_type] = tuple(dict.fromkeys(wiring.accesses[wired_before:]))
+                    for decorate in decoration:
+                        provider = decorate(provider)
+                    registry.register(provider)
+            for provider in pas_only_providers(registry, pas.service):  # PAS types no source serves
+                registry.register(provider)
             trail = await stack.enter_async_context(open_audit_trail(settings, mongo))
-            app.state.access = build_access(settings, session, PASDirectory(pas_store), trail,
+            app.state.access = build_access(settings, config.configured_urls(), session, PASDirectory(pas_store), trail,
                                             CallerQuota(settings.caller_nhs_rate, settings.caller_nhs_burst))
             registry.register(AuditEventProvider(trail))  # the audit trail itself: never cached
             app.state.runtime = Runtime(
@@ -97,7 +119,8 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
                 registry=registry,
                 snapshots=SnapshotStore(ttl=settings.page_snapshot_ttl, limit=settings.page_snapshot_limit),
                 cache=cache.store if cache is not None else None,
-                upstream_modes=upstreams.modes(emulator_url),
+                upstream_modes=upstreams.modes(),
+                nhs_urls=tuple(config.configured_urls()),
                 upstream_access=upstream_access,
             )
             yield
@@ -111,7 +134,7 @@ def create_app(settings: Settings | None = None, providers: Sequence[ProviderFac
             *edge_middleware(settings, Middleware(AccessMiddleware)),
             Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **UPSTREAM_EXCEPTION_HANDLERS},
         lifespan=lifespan,
     )
     # No 307 to the slash-less path: it has an empty, non-FHIR body, and it turns a read of

@@ -16,9 +16,9 @@ from server.runtime import Runtime
 
 async def smart(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    return JSONResponse(smart_configuration(rt.settings, rt.upstream_access, rt.registry))
+    return JSONResponse(smart_configuration(rt.settings, rt.upstream_access, rt.registry, rt.nhs_urls))
 
 
 async def openapi(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    return JSONResponse(openapi_document(rt.registry, rt.settings, rt.base_url, rt.upstream_access))
+    return JSONResponse(openapi_document(rt.registry, rt.settings, rt.base_url, rt.upstream_access, rt.nhs_urls))

@@ -16,6 +16,9 @@ class Runtime:
     registry: ProviderRegistry
     snapshots: SnapshotStore
     cache: CacheStore | None = None  # for the health endpoint; None = cache disabled
-    upstream_modes: dict[str, str] = field(default_factory=dict)  # API field -> "emulator" | "configured"
+    upstream_modes: dict[str, str] = field(default_factory=dict)  # upstream key -> "emulator" | "configured"
+    # Every NHS API URL as configured (None = the embedded emulator): the CapabilityStatement
+    # and SMART document publish the development issuer only where wiring trusts it.
+    nhs_urls: tuple[str | None, ...] = ()
     # Resource type -> (NHS API, "application" | "user") its provider's clients were built with.
     upstream_access: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)

@@ -1,5 +1,8 @@
-"""Typed settings: one object, one environment prefix (FACADE_), safe embedded defaults.
+"""The façade-wide settings: one object, one environment prefix (FACADE_), safe defaults.
 
+Each NHS source owns its settings (server/sources/*/settings.py, also FACADE_*); values
+for them given in code (`Settings(pds_base_url=...)`) ride along here as extras, and
+server.sources.config hands them to their source, refusing any no source declares.
 Every upstream base URL left unset means "use the project's own NHS emulator", so a
 fresh checkout runs with no external service at all (sandbox mode).
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.access.environments import environment
@@ -16,26 +19,11 @@ from server.pas.hl7_senders import SANDBOX_SENDERS as SANDBOX_HL7_SENDERS
 from server.pas.hl7_senders import parse_sender
 
 
-class BarsTarget(BaseModel):
-    """One BaRS receiving service: sent base64-JSON encoded as NHSD-Target-Identifier.
-
-    `key` is the short name the façade writes into the ids it issues for that service's
-    referrals (so a later read knows which service to ask); keep it stable.
-    """
-
-    key: str = Field(pattern=r"^[A-Za-z0-9]{1,16}$")
-    system: str = Field(min_length=1)
-    value: str = Field(min_length=1)
-
-
-# The BaRS sandbox's own test target (NHSDigital/booking-and-referral-fhir-api tests).
-BARS_SANDBOX_TARGET = BarsTarget(key="sandbox", system="tests", value="NHS0001")
-
-
 class Settings(BaseSettings):
     """Runtime configuration, read from FACADE_* environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="FACADE_", extra="ignore")
+    # extra="allow": source settings given in code; unknown environment variables are still ignored.
+    model_config = SettingsConfigDict(env_prefix="FACADE_", extra="allow")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -44,70 +32,9 @@ class Settings(BaseSettings):
         description="Public base URL used in every link; defaults to http://{host}:{port}.",
     )
 
-    pds_base_url: str | None = Field(
-        default=None, description="PDS FHIR R4 base URL; unset = embedded emulator."
-    )
-    pds_max_results: int | None = Field(
-        default=None, ge=1, le=50,
-        description="Sent as PDS _max-results; application-restricted access must use 1.",
-    )
-    cpt_base_url: str | None = Field(
-        default=None, description="Clinical Prescription Tracker base URL; unset = embedded emulator."
-    )
-    cpt_detail_concurrency: int = Field(
-        default=4, ge=1, le=32,
-        description="Prescription-details calls one MedicationRequest search may have in flight at once.",
-    )
     end_user_ods: str | None = Field(
         default=None, description="Sent as NHSD-End-User-Organisation-ODS when set."
     )
-
-    bars_base_url: str | None = Field(
-        default=None, description="BaRS FHIR R4 base URL; unset = embedded emulator."
-    )
-    bars_targets: list[BarsTarget] = Field(
-        default_factory=lambda: [BARS_SANDBOX_TARGET], min_length=1,
-        description="BaRS target services asked for a patient's referrals (JSON list of {key, system, value}).",
-    )
-    bars_accept_version: str = Field(
-        default="1.0.0", description="BaRS API version sent as Accept: application/fhir+json; version=..."
-    )
-    bars_end_user_ods: str | None = Field(
-        default=None, description="ODS code in BaRS NHSD-End-User-Organisation; falls back to end_user_ods."
-    )
-    ers_base_url: str | None = Field(
-        default=None, description="e-RS FHIR base URL (the R4/ and STU3/ paths go below it); unset = emulator."
-    )
-    ers_access_mode: Literal["user-restricted", "application-restricted"] = Field(
-        default="user-restricted",
-        description="application-restricted: A041 R4 search is not allowed, UBRNs are read via STU3 A005.",
-    )
-    ers_business_function: str | None = Field(
-        default=None,
-        description="Default NHSD-eRS-Business-Function when the caller sends none (user-restricted e-RS).",
-    )
-    gpconnect_base_url: str | None = Field(
-        default=None,
-        description="GP Connect Access Record Structured FHIR base (STU3, via SSP or gateway); unset = emulator.",
-    )
-    gpconnect_auth_mode: Literal["ssp-jwt", "gateway"] = Field(
-        default="ssp-jwt",
-        description="ssp-jwt: SSP headers + unsigned consumer JWT naming the authenticated caller; "
-                    "gateway: Clinical Data Gateway, the caller's bearer token passed through.",
-    )
-    gpconnect_consumer_asid: str = Field(default="200000000001", description="Ssp-From: our ASID (placeholder).")
-    gpconnect_provider_asid: str = Field(default="200000000002", description="Ssp-To: the GP system's ASID (SDS).")
-    gpconnect_requesting_ods: str = Field(
-        default="A11111", description="JWT requesting_organization ODS and Ods-from, when the caller's token has none.")
-    gpconnect_requesting_org_name: str = Field(default="NHS FHIR facade (sandbox)",
-                                               description="JWT requesting_organization name.")
-    # The practitioner asserted for system callers (no user) in sandbox only; users are asserted as themselves.
-    gpconnect_practitioner_sds_user_id: str = Field(default="111111111111",
-                                                    description="Sandbox system callers: JWT sub / SDS user id.")
-    gpconnect_practitioner_role_profile_id: str = Field(default="222222222222",
-                                                        description="JWT requesting_practitioner SDS role profile id.")
-    gpconnect_practitioner_family: str = Field(default="Facade", description="JWT requesting_practitioner family.")
-    gpconnect_practitioner_given: str = Field(default="System", description="JWT requesting_practitioner given.")
 
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
     upstream_read_timeout: float = Field(default=10.0, gt=0)
@@ -128,9 +55,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Seconds a circuit stays open before one probe request."
     )
     upstream_concurrency: int = Field(default=20, ge=1, description="Requests in flight per NHS API.")
-    upstream_rate_limits: dict[str, float] = Field(
-        default_factory=lambda: {"PDS": 5.0},
-        description='Client-side requests/second per NHS API (JSON, e.g. {"PDS": 5}); unlisted APIs unlimited.',
+    upstream_rate_limits: dict[str, float] | None = Field(
+        default=None,
+        description='Client-side requests/second per NHS API (JSON, e.g. {"PDS": 5}); unlisted APIs unlimited. '
+                    "Unset = what each source publishes (PDS: 5).",
     )
     upstream_single_flight: bool = Field(
         default=True, description="Concurrent identical upstream GETs share one call."
@@ -180,10 +108,6 @@ class Settings(BaseSettings):
         description="User-restricted APIs: forward the caller's bearer token, or exchange it (CIS2 id_token) "
                     "at the token endpoint.",
     )
-    pds_access: Literal["application", "user"] = Field(
-        default="application", description="PDS access mode: application-restricted or user-restricted (CIS2).",
-    )
-
     # Read-through cache (server/cache/): in memory unless a MongoDB URI is set.
     cache_enabled: bool = Field(default=True, description="Read-through cache for every NHS-backed read/search.")
     mongodb_uri: str | None = Field(
@@ -196,12 +120,9 @@ class Settings(BaseSettings):
     )
     cache_max_entries: int = Field(default=10_000, ge=1, description="Entries the in-memory cache holds (LRU).")
     cache_ttl_default: float = Field(default=300.0, gt=0, description="Seconds an entry is fresh, unless set per type.")
-    cache_ttl_patient: float = Field(default=3600.0, gt=0, description="Patient demographics change rarely.")
-    cache_ttl_medicationrequest: float = Field(default=300.0, gt=0, description="Prescriptions change daily.")
-    cache_ttl_servicerequest: float = Field(default=300.0, gt=0)
-    cache_ttl_allergyintolerance: float = Field(default=900.0, gt=0)
     cache_ttl_by_type: dict[str, float] = Field(
-        default_factory=dict, description='Any other type, as JSON: {"Observation": 60}; wins over the fields above.'
+        default_factory=dict,
+        description='Freshness per type, as JSON ({"Patient": 600}); wins over what each source declares.'
     )
     cache_stale_if_error: float = Field(
         default=3600.0, ge=0,
@@ -317,16 +238,6 @@ class Settings(BaseSettings):
         """The base URL the façade writes into links (no trailing slash)."""
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
-    @property
-    def sandbox_needed(self) -> bool:
-        """True when at least one upstream must be the embedded emulator."""
-        upstream_unset = any(
-            getattr(self, name) is None
-            for name in type(self).model_fields
-            if name.endswith("_base_url") and name != "base_url"
-        )
-        return upstream_unset or (self.auth_mode == "signed-jwt" and self.token_url is None)
-
     # PAS (issue 8)
     pas_hl7_allowed_senders: list[str] | None = Field(
         default=None,
@@ -341,17 +252,16 @@ class Settings(BaseSettings):
             parse_sender(entry)  # a ValueError here stops the start-up, naming the entry
         return entries
 
-    @property
-    def pas_hl7_senders(self) -> list[str]:
+    def pas_hl7_senders(self, nhs_urls: list[str | None]) -> list[str]:
         """The effective HL7 sender allow-list: as configured; unset = the sandbox senders when
         every NHS API is the emulator (unset or loopback), else empty (every message refused).
-        Not `sandbox_needed`: that is true when any one API is the emulator, so a façade with
-        live PDS would accept the sandbox sender, and false for tests and local runs that
+        `nhs_urls`: every configured NHS API URL (server.sources.config.SourceConfig.configured_urls).
+        Not "an emulator is needed": that is true when any one API is the emulator, so a façade
+        with live PDS would accept the sandbox sender, and false for tests and local runs that
         point every API at a loopback emulator."""
         if self.pas_hl7_allowed_senders is not None:
             return list(self.pas_hl7_allowed_senders)
-        urls = [getattr(self, name) for name in type(self).model_fields
-                if name.endswith("_base_url") and name != "base_url"]
+        urls = list(nhs_urls)
         if self.auth_mode == "signed-jwt":
             urls.append(self.token_url)
         return list(SANDBOX_HL7_SENDERS) if environment(urls) == "emulator" else []

@@ -9,6 +9,7 @@ stops with an error rather than quietly trusting a key anyone on the machine can
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import aiohttp
 
@@ -29,14 +30,15 @@ class AccessConfigError(ValueError):
     """Settings that would make the façade insecure or unusable: start-up stops."""
 
 
-def nhs_environment(settings: Settings) -> str:
-    urls = [getattr(settings, name) for name in type(settings).model_fields
-            if name.endswith("_base_url") and name != "base_url"]
-    return environment([*urls, settings.token_url], settings.emulator_hosts)
+def nhs_environment(settings: Settings, nhs_urls: Sequence[str | None]) -> str:
+    """The most serious environment of the NHS API URLs (`nhs_urls`: as configured, None =
+    the embedded emulator; server.sources.config.SourceConfig.configured_urls) and the NHS
+    token endpoint."""
+    return environment([*nhs_urls, settings.token_url], settings.emulator_hosts)
 
 
-def dev_issuer_trusted(settings: Settings) -> bool:
-    env = nhs_environment(settings)
+def dev_issuer_trusted(settings: Settings, nhs_urls: Sequence[str | None]) -> bool:
+    env = nhs_environment(settings, nhs_urls)
     if settings.dev_issuer == "off":
         return False
     if settings.dev_issuer == "auto":
@@ -47,7 +49,8 @@ def dev_issuer_trusted(settings: Settings) -> bool:
     return True
 
 
-def trusted_issuers(settings: Settings, session: aiohttp.ClientSession) -> list[TrustedIssuer]:
+def trusted_issuers(settings: Settings, nhs_urls: Sequence[str | None],
+                    session: aiohttp.ClientSession) -> list[TrustedIssuer]:
     audiences = tuple(settings.auth_audience) or (settings.public_base_url(),)
     algorithms = tuple(a for a in settings.auth_algorithms if a != "none" and not a.startswith("HS"))
     issuers = []
@@ -60,7 +63,7 @@ def trusted_issuers(settings: Settings, session: aiohttp.ClientSession) -> list[
         else:
             raise AccessConfigError("FACADE_AUTH_ISSUER needs FACADE_AUTH_JWKS_URL or FACADE_AUTH_JWKS_FILE")
         issuers.append(TrustedIssuer(settings.auth_issuer, keys, audiences, algorithms))
-    if dev_issuer_trusted(settings):
+    if dev_issuer_trusted(settings, nhs_urls):
         key = load_or_create_key(settings.dev_issuer_key_path)
         issuers.append(TrustedIssuer(DEV_ISSUER, StaticKeys(public_key_set(key)), audiences, ("RS256",)))
         log.warning("development token issuer trusted (sandbox): tokens from 'nhs-fhir-facade token' are accepted")
@@ -70,13 +73,13 @@ def trusted_issuers(settings: Settings, session: aiohttp.ClientSession) -> list[
     return issuers
 
 
-def build_access(settings: Settings, session: aiohttp.ClientSession, directory: PatientDirectory,
-                 trail: AuditTrail, quota: CallerQuota | None = None) -> AccessControl:
-    env = nhs_environment(settings)
+def build_access(settings: Settings, nhs_urls: Sequence[str | None], session: aiohttp.ClientSession,
+                 directory: PatientDirectory, trail: AuditTrail, quota: CallerQuota | None = None) -> AccessControl:
+    env = nhs_environment(settings, nhs_urls)
     if not settings.relationship_required and env == "production":
         raise AccessConfigError("FACADE_RELATIONSHIP_REQUIRED=false is refused against NHS production")
     table = load_role_table(settings.access_policy)
-    verifier = TokenVerifier(trusted_issuers(settings, session), leeway=settings.auth_leeway_seconds,
+    verifier = TokenVerifier(trusted_issuers(settings, nhs_urls, session), leeway=settings.auth_leeway_seconds,
                              max_lifetime=settings.auth_max_token_lifetime)
     return AccessControl(
         verifier=verifier, table=table,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from pymongo import AsyncMongoClient
 
@@ -24,14 +24,15 @@ log = logging.getLogger("facade.cache")
 
 
 @contextlib.asynccontextmanager
-async def open_cache(settings: Settings,
-                     client: AsyncMongoClient | None = None) -> AsyncIterator[ReadThrough | None]:
-    """`client`: the shared client; None with a URI set opens (and closes) one here."""
+async def open_cache(settings: Settings, client: AsyncMongoClient | None = None,
+                     freshness: Mapping[str, float] | None = None) -> AsyncIterator[ReadThrough | None]:
+    """`client`: the shared client; None with a URI set opens (and closes) one here.
+    `freshness`: seconds per type as the sources declare it (FACADE_CACHE_TTL_BY_TYPE wins)."""
     if not settings.cache_enabled:
         log.info("cache disabled: every read goes upstream")
         yield None
         return
-    policy = CachePolicy.from_settings(settings)
+    policy = CachePolicy.from_settings(settings, freshness or {})
     if not settings.mongodb_uri:
         log.info("cache: in memory (at most %d entries)", settings.cache_max_entries)
         yield ReadThrough(MemoryStore(settings.cache_max_entries), policy)

@@ -85,15 +85,10 @@ class CachePolicy:
     stale_if_error: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CachePolicy:
-        by_type = {
-            "Patient": settings.cache_ttl_patient,
-            "MedicationRequest": settings.cache_ttl_medicationrequest,
-            "ServiceRequest": settings.cache_ttl_servicerequest,
-            "AllergyIntolerance": settings.cache_ttl_allergyintolerance,
-            **settings.cache_ttl_by_type,
-        }
-        return cls(settings.cache_ttl_default, by_type, settings.cache_stale_if_error)
+    def from_settings(cls, settings: Any, freshness: Mapping[str, float]) -> CachePolicy:
+        """`freshness`: what each source declares per type (server.sources: Offer.freshness);
+        FACADE_CACHE_TTL_BY_TYPE wins over it, FACADE_CACHE_TTL_DEFAULT covers the rest."""
+        return cls(settings.cache_ttl_default, {**freshness, **settings.cache_ttl_by_type}, settings.cache_stale_if_error)
 
     def ttl(self, resource_type: str) -> float:
         return self.ttl_by_type.get(resource_type, self.default_ttl)

@@ -5,7 +5,9 @@ A read or search goes: parse the client's Cache-Control -> look the key up -> a 
 entry is a HIT -> otherwise one upstream call per key (single-flight) whose answer is
 written back (MISS, or REVALIDATED when an entry existed) -> if upstream fails with a
 gateway error (502/503/504: timeout, outage, open circuit) and a copy younger than the
-stale-if-error maximum exists, that copy is served as STALE with a warning.
+stale-if-error maximum exists, that copy is served as STALE with a warning. A provider
+fails with a FHIRError or an UpstreamError (server.providers.failures): both are judged
+by the status the client would see.
 
 Providers may implement `read_if_changed(id, etag, ctx)` (returns None when the upstream
 answers "not modified") to revalidate with the upstream ETag; the NHS APIs behind the
@@ -40,6 +42,7 @@ from server.fhir.search_request import SearchRequest
 from server.fhir.versioning import etag
 from server.nhs.single_flight import SingleFlight
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.providers.failures import PROVIDER_FAILURES, as_fhir_error
 
 log = logging.getLogger("facade.cache")
 
@@ -112,7 +115,8 @@ class ReadThrough:
                             ctx: RequestContext) -> Served:
         try:
             resource = await self._fetch_resource(provider, key.key, cached, ctx)
-        except FHIRError as err:
+        except PROVIDER_FAILURES as failure:
+            err = as_fhir_error(failure)
             stale = self._stale_copy(cached, err)
             if stale is not None:
                 return Served(CacheState.STALE, stale["fetchedAt"], resource=stale["resource"], upstream_error=err)
@@ -181,7 +185,8 @@ class ReadThrough:
                               cached: Document | None, ctx: RequestContext) -> Served:
         try:
             result = await provider.search(request, ctx)
-        except FHIRError as err:
+        except PROVIDER_FAILURES as failure:
+            err = as_fhir_error(failure)
             stale = self._stale_copy(cached, err)
             if stale is not None:
                 return Served(CacheState.STALE, stale["fetchedAt"], result=_result_from(stale["result"]),

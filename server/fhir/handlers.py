@@ -237,7 +237,7 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         return await _page_from_snapshot(request, provider, page_key, pairs, ctx, pretty)
     declaration = provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size)
     declaration = dataclasses.replace(declaration, rev_includes=available_rev_includes(
-        declaration.rev_includes, provider.resource_type, rt.registry))
+        provider.resource_type, rt.registry))
     search = parse_search(pairs, declaration, strict=strict_handling(request), max_items=rt.settings.max_list_items)
     request.state.audit.saw([f"Patient/{p}" for p in searched_patients(search) or () if p], [])
     await check.check_search(grant, search)  # before any NHS call
@@ -395,5 +395,6 @@ async def metadata(request: Request) -> Response:
     if mode not in ("full", "normative", "terse"):
         raise InvalidSearchParameter("Parameter 'mode' takes full, normative or terse")
     statement = capability_statement(rt.registry, rt.settings, rt.base_url,
-                                     terse=mode == "terse" or summary == "true", upstream_access=rt.upstream_access)
+                                     terse=mode == "terse" or summary == "true", upstream_access=rt.upstream_access,
+                                     nhs_urls=rt.nhs_urls)
     return FHIRResponse(statement, pretty=pretty)

@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.fhir.errors import FHIRError
 from server.fhir.outcome import Issue, issue
 from server.fhir.paths import values_at
 from server.fhir.search_request import Include, parse_search
 from server.providers.base import RequestContext, ResourceProvider
+from server.providers.failures import PROVIDER_FAILURES, as_fhir_error
 from server.providers.registry import ProviderRegistry
 
 LISTED = 10  # references named in a left-out warning; the rest are counted
@@ -105,7 +105,8 @@ async def resolve_includes(
             return issue("not-supported", f"Included {rtype}/{rid} is not served here", severity="warning")
         try:
             return await target.read(rid, ctx)
-        except FHIRError as err:
+        except PROVIDER_FAILURES as failure:
+            err = as_fhir_error(failure)
             return issue("incomplete", f"Included {rtype}/{rid} could not be read: {err.diagnostics}",
                          severity="warning")
 
@@ -128,22 +129,16 @@ async def resolve_includes(
     return included, issues
 
 
-def available_rev_includes(declared: Sequence[str], resource_type: str, registry: ProviderRegistry) -> tuple[str, ...]:
-    """The declared `Source:param[:Target]` rev-includes that can run here: the source type is
-    registered and declares `param` as a reference that may point at `resource_type`. Both the
-    CapabilityStatement and the parser use this, so neither claims a reverse search that
-    could not run (e.g. a deployment without MedicationRequest)."""
-    out = []
-    for text in declared:
-        parts = text.split(":")
-        source = registry.find(parts[0])
-        spec = source.search_param(parts[1]) if source is not None and len(parts) > 1 else None
-        if spec is None or spec.type != "reference":
-            continue
-        if spec.target_types and resource_type not in spec.target_types:
-            continue
-        out.append(text)
-    return tuple(out)
+def available_rev_includes(resource_type: str, registry: ProviderRegistry) -> tuple[str, ...]:
+    """The `Source:param` rev-includes of `resource_type`: every registered type's reference
+    search parameter that declares `resource_type` among its targets (as HAPI FHIR's
+    capability provider derives them). Nothing is listed by hand, so a new source's
+    references show up on the types they point at, and a deployment without a type
+    advertises no reverse search through it; the CapabilityStatement, OpenAPI and the
+    search parser all read this."""
+    return tuple(f"{provider.resource_type}:{spec.name}" for provider in registry
+                 for spec in provider.search_params
+                 if spec.type == "reference" and resource_type in spec.target_types)
 
 
 async def resolve_rev_includes(
@@ -169,7 +164,8 @@ async def resolve_rev_includes(
         try:
             request = parse_search([(inc.param, ref)], source.declaration(default_count, max_count))
             return list((await source.search(request, ctx)).matches)
-        except FHIRError as err:
+        except PROVIDER_FAILURES as failure:
+            err = as_fhir_error(failure)
             return issue("incomplete", f"_revinclude={inc.text()} for {ref} could not be resolved "
                          f"({err.status}): {err.diagnostics}", severity="warning")
 

@@ -1,23 +1,40 @@
-"""Does a resource satisfy parsed search parameters? Evaluated in memory, generically,
-from each parameter's SearchParamSpec.path. Pure.
+"""Does a resource satisfy parsed search parameters? The one local matcher. Pure.
 
-For resources the façade holds itself (PAS-recorded allergies and medications), so the
-parameters an NHS API applies upstream apply to them too, with the same typed values
-(server.fhir.search_params). Parameters are AND-ed, a parameter's values OR-ed.
+Evaluated in memory, generically, from each parameter's SearchParamSpec.path, with the
+typed values of server.fhir.search_params. Parameters are AND-ed, a parameter's values
+OR-ed. It runs in one place for every provider: ResourceProvider.search applies the
+parameters a provider declares `evaluated="local"` to whatever the provider answers (NHS
+and PAS records alike). The PAS composites also apply the parameters an NHS API
+evaluates upstream to their PAS records, which no NHS API saw, with this same matcher.
 
 What it evaluates (anything else raises Unevaluable, never "matches everything"):
 - token: `code` elements (the implied code system from CODE_SYSTEMS, so `system|code`
   works for the elements listed there), Coding, CodeableConcept, Identifier,
   ContactPoint and booleans; modifiers none, :not (true also when the element is
   absent, as FHIR R4 defines it), :text (starts-with on CodeableConcept.text and
-  Coding.display) and :missing.
-- date: date/dateTime/instant strings and Periods (an open end is unbounded), with the
-  FHIR prefixes of DateValue.matches; :missing.
+  Coding.display, case- and accent-insensitive) and :missing.
+- date: date/dateTime/instant strings and Periods, with the FHIR prefixes of
+  DateValue.matches; :missing.
 - string: strings, and every string part of a complex value (HumanName, Address);
   starts-with by default and :contains (case- and accent-insensitive), :exact
   (exactly); :missing.
 - reference: Reference.reference by type and id (relative or absolute), :identifier
   on Reference.identifier, a type modifier, :missing.
+A union path (`identifier|groupIdentifier`) searches every branch, each with its own
+implied code system.
+
+Decisions where the four filters this replaced disagreed (FHIR R4 search.html):
+- A Period's missing end is +infinity (the period is ongoing) and its missing start is
+  -infinity, so `gt2030` finds an open-ended occurrence; one filter had ended open
+  periods at 9999-12-31T00:00, which a `gt9999-12-30` search fell short of.
+- A Period bound that is present but not a date, and a Period with no bound at all,
+  give no range: such a Period matches no date value (it says nothing about when); one
+  filter had read a malformed bound as an open one.
+- :missing is about the element's presence (`true` when the resource has no value at
+  the path), whatever the value holds: a CodeableConcept with text and no coding is
+  present; one filter had looked at codings (or parsed dates) only.
+- :text and :not are evaluated for every token parameter evaluated here; the bespoke
+  filters had refused them (a 400) on the NHS half while the PAS half answered them.
 """
 from __future__ import annotations
 
@@ -26,7 +43,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from server.fhir.paths import values_at
+from server.fhir.paths import branches, values_at
 from server.fhir.search_params import (
     DateValue,
     MissingValue,
@@ -87,6 +104,19 @@ def check_evaluable(param: ParsedParam, spec: SearchParamSpec | None) -> SearchP
     return spec
 
 
+def local_params(params: Iterable[ParsedParam], specs: Mapping[str, SearchParamSpec]) -> list[ParsedParam]:
+    """The parameters of a search the core evaluates (declared `evaluated="local"`), each
+    checked first: raises Unevaluable before anything is fetched. Upstream-evaluated and
+    undeclared parameters are not among them."""
+    local = []
+    for param in params:
+        spec = specs.get(param.name)
+        if spec is not None and spec.evaluated == "local":
+            check_evaluable(param, spec)
+            local.append(param)
+    return local
+
+
 def matches(resource: Resource, params: Iterable[ParsedParam], specs: Mapping[str, SearchParamSpec]) -> bool:
     """True when `resource` satisfies every parameter (raises Unevaluable first if any
     parameter cannot be evaluated, whatever the resource)."""
@@ -96,15 +126,19 @@ def matches(resource: Resource, params: Iterable[ParsedParam], specs: Mapping[st
 
 def _param_matches(resource: Resource, param: ParsedParam, spec: SearchParamSpec) -> bool:
     assert spec.path is not None
-    found = values_at(resource, spec.path)
+    rtype = resource.get("resourceType")
+    # Each value with the implied code system of the branch it was found on.
+    located = [(value, CODE_SYSTEMS.get(f"{rtype}.{branch}"))
+               for branch in branches(spec.path) for value in values_at(resource, branch)]
+    found = [value for value, _ in located]
     if param.modifier == "missing":
         value = param.values[0]
         assert isinstance(value, MissingValue)
         return value.missing == (not found)
     if spec.type == "token":
-        return _token(found, param, CODE_SYSTEMS.get(f"{resource.get('resourceType')}.{spec.path}"))
+        return _token(located, param)
     if spec.type == "date":
-        spans = [s for v in found for s in _spans(v)]
+        spans = [s for v in found for s in date_spans(v)]
         return any(isinstance(v, DateValue) and v.matches(*s) for v in param.values for s in spans)
     if spec.type == "string":
         texts = [t for v in found for t in _strings(v)]
@@ -142,20 +176,25 @@ def _texts(value: Any) -> list[str]:
     return out + [t for c in value.get("coding") or [] for t in _texts(c)]
 
 
-def _token(found: list[Any], param: ParsedParam, implied_system: str | None) -> bool:
+def _token(located: list[tuple[Any, str | None]], param: ParsedParam) -> bool:
+    """`located`: each value found with the implied code system of its element."""
     tokens = [v for v in param.values if isinstance(v, TokenValue)]
     if param.modifier == "text":
-        texts = [_fold(t) for v in found for t in _texts(v)]
+        texts = [_fold(t) for v, _ in located for t in _texts(v)]
         wanted = [_fold(t.code or "") if t.any_system else _fold(f"{t.system or ''}|{t.code or ''}") for t in tokens]
         return any(text.startswith(w) for w in wanted for text in texts)
-    hit = any(t.matches(system, code) for t in tokens for v in found for system, code in _pairs(v, implied_system))
+    hit = any(t.matches(system, code) for t in tokens for v, implied in located for system, code in _pairs(v, implied))
     return not hit if param.modifier == "not" else hit
 
 
 # --- date --------------------------------------------------------------------------------
 
 
-def _spans(value: Any) -> list[tuple[datetime, datetime]]:
+def date_spans(value: Any) -> list[tuple[datetime, datetime]]:
+    """The instant ranges [start, end) a date, dateTime, instant or Period covers (none for
+    anything else). A Period's missing end is +infinity and its missing start -infinity
+    (FHIR R4: an open end is ongoing); a bound that is present but not a date, or no
+    bound at all, gives no range (see the module docstring)."""
     if isinstance(value, str):
         span = fhir_date_range(value)
         return [span] if span else []

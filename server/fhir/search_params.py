@@ -15,21 +15,44 @@ from typing import Literal
 from server.fhir.errors import InvalidSearchParameter
 
 ParamType = Literal["token", "string", "date", "reference"]
+Evaluation = Literal["upstream", "local"]
 
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 
 
 @dataclass(frozen=True)
 class SearchParamSpec:
-    """What a provider declares about one search parameter (also feeds the CapabilityStatement)."""
+    """What a provider declares about one search parameter (also feeds the CapabilityStatement).
+
+    `evaluated` says who applies the parameter to a search's answer, so that it is applied
+    once, by one rule, to every record whatever its source:
+    - "upstream": the provider's source, exactly: the NHS API asked with it (PDS's family,
+      whose fuzzy match no local rule could repeat; GP Connect's patient), or the provider
+      itself where it selects records by it (a PAS composite's patient). The core does
+      not evaluate it again.
+    - "local": the core, after the provider answers, with the one matcher
+      (server.fhir.search_match) over `path`: for what an NHS API cannot filter, and for
+      what it filters only coarsely (GP Connect's clinical-status is one switch). The
+      provider may still use the parameter to narrow what it asks for, as long as what it
+      asks for is a superset of the matches.
+    A locally evaluated parameter needs a `path`: declaring one without it fails at once,
+    when the provider class is defined, never on a request.
+    """
 
     name: str
     type: ParamType
     documentation: str
     definition: str | None = None
-    path: str | None = None  # dotted element path used for _sort and _include
+    # Dotted element path used for local evaluation, _sort and _include; `a|b` is a union
+    # (occurrenceDateTime|occurrencePeriod), as in FHIRPath.
+    path: str | None = None
     target_types: tuple[str, ...] = ()
     modifiers: tuple[str, ...] = ()  # modifiers beyond the type's defaults
+    evaluated: Evaluation = "upstream"
+
+    def __post_init__(self) -> None:
+        if self.evaluated == "local" and not self.path:
+            raise ValueError(f"Search parameter '{self.name}' is evaluated locally but declares no element path")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from server.fhir.paths import values_at
-from server.fhir.search_params import SearchParamSpec, fhir_date_range
+from server.fhir.search_match import date_spans
+from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SortKey
 
 _MIN = datetime.min.replace(tzinfo=timezone.utc)
@@ -19,8 +20,7 @@ _MIN = datetime.min.replace(tzinfo=timezone.utc)
 def _key(resource: dict[str, Any], spec: SearchParamSpec) -> Any:
     values = values_at(resource, spec.path or "")
     if spec.type == "date":
-        ranges = [fhir_date_range(v) for v in values if isinstance(v, str)]
-        starts = [r[0] for r in ranges if r]
+        starts = [span[0] for v in values for span in date_spans(v)]  # a Period sorts by its start
         return min(starts) if starts else None
     texts = []
     for v in values:

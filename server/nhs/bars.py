@@ -27,7 +27,7 @@ from server.nhs.identifiers import ODS_SYSTEM
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.nhs.path_segments import path_segment
 from server.request_context import RequestContext
-from server.settings import BarsTarget
+from server.sources.referrals.settings import BarsTarget
 
 Resource = dict[str, Any]
 

@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict
 
+from server.nhs.error_codes import CodeMeaning
 from server.nhs.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -62,6 +63,8 @@ class ClientConfig:
     read_timeout: float = 10.0
     end_user_ods: str | None = None
     default_headers: dict[str, str] = field(default_factory=dict)
+    # NHS error codes of this API whose meaning the status does not carry (UpstreamError.meaning).
+    error_codes: Mapping[str, CodeMeaning] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ class NHSClient:
             diagnostics=outcome.diagnostics,
             retry_after=retry_after_seconds(headers.get("Retry-After")),
             user_token_used=user_token_used,
+            meaning=self.config.error_codes.get(outcome.code) if outcome.code else None,
         )
         if status == 429:
             return UpstreamRateLimited(self.api, "HTTP 429", **kwargs)

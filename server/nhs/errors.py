@@ -11,6 +11,7 @@ from typing import Any
 
 from server.fhir import errors as fe
 from server.fhir.outcome import SPINE_ERROR_SYSTEM, nhs_details
+from server.nhs.error_codes import CodeMeaning
 
 
 class UpstreamError(Exception):
@@ -28,6 +29,7 @@ class UpstreamError(Exception):
         diagnostics: str | None = None,
         retry_after: float | None = None,
         user_token_used: bool = False,
+        meaning: CodeMeaning | None = None,
     ) -> None:
         super().__init__(f"{api}: {message}")
         self.api = api
@@ -39,6 +41,9 @@ class UpstreamError(Exception):
         self.diagnostics = diagnostics
         self.retry_after = retry_after
         self.user_token_used = user_token_used
+        # What nhs_code means beyond the status, as the API's source declares it
+        # (server.sources: Upstream.error_codes); set by the client that met the error.
+        self.meaning = meaning
 
 
 class UpstreamTimeout(UpstreamError):
@@ -97,7 +102,6 @@ def _retry_headers(err: UpstreamError, default: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, int(round(seconds))))}
 
 
-_GONE_CODES = {"INVALIDATED_RESOURCE"}
 # Codes NHS uses for header problems (nhs-apis.md 1.4: "400 MISSING_VALUE / INVALID_VALUE:
 # header problems; see diagnostics").
 _HEADER_CODES = {"MISSING_VALUE", "INVALID_VALUE"}
@@ -117,8 +121,6 @@ def blames_our_headers(err: UpstreamError) -> bool:
         return False
     said = err.diagnostics.lower()
     return "header" in said and not any(name in said for name in _CALLER_HEADERS)
-# The patient, not our credentials, is the reason for the refusal (GP Connect 403).
-_CONSENT_CODES = {"NO_PATIENT_CONSENT"}
 
 
 def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
@@ -140,7 +142,7 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
                                      headers=_retry_headers(err, 5))
     if isinstance(err, UpstreamBadResponse):
         return fe.BadGateway(f"{err.api} sent an answer the façade cannot read: {err.message}")
-    if err.nhs_code == "TOO_MANY_MATCHES":
+    if err.meaning is CodeMeaning.TOO_MANY_MATCHES:
         # PDS sends this as HTTP 200 (live) or 400 (sandbox): either way the client must narrow the search.
         return fe.TooManyMatches(
             f"{err.api} found too many matches to list; add given name, gender, postcode or an exact "
@@ -154,11 +156,11 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
         return fe.BadGateway(f"{err.api} refused the façade's credentials{said}")
     status = err.status or 502
     if status == 404:
-        if err.nhs_code in _GONE_CODES:
+        if err.meaning is CodeMeaning.GONE:
             return fe.Gone(f"{err.api}: the record has been invalidated{said}", details=details)
         return fe.NotFound(f"{err.api}: {err.nhs_display or 'resource not found'}{said}", details=details)
     if status in (401, 403):
-        if err.nhs_code in _CONSENT_CODES:
+        if err.meaning is CodeMeaning.NO_CONSENT:
             return fe.Forbidden(f"{err.api}: the patient has not consented to sharing this record{said}",
                                 details=details)
         if err.user_token_used and status == 403:

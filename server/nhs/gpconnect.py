@@ -53,7 +53,7 @@ from server.nhs.gpconnect_jwt import (
 )
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.request_context import RequestContext
-from server.settings import Settings
+from server.sources.gpconnect.settings import GPConnectSettings
 
 API = "GP Connect"
 OPERATION_PATH = "Patient/$gpc.getstructuredrecord"
@@ -77,8 +77,9 @@ class GPConnectConfig:
     sandbox: bool = False
 
 
-def gpconnect_config(settings: Settings) -> GPConnectConfig:
-    """The GP Connect identity and route from the typed settings."""
+def gpconnect_config(settings: GPConnectSettings, issuer: str) -> GPConnectConfig:
+    """The GP Connect identity and route from the typed settings; `issuer` is the façade's
+    public base URL (the consumer JWT's iss)."""
     return GPConnectConfig(
         consumer_asid=settings.gpconnect_consumer_asid,
         provider_asid=settings.gpconnect_provider_asid,
@@ -90,7 +91,7 @@ def gpconnect_config(settings: Settings) -> GPConnectConfig:
             practitioner_family=settings.gpconnect_practitioner_family,
             practitioner_given=settings.gpconnect_practitioner_given,
         ),
-        issuer=settings.public_base_url(),
+        issuer=issuer,
         auth_mode=settings.gpconnect_auth_mode,
         sandbox=classify_url(settings.gpconnect_base_url) in ("emulator", "sandbox"),
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import check_r4, expect_resource, upstream_shape
+from server.nhs.error_codes import CodeMeaning
 from server.nhs.errors import UpstreamBadResponse, UpstreamRejected, read_nhs_outcome
 from server.request_context import RequestContext
 
@@ -21,7 +22,11 @@ Resource = dict[str, Any]
 
 
 class PDSTooManyMatches(UpstreamRejected):
-    """PDS found more candidates than it will return: the search must be narrowed."""
+    """PDS found more candidates than it will return: the search must be narrowed (sent as
+    HTTP 200 live, 400 by the sandbox, so PDS's client raises it rather than the code table)."""
+
+    def __init__(self, api: str, message: str, **kwargs: Any) -> None:
+        super().__init__(api, message, **{**kwargs, "meaning": CodeMeaning.TOO_MANY_MATCHES})
 
 
 @dataclass(frozen=True)

@@ -126,10 +126,10 @@ class Resilience:
                 self.breaker.abandoned(probe)
 
 
-def resilience_for(api: str, settings: Settings, clock: Clock | None = None) -> Resilience:
-    """The guards for `api` as configured by FACADE_UPSTREAM_* settings."""
+def resilience_for(api: str, settings: Settings, rate: float | None = None, clock: Clock | None = None) -> Resilience:
+    """The guards for `api` as configured by FACADE_UPSTREAM_* settings; `rate` is its
+    client-side requests/s (server.sources.config.SourceConfig.rate_limits), None = unlimited."""
     clock = clock or MonotonicClock()
-    rate = settings.upstream_rate_limits.get(api)
     return Resilience(
         api=api,
         policy=RetryPolicy(settings.upstream_retry_attempts, settings.upstream_backoff_base,

@@ -21,12 +21,14 @@ from starlette.routing import Route
 from mappings.engine import Problem
 from server.access.control import AccessControl
 from server.fhir.errors import FHIRError
+from server.nhs.errors import UpstreamError
 from server.pas.errors import PASError
 from server.pas.hl7_intake import HL7Intake
 from server.pas.json_depth import MAX_JSON_DEPTH, nested_deeper_than
 from server.pas.records import document
 from server.pas.service import RELATED, PASService, Written
 from server.providers.base import RequestContext
+from server.providers.failures import PROVIDER_FAILURES, as_fhir_error
 
 HOSPITAL_NUMBER = re.compile(r"^[A-Za-z0-9]{1,20}$")
 JSON = "application/json"
@@ -229,8 +231,8 @@ def _wants_fhir(request: Request) -> bool:
 
 
 async def pas_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, FHIRError):
-        exc = PASError.from_fhir(exc)
+    if isinstance(exc, PROVIDER_FAILURES):  # an upstream failure answers with the status the FHIR side gives it
+        exc = PASError.from_fhir(as_fhir_error(exc))
     elif isinstance(exc, HTTPException):
         reason = ("no PAS endpoint at this path" if exc.status_code == 404
                   else f"{request.method} is not supported here" if exc.status_code == 405 else str(exc.detail))
@@ -253,5 +255,8 @@ ROUTES = [
 
 def create_pas_app() -> Starlette:
     """The /pas/v1 sub-application; the composition root sets `state.pas` in its lifespan."""
+    # Its own handlers, UpstreamError included: the main app's would come too late (the sub-app's
+    # ServerErrorMiddleware has already answered an unhandled error with a plain-text 500).
     return Starlette(routes=ROUTES, exception_handlers={PASError: pas_error, FHIRError: pas_error,
+                                                        UpstreamError: pas_error,
                                                         HTTPException: pas_error})

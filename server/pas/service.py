@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mappings.engine import MappingFailed, Problem, to_pas
-from server.fhir.errors import FHIRError
 from server.fhir.search_params import ParsedParam, ReferenceValue
 from server.fhir.search_request import SearchRequest
 from server.nhs.errors import UpstreamError, to_fhir_error
@@ -36,6 +35,7 @@ from server.pas.store import (
 )
 from server.pas.tracing import TraceOutcome, TraceQuery, judge_exact, judge_fuzzy, no_fuzzy_possible
 from server.providers.base import RequestContext
+from server.providers.failures import PROVIDER_FAILURES, as_fhir_error
 from server.providers.registry import ProviderRegistry
 
 log = logging.getLogger("facade.pas")
@@ -208,7 +208,7 @@ class PASService:
             return None
         try:
             patient = (await self.pds.get_patient(nhs_number, ctx)).patient
-        except UpstreamError as err:
+        except UpstreamError as err:  # stays: PDS down never refuses the write; the record stays withheld
             log.info("restriction check: PDS failed (%s) request_id=%s", type(err).__name__, ctx.request_id)
             return None
         return pds_said(security_code(patient), nhs_number)
@@ -236,7 +236,7 @@ class PASService:
                 fuzzy = query.fuzzy_params()
                 verdict = (judge_fuzzy(query, await self._search(fuzzy, ctx), self.fuzzy_min_score)
                            if fuzzy else no_fuzzy_possible())
-        except UpstreamError as err:
+        except UpstreamError as err:  # stays: PDS down stores the record as 03 (trace required)
             log.warning("trace: PDS failed (%s) request_id=%s", type(err).__name__, ctx.request_id)
             return None, f"pds-{to_fhir_error(err).status}"
         log.info("trace: %s request_id=%s", verdict.header(), ctx.request_id)
@@ -274,7 +274,7 @@ class PASService:
             return self._offline(stored, pas, "not-traced")
         try:
             pds = (await self.pds.get_patient(nhs, ctx)).patient
-        except UpstreamError as err:
+        except UpstreamError as err:  # stays: without PDS the stored record is shown, as restricted as known
             status = to_fhir_error(err).status
             refresh: Refresh = "not-found" if status in (404, 410) else "unavailable"
             return self._offline(stored, pas, refresh)
@@ -330,8 +330,8 @@ class PASService:
                                 count=1000)
         try:
             result = await provider.search(request, ctx)
-        except FHIRError as err:
-            raise PASError.from_fhir(err) from None
+        except PROVIDER_FAILURES as err:  # stays: a PAS caller gets the PAS error shape, same status
+            raise PASError.from_fhir(as_fhir_error(err)) from None
         mapping = self.mappings.record(resource_type)
         out = []
         for resource in result.matches:

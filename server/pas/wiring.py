@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pymongo import AsyncMongoClient
 
 from mappings.spec import load_profile
-from server.nhs.pds import PDSClient
 from server.pas.hl7_intake import HL7Intake
 from server.pas.hl7_senders import SenderAllowList
 from server.pas.mongo_store import MongoPASStore, pas_collection
@@ -17,11 +16,14 @@ from server.pas.records import PASMappings
 from server.pas.routes import PASRuntime
 from server.pas.service import PASService
 from server.pas.store import InMemoryPASStore, PASStore
-from server.providers.catalogue import Wiring
+from server.providers.base import ResourceProvider
 from server.providers.pas_clinical import ClinicalWithPAS
 from server.providers.patient_pas import PatientWithPAS
 from server.providers.registry import ProviderRegistry
 from server.settings import Settings
+from server.sources.pds.settings import PDSSettings
+from server.sources.pds.source import pds_client
+from server.sources.wiring import Wiring
 
 log = logging.getLogger("facade.pas")
 
@@ -45,9 +47,14 @@ async def open_pas_store(settings: Settings, client: AsyncMongoClient | None) ->
         await store.close()
 
 
+# The types PAS records add to: Patient (demographics) and the clinical types the PAS
+# profile maps (allergies, medication).
+PAS_CLINICAL_TYPES = ("AllergyIntolerance", "MedicationRequest")
+
+
 def build_pas(wiring: Wiring, registry: ProviderRegistry, base_url: str, store: PASStore | None = None) -> PASRuntime:
-    """The PAS runtime; wraps the registered Patient, AllergyIntolerance and
-    MedicationRequest providers so PAS records appear on the FHIR side too."""
+    """The PAS runtime. Its service finds the NHS providers in `registry` at request time,
+    so it is built before they are registered (with_pas wraps them as they are)."""
     settings = wiring.settings
     mappings = PASMappings(load_profile(settings.pas_profile))
     service = PASService(
@@ -55,15 +62,28 @@ def build_pas(wiring: Wiring, registry: ProviderRegistry, base_url: str, store: 
         # Store of record, never a cache: no TTL (see open_pas_store).
         store=store or InMemoryPASStore(),
         registry=registry,
-        pds=PDSClient(wiring.client("PDS", wiring.upstreams.pds)),
+        pds=pds_client(wiring, "application"),  # tracing acts for no user
         fuzzy_min_score=settings.pas_trace_fuzzy_min_score,
-        pds_max_results=settings.pds_max_results,
+        pds_max_results=wiring.settings_of(PDSSettings).pds_max_results,
     )
-    registry.replace(PatientWithPAS(registry.find("Patient"), service))
-    for resource_type in ("AllergyIntolerance", "MedicationRequest"):
-        registry.replace(ClinicalWithPAS(resource_type, registry.find(resource_type), service))
-    senders = SenderAllowList.from_entries(settings.pas_hl7_senders)
+    senders = SenderAllowList.from_entries(settings.pas_hl7_senders(list(wiring.nhs_urls)))
     if not senders.senders:
         log.warning("pas hl7: no sender is allowed (FACADE_PAS_HL7_ALLOWED_SENDERS): every message gets AR")
     intake = HL7Intake(service, load_profile(settings.pas_hl7_profile), senders)
     return PASRuntime(service=service, intake=intake, base_url=base_url)
+
+
+def with_pas(provider: ResourceProvider, service: PASService) -> ResourceProvider:
+    """`provider` with the PAS records of its type added (a store of record: the composite
+    goes outside the cache, so PAS records are never cached), or as it is."""
+    if provider.resource_type == "Patient":
+        return PatientWithPAS(provider, service)
+    if provider.resource_type in PAS_CLINICAL_TYPES:
+        return ClinicalWithPAS(provider.resource_type, provider, service)
+    return provider
+
+
+def pas_only_providers(registry: ProviderRegistry, service: PASService) -> list[ResourceProvider]:
+    """Providers for the PAS types no registered source serves: PAS records alone."""
+    alone: list[ResourceProvider] = [PatientWithPAS(None, service)] if registry.find("Patient") is None else []
+    return alone + [ClinicalWithPAS(t, None, service) for t in PAS_CLINICAL_TYPES if registry.find(t) is None]

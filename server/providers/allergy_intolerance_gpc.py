@@ -1,8 +1,9 @@
 """AllergyIntolerance from GP Connect Access Record Structured (STU3 -> UK Core R4).
 
 Search: one patient per search (GP Connect answers for one NHS number); clinical-status
-decides whether resolved allergies are asked for; other parameters filter locally
-(server/providers/allergy_gpc_query.py). The conversion is the declared mapping in
+decides whether resolved allergies are asked for (server/providers/allergy_gpc_query.py);
+every parameter but patient is declared `evaluated="local"`, applied by the core's one
+matcher to the converted allergies. The conversion is the declared mapping in
 mappings/stu3_to_r4/.
 
 Read: ids are issued by the façade as `gpc-{nhs}-{hash}` (mappings/stu3_to_r4/
@@ -21,7 +22,6 @@ from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest
 from server.nhs.entry_validation import check_r4, upstream_shape
-from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.gpconnect import API, GPConnectClient
 from server.nhs.nhs_number import is_valid_nhs_number
 from server.providers.allergy_gpc_query import (
@@ -31,7 +31,6 @@ from server.providers.allergy_gpc_query import (
     CRITICALITY_SYSTEM,
     VERIFICATION_SYSTEM,
     gpconnect_query,
-    matches,
 )
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 
@@ -63,20 +62,21 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
         SearchParamSpec("patient", "reference",
                         "The patient: NHS number as id, Patient/{nhs}, or patient:identifier="
                         "https://fhir.nhs.uk/Id/nhs-number|{nhs} (Modulus-11 checked). Required; one patient.",
-                        SP + "clinical-patient", path="patient", target_types=("Patient",)),
+                        SP + "clinical-patient", path="patient", target_types=("Patient",), evaluated="upstream"),
         SearchParamSpec("clinical-status", "token",
                         f"active | inactive | resolved ({CLINICAL_SYSTEM}); resolved/inactive also asks GP Connect "
                         "for resolved allergies. Default: active only.",
-                        SP + "AllergyIntolerance-clinical-status", path="clinicalStatus"),
+                        SP + "AllergyIntolerance-clinical-status", path="clinicalStatus", evaluated="local"),
         SearchParamSpec("verification-status", "token",
                         f"unconfirmed | confirmed | refuted | entered-in-error ({VERIFICATION_SYSTEM})",
-                        SP + "AllergyIntolerance-verification-status", path="verificationStatus"),
+                        SP + "AllergyIntolerance-verification-status", path="verificationStatus",
+                        evaluated="local"),
         SearchParamSpec("category", "token", f"food | medication | environment | biologic ({CATEGORY_SYSTEM})",
-                        SP + "AllergyIntolerance-category", path="category"),
+                        SP + "AllergyIntolerance-category", path="category", evaluated="local"),
         SearchParamSpec("criticality", "token", f"low | high | unable-to-assess ({CRITICALITY_SYSTEM})",
-                        SP + "AllergyIntolerance-criticality", path="criticality"),
+                        SP + "AllergyIntolerance-criticality", path="criticality", evaluated="local"),
         SearchParamSpec("date", "date", "When the allergy was recorded (recordedDate; GP Connect assertedDate)",
-                        SP + "clinical-date", path="recordedDate"),
+                        SP + "clinical-date", path="recordedDate", evaluated="local"),
     )
     includes: ClassVar[tuple[str, ...]] = ("AllergyIntolerance:patient",)
     default_filters: ClassVar[tuple[tuple[str, str], ...]] = (("clinical-status", "active"),)
@@ -86,11 +86,8 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
         self.gpconnect = gpconnect
 
     async def _allergies(self, nhs_number: str, include_resolved: bool, ctx: RequestContext) -> ConvertedAllergies:
-        try:
-            record = await self.gpconnect.structured_record(nhs_number, include_resolved=include_resolved, ctx=ctx)
-            return convert_record(record, nhs_number, include_resolved=include_resolved)
-        except UpstreamError as err:
-            raise to_fhir_error(err) from None
+        record = await self.gpconnect.structured_record(nhs_number, include_resolved=include_resolved, ctx=ctx)
+        return convert_record(record, nhs_number, include_resolved=include_resolved)
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         nhs = nhs_number_of(resource_id)
@@ -104,14 +101,13 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
                 return allergy
         raise NotFound(f"AllergyIntolerance/{resource_id} is no longer in the patient's GP record")
 
-    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+    async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         query = gpconnect_query(request)
         if not query.can_match:
             return SearchResult(matches=[])
         converted = await self._allergies(query.nhs_number, query.include_resolved, ctx)
-        found = [a for a in converted.allergies if matches(a, request.params)]
         issues: list[Issue] = [issue("informational", text, severity="information") for text in converted.information]
         issues += [issue("incomplete", text, severity="warning") for text in converted.warnings]
         if not request.get("clinical-status"):
             issues.append(issue("informational", ACTIVE_ONLY_NOTE, severity="information"))
-        return SearchResult(matches=found, issues=issues)
+        return SearchResult(matches=list(converted.allergies), issues=issues)

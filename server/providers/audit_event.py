@@ -7,8 +7,10 @@ the auditor's own.
 
 Search: the trail's indexed filters (patient, agent, recorded range, outcome, type
 codes) narrow what is fetched, always to a superset of the answer; the one local matcher
-(server.fhir.search_match) then applies every parameter with its FHIR semantics. Newest
-first; `_sort=date` / `_sort=-date` is honoured by the server.
+(server.fhir.search_match) then applies every parameter with its FHIR semantics: the
+core does (ResourceProvider.search, every parameter declared `evaluated="local"`) but
+for `agent`, whose bare-value rule below is this provider's, applied here by the same
+matcher. Newest first; `_sort=date` / `_sort=-date` is honoured by the server.
 
 Parameter decisions (FHIR R4 leaves room):
 - `patient`: references in `entity.what` (BALP puts the patient there). FHIR R4 also
@@ -20,15 +22,15 @@ Parameter decisions (FHIR R4 leaves room):
   `agent:identifier=system|value` (or `agent:identifier=value`, any system) matches the
   identifier exactly as a token; `agent=Practitioner/123` matches a reference. A value
   that is not a FHIR id (e.g. an e-mail address) must use `agent:identifier`.
-- `type`: a code of `type` *or* of any `subtype`, so `type=rest` and `type=read` both
-  work; `:not` means in neither. `subtype` searches the subtypes only.
+- `type`: a code of `type` *or* of any `subtype` (the union path `type|subtype`), so
+  `type=rest` and `type=read` both work; `:not` means in neither. `subtype` searches
+  the subtypes only.
 - `date`: `recorded`, with every FHIR prefix (eq, ne, gt, lt, ge, le, sa, eb, ap).
 - `outcome`, `action`: the codes (`outcome=4`, `action=R`).
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -38,7 +40,6 @@ from server.fhir.outcome import Issue, issue
 from server.fhir.search_match import matches
 from server.fhir.search_params import (
     DateValue,
-    MissingValue,
     ParsedParam,
     ReferenceValue,
     SearchParamSpec,
@@ -151,29 +152,30 @@ class AuditEventProvider(ResourceProvider):
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
         SearchParamSpec("patient", "reference", "A Patient the event is about (entity.what): 9000000009 or "
                         "Patient/9000000009", SP + "AuditEvent-patient", path="entity.what",
-                        target_types=("Patient",)),
+                        target_types=("Patient",), evaluated="local"),
+        # Evaluated here (upstream of the core): a bare value is also an identifier value.
         SearchParamSpec("agent", "reference", "Who took part: a bare value matches agent.who.identifier.value "
                         "(any system) or a reference id; agent:identifier=system|value matches the identifier",
-                        SP + "AuditEvent-agent", path="agent.who", target_types=AGENT_TYPES),
+                        SP + "AuditEvent-agent", path="agent.who", target_types=AGENT_TYPES, evaluated="upstream"),
         SearchParamSpec("date", "date", "When the event was recorded (recorded)", SP + "AuditEvent-date",
-                        path="recorded"),
+                        path="recorded", evaluated="local"),
         SearchParamSpec("outcome", "token", "0 success, 4 minor failure, 8 serious failure, 12 major failure",
-                        SP + "AuditEvent-outcome", path="outcome"),
+                        SP + "AuditEvent-outcome", path="outcome", evaluated="local"),
+        # type|subtype: `type=read` finds a read whose type is rest; :not is "in neither".
         SearchParamSpec("type", "token", "A code of type (rest) or of any subtype (read, search-type, ...)",
-                        SP + "AuditEvent-type", path="type"),
+                        SP + "AuditEvent-type", path="type|subtype", evaluated="local"),
         SearchParamSpec("subtype", "token", "The RESTful interaction (http://hl7.org/fhir/restful-interaction)",
-                        SP + "AuditEvent-subtype", path="subtype"),
+                        SP + "AuditEvent-subtype", path="subtype", evaluated="local"),
         SearchParamSpec("action", "token", "C, R, U, D or E (E for searches and operations)",
-                        SP + "AuditEvent-action", path="action"),
+                        SP + "AuditEvent-action", path="action", evaluated="local"),
         SearchParamSpec("entity", "reference", "Any resource the event names (entity.what), e.g. "
-                        "MedicationRequest/abc", SP + "AuditEvent-entity", path="entity.what"),
+                        "MedicationRequest/abc", SP + "AuditEvent-entity", path="entity.what", evaluated="local"),
     )
 
     def __init__(self, trail: AuditTrail, *, max_results: int = 10_000) -> None:
         self.trail = trail
         self.max_results = max_results
         self._specs = {p.name: p for p in self.search_params}
-        self._subtype_as_type = dataclasses.replace(self._specs["type"], path="subtype")
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         try:
@@ -184,13 +186,13 @@ class AuditEventProvider(ResourceProvider):
             raise NotFound(f"AuditEvent/{resource_id} is not known")
         return event
 
-    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+    async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         wanted = store_filters(request)
         try:
             found = await self.trail.find(**dataclasses.asdict(wanted), limit=self.max_results)
         except AuditUnavailable as err:
             raise ServiceUnavailable(str(err), headers=dict(RETRY_AFTER)) from None
-        params = [_bare_agent_values(p) for p in request.params]
+        agents = [_bare_agent_values(p) for p in request.get("agent")]
         issues: list[Issue] = []
         if len(found) >= self.max_results:
             issues.append(issue("incomplete", f"Only the newest {self.max_results} events the search could match "
@@ -198,16 +200,6 @@ class AuditEventProvider(ResourceProvider):
         if self.trail.status() == "spooling":
             issues.append(issue("incomplete", "Some recent events wait in the local spool for the database and are "
                                 "not searchable yet", severity="warning"))
-        return SearchResult(matches=[e for e in found if self._matches(e, params)], issues=issues)
-
-    def _matches(self, event: Resource, params: Iterable[ParsedParam]) -> bool:
-        return all(self._param_matches(event, p) for p in params)
-
-    def _param_matches(self, event: Resource, param: ParsedParam) -> bool:
-        if param.name != "type":
-            return matches(event, [param], self._specs)
-        on_type = matches(event, [param], self._specs)
-        on_subtype = matches(event, [param], {"type": self._subtype_as_type})
-        missing = param.values[0] if param.values else None
-        negative = param.modifier == "not" or (isinstance(missing, MissingValue) and missing.missing)
-        return (on_type and on_subtype) if negative else (on_type or on_subtype)
+        # agent is this provider's own rule (a bare value is also an identifier value), so
+        # it is applied here, by the one matcher; the core applies every other parameter.
+        return SearchResult(matches=[e for e in found if matches(e, agents, self._specs)], issues=issues)

@@ -1,18 +1,20 @@
 """The provider contract: what a resource provider declares and implements.
 
 A provider declares its type, profile, interactions, search parameters and includes
-(the CapabilityStatement is built from exactly these), and implements read/search on
-already-parsed parameters. Parsing, paging, bundles, includes and errors live in the
-server, once.
+(the CapabilityStatement is built from exactly these), and implements read and fetch on
+already-parsed parameters. Parsing, local filtering (ResourceProvider.search), paging,
+bundles, includes and errors live in the server, once.
 """
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from server.fhir.errors import NotImplementedInteraction
+from server.fhir.errors import NotImplementedInteraction, NotSupportedParameter
 from server.fhir.outcome import Issue
+from server.fhir.search_match import Unevaluable, local_params, matches
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchDeclaration, SearchRequest
 from server.request_context import RequestContext as RequestContext  # part of the provider contract
@@ -38,7 +40,6 @@ class ResourceProvider(ABC):
     interactions: ClassVar[tuple[str, ...]] = ("read", "vread", "search-type")
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = ()
     includes: ClassVar[tuple[str, ...]] = ()
-    rev_includes: ClassVar[tuple[str, ...]] = ()
     identifier_systems: ClassVar[tuple[str, ...]] = ()
     # Search values this source applies when a search does not mention the parameter,
     # as (name, value) pairs in search syntax: GP Connect answers active allergies only
@@ -55,9 +56,37 @@ class ResourceProvider(ABC):
 
     @abstractmethod
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
-        """The current resource, or raise NotFound (or another FHIRError)."""
+        """The current resource, or raise NotFound (or another FHIRError); an NHS failure
+        escapes as its UpstreamError (server/providers/failures.py)."""
 
     async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        """The one search path: `fetch` answers with what the provider's source evaluates,
+        then the one matcher (server.fhir.search_match) keeps the matches that satisfy every
+        parameter declared `evaluated="local"`, whichever source each match came from.
+
+        Here rather than in the HTTP handler because every search reaches a provider
+        through this method: the handler, _revinclude, the PAS service and the read-through
+        cache (which so stores filtered answers). A provider therefore only translates its
+        upstream-evaluated parameters into its source's query and may ignore the rest.
+        A local parameter that cannot be evaluated is a 400 before `fetch` is called, so
+        before any NHS API is. Wrappers (the cache) override this and call the wrapped
+        provider's `search`; the PAS composites implement `fetch` over the wrapped
+        provider's `search`, so NHS records are matched twice, which changes nothing.
+        """
+        specs = {p.name: p for p in self.search_params}
+        try:
+            local = local_params(request.params, specs)
+        except Unevaluable as err:
+            raise NotSupportedParameter(f"Parameter '{err.name}' cannot be evaluated on {self.resource_type} "
+                                        f"({err.why})") from None
+        result = await self.fetch(request, ctx)
+        if not local:
+            return result
+        return dataclasses.replace(result, matches=[m for m in result.matches if matches(m, local, specs)])
+
+    async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+        """What the source answers for a search: every record that may match, with the
+        upstream-evaluated parameters applied (search applies the local ones)."""
         raise NotImplementedInteraction(f"search is not supported on {self.resource_type}")
 
     def declaration(self, default_count: int, max_count: int) -> SearchDeclaration:
@@ -65,7 +94,6 @@ class ResourceProvider(ABC):
             resource_type=self.resource_type,
             params=self.search_params,
             includes=self.includes,
-            rev_includes=self.rev_includes,
             default_count=default_count,
             max_count=max_count,
         )

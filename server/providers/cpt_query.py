@@ -1,5 +1,5 @@
-"""FHIR MedicationRequest search -> what to ask the Prescription Tracker, and the local
-filters for what CPT cannot filter. Pure; raises 400s naming the parameter.
+"""FHIR MedicationRequest search -> what to ask the Prescription Tracker. Pure; raises
+400s naming the parameter.
 
 CPT can only list by NHS number or fetch one prescription by id, so:
 - patient / subject / patient.identifier give the NHS numbers (Modulus-11 checked here,
@@ -8,28 +8,24 @@ CPT can only list by NHS number or fetch one prescription by id, so:
 - identifier=https://fhir.nhs.uk/Id/prescription-order-number|X fetches prescription X
   directly (one call instead of a search plus details); other identifier values
   (item numbers, bare codes) only filter;
-- status, intent, authoredon (and identifier) are applied to the converted resources.
+- every parameter (patient and identifier too: CPT's answer is a superset of theirs when
+  a prescription is fetched by id) is declared `evaluated="local"` and applied by the
+  core's one matcher (server.fhir.search_match) to the converted resources.
 A search naming neither a patient nor a prescription is refused: CPT has no other entry.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from server.fhir.errors import BadRequest, InvalidSearchParameter
-from server.fhir.paths import values_at
-from server.fhir.search_params import DateValue, MissingValue, ParsedParam, TokenValue, fhir_date_range
+from server.fhir.search_params import ParsedParam, TokenValue
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.patient_reference import nhs_numbers
 
 ORDER_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-number"
-STATUS_SYSTEM = "http://hl7.org/fhir/CodeSystem/medicationrequest-status"
-INTENT_SYSTEM = "http://hl7.org/fhir/CodeSystem/medicationrequest-intent"
 PATIENT_PARAMS = ("patient", "subject")
 MAX_UPSTREAM_KEYS = 10  # OR-ed NHS numbers or prescription ids per search
-
-Resource = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -55,8 +51,6 @@ def _order_numbers(param: ParsedParam) -> set[str] | None:
 
 def plan(request: SearchRequest) -> CPTQuery:
     """Decide the CPT calls for a parsed search (validation happens here, before I/O)."""
-    for param in request.params:
-        check_filter_modifier(param)
     numbers: set[str] | None = None
     for name in PATIENT_PARAMS:
         for param in request.get(name):
@@ -80,58 +74,3 @@ def plan(request: SearchRequest) -> CPTQuery:
         nhs_numbers=frozenset(numbers) if numbers is not None else None,
         prescription_ids=tuple(sorted(prescription_ids or ())),
     )
-
-
-_LOCAL_MODIFIERS = {
-    "identifier": (None, "missing"),
-    "status": (None, "not", "missing"),
-    "intent": (None, "not", "missing"),
-    "authoredon": (None, "missing"),
-}
-
-
-def check_filter_modifier(param: ParsedParam) -> None:
-    allowed = _LOCAL_MODIFIERS.get(param.name)
-    if allowed is not None and param.modifier not in allowed:
-        raise InvalidSearchParameter(f"Modifier ':{param.modifier}' is not supported on '{param.name}' here")
-
-
-def _identifiers(resource: Resource) -> list[tuple[str | None, str | None]]:
-    out = [(i.get("system"), i.get("value")) for i in resource.get("identifier") or [] if isinstance(i, dict)]
-    group = resource.get("groupIdentifier")
-    if isinstance(group, dict):
-        out.append((group.get("system"), group.get("value")))
-    return out
-
-
-def _param_matches(resource: Resource, param: ParsedParam) -> bool:
-    name = param.name
-    if name in PATIENT_PARAMS:
-        subject = (resource.get("subject") or {}).get("identifier") or {}
-        return subject.get("value") in nhs_numbers(param)
-    path = {"identifier": "identifier", "status": "status", "intent": "intent", "authoredon": "authoredOn"}.get(name)
-    if path is None:
-        return True
-    if param.modifier == "missing":
-        value = param.values[0]
-        assert isinstance(value, MissingValue)
-        present = bool(values_at(resource, path)) or (name == "identifier" and "groupIdentifier" in resource)
-        return present != value.missing
-    if name == "identifier":
-        pairs = _identifiers(resource)
-        return any(isinstance(v, TokenValue) and v.matches(s, c) for v in param.values for s, c in pairs)
-    if name in ("status", "intent"):
-        system = STATUS_SYSTEM if name == "status" else INTENT_SYSTEM
-        code = resource.get(path)
-        hit = any(isinstance(v, TokenValue) and v.matches(system, code) for v in param.values)
-        return not hit if param.modifier == "not" else hit
-    when = resource.get("authoredOn")
-    span = fhir_date_range(when) if isinstance(when, str) else None
-    if span is None:
-        return False
-    return any(isinstance(v, DateValue) and v.matches(*span) for v in param.values)
-
-
-def matches(resource: Resource, request: SearchRequest) -> bool:
-    """Every parameter (AND) holds for one converted MedicationRequest."""
-    return all(_param_matches(resource, p) for p in request.params)

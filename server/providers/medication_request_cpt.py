@@ -10,7 +10,6 @@ nhsd-organization-uuid and nhsd-session-jobrole; a missing one is a 400 naming i
 """
 from __future__ import annotations
 
-import logging
 from functools import partial
 from typing import ClassVar
 
@@ -21,15 +20,14 @@ from server.fhir.outcome import issue
 from server.fhir.search_params import SearchParamSpec, fhir_date_range
 from server.fhir.search_request import SearchRequest
 from server.nhs.cpt import CPTClient, PrescriptionItems, bounded_gather
-from server.nhs.errors import UpstreamError, UpstreamRejected, to_fhir_error
+from server.nhs.errors import UpstreamRejected
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.nhs.session_headers import session_headers
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
-from server.providers.cpt_query import ORDER_NUMBER_SYSTEM, matches, plan
+from server.providers.cpt_query import ORDER_NUMBER_SYSTEM, plan
 
 SP = "http://hl7.org/fhir/SearchParameter/"
 ITEM_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
-log = logging.getLogger("facade.cpt")
 
 
 def _newest_first(refs: list[PrescriptionRef]) -> list[PrescriptionRef]:
@@ -54,18 +52,23 @@ class MedicationRequestFromCPT(ResourceProvider):
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
         SearchParamSpec("patient", "reference",
                         f"The patient's NHS number: patient=9000000009, or patient.identifier={NHS_NUMBER_SYSTEM}|N "
-                        "(Modulus-11 checked)", SP + "clinical-patient", path="subject", target_types=("Patient",)),
+                        "(Modulus-11 checked)", SP + "clinical-patient", path="subject", target_types=("Patient",),
+                        evaluated="local"),
         SearchParamSpec("subject", "reference", "Same as patient (CPT prescriptions are always for a Patient)",
-                        SP + "MedicationRequest-subject", path="subject", target_types=("Patient",)),
+                        SP + "MedicationRequest-subject", path="subject", target_types=("Patient",),
+                        evaluated="local"),
+        # identifier|groupIdentifier: a line item carries its item number as identifier and
+        # its prescription's order number as groupIdentifier; both name it.
         SearchParamSpec("identifier", "token",
                         f"{ORDER_NUMBER_SYSTEM}|<prescription id> fetches that prescription; "
-                        f"{ITEM_NUMBER_SYSTEM}|<item> filters", SP + "clinical-identifier", path="identifier"),
+                        f"{ITEM_NUMBER_SYSTEM}|<item> filters", SP + "clinical-identifier",
+                        path="identifier|groupIdentifier", evaluated="local"),
         SearchParamSpec("status", "token", "active | completed | cancelled | ... (filtered by the façade; :not too)",
-                        SP + "medications-status", path="status"),
+                        SP + "medications-status", path="status", evaluated="local"),
         SearchParamSpec("authoredon", "date", "When the prescription was authored; eq, ne, gt, lt, ge, le, sa, eb, ap",
-                        SP + "MedicationRequest-authoredon", path="authoredOn"),
+                        SP + "MedicationRequest-authoredon", path="authoredOn", evaluated="local"),
         SearchParamSpec("intent", "token", "order | instance-order (repeat) | reflex-order (eRD) | ...",
-                        SP + "MedicationRequest-intent", path="intent"),
+                        SP + "MedicationRequest-intent", path="intent", evaluated="local"),
     )
     includes: ClassVar[tuple[str, ...]] = ("MedicationRequest:patient",)
 
@@ -77,42 +80,29 @@ class MedicationRequestFromCPT(ResourceProvider):
         if key is None:
             raise NotFound(f"MedicationRequest/{resource_id[:64]} is not an id this server issued")
         session_headers(ctx.headers)
-        try:
-            items = await self.cpt.prescription(ctx, key.prescription_id, key.issue)
-        except UpstreamError as err:
-            raise to_fhir_error(err) from None
+        items = await self.cpt.prescription(ctx, key.prescription_id, key.issue)
         for item in items:
             if item["id"] == resource_id:
                 return item
         raise NotFound(f"MedicationRequest/{resource_id} is not on that prescription")
 
-    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+    async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         query = plan(request)
         session_headers(ctx.headers)
         result = SearchResult(matches=[])
-        try:
-            if query.prescription_ids:
-                groups = await self._by_prescription_id(query.prescription_ids, ctx)
-            else:
-                groups = await self._by_patient(sorted(query.nhs_numbers or ()), ctx)
-        except UpstreamError as err:
-            raise to_fhir_error(err) from None
+        if query.prescription_ids:
+            groups = await self._by_prescription_id(query.prescription_ids, ctx)
+        else:
+            groups = await self._by_patient(sorted(query.nhs_numbers or ()), ctx)
         for group in groups:
             if not group.found:
                 result.issues.append(issue(
                     "incomplete", "A prescription listed by the Prescription Tracker could not be fetched (not "
                     "found); it is missing from these results", severity="warning"))
                 continue
-            for item in group.items:
-                if matches(item, request):
-                    result.matches.append(item)
-        if query.nhs_numbers is not None:
-            # CPT answered for these patients only: anything else is dropped, never shown.
-            kept = [m for m in result.matches if m["subject"]["identifier"]["value"] in query.nhs_numbers]
-            if len(kept) != len(result.matches):
-                log.warning("cpt: dropped %d items for another patient request_id=%s",
-                            len(result.matches) - len(kept), ctx.request_id)
-            result.matches = kept
+            # Every item, whoever it is for: patient (like every parameter here) is evaluated
+            # locally, so an item CPT sent for another patient is never shown.
+            result.matches.extend(group.items)
         return result
 
     async def _by_patient(self, nhs_numbers: list[str], ctx: RequestContext) -> list[PrescriptionItems]:

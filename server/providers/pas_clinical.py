@@ -10,14 +10,20 @@ Every record says where it came from in `meta.source`; a PAS record that an NHS 
 already describes is not repeated (server.pas.dedup).
 
 The other declared parameters (clinical-status, category, date, status, intent,
-authoredon, identifier, ...) are applied to the PAS records too, in memory, from each
-parameter's declared path (server.fhir.search_match), so a filtered search filters both
-sources alike; a PAS record lacking the element does not match (FHIR semantics). A
-parameter that cannot be evaluated in memory (no path, an unsupported type or modifier)
-is a 400 whenever PAS records are in play, before any NHS API is asked: leaving the PAS
-records out would return an incomplete list as if complete, and keeping them would
-ignore the filter; either is unsafe for allergies and medications. The PAS store being
-down is a 503 (Retry-After) for the same reason: no partial clinical lists.
+authoredon, identifier, ...) apply to the PAS records exactly as to the NHS ones, by
+one matcher (server.fhir.search_match), so a filtered search filters both sources
+alike; a PAS record lacking the element does not match (FHIR semantics). Those the NHS
+provider declares `evaluated="local"` are applied by ResourceProvider.search to this
+composite's whole answer (this class implements `fetch`); those its NHS API evaluates
+upstream, and the NHS source's default filters, no NHS API saw on the PAS records, so
+they are applied to the PAS records here. The patient parameters are answered here
+(this composite declares them upstream-evaluated): a `pas-` id is no reference an NHS
+record carries. A parameter that cannot be evaluated in memory (no path, an unsupported
+type or modifier) is a 400 whenever PAS records are in play, before any NHS API is
+asked: leaving the PAS records out would return an incomplete list as if complete, and
+keeping them would ignore the filter; either is unsafe for allergies and medications.
+The PAS store being down is a 503 (Retry-After) for the same reason: no partial
+clinical lists.
 """
 from __future__ import annotations
 
@@ -60,7 +66,6 @@ class ClinicalWithPAS(ResourceProvider):
         self.documentation = (inner.documentation + " " if inner else "") + note  # type: ignore[misc]
         self.interactions = inner.interactions if inner else ("read", "vread", "search-type")  # type: ignore[misc]
         self.includes = inner.includes if inner else ()  # type: ignore[misc]
-        self.rev_includes = inner.rev_includes if inner else ()  # type: ignore[misc]
         self.identifier_systems = inner.identifier_systems if inner else ()  # type: ignore[misc]
         self.default_filters = inner.default_filters if inner else ()  # type: ignore[misc]
         params = list(inner.search_params) if inner else []
@@ -68,7 +73,9 @@ class ClinicalWithPAS(ResourceProvider):
             params.append(SearchParamSpec("patient", "reference", "The patient: NHS number or pas-{hospital number}",
                                           SP + "clinical-patient", path=_SUBJECT[resource_type],
                                           target_types=("Patient",)))
-        self.search_params = tuple(params)  # type: ignore[misc]
+        # The patient is answered here, never matched by the core (see the module docstring).
+        self.search_params = tuple(  # type: ignore[misc]
+            dataclasses.replace(p, evaluated="upstream") if p.name in SUBJECT_PARAMS else p for p in params)
         self.nhs_source = getattr(inner, "source_uri", NHS_SOURCE)
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
@@ -146,7 +153,7 @@ class ClinicalWithPAS(ResourceProvider):
                 out.append(parse_param(spec, None, raw))
         return out
 
-    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+    async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         subject = self._subject_params(request)
         if not subject:
             if self.inner is None:
@@ -170,7 +177,11 @@ class ClinicalWithPAS(ResourceProvider):
             raise InvalidSearchParameter(
                 f"Name the patient once ({' or '.join(p.key() for p in subject)} given together) "
                 f"when searching the PAS-recorded {self.resource_type} records")
-        filters = [p for p in request.params if p is not named]
+        specs = {p.name: p for p in self.search_params}
+        # What no NHS API evaluated on the PAS records and the core will not either: the
+        # parameters the NHS side evaluates upstream (the local ones: ResourceProvider.search).
+        filters = [p for p in request.params if p is not named
+                   and (spec := specs.get(p.name)) is not None and spec.evaluated == "upstream"]
         defaults = self._defaults(request)
         self._check_filters(filters)
         result = SearchResult(matches=[])
@@ -185,7 +196,6 @@ class ClinicalWithPAS(ResourceProvider):
                 f"PAS-recorded {self.resource_type} records are filtered by {shown} when the search does not "
                 "name these parameters, as the NHS source's are; name them to see others"),
                 severity="information"))
-        specs = {p.name: p for p in self.search_params}
         pas = [r for stored in {p.hospital_number: p for p in patients}.values()
                for r in clinical_resources(self.service.mappings, self.resource_type, stored)
                if matches(r, filters + defaults, specs)]

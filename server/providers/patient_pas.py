@@ -35,7 +35,6 @@ class PatientWithPAS(ResourceProvider):
                               f"{system}|{{hospital number}}; they are shown refreshed with PDS demographics.")
         self.interactions = inner.interactions if inner else ("read", "vread", "search-type")  # type: ignore[misc]
         self.includes = inner.includes if inner else ()  # type: ignore[misc]
-        self.rev_includes = inner.rev_includes if inner else ()  # type: ignore[misc]
         self.identifier_systems = (*(inner.identifier_systems if inner else ()), system)  # type: ignore[misc]
         params = list(inner.search_params) if inner else []
         identifier = next((p for p in params if p.name == "identifier"), None)
@@ -76,7 +75,7 @@ class PatientWithPAS(ResourceProvider):
             wanted = numbers if wanted is None else wanted & numbers
         return sorted(wanted or ()), other
 
-    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+    async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         identifiers = [p for p in request.get("identifier") if not p.modifier]
         numbers, ask_inner = self._hospital_numbers(identifiers) if identifiers else ([], True)
         result = SearchResult(matches=[])

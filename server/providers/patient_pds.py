@@ -1,4 +1,8 @@
-"""Patient from PDS: read by NHS number, search translated to PDS's parameters."""
+"""Patient from PDS: read by NHS number, search translated to PDS's parameters.
+
+Every search parameter is evaluated upstream (the SearchParamSpec default): PDS matches
+names and addresses by its own rules (fuzzy, history), which no local rule repeats.
+"""
 from __future__ import annotations
 
 from typing import ClassVar
@@ -27,8 +31,6 @@ class PatientFromPDS(ResourceProvider):
     identifier_systems: ClassVar[tuple[str, ...]] = (NHS_NUMBER_SYSTEM,)
     # Resolved by running each source type's patient search for every Patient on the page
     # (server/fhir/includes.py); advertised only when that type is registered.
-    rev_includes: ClassVar[tuple[str, ...]] = ("MedicationRequest:patient", "AllergyIntolerance:patient",
-                                               "ServiceRequest:patient")
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
         SearchParamSpec("identifier", "token", f"NHS number: {NHS_NUMBER_SYSTEM}|9000000009 (Modulus-11 checked)",
                         SP + "Patient-identifier", path="identifier"),
@@ -60,12 +62,9 @@ class PatientFromPDS(ResourceProvider):
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         check_nhs_number(resource_id)  # checked locally: an invalid number never reaches PDS
-        try:
-            return (await self.pds.get_patient(resource_id, ctx)).patient
-        except UpstreamError as err:
-            raise to_fhir_error(err) from None
+        return (await self.pds.get_patient(resource_id, ctx)).patient
 
-    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+    async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         identifiers = request.get("identifier")
         if identifiers:
             others = sorted({p.key() for p in request.params if p.name != "identifier"})
@@ -80,10 +79,7 @@ class PatientFromPDS(ResourceProvider):
         params = pds_search_params(request)
         if self.max_results is not None:
             params.append(("_max-results", str(self.max_results)))
-        try:
-            matches = await self.pds.search(params, ctx)
-        except UpstreamError as err:  # PDSTooManyMatches included: to_fhir_error maps it
-            raise to_fhir_error(err) from None
+        matches = await self.pds.search(params, ctx)  # PDSTooManyMatches: the upstream handler's 422
         return SearchResult(
             matches=[m.patient for m in matches],
             scores={m.patient["id"]: m.score for m in matches if m.score is not None},
@@ -116,8 +112,7 @@ class PatientFromPDS(ResourceProvider):
                 if patient["id"] not in seen:  # a superseded number and its successor: one match
                     seen.add(patient["id"])
                     result.matches.append(patient)
-            except UpstreamError as err:
-                mapped = to_fhir_error(err)
-                if mapped.status not in (404, 410):
-                    raise mapped from None
+            except UpstreamError as err:  # stays: a number PDS does not know (or invalidated) matches nothing
+                if to_fhir_error(err).status not in (404, 410):
+                    raise
         return result

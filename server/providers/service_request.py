@@ -1,6 +1,7 @@
 """ServiceRequest from BaRS (by patient) and e-RS (by UBRN), one provider for both.
 
-Searches are routed by server.providers.service_request_query; every upstream answer is
+Searches are routed by server.providers.service_request_query, and every parameter is
+evaluated locally by the core on what the routed API answers; every upstream answer is
 normalised (mappings.nhs.service_request_r4, or the STU3 mapping for e-RS A005) and
 validated as R4 where it enters, before anything uses it. A resource that fails is left
 out of a search with a warning naming the element paths (never values); a read of one
@@ -27,8 +28,8 @@ from server.nhs.errors import UpstreamBadResponse, UpstreamError, to_fhir_error
 from server.nhs.ers import ERSClient, ERSContextMissing
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
-from server.providers.service_request_query import ByPatient, compile_filters, plan_search
-from server.settings import BarsTarget
+from server.providers.service_request_query import ByPatient, plan_search
+from server.sources.referrals.settings import BarsTarget
 
 log = logging.getLogger("facade.servicerequest")
 SP = "http://hl7.org/fhir/SearchParameter/"
@@ -70,14 +71,15 @@ def _context_error(err: ERSContextMissing) -> fe.FHIRError:
     )
 
 
-def _search_error(err: UpstreamError) -> fe.FHIRError:
+def _misrouted_search(err: UpstreamError) -> fe.FHIRError | None:
     """A 404 to a *search* means the upstream does not know the route or target, not
-    that the client asked for something missing: that is the façade's problem (502)."""
+    that the client asked for something missing: that is the façade's problem (502).
+    None for any other failure: the upstream exception handler maps it as usual."""
     mapped = to_fhir_error(err)
-    if mapped.status == 404:
-        return fe.BadGateway(f"{err.api} answered a search with 404 (target service not known?): "
-                             f"{mapped.diagnostics}", details=mapped.details)
-    return mapped
+    if mapped.status != 404:
+        return None
+    return fe.BadGateway(f"{err.api} answered a search with 404 (target service not known?): "
+                         f"{mapped.diagnostics}", details=mapped.details)
 
 
 class ServiceRequestFromReferrals(ResourceProvider):
@@ -94,27 +96,30 @@ class ServiceRequestFromReferrals(ResourceProvider):
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
         SearchParamSpec("patient", "reference", "Patient by NHS number (9000000009, Patient/9000000009, "
                         f"patient:identifier={NHS_NUMBER_SYSTEM}|9000000009); Modulus-11 checked; asks BaRS",
-                        SP + "clinical-patient", path="subject", target_types=("Patient",)),
+                        SP + "clinical-patient", path="subject", target_types=("Patient",),
+                        evaluated="local"),
         SearchParamSpec("subject", "reference", "Same as patient (subject is always a Patient here)",
-                        SP + "ServiceRequest-subject", path="subject", target_types=("Patient",)),
+                        SP + "ServiceRequest-subject", path="subject", target_types=("Patient",),
+                        evaluated="local"),
         SearchParamSpec("identifier", "token", f"UBRN ({UBRN_SYSTEM}|000000070000) asks e-RS; other identifiers "
-                        "filter a patient search", SP + "clinical-identifier", path="identifier"),
+                        "filter a patient search", SP + "clinical-identifier", path="identifier", evaluated="local"),
         SearchParamSpec("status", "token", "draft | active | on-hold | revoked | completed | entered-in-error | "
-                        "unknown (filtered by the façade)", SP + "ServiceRequest-status", path="status"),
+                        "unknown (filtered by the façade)", SP + "ServiceRequest-status", path="status", evaluated="local"),
         SearchParamSpec("intent", "token", "proposal | plan | order ... (filtered by the façade)",
-                        SP + "ServiceRequest-intent", path="intent"),
+                        SP + "ServiceRequest-intent", path="intent", evaluated="local"),
         SearchParamSpec("priority", "token", "routine | urgent | asap | stat (filtered by the façade)",
-                        SP + "ServiceRequest-priority", path="priority"),
+                        SP + "ServiceRequest-priority", path="priority", evaluated="local"),
         SearchParamSpec("category", "token", "e.g. https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
-                        "|referral (filtered by the façade)", SP + "ServiceRequest-category", path="category"),
+                        "|referral (filtered by the façade)", SP + "ServiceRequest-category", path="category",
+                        evaluated="local"),
         SearchParamSpec("code", "token", "What is requested (filtered by the façade)", SP + "clinical-code",
-                        path="code"),
+                        path="code", evaluated="local"),
         SearchParamSpec("performer-type", "token", "Performer role or specialty (filtered by the façade)",
-                        SP + "ServiceRequest-performer-type", path="performerType"),
+                        SP + "ServiceRequest-performer-type", path="performerType", evaluated="local"),
         SearchParamSpec("authored", "date", "authoredOn, with FHIR prefixes (filtered by the façade)",
-                        SP + "ServiceRequest-authored", path="authoredOn"),
+                        SP + "ServiceRequest-authored", path="authoredOn", evaluated="local"),
         SearchParamSpec("occurrence", "date", "occurrence[x] date or period (filtered by the façade)",
-                        SP + "clinical-date"),
+                        SP + "clinical-date", path="occurrenceDateTime|occurrencePeriod", evaluated="local"),
     )
 
     def __init__(self, bars: BaRSClient, ers: ERSClient, targets: Sequence[BarsTarget], *,
@@ -140,8 +145,6 @@ class ServiceRequestFromReferrals(ResourceProvider):
                 resource = await self._read_ers_stu3(source, ctx)
         except ERSContextMissing as err:
             raise _context_error(err) from None
-        except UpstreamError as err:
-            raise to_fhir_error(err) from None
         problems = r4_problems(resource)
         if problems:
             log.warning("upstream ServiceRequest failed R4 validation: %s", "; ".join(problems))
@@ -178,26 +181,28 @@ class ServiceRequestFromReferrals(ResourceProvider):
 
     # ---- search --------------------------------------------------------------------
 
-    async def search(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
+    async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         plan = plan_search(request)
-        keep = compile_filters(request)  # unsupported modifiers are a 400 before any NHS call
         if isinstance(plan, ByPatient):
             calls = [self._bars_search(t, n, ctx) for n in plan.nhs_numbers for t in self.targets.values()]
         else:
-            fetch = self._ers_stu3_search if self.ers_app_restricted else self._ers_r4_search
-            calls = [fetch(u, ctx) for u in plan.ubrns]
+            ask = self._ers_stu3_search if self.ers_app_restricted else self._ers_r4_search
+            calls = [ask(u, ctx) for u in plan.ubrns]
         try:
             found: list[Found] = list(await asyncio.gather(*calls))
         except ERSContextMissing as err:
             raise _context_error(err) from None
-        except UpstreamError as err:
-            raise _search_error(err) from None
+        except UpstreamError as err:  # stays: a 404 to a search is the façade's 502, not the client's 404
+            misrouted = _misrouted_search(err)
+            if misrouted is None:
+                raise
+            raise misrouted from None
         result = SearchResult(matches=[])
         seen: set[str] = set()
         for part in found:
             result.issues.extend(part.issues)
             for resource in part.resources:
-                if resource["id"] not in seen and keep(resource):
+                if resource["id"] not in seen:
                     seen.add(resource["id"])
                     result.matches.append(resource)
         return result

@@ -19,6 +19,7 @@ from server.nhs.errors import UpstreamBadResponse, UpstreamError, read_nhs_outco
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 from server.nhs.pds import PDSTooManyMatches, parse_patient, parse_search_bundle
 from server.sandbox.pds_data import PATIENTS
+from server.sources.pds.source import PDS
 from tests.support.fhir_validation import validate_r4
 from tests.support.shared import example_files
 
@@ -88,7 +89,9 @@ def status_line(json_path: Path) -> int:
 
 
 def client() -> NHSClient:
-    return NHSClient(None, ClientConfig(api="PDS", base_url="http://pds.invalid"))  # type: ignore[arg-type]
+    """A PDS client as the PDS source wires it (its error-code table included)."""
+    return NHSClient(None, ClientConfig(api="PDS", base_url="http://pds.invalid",  # type: ignore[arg-type]
+                                        error_codes=PDS.error_codes))
 
 
 def upstream_error(status: int, body: Any, *, user_token_used: bool = False) -> UpstreamError:

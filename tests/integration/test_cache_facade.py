@@ -82,7 +82,7 @@ async def test_search_is_cached_under_its_canonical_query(emulator: Emulator, ht
 async def test_ttl_expiry_read_side_and_server_side(emulator: Emulator, http: aiohttp.ClientSession,
                                                     mongo_db: MongoTarget) -> None:
     async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database,
-                             cache_ttl_patient=0.5, cache_stale_if_error=0) as facade, \
+                             cache_ttl_by_type={"Patient": 0.5}, cache_stale_if_error=0) as facade, \
             cache_collection(mongo_db) as coll:
         _, h1, _ = await facade.get("/Patient/9000000009")
         await asyncio.sleep(0.7)
@@ -101,7 +101,7 @@ async def test_ttl_expiry_read_side_and_server_side(emulator: Emulator, http: ai
 async def test_stale_if_error_read_and_search(emulator: Emulator, http: aiohttp.ClientSession,
                                               mongo_db: MongoTarget) -> None:
     async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database,
-                             cache_ttl_patient=0.3, cache_stale_if_error=60) as facade:
+                             cache_ttl_by_type={"Patient": 0.3}, cache_stale_if_error=60) as facade:
         await facade.get("/Patient/9000000009")
         await facade.get(SMITH_SEARCH)
         await asyncio.sleep(0.4)

@@ -31,7 +31,7 @@ async def test_the_nhs_client_stops_sending_for_a_caller_over_quota(emulator: Em
                                                                       http: aiohttp.ClientSession) -> None:
     quota = CallerQuota(rate=0.01, burst=2, clock=FakeClock())
     pds = ResilientClient(http, ClientConfig("PDS", emulator.pds_url),
-                          resilience_for("PDS", Settings(upstream_rate_limits={})))
+                          resilience_for("PDS", Settings()))
 
     async def read(nhs: str, subject: str) -> int | TooManyRequests:
         ctx = RequestContext(request_id="it", base_url="http://f", principal=who(subject), quota=quota)

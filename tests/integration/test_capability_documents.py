@@ -14,10 +14,13 @@ from server.access.dev_issuer import DEV_ISSUER
 from server.access.middleware import PUBLIC_PATHS
 from server.access.roles import RoleTable, load_role_table
 from server.providers.base import ResourceProvider
-from server.providers.catalogue import DEFAULT_PROVIDERS, Wiring, patient_from_pds
+from server.sources.pds.source import SOURCE as PDS_SOURCE
+from server.sources.registry import SOURCES
+from server.sources.wiring import Wiring
 from tests.support.checked_client import CheckedClient
 from tests.support.nhs_auth import API_KEY, KID, auth_key_pair, register_client
 from tests.support.servers import Emulator, running_facade
+from tests.support.sources import source_of
 from tests.support.tokens import facade_access_settings
 
 SECURITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
@@ -149,7 +152,7 @@ async def test_discovery_documents_are_public_and_always_served(fhir: CheckedCli
 async def test_scopes_and_roles_follow_the_registry_and_the_role_table(emulator: Emulator,
                                                                        http: aiohttp.ClientSession) -> None:
     """A provider registered is a scope published; a role in the table is a role described."""
-    async with running_facade(emulator, providers=(*DEFAULT_PROVIDERS, device)) as url:
+    async with running_facade(emulator, sources=(*SOURCES, source_of("Device", device))) as url:
         security = await security_of(http, url)
         statement = (await CheckedClient(url, http).get("/metadata", anonymous=True)).body
         _, _, smart = await get_json(http, url + "/.well-known/smart-configuration")
@@ -170,7 +173,7 @@ async def test_scopes_and_roles_follow_the_registry_and_the_role_table(emulator:
 
 async def test_a_provider_that_wires_no_user_client_is_not_user_restricted(emulator: Emulator,
                                                                            http: aiohttp.ClientSession) -> None:
-    async with running_facade(emulator, providers=(patient_from_pds,)) as url:
+    async with running_facade(emulator, sources=(PDS_SOURCE,)) as url:
         security = await security_of(http, url)
     assert restricted_listing(security) == ""
     assert "No resource type served here is user-restricted" in security["description"]
@@ -263,7 +266,7 @@ def test_openapi_security_follows_the_wiring(openapi: tuple[dict[str, Any], dict
 
 async def test_openapi_follows_a_registry_with_an_extra_type(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     """A provider registered is an operation documented: no hand-kept list to forget."""
-    async with running_facade(emulator, providers=(*DEFAULT_PROVIDERS, device)) as url:
+    async with running_facade(emulator, sources=(*SOURCES, source_of("Device", device))) as url:
         _, _, doc = await get_json(http, url + "/openapi.json")
     assert "/Device/{id}" in doc["paths"] and "/Device" not in doc["paths"]
     assert "/Device/{id}/_history/{vid}" not in doc["paths"]

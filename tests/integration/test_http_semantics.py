@@ -10,10 +10,12 @@ import orjson
 from server.fhir.errors import NotFound
 from server.fhir.search_params import SearchParamSpec
 from server.providers.base import RequestContext, ResourceProvider
-from server.providers.catalogue import DEFAULT_PROVIDERS, Wiring
+from server.sources.registry import SOURCES
+from server.sources.wiring import Wiring
 from tests.support.checked_client import CheckedClient
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, running_facade
+from tests.support.sources import source_of
 from tests.support.tokens import bearer
 
 
@@ -103,7 +105,7 @@ async def test_a_registered_provider_appears_in_metadata_and_serves(emulator: Em
         before = (await CheckedClient(url, http).get("/metadata")).body
     default_types = {r["type"] for r in before["rest"][0]["resource"]}
     assert "Device" not in default_types and "Patient" in default_types
-    async with running_facade(emulator, (*DEFAULT_PROVIDERS, extra_provider)) as url:
+    async with running_facade(emulator, (*SOURCES, source_of("Device", extra_provider))) as url:
         fhir = CheckedClient(url, http)
         cs = (await fhir.get("/metadata")).body
         by_type = {r["type"]: r for r in cs["rest"][0]["resource"]}
@@ -134,7 +136,7 @@ CRASH_ID = "0b7e8d0c-3c5e-4a57-9d0e-6f4f1c2a9e01"
 
 async def test_an_unexpected_exception_is_a_500_outcome_without_details(
         emulator: Emulator, http: aiohttp.ClientSession, caplog: Any) -> None:
-    async with running_facade(emulator, (lambda w: CrashingProvider(),)) as url:
+    async with running_facade(emulator, (source_of("Device", lambda w: CrashingProvider()),)) as url:
         async with http.get(f"{url}/Device/1", headers={"X-Request-ID": CRASH_ID, **bearer()}) as resp:
             raw = await resp.read()
             assert resp.status == 500

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from server.providers.catalogue import patient_from_pds
+from server.sources.pds.source import SOURCE as PDS_SOURCE
 from tests.support.checked_client import CheckedClient
 from tests.support.servers import Emulator, running_facade
 
@@ -97,9 +97,12 @@ async def test_metadata_lists_rev_includes_only_for_registered_sources(emulator:
     async with running_facade(emulator) as url:
         full = (await CheckedClient(url, http).get("/metadata")).body
     patient = next(r for r in full["rest"][0]["resource"] if r["type"] == "Patient")
-    assert sorted(patient["searchRevInclude"]) == sorted(REVS)
+    # Derived from every registered reference parameter that may point at a Patient (as
+    # HAPI does): the clinical types' patient and subject, and the audit trail's.
+    assert sorted(patient["searchRevInclude"]) == sorted({*REVS, "MedicationRequest:subject", "ServiceRequest:subject",
+                                                          "AuditEvent:patient", "AuditEvent:agent"})
     # Without the referral provider, ServiceRequest is not served: not advertised, and refused under strict.
-    async with running_facade(emulator, providers=(patient_from_pds,)) as url:
+    async with running_facade(emulator, sources=(PDS_SOURCE,)) as url:
         fhir = CheckedClient(url, http)
         partial = (await fhir.get("/metadata")).body
         patient = next(r for r in partial["rest"][0]["resource"] if r["type"] == "Patient")

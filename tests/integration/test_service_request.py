@@ -11,6 +11,8 @@ import pytest
 from server.app import create_app
 from server.serving import serving
 from server.settings import Settings
+from server.sources.config import SourceConfig
+from server.sources.registry import SOURCES
 from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
@@ -78,6 +80,10 @@ async def test_local_filters_apply_to_what_bars_returns(facade: FHIRClient) -> N
     assert body["total"] == 1
     status, _, body = await facade.get("/ServiceRequest?patient=9000000009&_sort=-authored")
     assert [r["authoredOn"][:4] for r in matches(body)] == ["2024", "2023"]
+    # :text (a 400 before the one local matcher) searches the codings' displays.
+    status, _, body = await facade.get("/ServiceRequest?patient=9000000009&code:text=referral%20to%20psych")
+    assert status == 200, body
+    assert [r["id"] for r in matches(body)] == ["bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1002"]
 
 
 async def test_patient_without_referrals_is_an_empty_searchset(facade: FHIRClient) -> None:
@@ -106,7 +112,8 @@ async def test_include_patient_adds_the_pds_patient_once_and_total_counts_matche
     ("status=active", "needs a patient"),
     ("", "needs a patient"),
     (f"identifier={UBRN}|123", "twelve digits"),
-    ("patient=9000000009&code:text=cardio", "not supported"),
+    # A modifier nothing here evaluates (code:text was one, before the one local matcher).
+    ("patient=9000000009&code:below=cardio", "not supported"),
 ])
 async def test_bad_searches_are_400_with_zero_upstream_calls(facade: FHIRClient, emulator: Emulator,
                                                              http: aiohttp.ClientSession, query: str, says: str) -> None:
@@ -334,7 +341,8 @@ async def test_sandbox_mode_answers_9000000009_from_the_embedded_emulator(http: 
     port = free_port()
     settings = Settings(base_url=f"http://127.0.0.1:{port}", port=port,
                         **facade_access_settings(f"http://127.0.0.1:{port}"))
-    assert settings.bars_base_url is None and settings.ers_base_url is None and settings.sandbox_needed
+    config = SourceConfig.resolve(settings, SOURCES)
+    assert config.configured_urls() == [None] * 5 and config.emulator_needed(settings)
     async with serving(create_app(settings), port=port, ready_path="/metadata") as url:
         client = FHIRClient(url, http)
         status, _, body = await client.get("/ServiceRequest?patient=9000000009&_include=ServiceRequest:patient")

@@ -9,7 +9,7 @@ import pytest
 from server.nhs.client import ClientConfig, NHSClient
 from server.nhs.errors import UpstreamError, UpstreamRejected
 from server.providers.base import RequestContext
-from server.providers.catalogue import PDS_PATH
+from server.sources.pds.source import PDS
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import inject, upstream_requests
 from tests.support.servers import Emulator, running_facade
@@ -56,7 +56,7 @@ async def test_upstream_failures_become_honest_gateway_errors(
 async def test_upstream_refusing_connections_is_503(http: aiohttp.ClientSession, emulator: Emulator) -> None:
     from tests.support.servers import free_port
 
-    dead = f"http://127.0.0.1:{free_port()}/{PDS_PATH}"
+    dead = f"http://127.0.0.1:{free_port()}/{PDS.emulator_path}"
     async with running_facade(emulator, pds_base_url=dead) as url:
         answer = await CheckedClient(url, http).get(READ)
     assert answer.status == 503 and answer.issue["code"] == "transient"

@@ -11,12 +11,13 @@ from typing import Any
 import aiohttp
 
 from server.app import create_app
-from server.providers.catalogue import DEFAULT_PROVIDERS, ProviderFactory
 from server.sandbox.app import create_emulator_app
 from server.sandbox.faults import EmulatorState
 from server.sandbox.oauth import OAuthState
 from server.serving import serving
 from server.settings import Settings
+from server.sources.base import Source
+from server.sources.registry import SOURCES
 from tests.support.tokens import facade_access_settings, signing_key, with_default_auth
 
 
@@ -43,12 +44,15 @@ class Emulator:
     def ers_url(self) -> str:
         return f"{self.url}/referrals/FHIR"
 
-    def upstream_settings(self) -> dict[str, Any]:
-        """FACADE_* settings that point every NHS API at this emulator. The emulator is
-        ours, so no client-side rate limit unless a test sets upstream_rate_limits."""
-        return {"pds_base_url": self.pds_url, "bars_base_url": self.bars_url, "ers_base_url": self.ers_url,
-                "cpt_base_url": self.cpt_url, "gpconnect_base_url": self.gpconnect_url,
-                "upstream_rate_limits": {}}
+    sources: Sequence[Source] = SOURCES
+
+    def upstream_settings(self, sources: Sequence[Source] | None = None) -> dict[str, Any]:
+        """FACADE_* settings that point every NHS API of `sources` (default: the emulator's)
+        at this emulator. The emulator is ours, so no client-side rate limit unless a test
+        sets upstream_rate_limits."""
+        urls = {f"{u.key}_base_url": f"{self.url}/{u.emulator_path}"
+                for s in (self.sources if sources is None else sources) for u in s.upstreams}
+        return {**urls, "upstream_rate_limits": {}}
 
     @property
     def cpt_url(self) -> str:
@@ -60,11 +64,11 @@ class Emulator:
 
 
 @contextlib.asynccontextmanager
-async def running_emulator() -> AsyncIterator[Emulator]:
+async def running_emulator(sources: Sequence[Source] = SOURCES) -> AsyncIterator[Emulator]:
     state = EmulatorState()
     oauth = OAuthState()
-    async with serving(create_emulator_app(state, oauth), ready_path="/_control/requests") as url:
-        yield Emulator(url, state, oauth)
+    async with serving(create_emulator_app(state, oauth, sources), ready_path="/_control/requests") as url:
+        yield Emulator(url, state, oauth, sources)
 
 
 def free_port() -> int:
@@ -74,7 +78,7 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_facade(emulator: Emulator, providers: Sequence[ProviderFactory] = DEFAULT_PROVIDERS,
+async def running_facade(emulator: Emulator, sources: Sequence[Source] | None = None,
                          **overrides: Any) -> AsyncIterator[str]:
     """The façade on a free loopback port, its public base URL set to that address.
 
@@ -83,13 +87,15 @@ async def running_facade(emulator: Emulator, providers: Sequence[ProviderFactory
     request reach the emulator, as they were written to.
 
     It trusts the test token issuer (tests/support/tokens.py), and the relationship check
-    is off unless a test turns it on (relationship_required=True): the access tests do."""
+    is off unless a test turns it on (relationship_required=True): the access tests do.
+    `sources`: the NHS sources to serve; default the emulator's."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     signing_key()  # the key file exists before the façade reads it
+    sources = emulator.sources if sources is None else sources
     settings = Settings(**{"base_url": base, "port": port, "cache_enabled": False,
-                           **facade_access_settings(base), **emulator.upstream_settings(), **overrides})
-    async with serving(create_app(settings, providers), port=port, ready_path="/metadata") as url:
+                           **facade_access_settings(base), **emulator.upstream_settings(sources), **overrides})
+    async with serving(create_app(settings, sources), port=port, ready_path="/metadata") as url:
         yield url
 
 

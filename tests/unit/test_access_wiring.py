@@ -27,6 +27,7 @@ from server.access.wiring import (
     trusted_issuers,
 )
 from server.settings import Settings
+from tests.support.sources import nhs_urls
 
 SANDBOX = "https://sandbox.api.service.nhs.uk/personal-demographics/FHIR/R4"
 INTEGRATION = "https://int.api.service.nhs.uk/personal-demographics/FHIR/R4"
@@ -51,21 +52,27 @@ def settings(**values: Any) -> Settings:
     return Settings(**values)
 
 
+def with_urls(**values: Any) -> tuple[Settings, list[str | None]]:
+    """Settings and the NHS URLs they configure: what the wiring functions take."""
+    made = Settings(**values)
+    return made, nhs_urls(made)
+
+
 # --- environment of the settings ---------------------------------------------------------------------------
 
 def test_defaults_are_the_emulator() -> None:
-    assert nhs_environment(settings()) == "emulator"
+    assert nhs_environment(*with_urls()) == "emulator"
 
 
 @pytest.mark.parametrize("field", ["pds_base_url", "cpt_base_url", "bars_base_url", "ers_base_url",
                                    "gpconnect_base_url", "token_url"])
 def test_any_one_production_url_makes_the_facade_production(field: str) -> None:
-    assert nhs_environment(settings(**{field: "https://api.service.nhs.uk/x"})) == "production"
-    assert nhs_environment(settings(**{field: "https://sandbox.api.service.nhs.uk/x"})) == "sandbox"
+    assert nhs_environment(*with_urls(**{field: "https://api.service.nhs.uk/x"})) == "production"
+    assert nhs_environment(*with_urls(**{field: "https://sandbox.api.service.nhs.uk/x"})) == "sandbox"
 
 
 def test_the_facades_own_base_url_does_not_count() -> None:
-    assert nhs_environment(settings(base_url="https://facade.hospital.nhs.uk")) == "emulator"
+    assert nhs_environment(*with_urls(base_url="https://facade.hospital.nhs.uk")) == "emulator"
 
 
 # --- dev_issuer_trusted ---------------------------------------------------------------------------------------
@@ -77,17 +84,17 @@ def test_the_facades_own_base_url_does_not_count() -> None:
     ("off", None, False), ("off", SANDBOX, False), ("off", PRODUCTION, False),
 ])
 def test_dev_issuer_trusted(mode: str, url: str | None, trusted: bool) -> None:
-    assert dev_issuer_trusted(settings(dev_issuer=mode, pds_base_url=url)) is trusted
+    assert dev_issuer_trusted(*with_urls(dev_issuer=mode, pds_base_url=url)) is trusted
 
 
 def test_dev_issuer_on_against_production_is_a_config_error() -> None:
     with pytest.raises(AccessConfigError, match="production"):
-        dev_issuer_trusted(settings(dev_issuer="on", pds_base_url=PRODUCTION))
+        dev_issuer_trusted(*with_urls(dev_issuer="on", pds_base_url=PRODUCTION))
 
 
 def test_dev_issuer_on_with_one_production_url_among_sandbox_ones_is_a_config_error() -> None:
     with pytest.raises(AccessConfigError):
-        dev_issuer_trusted(settings(dev_issuer="on", pds_base_url=SANDBOX, ers_base_url=INTEGRATION,
+        dev_issuer_trusted(*with_urls(dev_issuer="on", pds_base_url=SANDBOX, ers_base_url=INTEGRATION,
                                     token_url="https://api.service.nhs.uk/oauth2/token"))
 
 
@@ -95,7 +102,7 @@ def test_dev_issuer_on_with_one_production_url_among_sandbox_ones_is_a_config_er
 
 async def test_emulator_trusts_only_the_dev_issuer_with_rs256(session: aiohttp.ClientSession,
                                                               shared_key_path: Path) -> None:
-    (issuer,) = trusted_issuers(settings(dev_issuer_key_path=shared_key_path), session)
+    (issuer,) = trusted_issuers(*with_urls(dev_issuer_key_path=shared_key_path), session)
     assert issuer.issuer == DEV_ISSUER
     assert issuer.algorithms == ("RS256",)
     assert issuer.audiences == ("http://127.0.0.1:8080",)
@@ -104,7 +111,7 @@ async def test_emulator_trusts_only_the_dev_issuer_with_rs256(session: aiohttp.C
 
 async def test_the_dev_issuer_trusted_by_wiring_verifies_a_minted_token(session: aiohttp.ClientSession,
                                                                         shared_key_path: Path) -> None:
-    issuers = trusted_issuers(settings(dev_issuer_key_path=shared_key_path, auth_audience=["urn:test"]), session)
+    issuers = trusted_issuers(*with_urls(dev_issuer_key_path=shared_key_path, auth_audience=["urn:test"]), session)
     token = issue_token(load_or_create_key(shared_key_path), audience="urn:test", scope="user/Patient.r",
                         roles=["clerk"])
     claims = await TokenVerifier(issuers).verify(token)
@@ -116,7 +123,7 @@ async def test_the_dev_issuer_trusted_by_wiring_verifies_a_minted_token(session:
 
 async def test_a_token_signed_by_another_key_as_the_dev_issuer_is_refused(session: aiohttp.ClientSession,
                                                                           shared_key_path: Path) -> None:
-    issuers = trusted_issuers(settings(dev_issuer_key_path=shared_key_path, auth_audience=["urn:test"]), session)
+    issuers = trusted_issuers(*with_urls(dev_issuer_key_path=shared_key_path, auth_audience=["urn:test"]), session)
     impostor = RSAKey.generate_key(2048, parameters={"kid": DEV_KID}, private=True)
     with pytest.raises(InvalidToken):
         await TokenVerifier(issuers).verify(issue_token(impostor, audience="urn:test", scope="user/*.cruds"))
@@ -126,7 +133,7 @@ async def test_identity_provider_with_a_jwks_file(tmp_path: Path, session: aioht
     key = RSAKey.generate_key(2048, parameters={"kid": "idp"}, private=True)
     jwks = tmp_path / "jwks.json"
     jwks.write_bytes(orjson.dumps({"keys": [key.as_dict(private=False)]}))
-    (issuer,) = trusted_issuers(settings(auth_issuer="https://idp.example", auth_jwks_file=jwks,
+    (issuer,) = trusted_issuers(*with_urls(auth_issuer="https://idp.example", auth_jwks_file=jwks,
                                          pds_base_url=PRODUCTION, auth_audience=["https://facade.example"],
                                          auth_algorithms=["RS256", "HS256", "none", "HS512", "ES256"]), session)
     assert issuer.issuer == "https://idp.example"
@@ -139,7 +146,7 @@ async def test_identity_provider_with_a_jwks_file(tmp_path: Path, session: aioht
 
 
 async def test_identity_provider_with_a_jwks_url(session: aiohttp.ClientSession, tmp_path: Path) -> None:
-    (issuer,) = trusted_issuers(settings(auth_issuer="https://idp.example", pds_base_url=PRODUCTION,
+    (issuer,) = trusted_issuers(*with_urls(auth_issuer="https://idp.example", pds_base_url=PRODUCTION,
                                          auth_jwks_url="https://idp.example/jwks"), session)
     assert isinstance(issuer.keys, JWKSUrl)
 
@@ -148,7 +155,7 @@ async def test_identity_provider_and_dev_issuer_side_by_side_in_the_emulator(
         tmp_path: Path, session: aiohttp.ClientSession, shared_key_path: Path) -> None:
     jwks = tmp_path / "jwks.json"
     jwks.write_bytes(orjson.dumps({"keys": [RSAKey.generate_key(2048, private=True).as_dict(private=False)]}))
-    issuers = trusted_issuers(settings(auth_issuer="https://idp.example", auth_jwks_file=jwks,
+    issuers = trusted_issuers(*with_urls(auth_issuer="https://idp.example", auth_jwks_file=jwks,
                                        dev_issuer_key_path=shared_key_path), session)
     assert [i.issuer for i in issuers] == ["https://idp.example", DEV_ISSUER]
 
@@ -158,7 +165,7 @@ async def test_production_with_auto_trusts_only_the_idp_and_never_creates_a_dev_
     jwks = tmp_path / "jwks.json"
     jwks.write_bytes(orjson.dumps({"keys": [RSAKey.generate_key(2048, private=True).as_dict(private=False)]}))
     key_path = tmp_path / "never" / "dev-issuer.pem"
-    issuers = trusted_issuers(settings(auth_issuer="https://idp.example", auth_jwks_file=jwks,
+    issuers = trusted_issuers(*with_urls(auth_issuer="https://idp.example", auth_jwks_file=jwks,
                                        pds_base_url=PRODUCTION, dev_issuer_key_path=key_path), session)
     assert [i.issuer for i in issuers] == ["https://idp.example"]
     assert not key_path.exists()
@@ -167,7 +174,7 @@ async def test_production_with_auto_trusts_only_the_idp_and_never_creates_a_dev_
 async def test_auth_issuer_without_a_jwks_is_a_config_error(session: aiohttp.ClientSession,
                                                             shared_key_path: Path) -> None:
     with pytest.raises(AccessConfigError, match="FACADE_AUTH_JWKS_URL or FACADE_AUTH_JWKS_FILE"):
-        trusted_issuers(settings(auth_issuer="https://idp.example", dev_issuer_key_path=shared_key_path), session)
+        trusted_issuers(*with_urls(auth_issuer="https://idp.example", dev_issuer_key_path=shared_key_path), session)
 
 
 @pytest.mark.parametrize("values", [
@@ -176,7 +183,7 @@ async def test_auth_issuer_without_a_jwks_is_a_config_error(session: aiohttp.Cli
 ])
 async def test_no_issuer_at_all_is_a_config_error(session: aiohttp.ClientSession, values: dict[str, Any]) -> None:
     with pytest.raises(AccessConfigError, match="No token issuer"):
-        trusted_issuers(settings(**values), session)
+        trusted_issuers(*with_urls(**values), session)
 
 
 async def test_dev_issuer_on_against_production_stops_trusted_issuers_even_with_an_idp(
@@ -184,7 +191,7 @@ async def test_dev_issuer_on_against_production_stops_trusted_issuers_even_with_
     jwks = tmp_path / "jwks.json"
     jwks.write_bytes(orjson.dumps({"keys": [RSAKey.generate_key(2048, private=True).as_dict(private=False)]}))
     with pytest.raises(AccessConfigError, match="FACADE_DEV_ISSUER=on"):
-        trusted_issuers(settings(auth_issuer="https://idp.example", auth_jwks_file=jwks, dev_issuer="on",
+        trusted_issuers(*with_urls(auth_issuer="https://idp.example", auth_jwks_file=jwks, dev_issuer="on",
                                  token_url="https://api.service.nhs.uk/oauth2/token"), session)
 
 
@@ -203,13 +210,13 @@ async def test_relationship_not_required_is_refused_against_production(tmp_path:
     jwks = tmp_path / "jwks.json"
     jwks.write_bytes(orjson.dumps({"keys": [RSAKey.generate_key(2048, private=True).as_dict(private=False)]}))
     with pytest.raises(AccessConfigError, match="FACADE_RELATIONSHIP_REQUIRED"):
-        build_access(settings(auth_issuer="https://idp.example", auth_jwks_file=jwks, pds_base_url=PRODUCTION,
+        build_access(*with_urls(auth_issuer="https://idp.example", auth_jwks_file=jwks, pds_base_url=PRODUCTION,
                               relationship_required=False), session, NoDirectory(), trail=None)
 
 
 async def test_relationship_not_required_is_allowed_in_the_sandbox(session: aiohttp.ClientSession,
                                                                    shared_key_path: Path) -> None:
-    access = build_access(settings(dev_issuer="on", pds_base_url=SANDBOX, dev_issuer_key_path=shared_key_path,
+    access = build_access(*with_urls(dev_issuer="on", pds_base_url=SANDBOX, dev_issuer_key_path=shared_key_path,
                                    relationship_required=False), session, NoDirectory(), trail=None)
     assert isinstance(access, AccessControl)
     assert access.policy.relationship_required is False
@@ -222,7 +229,7 @@ async def test_build_access_reads_a_configured_role_table(tmp_path: Path, sessio
     policy_file = tmp_path / "roles.yaml"
     policy_file.write_text("roles:\n  reader:\n    fhir: {Patient: r}\nclinical_types: []\nclinical_purposes: []\n",
                            encoding="utf-8")
-    access = build_access(settings(access_policy=policy_file, dev_issuer_key_path=shared_key_path), session,
+    access = build_access(*with_urls(access_policy=policy_file, dev_issuer_key_path=shared_key_path), session,
                           NoDirectory(), trail=None)
     assert set(access.table.roles) == {"reader"}
     assert access.policy.relationship_required is True

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from server.access.audit_trail import AuditUnavailable, InMemoryAuditTrail
 from server.fhir.errors import NotFound, ServiceUnavailable
+from server.fhir.search_match import matches
 from server.fhir.search_request import parse_search
 from server.providers.audit_event import AuditEventProvider, _bare_agent_values, store_filters
 from server.providers.base import RequestContext
@@ -237,8 +238,10 @@ def test_the_indexed_prefilter_never_drops_a_match(stored: list[dict[str, Any]],
         request = request_of(provider, pairs)
         found = (await provider.search(request, CTX)).matches
         everything = await trail.find(limit=10_000)
-        # The oracle: the provider's own matching rule over every stored event, no pre-filter.
-        expected = [e for e in everything if provider._matches(e, [_bare_agent_values(p) for p in request.params])]
+        # The oracle: the one matcher (with the provider's agent rule) over every stored
+        # event, no pre-filter.
+        expected = [e for e in everything
+                    if matches(e, [_bare_agent_values(p) for p in request.params], provider._specs)]
         assert [e["id"] for e in found] == [e["id"] for e in expected]
         recorded = [e["recorded"] for e in found]
         assert recorded == sorted(recorded, reverse=True)  # all in UTC with ms: text order is time order

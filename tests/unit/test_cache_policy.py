@@ -19,6 +19,8 @@ from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchDeclaration, parse_search
 from server.providers.base import RequestContext
 from server.settings import Settings
+from server.sources.config import SourceConfig
+from server.sources.registry import SOURCES
 
 CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 DECL = SearchDeclaration("Patient", (
@@ -51,9 +53,11 @@ def test_any_header_parses_without_error(cache_control: str, pragma: str | None)
                                       for p in cache_control.split(","))
 
 
-def test_freshness_per_type_from_settings() -> None:
-    policy = CachePolicy.from_settings(Settings(cache_ttl_by_type={"Observation": 5.0}))
-    assert policy.ttl("Patient") == 3600
+def test_freshness_per_type_from_the_sources_and_settings() -> None:
+    settings = Settings(cache_ttl_by_type={"Observation": 5.0, "AllergyIntolerance": 60})
+    policy = CachePolicy.from_settings(settings, SourceConfig.resolve(settings, SOURCES).freshness())
+    assert policy.ttl("Patient") == 3600  # as PDS declares it
+    assert policy.ttl("AllergyIntolerance") == 60  # the setting wins over GP Connect's 900
     assert policy.ttl("MedicationRequest") == 300
     assert policy.ttl("Observation") == 5
     assert policy.ttl("Unheard") == 300

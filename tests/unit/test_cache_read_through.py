@@ -20,6 +20,8 @@ from server.fhir.errors import BadRequest, FHIRError, NotFound, ServiceUnavailab
 from server.fhir.response_notes import collecting_response_headers
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest, parse_search
+from server.nhs.error_codes import CodeMeaning
+from server.nhs.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 
 CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
@@ -53,7 +55,7 @@ class ScriptedPatients(ResourceProvider):
         self.superseded: dict[str, str] = {}
         self.reads = 0
         self.searches = 0
-        self.fail: FHIRError | None = None
+        self.fail: FHIRError | UpstreamError | None = None
         self.delay = 0.0
 
     def helper(self) -> str:
@@ -198,6 +200,40 @@ async def test_client_errors_never_serve_stale_and_not_found_purges(cached: Cach
     assert await store.get(read_key("Patient", "9000000009")) is not None
     upstream.fail = NotFound("invalidated")
     with pytest.raises(NotFound):
+        await read(cached)
+    assert await store.get(read_key("Patient", "9000000009")) is None
+
+
+async def test_an_upstream_outage_serves_stale_like_the_gateway_error_it_maps_to(
+        cached: CachingProvider, upstream: ScriptedPatients, clock: Clock) -> None:
+    """Providers let UpstreamError escape (the registered handler renders it): the cache judges
+    it by its mapped status, so an outage still serves the stale copy, reads and searches alike."""
+    original, _ = await read(cached)
+    first, _ = await search(cached)
+    clock.advance(500)
+    upstream.fail = UpstreamTimeout("PDS", "timed out")
+    resource, headers = await read(cached)
+    assert resource == original and headers["X-Cache"] == "STALE"
+    upstream.fail = UpstreamUnavailable("PDS", "HTTP 503", status=503)
+    stale, headers = await search(cached)
+    assert headers["X-Cache"] == "STALE" and stale.matches == first.matches
+    assert "(503)" in stale.issues[-1]["diagnostics"]
+    clock.advance(600)  # past the stale-if-error maximum: the upstream error itself, for its handler
+    with pytest.raises(UpstreamUnavailable):
+        await read(cached)
+
+
+async def test_an_upstream_refusal_never_serves_stale_and_an_upstream_not_found_purges(
+        cached: CachingProvider, upstream: ScriptedPatients, clock: Clock, store: CountingStore) -> None:
+    await read(cached)
+    clock.advance(200)
+    upstream.fail = UpstreamRejected("PDS", "HTTP 400", status=400)
+    with pytest.raises(UpstreamRejected):
+        await read(cached)
+    assert await store.get(read_key("Patient", "9000000009")) is not None
+    upstream.fail = UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="INVALIDATED_RESOURCE",
+                                  meaning=CodeMeaning.GONE)  # 410
+    with pytest.raises(UpstreamRejected):
         await read(cached)
     assert await store.get(read_key("Patient", "9000000009")) is None
 

@@ -28,6 +28,7 @@ from server.providers.patient_pds import PatientFromPDS
 from server.providers.registry import ProviderRegistry
 from server.settings import Settings
 from tests.support.fhir_validation import validate_r4
+from tests.support.sources import nhs_urls
 
 ACCESS = {"Patient": (("PDS", "application"),), "ServiceRequest": (("e-RS", "user"), ("BaRS", "application")),
           "MedicationRequest": (("CPT", "user"),), "Device": ()}
@@ -94,7 +95,7 @@ def test_the_names_published_are_the_names_enforced() -> None:
 
 
 def test_security_always_claims_oauth_and_smart_and_no_cors_by_default() -> None:
-    security = rest_security(Settings(), ACCESS)
+    security = rest_security(Settings(), ACCESS, nhs_urls(Settings()))
     assert codes(security) == ["OAuth", "SMART-on-FHIR"]
     assert security["cors"] is False
     assert "extension" not in security  # no token endpoint known: none invented
@@ -102,12 +103,12 @@ def test_security_always_claims_oauth_and_smart_and_no_cors_by_default() -> None
 
 
 def test_cors_follows_the_allowed_origins() -> None:
-    assert rest_security(Settings(cors_allow_origins=["https://app.example"]), ACCESS)["cors"] is True
+    assert rest_security(Settings(cors_allow_origins=["https://app.example"]), ACCESS, nhs_urls(Settings(cors_allow_origins=["https://app.example"])))["cors"] is True
 
 
 def test_description_names_every_role_of_the_table_and_the_rules() -> None:
     settings = Settings()
-    text = rest_security(settings, ACCESS)["description"]
+    text = rest_security(settings, ACCESS, nhs_urls(settings))["description"]
     table = role_table(settings)
     for name in table.roles:
         assert f"`{name}`" in text
@@ -125,14 +126,14 @@ def test_description_follows_a_custom_role_table(tmp_path: Path) -> None:
     policy = tmp_path / "roles.yaml"
     policy.write_text(CUSTOM_POLICY, encoding="utf-8")
     settings = Settings(access_policy=policy, relationship_required=False)
-    text = rest_security(settings, {})["description"]
+    text = rest_security(settings, {}, nhs_urls(settings))["description"]
     assert "- `ward-nurse` (NHS job roles R8001): read and search Observation; read Patient\n" in text
     assert "- `records`: the PAS endpoints (/pas/v1) for patients.read\n" in text
     assert "- `steward`: read Patient; create, read, update, delete and search every other type\n\n" in text
     assert "`clinician`" not in text
     assert "Clinical types (Observation)" in text
     assert "legitimate relationship" not in text  # relationship_required=false: not claimed
-    smart = smart_configuration(settings, {}, registry())
+    smart = smart_configuration(settings, {}, registry(), nhs_urls(settings))
     assert smart["facade_roles"] == {
         "ward-nurse": {"fhir": {"Observation": "rs", "Patient": "r"}, "pas": [], "nhs_job_roles": ["R8001"]},
         "records": {"fhir": {}, "pas": ["patients.read"], "nhs_job_roles": []},
@@ -142,7 +143,7 @@ def test_description_follows_a_custom_role_table(tmp_path: Path) -> None:
 
 
 def test_no_user_restricted_type_says_no_nhs_credential_is_needed() -> None:
-    text = rest_security(Settings(), {"Patient": (("PDS", "application"),)})["description"]
+    text = rest_security(Settings(), {"Patient": (("PDS", "application"),)}, nhs_urls(Settings()))["description"]
     assert "No resource type served here is user-restricted" in text
     assert "X-NHS-User-Token" not in text
 
@@ -151,13 +152,13 @@ def test_inbound_cis2_tokens_are_described_and_their_nhs_endpoints_published() -
     settings = Settings(nhs_user_token_source="inbound", auth_issuer=ISSUER, auth_jwks_url=ISSUER + "/jwks",
                         token_url="https://int.api.service.nhs.uk/oauth2/token",
                         smart_authorize_url="https://int.api.service.nhs.uk/oauth2/authorize")
-    security = rest_security(settings, ACCESS)
+    security = rest_security(settings, ACCESS, nhs_urls(settings))
     assert "as the bearer token itself" in security["description"]
     assert "X-NHS-User-Token" not in security["description"]
     assert {e["url"]: e["valueUri"] for e in security["extension"][0]["extension"]} == {
         "authorize": settings.smart_authorize_url, "token": settings.token_url}
     validate_r4(in_statement(security))
-    smart = smart_configuration(settings, ACCESS, registry())
+    smart = smart_configuration(settings, ACCESS, registry(), nhs_urls(settings))
     assert smart["issuer"] == ISSUER and smart["jwks_uri"] == ISSUER + "/jwks"
     assert smart["token_endpoint"] == settings.token_url
     assert smart["grant_types_supported"] == ["authorization_code", "urn:ietf:params:oauth:grant-type:token-exchange"]
@@ -171,7 +172,7 @@ def test_the_issuers_own_endpoints_win_and_are_published_as_a_pair() -> None:
                         auth_token_url=ISSUER + "/token")
     endpoints = auth_endpoints(settings)
     assert (endpoints.token, endpoints.authorize) == (ISSUER + "/token", None)
-    smart = smart_configuration(settings, ACCESS, registry())
+    smart = smart_configuration(settings, ACCESS, registry(), nhs_urls(settings))
     assert smart["token_endpoint"] == ISSUER + "/token" and "authorization_endpoint" not in smart
     assert "grant_types_supported" not in smart  # nothing known of another server's grants
     assert "token_endpoint_auth_methods_supported" not in smart
@@ -180,21 +181,21 @@ def test_the_issuers_own_endpoints_win_and_are_published_as_a_pair() -> None:
 def test_nhs_endpoints_are_not_the_facades_when_the_user_token_comes_in_a_header() -> None:
     settings = Settings(token_url="https://int.api.service.nhs.uk/oauth2/token",
                         smart_authorize_url="https://int.api.service.nhs.uk/oauth2/authorize")
-    assert "extension" not in rest_security(settings, ACCESS)
-    assert "token_endpoint" not in smart_configuration(settings, ACCESS, registry())
+    assert "extension" not in rest_security(settings, ACCESS, nhs_urls(settings))
+    assert "token_endpoint" not in smart_configuration(settings, ACCESS, registry(), nhs_urls(settings))
 
 
 def test_the_development_issuer_is_never_claimed_against_production() -> None:
     forced = Settings(dev_issuer="on", pds_base_url=PRODUCTION_PDS, auth_issuer=ISSUER, auth_jwks_url=ISSUER + "/j")
-    assert trusted_issuer_names(forced) == [ISSUER]  # wiring refuses to start: nothing to publish
-    assert DEV_ISSUER not in rest_security(forced, ACCESS)["description"]
-    smart = smart_configuration(forced, ACCESS, registry())
+    assert trusted_issuer_names(forced, nhs_urls(forced)) == [ISSUER]  # wiring refuses to start: nothing to publish
+    assert DEV_ISSUER not in rest_security(forced, ACCESS, nhs_urls(forced))["description"]
+    smart = smart_configuration(forced, ACCESS, registry(), nhs_urls(forced))
     assert smart["facade_dev_issuer"] is False and smart["issuer"] == ISSUER
     off = Settings(dev_issuer="off", auth_issuer=ISSUER, auth_jwks_url=ISSUER + "/j")
-    assert trusted_issuer_names(off) == [ISSUER]
+    assert trusted_issuer_names(off, nhs_urls(off)) == [ISSUER]
     sandbox = Settings()
-    assert trusted_issuer_names(sandbox) == [DEV_ISSUER]
-    assert smart_configuration(sandbox, ACCESS, registry())["issuer"] == DEV_ISSUER
+    assert trusted_issuer_names(sandbox, nhs_urls(sandbox)) == [DEV_ISSUER]
+    assert smart_configuration(sandbox, ACCESS, registry(), nhs_urls(sandbox))["issuer"] == DEV_ISSUER
 
 
 # ---- SMART configuration ----------------------------------------------------------------------
@@ -210,7 +211,7 @@ def test_scopes_supported_come_from_the_registry() -> None:
 
 
 def test_smart_without_a_token_endpoint_claims_permissions_only() -> None:
-    smart = smart_configuration(Settings(), ACCESS, registry(PatientFromPDS(None)))  # type: ignore[arg-type]
+    smart = smart_configuration(Settings(), ACCESS, registry(PatientFromPDS(None)), [])  # type: ignore[arg-type]
     assert smart["capabilities"] == PERMISSION_CAPABILITIES
     assert "token_endpoint" not in smart and "grant_types_supported" not in smart
     assert smart["code_challenge_methods_supported"] == []
@@ -231,7 +232,7 @@ def test_smart_without_a_token_endpoint_claims_permissions_only() -> None:
 @pytest.mark.parametrize("authorize", [None, ISSUER + "/authorize"])
 def test_smart_client_capabilities_only_with_a_token_endpoint(authorize: str | None) -> None:
     smart = smart_configuration(Settings(auth_token_url=ISSUER + "/token", auth_authorize_url=authorize),
-                                ACCESS, registry())
+                                ACCESS, registry(), [])
     launch = ["launch-standalone"] if authorize else []
     assert smart["capabilities"] == [*launch, "client-confidential-symmetric", "client-confidential-asymmetric",
                                      *PERMISSION_CAPABILITIES]
@@ -253,7 +254,7 @@ def test_openapi_documents_the_access_headers_each_operation_reads(tmp_path: Pat
                       encoding="utf-8")
     settings = Settings(access_policy=policy, nhs_user_token_source=source)
     reg = registry(PatientFromPDS(None), DeviceReadOnly())  # type: ignore[arg-type]
-    doc = openapi_document(reg, settings, "http://facade.test", {"Patient": (("PDS", "user"),)})
+    doc = openapi_document(reg, settings, "http://facade.test", {"Patient": (("PDS", "user"),)}, nhs_urls(settings))
     pytest.importorskip("openapi_spec_validator").validate(doc)
     user_token = {"X-NHS-User-Token"} if source == "header" else set()
     assert header_names(doc, "/Patient/{id}") == {"If-None-Match"} | user_token

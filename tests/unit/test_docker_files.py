@@ -17,8 +17,9 @@ import yaml
 
 from server.__main__ import build_parser
 from server.access.wiring import dev_issuer_trusted
-from server.providers.catalogue import Upstreams
 from server.settings import Settings
+from server.sources.config import SourceConfig
+from server.sources.registry import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
@@ -83,20 +84,22 @@ def test_compose_services_run_real_commands() -> None:
 
 def test_compose_settings_are_real_settings_pointing_at_the_stack() -> None:
     env = compose()["services"]["facade"]["environment"]
-    fields = {f"FACADE_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"FACADE_{name.upper()}" for name in Settings.model_fields} | \
+        {f"FACADE_{name.upper()}" for source in SOURCES for name in source.setting_names()}
     assert set(env) <= fields, set(env) - fields
     assert urlsplit(env["FACADE_MONGODB_URI"]).hostname == "mongo"
     assert env["FACADE_PDS_BASE_URL"].startswith("http://emulator:9100/personal-demographics/FHIR/R4")
     with mock.patch.dict(os.environ, {k: str(v) for k, v in env.items()}):
         settings = Settings()  # read as the container reads them: from the environment
+        config = SourceConfig.resolve(settings, SOURCES)  # each source reads its own FACADE_* too
     assert settings.port == 8080 and settings.host == "0.0.0.0"
     # The demo stack trusts the development token issuer (every NHS API is the emulator).
-    assert settings.emulator_hosts == ["emulator"] and dev_issuer_trusted(settings)
+    assert settings.emulator_hosts == ["emulator"] and dev_issuer_trusted(settings, config.configured_urls())
     # Every NHS API goes to the emulator service, on the paths the emulator mounts them at,
     # so the container starts no embedded emulator of its own.
-    assert not settings.sandbox_needed
-    emulated = Upstreams.from_settings(Settings(), "http://emulator:9100")
-    assert Upstreams.from_settings(settings, None) == emulated
+    assert not config.emulator_needed(settings)
+    emulated = SourceConfig.resolve(Settings(), SOURCES).upstreams("http://emulator:9100")
+    assert config.upstreams(None).urls == emulated.urls
     depends = compose()["services"]["facade"]["depends_on"]
     assert depends["mongo"]["condition"] == "service_healthy"
 

@@ -40,7 +40,7 @@ from server.nhs.gpconnect_jwt import (
 )
 from server.providers.base import RequestContext
 from server.sandbox.gpconnect import _check_jwt
-from server.settings import Settings
+from server.sources.gpconnect.settings import GPConnectSettings
 
 REQUESTER = Requester("A11111", "Test Trust", "111111111111", "222222222222", "Facade", "System")
 ISSUER = "https://login.trust.example/realms/staff"
@@ -177,7 +177,7 @@ def test_claims_take_the_clock_as_an_argument() -> None:
     ("https://proxy.spine.nhs.uk/https://gp.example/fhir", False),
 ])
 def test_sandbox_is_decided_by_where_gp_connect_is(url: str | None, sandbox: bool) -> None:
-    assert gpconnect_config(Settings(gpconnect_base_url=url)).sandbox is sandbox
+    assert gpconnect_config(GPConnectSettings(gpconnect_base_url=url), "http://facade.test").sandbox is sandbox
 
 
 def _jwt_with_practitioner(practitioner: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from server.nhs.auth.headers import CallerTokenIfAny as CallerBearer
 from server.nhs.bars import BarsHeaderConfig, bars_headers, target_identifier, uuid_correlation
 from server.nhs.ers import ERSContextMissing, ers_context_headers
 from server.providers.base import RequestContext
-from server.settings import BarsTarget, Settings
+from server.sources.referrals.settings import BarsTarget, ReferralsSettings
 
 
 def decode(value: str) -> object:
@@ -83,8 +83,8 @@ async def test_sandbox_user_auth_forwards_only_a_present_token() -> None:
 def test_bars_targets_setting_reads_json_and_checks_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACADE_BARS_TARGETS", '[{"key": "dos55", "system": "https://fhir.nhs.uk/Id/dos-service-id", '
                                               '"value": "55"}]')
-    assert Settings().bars_targets == [BarsTarget(key="dos55", system="https://fhir.nhs.uk/Id/dos-service-id",
+    assert ReferralsSettings().bars_targets == [BarsTarget(key="dos55", system="https://fhir.nhs.uk/Id/dos-service-id",
                                                   value="55")]
     monkeypatch.setenv("FACADE_BARS_TARGETS", '[{"key": "bad.key", "system": "s", "value": "v"}]')
     with pytest.raises(ValueError):
-        Settings()
+        ReferralsSettings()

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from server.fhir import errors as fe
 from server.fhir.outcome import SPINE_ERROR_SYSTEM
+from server.nhs.error_codes import CodeMeaning
 from server.nhs.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -31,9 +32,11 @@ from tests.support.fhir_validation import validate_r4
     (UpstreamUnavailable("PDS", "connection failed"), fe.ServiceUnavailable, 503),
     (UpstreamBadResponse("PDS", "not JSON"), fe.BadGateway, 502),
     (UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="RESOURCE_NOT_FOUND"), fe.NotFound, 404),
-    (UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="INVALIDATED_RESOURCE"), fe.Gone, 410),
+    (UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="INVALIDATED_RESOURCE",
+                     meaning=CodeMeaning.GONE), fe.Gone, 410),
     (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="INVALID_RESOURCE_ID"), fe.BadRequest, 400),
-    (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="TOO_MANY_MATCHES"), fe.TooManyMatches, 422),
+    (UpstreamRejected("PDS", "HTTP 400", status=400, nhs_code="TOO_MANY_MATCHES",
+                     meaning=CodeMeaning.TOO_MANY_MATCHES), fe.TooManyMatches, 422),
     (PDSTooManyMatches("PDS", "too many", status=200, nhs_code="TOO_MANY_MATCHES"), fe.TooManyMatches, 422),
     (UpstreamRejected("PDS", "HTTP 401", status=401), fe.BadGateway, 502),
     (UpstreamRejected("PDS", "HTTP 403", status=403), fe.BadGateway, 502),
@@ -95,10 +98,12 @@ def test_nhs_code_stays_visible_in_details() -> None:
 
 @given(status=st.integers(100, 599), code=st.one_of(st.none(), st.sampled_from(
     ["RESOURCE_NOT_FOUND", "INVALIDATED_RESOURCE", "TOO_MANY_MATCHES", "ACCESS_DENIED", "X"])),
-    user=st.booleans(), cls=st.sampled_from([UpstreamRejected, UpstreamUnavailable, UpstreamError]))
+    user=st.booleans(), cls=st.sampled_from([UpstreamRejected, UpstreamUnavailable, UpstreamError]),
+    meaning=st.one_of(st.none(), st.sampled_from(CodeMeaning)))
 def test_every_upstream_failure_maps_to_an_error_status_never_500(status: int, code: str | None, user: bool,
-                                                                 cls: type) -> None:
-    mapped = to_fhir_error(cls("PDS", f"HTTP {status}", status=status, nhs_code=code, user_token_used=user))
+                                                                 cls: type, meaning: CodeMeaning | None) -> None:
+    mapped = to_fhir_error(cls("PDS", f"HTTP {status}", status=status, nhs_code=code, user_token_used=user,
+                               meaning=meaning))
     assert 400 <= mapped.status < 600 and mapped.status != 500
     assert mapped.outcome()["issue"][0]["severity"] == "error"
 

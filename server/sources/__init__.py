@@ -1,0 +1,1 @@
+"""NHS sources: one package per NHS API (see server/sources/base.py and registry.py)."""

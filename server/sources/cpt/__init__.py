@@ -1,0 +1,1 @@
+"""Clinical Prescription Tracker (CPT): MedicationRequest."""

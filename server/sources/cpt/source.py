@@ -1,0 +1,28 @@
+"""The Clinical Prescription Tracker as the core sees it: MedicationRequest, CIS2 user-restricted."""
+from __future__ import annotations
+
+from server.nhs.cpt import CPTClient
+from server.providers.base import ResourceProvider
+from server.providers.medication_request_cpt import MedicationRequestFromCPT
+from server.sandbox import cpt as emulator
+from server.sources.base import Offer, Source, Upstream
+from server.sources.cpt.settings import CPTSettings
+from server.sources.wiring import Wiring
+
+CPT = Upstream(key="cpt", api="CPT", emulator_path="clinical-prescription-tracker",
+               emulator_routes=lambda: emulator.ROUTES)
+
+
+def medication_request_from_cpt(w: Wiring) -> ResourceProvider:
+    # CPT is CIS2 user-restricted: the auth layer passes the caller's token through (or exchanges it).
+    client = CPTClient(w.client(CPT, access="user"),
+                       detail_concurrency=w.settings_of(CPTSettings).cpt_detail_concurrency)
+    return MedicationRequestFromCPT(client)
+
+
+SOURCE = Source(
+    name="Clinical Prescription Tracker",
+    settings=CPTSettings,
+    upstreams=(CPT,),
+    offers=(Offer("MedicationRequest", medication_request_from_cpt, freshness=300.0),),  # prescriptions change daily
+)

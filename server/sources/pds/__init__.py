@@ -1,0 +1,1 @@
+"""Personal Demographics Service (PDS FHIR R4): Patient."""

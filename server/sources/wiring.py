@@ -1,0 +1,76 @@
+"""What a source's provider factories get: the shared session, NHS auth, resolved URLs and
+settings, and one set of resilience guards per NHS API. Built once in the app lifespan."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import aiohttp
+
+from server.nhs.auth.profiles import Access, AuthProfiles
+from server.nhs.client import ClientConfig, NHSClient, UpstreamCall, UpstreamResponse
+from server.nhs.errors import UpstreamUnavailable
+from server.nhs.resilience import Resilience, resilience_for
+from server.nhs.resilient_client import ResilientClient
+from server.request_context import RequestContext
+from server.settings import Settings
+from server.sources.upstream import SourceSettings, Upstream
+
+S = TypeVar("S", bound=SourceSettings)
+
+
+class UnservedClient(NHSClient):
+    """The client of an NHS API no registered source serves: every call is unavailable."""
+
+    async def _perform(self, call: UpstreamCall, ctx: RequestContext) -> UpstreamResponse:
+        raise UpstreamUnavailable(self.api, "no source serving this NHS API is registered")
+
+
+@dataclass(frozen=True)
+class Wiring:
+    settings: Settings
+    session: aiohttp.ClientSession
+    upstreams: Mapping[str, str]  # base URL per upstream key (server.sources.config.Upstreams)
+    source_settings: Mapping[type[SourceSettings], SourceSettings] = field(default_factory=dict)
+    rate_limits: Mapping[str, float] = field(default_factory=dict)  # requests/s per NHS API
+    nhs_urls: tuple[str | None, ...] = ()  # as configured, None = emulator (SourceConfig.configured_urls)
+    auth: AuthProfiles = field(default_factory=AuthProfiles.none)
+    guards: dict[str, Resilience] = field(default_factory=dict, compare=False)
+    # (api, access) of every client made, in order: the composition root reads which APIs
+    # each provider factory wired, and how, so the CapabilityStatement's security section and
+    # the SMART document say which types need the caller's token without a hand-kept list.
+    accesses: list[tuple[str, Access]] = field(default_factory=list, compare=False)
+
+    def settings_of(self, kind: type[S]) -> S:
+        """A source's own settings (its SourceSettings class); for a source not registered,
+        its settings as the environment gives them."""
+        found = self.source_settings.get(kind) or kind()
+        assert isinstance(found, kind)
+        return found
+
+    def client(self, upstream: Upstream, access: Access = "application") -> NHSClient:
+        """An NHSClient for `upstream`; `access` picks application- or user-restricted auth.
+        An upstream whose source is not registered (the PAS tracer's PDS in a façade without
+        PDS) gets a client that fails every call as unavailable, which its callers handle
+        as they handle an outage."""
+        if upstream.key not in self.upstreams:
+            return UnservedClient(self.session, ClientConfig(api=upstream.api, base_url="unserved:"))
+        self.accesses.append((upstream.api, access))
+        s = self.settings
+        return ResilientClient(self.session, ClientConfig(
+            api=upstream.api, base_url=self.upstreams[upstream.key], connect_timeout=s.upstream_connect_timeout,
+            read_timeout=s.upstream_read_timeout, end_user_ods=s.end_user_ods, error_codes=upstream.error_codes,
+        ), self.resilience(upstream.api), auth=self.auth.for_api(upstream.api, access))
+
+    async def aclose(self) -> None:
+        """Stop what the clients run in the background (shared upstream flights)."""
+        for guard in self.guards.values():
+            if guard.flights is not None:
+                await guard.flights.aclose()
+
+    def resilience(self, api: str) -> Resilience:
+        """One breaker, rate limit and concurrency limit per NHS API, shared by all its clients."""
+        if api not in self.guards:
+            self.guards[api] = resilience_for(api, self.settings, self.rate_limits.get(api))
+        return self.guards[api]
