@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from mappings.stu3_to_r4.gpconnect_allergies import allergies_from_structured_record
-from server.nhs.gpconnect import parse_structured_record
-from server.sandbox.gpconnect_data import structured_record
+from server.sources.gpconnect.client import parse_structured_record
+from server.sources.gpconnect.emulator_data import structured_record
+from server.sources.gpconnect.mapping import allergies_from_structured_record
 from tests.support.fhir_validation import validate_r4
 
 

@@ -9,7 +9,7 @@ is derived from what enforces it, never from a hand-kept list:
 - scopes, roles, purpose of use and relationship, from the role table the policy loads
   (FACADE_ACCESS_POLICY or server/access/roles.yaml) and from server.access.scopes;
 - the user-restricted types: those whose provider factory wired an NHS client with
-  access "user" (server.providers.catalogue.Wiring.client records it), and how the
+  access "user" (server.sources.wiring.Wiring.client records it), and how the
   caller's NHS CIS2 credential reaches them (FACADE_NHS_USER_TOKEN_SOURCE).
 """
 from __future__ import annotations

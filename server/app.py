@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             config = SourceConfig.resolve(settings, sources)
-            emulator_url = None
-            if config.emulator_needed(settings):
+            emulator_url = settings.emulator_url.rstrip("/") if settings.emulator_url else None
+            if emulator_url is None and config.emulator_needed(settings):
                 emulator = await stack.enter_async_context(EmbeddedEmulator(sources))
                 emulator_url = emulator.base_url
                 log.info("sandbox mode: embedded NHS emulator at %s", emulator_url)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server.access.environments import environment
+from server.access.environments import classify_url, environment
 from server.pas.hl7_senders import SANDBOX_SENDERS as SANDBOX_HL7_SENDERS
 from server.pas.hl7_senders import parse_sender
 
@@ -183,6 +183,12 @@ class Settings(BaseSettings):
         description="Hosts that run the project's NHS emulator (e.g. the compose service 'emulator'): counted as "
                     "sandbox for the development issuer; an nhs.uk host is never one.",
     )
+    emulator_url: str | None = Field(
+        default=None,
+        description="Base URL of a running NHS emulator (e.g. the compose service: http://emulator:9100): every NHS "
+                    "API without its own URL is served there instead of by an embedded emulator. Its host must be "
+                    "loopback or one of emulator_hosts.",
+    )
     dev_issuer_key_path: Path | None = Field(
         default=None, description="The development issuer's key (default: per-user config directory).",
     )
@@ -244,6 +250,14 @@ class Settings(BaseSettings):
         description='HL7 senders accepted (JSON list of "APP|FACILITY" or "APP|*", MSH-3|MSH-4); unset = '
                     'the sandbox sender "PAS|RX1" when every NHS API is the emulator, else none.',
     )
+
+    @model_validator(mode="after")
+    def _emulator_url_is_an_emulator(self) -> Settings:
+        # Unset NHS URLs count as the emulator for the sandbox conveniences (the development
+        # issuer): the URL that then serves them must be one.
+        if self.emulator_url is not None and classify_url(self.emulator_url, self.emulator_hosts) != "emulator":
+            raise ValueError("FACADE_EMULATOR_URL must be a loopback address or a host in FACADE_EMULATOR_HOSTS")
+        return self
 
     @field_validator("pas_hl7_allowed_senders")
     @classmethod

@@ -16,8 +16,6 @@ import yaml
 
 from mappings.stu3_to_r4.transforms import TRANSFORMS
 
-HERE = Path(__file__).resolve().parent
-
 
 class MappingSpecError(ValueError):
     """The mapping file itself is wrong (raised at load time)."""
@@ -88,7 +86,9 @@ def parse_mapping(document: Mapping[str, Any]) -> MappingSpec:
 
 
 @cache
-def load_mapping(name: str) -> MappingSpec:
-    """The mapping file `name`.yaml beside this module (parsed once per process)."""
-    with open(HERE / f"{name}.yaml", encoding="utf-8") as handle:
+def load_mapping(path: Path) -> MappingSpec:
+    """A mapping file (parsed once per process). The files live with the source whose
+    shape they convert (server/sources/gpconnect/allergy_intolerance.yaml); the engine
+    and this loader are shared."""
+    with open(path, encoding="utf-8") as handle:
         return parse_mapping(yaml.safe_load(handle))

@@ -106,7 +106,7 @@ def _retry_headers(err: UpstreamError, default: float) -> dict[str, str]:
 # header problems; see diagnostics").
 _HEADER_CODES = {"MISSING_VALUE", "INVALID_VALUE"}
 # Headers the façade forwards from the caller's own request (server/nhs/session_headers.py,
-# server/nhs/ers.py): NHS refusing one of these is still the client's 400. Every other
+# server/sources/referrals/ers_client.py): NHS refusing one of these is still the client's 400. Every other
 # header (X-Request-ID, X-Correlation-ID, NHSD-End-User-Organisation-ODS defaults,
 # Authorization, ...) is the façade's own doing.
 _CALLER_HEADERS = (

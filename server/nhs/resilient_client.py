@@ -3,7 +3,7 @@
 Providers and typed clients (PDSClient, ...) keep calling `request()`; this subclass
 overrides only how a logical request is performed (`_perform`), adding retries with one
 X-Request-ID, the budget, the breaker, the limits and, for GET and HEAD, single-flight.
-Built by server.providers.catalogue.Wiring.client.
+Built by server.sources.wiring.Wiring.client.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from server.nhs.pds import PatientMatch
+from server.sources.pds.client import PatientMatch
 
 VERIFIED = "01"
 TRACE_FAILED = "04"

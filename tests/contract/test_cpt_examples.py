@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
-from mappings.nhs.cpt_ids import parse_medication_request_id
-from mappings.nhs.cpt_medication_request import (
+from server.fhir.errors import NotFound
+from server.nhs.errors import UpstreamRejected, read_nhs_outcome, to_fhir_error
+from server.sources.cpt.ids import parse_medication_request_id
+from server.sources.cpt.mapping import (
     DISPENSING_INFORMATION,
     ITEM_NUMBER_SYSTEM,
     ORDER_NUMBER_SYSTEM,
@@ -28,8 +30,6 @@ from mappings.nhs.cpt_medication_request import (
     medication_requests,
     prescription_refs,
 )
-from server.fhir.errors import NotFound
-from server.nhs.errors import UpstreamRejected, read_nhs_outcome, to_fhir_error
 from tests.support.shared import example_files
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mappings.stu3_to_r4.gpconnect_allergies import allergies_from_structured_record
-from server.nhs.gpconnect import parse_structured_record, structured_record_parameters
+from server.sources.gpconnect.client import parse_structured_record, structured_record_parameters
+from server.sources.gpconnect.mapping import allergies_from_structured_record
 from tests.support.fhir_validation import validate_r4
 from tests.support.shared import example_files
 

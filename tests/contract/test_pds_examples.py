@@ -17,8 +17,8 @@ from server.fhir import errors as fe
 from server.nhs.client import ClientConfig, NHSClient
 from server.nhs.errors import UpstreamBadResponse, UpstreamError, read_nhs_outcome, to_fhir_error
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
-from server.nhs.pds import PDSTooManyMatches, parse_patient, parse_search_bundle
-from server.sandbox.pds_data import PATIENTS
+from server.sources.pds.client import PDSTooManyMatches, parse_patient, parse_search_bundle
+from server.sources.pds.emulator_data import PATIENTS
 from server.sources.pds.source import PDS
 from tests.support.fhir_validation import validate_r4
 from tests.support.shared import example_files

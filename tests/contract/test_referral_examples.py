@@ -10,15 +10,15 @@ import aiohttp
 import pydantic
 import pytest
 
-from mappings.nhs.ers_referral_request import referral_request_to_service_request
-from mappings.nhs.service_request_ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
-from mappings.nhs.service_request_r4 import UBRN_SYSTEM, carries_ubrn, normalise_service_request, ubrns_of
-from server.nhs.bars import parse_searchset, parse_service_request
 from server.nhs.client import ClientConfig, NHSClient
 from server.nhs.entry_validation import r4_problems
 from server.nhs.errors import UpstreamBadResponse, to_fhir_error
-from server.nhs.ers import parse_r4_searchset, parse_referral_request
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.sources.referrals.bars_client import parse_searchset, parse_service_request
+from server.sources.referrals.ers_client import parse_r4_searchset, parse_referral_request
+from server.sources.referrals.ers_mapping import referral_request_to_service_request
+from server.sources.referrals.ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
+from server.sources.referrals.service_request_r4 import UBRN_SYSTEM, carries_ubrn, normalise_service_request, ubrns_of
 from tests.support.fhir_validation import validate_r4
 from tests.support.shared import example_files
 

@@ -13,7 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from server.cache.mongo import COLLECTION
-from server.sandbox import pds_data
+from server.sources.pds import emulator_data as pds_data
 from tests.support.emulator_control import inject
 from tests.support.fhir_validation import validate_r4
 from tests.support.mongo import MongoTarget, SecantusProcess

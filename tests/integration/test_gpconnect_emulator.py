@@ -7,9 +7,14 @@ import aiohttp
 import orjson
 import pytest
 
-from server.nhs.gpconnect import OPERATION_PATH, GPConnectConfig, request_headers, structured_record_parameters
-from server.nhs.gpconnect_jwt import Requester
 from server.providers.base import RequestContext
+from server.sources.gpconnect.client import (
+    OPERATION_PATH,
+    GPConnectConfig,
+    request_headers,
+    structured_record_parameters,
+)
+from server.sources.gpconnect.consumer_jwt import Requester
 from tests.support.servers import Emulator
 
 TRACE = "6a1c7c2e-3a64-4a4e-9d4c-5d0e4f7b1a00"

@@ -11,9 +11,9 @@ from server.access.principal import Principal
 from server.access.scopes import ScopeSet
 from server.fhir.errors import Forbidden
 from server.nhs.client import ClientConfig, NHSClient
-from server.nhs.gpconnect import GPConnectClient, GPConnectConfig
-from server.nhs.gpconnect_jwt import SDS_ROLE_PROFILE_ID, SDS_USER_ID, UNKNOWN, Requester
 from server.providers.base import RequestContext
+from server.sources.gpconnect.client import GPConnectClient, GPConnectConfig
+from server.sources.gpconnect.consumer_jwt import SDS_ROLE_PROFILE_ID, SDS_USER_ID, UNKNOWN, Requester
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import gpconnect_jwt_claims, upstream_total
 from tests.support.servers import Emulator, running_facade

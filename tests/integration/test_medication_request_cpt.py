@@ -8,7 +8,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from server.sandbox.cpt import REFUSED_TOKEN
+from server.sources.cpt.emulator import REFUSED_TOKEN
 from tests.support.emulator_control import inject, upstream_counts
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, running_facade

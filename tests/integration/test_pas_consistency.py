@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from server.sandbox.cpt import REFUSED_TOKEN
+from server.sources.cpt.emulator import REFUSED_TOKEN
 from tests.integration.test_pas_hl7_and_fhir import HN_SYSTEM, adt, msa, send
 from tests.support.emulator_control import inject, upstream_requests
 from tests.support.fhir_validation import validate_r4

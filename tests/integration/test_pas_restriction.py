@@ -20,7 +20,7 @@ import pytest
 from server.mongodb import create_client
 from server.pas.mongo_store import COLLECTION, MongoPASStore, pas_collection
 from server.pas.store import InMemoryPASStore, PASStore, PatientData, PDSSecurity
-from server.sandbox.pds_data import PATIENTS
+from server.sources.pds.emulator_data import PATIENTS
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import PDS_PREFIX, inject, reset_emulator
 from tests.support.mongo import MongoTarget, target_collection

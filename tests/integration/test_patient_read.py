@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from server.app import GZIP_MINIMUM_SIZE
-from server.sandbox.pds_data import PATIENTS
+from server.sources.pds.emulator_data import PATIENTS
 from tests.support.checked_client import FHIR_JSON_UTF8, CheckedClient
 from tests.support.emulator_control import upstream_requests, upstream_total
 from tests.support.servers import Emulator

@@ -17,15 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mappings.nhs.cpt_medication_request import PrescriptionRef
-from server.nhs.bars import parse_searchset
-from server.nhs.cpt import parse_prescription, parse_prescription_search
 from server.nhs.errors import UpstreamBadResponse
-from server.nhs.ers import parse_r4_searchset, parse_referral_request
-from server.nhs.gpconnect import parse_structured_record
-from server.nhs.pds import parse_patient, parse_search_bundle
-from server.providers.allergy_intolerance_gpc import convert_record
-from server.providers.service_request import Found, bars_found, ers_r4_found, ers_stu3_found
+from server.sources.cpt.client import parse_prescription, parse_prescription_search
+from server.sources.cpt.mapping import PrescriptionRef
+from server.sources.gpconnect.client import parse_structured_record
+from server.sources.gpconnect.provider import convert_record
+from server.sources.pds.client import parse_patient, parse_search_bundle
+from server.sources.referrals.bars_client import parse_searchset
+from server.sources.referrals.ers_client import parse_r4_searchset, parse_referral_request
+from server.sources.referrals.provider import Found, bars_found, ers_r4_found, ers_stu3_found
 from tests.support.fhir_validation import validate_r4
 from tests.support.json_mutation import mutated
 from tests.support.shared import example_files

@@ -5,9 +5,10 @@ from collections.abc import Callable
 
 from server.providers.base import ResourceProvider
 from server.settings import Settings
-from server.sources.base import Offer, Source, SourceSettings
+from server.sources.base import Offer, Source
 from server.sources.config import SourceConfig
 from server.sources.registry import SOURCES
+from server.sources.upstream import SourceSettings
 from server.sources.wiring import Wiring
 
 

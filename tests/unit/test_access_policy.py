@@ -12,8 +12,8 @@ from server.access.roles import load_role_table
 from server.access.scopes import ScopeSet
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchDeclaration, SearchRequest, parse_search
-from server.providers.medication_request_cpt import MedicationRequestFromCPT
-from server.providers.patient_pds import PatientFromPDS
+from server.sources.cpt.provider import MedicationRequestFromCPT
+from server.sources.pds.provider import PatientFromPDS
 
 TABLE = load_role_table()
 OWN = "9000000009"

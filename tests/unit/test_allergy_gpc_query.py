@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_request import SearchRequest, parse_search
 from server.nhs.nhs_number import is_valid_nhs_number
-from server.providers.allergy_gpc_query import gpconnect_query
-from server.providers.allergy_intolerance_gpc import AllergyIntoleranceFromGPConnect
+from server.sources.gpconnect.provider import AllergyIntoleranceFromGPConnect
+from server.sources.gpconnect.query import gpconnect_query
 
 NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 

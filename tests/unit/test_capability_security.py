@@ -24,9 +24,9 @@ from server.access.control import NHS_USER_TOKEN_HEADER as ENFORCED_USER_TOKEN_H
 from server.access.dev_issuer import DEV_ISSUER
 from server.access.roles import load_role_table
 from server.providers.base import RequestContext, ResourceProvider
-from server.providers.patient_pds import PatientFromPDS
 from server.providers.registry import ProviderRegistry
 from server.settings import Settings
+from server.sources.pds.provider import PatientFromPDS
 from tests.support.fhir_validation import validate_r4
 from tests.support.sources import nhs_urls
 

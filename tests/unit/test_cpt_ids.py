@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mappings.nhs.cpt_ids import (
+from server.sources.cpt.ids import (
     FHIR_ID_RE,
     PrescriptionKey,
     UnissuableId,

@@ -10,8 +10,8 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mappings.nhs.cpt_ids import parse_medication_request_id
-from mappings.nhs.cpt_medication_request import (
+from server.sources.cpt.ids import parse_medication_request_id
+from server.sources.cpt.mapping import (
     DISPENSING_INFORMATION,
     ITEM_NUMBER_SYSTEM,
     NHS_NUMBER_SYSTEM,

@@ -6,8 +6,8 @@ import pytest
 
 from server.fhir.errors import BadRequest, InvalidSearchParameter
 from server.fhir.search_request import SearchRequest, parse_search
-from server.providers.cpt_query import ORDER_NUMBER_SYSTEM, CPTQuery, plan
-from server.providers.medication_request_cpt import MedicationRequestFromCPT
+from server.sources.cpt.provider import MedicationRequestFromCPT
+from server.sources.cpt.query import ORDER_NUMBER_SYSTEM, CPTQuery, plan
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 DECL = MedicationRequestFromCPT.__new__(MedicationRequestFromCPT).declaration(20, 100)

@@ -88,18 +88,18 @@ def test_compose_settings_are_real_settings_pointing_at_the_stack() -> None:
         {f"FACADE_{name.upper()}" for source in SOURCES for name in source.setting_names()}
     assert set(env) <= fields, set(env) - fields
     assert urlsplit(env["FACADE_MONGODB_URI"]).hostname == "mongo"
-    assert env["FACADE_PDS_BASE_URL"].startswith("http://emulator:9100/personal-demographics/FHIR/R4")
+    assert env["FACADE_EMULATOR_URL"] == "http://emulator:9100"  # every NHS API, whatever the sources
     with mock.patch.dict(os.environ, {k: str(v) for k, v in env.items()}):
         settings = Settings()  # read as the container reads them: from the environment
         config = SourceConfig.resolve(settings, SOURCES)  # each source reads its own FACADE_* too
     assert settings.port == 8080 and settings.host == "0.0.0.0"
     # The demo stack trusts the development token issuer (every NHS API is the emulator).
     assert settings.emulator_hosts == ["emulator"] and dev_issuer_trusted(settings, config.configured_urls())
-    # Every NHS API goes to the emulator service, on the paths the emulator mounts them at,
-    # so the container starts no embedded emulator of its own.
-    assert not config.emulator_needed(settings)
-    emulated = SourceConfig.resolve(Settings(), SOURCES).upstreams("http://emulator:9100")
-    assert config.upstreams(None).urls == emulated.urls
+    # Every NHS API goes to the emulator service, on the paths the emulator mounts them at
+    # (so the container starts no embedded emulator of its own).
+    assert config.configured_urls() == [None] * 5
+    pds = config.upstreams(settings.emulator_url)["pds"]
+    assert pds == "http://emulator:9100/personal-demographics/FHIR/R4"
     depends = compose()["services"]["facade"]["depends_on"]
     assert depends["mongo"]["condition"] == "service_healthy"
 

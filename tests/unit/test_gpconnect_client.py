@@ -10,17 +10,23 @@ from hypothesis import strategies as st
 
 from server.fhir.errors import Unauthorized
 from server.nhs.errors import UpstreamBadResponse
-from server.nhs.gpconnect import (
+from server.providers.base import RequestContext
+from server.sources.gpconnect.client import (
     INTERACTION_ID,
     GPConnectConfig,
     parse_structured_record,
     request_headers,
     structured_record_parameters,
 )
-from server.nhs.gpconnect_jwt import Assertion, Requester, consumer_claims, decode_unsigned_jwt, unsigned_jwt
-from server.providers.base import RequestContext
-from server.sandbox.gpconnect import _check_jwt
-from server.sandbox.gpconnect_data import structured_record
+from server.sources.gpconnect.consumer_jwt import (
+    Assertion,
+    Requester,
+    consumer_claims,
+    decode_unsigned_jwt,
+    unsigned_jwt,
+)
+from server.sources.gpconnect.emulator import _check_jwt
+from server.sources.gpconnect.emulator_data import structured_record
 
 REQUESTER = Requester("A11111", "Test Trust", "111111111111", "222222222222", "Facade", "System")
 # No principal on CTX: a system caller, asserted as the configured practitioner in sandbox only.

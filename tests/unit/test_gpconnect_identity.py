@@ -14,14 +14,15 @@ import pytest
 from server.access.principal import Principal
 from server.access.scopes import ScopeSet
 from server.fhir.errors import Forbidden
-from server.nhs.gpconnect import (
+from server.providers.base import RequestContext
+from server.sources.gpconnect.client import (
     GPConnectConfig,
     acts_for_a_user,
     asserted_identity,
     gpconnect_config,
     request_headers,
 )
-from server.nhs.gpconnect_jwt import (
+from server.sources.gpconnect.consumer_jwt import (
     ODS_SYSTEM,
     SDS_ROLE_PROFILE_ID,
     SDS_USER_ID,
@@ -38,8 +39,7 @@ from server.nhs.gpconnect_jwt import (
     reason_for_request,
     unsigned_jwt,
 )
-from server.providers.base import RequestContext
-from server.sandbox.gpconnect import _check_jwt
+from server.sources.gpconnect.emulator import _check_jwt
 from server.sources.gpconnect.settings import GPConnectSettings
 
 REQUESTER = Requester("A11111", "Test Trust", "111111111111", "222222222222", "Facade", "System")

@@ -54,16 +54,20 @@ class LayerRule:
                 and not any(_within(importer, a) and _within(imported, b) for a, b in self.allowed))
 
 
+# Every package under server/sources/ (one NHS source each).
+SOURCE_PACKAGES = tuple(sorted(f"server.sources.{path.parent.name}"
+                               for path in (ROOT / "server" / "sources").glob("*/__init__.py")))
+
 LAYER_RULES = (
     # mappings/ is the pure mapping engine and its data. It shares one pure function module
     # with the NHS clients: the NHS number system URI and Modulus-11 check
-    # (mappings/transforms.py's check_nhs_number, mappings/nhs/service_request_r4.py).
+    # (mappings/transforms.py's check_nhs_number, server/sources/referrals/service_request_r4.py).
     LayerRule("mappings imports nothing of server but the NHS number check and identifier systems, "
               "nothing of capability",
               "mappings", ("server", "capability"),
               allowed=(("mappings", "server.nhs.nhs_number"), ("mappings", "server.nhs.identifiers"))),
     # server.access (tokens, scopes, roles, audit) is imported by server.fhir, server.pas,
-    # server.providers (and by server.nhs.gpconnect for the principal, capability for the
+    # server.providers (and by server.sources.gpconnect.client for the principal, capability for the
     # security description). It sits below providers and PAS, with one exception:
     # server/access/directory.py adapts the PAS store as the access policy's patient
     # directory (registration here is the relationship the façade can see for itself).
@@ -74,6 +78,20 @@ LAYER_RULES = (
               "server.nhs", ("server.fhir.handlers", "server.fhir.routes", "server.app")),
     # The NHS clients' shared layer sits below the provider contract (see KNOWN_VIOLATIONS).
     LayerRule("server.nhs imports nothing of server.providers", "server.nhs", ("server.providers",)),
+    # The NHS sources (server/sources/, issue 9): each package is one NHS API; what all of
+    # them share (HTTP client, resilience, auth, error mapping) lives below, in server.nhs,
+    # and the provider contract and decorators in server.providers know no source.
+    LayerRule("server.nhs imports nothing of server.sources", "server.nhs", ("server.sources",)),
+    LayerRule("server.providers imports nothing of server.sources", "server.providers", ("server.sources",)),
+    LayerRule("server.fhir imports nothing of server.sources, server.pas or server.cache",
+              "server.fhir", ("server.sources", "server.pas", "server.cache")),
+    # A source package is imported by itself, by the one list of sources, and by the PAS
+    # (its NHS number tracing asks PDS): never by another source or by the core, which
+    # reads sources only through server.sources.registry.
+    LayerRule("a source package is imported only by itself, the registry and the PAS (PDS, for tracing)",
+              "", SOURCE_PACKAGES,
+              allowed=(*((pkg, pkg) for pkg in SOURCE_PACKAGES), ("server.sources.registry", "server.sources"),
+                       ("server.pas", "server.sources.pds"))),
     # The composition root: only the CLI starts it (tests, outside this graph, drive it too).
     LayerRule("nothing imports server.app but server.__main__", "", ("server.app",),
               allowed=(("server.__main__", "server.app"),)),
@@ -363,7 +381,7 @@ def test_graph_resolves_every_import_form(tmp_path: Path) -> None:
 def test_layer_rule_catches_a_violation() -> None:
     graph: Graph = {
         "mappings.engine": {"server.nhs.nhs_number": [Import(1, "module")], "server.settings": [Import(2, "module")]},
-        "server.nhs.pds": {"server.fhir.handlers": [Import(3, "function")]},
+        "server.nhs.client": {"server.fhir.handlers": [Import(3, "function")]},
         "server.__main__": {"server.app": [Import(4, "function")]},
         "server.access.directory": {"server.pas.store": [Import(5, "module")],
                                     "server.pas.service": [Import(6, "module")]},
@@ -372,8 +390,8 @@ def test_layer_rule_catches_a_violation() -> None:
     }
     assert layer_violations(graph) == {
         ("mappings.engine", "server.settings"): [LAYER_RULES[0].name],
-        ("server.nhs.pds", "server.fhir.handlers"): [LAYER_RULES[2].name],
+        ("server.nhs.client", "server.fhir.handlers"): [LAYER_RULES[2].name],
         ("server.access.directory", "server.pas.service"): [LAYER_RULES[1].name],
         ("server.access.audit_trail", "server.pas.store"): [LAYER_RULES[1].name],
-        ("capability.statement", "server.app"): [LAYER_RULES[4].name],
+        ("capability.statement", "server.app"): [next(r.name for r in LAYER_RULES if r.forbidden == ("server.app",))],
     }

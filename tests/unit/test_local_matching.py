@@ -16,11 +16,11 @@ import pytest
 from server.fhir.errors import NotSupportedParameter
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchDeclaration, SearchRequest, parse_search
-from server.providers.allergy_intolerance_gpc import AllergyIntoleranceFromGPConnect
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
-from server.providers.medication_request_cpt import MedicationRequestFromCPT
-from server.providers.patient_pds import PatientFromPDS
-from server.providers.service_request import ServiceRequestFromReferrals
+from server.sources.cpt.provider import MedicationRequestFromCPT
+from server.sources.gpconnect.provider import AllergyIntoleranceFromGPConnect
+from server.sources.pds.provider import PatientFromPDS
+from server.sources.referrals.provider import ServiceRequestFromReferrals
 
 CTX = RequestContext(request_id="test", base_url="http://facade.test")
 NHS = "https://fhir.nhs.uk/Id/nhs-number"

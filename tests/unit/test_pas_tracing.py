@@ -1,8 +1,8 @@
 """Tracing decisions: only one confident candidate is ever accepted."""
 from __future__ import annotations
 
-from server.nhs.pds import PatientMatch
 from server.pas.tracing import TraceQuery, judge_exact, judge_fuzzy, no_fuzzy_possible
+from server.sources.pds.client import PatientMatch
 
 QUERY = TraceQuery(family="Smith", birth_date="2010-10-22", given="Jane", gender="female", postcode="LS1 6AE")
 

@@ -12,13 +12,13 @@ from server.fhir.errors import BadRequest, InvalidSearchParameter
 from server.fhir.search_params import ParsedParam, SearchParamSpec, parse_param
 from server.fhir.search_request import SearchDeclaration, parse_search
 from server.nhs.nhs_number import check_digit, is_valid_nhs_number
-from server.providers.allergy_gpc_query import gpconnect_query
-from server.providers.allergy_intolerance_gpc import AllergyIntoleranceFromGPConnect
-from server.providers.cpt_query import plan
-from server.providers.medication_request_cpt import MedicationRequestFromCPT
 from server.providers.patient_reference import check_nhs_number, nhs_numbers
-from server.providers.service_request import ServiceRequestFromReferrals
-from server.providers.service_request_query import plan_search
+from server.sources.cpt.provider import MedicationRequestFromCPT
+from server.sources.cpt.query import plan
+from server.sources.gpconnect.provider import AllergyIntoleranceFromGPConnect
+from server.sources.gpconnect.query import gpconnect_query
+from server.sources.referrals.provider import ServiceRequestFromReferrals
+from server.sources.referrals.query import plan_search
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 PATIENT = SearchParamSpec("patient", "reference", "the patient", target_types=("Patient",))

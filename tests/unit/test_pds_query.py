@@ -1,4 +1,4 @@
-"""FHIR Patient search -> PDS parameters (server/providers/pds_query.py), every translation rule."""
+"""FHIR Patient search -> PDS parameters (server/sources/pds/query.py), every translation rule."""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_request import SearchDeclaration, parse_search
-from server.providers.patient_pds import PatientFromPDS
-from server.providers.pds_query import pds_search_params
+from server.sources.pds.provider import PatientFromPDS
+from server.sources.pds.query import pds_search_params
 
 DECL = SearchDeclaration("Patient", PatientFromPDS.search_params)
 BASE = [("family", "Smith"), ("birthdate", "2010-10-22")]

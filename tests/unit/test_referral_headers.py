@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.nhs.auth.headers import CallerTokenIfAny as CallerBearer
-from server.nhs.bars import BarsHeaderConfig, bars_headers, target_identifier, uuid_correlation
-from server.nhs.ers import ERSContextMissing, ers_context_headers
 from server.providers.base import RequestContext
+from server.sources.referrals.bars_client import BarsHeaderConfig, bars_headers, target_identifier, uuid_correlation
+from server.sources.referrals.ers_client import ERSContextMissing, ers_context_headers
 from server.sources.referrals.settings import BarsTarget, ReferralsSettings
 
 

@@ -75,13 +75,15 @@ def registry(*providers: ResourceProvider) -> ProviderRegistry:
     return reg
 
 
-def test_available_needs_a_registered_source_with_a_reference_param_to_the_type() -> None:
+def test_rev_includes_are_the_registered_reference_params_that_may_point_at_the_type() -> None:
+    """Derived, not declared: a registered type's reference parameter whose targets include
+    the type (status is a token, requester points at a Practitioner); nothing registered,
+    nothing to reverse-include."""
     reg = registry(FakeSource())
-    declared = ("MedicationRequest:patient", "MedicationRequest:status", "MedicationRequest:requester",
-                "MedicationRequest:nope", "AllergyIntolerance:patient")
-    assert available_rev_includes(declared, "Patient", reg) == ("MedicationRequest:patient",)
-    assert available_rev_includes(declared, "Practitioner", reg) == ("MedicationRequest:requester",)
-    assert available_rev_includes(declared, "Patient", registry()) == ()
+    assert available_rev_includes("Patient", reg) == ("MedicationRequest:patient",)
+    assert available_rev_includes("Practitioner", reg) == ("MedicationRequest:requester",)
+    assert available_rev_includes("Organization", reg) == ()
+    assert available_rev_includes("Patient", registry()) == ()
 
 
 CTX = RequestContext(request_id="r", base_url="http://f")

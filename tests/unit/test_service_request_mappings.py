@@ -11,8 +11,10 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mappings.nhs.ers_referral_request import STATUS_MAP, referral_request_to_service_request
-from mappings.nhs.service_request_ids import (
+from server.nhs.entry_validation import r4_problems
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, check_digit, is_valid_nhs_number
+from server.sources.referrals.ers_mapping import STATUS_MAP, referral_request_to_service_request
+from server.sources.referrals.ids import (
     FHIR_ID_RE,
     UPSTREAM_ID_RE,
     BarsId,
@@ -21,15 +23,13 @@ from mappings.nhs.service_request_ids import (
     issue_id,
     parse_id,
 )
-from mappings.nhs.service_request_r4 import (
+from server.sources.referrals.service_request_r4 import (
     LEGACY_NHS_NUMBER_SYSTEM,
     UBRN_SYSTEM,
     normalise_service_request,
     repair_shape,
     ubrns_of,
 )
-from server.nhs.entry_validation import r4_problems
-from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, check_digit, is_valid_nhs_number
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

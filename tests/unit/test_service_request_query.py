@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_request import SearchDeclaration, SearchRequest, parse_search
-from server.providers.service_request import ServiceRequestFromReferrals
-from server.providers.service_request_query import ByPatient, ByUbrn, plan_search
+from server.sources.referrals.provider import ServiceRequestFromReferrals
+from server.sources.referrals.query import ByPatient, ByUbrn, plan_search
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 UBRN = "https://fhir.nhs.uk/Id/UBRN"

@@ -12,8 +12,8 @@ from fhir.resources.STU3.allergyintolerance import AllergyIntolerance as STU3All
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mappings.stu3_to_r4.gpconnect_allergies import allergies_from_structured_record
 from mappings.stu3_to_r4.transforms import STU3_SCT_DESC_ID
+from server.sources.gpconnect.mapping import allergies_from_structured_record
 from tests.support.fhir_validation import validate_r4
 
 NHS = "9000000009"

@@ -7,14 +7,15 @@ import pytest
 
 from mappings.stu3_to_r4 import transforms as t
 from mappings.stu3_to_r4.engine import apply_rules, get_path, put_path
-from mappings.stu3_to_r4.gpconnect_allergies import (
+from mappings.stu3_to_r4.rules import MappingSpecError, load_mapping, parse_mapping
+from server.sources.gpconnect.mapping import (
+    ALLERGY_RULES,
     allergies_from_structured_record,
     convert_allergy,
     issued_id,
     nhs_number_of,
     nka_id,
 )
-from mappings.stu3_to_r4.rules import MappingSpecError, load_mapping, parse_mapping
 from tests.support.fhir_validation import validate_r4
 
 NHS = "9000000009"
@@ -55,7 +56,7 @@ def test_loader_resolves_value_maps_and_nested_rules() -> None:
 
 
 def test_shipped_allergy_mapping_loads_with_declared_sections() -> None:
-    spec = load_mapping("allergy_intolerance")
+    spec = load_mapping(ALLERGY_RULES)
     assert spec.target_profile.endswith("UKCore-AllergyIntolerance")
     assert {r.source: r.target for r in spec.rules}["assertedDate"] == "recordedDate"
     assert spec.extra["gpconnect"]["no_known_allergy"]["code"] == "716186003"

@@ -7,10 +7,10 @@ from capability.statement import capability_statement
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.subsetting import apply_view, mandatory_elements, summary_elements
 from server.providers.base import RequestContext, ResourceProvider
-from server.providers.patient_pds import PatientFromPDS
 from server.providers.registry import ProviderRegistry
-from server.sandbox.pds_data import PATIENTS
 from server.settings import Settings
+from server.sources.pds.emulator_data import PATIENTS
+from server.sources.pds.provider import PatientFromPDS
 from tests.support.fhir_validation import validate_r4
 
 FULL = PATIENTS["9000000009"]

@@ -26,9 +26,9 @@ from server.nhs.errors import (
     UpstreamUnavailable,
     to_fhir_error,
 )
-from server.nhs.pds import PDSTooManyMatches
 from server.nhs.refusals import CircuitOpen
 from server.pas.routes import create_pas_app
+from server.sources.pds.client import PDSTooManyMatches
 from tests.support.fhir_validation import validate_r4
 
 REALM = 'Bearer realm="nhs-fhir-facade"'

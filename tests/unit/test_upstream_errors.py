@@ -18,7 +18,7 @@ from server.nhs.errors import (
     read_nhs_outcome,
     to_fhir_error,
 )
-from server.nhs.pds import PDSTooManyMatches
+from server.sources.pds.client import PDSTooManyMatches
 from tests.support.fhir_validation import validate_r4
 
 

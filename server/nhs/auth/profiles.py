@@ -1,4 +1,4 @@
-"""Build, from settings, the auth each NHS client gets: one place, used by the catalogue.
+"""Build, from settings, the auth each NHS client gets: one place, used by server.sources.wiring.
 
 `AuthProfiles.for_api(api, access)` is the per-API choice: "application" APIs share one
 self-renewing application token, "user" APIs act for the caller. auth_mode "none" (the

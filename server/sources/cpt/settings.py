@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from server.sources.base import SourceSettings
+from server.sources.upstream import SourceSettings
 
 
 class CPTSettings(SourceSettings):

@@ -1,12 +1,13 @@
 """The Clinical Prescription Tracker as the core sees it: MedicationRequest, CIS2 user-restricted."""
 from __future__ import annotations
 
-from server.nhs.cpt import CPTClient
 from server.providers.base import ResourceProvider
-from server.providers.medication_request_cpt import MedicationRequestFromCPT
-from server.sandbox import cpt as emulator
-from server.sources.base import Offer, Source, Upstream
+from server.sources.base import Offer, Source
+from server.sources.cpt import emulator
+from server.sources.cpt.client import CPTClient
+from server.sources.cpt.provider import MedicationRequestFromCPT
 from server.sources.cpt.settings import CPTSettings
+from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 
 CPT = Upstream(key="cpt", api="CPT", emulator_path="clinical-prescription-tracker",

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from server.nhs.auth.profiles import Access
 from server.nhs.error_codes import CodeMeaning
-from server.nhs.gpconnect import GPConnectClient, gpconnect_config
-from server.providers.allergy_intolerance_gpc import AllergyIntoleranceFromGPConnect
 from server.providers.base import ResourceProvider
-from server.sandbox import gpconnect as emulator
-from server.sources.base import Offer, Source, Upstream
+from server.sources.base import Offer, Source
+from server.sources.gpconnect import emulator
+from server.sources.gpconnect.client import GPConnectClient, gpconnect_config
+from server.sources.gpconnect.provider import AllergyIntoleranceFromGPConnect
 from server.sources.gpconnect.settings import GPConnectSettings
+from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 
 GPCONNECT = Upstream(key="gpconnect", api="GP Connect",

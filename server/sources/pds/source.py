@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from server.nhs.auth.profiles import Access
 from server.nhs.error_codes import CodeMeaning
-from server.nhs.pds import PDSClient
 from server.providers.base import ResourceProvider
-from server.providers.patient_pds import PatientFromPDS
-from server.sandbox import pds as emulator
-from server.sources.base import Offer, Source, Upstream
+from server.sources.base import Offer, Source
+from server.sources.pds import emulator
+from server.sources.pds.client import PDSClient
+from server.sources.pds.provider import PatientFromPDS
 from server.sources.pds.settings import PDSSettings
+from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 
 # NHS England: 5 requests/s per application, across every replica (nhs-apis.md).

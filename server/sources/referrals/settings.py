@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from server.sources.base import SourceSettings
+from server.sources.upstream import SourceSettings
 
 
 class BarsTarget(BaseModel):

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from capability.statement import software_version
-from server.nhs.bars import BaRSClient, BarsHeaderConfig
-from server.nhs.ers import ERSClient, ERSContextConfig
 from server.providers.base import ResourceProvider
-from server.providers.service_request import ServiceRequestFromReferrals
-from server.sandbox import bars as bars_emulator
-from server.sandbox import ers as ers_emulator
-from server.sources.base import Offer, Source, Upstream
+from server.sources.base import Offer, Source
+from server.sources.referrals import bars_emulator, ers_emulator
+from server.sources.referrals.bars_client import BaRSClient, BarsHeaderConfig
+from server.sources.referrals.ers_client import ERSClient, ERSContextConfig
+from server.sources.referrals.provider import ServiceRequestFromReferrals
 from server.sources.referrals.settings import ReferralsSettings
+from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 
 BARS = Upstream(key="bars", api="BaRS", emulator_path="booking-and-referral/FHIR/R4",

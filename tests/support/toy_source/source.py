@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from server.nhs.error_codes import CodeMeaning
 from server.providers.base import ResourceProvider
-from server.sources.base import Offer, Source, Upstream
+from server.sources.base import Offer, Source
+from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 from tests.support.toy_source import emulator
 from tests.support.toy_source.provider import DeviceFromToy

@@ -18,7 +18,7 @@ integration_cross_organisation_audit_and_provenance.md; shared/reference/nhs-api
 - `reason_for_request` is `directcare` for the structured record (`migration` is only
   for GP2GP transfers, which the façade does not do).
 
-Pure: the clock is an argument; the caller decides who may be asserted (server.nhs.gpconnect).
+Pure: the clock is an argument; the caller decides who may be asserted (server.sources.gpconnect.client).
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class Assertion:
 class Requester:
     """The configured organisation (FACADE_GPCONNECT_REQUESTING_*) and the practitioner
     asserted for system callers (no user) in sandbox only (FACADE_GPCONNECT_PRACTITIONER_*).
-    GP Connect forbids a generic system user in production; see server.nhs.gpconnect."""
+    GP Connect forbids a generic system user in production; see server.sources.gpconnect.client."""
 
     organisation_ods: str
     organisation_name: str

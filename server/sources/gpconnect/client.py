@@ -7,7 +7,7 @@ Two ways in, chosen by FACADE_GPCONNECT_AUTH_MODE:
 - "ssp-jwt" (default, the production route today): Spine Secure Proxy headers
   Ssp-TraceID (UUID per request), Ssp-From / Ssp-To (consumer / provider ASIDs),
   Ssp-InteractionID, and `Authorization: Bearer <unsigned consumer JWT>` built here
-  for the authenticated caller (server/nhs/gpconnect_jwt.py). TLS mutual auth belongs
+  for the authenticated caller (server/sources/gpconnect/consumer_jwt.py). TLS mutual auth belongs
   to the deployment (HSCN), not to this code.
 - "gateway" (the Clinical Data Gateway API on the NHS API platform): the caller's CIS2
   bearer token is passed through, with Ssp-TraceID and Ods-from.
@@ -42,7 +42,9 @@ from server.fhir.errors import Forbidden, Unauthorized
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import model_problems, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
-from server.nhs.gpconnect_jwt import (
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.request_context import RequestContext
+from server.sources.gpconnect.consumer_jwt import (
     Assertion,
     Organisation,
     Requester,
@@ -51,8 +53,6 @@ from server.nhs.gpconnect_jwt import (
     reason_for_request,
     unsigned_jwt,
 )
-from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
-from server.request_context import RequestContext
 from server.sources.gpconnect.settings import GPConnectSettings
 
 API = "GP Connect"

@@ -1,7 +1,7 @@
 """R4 ServiceRequests from BaRS and e-RS, normalised the same way for every client.
 
 What normalising does, and why:
-- the id becomes the façade-issued id (mappings.nhs.service_request_ids), so a later
+- the id becomes the façade-issued id (server.sources.referrals.ids), so a later
   read knows which NHS API holds the referral;
 - `subject` carries both `reference: Patient/{nhs}` (so `_include=ServiceRequest:patient`
   resolves it through the Patient provider) and the NHS number identifier; the legacy

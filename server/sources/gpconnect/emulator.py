@@ -2,7 +2,7 @@
 
 Enforces what a GP Connect provider behind the Spine Secure Proxy enforces (GP Connect
 error handling guidance; shared/reference/nhs-apis.md s.2.7), on synthetic data
-(server/sandbox/gpconnect_data.py):
+(server/sources/gpconnect/emulator_data.py):
 - SSP route: Ssp-TraceID (UUID), Ssp-From, Ssp-To, Ssp-InteractionID (403 when it is not
   the structured-record interaction), and the consumer JWT (unsigned, alg none, exp =
   iat + 5 min, directcare, patient/*.read, requesting device/organisation/practitioner,
@@ -26,8 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.nhs.gpconnect import INTERACTION_ID
-from server.nhs.gpconnect_jwt import (
+from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from server.sources.gpconnect.client import INTERACTION_ID
+from server.sources.gpconnect.consumer_jwt import (
     LIFETIME_SECONDS,
     READ_SCOPE,
     SDS_ROLE_PROFILE_ID,
@@ -35,8 +36,7 @@ from server.nhs.gpconnect_jwt import (
     UNKNOWN,
     decode_unsigned_jwt,
 )
-from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
-from server.sandbox.gpconnect_data import NO_CONSENT, structured_record
+from server.sources.gpconnect.emulator_data import NO_CONSENT, structured_record
 
 SPINE_STU3 = "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1"
 OUTCOME_PROFILE = "https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-OperationOutcome-1"

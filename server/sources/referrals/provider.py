@@ -1,11 +1,11 @@
 """ServiceRequest from BaRS (by patient) and e-RS (by UBRN), one provider for both.
 
-Searches are routed by server.providers.service_request_query, and every parameter is
+Searches are routed by server.sources.referrals.query, and every parameter is
 evaluated locally by the core on what the routed API answers; every upstream answer is
-normalised (mappings.nhs.service_request_r4, or the STU3 mapping for e-RS A005) and
+normalised (server.sources.referrals.service_request_r4, or the STU3 mapping for e-RS A005) and
 validated as R4 where it enters, before anything uses it. A resource that fails is left
 out of a search with a warning naming the element paths (never values); a read of one
-is a 502. Reads take the ids this façade issues (mappings.nhs.service_request_ids),
+is a 502. Reads take the ids this façade issues (server.sources.referrals.ids),
 which say which API, and which BaRS target, holds the referral.
 """
 from __future__ import annotations
@@ -15,20 +15,20 @@ import logging
 from collections.abc import Sequence
 from typing import ClassVar
 
-from mappings.nhs.ers_referral_request import referral_request_to_service_request
-from mappings.nhs.service_request_ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
-from mappings.nhs.service_request_r4 import UBRN_SYSTEM, carries_ubrn, normalise_service_request
 from server.fhir import errors as fe
 from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest
-from server.nhs.bars import BaRSClient, BarsSearchset
 from server.nhs.entry_validation import r4_problems, upstream_shape
 from server.nhs.errors import UpstreamBadResponse, UpstreamError, to_fhir_error
-from server.nhs.ers import ERSClient, ERSContextMissing
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
-from server.providers.service_request_query import ByPatient, plan_search
+from server.sources.referrals.bars_client import BaRSClient, BarsSearchset
+from server.sources.referrals.ers_client import ERSClient, ERSContextMissing
+from server.sources.referrals.ers_mapping import referral_request_to_service_request
+from server.sources.referrals.ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
+from server.sources.referrals.query import ByPatient, plan_search
+from server.sources.referrals.service_request_r4 import UBRN_SYSTEM, carries_ubrn, normalise_service_request
 from server.sources.referrals.settings import BarsTarget
 
 log = logging.getLogger("facade.servicerequest")

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from server.nhs.identifiers import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from server.nhs.nhs_number import is_valid_nhs_number
-from server.sandbox.cpt_data import PRESCRIPTIONS, Issue, Prescription
+from server.sources.cpt.emulator_data import PRESCRIPTIONS, Issue, Prescription
 
 ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 SD = "https://fhir.nhs.uk/StructureDefinition/"

@@ -13,10 +13,10 @@ from server.fhir.search_params import ParsedParam, SearchParamSpec, TokenValue
 from server.fhir.search_request import SearchRequest
 from server.nhs.errors import UpstreamError, to_fhir_error
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
-from server.nhs.pds import PDSClient
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 from server.providers.patient_reference import check_nhs_number
-from server.providers.pds_query import pds_search_params
+from server.sources.pds.client import PDSClient
+from server.sources.pds.query import pds_search_params
 
 SP = "http://hl7.org/fhir/SearchParameter/"
 

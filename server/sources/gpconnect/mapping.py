@@ -32,6 +32,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mappings.stu3_to_r4.engine import apply_rules
@@ -46,6 +47,9 @@ SNOMED = "http://snomed.info/sct"
 ENTERED_IN_ERROR = "entered-in-error"
 NO_ALLERGIES_NOTE = ("There are no allergies in the patient record but it has not been confirmed with the patient "
                      "that they have no allergies (a 'no known allergies' code has not been recorded).")
+
+# The STU3 -> R4 rules for AllergyIntolerance, as data beside this module.
+ALLERGY_RULES = Path(__file__).with_name("allergy_intolerance.yaml")
 
 
 @dataclass
@@ -137,7 +141,7 @@ def convert_allergy(stu3: Mapping[str, Any], nhs_number: str, list_kind: str, ct
                     mapping: MappingSpec | None = None) -> Resource:
     """One STU3 AllergyIntolerance -> R4 through the declared rules, plus the list-level
     defaults and R4 invariants the rules cannot express."""
-    mapping = mapping or load_mapping("allergy_intolerance")
+    mapping = mapping or load_mapping(ALLERGY_RULES)
     spec = mapping.extra["gpconnect"]
     r4: Resource = {"resourceType": "AllergyIntolerance", "id": issued_id(nhs_number, _source_key(stu3, list_kind)),
                     "meta": {"profile": [mapping.target_profile]}}
@@ -171,7 +175,7 @@ def allergies_from_structured_record(bundle: Mapping[str, Any], nhs_number: str,
     Resolved allergies are converted only when `include_resolved` (the caller asked GP
     Connect for them); a resolved list sent unasked is ignored.
     """
-    mapping = load_mapping("allergy_intolerance")
+    mapping = load_mapping(ALLERGY_RULES)
     spec = mapping.extra["gpconnect"]
     index = _index(bundle)
     out = ConvertedAllergies()

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.nhs.nhs_number import is_valid_nhs_number
-from server.sandbox.pds_data import INVALIDATED, PATIENTS, SUPERSEDED
+from server.sources.pds.emulator_data import INVALIDATED, PATIENTS, SUPERSEDED
 
 SPINE = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

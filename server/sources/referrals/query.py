@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mappings.nhs.service_request_ids import is_ubrn
-from mappings.nhs.service_request_r4 import UBRN_SYSTEM
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_params import ParsedParam, TokenValue
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.patient_reference import nhs_numbers
+from server.sources.referrals.ids import is_ubrn
+from server.sources.referrals.service_request_r4 import UBRN_SYSTEM
 
 PATIENT_PARAMS = ("patient", "subject")
 

@@ -10,7 +10,7 @@ shared/nhs-examples/eps-tracker/):
   all linked by `urn:uuid:` references that mean nothing outside that bundle.
 
 The conversion keeps each line item's MedicationRequest as CPT wrote it and changes only
-what cannot leave the bundle: the id becomes a façade id (mappings.nhs.cpt_ids), subject
+what cannot leave the bundle: the id becomes a façade id (server.sources.cpt.ids), subject
 becomes `Patient/{nhs}` plus the NHS number identifier, other `urn:uuid:` references
 become logical references by identifier (ODS code), authoredOn comes from the
 RequestGroup, and the prescription-level extensions (status history, repeat information,
@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.nhs.cpt_ids import UnissuableId, medication_request_id
+from server.sources.cpt.ids import UnissuableId, medication_request_id
 
 Resource = dict[str, Any]
 

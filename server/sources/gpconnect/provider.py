@@ -1,7 +1,7 @@
 """AllergyIntolerance from GP Connect Access Record Structured (STU3 -> UK Core R4).
 
 Search: one patient per search (GP Connect answers for one NHS number); clinical-status
-decides whether resolved allergies are asked for (server/providers/allergy_gpc_query.py);
+decides whether resolved allergies are asked for (server/sources/gpconnect/query.py);
 every parameter but patient is declared `evaluated="local"`, applied by the core's one
 matcher to the converted allergies. The conversion is the declared mapping in
 mappings/stu3_to_r4/.
@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mappings.stu3_to_r4.gpconnect_allergies import ConvertedAllergies, allergies_from_structured_record, nhs_number_of
 from server.fhir.errors import NotFound
 from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest
 from server.nhs.entry_validation import check_r4, upstream_shape
-from server.nhs.gpconnect import API, GPConnectClient
 from server.nhs.nhs_number import is_valid_nhs_number
-from server.providers.allergy_gpc_query import (
+from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.sources.gpconnect.client import API, GPConnectClient
+from server.sources.gpconnect.mapping import ConvertedAllergies, allergies_from_structured_record, nhs_number_of
+from server.sources.gpconnect.query import (
     ACTIVE_ONLY_NOTE,
     CATEGORY_SYSTEM,
     CLINICAL_SYSTEM,
@@ -32,13 +33,12 @@ from server.providers.allergy_gpc_query import (
     VERIFICATION_SYSTEM,
     gpconnect_query,
 )
-from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 
 SP = "http://hl7.org/fhir/SearchParameter/"
 
 
 def convert_record(record: Resource, nhs_number: str, *, include_resolved: bool) -> ConvertedAllergies:
-    """The allergies of a checked structured record (server.nhs.gpconnect) as valid R4;
+    """The allergies of a checked structured record (server.sources.gpconnect.client) as valid R4;
     values of unexpected types in it are GP Connect's fault: UpstreamBadResponse (502).
     The R4 check matters: resources the record references (recorder, asserter) are
     copied in and were not part of the STU3 validation of Lists and allergies."""

@@ -17,13 +17,13 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from mappings.nhs.cpt_medication_request import CPTShapeError, PrescriptionRef, medication_requests, prescription_refs
 from server.fhir.versioning import ensure_version
 from server.nhs.client import NHSClient
 from server.nhs.entry_validation import check_r4, upstream_shape
 from server.nhs.errors import UpstreamBadResponse, UpstreamRejected
 from server.nhs.session_headers import session_headers
 from server.request_context import RequestContext
+from server.sources.cpt.mapping import CPTShapeError, PrescriptionRef, medication_requests, prescription_refs
 
 Resource = dict[str, Any]
 T = TypeVar("T")

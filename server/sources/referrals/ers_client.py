@@ -4,7 +4,7 @@ Two routes (reference: shared/reference/nhs-apis.md s.2.4):
 - A041 `GET /R4/ServiceRequest?identifier=https://fhir.nhs.uk/Id/UBRN|<ubrn>`: R4, but
   healthcare-worker (CIS2, user-restricted) access only;
 - A005 `GET /STU3/ReferralRequest/{ubrn}`: STU3, also open to application-restricted
-  access; mapped to R4 by mappings.nhs.ers_referral_request.
+  access; mapped to R4 by server.sources.referrals.ers_mapping.
 
 User-restricted e-RS calls carry the caller's context: NHSD-eRS-Business-Function and
 NHSD-End-User-Organisation-ODS are required by A041, NHSD-eRS-On-Behalf-Of-User-ID

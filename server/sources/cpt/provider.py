@@ -1,9 +1,9 @@
 """MedicationRequest from the NHS Clinical Prescription Tracker (EPS prescriptions).
 
 Search by patient = one CPT prescription search + one details call per prescription
-issue, converted (mappings.nhs.cpt_medication_request) into one list, newest
+issue, converted (server.sources.cpt.mapping) into one list, newest
 prescription first, line items in prescription order. Reads decode the prescription from
-the façade-issued id (mappings.nhs.cpt_ids) and fetch just that prescription.
+the façade-issued id (server.sources.cpt.ids) and fetch just that prescription.
 
 Clients send their CIS2 bearer token and the NHS session headers nhsd-session-urid,
 nhsd-organization-uuid and nhsd-session-jobrole; a missing one is a 400 naming it.
@@ -13,18 +13,18 @@ from __future__ import annotations
 from functools import partial
 from typing import ClassVar
 
-from mappings.nhs.cpt_ids import parse_medication_request_id
-from mappings.nhs.cpt_medication_request import PrescriptionRef
 from server.fhir.errors import NotFound
 from server.fhir.outcome import issue
 from server.fhir.search_params import SearchParamSpec, fhir_date_range
 from server.fhir.search_request import SearchRequest
-from server.nhs.cpt import CPTClient, PrescriptionItems, bounded_gather
 from server.nhs.errors import UpstreamRejected
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.nhs.session_headers import session_headers
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
-from server.providers.cpt_query import ORDER_NUMBER_SYSTEM, plan
+from server.sources.cpt.client import CPTClient, PrescriptionItems, bounded_gather
+from server.sources.cpt.ids import parse_medication_request_id
+from server.sources.cpt.mapping import PrescriptionRef
+from server.sources.cpt.query import ORDER_NUMBER_SYSTEM, plan
 
 SP = "http://hl7.org/fhir/SearchParameter/"
 ITEM_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"

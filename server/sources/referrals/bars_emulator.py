@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.nhs.nhs_number import is_valid_nhs_number
-from server.sandbox.bars_data import NHS, REFERRALS
 from server.sandbox.searchset import searchset
+from server.sources.referrals.bars_emulator_data import NHS, REFERRALS
 
 HTTP_ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mappings.nhs.service_request_r4 import (
+from server.sources.referrals.service_request_r4 import (
     UBRN_SYSTEM,
     nhs_number_of,
     normalise_identifiers,

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.sandbox.ers_data import R4_BY_UBRN, STU3_BY_UBRN, UBRN
 from server.sandbox.searchset import searchset
+from server.sources.referrals.ers_emulator_data import R4_BY_UBRN, STU3_BY_UBRN, UBRN
 
 HTTP_ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 STU3_ERRORS = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-APIErrorCode-1"

@@ -1,1 +1,0 @@
-"""Conversions from NHS API shapes to the R4 resources the façade serves."""
