@@ -30,10 +30,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/nhs-fhir-facade serve
 
-# Lint and type-check first (settings in pyproject.toml; mypy checks server, capability and
-# mappings): any failure stops the target before pytest.
+# Lint, format check and type check first (settings in pyproject.toml; mypy checks server,
+# capability and mappings): any failure stops the target before pytest.
 test: $(STAMP) $(TESTDB_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -35,6 +35,7 @@ req/s). Asserts nothing (targets: cached >= 0.7 x floor, miss median overhead ov
 
     python bench/cache_bench.py [--seconds 4] [--rounds 4] [--store mongodb|memory] [--log-level INFO]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,6 +67,7 @@ PDS = "personal-demographics/FHIR/R4"
 
 
 # ---- child processes ---------------------------------------------------------------------
+
 
 def synthetic_nhs_numbers(count: int) -> list[str]:
     """Valid (Modulus-11) NHS numbers in the 97xxxxxxxx test range, none of the emulator's."""
@@ -114,8 +116,9 @@ def serve_floor(port: int, body_file: str, headers_file: str) -> None:
     media_type = fixed.pop("content-type")
 
     async def patient(request: Request) -> Response:
-        return Response(body, media_type=media_type,
-                        headers={**fixed, "x-request-id": request.headers.get("x-request-id", "-")})
+        return Response(
+            body, media_type=media_type, headers={**fixed, "x-request-id": request.headers.get("x-request-id", "-")}
+        )
 
     app = Starlette(routes=[Route("/Patient/{id}", patient)])
     asyncio.run(_serve_forever(app, f"127.0.0.1:{port}"))
@@ -133,8 +136,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def child(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield proc
     finally:
@@ -176,6 +184,7 @@ def mongodb() -> Iterator[tuple[str, int | None]]:
 
 
 # ---- load --------------------------------------------------------------------------------
+
 
 def cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
@@ -279,11 +288,14 @@ def each(base: str, ids: Iterator[str]) -> Iterator[str]:
 
 def report(rows: list[Figures], floor: Figures, cpu_of: dict[str, int]) -> None:
     cpu_cols = list(cpu_of)
-    print(f"\n{'':28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}"
-          + "".join(f"{'CPU us/req ' + name:>22}" for name in cpu_cols))
+    print(
+        f"\n{'':28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}"
+        + "".join(f"{'CPU us/req ' + name:>22}" for name in cpu_cols)
+    )
     for row in rows:
-        cpu = "".join(f"{row.cpu_us(pid):22.0f}" if row.cpu_us(pid) is not None else f"{'':22}"
-                      for pid in cpu_of.values())
+        cpu = "".join(
+            f"{row.cpu_us(pid):22.0f}" if row.cpu_us(pid) is not None else f"{'':22}" for pid in cpu_of.values()
+        )
         print(f"{row.name:28}{row.rps:8.0f}{row.pct(50):9.2f}{row.pct(99):9.2f}{row.rps / floor.rps:9.2f}{cpu}")
 
 
@@ -302,10 +314,16 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
     floor_url = f"http://127.0.0.1:{floor_port}"
     print(f"load average at start: {load_average()} ({os.cpu_count()} CPUs)")
     with contextlib.ExitStack() as stack:
-        env = {"FACADE_PORT": str(facade_port), "FACADE_HOST": "127.0.0.1", "FACADE_LOG_LEVEL": log_level,
-               "FACADE_PDS_BASE_URL": f"{emulator_url}/{PDS}", "FACADE_CACHE_ENABLED": "true",
-               "FACADE_UPSTREAM_RATE_LIMITS": "{}", "FACADE_UPSTREAM_CONCURRENCY": str(2 * CONNECTIONS),
-               **facade_env(facade_url)}
+        env = {
+            "FACADE_PORT": str(facade_port),
+            "FACADE_HOST": "127.0.0.1",
+            "FACADE_LOG_LEVEL": log_level,
+            "FACADE_PDS_BASE_URL": f"{emulator_url}/{PDS}",
+            "FACADE_CACHE_ENABLED": "true",
+            "FACADE_UPSTREAM_RATE_LIMITS": "{}",
+            "FACADE_UPSTREAM_CONCURRENCY": str(2 * CONNECTIONS),
+            **facade_env(facade_url),
+        }
         mongo_pid = None
         if store == "mongodb":
             env["FACADE_MONGODB_URI"], mongo_pid = stack.enter_context(mongodb())
@@ -329,44 +347,72 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
         headers_file.write_text(json.dumps(hit_headers))
         stack.callback(body_file.unlink)
         stack.callback(headers_file.unlink)
-        floor_proc = stack.enter_context(child([__file__, "--serve-floor", str(floor_port), str(body_file),
-                                                str(headers_file)]))
+        floor_proc = stack.enter_context(
+            child([__file__, "--serve-floor", str(floor_port), str(body_file), str(headers_file)])
+        )
         await wait_ready(f"{floor_url}/Patient/{HOT_ID}")
-        print(f"cache backend: {health['cache']['backend']} ({health['cache']['status']}); façade log level "
-              f"{log_level}; {CONNECTIONS} connections; {seconds:.0f} s per phase in {rounds} alternating slices; "
-              f"body {len(body)} bytes, Content-Encoding of a HIT to this client: {compressed}")
+        print(
+            f"cache backend: {health['cache']['backend']} ({health['cache']['status']}); façade log level "
+            f"{log_level}; {CONNECTIONS} connections; {seconds:.0f} s per phase in {rounds} alternating slices; "
+            f"body {len(body)} bytes, Content-Encoding of a HIT to this client: {compressed}"
+        )
 
         cpu_of = {"façade": facade.pid, "emulator": emulator.pid}
         if mongo_pid is not None:
             cpu_of["mongo"] = mongo_pid
-        floor_phase = Phase("floor (Starlette+Hypercorn)", repeat(f"{floor_url}/Patient/{HOT_ID}"), CONNECTIONS,
-                            pids=(floor_proc.pid,), headers=bearer())  # the same request; not verified
-        hit_phase = Phase("cached read (HIT)", repeat(f"{facade_url}/Patient/{HOT_ID}"), CONNECTIONS, "HIT",
-                          pids=(facade.pid, *(p for p in [mongo_pid] if p)), headers=bearer())
+        floor_phase = Phase(
+            "floor (Starlette+Hypercorn)",
+            repeat(f"{floor_url}/Patient/{HOT_ID}"),
+            CONNECTIONS,
+            pids=(floor_proc.pid,),
+            headers=bearer(),
+        )  # the same request; not verified
+        hit_phase = Phase(
+            "cached read (HIT)",
+            repeat(f"{facade_url}/Patient/{HOT_ID}"),
+            CONNECTIONS,
+            "HIT",
+            pids=(facade.pid, *(p for p in [mongo_pid] if p)),
+            headers=bearer(),
+        )
         warm = min(1.0, seconds / 4)
         await side_by_side(floor_phase, hit_phase, 2 * warm, 2)  # warm-up, discarded
         floor, hit, hit_ratios = await side_by_side(floor_phase, hit_phase, seconds, rounds)
         cpu_of_floor = {"floor": floor_proc.pid}
-        miss_phase = Phase("miss via emulator (MISS)", each(facade_url, ids), CONNECTIONS, "MISS",
-                           pids=tuple(cpu_of.values()), headers=bearer())
-        direct_phase = Phase("direct emulator call", each(f"{emulator_url}/{PDS}", ids), CONNECTIONS,
-                             pids=(emulator.pid,))
+        miss_phase = Phase(
+            "miss via emulator (MISS)",
+            each(facade_url, ids),
+            CONNECTIONS,
+            "MISS",
+            pids=tuple(cpu_of.values()),
+            headers=bearer(),
+        )
+        direct_phase = Phase(
+            "direct emulator call", each(f"{emulator_url}/{PDS}", ids), CONNECTIONS, pids=(emulator.pid,)
+        )
         miss, direct, _ = await side_by_side(miss_phase, direct_phase, seconds, rounds)
         report([floor, hit, miss, direct], floor, {**cpu_of_floor, **cpu_of})
-        print(f"\ncached read / floor (req/s):         {hit.rps / floor.rps:.2f}   (target >= 0.7; "
-              f"median of {rounds} slice ratios {statistics.median(hit_ratios):.2f})")
+        print(
+            f"\ncached read / floor (req/s):         {hit.rps / floor.rps:.2f}   (target >= 0.7; "
+            f"median of {rounds} slice ratios {statistics.median(hit_ratios):.2f})"
+        )
         floor_cpu, hit_cpu = floor.cpu_us(floor_proc.pid), hit.cpu_us(facade.pid)
         if floor_cpu and hit_cpu:
             print(f"floor / cached read (server CPU):    {floor_cpu / hit_cpu:.2f}")
-        print(f"token verification alone:            {await verification_us():.0f} us CPU per request "
-              f"(RS256, in this process; the façade pays it on every request, the floor never)")
+        print(
+            f"token verification alone:            {await verification_us():.0f} us CPU per request "
+            f"(RS256, in this process; the façade pays it on every request, the floor never)"
+        )
         print(f"miss p50 - direct p50, 32 conns:     {miss.pct(50) - direct.pct(50):.2f} ms")
 
         miss1, direct1, _ = await side_by_side(
-            Phase("miss, 1 connection", each(facade_url, ids), 1, "MISS", pids=tuple(cpu_of.values()),
-                  headers=bearer()),
+            Phase(
+                "miss, 1 connection", each(facade_url, ids), 1, "MISS", pids=tuple(cpu_of.values()), headers=bearer()
+            ),
             Phase("direct, 1 connection", each(f"{emulator_url}/{PDS}", ids), 1, pids=(emulator.pid,)),
-            seconds / 2, rounds)
+            seconds / 2,
+            rounds,
+        )
         report([miss1, direct1], floor, cpu_of)
         print(f"\nmiss overhead over direct, median:   {miss1.pct(50) - direct1.pct(50):.2f} ms   (target <= 2 ms)")
     print(f"load average at end: {load_average()}")

@@ -13,6 +13,7 @@ One more setting differs from the shipped defaults, for the reason the NHS clien
 limits are lifted: the per-caller NHS quota (2 requests/s sustained) is lifted too. The
 benchmark's one token stands in for many clinicians, and the quota would measure itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,11 @@ def facade_env(base_url: str) -> dict[str, str]:
     serve`) trust the benchmark token; its audit spool goes next to the per-run key, not
     into the user's state directory."""
     signing_key()  # the key file exists before the façade reads it
-    settings = {**facade_access_settings(base_url), **NO_CALLER_QUOTA,
-                "audit_spool_dir": key_path().parent / "audit-spool"}
+    settings = {
+        **facade_access_settings(base_url),
+        **NO_CALLER_QUOTA,
+        "audit_spool_dir": key_path().parent / "audit-spool",
+    }
     return {f"FACADE_{name.upper()}": _env_value(value) for name, value in settings.items()}
 
 
@@ -50,8 +54,9 @@ def _env_value(value: Any) -> str:
 async def verification_us(rounds: int = 500) -> float:
     """Microseconds one verification of the benchmark token costs in this process: the same
     TokenVerifier and key the façade uses, without HTTP, policy or audit around it."""
-    verifier = TokenVerifier([TrustedIssuer(DEV_ISSUER, StaticKeys(public_key_set(signing_key())),
-                                            (TEST_AUDIENCE,), ("RS256",))])
+    verifier = TokenVerifier(
+        [TrustedIssuer(DEV_ISSUER, StaticKeys(public_key_set(signing_key())), (TEST_AUDIENCE,), ("RS256",))]
+    )
     token = default_token()
     await verifier.verify(token)  # warm up
     start = time.perf_counter()

@@ -25,6 +25,7 @@ real NHS APIs most of a call is waiting on the network, which it does overlap.
 
     python bench/fanout.py [--rounds 100]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,11 @@ from bench.facade_access import facade_env  # noqa: E402
 from tests.support.tokens import bearer  # noqa: E402
 
 NHS_NUMBER = "9000000009"
-SESSION_HEADERS = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
-                   "nhsd-session-jobrole": "R8000"}
+SESSION_HEADERS = {
+    "nhsd-session-urid": "555254242106",
+    "nhsd-organization-uuid": "A83008",
+    "nhsd-session-jobrole": "R8000",
+}
 VIEW = (
     ("Patient read", f"/Patient/{NHS_NUMBER}"),
     ("MedicationRequest search", f"/MedicationRequest?patient={NHS_NUMBER}"),
@@ -67,8 +71,14 @@ class Series:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def fetch(http: aiohttp.ClientSession, base: str, name: str, path: str, expect_cache: str | None,
-                timings: dict[str, list[float]] | None = None) -> None:
+async def fetch(
+    http: aiohttp.ClientSession,
+    base: str,
+    name: str,
+    path: str,
+    expect_cache: str | None,
+    timings: dict[str, list[float]] | None = None,
+) -> None:
     start = time.perf_counter()
     headers = {**SESSION_HEADERS, **bearer(), "X-Request-ID": str(uuid.uuid4())}
     async with http.get(base + path, headers=headers) as resp:
@@ -96,8 +106,14 @@ async def concurrent(http: aiohttp.ClientSession, base: str, expect_cache: str |
 def facade(cache: bool) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"FACADE_PORT": str(port), "FACADE_HOST": "127.0.0.1", "FACADE_LOG_LEVEL": "WARNING",
-           "FACADE_CACHE_ENABLED": str(cache).lower(), "FACADE_UPSTREAM_RATE_LIMITS": "{}", **facade_env(base)}
+    env = {
+        "FACADE_PORT": str(port),
+        "FACADE_HOST": "127.0.0.1",
+        "FACADE_LOG_LEVEL": "WARNING",
+        "FACADE_CACHE_ENABLED": str(cache).lower(),
+        "FACADE_UPSTREAM_RATE_LIMITS": "{}",
+        **facade_env(base),
+    }
     with child(["-m", "server", "serve"], env):
         yield base
 
@@ -133,13 +149,14 @@ def report(off: tuple[Series, Series], on: tuple[Series, Series], rounds: int) -
     print(f"{'concurrent / sequential (median)':38}{ratio_off:10.2f}{'':10}{ratio_on:11.2f}")
     print(f"\neach request alone (sequential rounds), median ms {'cache off':>12}{'cache on':>11}")
     for name, _ in VIEW:
-        print(f"  {name:48}{statistics.median(off[0].per_request_ms[name]):12.2f}"
-              f"{statistics.median(on[0].per_request_ms[name]):11.2f}")
+        print(
+            f"  {name:48}{statistics.median(off[0].per_request_ms[name]):12.2f}"
+            f"{statistics.median(on[0].per_request_ms[name]):11.2f}"
+        )
 
 
 async def run(rounds: int) -> None:
-    print(f"load average at start: {load_average()}; façade in sandbox mode (embedded emulator), "
-          f"patient {NHS_NUMBER}")
+    print(f"load average at start: {load_average()}; façade in sandbox mode (embedded emulator), patient {NHS_NUMBER}")
     with facade(cache=False) as base:
         seq_off, conc_off, _ = await measure(base, rounds, cached=False)
     with facade(cache=True) as base:

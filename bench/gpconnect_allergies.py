@@ -5,6 +5,7 @@ Prints microseconds per structured record for: STU3 validation where data enters
 the output (tests only, not on the request path), with ratios to the conversion.
 Run: python bench/gpconnect_allergies.py
 """
+
 from __future__ import annotations
 
 import time
@@ -30,7 +31,8 @@ def main() -> None:
     converted = allergies_from_structured_record(record, "9000000009", include_resolved=True).allergies
     rows = {
         "convert STU3->R4 (4 allergies)": per_call_us(
-            lambda: allergies_from_structured_record(record, "9000000009", include_resolved=True)),
+            lambda: allergies_from_structured_record(record, "9000000009", include_resolved=True)
+        ),
         "validate STU3 on entry": per_call_us(lambda: parse_structured_record(record, "9000000009")),
         "validate R4B output (tests only)": per_call_us(lambda: [validate_r4(a) for a in converted]),
     }

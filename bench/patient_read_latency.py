@@ -13,6 +13,7 @@ direct reads carry no token, as the façade's own PDS calls carry none in sandbo
 
     python bench/patient_read_latency.py [--reads 300] [--warmup 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,11 @@ async def timed(reads: int, warmup: int, one: Callable[[], Awaitable[None]]) -> 
 
 async def main(reads: int, warmup: int) -> None:
     logging.disable(logging.INFO)  # the access log would dominate the figures
-    async with running_emulator() as emulator, running_facade(emulator, **NO_CALLER_QUOTA) as facade_url, \
-            aiohttp.ClientSession() as http:
+    async with (
+        running_emulator() as emulator,
+        running_facade(emulator, **NO_CALLER_QUOTA) as facade_url,
+        aiohttp.ClientSession() as http,
+    ):
 
         async def via_facade() -> None:
             async with http.get(f"{facade_url}/Patient/{NHS_NUMBER}", headers=bearer()) as resp:
@@ -64,8 +68,9 @@ async def main(reads: int, warmup: int) -> None:
                 assert resp.status == 200, resp.status
 
         async def direct() -> None:
-            async with http.get(f"{emulator.pds_url}/Patient/{NHS_NUMBER}",
-                                headers={"X-Request-ID": str(uuid.uuid4())}) as resp:
+            async with http.get(
+                f"{emulator.pds_url}/Patient/{NHS_NUMBER}", headers={"X-Request-ID": str(uuid.uuid4())}
+            ) as resp:
                 await resp.read()
                 assert resp.status == 200, resp.status
 
@@ -86,9 +91,11 @@ async def main(reads: int, warmup: int) -> None:
     for label, p in rows:
         f, d = percentile(facade_ms, p), percentile(direct_ms, p)
         print(f"{label:8}{f:10.3f}{d:10.3f}{f - d:10.3f}{f / d:8.2f}")
-    print(f"{'mean':8}{statistics.fmean(facade_ms):10.3f}{statistics.fmean(direct_ms):10.3f}"
-          f"{statistics.fmean(facade_ms) - statistics.fmean(direct_ms):10.3f}"
-          f"{statistics.fmean(facade_ms) / statistics.fmean(direct_ms):8.2f}")
+    print(
+        f"{'mean':8}{statistics.fmean(facade_ms):10.3f}{statistics.fmean(direct_ms):10.3f}"
+        f"{statistics.fmean(facade_ms) - statistics.fmean(direct_ms):10.3f}"
+        f"{statistics.fmean(facade_ms) / statistics.fmean(direct_ms):8.2f}"
+    )
     print(f"of the added cost, token verification alone (RS256, in process): {await verification_us() / 1000:.3f} ms")
 
 

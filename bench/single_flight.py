@@ -12,6 +12,7 @@ single-flight off sends upstream, measuring the quota instead.
 
     PYTHONPATH=. /work/venv/bin/python bench/single_flight.py [--n 50] [--latency 0.1] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,14 @@ class Row:
     wall: float
 
 
-async def one_round(facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator, n: int,
-                    latency: float) -> tuple[int, int, list[float], float]:
+async def one_round(
+    facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator, n: int, latency: float
+) -> tuple[int, int, list[float], float]:
     async with http.post(f"{emulator.url}/_control/reset"):
         pass
-    async with http.post(f"{emulator.url}/_control/faults",
-                         json={"path_prefix": "/personal-demographics", "delay": latency, "times": -1}):
+    async with http.post(
+        f"{emulator.url}/_control/faults", json={"path_prefix": "/personal-demographics", "delay": latency, "times": -1}
+    ):
         pass
 
     async def timed() -> tuple[int, float]:
@@ -74,18 +77,29 @@ async def measure(label: str, n: int, latency: float, rounds: int, **settings: A
                 latencies.extend(lat)
                 walls.append(wall)
     latencies.sort()
-    return Row(label, statistics.mean(upstreams), statistics.mean(oks), latencies[len(latencies) // 2] * 1000,
-               latencies[int(len(latencies) * 0.95) - 1] * 1000, latencies[-1] * 1000, statistics.mean(walls) * 1000)
+    return Row(
+        label,
+        statistics.mean(upstreams),
+        statistics.mean(oks),
+        latencies[len(latencies) // 2] * 1000,
+        latencies[int(len(latencies) * 0.95) - 1] * 1000,
+        latencies[-1] * 1000,
+        statistics.mean(walls) * 1000,
+    )
 
 
 def show(title: str, with_sf: Row, without: Row, n: int) -> None:
     print(f"\n{title}")
     print(f"{'':24}{'upstream calls':>15}{'200s':>7}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'wall ms':>9}")
     for row in (without, with_sf):
-        print(f"{row.label:24}{row.upstream:>15.1f}{row.ok:>7.1f}{row.p50:>9.0f}{row.p95:>9.0f}"
-              f"{row.worst:>9.0f}{row.wall:>9.0f}")
-    print(f"{'ratio off/on':24}{without.upstream / with_sf.upstream:>14.1f}x{'':7}"
-          f"{without.p50 / with_sf.p50:>8.2f}x{without.p95 / with_sf.p95:>8.2f}x{'':9}{without.wall / with_sf.wall:>8.2f}x")
+        print(
+            f"{row.label:24}{row.upstream:>15.1f}{row.ok:>7.1f}{row.p50:>9.0f}{row.p95:>9.0f}"
+            f"{row.worst:>9.0f}{row.wall:>9.0f}"
+        )
+    print(
+        f"{'ratio off/on':24}{without.upstream / with_sf.upstream:>14.1f}x{'':7}"
+        f"{without.p50 / with_sf.p50:>8.2f}x{without.p95 / with_sf.p95:>8.2f}x{'':9}{without.wall / with_sf.wall:>8.2f}x"
+    )
 
 
 async def main() -> None:
@@ -94,18 +108,22 @@ async def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="emulated NHS latency, seconds")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    print(f"{args.n} concurrent identical GET {PATH}, emulated NHS latency {args.latency * 1000:.0f} ms, "
-          f"{args.rounds} rounds (means per round; latency percentiles over all requests)")
+    print(
+        f"{args.n} concurrent identical GET {PATH}, emulated NHS latency {args.latency * 1000:.0f} ms, "
+        f"{args.rounds} rounds (means per round; latency percentiles over all requests)"
+    )
 
     common: dict[str, Any] = dict(upstream_concurrency=20, **NO_CALLER_QUOTA)
     for title, extra in (
         ("A. no client-side rate limit, 20 upstream connections per API", {"upstream_rate_limits": {}}),
         ("B. production default: PDS limited to 5 requests/s, 15 s budget", {"upstream_rate_limits": {"PDS": 5}}),
     ):
-        with_sf = await measure("single-flight on", args.n, args.latency, args.rounds,
-                                upstream_single_flight=True, **common, **extra)
-        without = await measure("single-flight off", args.n, args.latency, args.rounds,
-                                upstream_single_flight=False, **common, **extra)
+        with_sf = await measure(
+            "single-flight on", args.n, args.latency, args.rounds, upstream_single_flight=True, **common, **extra
+        )
+        without = await measure(
+            "single-flight off", args.n, args.latency, args.rounds, upstream_single_flight=False, **common, **extra
+        )
         show(title, with_sf, without, args.n)
 
 

@@ -12,6 +12,7 @@ is derived from what enforces it, never from a hand-kept list:
   access "user" (server.sources.wiring.Wiring.client records it), and how the
   caller's NHS CIS2 credential reaches them (FACADE_NHS_USER_TOKEN_SOURCE).
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,8 +47,9 @@ NHSUrls = Sequence[str | None]
 
 def user_restricted(upstream_access: UpstreamAccess) -> dict[str, list[str]]:
     """Resource type -> the NHS APIs behind it that act for the user (sorted, types with none left out)."""
-    out = {rtype: sorted({api for api, access in pairs if access == "user"})
-           for rtype, pairs in upstream_access.items()}
+    out = {
+        rtype: sorted({api for api, access in pairs if access == "user"}) for rtype, pairs in upstream_access.items()
+    }
     return {rtype: apis for rtype, apis in sorted(out.items()) if apis}
 
 
@@ -93,8 +95,9 @@ def dev_issuer_published(settings: Settings, nhs_urls: NHSUrls) -> bool:
 
 def trusted_issuer_names(settings: Settings, nhs_urls: NHSUrls) -> list[str]:
     """The `iss` values whose tokens are accepted, in server.access.wiring's order."""
-    return ([settings.auth_issuer] if settings.auth_issuer else []) + \
-        ([DEV_ISSUER] if dev_issuer_published(settings, nhs_urls) else [])
+    return ([settings.auth_issuer] if settings.auth_issuer else []) + (
+        [DEV_ISSUER] if dev_issuer_published(settings, nhs_urls) else []
+    )
 
 
 def audiences(settings: Settings) -> list[str]:
@@ -127,8 +130,10 @@ def _role_line(table: RoleTable, role: Role) -> str:
     for rtype, letters in role_grants(role).items():
         by_letters.setdefault(letters, []).append(rtype)
     every = "every other type" if len(role.fhir) > 1 else "every type"
-    parts = [f"{_verbs(letters)} {', '.join(every if t == '*' else t for t in types)}"
-             for letters, types in by_letters.items()]
+    parts = [
+        f"{_verbs(letters)} {', '.join(every if t == '*' else t for t in types)}"
+        for letters, types in by_letters.items()
+    ]
     if role.pas:
         parts.append(f"the PAS endpoints (/pas/v1) for {', '.join(sorted(role.pas))}")
     codes = job_roles_of(table, role.name)
@@ -139,16 +144,22 @@ def _role_line(table: RoleTable, role: Role) -> str:
 def _describe_access(settings: Settings, nhs_urls: NHSUrls, table: RoleTable) -> list[str]:
     public = ", ".join(sorted(PUBLIC_PATHS))
     issuers = ", ".join(trusted_issuer_names(settings, nhs_urls)) or "none (the façade does not start)"
-    why = ("every NHS API is the emulator" if settings.dev_issuer == "auto"
-           else "FACADE_DEV_ISSUER=on, and no configured NHS API is production")
-    dev = (f" The development issuer ({DEV_ISSUER}, tokens from `nhs-fhir-facade token`) is trusted: {why}."
-           if dev_issuer_published(settings, nhs_urls) else "")
+    why = (
+        "every NHS API is the emulator"
+        if settings.dev_issuer == "auto"
+        else "FACADE_DEV_ISSUER=on, and no configured NHS API is production"
+    )
+    dev = (
+        f" The development issuer ({DEV_ISSUER}, tokens from `nhs-fhir-facade token`) is trusted: {why}."
+        if dev_issuer_published(settings, nhs_urls)
+        else ""
+    )
     v1 = ", ".join(f".{k}" for k in V1_PERMISSIONS)
     paragraphs = [
         f"Every request except {public} needs 'Authorization: Bearer <access token>': a signed JWT from a trusted "
         f"issuer ({issuers}), for audience {', '.join(audiences(settings))}.{dev} No token: 401 with "
-        "WWW-Authenticate Bearer; a bad token: 401 with error=\"invalid_token\"; a valid token not allowed the "
-        "request: 403 with error=\"insufficient_scope\". Every access, allowed or refused, is recorded as an "
+        'WWW-Authenticate Bearer; a bad token: 401 with error="invalid_token"; a valid token not allowed the '
+        'request: 403 with error="insufficient_scope". Every access, allowed or refused, is recorded as an '
         "AuditEvent.",
         "A request needs both a SMART scope and a role that allow it. Scopes come from the `scope` claim "
         "(space-separated) or `scp` (a list): SMART v2 (`<patient|user|system>/<Type|*>.<cruds>`, e.g. "
@@ -164,33 +175,46 @@ def _describe_access(settings: Settings, nhs_urls: NHSUrls, table: RoleTable) ->
     ]
     if table.clinical_types:
         glass = ", ".join(sorted(table.break_glass_purposes))
-        purpose = (f"Clinical types ({', '.join(sorted(table.clinical_types))}) need a purpose of use "
-                   f"({', '.join(sorted(table.clinical_purposes))}; v3 ActReason) in the token's `{PURPOSE_CLAIM}` "
-                   f"claim or the {PURPOSE_HEADER} header, which wins.")
+        purpose = (
+            f"Clinical types ({', '.join(sorted(table.clinical_types))}) need a purpose of use "
+            f"({', '.join(sorted(table.clinical_purposes))}; v3 ActReason) in the token's `{PURPOSE_CLAIM}` "
+            f"claim or the {PURPOSE_HEADER} header, which wins."
+        )
         if glass:
             purpose += f" {glass} is break-glass: allowed, and flagged in the audit trail for review."
         if settings.relationship_required:
-            purpose += (" Clinical resources are shown only for patients with a legitimate relationship here: "
-                        "registered in the PAS store of record, or the patient of the token's launch context"
-                        + (", unless the purpose is break-glass." if glass else "."))
+            purpose += (
+                " Clinical resources are shown only for patients with a legitimate relationship here: "
+                "registered in the PAS store of record, or the patient of the token's launch context"
+                + (", unless the purpose is break-glass." if glass else ".")
+            )
         paragraphs.append(purpose)
     return paragraphs
 
 
 def _describe_user_restricted(restricted: dict[str, list[str]], settings: Settings) -> str:
     if not restricted:
-        return ("No resource type served here is user-restricted; no NHS CIS2 credential is needed. The façade "
-                "authenticates to NHS itself.")
-    handling = ("exchanged at the NHS token endpoint (token exchange of the CIS2 id_token) for the call to "
-                "the NHS API" if settings.user_token_mode == "exchange" else "passed through unchanged to the NHS API")
-    where = (f"in the {NHS_USER_TOKEN_HEADER} header (the bearer token is the hospital's own)"
-             if settings.nhs_user_token_source == "header"
-             else "as the bearer token itself (the façade's token issuer is NHS CIS2)")
+        return (
+            "No resource type served here is user-restricted; no NHS CIS2 credential is needed. The façade "
+            "authenticates to NHS itself."
+        )
+    handling = (
+        "exchanged at the NHS token endpoint (token exchange of the CIS2 id_token) for the call to the NHS API"
+        if settings.user_token_mode == "exchange"
+        else "passed through unchanged to the NHS API"
+    )
+    where = (
+        f"in the {NHS_USER_TOKEN_HEADER} header (the bearer token is the hospital's own)"
+        if settings.nhs_user_token_source == "header"
+        else "as the bearer token itself (the façade's token issuer is NHS CIS2)"
+    )
     listed = "; ".join(f"{rtype} (via {', '.join(apis)})" for rtype, apis in restricted.items())
-    return (f"User-restricted resource types also need the caller's NHS CIS2 credential, {where}: {listed}. "
-            f"It is {handling}. Other types are application-restricted: the façade authenticates to NHS itself. "
-            "Some NHS APIs also need the caller's NHS session headers (e.g. NHSD-Session-URID), described "
-            "per resource type.")
+    return (
+        f"User-restricted resource types also need the caller's NHS CIS2 credential, {where}: {listed}. "
+        f"It is {handling}. Other types are application-restricted: the façade authenticates to NHS itself. "
+        "Some NHS APIs also need the caller's NHS session headers (e.g. NHSD-Session-URID), described "
+        "per resource type."
+    )
 
 
 def describe(settings: Settings, upstream_access: UpstreamAccess, nhs_urls: NHSUrls) -> str:
@@ -210,11 +234,15 @@ def rest_security(settings: Settings, upstream_access: UpstreamAccess, nhs_urls:
         if endpoints.authorize:
             uris.insert(0, {"url": "authorize", "valueUri": endpoints.authorize})
         security["extension"] = [{"url": OAUTH_URIS, "extension": uris}]
-    security["service"] = [{
-        "coding": [{"system": SECURITY_SERVICE_SYSTEM, "code": "OAuth", "display": "OAuth"},
-                   {"system": SECURITY_SERVICE_SYSTEM, "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}],
-        "text": "OAuth 2.0 bearer JWTs with SMART App Launch scopes, checked by the façade with the roles, "
-                "purpose of use and relationship rules described here",
-    }]
+    security["service"] = [
+        {
+            "coding": [
+                {"system": SECURITY_SERVICE_SYSTEM, "code": "OAuth", "display": "OAuth"},
+                {"system": SECURITY_SERVICE_SYSTEM, "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"},
+            ],
+            "text": "OAuth 2.0 bearer JWTs with SMART App Launch scopes, checked by the façade with the roles, "
+            "purpose of use and relationship rules described here",
+        }
+    ]
     security["description"] = describe(settings, upstream_access, nhs_urls)
     return security

@@ -19,6 +19,7 @@ which. What it publishes (capability.security derives each fact):
 - `facade_*` fields (servers MAY add fields): how the NHS CIS2 credential reaches
   user-restricted types, purpose of use, roles, query suffixes, the development issuer.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -70,8 +71,9 @@ def scopes_supported(registry: ProviderRegistry) -> list[str]:
     return scopes
 
 
-def smart_configuration(settings: Settings, upstream_access: UpstreamAccess,
-                        registry: ProviderRegistry, nhs_urls: NHSUrls) -> dict[str, Any]:
+def smart_configuration(
+    settings: Settings, upstream_access: UpstreamAccess, registry: ProviderRegistry, nhs_urls: NHSUrls
+) -> dict[str, Any]:
     """The SMART configuration JSON (see the module docstring for what each field claims)."""
     table = role_table(settings)
     dev = dev_issuer_published(settings, nhs_urls)
@@ -97,28 +99,32 @@ def smart_configuration(settings: Settings, upstream_access: UpstreamAccess,
             doc["token_endpoint_auth_signing_alg_values_supported"] = ["RS512"]
     if grants:
         doc["grant_types_supported"] = grants
-    doc.update({
-        "scopes_supported": scopes_supported(registry),
-        "capabilities": capabilities,
-        "code_challenge_methods_supported": [],
-        # Beyond SMART (servers MAY add fields): what else a request needs here.
-        "facade_token_handling": "exchange" if settings.user_token_mode == "exchange" else "pass-through",
-        "facade_user_restricted_types": sorted(user_restricted(upstream_access)),
-        "facade_nhs_user_token": (f"header {NHS_USER_TOKEN_HEADER}" if settings.nhs_user_token_source == "header"
-                                  else "inbound"),
-        "facade_purpose_of_use": {
-            "header": PURPOSE_HEADER,
-            "claim": PURPOSE_CLAIM,
-            "system": PURPOSE_OF_USE_SYSTEM,
-            "clinical_types": sorted(table.clinical_types),
-            "clinical_purposes": sorted(table.clinical_purposes),
-            "break_glass_purposes": sorted(table.break_glass_purposes),
-        },
-        "facade_relationship_required": settings.relationship_required,
-        "facade_roles": {name: {"fhir": role_grants(role), "pas": sorted(role.pas),
-                                "nhs_job_roles": job_roles_of(table, name)}
-                         for name, role in table.roles.items()},
-        "facade_scope_query_suffixes": "refused",
-        "facade_dev_issuer": dev,
-    })
+    doc.update(
+        {
+            "scopes_supported": scopes_supported(registry),
+            "capabilities": capabilities,
+            "code_challenge_methods_supported": [],
+            # Beyond SMART (servers MAY add fields): what else a request needs here.
+            "facade_token_handling": "exchange" if settings.user_token_mode == "exchange" else "pass-through",
+            "facade_user_restricted_types": sorted(user_restricted(upstream_access)),
+            "facade_nhs_user_token": (
+                f"header {NHS_USER_TOKEN_HEADER}" if settings.nhs_user_token_source == "header" else "inbound"
+            ),
+            "facade_purpose_of_use": {
+                "header": PURPOSE_HEADER,
+                "claim": PURPOSE_CLAIM,
+                "system": PURPOSE_OF_USE_SYSTEM,
+                "clinical_types": sorted(table.clinical_types),
+                "clinical_purposes": sorted(table.clinical_purposes),
+                "break_glass_purposes": sorted(table.break_glass_purposes),
+            },
+            "facade_relationship_required": settings.relationship_required,
+            "facade_roles": {
+                name: {"fhir": role_grants(role), "pas": sorted(role.pas), "nhs_job_roles": job_roles_of(table, name)}
+                for name, role in table.roles.items()
+            },
+            "facade_scope_query_suffixes": "refused",
+            "facade_dev_issuer": dev,
+        }
+    )
     return doc

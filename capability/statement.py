@@ -4,6 +4,7 @@ Every element that describes a resource comes from the provider's own declaratio
 (type, profile, interactions, search parameters, includes), so a provider registered
 is a capability advertised, and the statement cannot claim what is not served.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -27,8 +28,9 @@ def software_version() -> str:
         return "0.1.0"
 
 
-def resource_entry(provider: ResourceProvider, *, terse: bool = False,
-                   rev_includes: tuple[str, ...] = ()) -> dict[str, Any]:
+def resource_entry(
+    provider: ResourceProvider, *, terse: bool = False, rev_includes: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """One rest.resource; `rev_includes` are those that can run (available_rev_includes)."""
     entry: dict[str, Any] = {"type": provider.resource_type}
     if provider.profile:
@@ -75,9 +77,15 @@ def _common_search_params(terse: bool) -> list[dict[str, Any]]:
     return out
 
 
-def capability_statement(registry: ProviderRegistry, settings: Settings, base_url: str, *,
-                         terse: bool = False, upstream_access: UpstreamAccess | None = None,
-                         nhs_urls: NHSUrls = ()) -> dict[str, Any]:
+def capability_statement(
+    registry: ProviderRegistry,
+    settings: Settings,
+    base_url: str,
+    *,
+    terse: bool = False,
+    upstream_access: UpstreamAccess | None = None,
+    nhs_urls: NHSUrls = (),
+) -> dict[str, Any]:
     """`upstream_access` (Runtime.upstream_access) says which types are user-restricted;
     `nhs_urls` (Runtime.nhs_urls) whether the development issuer is published."""
     version = software_version()
@@ -98,13 +106,16 @@ def capability_statement(registry: ProviderRegistry, settings: Settings, base_ur
             {
                 "mode": "server",
                 "security": rest_security(settings, upstream_access or {}, nhs_urls),
-                "resource": [resource_entry(p, terse=terse, rev_includes=available_rev_includes(
-                    p.resource_type, registry)) for p in registry],
+                "resource": [
+                    resource_entry(p, terse=terse, rev_includes=available_rev_includes(p.resource_type, registry))
+                    for p in registry
+                ],
                 "searchParam": _common_search_params(terse),
             }
         ],
     }
     if terse:
-        statement["meta"] = {"tag": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
-                                      "code": "SUBSETTED"}]}
+        statement["meta"] = {
+            "tag": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}]
+        }
     return statement

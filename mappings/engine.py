@@ -5,6 +5,7 @@ table, transform) and collects ALL problems before writing anything, so a clerk
 fixes a record in one round trip. `to_pas` reads the same rules backwards. Pure
 functions on dicts: no I/O, no knowledge of any particular PAS.
 """
+
 from __future__ import annotations
 
 import copy

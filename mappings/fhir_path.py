@@ -17,6 +17,7 @@ A final `name` may hold a list (`given`), which is read and written whole. That 
 the whole language: no functions, no wildcards, no expressions, so a reviewer can read
 every path in a mapping file without a manual.
 """
+
 from __future__ import annotations
 
 import re

@@ -27,6 +27,7 @@ File shape (see mappings/pas/reference_pas.yaml for a complete one):
             fixed: {fhir.path: value} # written alongside when this field is present
             requires: [other.pas.path]  # this field needs that one present
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,20 @@ from mappings.transforms import TRANSFORMS, Transform
 
 MAPPINGS_DIR = Path(__file__).resolve().parent
 
-_FIELD_KEYS = {"pas", "fhir", "required", "type", "pattern", "max_length", "max_items", "values", "transform",
-               "fixed", "requires", "doc"}
+_FIELD_KEYS = {
+    "pas",
+    "fhir",
+    "required",
+    "type",
+    "pattern",
+    "max_length",
+    "max_items",
+    "values",
+    "transform",
+    "fixed",
+    "requires",
+    "doc",
+}
 _RECORD_KEYS = {"resource", "strict_fields", "fixed", "fields", "doc"}
 _TOP_KEYS = {"profile", "title", "description", "constants", "value_maps", "options", "records"}
 
@@ -168,8 +181,9 @@ def _is_table(raw: Any, allowed: set[str], not_table: str, where: str, mistakes:
     return True
 
 
-def _field(raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str], mistakes: list[str],
-           where: str) -> FieldRule | None:
+def _field(
+    raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str], mistakes: list[str], where: str
+) -> FieldRule | None:
     if not _is_table(raw, _FIELD_KEYS, f"{where}: a field rule must be a table", where, mistakes):
         return None
     pas = raw.get("pas")
@@ -206,14 +220,24 @@ def _field(raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str],
         mistakes.append(f"{where}: requires must be a list of PAS paths")
         requires = []
     return FieldRule(
-        pas=pas, fhir=fhir, required=bool(raw.get("required", False)), kind=kind, pattern=pattern,
-        max_length=raw.get("max_length"), max_items=raw.get("max_items"), values=values, reverse=reverse,
-        transform=transform, fixed=_fixed(raw.get("fixed"), constants, mistakes, where), requires=tuple(requires),
+        pas=pas,
+        fhir=fhir,
+        required=bool(raw.get("required", False)),
+        kind=kind,
+        pattern=pattern,
+        max_length=raw.get("max_length"),
+        max_items=raw.get("max_items"),
+        values=values,
+        reverse=reverse,
+        transform=transform,
+        fixed=_fixed(raw.get("fixed"), constants, mistakes, where),
+        requires=tuple(requires),
     )
 
 
-def _record(name: str, raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str],
-            mistakes: list[str]) -> RecordMapping | None:
+def _record(
+    name: str, raw: Any, maps: dict[str, dict[str, str]], constants: dict[str, str], mistakes: list[str]
+) -> RecordMapping | None:
     where = f"records.{name}"
     if not _is_table(raw, _RECORD_KEYS, f"{where}: must be a table", where, mistakes):
         return None
@@ -233,9 +257,13 @@ def _record(name: str, raw: Any, maps: dict[str, dict[str, str]], constants: dic
         for needed in rule.requires:
             if needed not in names:
                 mistakes.append(f"{where} ({rule.pas}): requires unknown field '{needed}'")
-    return RecordMapping(name=name, resource_type=resource_type, fields=tuple(rules),
-                         fixed=_fixed(raw.get("fixed"), constants, mistakes, where),
-                         strict_fields=bool(raw.get("strict_fields", True)))
+    return RecordMapping(
+        name=name,
+        resource_type=resource_type,
+        fields=tuple(rules),
+        fixed=_fixed(raw.get("fixed"), constants, mistakes, where),
+        strict_fields=bool(raw.get("strict_fields", True)),
+    )
 
 
 def parse_profile(raw: Any, source: str = "<spec>") -> Profile:
@@ -280,8 +308,7 @@ def parse_profile(raw: Any, source: str = "<spec>") -> Profile:
         options = {}
     if mistakes:
         raise SpecError(source, mistakes)
-    return Profile(name=name, title=str(raw.get("title", name)), records=records, constants=constants,
-                   options=options)
+    return Profile(name=name, title=str(raw.get("title", name)), records=records, constants=constants, options=options)
 
 
 @lru_cache(maxsize=16)

@@ -7,6 +7,7 @@ accepts and `backward` writes) `backward(forward(x)) == x`: the property tests c
 exactly that. When a mapping needs something this list lacks, add one entry here
 (with its tests), never code in a mapping file.
 """
+
 from __future__ import annotations
 
 import re
@@ -167,12 +168,15 @@ def email_from_fhir(value: Any) -> str:
     return value
 
 
-TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
-    Transform("date_dmy", dmy_to_fhir, fhir_to_dmy, "PAS DD/MM/YYYY <-> FHIR YYYY-MM-DD (real dates only)"),
-    Transform("date_ymd", ymd_to_fhir, fhir_to_ymd, "HL7 v2 YYYYMMDD[HHMM[SS]] <-> FHIR YYYY-MM-DD"),
-    Transform("names", split_names, join_names, "'Jane Anne' <-> HumanName.given ['Jane', 'Anne']"),
-    Transform("postcode", normalise_postcode, postcode_from_fhir, "UK postcode, upper case, one space"),
-    Transform("nhs_number", check_nhs_number, nhs_number_from_fhir, "NHS number, 10 digits, Modulus-11"),
-    Transform("phone", normalise_phone, phone_from_fhir, "UK phone number, national form, digits only"),
-    Transform("email", check_email, email_from_fhir, "email address, checked for shape"),
-)}
+TRANSFORMS: dict[str, Transform] = {
+    t.name: t
+    for t in (
+        Transform("date_dmy", dmy_to_fhir, fhir_to_dmy, "PAS DD/MM/YYYY <-> FHIR YYYY-MM-DD (real dates only)"),
+        Transform("date_ymd", ymd_to_fhir, fhir_to_ymd, "HL7 v2 YYYYMMDD[HHMM[SS]] <-> FHIR YYYY-MM-DD"),
+        Transform("names", split_names, join_names, "'Jane Anne' <-> HumanName.given ['Jane', 'Anne']"),
+        Transform("postcode", normalise_postcode, postcode_from_fhir, "UK postcode, upper case, one space"),
+        Transform("nhs_number", check_nhs_number, nhs_number_from_fhir, "NHS number, 10 digits, Modulus-11"),
+        Transform("phone", normalise_phone, phone_from_fhir, "UK phone number, national form, digits only"),
+        Transform("email", check_email, email_from_fhir, "email address, checked for shape"),
+    )
+}

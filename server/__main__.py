@@ -1,6 +1,7 @@
 """Command line: `nhs-fhir-facade serve` runs the façade, `emulator` runs the NHS emulator alone,
 `keygen` creates the RS512 signing key pair whose JWKS is registered with NHS, `token` prints
 an access token of the development issuer (trusted by a sandbox façade only)."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,7 @@ DATA_LOGGERS = ("pymongo",)
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     for name in DATA_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
@@ -47,8 +47,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings(**overrides)
     _setup_logging(settings.log_level)
-    logging.getLogger("facade").info("nhs-fhir-facade listening on %s (base URL %s)",
-                                     _bind(settings.host, settings.port), settings.public_base_url())
+    logging.getLogger("facade").info(
+        "nhs-fhir-facade listening on %s (base URL %s)", _bind(settings.host, settings.port), settings.public_base_url()
+    )
     app = create_app(settings)
     # The ~75k objects made by imports live as long as the process: moved out of the
     # collector's generations, full collections stop rescanning them (measured: GC cost per
@@ -82,8 +83,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except (FileExistsError, OSError) as exc:
         print(f"keygen: {exc}", file=sys.stderr)
         return 1
-    print(f"private key: {private_path} (mode 0600; set FACADE_PRIVATE_KEY_PATH, FACADE_KEY_ID={args.kid})",
-          file=sys.stderr)
+    print(
+        f"private key: {private_path} (mode 0600; set FACADE_PRIVATE_KEY_PATH, FACADE_KEY_ID={args.kid})",
+        file=sys.stderr,
+    )
     print(f"public key:  {public_path}", file=sys.stderr)
     print("register this JWKS with your NHS app (developer portal):", file=sys.stderr)
     print(json.dumps(jwks(public_jwk(pair.public_numbers, args.kid)), indent=2))
@@ -108,11 +111,21 @@ def cmd_token(args: argparse.Namespace) -> int:
     settings = Settings()
     key_path = settings.dev_issuer_key_path
     key = load_or_create_key(key_path)
-    token = issue_token(key, audience=args.audience or settings.public_base_url(), scope=args.scope,
-                        subject=args.subject, roles=args.role or ["clinician"], patient=args.patient,
-                        purpose=(args.purpose or "TREAT").upper(), lifetime=args.lifetime)
-    print(f"token: issuer {DEV_ISSUER}, audience {args.audience or settings.public_base_url()}, "
-          f"valid {args.lifetime} s (trusted by a sandbox façade only)", file=sys.stderr)
+    token = issue_token(
+        key,
+        audience=args.audience or settings.public_base_url(),
+        scope=args.scope,
+        subject=args.subject,
+        roles=args.role or ["clinician"],
+        patient=args.patient,
+        purpose=(args.purpose or "TREAT").upper(),
+        lifetime=args.lifetime,
+    )
+    print(
+        f"token: issuer {DEV_ISSUER}, audience {args.audience or settings.public_base_url()}, "
+        f"valid {args.lifetime} s (trusted by a sandbox façade only)",
+        file=sys.stderr,
+    )
     print(token)
     return 0
 
@@ -131,13 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="create an RS512 key pair for NHS signed-JWT auth and print its JWKS")
     keygen.add_argument("--kid", required=True, help="key id: the JWT 'kid' header and the file name")
     keygen.add_argument("--out", required=True, help="directory for {kid}.pem (0600) and {kid}.pub.pem")
-    keygen.add_argument("--bits", type=int, default=4096, choices=(2048, 3072, 4096),
-                        help="RSA key size (NHS recommends 4096)")
+    keygen.add_argument(
+        "--bits", type=int, default=4096, choices=(2048, 3072, 4096), help="RSA key size (NHS recommends 4096)"
+    )
     keygen.set_defaults(func=cmd_keygen)
     token = sub.add_parser("token", help="print a development access token (sandbox façades trust it)")
     token.add_argument("--scope", required=True, help='SMART scopes, e.g. "user/*.rs" or "patient/*.rs"')
-    token.add_argument("--role", action="append", default=None,
-                       help="façade role or NHS job role code; repeat for several (default: clinician)")
+    token.add_argument(
+        "--role",
+        action="append",
+        default=None,
+        help="façade role or NHS job role code; repeat for several (default: clinician)",
+    )
     token.add_argument("--patient", default=None, help="patient context: the NHS number patient/ scopes are for")
     token.add_argument("--purpose", default=None, help="purpose of use, v3 code (default: TREAT)")
     token.add_argument("--subject", default="dev-user", help="the user's id (sub)")

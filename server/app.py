@@ -5,6 +5,7 @@ unset), the NHS clients and the providers, all inside the lifespan: nothing conn
 import time and everything opened is closed on shutdown. Providers come from the NHS
 sources (server/sources/registry.py), each decorated in the one ordered list below.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,16 +71,20 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
                 emulator = await stack.enter_async_context(EmbeddedEmulator(sources))
                 emulator_url = emulator.base_url
                 log.info("sandbox mode: embedded NHS emulator at %s", emulator_url)
-            session = await stack.enter_async_context(
-                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
-            )
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)))
             upstreams = config.upstreams(emulator_url)
             auth = await build_auth(settings, session, emulator_url)
             # Exit runs in reverse: token renewals are cancelled and awaited before the session closes.
             stack.push_async_callback(auth.aclose)
-            wiring = Wiring(settings=settings, session=session, upstreams=upstreams, source_settings=config.settings,
-                            rate_limits=config.rate_limits(settings), nhs_urls=tuple(config.configured_urls()),
-                            auth=auth)
+            wiring = Wiring(
+                settings=settings,
+                session=session,
+                upstreams=upstreams,
+                source_settings=config.settings,
+                rate_limits=config.rate_limits(settings),
+                nhs_urls=tuple(config.configured_urls()),
+                auth=auth,
+            )
             stack.push_async_callback(wiring.aclose)  # shared upstream flights, before the session closes
             mongo = await stack.enter_async_context(open_mongo_client(settings))  # one client, shared
             cache = await stack.enter_async_context(open_cache(settings, mongo, config.freshness()))
@@ -110,8 +115,14 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
             for provider in pas_only_providers(registry, pas.service):  # PAS types no source serves
                 registry.register(provider)
             trail = await stack.enter_async_context(open_audit_trail(settings, mongo))
-            app.state.access = build_access(settings, config.configured_urls(), session, PASDirectory(pas_store), trail,
-                                            CallerQuota(settings.caller_nhs_rate, settings.caller_nhs_burst))
+            app.state.access = build_access(
+                settings,
+                config.configured_urls(),
+                session,
+                PASDirectory(pas_store),
+                trail,
+                CallerQuota(settings.caller_nhs_rate, settings.caller_nhs_burst),
+            )
             registry.register(AuditEventProvider(trail))  # the audit trail itself: never cached
             app.state.runtime = Runtime(
                 settings=settings,

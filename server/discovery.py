@@ -4,6 +4,7 @@ Plain JSON, not FHIR resources (like server/health.py), and public (no token: cl
 read them to learn how to get one). Both are built by capability/ from the registry, the
 settings, the role table and the wiring's access modes, exactly as the CapabilityStatement is.
 """
+
 from __future__ import annotations
 
 from starlette.requests import Request

@@ -5,6 +5,7 @@ MongoDB outage degrades the façade to upstream-only, it does not stop it), the 
 trail (spooling locally while MongoDB is down), and where each NHS API points (the embedded emulator or a configured URL). Always 200 while the
 process serves; `status` is "ok" or "degraded". No URLs, keys or patient data.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,7 +18,9 @@ from server.runtime import Runtime
 
 async def health(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    cache: dict[str, Any] = await rt.cache.health() if rt.cache is not None else {"backend": "none", "status": "disabled"}
+    cache: dict[str, Any] = (
+        await rt.cache.health() if rt.cache is not None else {"backend": "none", "status": "disabled"}
+    )
     modes = rt.upstream_modes
     kinds = set(modes.values())
     access = getattr(request.app.state, "access", None)

@@ -12,6 +12,7 @@ Credentials: the URI names the user, and the password comes from a file
 (FACADE_MONGODB_PASSWORD_FILE, e.g. a compose secret), read once at start, so it never
 sits in an environment variable, a compose file or a process listing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,11 +46,14 @@ def read_password(path: Path | None, uri: str) -> str | None:
         return None
     userinfo = urlsplit(uri)
     if not userinfo.username:
-        raise MongoCredentialsError("FACADE_MONGODB_PASSWORD_FILE is set but FACADE_MONGODB_URI names no user "
-                                    "(mongodb://user@host/...)")
+        raise MongoCredentialsError(
+            "FACADE_MONGODB_PASSWORD_FILE is set but FACADE_MONGODB_URI names no user (mongodb://user@host/...)"
+        )
     if userinfo.password is not None:
-        raise MongoCredentialsError("FACADE_MONGODB_URI carries a password and FACADE_MONGODB_PASSWORD_FILE is "
-                                    "set: keep the password in the file only")
+        raise MongoCredentialsError(
+            "FACADE_MONGODB_URI carries a password and FACADE_MONGODB_PASSWORD_FILE is "
+            "set: keep the password in the file only"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

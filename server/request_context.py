@@ -3,6 +3,7 @@
 It sits below both the provider contract and the NHS clients (which take it on every
 call), so the NHS layer never imports the provider layer above it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,7 @@ class RequestContext:
         Single-flight and the cache key on it, so one user's data never reaches another;
         the token is never stored."""
         nhsd = sorted((k.lower(), v) for k, v in self.headers.items() if k.lower().startswith("nhsd-"))
-        user = (f"{self.principal.issuer}\0{self.principal.subject}"
-                if per_user and self.principal is not None else "")
+        user = f"{self.principal.issuer}\0{self.principal.subject}" if per_user and self.principal is not None else ""
         if not self.user_token and not nhsd and not user:
             return ""
         digest = hashlib.sha256((self.user_token or "").encode())

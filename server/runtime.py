@@ -1,4 +1,5 @@
 """What handlers need at request time, built once by the composition root (server.app)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

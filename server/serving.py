@@ -4,6 +4,7 @@ Used for the embedded NHS emulator (sandbox mode) and by the integration tests. 
 socket is bound before Hypercorn starts (port 0 = a free port), so the caller knows the
 URL at once with no race for the port.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,7 @@ def hypercorn_config(bind: list[str]) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0,
-                  ready_path: str = "/") -> AsyncIterator[str]:
+async def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, ready_path: str = "/") -> AsyncIterator[str]:
     """Run `app` until the block exits; yields its base URL once it answers HTTP."""
     sock = _bound_socket(host, port)
     actual_port = sock.getsockname()[1]

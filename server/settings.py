@@ -6,6 +6,7 @@ server.sources.config hands them to their source, refusing any no source declare
 Every upstream base URL left unset means "use the project's own NHS emulator", so a
 fresh checkout runs with no external service at all (sandbox mode).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,9 +33,7 @@ class Settings(BaseSettings):
         description="Public base URL used in every link; defaults to http://{host}:{port}.",
     )
 
-    end_user_ods: str | None = Field(
-        default=None, description="Sent as NHSD-End-User-Organisation-ODS when set."
-    )
+    end_user_ods: str | None = Field(default=None, description="Sent as NHSD-End-User-Organisation-ODS when set.")
 
     upstream_connect_timeout: float = Field(default=3.0, gt=0)
     upstream_read_timeout: float = Field(default=10.0, gt=0)
@@ -58,17 +57,13 @@ class Settings(BaseSettings):
     upstream_rate_limits: dict[str, float] | None = Field(
         default=None,
         description='Client-side requests/second per NHS API (JSON, e.g. {"PDS": 5}); unlisted APIs unlimited. '
-                    "Unset = what each source publishes (PDS: 5).",
+        "Unset = what each source publishes (PDS: 5).",
     )
-    upstream_single_flight: bool = Field(
-        default=True, description="Concurrent identical upstream GETs share one call."
-    )
+    upstream_single_flight: bool = Field(default=True, description="Concurrent identical upstream GETs share one call.")
 
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=100, ge=1)
-    page_snapshot_ttl: float = Field(
-        default=600.0, gt=0, description="Seconds a search result stays pageable."
-    )
+    page_snapshot_ttl: float = Field(default=600.0, gt=0, description="Seconds a search result stays pageable.")
     page_snapshot_limit: int = Field(default=1000, ge=1)
 
     pas_profile: str = Field(
@@ -79,7 +74,9 @@ class Settings(BaseSettings):
         default="hl7/adt_pid", description="HL7 v2 ADT mapping profile (name under mappings/ or a path)."
     )
     pas_trace_fuzzy_min_score: float = Field(
-        default=0.95, gt=0, le=1,
+        default=0.95,
+        gt=0,
+        le=1,
         description="Lowest PDS score accepted from a single fuzzy-search candidate when tracing NHS numbers.",
     )
 
@@ -89,24 +86,25 @@ class Settings(BaseSettings):
     auth_mode: Literal["none", "signed-jwt"] = Field(
         default="none",
         description="none = no credentials (emulator, open sandbox); signed-jwt = NHS application-restricted "
-                    "signed JWT plus user-restricted CIS2 tokens.",
+        "signed JWT plus user-restricted CIS2 tokens.",
     )
     api_key: SecretStr | None = Field(default=None, description="NHS app API key: the JWT iss and sub.")
     key_id: str | None = Field(default=None, description="kid of the registered public key.")
     private_key_path: Path | None = Field(default=None, description="PEM file of the RS512 signing key.")
     private_key: SecretStr | None = Field(default=None, description="PEM text of the signing key (instead of a file).")
     token_url: str | None = Field(
-        default=None, description="NHS OAuth2 token endpoint; unset = the embedded emulator's /oauth2/token.",
+        default=None,
+        description="NHS OAuth2 token endpoint; unset = the embedded emulator's /oauth2/token.",
     )
     smart_authorize_url: str | None = Field(
         default=None,
         description="NHS OAuth2 authorize endpoint (combined auth), published in /.well-known/smart-configuration "
-                    "and the CapabilityStatement; the façade itself runs no authorization server.",
+        "and the CapabilityStatement; the façade itself runs no authorization server.",
     )
     user_token_mode: Literal["passthrough", "exchange"] = Field(
         default="passthrough",
         description="User-restricted APIs: forward the caller's bearer token, or exchange it (CIS2 id_token) "
-                    "at the token endpoint.",
+        "at the token endpoint.",
     )
     # Read-through cache (server/cache/): in memory unless a MongoDB URI is set.
     cache_enabled: bool = Field(default=True, description="Read-through cache for every NHS-backed read/search.")
@@ -115,55 +113,64 @@ class Settings(BaseSettings):
     )
     mongodb_database: str = Field(default="nhs_fhir_facade", description="Database holding the cache collection.")
     mongodb_timeout_ms: int = Field(
-        default=500, ge=50,
+        default=500,
+        ge=50,
         description="Server selection and connect timeout (ms): what a dead MongoDB costs one request.",
     )
     cache_max_entries: int = Field(default=10_000, ge=1, description="Entries the in-memory cache holds (LRU).")
     cache_ttl_default: float = Field(default=300.0, gt=0, description="Seconds an entry is fresh, unless set per type.")
     cache_ttl_by_type: dict[str, float] = Field(
         default_factory=dict,
-        description='Freshness per type, as JSON ({"Patient": 600}); wins over what each source declares.'
+        description='Freshness per type, as JSON ({"Patient": 600}); wins over what each source declares.',
     )
     cache_stale_if_error: float = Field(
-        default=3600.0, ge=0,
+        default=3600.0,
+        ge=0,
         description="Max age (s) of a cached copy served, with a warning, when the NHS API fails; 0 = never.",
     )
 
     # Request limits (issue 8): what one request may cost the shared event loop before any
     # work is done on it (server/fhir/request_limits.py), plus the browser and MongoDB edges.
     max_body_bytes: int = Field(
-        default=1_048_576, ge=1024,
+        default=1_048_576,
+        ge=1024,
         description="Largest request body (bytes), declared or streamed; larger is 413 before it is read whole.",
     )
     max_query_chars: int = Field(
-        default=8192, ge=256, description="Longest query string (characters, as sent); longer is 414.",
+        default=8192,
+        ge=256,
+        description="Longest query string (characters, as sent); longer is 414.",
     )
     max_list_items: int = Field(
-        default=100, ge=1,
+        default=100,
+        ge=1,
         description="Most parameters one search may send, and most _elements names, _sort keys or "
-                    "comma-separated OR values one parameter may list; more is 400.",
+        "comma-separated OR values one parameter may list; more is 400.",
     )
     cors_allow_origins: list[str] = Field(
         default_factory=list,
         description='Browser origins allowed to call the façade (JSON list, e.g. ["https://app.example"]); '
-                    "empty = no CORS headers at all.",
+        "empty = no CORS headers at all.",
     )
     mongodb_password_file: Path | None = Field(
         default=None,
         description="File holding the MongoDB password (e.g. a compose secret), read at start; the URI then "
-                    "carries the user name only.",
+        "carries the user name only.",
     )
 
     # Inbound access control (server/access/): who may call the façade, and the audit trail.
     auth_issuer: str | None = Field(
-        default=None, description="Issuer (iss) of the access tokens the façade accepts: the hospital's "
-                                  "identity provider or NHS CIS2. Needs auth_jwks_url or auth_jwks_file.",
+        default=None,
+        description="Issuer (iss) of the access tokens the façade accepts: the hospital's "
+        "identity provider or NHS CIS2. Needs auth_jwks_url or auth_jwks_file.",
     )
-    auth_jwks_url: str | None = Field(default=None, description="JWKS URL of auth_issuer (cached; re-read on an "
-                                                                "unknown kid, at most every 30 s).")
+    auth_jwks_url: str | None = Field(
+        default=None, description="JWKS URL of auth_issuer (cached; re-read on an unknown kid, at most every 30 s)."
+    )
     auth_jwks_file: Path | None = Field(default=None, description="JWKS file of auth_issuer, instead of a URL.")
     auth_audience: list[str] = Field(
-        default_factory=list, description="Accepted aud values; empty = the façade's public base URL.",
+        default_factory=list,
+        description="Accepted aud values; empty = the façade's public base URL.",
     )
     auth_algorithms: list[str] = Field(
         default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"],
@@ -171,73 +178,84 @@ class Settings(BaseSettings):
     )
     auth_leeway_seconds: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
     auth_max_token_lifetime: float = Field(
-        default=86_400.0, gt=0, description="Longest token lifetime accepted (exp - iat, or exp - now without iat).",
+        default=86_400.0,
+        gt=0,
+        description="Longest token lifetime accepted (exp - iat, or exp - now without iat).",
     )
     dev_issuer: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="Trust the development token issuer (nhs-fhir-facade token): auto = only when every NHS "
-                    "API is the emulator; on = also against NHS sandbox/integration; never against production.",
+        "API is the emulator; on = also against NHS sandbox/integration; never against production.",
     )
     emulator_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts that run the project's NHS emulator (e.g. the compose service 'emulator'): counted as "
-                    "sandbox for the development issuer; an nhs.uk host is never one.",
+        "sandbox for the development issuer; an nhs.uk host is never one.",
     )
     emulator_url: str | None = Field(
         default=None,
         description="Base URL of a running NHS emulator (e.g. the compose service: http://emulator:9100): every NHS "
-                    "API without its own URL is served there instead of by an embedded emulator. Its host must be "
-                    "loopback or one of emulator_hosts.",
+        "API without its own URL is served there instead of by an embedded emulator. Its host must be "
+        "loopback or one of emulator_hosts.",
     )
     dev_issuer_key_path: Path | None = Field(
-        default=None, description="The development issuer's key (default: per-user config directory).",
+        default=None,
+        description="The development issuer's key (default: per-user config directory).",
     )
     access_policy: Path | None = Field(
-        default=None, description="Role table (YAML); unset = server/access/roles.yaml.",
+        default=None,
+        description="Role table (YAML); unset = server/access/roles.yaml.",
     )
     nhs_user_token_source: Literal["header", "inbound"] = Field(
         default="header",
         description="Where the NHS CIS2 credential for user-restricted NHS APIs comes from: 'header' = "
-                    "X-NHS-User-Token (the inbound token is the hospital's own); 'inbound' = the inbound "
-                    "bearer token is itself a CIS2 token (auth_issuer is CIS2) and goes on to NHS.",
+        "X-NHS-User-Token (the inbound token is the hospital's own); 'inbound' = the inbound "
+        "bearer token is itself a CIS2 token (auth_issuer is CIS2) and goes on to NHS.",
     )
     relationship_required: bool = Field(
         default=True,
         description="Clinical types need a legitimate relationship (PAS registration or the token's patient "
-                    "context) unless break-glass; false only outside NHS production.",
+        "context) unless break-glass; false only outside NHS production.",
     )
     audit_spool_dir: Path | None = Field(
-        default=None, description="Directory of the local audit spool (used while MongoDB is down); "
-                                  "default: per-user state directory.",
+        default=None,
+        description="Directory of the local audit spool (used while MongoDB is down); "
+        "default: per-user state directory.",
     )
     auth_token_url: str | None = Field(
         default=None,
         description="Token endpoint of auth_issuer, where clients get access tokens for the façade; published "
-                    "in /.well-known/smart-configuration and /metadata (unset and nhs_user_token_source=inbound: "
-                    "the NHS token_url).",
+        "in /.well-known/smart-configuration and /metadata (unset and nhs_user_token_source=inbound: "
+        "the NHS token_url).",
     )
     auth_authorize_url: str | None = Field(
         default=None,
         description="Authorization endpoint of auth_issuer, published like auth_token_url (unset and "
-                    "nhs_user_token_source=inbound: the NHS smart_authorize_url).",
+        "nhs_user_token_source=inbound: the NHS smart_authorize_url).",
     )
 
     # Fan-out and quota (issue 8): what one search page, and one caller, may cost in NHS calls.
     max_include_reads: int = Field(
-        default=20, ge=0, description="_include reads one search page may start; the rest become one warning.",
+        default=20,
+        ge=0,
+        description="_include reads one search page may start; the rest become one warning.",
     )
     max_revinclude_searches: int = Field(
-        default=10, ge=0,
+        default=10,
+        ge=0,
         description="_revinclude searches (one per match and rev-include) one page may start; the rest become "
-                    "one warning.",
+        "one warning.",
     )
     caller_nhs_rate: float = Field(
-        default=2.0, gt=0,
+        default=2.0,
+        gt=0,
         description="NHS requests per second each caller (token issuer + subject + client) may send, sustained; "
-                    "over it the caller gets 429 with Retry-After. Cache hits and shared calls cost nothing.",
+        "over it the caller gets 429 with Retry-After. Cache hits and shared calls cost nothing.",
     )
     caller_nhs_burst: float = Field(
-        default=60.0, ge=1, description="NHS requests a caller may send at once before caller_nhs_rate applies.",
+        default=60.0,
+        ge=1,
+        description="NHS requests a caller may send at once before caller_nhs_rate applies.",
     )
 
     def public_base_url(self) -> str:
@@ -248,7 +266,7 @@ class Settings(BaseSettings):
     pas_hl7_allowed_senders: list[str] | None = Field(
         default=None,
         description='HL7 senders accepted (JSON list of "APP|FACILITY" or "APP|*", MSH-3|MSH-4); unset = '
-                    'the sandbox sender "PAS|RX1" when every NHS API is the emulator, else none.',
+        'the sandbox sender "PAS|RX1" when every NHS API is the emulator, else none.',
     )
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
 """Shared fixtures: a fresh emulator and façade per test, on real loopback sockets."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

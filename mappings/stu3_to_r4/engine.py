@@ -4,6 +4,7 @@ Paths are dotted element names (`clinicalStatus.extension`); the source side wal
 dicts only (repeating elements are handled by `many` and nested `rules`), the target
 side creates the dicts it needs and appends to a list already there. Pure.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

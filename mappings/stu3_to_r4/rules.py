@@ -4,6 +4,7 @@ A typo in a mapping file (unknown transform, unknown value map, a rule with neit
 transform nor nested rules) fails when the file is loaded, not on the first patient
 whose record happens to exercise that rule.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -64,8 +65,15 @@ def _rule(raw: Mapping[str, Any], value_maps: Mapping[str, Mapping[str, Any]], w
         if name not in value_maps:
             raise MappingSpecError(f"{where}: unknown value map '{name}'")
         args["value_map"] = value_maps[name]
-    return Rule(source=str(raw["from"]), target=str(raw["to"]), transform=transform, args=args,
-                many=bool(raw.get("many", False)), rules=nested, require=tuple(raw.get("require") or ()))
+    return Rule(
+        source=str(raw["from"]),
+        target=str(raw["to"]),
+        transform=transform,
+        args=args,
+        many=bool(raw.get("many", False)),
+        rules=nested,
+        require=tuple(raw.get("require") or ()),
+    )
 
 
 def parse_mapping(document: Mapping[str, Any]) -> MappingSpec:
@@ -79,8 +87,11 @@ def parse_mapping(document: Mapping[str, Any]) -> MappingSpec:
         raise MappingSpecError("a mapping needs at least one rule")
     known = {"resource", "source_profile", "target_profile", "value_maps", "rules"}
     return MappingSpec(
-        resource=document["resource"], source_profile=document["source_profile"],
-        target_profile=document["target_profile"], rules=rules, value_maps=value_maps,
+        resource=document["resource"],
+        source_profile=document["source_profile"],
+        target_profile=document["target_profile"],
+        rules=rules,
+        value_maps=value_maps,
         extra={k: v for k, v in document.items() if k not in known and not k.endswith("_rules")},
     )
 

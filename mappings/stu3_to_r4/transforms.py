@@ -8,6 +8,7 @@ something the source said records a warning in the context, so the client is tol
 The list is deliberately short; a mapping that needs arbitrary code is a sign that
 this list lacks one entry.
 """
+
 from __future__ import annotations
 
 import copy as _copy
@@ -128,8 +129,10 @@ def patient_reference(value: Any, args: Mapping[str, Any], ctx: MappingContext) 
     """The façade's Patient (id = NHS number, served by the Patient provider) plus the
     NHS number identifier. The STU3 reference points inside the GP bundle, so it is
     replaced, not copied."""
-    return {"reference": f"Patient/{ctx.nhs_number}",
-            "identifier": {"system": NHS_NUMBER_SYSTEM, "value": ctx.nhs_number}}
+    return {
+        "reference": f"Patient/{ctx.nhs_number}",
+        "identifier": {"system": NHS_NUMBER_SYSTEM, "value": ctx.nhs_number},
+    }
 
 
 def _name_text(resource: Mapping[str, Any]) -> str | None:
@@ -193,8 +196,11 @@ def complex_extension(value: Any, args: Mapping[str, Any], ctx: MappingContext) 
     for ext in value if isinstance(value, list) else []:
         if not isinstance(ext, dict) or ext.get("url") != args["source_url"]:
             continue
-        kept = [{**_copy.deepcopy(dict(p)), "url": parts[p["url"]]}
-                for p in ext.get("extension") or [] if isinstance(p, dict) and p.get("url") in parts]
+        kept = [
+            {**_copy.deepcopy(dict(p)), "url": parts[p["url"]]}
+            for p in ext.get("extension") or []
+            if isinstance(p, dict) and p.get("url") in parts
+        ]
         if kept:
             out.append({"url": args["target_url"], "extension": kept})
     return out or None

@@ -6,6 +6,7 @@ roles, client, organisation, network address), what (type, interaction, query),
 which patients (every patient in the answer), why (purpose of use, break-glass
 flagged), the outcome, the request id, when, and the observer.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,17 @@ CLIENT_SYSTEM = "urn:nhs-fhir-facade:client-id"
 ROLE_SYSTEM = "urn:nhs-fhir-facade:role"
 JOB_ROLE_SYSTEM = "https://fhir.nhs.uk/CodeSystem/NHSDigital-SDS-JobRoleCode"
 BREAK_GLASS = "urn:nhs-fhir-facade:audit:break-glass"
-ACTIONS = {"read": "R", "vread": "R", "search-type": "E", "search-system": "E", "create": "C",
-           "update": "U", "patch": "U", "delete": "D", "operation": "E"}
+ACTIONS = {
+    "read": "R",
+    "vread": "R",
+    "search-type": "E",
+    "search-system": "E",
+    "create": "C",
+    "update": "U",
+    "patch": "U",
+    "delete": "D",
+    "operation": "E",
+}
 MAX_RESOURCE_ENTITIES = 200
 
 
@@ -87,8 +97,7 @@ def _coding(system: str, code: str, display: str | None = None) -> dict[str, Any
 
 
 def _user_agent(principal: Principal | None, note: AuditNote) -> dict[str, Any]:
-    agent: dict[str, Any] = {"type": {"coding": [_coding(EXTRA_ROLE, "humanuser", "human user")]},
-                             "requestor": True}
+    agent: dict[str, Any] = {"type": {"coding": [_coding(EXTRA_ROLE, "humanuser", "human user")]}, "requestor": True}
     if principal is None:
         agent["who"] = {"display": "unauthenticated caller"}
     else:
@@ -96,8 +105,11 @@ def _user_agent(principal: Principal | None, note: AuditNote) -> dict[str, Any]:
         if principal.sds_user_id:
             agent["altId"] = principal.sds_user_id
         roles: list[dict[str, Any]] = [{"coding": [_coding(ROLE_SYSTEM, r)]} for r in sorted(principal.roles)]
-        roles += [{"coding": [_coding(JOB_ROLE_SYSTEM, c.rsplit(":", 1)[-1])], "text": c}
-                  for c in principal.role_codes if c.rsplit(":", 1)[-1].startswith("R")]
+        roles += [
+            {"coding": [_coding(JOB_ROLE_SYSTEM, c.rsplit(":", 1)[-1])], "text": c}
+            for c in principal.role_codes
+            if c.rsplit(":", 1)[-1].startswith("R")
+        ]
         if roles:
             agent["role"] = roles
         if principal.purpose:
@@ -107,8 +119,15 @@ def _user_agent(principal: Principal | None, note: AuditNote) -> dict[str, Any]:
     return agent
 
 
-def audit_event(note: AuditNote, principal: Principal | None, status: int, *, observer: str,
-                break_glass: bool = False, now: dt.datetime | None = None) -> dict[str, Any]:
+def audit_event(
+    note: AuditNote,
+    principal: Principal | None,
+    status: int,
+    *,
+    observer: str,
+    break_glass: bool = False,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     recorded = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="milliseconds")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
@@ -118,39 +137,75 @@ def audit_event(note: AuditNote, principal: Principal | None, status: int, *, ob
         "action": ACTIONS.get(note.interaction, "E"),
         "recorded": recorded,
         "outcome": outcome_code(status),
-        "outcomeDesc": f"HTTP {status}" + (f": {note.reason[:300]}" if note.reason else "")
-                       + (f"; {note.withheld} resource(s) withheld by access checks" if note.withheld else ""),
+        "outcomeDesc": f"HTTP {status}"
+        + (f": {note.reason[:300]}" if note.reason else "")
+        + (f"; {note.withheld} resource(s) withheld by access checks" if note.withheld else ""),
         "agent": [_user_agent(principal, note)],
-        "source": {"site": observer, "observer": {"display": "nhs-fhir-facade"},
-                   "type": [_coding(SOURCE_TYPE, "4", "Application Server")]},
+        "source": {
+            "site": observer,
+            "observer": {"display": "nhs-fhir-facade"},
+            "type": [_coding(SOURCE_TYPE, "4", "Application Server")],
+        },
     }
     if principal is not None and principal.purpose:
         event["purposeOfEvent"] = [{"coding": [_coding(PURPOSE, principal.purpose)]}]
     if break_glass:
         event["extension"] = [{"url": BREAK_GLASS, "valueBoolean": True}]
     if principal is not None and principal.client_id:
-        event["agent"].append({"type": {"coding": [_coding(DCM, "110153", "Source Role ID")]},
-                               "who": {"identifier": {"system": CLIENT_SYSTEM, "value": principal.client_id}},
-                               "requestor": False})
+        event["agent"].append(
+            {
+                "type": {"coding": [_coding(DCM, "110153", "Source Role ID")]},
+                "who": {"identifier": {"system": CLIENT_SYSTEM, "value": principal.client_id}},
+                "requestor": False,
+            }
+        )
     if principal is not None and principal.organisation_ods:
-        event["agent"].append({"type": {"text": "organisation"},
-                               "who": {"identifier": {"system": ODS, "value": principal.organisation_ods}},
-                               "requestor": False})
-    event["agent"].append({"type": {"coding": [_coding(DCM, "110152", "Destination Role ID")]},
-                           "who": {"display": "nhs-fhir-facade"}, "requestor": False})
+        event["agent"].append(
+            {
+                "type": {"text": "organisation"},
+                "who": {"identifier": {"system": ODS, "value": principal.organisation_ods}},
+                "requestor": False,
+            }
+        )
+    event["agent"].append(
+        {
+            "type": {"coding": [_coding(DCM, "110152", "Destination Role ID")]},
+            "who": {"display": "nhs-fhir-facade"},
+            "requestor": False,
+        }
+    )
     entities: list[dict[str, Any]] = [
-        {"what": {"reference": p}, "type": _coding(ENTITY_TYPE, "1", "Person"),
-         "role": _coding(OBJECT_ROLE, "1", "Patient")} for p in note.patients]
-    entities += [{"what": {"reference": r}, "type": _coding(ENTITY_TYPE, "2", "System Object"),
-                  "role": _coding(OBJECT_ROLE, "4", "Domain Resource")}
-                 for r in note.resources[:MAX_RESOURCE_ENTITIES] if r not in note.patients]
-    query = note.query if note.query is not None else (
-        f"{note.method} {note.target}".encode() if note.interaction.startswith("search") else None)
+        {
+            "what": {"reference": p},
+            "type": _coding(ENTITY_TYPE, "1", "Person"),
+            "role": _coding(OBJECT_ROLE, "1", "Patient"),
+        }
+        for p in note.patients
+    ]
+    entities += [
+        {
+            "what": {"reference": r},
+            "type": _coding(ENTITY_TYPE, "2", "System Object"),
+            "role": _coding(OBJECT_ROLE, "4", "Domain Resource"),
+        }
+        for r in note.resources[:MAX_RESOURCE_ENTITIES]
+        if r not in note.patients
+    ]
+    query = (
+        note.query
+        if note.query is not None
+        else (f"{note.method} {note.target}".encode() if note.interaction.startswith("search") else None)
+    )
     if query is not None:
-        entities.append({"type": _coding(ENTITY_TYPE, "2", "System Object"),
-                         "role": _coding(OBJECT_ROLE, "24", "Query"),
-                         "query": base64.b64encode(query[:8192]).decode("ascii")})
-    entities.append({"what": {"identifier": {"value": note.request_id}},
-                     "type": _coding(BALP_ENTITY, "XrequestId", "X-Request-Id")})
+        entities.append(
+            {
+                "type": _coding(ENTITY_TYPE, "2", "System Object"),
+                "role": _coding(OBJECT_ROLE, "24", "Query"),
+                "query": base64.b64encode(query[:8192]).decode("ascii"),
+            }
+        )
+    entities.append(
+        {"what": {"identifier": {"value": note.request_id}}, "type": _coding(BALP_ENTITY, "XrequestId", "X-Request-Id")}
+    )
     event["entity"] = entities
     return event

@@ -6,6 +6,7 @@ walk through nested JSON. The local matcher (server.fhir.search_match) then appl
 exact FHIR semantics to what the lookup found, so these fields only ever need to be a
 superset of what a search can match; they never decide a match on their own.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -29,6 +29,7 @@ Why it is shaped like this:
 - A torn last line (a crash mid-write) or any unreadable line is skipped with a warning
   naming the file and byte offset, never the content: audit events are PHI.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -285,8 +286,9 @@ class AuditSpool:
         if not full and position < len(data) and offset + len(data) >= spool_file.size:
             # Bytes after the last newline at the end of the file: a write cut short by a
             # crash (only a dead process's file can end like this).
-            log.warning("audit spool: skipped a torn last line at byte %d of %s",
-                        offset + position, spool_file.path.name)
+            log.warning(
+                "audit spool: skipped a torn last line at byte %d of %s", offset + position, spool_file.path.name
+            )
             batch.skipped += 1
             batch.end = spool_file.size
         return batch
@@ -345,8 +347,11 @@ class AuditSpool:
         try:
             os.unlink(spool_file.path)  # before the lock goes, so nobody claims a drained file
         except OSError as exc:
-            log.warning("audit spool: could not delete drained %s (%s)", spool_file.path.name,
-                        errno.errorcode.get(exc.errno or 0, type(exc).__name__))
+            log.warning(
+                "audit spool: could not delete drained %s (%s)",
+                spool_file.path.name,
+                errno.errorcode.get(exc.errno or 0, type(exc).__name__),
+            )
         finally:
             os.close(spool_file.fd)
 
@@ -366,8 +371,11 @@ class AuditSpool:
             if own is None:
                 return
             if own.pending:
-                log.warning("audit spool: %d bytes of audit events not yet in MongoDB stay in %s",
-                            own.size - own.drained, own.path.name)
+                log.warning(
+                    "audit spool: %d bytes of audit events not yet in MongoDB stay in %s",
+                    own.size - own.drained,
+                    own.path.name,
+                )
                 os.close(own.fd)
             else:
                 self._delete(own)

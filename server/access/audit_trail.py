@@ -28,6 +28,7 @@ Errors:
 
 Logs name event ids and counts only, never an event's content: audit events are PHI.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,10 +79,17 @@ class AuditTrail(Protocol):
         it could be stored nowhere; ValueError when it is no AuditEvent (no id, no
         instant in `recorded`)."""
 
-    async def find(self, *, patient: str | None = None, agent: str | None = None,
-                   recorded_from: datetime | None = None, recorded_to: datetime | None = None,
-                   outcome: str | None = None, types: Iterable[str] = (),
-                   limit: int = DEFAULT_FIND_LIMIT) -> list[Event]:
+    async def find(
+        self,
+        *,
+        patient: str | None = None,
+        agent: str | None = None,
+        recorded_from: datetime | None = None,
+        recorded_to: datetime | None = None,
+        outcome: str | None = None,
+        types: Iterable[str] = (),
+        limit: int = DEFAULT_FIND_LIMIT,
+    ) -> list[Event]:
         """Stored events, newest `recorded` first, at most `limit`. Filters are AND-ed:
         `patient` is `Patient/{id}`, `agent` an agent identifier value or reference,
         recorded_from <= recorded < recorded_to, `types` any of these type/subtype codes
@@ -91,7 +99,7 @@ class AuditTrail(Protocol):
         """One stored event by id, None when unknown; AuditUnavailable when it cannot read."""
 
     def status(self) -> str:
-        """"ok", "spooling" (events wait in the spool for MongoDB) or "degraded"."""
+        """ "ok", "spooling" (events wait in the spool for MongoDB) or "degraded"."""
 
     async def aclose(self) -> None:
         """Stop background work and release files."""
@@ -110,16 +118,25 @@ def _validated_fields(event: Event) -> dict[str, Any]:
     return index_fields(event)
 
 
-def _wanted(fields: dict[str, Any], patient: str | None, agent: str | None, recorded_from: datetime | None,
-            recorded_to: datetime | None, outcome: str | None, types: tuple[str, ...]) -> bool:
+def _wanted(
+    fields: dict[str, Any],
+    patient: str | None,
+    agent: str | None,
+    recorded_from: datetime | None,
+    recorded_to: datetime | None,
+    outcome: str | None,
+    types: tuple[str, ...],
+) -> bool:
     """The find() filters on index fields, as MongoAuditTrail's query applies them."""
     recorded = fields["recorded"]
-    return ((patient is None or patient in fields["patients"])
-            and (agent is None or agent in fields["agents"])
-            and (recorded_from is None or recorded >= recorded_from)
-            and (recorded_to is None or recorded < recorded_to)
-            and (outcome is None or fields["outcome"] == outcome)
-            and (not types or any(t in fields["types"] for t in types)))
+    return (
+        (patient is None or patient in fields["patients"])
+        and (agent is None or agent in fields["agents"])
+        and (recorded_from is None or recorded >= recorded_from)
+        and (recorded_to is None or recorded < recorded_to)
+        and (outcome is None or fields["outcome"] == outcome)
+        and (not types or any(t in fields["types"] for t in types))
+    )
 
 
 class InMemoryAuditTrail:
@@ -147,14 +164,24 @@ class InMemoryAuditTrail:
             if self.dropped == 1 or self.dropped % 10_000 == 0:
                 log.warning("in-memory audit trail full: %d oldest events dropped so far", self.dropped)
 
-    async def find(self, *, patient: str | None = None, agent: str | None = None,
-                   recorded_from: datetime | None = None, recorded_to: datetime | None = None,
-                   outcome: str | None = None, types: Iterable[str] = (),
-                   limit: int = DEFAULT_FIND_LIMIT) -> list[Event]:
+    async def find(
+        self,
+        *,
+        patient: str | None = None,
+        agent: str | None = None,
+        recorded_from: datetime | None = None,
+        recorded_to: datetime | None = None,
+        outcome: str | None = None,
+        types: Iterable[str] = (),
+        limit: int = DEFAULT_FIND_LIMIT,
+    ) -> list[Event]:
         wanted = tuple(types)
         # Newest appended first, then a stable sort: equal instants stay newest-first.
-        hits = [(fields["recorded"], body) for fields, body in reversed(self._events.values())
-                if _wanted(fields, patient, agent, recorded_from, recorded_to, outcome, wanted)]
+        hits = [
+            (fields["recorded"], body)
+            for fields, body in reversed(self._events.values())
+            if _wanted(fields, patient, agent, recorded_from, recorded_to, outcome, wanted)
+        ]
         hits.sort(key=lambda hit: hit[0], reverse=True)
         return [orjson.loads(body) for _, body in hits[:limit]]
 
@@ -195,11 +222,21 @@ class MongoAuditTrail:
 
     backend = "mongodb"
 
-    def __init__(self, db: AsyncDatabase[Document], spool: AuditSpool, *, collection: str = COLLECTION,
-                 retry_initial: float = 0.2, retry_max: float = 10.0, batch_size: int = 500,
-                 orphan_scan_interval: float = 30.0, close_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        spool: AuditSpool,
+        *,
+        collection: str = COLLECTION,
+        retry_initial: float = 0.2,
+        retry_max: float = 10.0,
+        batch_size: int = 500,
+        orphan_scan_interval: float = 30.0,
+        close_timeout: float = 2.0,
+    ) -> None:
         self.collection: AsyncCollection[Document] = db.get_collection(
-            collection, write_concern=WriteConcern(w="majority", j=True))
+            collection, write_concern=WriteConcern(w="majority", j=True)
+        )
         self.spool = spool
         self.retry_initial = retry_initial
         self.retry_max = retry_max
@@ -229,8 +266,11 @@ class MongoAuditTrail:
             await self.spool.claim_orphans()
         except OSError as exc:
             self._spool_ok = False
-            log.error("audit spool %s unusable (%s): while MongoDB is down, every access is refused",
-                      self.spool.directory, type(exc).__name__)
+            log.error(
+                "audit spool %s unusable (%s): while MongoDB is down, every access is refused",
+                self.spool.directory,
+                type(exc).__name__,
+            )
         self._drainer = asyncio.create_task(self._drain_forever(), name="audit-drainer")
 
     async def ensure_indexes(self) -> bool:
@@ -239,8 +279,9 @@ class MongoAuditTrail:
             await self._create_indexes()
         except PyMongoError as exc:
             self._mongo_ok = False
-            log.warning("audit trail: MongoDB not reachable for indexes (%s); retried in the background",
-                        type(exc).__name__)
+            log.warning(
+                "audit trail: MongoDB not reachable for indexes (%s); retried in the background", type(exc).__name__
+            )
             return False
         return True
 
@@ -327,7 +368,7 @@ class MongoAuditTrail:
     async def _commit_batches(self) -> None:
         try:
             while self._batch:
-                batch, self._batch = self._batch[:self.batch_size], self._batch[self.batch_size:]
+                batch, self._batch = self._batch[: self.batch_size], self._batch[self.batch_size :]
                 try:
                     failures = await self._insert_batch([doc for doc, _ in batch])
                 except Exception as exc:  # never leave a caller waiting for ever
@@ -367,10 +408,17 @@ class MongoAuditTrail:
 
     # --- reading ----------------------------------------------------------------------
 
-    async def find(self, *, patient: str | None = None, agent: str | None = None,
-                   recorded_from: datetime | None = None, recorded_to: datetime | None = None,
-                   outcome: str | None = None, types: Iterable[str] = (),
-                   limit: int = DEFAULT_FIND_LIMIT) -> list[Event]:
+    async def find(
+        self,
+        *,
+        patient: str | None = None,
+        agent: str | None = None,
+        recorded_from: datetime | None = None,
+        recorded_to: datetime | None = None,
+        outcome: str | None = None,
+        types: Iterable[str] = (),
+        limit: int = DEFAULT_FIND_LIMIT,
+    ) -> list[Event]:
         query: Document = {}
         if patient is not None:
             query["patients"] = patient
@@ -399,7 +447,7 @@ class MongoAuditTrail:
         return _event_of(doc) if doc is not None else None
 
     def status(self) -> str:
-        """"spooling" while events wait in the spool; "degraded" when MongoDB failed last
+        """ "spooling" while events wait in the spool; "degraded" when MongoDB failed last
         time it was asked (nothing spooled) or the spool cannot be written; else "ok"."""
         if self.spool.has_pending():
             return "spooling"
@@ -424,8 +472,11 @@ class MongoAuditTrail:
                 if isinstance(exc, PyMongoError):
                     self._mongo_ok = False
                 if not failing:
-                    log.log(logging.WARNING if isinstance(exc, (PyMongoError, OSError)) else logging.ERROR,
-                            "audit drain paused: %s; retrying with backoff", type(exc).__name__)
+                    log.log(
+                        logging.WARNING if isinstance(exc, (PyMongoError, OSError)) else logging.ERROR,
+                        "audit drain paused: %s; retrying with backoff",
+                        type(exc).__name__,
+                    )
                 failing = True
                 await self._sleep(random.uniform(delay / 2, delay), self._stopped)
                 delay = min(delay * 2, self.retry_max)
@@ -493,8 +544,11 @@ class MongoAuditTrail:
             if docs[progress.done] is None:
                 progress.done += 1
                 continue
-            run = [doc for doc in itertools.takewhile(lambda doc: doc is not None, docs[progress.done:])
-                   if doc is not None]
+            run = [
+                doc
+                for doc in itertools.takewhile(lambda doc: doc is not None, docs[progress.done :])
+                if doc is not None
+            ]
             try:
                 await self.collection.insert_many(run, ordered=True)
                 progress.done += len(run)

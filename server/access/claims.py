@@ -9,6 +9,7 @@ Two token families are read the same way:
   role the user chose at login, when present.
 Pure: no I/O.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,7 @@ class PurposeNotAllowed(BadPurpose):
     status = 403
 
 
-def _text(claims: dict[str, Any], *names: str, pattern: re.Pattern[str] | None = None,
-          limit: int = 200) -> str | None:
+def _text(claims: dict[str, Any], *names: str, pattern: re.Pattern[str] | None = None, limit: int = 200) -> str | None:
     for name in names:
         value = claims.get(name)
         if isinstance(value, str) and value and len(value) <= limit and (pattern is None or pattern.fullmatch(value)):
@@ -49,8 +49,9 @@ def _text(claims: dict[str, Any], *names: str, pattern: re.Pattern[str] | None =
 
 def _role_names(claims: dict[str, Any]) -> list[str]:
     raw = claims.get("roles")
-    names = raw.split() if isinstance(raw, str) else [r for r in raw if isinstance(r, str)] if isinstance(
-        raw, list) else []
+    names = (
+        raw.split() if isinstance(raw, str) else [r for r in raw if isinstance(r, str)] if isinstance(raw, list) else []
+    )
     return [n for n in names if len(n) <= MAX_ROLE_CODE][:50]
 
 
@@ -59,8 +60,9 @@ def _nrbac(claims: dict[str, Any]) -> dict[str, Any] | None:
     listed = claims.get("nhsid_nrbac_roles")
     roles = [r for r in listed if isinstance(r, dict)][:50] if isinstance(listed, list) else []
     selected = claims.get("selected_roleid")
-    chosen = [r for r in roles if r.get("person_roleid") == selected] if selected else roles[:1] if len(
-        roles) == 1 else []
+    chosen = (
+        [r for r in roles if r.get("person_roleid") == selected] if selected else roles[:1] if len(roles) == 1 else []
+    )
     return chosen[0] if chosen else None
 
 
@@ -82,8 +84,10 @@ def purpose_of(claims: dict[str, Any], header: str | None) -> str | None:
     if not PURPOSE.fullmatch(value):
         raise BadPurpose("X-Purpose-Of-Use takes one v3 PurposeOfUse code such as TREAT or ETREAT")
     if from_token is not None and value not in (from_token, BREAK_GLASS):
-        raise PurposeNotAllowed(f"X-Purpose-Of-Use {value} differs from the token's purpose of use {from_token}; "
-                         f"only {BREAK_GLASS} (break-glass) may be declared over it")
+        raise PurposeNotAllowed(
+            f"X-Purpose-Of-Use {value} differs from the token's purpose of use {from_token}; "
+            f"only {BREAK_GLASS} (break-glass) may be declared over it"
+        )
     return value
 
 
@@ -103,8 +107,9 @@ def principal_from_claims(claims: dict[str, Any], table: RoleTable, *, purpose_h
         purpose=purpose_of(claims, purpose_header),
         organisation_ods=(_text(nrbac or {}, "org_code", pattern=ODS) or _text(claims, "ods_code", pattern=ODS)),
         sds_user_id=_text(claims, "nhsid_useruid", "sds_user_id", pattern=SDS_ID),
-        sds_role_profile_id=(_text(nrbac or {}, "person_roleid", pattern=SDS_ID)
-                             or _text(claims, "sds_role_profile_id", pattern=SDS_ID)),
+        sds_role_profile_id=(
+            _text(nrbac or {}, "person_roleid", pattern=SDS_ID) or _text(claims, "sds_role_profile_id", pattern=SDS_ID)
+        ),
         family=_text(claims, "family_name", limit=100),
         given=_text(claims, "given_name", limit=100),
         token_id=_text(claims, "jti", limit=200),

@@ -5,6 +5,7 @@ Which patients a resource is about is server.fhir.patient_refs' one answer (the 
 restricted-patient purge uses it too); this module adds what access and audit need on
 top: the audit trail's `Patient/{id}` entities and the patients a search names.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,11 @@ def audit_patients(resources: Iterable[dict[str, Any]]) -> list[str]:
 def _value_key(value: object) -> str | None:
     if isinstance(value, ReferenceValue):
         if value.identifier is not None:
-            return value.identifier.code if value.identifier.any_system or (
-                value.identifier.system == NHS_NUMBER_SYSTEM) else None
+            return (
+                value.identifier.code
+                if value.identifier.any_system or (value.identifier.system == NHS_NUMBER_SYSTEM)
+                else None
+            )
         if value.resource_type in (None, "Patient"):
             return value.id
         return None

@@ -4,6 +4,7 @@ Built once in the app lifespan (server.access.wiring.build_access) and set on
 `app.state.access`. It verifies tokens, decides (policy), records (audit trail) and
 builds each request's RequestContext, so no handler reads Authorization itself.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -6,6 +6,7 @@ $XDG_CONFIG_HOME/nhs-fhir-facade/dev-issuer.pem, else ~/.config/nhs-fhir-facade/
 created with mode 0600 on first use. Whether a façade may trust it is decided by
 server.access.wiring (never against NHS production).
 """
+
 from __future__ import annotations
 
 import os
@@ -55,15 +56,31 @@ def public_key_set(key: RSAKey) -> KeySet:
     return KeySet.import_key_set({"keys": [key.as_dict(private=False)]})
 
 
-def issue_token(key: RSAKey, *, audience: str, scope: str, subject: str = "dev-user",
-                roles: Sequence[str] = (), patient: str | None = None, purpose: str | None = None,
-                lifetime: int = DEFAULT_LIFETIME, now: float | None = None,
-                extra: dict[str, Any] | None = None) -> str:
+def issue_token(
+    key: RSAKey,
+    *,
+    audience: str,
+    scope: str,
+    subject: str = "dev-user",
+    roles: Sequence[str] = (),
+    patient: str | None = None,
+    purpose: str | None = None,
+    lifetime: int = DEFAULT_LIFETIME,
+    now: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
     """A signed access token of the development issuer (RS256)."""
     issued = int(now if now is not None else time.time())
     claims: dict[str, Any] = {
-        "iss": DEV_ISSUER, "sub": subject, "aud": audience, "iat": issued, "nbf": issued,
-        "exp": issued + lifetime, "jti": str(uuid.uuid4()), "scope": scope, "client_id": "dev-cli",
+        "iss": DEV_ISSUER,
+        "sub": subject,
+        "aud": audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime,
+        "jti": str(uuid.uuid4()),
+        "scope": scope,
+        "client_id": "dev-cli",
     }
     if roles:
         claims["roles"] = list(roles)

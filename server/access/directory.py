@@ -4,6 +4,7 @@ hospital is the legitimate relationship the façade can see for itself.
 A store outage answers "not registered" (fail closed): a clinician then needs break-glass
 rather than getting data the façade could not justify.
 """
+
 from __future__ import annotations
 
 import re

@@ -11,6 +11,7 @@ possible against NHS production. Each configured NHS URL is classed by its host:
 - `production`: anything else, including hosts we do not recognise (fail safe).
 The façade's environment is the most serious of its URLs.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -19,8 +20,12 @@ from urllib.parse import urlsplit
 
 ORDER = ("emulator", "sandbox", "integration", "production")
 SANDBOX_HOSTS = ("sandbox.api.service.nhs.uk",)
-INTEGRATION_HOSTS = ("int.api.service.nhs.uk", "internal-dev.api.service.nhs.uk",
-                     "internal-qa.api.service.nhs.uk", "intspineservices.nhs.uk")
+INTEGRATION_HOSTS = (
+    "int.api.service.nhs.uk",
+    "internal-dev.api.service.nhs.uk",
+    "internal-qa.api.service.nhs.uk",
+    "intspineservices.nhs.uk",
+)
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,6 +10,7 @@ Each such request, allowed or refused, leaves exactly one AuditEvent, written be
 the response starts: if the audit trail can take it nowhere, the caller gets a 503
 instead of the answer (fail closed), so no access goes unrecorded.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,12 +49,17 @@ def bearer_token(scope: Scope) -> str | None:
 
 def _refusal(status: int, code: str, text: str, challenge: str | None) -> Message:
     body = orjson.dumps(operation_outcome(issue(code, text)))
-    headers = [(b"content-type", FHIR_JSON), (b"content-length", str(len(body)).encode()),
-               (b"cache-control", b"no-store")]
+    headers = [
+        (b"content-type", FHIR_JSON),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
     if challenge:
         headers.append((b"www-authenticate", challenge.encode()))
-    return {"start": {"type": "http.response.start", "status": status, "headers": headers},
-            "body": {"type": "http.response.body", "body": body}}
+    return {
+        "start": {"type": "http.response.start", "status": status, "headers": headers},
+        "body": {"type": "http.response.body", "body": body},
+    }
 
 
 class AccessMiddleware:
@@ -68,10 +74,13 @@ class AccessMiddleware:
         state = scope.setdefault("state", {})
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
-        note = AuditNote(request_id=state.get("request_id", "-"), method=scope["method"],
-                         target=scope["path"] + (f"?{query}" if query else ""),
-                         client_address=client[0] if client else None,
-                         interaction=interaction_of(scope["method"], scope["path"]))
+        note = AuditNote(
+            request_id=state.get("request_id", "-"),
+            method=scope["method"],
+            target=scope["path"] + (f"?{query}" if query else ""),
+            client_address=client[0] if client else None,
+            interaction=interaction_of(scope["method"], scope["path"]),
+        )
         state["audit"] = note
         state["access"] = access
         principal, refusal = await self._authenticate(scope, access, note)
@@ -81,34 +90,35 @@ class AccessMiddleware:
         state["principal"] = principal
         await self._pass_audited(scope, receive, send, access, note, principal)
 
-    async def _authenticate(self, scope: Scope, access: AccessControl,
-                            note: AuditNote) -> tuple[Principal | None, Message | None]:
+    async def _authenticate(
+        self, scope: Scope, access: AccessControl, note: AuditNote
+    ) -> tuple[Principal | None, Message | None]:
         token = bearer_token(scope)
         if token is None:
             note.reason = "no bearer token"
-            return None, _refusal(401, "login", "This endpoint needs 'Authorization: Bearer <access token>'",
-                                  REALM)
+            return None, _refusal(401, "login", "This endpoint needs 'Authorization: Bearer <access token>'", REALM)
         try:
             principal = await access.authenticate(token, _header(scope, b"x-purpose-of-use"))
         except InvalidToken as exc:
             note.reason = f"invalid token: {exc.reason}"
-            return None, _refusal(401, "login", "The access token is not valid",
-                                  f'{REALM}, error="invalid_token"')
+            return None, _refusal(401, "login", "The access token is not valid", f'{REALM}, error="invalid_token"')
         except BadPurpose as exc:
             note.reason = str(exc)
             return None, _refusal(exc.status, "value" if exc.status == 400 else "forbidden", str(exc), None)
         return principal, None
 
-    async def _answer(self, send: Send, refusal: Message, access: AccessControl, note: AuditNote,
-                      principal: Principal | None) -> None:
+    async def _answer(
+        self, send: Send, refusal: Message, access: AccessControl, note: AuditNote, principal: Principal | None
+    ) -> None:
         status = refusal["start"]["status"]
         if not await access.record(note, principal, status):
             refusal = _unavailable()
         await send(refusal["start"])
         await send(refusal["body"])
 
-    async def _pass_audited(self, scope: Scope, receive: Receive, send: Send, access: AccessControl,
-                            note: AuditNote, principal: Principal) -> None:
+    async def _pass_audited(
+        self, scope: Scope, receive: Receive, send: Send, access: AccessControl, note: AuditNote, principal: Principal
+    ) -> None:
         started: dict[str, Any] = {"sent": False, "dropped": False}
 
         async def audited_send(message: Message) -> None:
@@ -134,7 +144,11 @@ class AccessMiddleware:
 
 
 def _unavailable() -> Message:
-    refusal = _refusal(503, "transient", "The audit trail cannot record this access right now, so it is "
-                       "refused; try again shortly", None)
+    refusal = _refusal(
+        503,
+        "transient",
+        "The audit trail cannot record this access right now, so it is refused; try again shortly",
+        None,
+    )
     refusal["start"]["headers"].append((b"retry-after", b"5"))
     return refusal

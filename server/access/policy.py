@@ -12,6 +12,7 @@ Rules, all of which must hold (README "Access control" documents them):
 Rules 1-3 are checked before any NHS API is called; 4 before, when the search names its
 patients, and on every resource returned (matches, includes, revincludes, every page).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,8 +34,9 @@ class AccessDenied(FHIRError):
     issue_code = "forbidden"
 
     def __init__(self, diagnostics: str) -> None:
-        super().__init__(diagnostics, headers={
-            "WWW-Authenticate": 'Bearer realm="nhs-fhir-facade", error="insufficient_scope"'})
+        super().__init__(
+            diagnostics, headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade", error="insufficient_scope"'}
+        )
 
 
 class PatientDirectory(Protocol):
@@ -78,8 +80,8 @@ class Guard:
         if patient not in self._related:
             number = await self._nhs_number(patient)
             self._related[patient] = (
-                (self.principal.patient is not None and number == self.principal.patient)
-                or await self.policy.directory.registered(patient))
+                self.principal.patient is not None and number == self.principal.patient
+            ) or await self.policy.directory.registered(patient)
         return self._related[patient]
 
     async def check_patient_id(self, grant: Grant, patient_id: str) -> None:
@@ -92,8 +94,10 @@ class Guard:
         patients = searched_patients(search)
         if grant.compartment is not None:
             if not patients:
-                raise AccessDenied(f"A patient-scoped token must name its patient in a {search.resource_type} "
-                                   "search (patient=, or identifier= for Patient)")
+                raise AccessDenied(
+                    f"A patient-scoped token must name its patient in a {search.resource_type} "
+                    "search (patient=, or identifier= for Patient)"
+                )
             for patient in patients:
                 if not patient or await self._nhs_number(patient) != grant.compartment:
                     raise AccessDenied("This token's scopes are limited to its own patient")
@@ -125,8 +129,10 @@ class AccessPolicy:
         self.relationship_required = relationship_required
         self.no_relationship_text = (
             "No legitimate relationship with this patient is recorded here (not registered in the PAS); "
-            "for an emergency send X-Purpose-Of-Use: " + "/".join(sorted(table.break_glass_purposes))
-            + " (break-glass, audited)")
+            "for an emergency send X-Purpose-Of-Use: "
+            + "/".join(sorted(table.break_glass_purposes))
+            + " (break-glass, audited)"
+        )
 
     def guard(self, principal: Principal) -> Guard:
         return Guard(self, principal)
@@ -143,15 +149,19 @@ class AccessPolicy:
                 raise AccessDenied("patient/ scopes need a patient context (the token's patient claim)")
             compartment = principal.patient
         if not self.table.fhir_allows(principal.roles, resource_type, permission):
-            raise AccessDenied(f"None of the caller's roles ({', '.join(sorted(principal.roles)) or 'none'}) "
-                               f"may {action}")
+            raise AccessDenied(
+                f"None of the caller's roles ({', '.join(sorted(principal.roles)) or 'none'}) may {action}"
+            )
         clinical = self.table.is_clinical(resource_type)
         if clinical and principal.purpose not in self.table.clinical_purposes:
-            raise AccessDenied(f"{resource_type} needs a purpose of use ("
-                               f"{', '.join(sorted(self.table.clinical_purposes))}) in the token's "
-                               "purpose_of_use claim or the X-Purpose-Of-Use header")
-        return Grant(resource_type, compartment, clinical,
-                     break_glass=principal.purpose in self.table.break_glass_purposes)
+            raise AccessDenied(
+                f"{resource_type} needs a purpose of use ("
+                f"{', '.join(sorted(self.table.clinical_purposes))}) in the token's "
+                "purpose_of_use claim or the X-Purpose-Of-Use header"
+            )
+        return Grant(
+            resource_type, compartment, clinical, break_glass=principal.purpose in self.table.break_glass_purposes
+        )
 
     def require_pas(self, principal: Principal, action: str, resource_type: str, permissions: str) -> None:
         """The legacy PAS endpoints: a role allowed `action`, and a scope granting one of
@@ -159,8 +169,11 @@ class AccessPolicy:
         if not self.table.pas_allows(principal.roles, action):
             raise AccessDenied(f"None of the caller's roles may use the PAS endpoint ({action})")
         if not any(principal.scopes.contexts_granting(resource_type, p) - {"patient"} for p in permissions):
-            raise AccessDenied(f"The token's scopes do not allow {action} (needs user/ or system/ "
-                               f"{resource_type}.{permissions})")
+            raise AccessDenied(
+                f"The token's scopes do not allow {action} (needs user/ or system/ {resource_type}.{permissions})"
+            )
         if action == "related.read" and principal.purpose not in self.table.clinical_purposes:
-            raise AccessDenied(f"{action} returns clinical records: it needs a purpose of use ("
-                               f"{', '.join(sorted(self.table.clinical_purposes))}) in the token or X-Purpose-Of-Use")
+            raise AccessDenied(
+                f"{action} returns clinical records: it needs a purpose of use ("
+                f"{', '.join(sorted(self.table.clinical_purposes))}) in the token or X-Purpose-Of-Use"
+            )

@@ -3,6 +3,7 @@
 Built once per request from a verified access token (server.access.tokens) and carried
 on RequestContext. Pure data: no I/O, nothing secret (the raw token is never kept here).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,6 +43,13 @@ class Principal:
     def binding_key(self) -> str:
         """A digest of everything that decides what this caller may see. Page snapshots are
         bound to it: another user, client, scope set or patient context gets a 404."""
-        parts = [self.issuer, self.subject, self.client_id or "", self.scopes.text(),
-                 ",".join(sorted(self.roles)), self.patient or "", self.purpose or ""]
+        parts = [
+            self.issuer,
+            self.subject,
+            self.client_id or "",
+            self.scopes.text(),
+            ",".join(sorted(self.roles)),
+            self.patient or "",
+            self.purpose or "",
+        ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -19,6 +19,7 @@ without a principal (the façade's own internal calls) are never charged.
 
 Pure bookkeeping with an injectable clock; one CallerQuota per process, built by the app.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,9 @@ class _Bucket:
 class CallerQuota:
     """A token bucket per caller: `rate` NHS requests/second, up to `burst` saved up."""
 
-    def __init__(self, rate: float, burst: float, *, clock: Clock | None = None,
-                 max_callers: int = DEFAULT_MAX_CALLERS) -> None:
+    def __init__(
+        self, rate: float, burst: float, *, clock: Clock | None = None, max_callers: int = DEFAULT_MAX_CALLERS
+    ) -> None:
         if rate <= 0 or burst < 1 or max_callers < 1:
             raise ValueError("rate must be positive, burst at least 1 and max_callers at least 1")
         self.rate = rate
@@ -73,7 +75,8 @@ class CallerQuota:
             raise TooManyRequests(
                 f"NHS request quota for this caller used up ({self.rate:g} requests/s, {self.burst:g} at once); "
                 f"the {api} request was not sent: retry after {math.ceil(wait)} s",
-                retry_after=wait)
+                retry_after=wait,
+            )
         bucket.tokens -= 1
 
     def debit(self, principal: Principal) -> None:

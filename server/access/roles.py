@@ -5,6 +5,7 @@ provider's app roles), or NHS national RBAC job role codes (CIS2), mapped here. 
 is checked when loaded: an unknown permission letter, PAS action or role name in the
 job-role map stops the façade at start-up rather than silently granting or refusing.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,8 +55,11 @@ class RoleTable:
 
     def fhir_allows(self, roles: Iterable[str], resource_type: str, permission: str) -> bool:
         """Whether a role may; a role's `"*"` entry covers every type it does not name."""
-        return any(permission in self.roles[r].fhir.get(resource_type, self.roles[r].fhir.get("*", ()))
-                   for r in roles if r in self.roles)
+        return any(
+            permission in self.roles[r].fhir.get(resource_type, self.roles[r].fhir.get("*", ()))
+            for r in roles
+            if r in self.roles
+        )
 
     def pas_allows(self, roles: Iterable[str], action: str) -> bool:
         return any(action in self.roles[r].pas for r in roles if r in self.roles)

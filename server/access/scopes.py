@@ -10,6 +10,7 @@ nothing here: the façade cannot enforce every such filter on NHS answers, and a
 only half-applied would leak. The SMART configuration says so. Unknown scopes (openid,
 launch, fhirUser, ...) are kept as text and grant no data access.
 """
+
 from __future__ import annotations
 
 import re

@@ -9,6 +9,7 @@ against that issuer's keys (its JWKS re-read once on an unknown `kid`), then `ex
 Every failure is one `InvalidToken`, whose reason is for the audit trail and logs
 only: the client gets a bare `invalid_token` (nothing that helps an attacker).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,8 +67,7 @@ def _key_set(document: Any) -> KeySet:
     (`oct`) keys are left out too: only asymmetric algorithms are accepted."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("a JWKS is a JSON object with a 'keys' list")
-    public = [k for k in document["keys"]
-              if isinstance(k, dict) and "d" not in k and k.get("kty") in PUBLIC_KEY_TYPES]
+    public = [k for k in document["keys"] if isinstance(k, dict) and "d" not in k and k.get("kty") in PUBLIC_KEY_TYPES]
     if not public:
         raise ValueError("the JWKS holds no usable public key")
     try:
@@ -104,8 +104,15 @@ class JWKSUrl:
     """A JWKS URL, fetched on first use and cached; an unknown kid refetches it, at most once
     per `min_refresh_seconds` (so a flood of made-up kids cannot hammer the IdP)."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, *, min_refresh_seconds: float = 30.0,
-                 timeout: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        min_refresh_seconds: float = 30.0,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._session = session
         self._url = url
         self._min_refresh = min_refresh_seconds
@@ -173,8 +180,14 @@ def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 class TokenVerifier:
     """Verifies access tokens from any of the trusted issuers."""
 
-    def __init__(self, issuers: Sequence[TrustedIssuer], *, leeway: float = 30.0,
-                 max_lifetime: float = 86_400.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        issuers: Sequence[TrustedIssuer],
+        *,
+        leeway: float = 30.0,
+        max_lifetime: float = 86_400.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._issuers = {i.issuer: i for i in issuers}
         self._leeway = leeway
         self._max_lifetime = max_lifetime

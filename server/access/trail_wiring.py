@@ -4,6 +4,7 @@ is configured, else in memory (sandbox: lost when the process stops, and said so
 The spool directory defaults to a per-user state directory, never the working tree:
 $XDG_STATE_HOME/nhs-fhir-facade/audit-spool, else ~/.local/state/nhs-fhir-facade/audit-spool.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,9 @@ def default_spool_dir() -> Path:
 
 
 @contextlib.asynccontextmanager
-async def open_audit_trail(settings: Settings,
-                           mongo: AsyncMongoClient[dict[str, Any]] | None) -> AsyncIterator[AuditTrail]:
+async def open_audit_trail(
+    settings: Settings, mongo: AsyncMongoClient[dict[str, Any]] | None
+) -> AsyncIterator[AuditTrail]:
     trail: AuditTrail
     if mongo is None:
         log.info("audit trail: in memory (sandbox; events are lost when the process stops)")

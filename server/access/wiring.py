@@ -6,6 +6,7 @@ on request (FACADE_DEV_ISSUER=on) against NHS England's sandbox or integration
 environments, and never when any configured NHS URL is production — then start-up
 stops with an error rather than quietly trusting a key anyone on the machine can use.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,13 +45,16 @@ def dev_issuer_trusted(settings: Settings, nhs_urls: Sequence[str | None]) -> bo
     if settings.dev_issuer == "auto":
         return env == "emulator"
     if env == "production":
-        raise AccessConfigError("FACADE_DEV_ISSUER=on is refused: the configured NHS APIs include production "
-                                "URLs. Configure your identity provider (FACADE_AUTH_ISSUER) instead.")
+        raise AccessConfigError(
+            "FACADE_DEV_ISSUER=on is refused: the configured NHS APIs include production "
+            "URLs. Configure your identity provider (FACADE_AUTH_ISSUER) instead."
+        )
     return True
 
 
-def trusted_issuers(settings: Settings, nhs_urls: Sequence[str | None],
-                    session: aiohttp.ClientSession) -> list[TrustedIssuer]:
+def trusted_issuers(
+    settings: Settings, nhs_urls: Sequence[str | None], session: aiohttp.ClientSession
+) -> list[TrustedIssuer]:
     audiences = tuple(settings.auth_audience) or (settings.public_base_url(),)
     algorithms = tuple(a for a in settings.auth_algorithms if a != "none" and not a.startswith("HS"))
     issuers = []
@@ -68,22 +72,37 @@ def trusted_issuers(settings: Settings, nhs_urls: Sequence[str | None],
         issuers.append(TrustedIssuer(DEV_ISSUER, StaticKeys(public_key_set(key)), audiences, ("RS256",)))
         log.warning("development token issuer trusted (sandbox): tokens from 'nhs-fhir-facade token' are accepted")
     if not issuers:
-        raise AccessConfigError("No token issuer: set FACADE_AUTH_ISSUER and its JWKS (or run in sandbox mode, "
-                                "where the development issuer is trusted)")
+        raise AccessConfigError(
+            "No token issuer: set FACADE_AUTH_ISSUER and its JWKS (or run in sandbox mode, "
+            "where the development issuer is trusted)"
+        )
     return issuers
 
 
-def build_access(settings: Settings, nhs_urls: Sequence[str | None], session: aiohttp.ClientSession,
-                 directory: PatientDirectory, trail: AuditTrail, quota: CallerQuota | None = None) -> AccessControl:
+def build_access(
+    settings: Settings,
+    nhs_urls: Sequence[str | None],
+    session: aiohttp.ClientSession,
+    directory: PatientDirectory,
+    trail: AuditTrail,
+    quota: CallerQuota | None = None,
+) -> AccessControl:
     env = nhs_environment(settings, nhs_urls)
     if not settings.relationship_required and env == "production":
         raise AccessConfigError("FACADE_RELATIONSHIP_REQUIRED=false is refused against NHS production")
     table = load_role_table(settings.access_policy)
-    verifier = TokenVerifier(trusted_issuers(settings, nhs_urls, session), leeway=settings.auth_leeway_seconds,
-                             max_lifetime=settings.auth_max_token_lifetime)
+    verifier = TokenVerifier(
+        trusted_issuers(settings, nhs_urls, session),
+        leeway=settings.auth_leeway_seconds,
+        max_lifetime=settings.auth_max_token_lifetime,
+    )
     return AccessControl(
-        verifier=verifier, table=table,
+        verifier=verifier,
+        table=table,
         policy=AccessPolicy(table, directory, relationship_required=settings.relationship_required),
-        trail=trail, observer=settings.public_base_url(),
-        user_token_source=settings.nhs_user_token_source, quota=quota, leeway=settings.auth_leeway_seconds,
+        trail=trail,
+        observer=settings.public_base_url(),
+        user_token_source=settings.nhs_user_token_source,
+        quota=quota,
+        leeway=settings.auth_leeway_seconds,
     )

@@ -5,6 +5,7 @@ server.mongodb, shared with the PAS store; indexes created at start-up, or on
 reconnection when MongoDB is down at start). Unset: the
 bounded in-memory store. FACADE_CACHE_ENABLED=false: no cache at all.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,9 @@ log = logging.getLogger("facade.cache")
 
 
 @contextlib.asynccontextmanager
-async def open_cache(settings: Settings, client: AsyncMongoClient | None = None,
-                     freshness: Mapping[str, float] | None = None) -> AsyncIterator[ReadThrough | None]:
+async def open_cache(
+    settings: Settings, client: AsyncMongoClient | None = None, freshness: Mapping[str, float] | None = None
+) -> AsyncIterator[ReadThrough | None]:
     """`client`: the shared client; None with a URI set opens (and closes) one here.
     `freshness`: seconds per type as the sources declare it (FACADE_CACHE_TTL_BY_TYPE wins)."""
     if not settings.cache_enabled:

@@ -4,6 +4,7 @@ Bodies are held as orjson bytes, so a caller can never change a cached entry by
 mutating what it was given (MongoDB gives the same guarantee by decoding afresh).
 Expiry is checked on read; the bound evicts the least recently used entry.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -80,5 +81,4 @@ class MemoryStore:
         return len(doomed)
 
     async def health(self) -> dict[str, Any]:
-        return {"backend": self.backend, "status": "up", "entries": len(self._entries),
-                "maxEntries": self.max_entries}
+        return {"backend": self.backend, "status": "up", "entries": len(self._entries), "maxEntries": self.max_entries}

@@ -13,6 +13,7 @@ Why it is shaped like this:
   PyMongo reconnects by itself; the first operation after the interval finds the server
   again and indexes missing at start-up are created then.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,7 +57,7 @@ class MongoStore:
 
     @property
     def status(self) -> str:
-        """"up", "down" or "unknown" (no operation yet)."""
+        """ "up", "down" or "unknown" (no operation yet)."""
         return self._status
 
     async def start(self) -> None:
@@ -93,8 +94,7 @@ class MongoStore:
 
     def _mark_down(self, op: str, exc: Exception) -> None:
         if self._status != "down":
-            log.warning("cache backend mongodb is down (%s during %s); serving from upstream",
-                        type(exc).__name__, op)
+            log.warning("cache backend mongodb is down (%s during %s); serving from upstream", type(exc).__name__, op)
             self._down_since = self.clock()
         self._status = "down"
         self._last_error = type(exc).__name__
@@ -135,8 +135,11 @@ class MongoStore:
             await self.collection.database.command("ping")
 
         await self._guarded("ping", ping, None)
-        out: dict[str, Any] = {"backend": self.backend, "status": self._status,
-                               "indexes": "ready" if self._indexes_ready else "pending"}
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "status": self._status,
+            "indexes": "ready" if self._indexes_ready else "pending",
+        }
         if self._status == "down":
             out["lastError"] = self._last_error
             if self._down_since:

@@ -2,6 +2,7 @@
 
 No I/O here, so every rule is unit-tested (and property-tested) without a server.
 """
+
 from __future__ import annotations
 
 import re
@@ -88,7 +89,9 @@ class CachePolicy:
     def from_settings(cls, settings: Any, freshness: Mapping[str, float]) -> CachePolicy:
         """`freshness`: what each source declares per type (server.sources: Offer.freshness);
         FACADE_CACHE_TTL_BY_TYPE wins over it, FACADE_CACHE_TTL_DEFAULT covers the rest."""
-        return cls(settings.cache_ttl_default, {**freshness, **settings.cache_ttl_by_type}, settings.cache_stale_if_error)
+        return cls(
+            settings.cache_ttl_default, {**freshness, **settings.cache_ttl_by_type}, settings.cache_stale_if_error
+        )
 
     def ttl(self, resource_type: str) -> float:
         return self.ttl_by_type.get(resource_type, self.default_ttl)
@@ -130,8 +133,11 @@ def is_restricted_patient(resource: Mapping[str, Any]) -> bool:
     if resource.get("resourceType") != "Patient":
         return False
     for label in (resource.get("meta") or {}).get("security") or ():
-        if isinstance(label, dict) and label.get("code") in RESTRICTED_CODES \
-                and label.get("system") in (CONFIDENTIALITY, None):
+        if (
+            isinstance(label, dict)
+            and label.get("code") in RESTRICTED_CODES
+            and label.get("system") in (CONFIDENTIALITY, None)
+        ):
             return True
     return False
 

@@ -5,6 +5,7 @@ written later (and never seen here) are cached without knowing it. The wrapper s
 the inner provider's declarations and every other method unchanged: only `read` and
 `search` go through the cache. A provider opts out with `cacheable = False`.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -14,6 +14,7 @@ answers "not modified") to revalidate with the upstream ETag; the NHS APIs behin
 façade today document no conditional GET (PDS's ETag serves If-Match on PATCH), so a
 stale entry is refetched in full.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -105,14 +106,16 @@ class ReadThrough:
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
             return cached["resource"]
-        served = (await self.flights.run(key, lambda: self._refresh_read(provider, key, cached, ctx),
-                                         lookup_started=started)).value
+        served = (
+            await self.flights.run(key, lambda: self._refresh_read(provider, key, cached, ctx), lookup_started=started)
+        ).value
         _announce(served.state, served.fetched_at, self.clock())
         assert served.resource is not None
         return served.resource
 
-    async def _refresh_read(self, provider: ResourceProvider, key: CacheKey, cached: Document | None,
-                            ctx: RequestContext) -> Served:
+    async def _refresh_read(
+        self, provider: ResourceProvider, key: CacheKey, cached: Document | None, ctx: RequestContext
+    ) -> Served:
         try:
             resource = await self._fetch_resource(provider, key.key, cached, ctx)
         except PROVIDER_FAILURES as failure:
@@ -127,8 +130,9 @@ class ReadThrough:
         await self._remember_read(key, resource, fetched_at)
         return Served(CacheState.REVALIDATED if cached else CacheState.MISS, fetched_at, resource=resource)
 
-    async def _fetch_resource(self, provider: ResourceProvider, resource_id: str, cached: Document | None,
-                              ctx: RequestContext) -> Resource:
+    async def _fetch_resource(
+        self, provider: ResourceProvider, resource_id: str, cached: Document | None, ctx: RequestContext
+    ) -> Resource:
         if cached is not None and cached.get("etag") and isinstance(provider, ConditionalReader):
             changed = await provider.read_if_changed(resource_id, cached["etag"], ctx)
             if changed is None:
@@ -145,16 +149,18 @@ class ReadThrough:
             await self.store.delete(key)  # superseded NHS number: the old key must not linger
             key = read_key(key.type, answered, key.scope)
         meta = resource.get("meta") or {}
-        await self.store.put({
-            **key.as_filter(),
-            "resource": resource,
-            "versionId": meta.get("versionId"),
-            "lastUpdated": meta.get("lastUpdated"),
-            "etag": etag(resource),
-            "patients": patients_in([resource]),
-            "fetchedAt": fetched_at,
-            "expiresAt": self.policy.expires_at(key.type, fetched_at),
-        })
+        await self.store.put(
+            {
+                **key.as_filter(),
+                "resource": resource,
+                "versionId": meta.get("versionId"),
+                "lastUpdated": meta.get("lastUpdated"),
+                "etag": etag(resource),
+                "patients": patients_in([resource]),
+                "fetchedAt": fetched_at,
+                "expiresAt": self.policy.expires_at(key.type, fetched_at),
+            }
+        )
 
     # ---- searches ----------------------------------------------------------------------
 
@@ -173,36 +179,53 @@ class ReadThrough:
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
             return _result_from(cached["result"])
-        served = (await self.flights.run(key, lambda: self._refresh_search(provider, key, request, cached, ctx),
-                                         lookup_started=started)).value
+        served = (
+            await self.flights.run(
+                key, lambda: self._refresh_search(provider, key, request, cached, ctx), lookup_started=started
+            )
+        ).value
         _announce(served.state, served.fetched_at, self.clock())
         assert served.result is not None
         if served.state is CacheState.STALE:
             return _with_stale_issue(served.result, served.fetched_at, self.clock(), served.upstream_error)
         return served.result
 
-    async def _refresh_search(self, provider: ResourceProvider, key: CacheKey, request: SearchRequest,
-                              cached: Document | None, ctx: RequestContext) -> Served:
+    async def _refresh_search(
+        self,
+        provider: ResourceProvider,
+        key: CacheKey,
+        request: SearchRequest,
+        cached: Document | None,
+        ctx: RequestContext,
+    ) -> Served:
         try:
             result = await provider.search(request, ctx)
         except PROVIDER_FAILURES as failure:
             err = as_fhir_error(failure)
             stale = self._stale_copy(cached, err)
             if stale is not None:
-                return Served(CacheState.STALE, stale["fetchedAt"], result=_result_from(stale["result"]),
-                              upstream_error=err)
+                return Served(
+                    CacheState.STALE, stale["fetchedAt"], result=_result_from(stale["result"]), upstream_error=err
+                )
             raise
         fetched_at = self.clock()
         await self._purge_restricted(result.matches)
-        await self.store.put({
-            **key.as_filter(),
-            "result": {"matches": result.matches, "issues": result.issues,
-                       "scores": [[rid, score] for rid, score in result.scores.items()]},
-            "versionId": None, "lastUpdated": None, "etag": None,
-            "patients": patients_in(result.matches),
-            "fetchedAt": fetched_at,
-            "expiresAt": self.policy.expires_at(key.type, fetched_at),
-        })
+        await self.store.put(
+            {
+                **key.as_filter(),
+                "result": {
+                    "matches": result.matches,
+                    "issues": result.issues,
+                    "scores": [[rid, score] for rid, score in result.scores.items()],
+                },
+                "versionId": None,
+                "lastUpdated": None,
+                "etag": None,
+                "patients": patients_in(result.matches),
+                "fetchedAt": fetched_at,
+                "expiresAt": self.policy.expires_at(key.type, fetched_at),
+            }
+        )
         return Served(CacheState.REVALIDATED if cached else CacheState.MISS, fetched_at, result=result)
 
     # ---- shared ------------------------------------------------------------------------
@@ -259,8 +282,7 @@ def _result_from(stored: dict[str, Any]) -> SearchResult:
     )
 
 
-def _with_stale_issue(result: SearchResult, fetched_at: datetime, now: datetime,
-                      err: FHIRError | None) -> SearchResult:
+def _with_stale_issue(result: SearchResult, fetched_at: datetime, now: datetime, err: FHIRError | None) -> SearchResult:
     reason = f" ({err.status})" if err is not None else ""
     note = issue(
         "transient",
@@ -269,4 +291,3 @@ def _with_stale_issue(result: SearchResult, fetched_at: datetime, now: datetime,
         severity="warning",
     )
     return SearchResult(matches=result.matches, issues=[*result.issues, note], scores=result.scores)
-

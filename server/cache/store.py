@@ -19,6 +19,7 @@ A cache document is a plain dict, identical in memory and in MongoDB:
 Stores never raise for backend trouble: a failing backend reads as a miss, writes as a
 no-op, and says so in health(). That is what lets a cache outage never fail a request.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

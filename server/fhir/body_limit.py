@@ -13,6 +13,7 @@ included: they are answered before routing knows which API was meant. The middle
 also makes the limits current for the request (server.fhir.request_limits), for the
 list limits the search parser checks.
 """
+
 from __future__ import annotations
 
 import orjson
@@ -56,9 +57,11 @@ def refusal(scope: Scope, limits: RequestLimits) -> FHIRError | None:
 async def send_outcome(send: Send, error: FHIRError) -> None:
     """Answer with the error's OperationOutcome (the request id middleware adds X-Request-ID)."""
     body = orjson.dumps(error.outcome())
-    headers = [(b"content-type", b"application/fhir+json; charset=utf-8"),
-               (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close")]  # the unread body must not be taken for the next request
+    headers = [
+        (b"content-type", b"application/fhir+json; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]  # the unread body must not be taken for the next request
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

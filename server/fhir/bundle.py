@@ -3,6 +3,7 @@
 Paging links are built by the caller-supplied `link_for(offset)` so this module knows
 nothing about how pages are stored.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence

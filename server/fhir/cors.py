@@ -7,6 +7,7 @@ conditional updates, Location, X-Request-ID to quote in a report). A refused pre
 is an OperationOutcome like every other error, not Starlette's plain-text 400.
 Credentials mode stays off: the façade reads bearer tokens, never cookies.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,8 +21,15 @@ from server.fhir.outcome import issue, operation_outcome
 from server.fhir.responses import FHIRResponse
 
 ALLOW_METHODS = ("GET", "HEAD", "POST", "PUT")
-ALLOW_HEADERS = ("Authorization", "Content-Type", "Prefer", "If-Match", "If-None-Match", "X-Request-ID",
-                 "X-Purpose-Of-Use")
+ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Prefer",
+    "If-Match",
+    "If-None-Match",
+    "X-Request-ID",
+    "X-Purpose-Of-Use",
+)
 EXPOSE_HEADERS = ("ETag", "Location", "X-Request-ID")
 
 
@@ -34,8 +42,9 @@ class FHIRCORSMiddleware(CORSMiddleware):
             return response
         kept = {k: v for k, v in response.headers.items() if k.startswith("access-control-") or k == "vary"}
         reason = bytes(response.body).decode("utf-8", "replace")
-        outcome = operation_outcome(issue("forbidden", f"{reason}: this origin, method or header is not "
-                                                       "allowed by FACADE_CORS_ALLOW_ORIGINS"))
+        outcome = operation_outcome(
+            issue("forbidden", f"{reason}: this origin, method or header is not allowed by FACADE_CORS_ALLOW_ORIGINS")
+        )
         return FHIRResponse(outcome, status_code=400, headers=kept)
 
 
@@ -43,5 +52,12 @@ def cors_middleware(origins: Sequence[str]) -> list[Middleware]:
     """The CORS middleware for `origins`, or none at all when the list is empty."""
     if not origins:
         return []
-    return [Middleware(FHIRCORSMiddleware, allow_origins=list(origins), allow_methods=ALLOW_METHODS,
-                       allow_headers=ALLOW_HEADERS, expose_headers=EXPOSE_HEADERS)]
+    return [
+        Middleware(
+            FHIRCORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=ALLOW_METHODS,
+            allow_headers=ALLOW_HEADERS,
+            expose_headers=EXPOSE_HEADERS,
+        )
+    ]

@@ -8,6 +8,7 @@ Outermost first:
    so even a refused oversized request is attributed and audited;
 4. size limits: oversized bodies and query strings are refused before a handler reads them.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -1,5 +1,6 @@
 """Exception -> OperationOutcome, in one place: typed FHIR errors and the framework's own
 404/405 (which Starlette would otherwise render as plain text)."""
+
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException

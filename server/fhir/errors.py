@@ -3,6 +3,7 @@
 Raise these anywhere below the HTTP layer. Each class fixes the status code and the
 FHIR IssueType, so a status is decided in exactly one place.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ application/json+fhir, _format=json, */*), often with a fhirVersion parameter; a
 them get application/fhir+json. XML or anything else we cannot produce is 406, never a
 silent JSON answer.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -62,9 +63,7 @@ def check_format(format_param: str | None, accept: str | None) -> None:
         return
     if not accept or not accept.strip() or _accepts_json(accept):
         return
-    raise NotAcceptable(
-        f"Accept: {accept!r} cannot be satisfied; this server returns application/fhir+json"
-    )
+    raise NotAcceptable(f"Accept: {accept!r} cannot be satisfied; this server returns application/fhir+json")
 
 
 def check_form_body(content_type: str | None) -> str:
@@ -75,9 +74,7 @@ def check_form_body(content_type: str | None) -> str:
     pieces = [p.strip() for p in (content_type or "").split(";")]
     media = pieces[0].lower()
     if media and media != _FORM_TYPE:
-        raise UnsupportedMediaType(
-            f"POST _search takes {_FORM_TYPE}, not {content_type!r}"
-        )
+        raise UnsupportedMediaType(f"POST _search takes {_FORM_TYPE}, not {content_type!r}")
     for param in pieces[1:]:
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset" and value.strip():

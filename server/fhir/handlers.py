@@ -4,6 +4,7 @@ Nothing here knows a resource type: handlers find the provider in the registry, 
 parameters by its declarations, and shape answers (headers, conditional reads, paging,
 includes, subsetting) the same way for every type.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,8 +79,9 @@ def audit_saw(request: Request, resources: list[dict[str, Any]]) -> None:
     request.state.audit.saw(audit_patients(resources), [_ref(r) for r in resources])
 
 
-async def permitted(request: Request, grant: Grant, check: Guard,
-                    resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def permitted(
+    request: Request, grant: Grant, check: Guard, resources: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The resources this caller may see; the rest are withheld (counted in the audit)."""
     kept = []
     for resource in resources:
@@ -150,8 +152,9 @@ def resource_headers(resource: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-async def _respond_with_resource(request: Request, resource: dict[str, Any], requested_id: str,
-                                 pretty: bool, extra_headers: dict[str, str]) -> Response:
+async def _respond_with_resource(
+    request: Request, resource: dict[str, Any], requested_id: str, pretty: bool, extra_headers: dict[str, str]
+) -> Response:
     # Upstreams without versions (GP Connect, CPT) get the content-hash versionId the ETag
     # already uses, so `ETag == W/"{meta.versionId}"` and a vread by that id both hold.
     resource = ensure_version(resource)
@@ -236,8 +239,9 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
     if page_key is not None:
         return await _page_from_snapshot(request, provider, page_key, pairs, ctx, pretty)
     declaration = provider.declaration(rt.settings.default_page_size, rt.settings.max_page_size)
-    declaration = dataclasses.replace(declaration, rev_includes=available_rev_includes(
-        provider.resource_type, rt.registry))
+    declaration = dataclasses.replace(
+        declaration, rev_includes=available_rev_includes(provider.resource_type, rt.registry)
+    )
     search = parse_search(pairs, declaration, strict=strict_handling(request), max_items=rt.settings.max_list_items)
     request.state.audit.saw([f"Patient/{p}" for p in searched_patients(search) or () if p], [])
     await check.check_search(grant, search)  # before any NHS call
@@ -245,8 +249,13 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         result = await provider.search(search, ctx)
     allowed = await permitted(request, grant, check, result.matches)
     if len(allowed) < len(result.matches):
-        result.issues.append(issue("suppressed", f"{len(result.matches) - len(allowed)} result(s) withheld: "
-                                   "this caller may not see them", severity="warning"))
+        result.issues.append(
+            issue(
+                "suppressed",
+                f"{len(result.matches) - len(allowed)} result(s) withheld: this caller may not see them",
+                severity="warning",
+            )
+        )
     matches = [ensure_version(m) for m in allowed]  # the version a read of each would answer
     if search.sort:
         matches = sort_resources(matches, search.sort, {p.name: p for p in provider.search_params})
@@ -257,25 +266,39 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         self_pairs.append(("_count", str(search.count)))
     if search.summary == "count" or search.count == 0:
         audit_saw(request, matches)  # a count says something about each patient counted
-        bundle = searchset(base_url=rt.base_url, matches=[], outcome=outcome, total=len(matches),
-                           self_url=search_url(rt.base_url, provider.resource_type, self_pairs),
-                           offset=0, count=0, match_count=len(matches), link_for=None)
+        bundle = searchset(
+            base_url=rt.base_url,
+            matches=[],
+            outcome=outcome,
+            total=len(matches),
+            self_url=search_url(rt.base_url, provider.resource_type, self_pairs),
+            offset=0,
+            count=0,
+            match_count=len(matches),
+            link_for=None,
+        )
         return FHIRResponse(bundle, headers=extra, pretty=pretty)
     key = None
     if len(matches) > search.count:
-        key = rt.snapshots.put(search, matches, outcome, self_pairs, result.scores,
-                               owner=request.state.principal.binding_key())
+        key = rt.snapshots.put(
+            search, matches, outcome, self_pairs, result.scores, owner=request.state.principal.binding_key()
+        )
     snapshot = Snapshot(search, tuple(matches), outcome, tuple(self_pairs), result.scores, 0.0)
-    return await _render_page(request, provider, snapshot, key, 0, search.count, ctx, pretty, first=True,
-                              headers=extra)
+    return await _render_page(request, provider, snapshot, key, 0, search.count, ctx, pretty, first=True, headers=extra)
 
 
 def _page_link(base_url: str, resource_type: str, key: str, offset: int, count: int) -> str:
     return search_url(base_url, resource_type, [("_getpages", key), ("_offset", str(offset)), ("_count", str(count))])
 
 
-async def _page_from_snapshot(request: Request, provider: ResourceProvider, key: str,
-                              pairs: list[tuple[str, str]], ctx: RequestContext, pretty: bool) -> Response:
+async def _page_from_snapshot(
+    request: Request,
+    provider: ResourceProvider,
+    key: str,
+    pairs: list[tuple[str, str]],
+    ctx: RequestContext,
+    pretty: bool,
+) -> Response:
     rt = runtime(request)
     snapshot = rt.snapshots.get(key)
     if snapshot is not None and snapshot.owner != request.state.principal.binding_key():
@@ -297,29 +320,43 @@ async def _page_from_snapshot(request: Request, provider: ResourceProvider, key:
     return await _render_page(request, provider, snapshot, key, offset, count, ctx, pretty, first=False)
 
 
-async def _render_page(request: Request, provider: ResourceProvider, snapshot: Snapshot, key: str | None,
-                       offset: int, count: int, ctx: RequestContext, pretty: bool, *, first: bool,
-                       headers: dict[str, str] | None = None) -> Response:
+async def _render_page(
+    request: Request,
+    provider: ResourceProvider,
+    snapshot: Snapshot,
+    key: str | None,
+    offset: int,
+    count: int,
+    ctx: RequestContext,
+    pretty: bool,
+    *,
+    first: bool,
+    headers: dict[str, str] | None = None,
+) -> Response:
     rt = runtime(request)
     search: SearchRequest = snapshot.request
     page = list(snapshot.matches[offset : offset + count])
     check = guard(request)
     # One NHS fan-out budget per page, shared by every include and reverse search on it.
     budget = FanOutBudget(rt.settings.max_include_reads, rt.settings.max_revinclude_searches)
-    included, include_issues = await resolve_includes(page, search.includes, provider, rt.registry, ctx,
-                                                      budget=budget)
+    included, include_issues = await resolve_includes(page, search.includes, provider, rt.registry, ctx, budget=budget)
     included, withheld_issues = await _permitted_includes(request, check, included)
     rev_included, rev_issues = await _guarded_rev_includes(request, check, page, search, ctx, budget)
     seen = {(r.get("resourceType"), r.get("id")) for r in included}
-    included = [ensure_version(r) for r in included + [r for r in rev_included
-                                                       if (r.get("resourceType"), r.get("id")) not in seen]]
+    included = [
+        ensure_version(r)
+        for r in included + [r for r in rev_included if (r.get("resourceType"), r.get("id")) not in seen]
+    ]
     audit_saw(request, page + included)
     issues = list((snapshot.outcome or {}).get("issue", [])) + include_issues + withheld_issues + rev_issues
     outcome = operation_outcome(*issues) if issues else None
     view = [apply_view(r, search.summary, search.elements) for r in page]
     link_for = (lambda o: _page_link(rt.base_url, provider.resource_type, key, o, count)) if key else None
-    self_url = (search_url(rt.base_url, provider.resource_type, list(snapshot.self_pairs)) if first
-                else _page_link(rt.base_url, provider.resource_type, key or "", offset, count))
+    self_url = (
+        search_url(rt.base_url, provider.resource_type, list(snapshot.self_pairs))
+        if first
+        else _page_link(rt.base_url, provider.resource_type, key or "", offset, count)
+    )
     bundle = searchset(
         base_url=rt.base_url,
         matches=view,
@@ -336,8 +373,9 @@ async def _render_page(request: Request, provider: ResourceProvider, snapshot: S
     return FHIRResponse(bundle, headers=headers, pretty=pretty)
 
 
-async def _permitted_includes(request: Request, check: Guard,
-                              resources: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Issue]]:
+async def _permitted_includes(
+    request: Request, check: Guard, resources: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[Issue]]:
     """Included resources this caller may read; the others are left out with one warning
     per type (never leaked, never failing the search)."""
     kept: list[dict[str, Any]] = []
@@ -354,13 +392,23 @@ async def _permitted_includes(request: Request, check: Guard,
         else:
             left_out[rtype] = left_out.get(rtype, 0) + 1
             request.state.audit.withheld += 1
-    issues = [issue("suppressed", f"{n} included {rtype} resource(s) left out: this caller may not see them",
-                    severity="warning") for rtype, n in sorted(left_out.items())]
+    issues = [
+        issue(
+            "suppressed", f"{n} included {rtype} resource(s) left out: this caller may not see them", severity="warning"
+        )
+        for rtype, n in sorted(left_out.items())
+    ]
     return kept, issues
 
 
-async def _guarded_rev_includes(request: Request, check: Guard, page: list[dict[str, Any]], search: SearchRequest,
-                                ctx: RequestContext, budget: FanOutBudget) -> tuple[list[dict[str, Any]], list[Issue]]:
+async def _guarded_rev_includes(
+    request: Request,
+    check: Guard,
+    page: list[dict[str, Any]],
+    search: SearchRequest,
+    ctx: RequestContext,
+    budget: FanOutBudget,
+) -> tuple[list[dict[str, Any]], list[Issue]]:
     """_revinclude, asked only where the caller may see the answer: a source type they have
     no grant for, or a match they have no relationship with, starts no NHS call at all."""
     rt = runtime(request)
@@ -371,16 +419,29 @@ async def _guarded_rev_includes(request: Request, check: Guard, page: list[dict[
         try:
             grant = check.grant(source, "s")  # a reverse search is a search of the source type
         except AccessDenied as denied:
-            issues.append(issue("suppressed", f"_revinclude of {source} left out: {denied.diagnostics}",
-                                severity="warning"))
+            issues.append(
+                issue("suppressed", f"_revinclude of {source} left out: {denied.diagnostics}", severity="warning")
+            )
             continue
         targets = [m for m in page if await check.refusal(grant, m) is None]
         if len(targets) < len(page):
-            issues.append(issue("suppressed", f"_revinclude of {source} not asked for {len(page) - len(targets)} "
-                                "match(es): this caller may not see their records", severity="warning"))
+            issues.append(
+                issue(
+                    "suppressed",
+                    f"_revinclude of {source} not asked for {len(page) - len(targets)} "
+                    "match(es): this caller may not see their records",
+                    severity="warning",
+                )
+            )
         rows, problems = await resolve_rev_includes(
-            targets, wanted, rt.registry, ctx,
-            default_count=rt.settings.default_page_size, max_count=rt.settings.max_page_size, budget=budget)
+            targets,
+            wanted,
+            rt.registry,
+            ctx,
+            default_count=rt.settings.default_page_size,
+            max_count=rt.settings.max_page_size,
+            budget=budget,
+        )
         kept, withheld = await _permitted_includes(request, check, rows)
         found += kept
         issues += problems + withheld
@@ -394,7 +455,12 @@ async def metadata(request: Request) -> Response:
     summary = request.query_params.get("_summary")
     if mode not in ("full", "normative", "terse"):
         raise InvalidSearchParameter("Parameter 'mode' takes full, normative or terse")
-    statement = capability_statement(rt.registry, rt.settings, rt.base_url,
-                                     terse=mode == "terse" or summary == "true", upstream_access=rt.upstream_access,
-                                     nhs_urls=rt.nhs_urls)
+    statement = capability_statement(
+        rt.registry,
+        rt.settings,
+        rt.base_url,
+        terse=mode == "terse" or summary == "true",
+        upstream_access=rt.upstream_access,
+        nhs_urls=rt.nhs_urls,
+    )
     return FHIRResponse(statement, pretty=pretty)

@@ -16,6 +16,7 @@ started 17 NHS requests. What is over the cap is not fetched and is never silent
 dropped: one warning (`too-costly`) per call says how many were left out, which, and why.
 Reverse searches run match by match, so the first matches of the page are complete.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -107,22 +108,26 @@ async def resolve_includes(
             return await target.read(rid, ctx)
         except PROVIDER_FAILURES as failure:
             err = as_fhir_error(failure)
-            return issue("incomplete", f"Included {rtype}/{rid} could not be read: {err.diagnostics}",
-                         severity="warning")
+            return issue(
+                "incomplete", f"Included {rtype}/{rid} could not be read: {err.diagnostics}", severity="warning"
+            )
 
     issues: list[Issue] = []
     if budget is not None:
         readable = [pair for pair in wanted if registry.find(pair[0]) is not None]  # others cost no read
-        left_out = readable[budget.take_reads(len(readable)):]
+        left_out = readable[budget.take_reads(len(readable)) :]
         if left_out:
             skipped = set(left_out)
             wanted = [pair for pair in wanted if pair not in skipped]
-            issues.append(issue(
-                "too-costly",
-                f"_include: {len(left_out)} referenced resource(s) not read "
-                f"({_named([f'{t}/{i}' for t, i in left_out])}): one page may start at most {budget.max_reads} "
-                "include reads (FACADE_MAX_INCLUDE_READS); ask for a smaller _count or read them directly",
-                severity="warning"))
+            issues.append(
+                issue(
+                    "too-costly",
+                    f"_include: {len(left_out)} referenced resource(s) not read "
+                    f"({_named([f'{t}/{i}' for t, i in left_out])}): one page may start at most {budget.max_reads} "
+                    "include reads (FACADE_MAX_INCLUDE_READS); ask for a smaller _count or read them directly",
+                    severity="warning",
+                )
+            )
     results = await asyncio.gather(*(fetch(t, i) for t, i in wanted))
     included = [r for r in results if r.get("resourceType")]
     issues += [r for r in results if not r.get("resourceType")]
@@ -136,9 +141,12 @@ def available_rev_includes(resource_type: str, registry: ProviderRegistry) -> tu
     references show up on the types they point at, and a deployment without a type
     advertises no reverse search through it; the CapabilityStatement, OpenAPI and the
     search parser all read this."""
-    return tuple(f"{provider.resource_type}:{spec.name}" for provider in registry
-                 for spec in provider.search_params
-                 if spec.type == "reference" and resource_type in spec.target_types)
+    return tuple(
+        f"{provider.resource_type}:{spec.name}"
+        for provider in registry
+        for spec in provider.search_params
+        if spec.type == "reference" and resource_type in spec.target_types
+    )
 
 
 async def resolve_rev_includes(
@@ -159,32 +167,41 @@ async def resolve_rev_includes(
         ref = f"{resource.get('resourceType')}/{resource.get('id')}"
         source = registry.find(inc.source)
         if source is None:
-            return issue("not-supported", f"_revinclude={inc.text()}: {inc.source} is not served here",
-                         severity="warning")
+            return issue(
+                "not-supported", f"_revinclude={inc.text()}: {inc.source} is not served here", severity="warning"
+            )
         try:
             request = parse_search([(inc.param, ref)], source.declaration(default_count, max_count))
             return list((await source.search(request, ctx)).matches)
         except PROVIDER_FAILURES as failure:
             err = as_fhir_error(failure)
-            return issue("incomplete", f"_revinclude={inc.text()} for {ref} could not be resolved "
-                         f"({err.status}): {err.diagnostics}", severity="warning")
+            return issue(
+                "incomplete",
+                f"_revinclude={inc.text()} for {ref} could not be resolved ({err.status}): {err.diagnostics}",
+                severity="warning",
+            )
 
-    jobs = [(inc, r) for r in matches for inc in rev_includes
-            if inc.target is None or inc.target == r.get("resourceType")]
+    jobs = [
+        (inc, r) for r in matches for inc in rev_includes if inc.target is None or inc.target == r.get("resourceType")
+    ]
     issues: list[Issue] = []
     if budget is not None:
         runnable = [n for n, (inc, _) in enumerate(jobs) if registry.find(inc.source) is not None]
-        skipped = set(runnable[budget.take_searches(len(runnable)):])
+        skipped = set(runnable[budget.take_searches(len(runnable)) :])
         left_out = [job for n, job in enumerate(jobs) if n in skipped]
         if left_out:
             jobs = [job for n, job in enumerate(jobs) if n not in skipped]
             kinds = ", ".join(dict.fromkeys(inc.text() for inc, _ in left_out))
             refs = [f"{r.get('resourceType')}/{r.get('id')}" for _, r in left_out]
-            issues.append(issue(
-                "too-costly",
-                f"_revinclude={kinds}: {len(left_out)} reverse search(es) not run, for {_named(refs)}: one page "
-                f"may start at most {budget.max_searches} (FACADE_MAX_REVINCLUDE_SEARCHES); "
-                "ask for a smaller _count", severity="warning"))
+            issues.append(
+                issue(
+                    "too-costly",
+                    f"_revinclude={kinds}: {len(left_out)} reverse search(es) not run, for {_named(refs)}: one page "
+                    f"may start at most {budget.max_searches} (FACADE_MAX_REVINCLUDE_SEARCHES); "
+                    "ask for a smaller _count",
+                    severity="warning",
+                )
+            )
     results = await asyncio.gather(*(run(inc, r) for inc, r in jobs))
     seen = {(m.get("resourceType"), m.get("id")) for m in matches}
     found: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ same reason a client's X-Request-ID is kept only when it is a UUID: any other te
 client may well put an NHS number or a name in it) would be logged, and sent to NHS as
 X-Correlation-ID, as it came; it is replaced by a fresh uuid4.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,17 +67,31 @@ class RequestIdMiddleware:
             # Only the type and location: exception messages may quote patient data.
             log.error("unhandled %s at %s request_id=%s", type(exc).__name__, where, request_id)
             if status_holder["status"] is None:
-                body = orjson.dumps(operation_outcome(issue(
-                    "exception", f"Internal error; quote request id {request_id} when reporting it")))
+                body = orjson.dumps(
+                    operation_outcome(
+                        issue("exception", f"Internal error; quote request id {request_id} when reporting it")
+                    )
+                )
                 status_holder["status"] = 500
-                await send_with_id({"type": "http.response.start", "status": 500, "headers": [
-                    (b"content-type", b"application/fhir+json; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),  # outside server.fhir.no_store, so set here
-                    (b"vary", b"Authorization"),
-                ]})
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/fhir+json; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store"),  # outside server.fhir.no_store, so set here
+                            (b"vary", b"Authorization"),
+                        ],
+                    }
+                )
                 await send_with_id({"type": "http.response.body", "body": body})
         finally:
-            log.info("request_id=%s method=%s type=%s status=%s ms=%.1f", request_id, scope.get("method"),
-                     _resource_type(scope.get("path", "")), status_holder["status"],
-                     (time.perf_counter() - started) * 1000)
+            log.info(
+                "request_id=%s method=%s type=%s status=%s ms=%.1f",
+                request_id,
+                scope.get("method"),
+                _resource_type(scope.get("path", "")),
+                status_holder["status"],
+                (time.perf_counter() - started) * 1000,
+            )

@@ -6,6 +6,7 @@ one place so no handler, error path or sub-application (/pas/v1) can forget them
 the public discovery documents and the health check stay cacheable. A `Vary` the app
 already set (gzip's `Accept-Encoding`, CORS's `Origin`) is kept and merged.
 """
+
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
@@ -26,7 +27,7 @@ def is_public(scope: Scope) -> bool:
     path = scope.get("path", "")
     root = scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     return path in PUBLIC_PATHS
 
 

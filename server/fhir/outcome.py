@@ -3,6 +3,7 @@
 Keeping them in one module means every error has the same shape (severity, IssueType
 code, details and diagnostics), whatever layer raised it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -7,6 +7,7 @@ Bounded in count and age; an expired id is 410 Gone, telling the client to searc
 Each snapshot is bound to its owner (the searching caller's binding key): the handler
 answers anyone else 404, so a leaked page link is worth nothing.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -39,11 +40,20 @@ class SnapshotStore:
         self._clock = clock
         self._items: OrderedDict[str, Snapshot] = OrderedDict()
 
-    def put(self, request: SearchRequest, matches: list[dict[str, Any]], outcome: dict[str, Any] | None,
-            self_pairs: list[tuple[str, str]], scores: dict[str, float], *, owner: str) -> str:
+    def put(
+        self,
+        request: SearchRequest,
+        matches: list[dict[str, Any]],
+        outcome: dict[str, Any] | None,
+        self_pairs: list[tuple[str, str]],
+        scores: dict[str, float],
+        *,
+        owner: str,
+    ) -> str:
         key = secrets.token_urlsafe(16)
-        self._items[key] = Snapshot(request, tuple(matches), outcome, tuple(self_pairs), dict(scores),
-                                    self._clock(), owner)
+        self._items[key] = Snapshot(
+            request, tuple(matches), outcome, tuple(self_pairs), dict(scores), self._clock(), owner
+        )
         while len(self._items) > self._limit:
             self._items.popitem(last=False)
         return key

@@ -4,6 +4,7 @@ A path may be a union of dotted paths, `a|b` as in FHIRPath: one search paramete
 a choice element (occurrenceDateTime|occurrencePeriod) or over two elements
 (identifier|groupIdentifier).
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -6,6 +6,7 @@ about the patients its `subject`, `patient` or `beneficiary` reference names, li
 (`Patient/9000000009`, an absolute URL, a versioned `.../Patient/X/_history/2`) or by
 NHS-number identifier. Pure.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -22,9 +23,14 @@ def nhs_numbers(identifiers: Any) -> list[str]:
         identifiers = [identifiers]
     if not isinstance(identifiers, list):
         return []
-    return [i["value"] for i in identifiers
-            if isinstance(i, Mapping) and i.get("system") == NHS_NUMBER_SYSTEM and isinstance(i.get("value"), str)
-            and i["value"]]
+    return [
+        i["value"]
+        for i in identifiers
+        if isinstance(i, Mapping)
+        and i.get("system") == NHS_NUMBER_SYSTEM
+        and isinstance(i.get("value"), str)
+        and i["value"]
+    ]
 
 
 def literal_patient_id(reference: Any) -> str | None:

@@ -15,6 +15,7 @@ context-local pattern as server.fhir.response_notes).
      └── BadRequest
           └── TooManyItems 400 too-costly  a list over max_list_items
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,13 +73,16 @@ class TooManyItems(BadRequest):
 
 
 def body_too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body is larger than {limit} bytes, the most this server accepts "
-                           "(FACADE_MAX_BODY_BYTES)")
+    return PayloadTooLarge(
+        f"The request body is larger than {limit} bytes, the most this server accepts (FACADE_MAX_BODY_BYTES)"
+    )
 
 
 def query_too_long(length: int, limit: int) -> UriTooLong:
-    return UriTooLong(f"The query string has {length} characters; this server accepts at most {limit} "
-                      "(FACADE_MAX_QUERY_CHARS). Send long searches as POST [type]/_search with a form body")
+    return UriTooLong(
+        f"The query string has {length} characters; this server accepts at most {limit} "
+        "(FACADE_MAX_QUERY_CHARS). Send long searches as POST [type]/_search with a form body"
+    )
 
 
 def check_count(what: str, count: int, limit: int) -> None:

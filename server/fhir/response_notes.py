@@ -6,6 +6,7 @@ a collection around its provider call; anything below may add headers to it. A c
 outside a collection (an _include read, a background task) adds nothing, so only the
 primary read or search speaks for the response.
 """
+
 from __future__ import annotations
 
 import contextlib

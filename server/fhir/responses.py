@@ -1,4 +1,5 @@
 """FHIRResponse: renders a dict with orjson under the FHIR JSON media type."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,4 +1,5 @@
 """The route table: every FHIR endpoint, in one screen."""
+
 from __future__ import annotations
 
 from starlette.routing import Route

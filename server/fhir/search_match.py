@@ -36,6 +36,7 @@ Decisions where the four filters this replaced disagreed (FHIR R4 search.html):
 - :text and :not are evaluated for every token parameter evaluated here; the bespoke
   filters had refused them (a 400) on the NHS half while the PAS half answered them.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -74,8 +75,12 @@ CODE_SYSTEMS: dict[str, str] = {
     "ServiceRequest.priority": "http://hl7.org/fhir/request-priority",
     "Patient.gender": "http://hl7.org/fhir/administrative-gender",
 }
-_MODIFIERS = {"token": {None, "not", "text", "missing"}, "date": {None, "missing"},
-              "string": {None, "exact", "contains", "missing"}, "reference": {None, "identifier", "missing"}}
+_MODIFIERS = {
+    "token": {None, "not", "text", "missing"},
+    "date": {None, "missing"},
+    "string": {None, "exact", "contains", "missing"},
+    "reference": {None, "identifier", "missing"},
+}
 _FAR_PAST = datetime.min.replace(tzinfo=timezone.utc)
 _FAR_FUTURE = datetime.max.replace(tzinfo=timezone.utc)
 
@@ -128,8 +133,11 @@ def _param_matches(resource: Resource, param: ParsedParam, spec: SearchParamSpec
     assert spec.path is not None
     rtype = resource.get("resourceType")
     # Each value with the implied code system of the branch it was found on.
-    located = [(value, CODE_SYSTEMS.get(f"{rtype}.{branch}"))
-               for branch in branches(spec.path) for value in values_at(resource, branch)]
+    located = [
+        (value, CODE_SYSTEMS.get(f"{rtype}.{branch}"))
+        for branch in branches(spec.path)
+        for value in values_at(resource, branch)
+    ]
     found = [value for value, _ in located]
     if param.modifier == "missing":
         value = param.values[0]
@@ -142,8 +150,9 @@ def _param_matches(resource: Resource, param: ParsedParam, spec: SearchParamSpec
         return any(isinstance(v, DateValue) and v.matches(*s) for v in param.values for s in spans)
     if spec.type == "string":
         texts = [t for v in found for t in _strings(v)]
-        return any(isinstance(v, StringValue) and _string_hit(v.value, t, param.modifier)
-                   for v in param.values for t in texts)
+        return any(
+            isinstance(v, StringValue) and _string_hit(v.value, t, param.modifier) for v in param.values for t in texts
+        )
     return any(isinstance(v, ReferenceValue) and _reference_hit(v, r) for v in param.values for r in found)
 
 

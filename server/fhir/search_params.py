@@ -4,6 +4,7 @@ Providers never see strings: they get TokenValue, StringValue, DateValue and
 ReferenceValue objects, grouped as FHIR asks (a repeated parameter is AND, a comma
 inside one value is OR). Pure functions, no I/O.
 """
+
 from __future__ import annotations
 
 import re
@@ -309,13 +310,9 @@ def parse_reference(name: str, raw: str, type_modifier: str | None, targets: Ite
     else:
         raise InvalidSearchParameter(f"Parameter '{name}': '{raw}' is not a reference")
     if type_modifier and rtype != type_modifier:
-        raise InvalidSearchParameter(
-            f"Parameter '{name}:{type_modifier}': '{raw}' refers to a {rtype}"
-        )
+        raise InvalidSearchParameter(f"Parameter '{name}:{type_modifier}': '{raw}' refers to a {rtype}")
     if targets and rtype is not None and rtype not in targets:
-        raise InvalidSearchParameter(
-            f"Parameter '{name}' refers to {', '.join(targets)}, not {rtype}"
-        )
+        raise InvalidSearchParameter(f"Parameter '{name}' refers to {', '.join(targets)}, not {rtype}")
     if not _ID_RE.match(rid):
         raise InvalidSearchParameter(f"Parameter '{name}': '{rid}' is not a valid resource id")
     return ReferenceValue(resource_type=rtype, id=rid)
@@ -366,5 +363,3 @@ def parse_param(spec: SearchParamSpec, modifier: str | None, raw: str, chain: st
         else:
             values = tuple(parse_reference(label, p, type_modifier, spec.target_types) for p in parts)
     return ParsedParam(spec.name, modifier, values)
-
-

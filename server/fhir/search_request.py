@@ -7,6 +7,7 @@ of the request (duplicates are found with sets, never by scanning lists), and ev
 a client controls is counted against the request limits (server.fhir.request_limits)
 before it is parsed: one search must not hold the event loop for seconds.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -136,8 +137,10 @@ def parse_search(
     rev_includes: dict[Include, None] = {}
     sort: list[SortKey] = []
     total: str | None = None
-    supported = {"_include": {tuple(i.split(":")) for i in declaration.includes},
-                 "_revinclude": {tuple(i.split(":")) for i in declaration.rev_includes}}
+    supported = {
+        "_include": {tuple(i.split(":")) for i in declaration.includes},
+        "_revinclude": {tuple(i.split(":")) for i in declaration.rev_includes},
+    }
 
     for raw_name, raw_value in pairs:
         name, _, modifier = raw_name.partition(":")
@@ -196,8 +199,7 @@ def parse_search(
 
     if strict and unknown:
         raise InvalidSearchParameter(
-            "Unknown or unsupported search parameters (Prefer: handling=strict): "
-            + ", ".join(unknown)
+            "Unknown or unsupported search parameters (Prefer: handling=strict): " + ", ".join(unknown)
         )
     return SearchRequest(
         resource_type=declaration.resource_type,

@@ -3,6 +3,7 @@
 Dates sort by the start of the range they denote; resources without a value go last
 whichever the direction, so `-date` lists the newest first and the undated at the end.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,9 @@ def _key(resource: dict[str, Any], spec: SearchParamSpec) -> Any:
     return min(texts) if texts else None
 
 
-def sort_resources(resources: Sequence[dict[str, Any]], keys: Sequence[SortKey],
-                   specs: dict[str, SearchParamSpec]) -> list[dict[str, Any]]:
+def sort_resources(
+    resources: Sequence[dict[str, Any]], keys: Sequence[SortKey], specs: dict[str, SearchParamSpec]
+) -> list[dict[str, Any]]:
     """Stable multi-key sort; keys apply in order (the first is the primary key)."""
     ordered = list(resources)
     for sort_key in reversed(keys):

@@ -5,6 +5,7 @@ own metadata (fhir.resources marks summary_element_property and element_required
 so the lists cannot drift from the specification; the request path then only filters
 dict keys.
 """
+
 from __future__ import annotations
 
 import importlib

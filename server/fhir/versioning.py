@@ -4,6 +4,7 @@ NHS APIs other than PDS give no version: we derive a stable versionId from a has
 the content, so conditional reads (If-None-Match) still work and the same content
 always has the same ETag.
 """
+
 from __future__ import annotations
 
 import hashlib

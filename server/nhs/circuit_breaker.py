@@ -6,6 +6,7 @@ counted. At the threshold the circuit opens: every call fails at once with Circu
 period one call is let through as a probe (half-open): success closes the circuit, a
 failure reopens it for another full period.
 """
+
 from __future__ import annotations
 
 import enum

@@ -7,6 +7,7 @@ every retry (PDS de-duplicates on it); X-Correlation-ID carries the inbound requ
 Each attempt is charged to the caller's NHS quota (ctx.quota, server.access.quota)
 before it is sent; only requests actually sent are charged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,9 +102,7 @@ class NHSClient:
         self.session = session
         self.config = config
         self.auth = auth or NoAuth()
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=config.connect_timeout, sock_read=config.read_timeout
-        )
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout, sock_read=config.read_timeout)
 
     @property
     def api(self) -> str:
@@ -148,8 +147,16 @@ class NHSClient:
             ctx.quota.take(ctx.principal, self.api)
 
     async def _attempt(self, call: UpstreamCall, ctx: RequestContext, request_id: str) -> UpstreamResponse:
-        return await self.send(call.method, call.path, ctx, request_id, params=call.params, headers=call.headers,
-                               json_body=call.json_body, accepted=call.accepted)
+        return await self.send(
+            call.method,
+            call.path,
+            ctx,
+            request_id,
+            params=call.params,
+            headers=call.headers,
+            json_body=call.json_body,
+            accepted=call.accepted,
+        )
 
     async def send(
         self,
@@ -182,8 +189,10 @@ class NHSClient:
         url = self.url(path)
         # A user-restricted auth may send an exchanged token rather than the caller's own.
         user_token_used = getattr(self.auth, "acts_for_user", False) or (
-            "Authorization" in out_headers and bool(ctx.user_token)
-            and out_headers["Authorization"] == f"Bearer {ctx.user_token}")
+            "Authorization" in out_headers
+            and bool(ctx.user_token)
+            and out_headers["Authorization"] == f"Bearer {ctx.user_token}"
+        )
         try:
             async with self.session.request(
                 method, url, params=list(params or ()), headers=out_headers, data=data, timeout=self._timeout
@@ -198,8 +207,9 @@ class NHSClient:
             raise UpstreamUnavailable(self.api, f"connection failed ({type(exc).__name__})") from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(self.api, f"HTTP client error ({type(exc).__name__})") from None
-        log.info("upstream %s %s -> %s request_id=%s correlation=%s", self.api, method, status, request_id,
-                 ctx.request_id)
+        log.info(
+            "upstream %s %s -> %s request_id=%s correlation=%s", self.api, method, status, request_id, ctx.request_id
+        )
         body = self._decode(raw, status)
         if 200 <= status < 300 or status in accepted:
             return UpstreamResponse(status, resp_headers, body, request_id)

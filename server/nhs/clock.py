@@ -1,5 +1,6 @@
 """Time as an injectable dependency, so backoff, budgets, breakers and rate limits can be
 unit-tested with a fake clock instead of real sleeps."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,6 +1,7 @@
 """At most N requests in flight to one NHS API: a semaphore whose wait is bounded by the
 request budget, so a burst of callers queues briefly and then gets an honest 503
 instead of piling connections onto NHS."""
+
 from __future__ import annotations
 
 import asyncio

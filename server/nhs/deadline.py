@@ -4,6 +4,7 @@ A client waiting on the façade gains nothing from a retry that lands after it g
 every wait (backoff, rate-limit slot, concurrency slot, the attempt itself) is measured
 against one deadline.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

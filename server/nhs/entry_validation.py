@@ -6,6 +6,7 @@ resource is parsed once with the fhir.resources R4B model here, so nothing the f
 emits from an NHS API can be invalid R4, and a bad upstream record is reported as the
 upstream's fault (502) rather than served.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -91,6 +92,7 @@ def check_r4(resource: dict[str, Any], api: str) -> dict[str, Any]:
     only the failing element paths (never values: they may be PHI)."""
     problems = r4_problems(resource)
     if problems:
-        raise UpstreamBadResponse(api, f"converted {resource.get('resourceType')} is not valid R4 "
-                                       f"({', '.join(problems)})")
+        raise UpstreamBadResponse(
+            api, f"converted {resource.get('resourceType')} is not valid R4 ({', '.join(problems)})"
+        )
     return resource

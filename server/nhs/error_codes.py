@@ -5,6 +5,7 @@ its client writes the meaning onto the UpstreamError it raises (UpstreamError.me
 server.nhs.errors.to_fhir_error reads that, so a new NHS API brings its codes with it
 instead of editing a shared table.
 """
+
 from __future__ import annotations
 
 from enum import Enum

@@ -6,6 +6,7 @@ An NHS failure that escapes a provider is rendered here, once, exactly as the FH
 an UpstreamError by hand only where the failure becomes something else (a warning, a
 fallback, a partial answer).
 """
+
 from __future__ import annotations
 
 from starlette.requests import Request

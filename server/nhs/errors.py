@@ -4,6 +4,7 @@ Clients raise these; `to_fhir_error` decides, in one place, what status the faç
 client sees. NHS OperationOutcomes are translated, not passed through: the NHS error code
 stays visible in issue.details.coding, under the code system the API sent it in.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -93,8 +94,9 @@ def read_nhs_outcome(body: Any) -> NHSOutcome:
     first = issues[0] if isinstance(issues[0], dict) else {}
     codings = ((first.get("details") or {}).get("coding")) or [{}]
     coding = codings[0] if isinstance(codings[0], dict) else {}
-    return NHSOutcome(coding.get("code"), coding.get("display"), first.get("diagnostics"), first.get("code"),
-                      coding.get("system"))
+    return NHSOutcome(
+        coding.get("code"), coding.get("display"), first.get("diagnostics"), first.get("code"), coding.get("system")
+    )
 
 
 def _retry_headers(err: UpstreamError, default: float) -> dict[str, str]:
@@ -110,8 +112,12 @@ _HEADER_CODES = {"MISSING_VALUE", "INVALID_VALUE"}
 # header (X-Request-ID, X-Correlation-ID, NHSD-End-User-Organisation-ODS defaults,
 # Authorization, ...) is the façade's own doing.
 _CALLER_HEADERS = (
-    "nhsd-session-urid", "nhsd-organization-uuid", "nhsd-session-jobrole",
-    "nhsd-ers-business-function", "nhsd-ers-on-behalf-of-user-id", "nhsd-end-user-organisation-ods",
+    "nhsd-session-urid",
+    "nhsd-organization-uuid",
+    "nhsd-session-jobrole",
+    "nhsd-ers-business-function",
+    "nhsd-ers-on-behalf-of-user-id",
+    "nhsd-end-user-organisation-ods",
 )
 
 
@@ -138,20 +144,24 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
     if isinstance(err, UpstreamUnavailable) and err.status in (500, 501):
         return fe.BadGateway(f"{err.api} failed with HTTP {err.status}{said}", details=details)
     if isinstance(err, UpstreamUnavailable):
-        return fe.ServiceUnavailable(f"{err.api} is unavailable: {err.message}", details=details,
-                                     headers=_retry_headers(err, 5))
+        return fe.ServiceUnavailable(
+            f"{err.api} is unavailable: {err.message}", details=details, headers=_retry_headers(err, 5)
+        )
     if isinstance(err, UpstreamBadResponse):
         return fe.BadGateway(f"{err.api} sent an answer the façade cannot read: {err.message}")
     if err.meaning is CodeMeaning.TOO_MANY_MATCHES:
         # PDS sends this as HTTP 200 (live) or 400 (sandbox): either way the client must narrow the search.
         return fe.TooManyMatches(
             f"{err.api} found too many matches to list; add given name, gender, postcode or an exact "
-            "birth date to narrow the search", details=details,
+            "birth date to narrow the search",
+            details=details,
         )
     if isinstance(err, UpstreamCredentialsRejected):
         if err.user_token_used:
-            return fe.Unauthorized(f"{err.api} did not accept the user's token for exchange{said}",
-                                   headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'})
+            return fe.Unauthorized(
+                f"{err.api} did not accept the user's token for exchange{said}",
+                headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'},
+            )
         # Our API key, key id or signing key is wrong: an operator problem, not the client's.
         return fe.BadGateway(f"{err.api} refused the façade's credentials{said}")
     status = err.status or 502
@@ -161,28 +171,33 @@ def to_fhir_error(err: UpstreamError) -> fe.FHIRError:
         return fe.NotFound(f"{err.api}: {err.nhs_display or 'resource not found'}{said}", details=details)
     if status in (401, 403):
         if err.meaning is CodeMeaning.NO_CONSENT:
-            return fe.Forbidden(f"{err.api}: the patient has not consented to sharing this record{said}",
-                                details=details)
+            return fe.Forbidden(
+                f"{err.api}: the patient has not consented to sharing this record{said}", details=details
+            )
         if err.user_token_used and status == 403:
             return fe.Forbidden(f"{err.api} refused the user's access{said}", details=details)
         if err.user_token_used:
-            return fe.Unauthorized(f"{err.api} did not accept the user's token{said}", details=details,
-                                   headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'})
+            return fe.Unauthorized(
+                f"{err.api} did not accept the user's token{said}",
+                details=details,
+                headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'},
+            )
         return fe.BadGateway(f"{err.api} refused the façade's credentials{said}", details=details)
     if status == 408:
-        return fe.GatewayTimeout(f"{err.api}: a downstream NHS service timed out{said}", details=details,
-                                 headers=_retry_headers(err, 5))
+        return fe.GatewayTimeout(
+            f"{err.api}: a downstream NHS service timed out{said}", details=details, headers=_retry_headers(err, 5)
+        )
     if status in (409, 412):
         return fe.PreconditionFailed(f"{err.api}: version conflict{said}", details=details)
     if status == 410:
         return fe.Gone(f"{err.api}: {err.nhs_display or 'the resource is gone'}{said}", details=details)
     if status == 422:
-        return fe.Unprocessable(f"{err.api} could not process the request: {err.nhs_display or err.message}{said}",
-                                details=details)
+        return fe.Unprocessable(
+            f"{err.api} could not process the request: {err.nhs_display or err.message}{said}", details=details
+        )
     if blames_our_headers(err):
         # Our request was malformed (e.g. a bad X-Request-ID): nothing the client can fix.
         return fe.BadGateway(f"{err.api} refused a header the façade sent{said}", details=details)
     if 400 <= status < 500:
-        return fe.BadRequest(f"{err.api} rejected the request: {err.nhs_display or err.message}{said}",
-                             details=details)
+        return fe.BadRequest(f"{err.api} rejected the request: {err.nhs_display or err.message}{said}", details=details)
     return fe.BadGateway(f"{err.api} failed: {err.message}{said}", details=details)

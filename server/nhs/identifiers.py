@@ -2,6 +2,7 @@
 
 Pure constants: mappings, the NHS clients, the emulator and the access layer all use them.
 """
+
 from __future__ import annotations
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"

@@ -1,4 +1,5 @@
 """NHS number Modulus-11 check: an invalid number never reaches an NHS API."""
+
 from __future__ import annotations
 
 from server.nhs.identifiers import NHS_NUMBER_SYSTEM as NHS_NUMBER_SYSTEM  # where callers look for it

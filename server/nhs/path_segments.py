@@ -6,6 +6,7 @@ the NHS API, e.g. `ServiceRequest/..` to the API's base. Providers validate thei
 strictly before any call; this is the clients' own last check, and refuses as a 404 (no
 resource has such an id) rather than as an internal error.
 """
+
 from __future__ import annotations
 
 from urllib.parse import quote

@@ -6,6 +6,7 @@ requests leave at least 200 ms apart. A caller that would have to wait past its
 request budget is refused at once (NoSlot -> 503 with Retry-After) rather than sent
 late or queued forever.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,11 @@ class TokenBucket:
         """Wait for our turn, or raise NoSlot when it comes after the deadline."""
         wait = self.reserve(deadline.remaining())
         if wait is None:
-            raise NoSlot(self.api, f"client-side rate limit ({self.rate:g}/s) has no slot in time",
-                         retry_after=self.next_free_in())
+            raise NoSlot(
+                self.api,
+                f"client-side rate limit ({self.rate:g}/s) has no slot in time",
+                retry_after=self.next_free_in(),
+            )
         if wait > 0:
             ours = self._reservations
             try:

@@ -4,6 +4,7 @@ They subclass the upstream failures so `to_fhir_error` maps them like their upst
 twins (503 with Retry-After), but they are never retried and never count against the
 circuit breaker: no NHS API was asked.
 """
+
 from __future__ import annotations
 
 from server.nhs.errors import UpstreamRateLimited, UpstreamUnavailable

@@ -11,6 +11,7 @@ each attempt: for the first one before anything else, by the caller that starts 
 request (a single-flight leader, never a joiner), so a refusal is that caller's alone;
 for each retry just before it is sent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,8 +58,15 @@ class Resilience:
     clock: Clock = field(default_factory=MonotonicClock)
     random: Callable[[], float] = random.random
 
-    async def call(self, method: str, attempt: Attempt, *, retry_safe: bool = False,
-                   flight_key: Hashable | None = None, charge: Charge | None = None) -> Shared[UpstreamResponse]:
+    async def call(
+        self,
+        method: str,
+        attempt: Attempt,
+        *,
+        retry_safe: bool = False,
+        flight_key: Hashable | None = None,
+        charge: Charge | None = None,
+    ) -> Shared[UpstreamResponse]:
         """Run the logical request; with a flight_key, identical concurrent calls share it
         (and only the caller that starts it is charged)."""
 
@@ -73,8 +81,9 @@ class Resilience:
             return Shared(await start(), False)
         return await self.flights.run(flight_key, start)
 
-    async def logical_request(self, method: str, attempt: Attempt, *, retry_safe: bool = False,
-                              charge: Charge | None = None) -> UpstreamResponse:
+    async def logical_request(
+        self, method: str, attempt: Attempt, *, retry_safe: bool = False, charge: Charge | None = None
+    ) -> UpstreamResponse:
         """Every attempt of one request; `charge` is called before each retry (the first
         attempt is charged by `call`)."""
         deadline = Deadline.after(self.clock, self.budget)
@@ -88,12 +97,21 @@ class Resilience:
             try:
                 return await self._attempt(attempt, request_id, deadline)
             except UpstreamError as err:
-                delay = retry_delay(err, attempts, self.policy, deadline.remaining(), self.random) \
-                    if retries_allowed else None
+                delay = (
+                    retry_delay(err, attempts, self.policy, deadline.remaining(), self.random)
+                    if retries_allowed
+                    else None
+                )
                 if delay is None:
                     raise
-                log.info("upstream %s retry %d in %.2fs after %s request_id=%s", self.api, attempts + 1, delay,
-                         err.message, request_id)
+                log.info(
+                    "upstream %s retry %d in %.2fs after %s request_id=%s",
+                    self.api,
+                    attempts + 1,
+                    delay,
+                    err.message,
+                    request_id,
+                )
                 await self.clock.sleep(delay)
 
     async def _attempt(self, attempt: Attempt, request_id: str, deadline: Deadline) -> UpstreamResponse:
@@ -132,11 +150,11 @@ def resilience_for(api: str, settings: Settings, rate: float | None = None, cloc
     clock = clock or MonotonicClock()
     return Resilience(
         api=api,
-        policy=RetryPolicy(settings.upstream_retry_attempts, settings.upstream_backoff_base,
-                           settings.upstream_backoff_max),
+        policy=RetryPolicy(
+            settings.upstream_retry_attempts, settings.upstream_backoff_base, settings.upstream_backoff_max
+        ),
         budget=settings.upstream_request_budget,
-        breaker=CircuitBreaker(api, settings.upstream_breaker_threshold, settings.upstream_breaker_open_seconds,
-                               clock),
+        breaker=CircuitBreaker(api, settings.upstream_breaker_threshold, settings.upstream_breaker_open_seconds, clock),
         concurrency=ConcurrencyLimit(api, settings.upstream_concurrency),
         rate_limit=TokenBucket(api, rate, clock) if rate else None,
         flights=SingleFlight() if settings.upstream_single_flight else None,

@@ -11,6 +11,7 @@ jitter (uniform between 0 and min(max, base * 2**n)), which spreads many clients
 retries instead of synchronising them; a Retry-After from NHS is honoured as given,
 and a wait that would not leave time in the request budget is not started at all.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -67,8 +68,9 @@ def backoff(attempt: int, policy: RetryPolicy, random: Callable[[], float]) -> f
     return ceiling * random()
 
 
-def retry_delay(err: UpstreamError, attempts_made: int, policy: RetryPolicy, remaining: float,
-                random: Callable[[], float]) -> float | None:
+def retry_delay(
+    err: UpstreamError, attempts_made: int, policy: RetryPolicy, remaining: float, random: Callable[[], float]
+) -> float | None:
     """Seconds to wait before the next attempt, or None to give up now.
 
     Gives up when the failure is not transient, the attempts are used up, or the wait

@@ -9,6 +9,7 @@ malformed one is the client's error: 400 naming the header, before any NHS call
 (CPT itself answers 400 "Missing required header" too; see shared/reference/nhs-apis.md
 s.2.1). Values are never logged.
 """
+
 from __future__ import annotations
 
 import re

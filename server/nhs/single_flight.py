@@ -15,6 +15,7 @@ is gone. So a SingleFlight built with `reuse_for` keeps a finished flight's resu
 long, and a caller passing `lookup_started` (loop time) earlier than the finish takes
 that result instead of starting a second call.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,8 +53,9 @@ class SingleFlight(Generic[T]):
     def in_flight(self) -> int:
         return len(self._flights)
 
-    async def run(self, key: Hashable, call: Callable[[], Awaitable[T]], *,
-                  lookup_started: float | None = None) -> Shared[T]:
+    async def run(
+        self, key: Hashable, call: Callable[[], Awaitable[T]], *, lookup_started: float | None = None
+    ) -> Shared[T]:
         """Join the running flight for `key`, reuse one that finished after `lookup_started`
         (loop time; only with `reuse_for`), or start one."""
         flight = self._flights.get(key)

@@ -7,6 +7,7 @@ Both are already known to be about the same person (same NHS number). Then:
 The NHS record is kept and the PAS copy dropped: the national record is the one other
 care settings see. Pure functions.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,15 +18,20 @@ Resource = dict[str, Any]
 def _codes(concept: Any) -> set[tuple[str, str]]:
     if not isinstance(concept, dict):
         return set()
-    return {(c.get("system", ""), c.get("code", "")) for c in concept.get("coding") or []
-            if isinstance(c, dict) and c.get("code")}
+    return {
+        (c.get("system", ""), c.get("code", ""))
+        for c in concept.get("coding") or []
+        if isinstance(c, dict) and c.get("code")
+    }
 
 
 def _start(resource: Resource) -> str | None:
     dosage = (resource.get("dosageInstruction") or [{}])[0]
-    start = ((((dosage.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") or {}).get("start")
-             or ((resource.get("dispenseRequest") or {}).get("validityPeriod") or {}).get("start")
-             or resource.get("authoredOn"))
+    start = (
+        (((dosage.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") or {}).get("start")
+        or ((resource.get("dispenseRequest") or {}).get("validityPeriod") or {}).get("start")
+        or resource.get("authoredOn")
+    )
     return start[:10] if isinstance(start, str) else None
 
 

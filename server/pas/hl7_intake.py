@@ -32,6 +32,7 @@ on AR, whereas AE tells the sender its data is wrong. Nothing of the message is 
 (for A40, a survivor update that landed before the outage is redone harmlessly by the
 resend, and the merge itself is safe to repeat; server.pas.mongo_store).
 """
+
 from __future__ import annotations
 
 import logging
@@ -201,20 +202,36 @@ class HL7Intake:
         """AR (Rejected) unless MSH-3/MSH-4 are on the allow-list (module docstring)."""
         application, facility = _field(message, "MSH.F3.R1.C1"), _field(message, "MSH.F4.R1.C1")
         if not self.senders.allows(application, facility):
-            log.warning("hl7: sender not allowed (MSH-3 %r, MSH-4 %r) request_id=%s", application[:20], facility[:20],
-                        ctx.request_id)
-            raise Rejected(HL7Problem(TABLE_VALUE, f"sending application '{application[:20]}' at facility "
-                                      f"'{facility[:20]}' is not on this façade's list of allowed HL7 senders "
-                                      "(FACADE_PAS_HL7_ALLOWED_SENDERS); nothing was stored", "MSH^1^3"))
+            log.warning(
+                "hl7: sender not allowed (MSH-3 %r, MSH-4 %r) request_id=%s",
+                application[:20],
+                facility[:20],
+                ctx.request_id,
+            )
+            raise Rejected(
+                HL7Problem(
+                    TABLE_VALUE,
+                    f"sending application '{application[:20]}' at facility "
+                    f"'{facility[:20]}' is not on this façade's list of allowed HL7 senders "
+                    "(FACADE_PAS_HL7_ALLOWED_SENDERS); nothing was stored",
+                    "MSH^1^3",
+                )
+            )
 
     def _event(self, message: Message) -> str:
         msg_type, event = _field(message, "MSH.F9.R1.C1"), _field(message, "MSH.F9.R1.C2")
         if msg_type != "ADT":
-            raise Rejected(HL7Problem(UNSUPPORTED_TYPE, f"message type '{msg_type[:10]}' is not supported (ADT only)",
-                                      "MSH^1^9"))
+            raise Rejected(
+                HL7Problem(UNSUPPORTED_TYPE, f"message type '{msg_type[:10]}' is not supported (ADT only)", "MSH^1^9")
+            )
         if event not in UPSERT_EVENTS | MERGE_EVENTS:
-            raise Rejected(HL7Problem(UNSUPPORTED_EVENT, f"event '{event[:10]}' is not supported "
-                                      f"({', '.join(sorted(UPSERT_EVENTS | MERGE_EVENTS))})", "MSH^1^9"))
+            raise Rejected(
+                HL7Problem(
+                    UNSUPPORTED_EVENT,
+                    f"event '{event[:10]}' is not supported ({', '.join(sorted(UPSERT_EVENTS | MERGE_EVENTS))})",
+                    "MSH^1^9",
+                )
+            )
         try:
             message.segment("PID")
         except KeyError:
@@ -233,8 +250,9 @@ class HL7Intake:
         body = {**current.record, **record, "hospitalNumber": current.hospital_number} if current else record
         await self.service.upsert(body, ctx)
 
-    async def handle(self, raw: bytes, ctx: RequestContext,
-                     touched: Callable[[str, str | None], None] | None = None) -> str:
+    async def handle(
+        self, raw: bytes, ctx: RequestContext, touched: Callable[[str, str | None], None] | None = None
+    ) -> str:
         """The ACK for one message; `touched(hospital number, NHS number)` is told of every
         patient the message wrote (the audit trail names them)."""
         message: Message | None = None
@@ -247,8 +265,17 @@ class HL7Intake:
             if event in MERGE_EVENTS:
                 old = get_pas(flatten(message, self.profile.options), "MRG.1.MR")
                 if not old:
-                    return build_ack("AE", message, [HL7Problem(REQUIRED_MISSING, "A40 needs MRG-1 with the prior "
-                                                                "hospital number (identifier type MR)", "MRG^1^1")])
+                    return build_ack(
+                        "AE",
+                        message,
+                        [
+                            HL7Problem(
+                                REQUIRED_MISSING,
+                                "A40 needs MRG-1 with the prior hospital number (identifier type MR)",
+                                "MRG^1^1",
+                            )
+                        ],
+                    )
                 await self.service.stored(old)  # checked before anything is written
             await self._upsert(record, ctx)
             if touched is not None:
@@ -261,19 +288,30 @@ class HL7Intake:
             log.info("hl7: rejected (%s) request_id=%s", rejected.problem.code, ctx.request_id)
             return build_ack("AR", message, [rejected.problem])
         except MappingFailed as failed:
-            return build_ack("AE", message, [HL7Problem(_error_code(p.reason), _describe(p), _location(p.path))
-                                             for p in failed.problems])
+            return build_ack(
+                "AE",
+                message,
+                [HL7Problem(_error_code(p.reason), _describe(p), _location(p.path)) for p in failed.problems],
+            )
         except PASStoreUnavailable as err:
             log.warning("hl7: PAS store unavailable, answered AR request_id=%s", ctx.request_id)
             text = f"{err.problems[0].reason}; resend the message later"
             return build_ack("AR", message, [HL7Problem(INTERNAL, text)])
         except PASError as err:
             code = UNKNOWN_KEY if err.status == 404 else DATA_TYPE_ERROR if err.status == 422 else INTERNAL
-            return build_ack("AE", message, [HL7Problem(_error_code(p.reason) if err.status == 422 else code,
-                                                        _describe(p), _location(p.path)) for p in err.problems])
+            return build_ack(
+                "AE",
+                message,
+                [
+                    HL7Problem(_error_code(p.reason) if err.status == 422 else code, _describe(p), _location(p.path))
+                    for p in err.problems
+                ],
+            )
         except Exception as exc:
             log.error("hl7: internal %s request_id=%s", type(exc).__name__, ctx.request_id)
-            return build_ack("AE", message, [HL7Problem(INTERNAL, f"internal error; quote request id {ctx.request_id}")])
+            return build_ack(
+                "AE", message, [HL7Problem(INTERNAL, f"internal error; quote request id {ctx.request_id}")]
+            )
         log.info("hl7: accepted %s request_id=%s", event, ctx.request_id)
         return build_ack("AA", message, [])
 

@@ -10,6 +10,7 @@ practically every sender, so the entry reads like the MSH it matches.
 Checked at start-up (server.settings validates every entry): a typo fails the façade's
 start, not every message later.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,10 @@ def parse_sender(entry: str) -> Sender:
     """`APP|FACILITY` or `APP|*`; ValueError naming the rule otherwise."""
     match = _ENTRY.match(entry)
     if match is None or (ANY_FACILITY in match.group(2) and match.group(2) != ANY_FACILITY):
-        raise ValueError(f"HL7 sender {entry[:60]!r} is not APP|FACILITY or APP|* "
-                         "(MSH-3 and MSH-4 namespace ids without surrounding spaces; only the facility may be *)")
+        raise ValueError(
+            f"HL7 sender {entry[:60]!r} is not APP|FACILITY or APP|* "
+            "(MSH-3 and MSH-4 namespace ids without surrounding spaces; only the facility may be *)"
+        )
     return Sender(match.group(1), match.group(2))
 
 

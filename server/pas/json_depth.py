@@ -5,6 +5,7 @@ levels exhausts Python's recursion limit: a PAS body nested 300 deep was accepte
 the field problem echoing it back then failed to render (a 500). A PAS record nests a
 handful of levels, so anything deeper is refused before a mapping or an error sees it.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -10,6 +10,7 @@
   telecom, contact, registered GP and the pharmacy/birth-place extensions; V also
   withholds name and birth date. The PDS security label is kept on the result.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,8 +20,19 @@ from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 
 Resource = dict[str, Any]
 
-PDS_OWNED = ("name", "gender", "birthDate", "deceasedDateTime", "deceasedBoolean", "address", "telecom",
-             "generalPractitioner", "contact", "multipleBirthBoolean", "multipleBirthInteger")
+PDS_OWNED = (
+    "name",
+    "gender",
+    "birthDate",
+    "deceasedDateTime",
+    "deceasedBoolean",
+    "address",
+    "telecom",
+    "generalPractitioner",
+    "contact",
+    "multipleBirthBoolean",
+    "multipleBirthInteger",
+)
 WITHHELD = {
     "R": ("address", "telecom", "contact", "generalPractitioner"),
     "V": ("address", "telecom", "contact", "generalPractitioner", "name", "birthDate"),
@@ -46,8 +58,9 @@ def labelled(patient: Resource, code: str | None) -> Resource:
     out = copy.deepcopy(patient)
     meta = dict(out.get("meta") or {})
     others = [s for s in meta.get("security") or [] if not (isinstance(s, dict) and s.get("system") == CONFIDENTIALITY)]
-    label = ([{"system": CONFIDENTIALITY, "code": code, "display": CONFIDENTIALITY_DISPLAY.get(code, code)}]
-             if code else [])
+    label = (
+        [{"system": CONFIDENTIALITY, "code": code, "display": CONFIDENTIALITY_DISPLAY.get(code, code)}] if code else []
+    )
     if label or others:
         meta["security"] = label + others
     else:

@@ -47,6 +47,7 @@ Why it is shaped like this:
   either: each request tries MongoDB (costing at most the short server-selection
   timeout), so the store is usable again the moment MongoDB is.
 """
+
 from __future__ import annotations
 
 import copy
@@ -76,7 +77,7 @@ log = logging.getLogger("facade.pas.store")
 
 COLLECTION = "pas_patients"
 MAX_ALIAS_HOPS = 32  # A40 chains (A into B, later B into C) are followed this far
-MERGE_ATTEMPTS = 3   # a merge racing a PUT on either record re-reads and tries again
+MERGE_ATTEMPTS = 3  # a merge racing a PUT on either record re-reads and tries again
 # The store of record's durability: a majority of the replica set, journaled. A healthy set
 # confirms in milliseconds; 5 s is for a set that lost a member, not a normal wait.
 WRITE_CONCERN = WriteConcern(w="majority", j=True, wtimeout=5000)
@@ -91,16 +92,26 @@ def pas_collection(database: AsyncDatabase[Document]) -> AsyncCollection[Documen
 
 
 def _stored(doc: Document) -> StoredPatient:
-    return StoredPatient(doc["_id"], doc["record"], doc["version"], doc["updated"],
-                         tuple(doc.get("allergies") or ()), tuple(doc.get("medications") or ()),
-                         PDSSecurity.from_document(doc.get("pdsSecurity")))
+    return StoredPatient(
+        doc["_id"],
+        doc["record"],
+        doc["version"],
+        doc["updated"],
+        tuple(doc.get("allergies") or ()),
+        tuple(doc.get("medications") or ()),
+        PDSSecurity.from_document(doc.get("pdsSecurity")),
+    )
 
 
 def _fields(hn: str, data: PatientData) -> Document:
     """The stored fields of a write (copied: the caller's data is never shared). PDS's
     confidentiality only when the write learnt it: otherwise the stored one stays."""
-    fields: Document = {"record": {**data.record, "hospitalNumber": hn}, "allergies": list(data.allergies),
-                        "medications": list(data.medications), "updated": now_iso()}
+    fields: Document = {
+        "record": {**data.record, "hospitalNumber": hn},
+        "allergies": list(data.allergies),
+        "medications": list(data.medications),
+        "updated": now_iso(),
+    }
     if data.pds_security is not None:
         fields["pdsSecurity"] = data.pds_security.to_document()
     return copy.deepcopy(fields)
@@ -184,8 +195,9 @@ class MongoPASStore:
         if expected_version is not None:
             query["version"] = expected_version
         update = {"$set": _fields(hn, data), "$inc": {"version": 1}}
-        doc = await self._guarded("replace", lambda: self.collection.find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER))
+        doc = await self._guarded(
+            "replace", lambda: self.collection.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        )
         if doc is not None:
             return _stored(doc)
         # Lost the race (another write bumped the version) or the record was merged away.
@@ -205,9 +217,13 @@ class MongoPASStore:
         current = await self._live("confirm", hospital_number)
         if current is None:
             return False
-        result = await self._guarded("confirm", lambda: self.collection.update_one(
-            {"_id": current["_id"], "record.nhsNumber": security.nhs_number, **LIVE},
-            {"$set": {"pdsSecurity": security.to_document()}}))
+        result = await self._guarded(
+            "confirm",
+            lambda: self.collection.update_one(
+                {"_id": current["_id"], "record.nhsNumber": security.nhs_number, **LIVE},
+                {"$set": {"pdsSecurity": security.to_document()}},
+            ),
+        )
         return result.matched_count == 1
 
     async def merge(self, old: str, surviving: str) -> StoredPatient:
@@ -222,17 +238,31 @@ class MongoPASStore:
             gone, keep = _stored(gone_doc), _stored(keep_doc)
             joined = merged_data(keep, gone)
             # Step 1: the survivor takes the joined lists (its own record unchanged).
-            survivor = await self._guarded("merge", lambda: self.collection.find_one_and_update(
-                {"_id": keep.hospital_number, "version": keep.version, **LIVE},
-                {"$set": {"allergies": list(joined.allergies), "medications": list(joined.medications),
-                          "updated": now_iso()}, "$inc": {"version": 1}},
-                return_document=ReturnDocument.AFTER))
+            survivor = await self._guarded(
+                "merge",
+                lambda: self.collection.find_one_and_update(
+                    {"_id": keep.hospital_number, "version": keep.version, **LIVE},
+                    {
+                        "$set": {
+                            "allergies": list(joined.allergies),
+                            "medications": list(joined.medications),
+                            "updated": now_iso(),
+                        },
+                        "$inc": {"version": 1},
+                    },
+                    return_document=ReturnDocument.AFTER,
+                ),
+            )
             if survivor is None:
                 continue  # the survivor changed under us: read both again
             # Step 2: the merged-away record becomes an alias, only if it is as we read it.
-            result = await self._guarded("merge", lambda: self.collection.replace_one(
-                {"_id": gone.hospital_number, "version": gone.version, **LIVE},
-                {"aliasOf": keep.hospital_number, "merged": now_iso()}))
+            result = await self._guarded(
+                "merge",
+                lambda: self.collection.replace_one(
+                    {"_id": gone.hospital_number, "version": gone.version, **LIVE},
+                    {"aliasOf": keep.hospital_number, "merged": now_iso()},
+                ),
+            )
             if result.matched_count == 1:
                 return _stored(survivor)
             # The old record changed between the read and step 2: join its new lists too.

@@ -10,6 +10,7 @@ FHIR ids: a PAS patient is `pas-{hospitalNumber}`; its PAS-recorded allergies an
 medications are `pas-{hospitalNumber}-{allergyId|prescriptionId}`. `meta.source`
 says the record came from this PAS profile.
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,7 +52,7 @@ def patient_id(hospital_number: str) -> str:
 def hospital_number_of(resource_id: str) -> str | None:
     """The hospital number inside a `pas-` id, or None for any other id."""
     if resource_id.startswith(PAS_ID_PREFIX) and len(resource_id) > len(PAS_ID_PREFIX):
-        return resource_id[len(PAS_ID_PREFIX):]
+        return resource_id[len(PAS_ID_PREFIX) :]
     return None
 
 
@@ -121,8 +122,9 @@ def patient_resource(mappings: PASMappings, record: PASRecord) -> dict[str, Any]
     return resource
 
 
-def clinical_resource(mappings: PASMappings, resource_type: str, hospital_number: str,
-                      record: PASRecord) -> dict[str, Any]:
+def clinical_resource(
+    mappings: PASMappings, resource_type: str, hospital_number: str, record: PASRecord
+) -> dict[str, Any]:
     """A PAS-recorded allergy or medication as FHIR, pointing at the PAS patient."""
     key = next(k for t, k in LISTS.values() if t == resource_type)
     resource = to_fhir(mappings.record(resource_type), record)

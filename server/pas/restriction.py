@@ -20,6 +20,7 @@ NHS number, and records stored before the façade kept PDS's answer.
   state withholds the R set, not the V set, because name and birth date are what the
   registering hospital identifies its own patient by (and what a trace searches on).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,9 +57,9 @@ def confirmed_code(stored: StoredPatient) -> str | None:
 class Restriction:
     """How a PAS patient is shown: the label, what is withheld, and what PDS said."""
 
-    label: str | None        # confidentiality code shown (meta.security), if any
+    label: str | None  # confidentiality code shown (meta.security), if any
     withheld_as: str | None  # the code whose fields are withheld (server.pas.merge.withhold)
-    pds: str | None          # PDS's code for the current NHS number; None = unconfirmed
+    pds: str | None  # PDS's code for the current NHS number; None = unconfirmed
 
 
 def restriction(pds: str | None, pas: str | None) -> Restriction:

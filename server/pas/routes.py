@@ -5,6 +5,7 @@ PAS error shape (server.pas.errors) while the FHIR side keeps OperationOutcomes;
 main app's middleware (request ids, and auth and audit when they exist) wraps it too.
 A caller that accepts only `application/fhir+json` gets errors as OperationOutcomes.
 """
+
 from __future__ import annotations
 
 import re
@@ -64,9 +65,14 @@ def _context(request: Request, action: str, resource_type: str, permissions: str
     access.policy.require_pas(principal, action, resource_type, permissions)
     auth = request.headers.get("authorization", "")
     inbound = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    return RequestContext(request_id=request.state.request_id, base_url=_runtime(request).base_url,
-                          user_token=access.nhs_user_token(request.headers, inbound), headers=request.headers,
-                          principal=principal, quota=access.quota)
+    return RequestContext(
+        request_id=request.state.request_id,
+        base_url=_runtime(request).base_url,
+        user_token=access.nhs_user_token(request.headers, inbound),
+        headers=request.headers,
+        principal=principal,
+        quota=access.quota,
+    )
 
 
 def _audit_patient(request: Request, hospital_number: str, nhs_number: str | None) -> None:
@@ -110,7 +116,9 @@ async def _clinical_write_checked(request: Request, body: Any, hospital_number: 
 def _hospital_number(request: Request) -> str:
     hn = request.path_params["hn"]
     if not HOSPITAL_NUMBER.match(hn):
-        raise PASError(400, problems=[Problem("hospitalNumber", hn[:40], "not a hospital number (1-20 letters or digits)")])
+        raise PASError(
+            400, problems=[Problem("hospitalNumber", hn[:40], "not a hospital number (1-20 letters or digits)")]
+        )
     return hn
 
 
@@ -131,8 +139,7 @@ async def _json_body(request: Request) -> Any:
 
 def _written_headers(request: Request, written: Written) -> dict[str, str]:
     hn = written.stored.hospital_number
-    headers = {"ETag": written.stored.etag,
-               "Location": f"{_runtime(request).base_url}/pas/v1/patients/{hn}"}
+    headers = {"ETag": written.stored.etag, "Location": f"{_runtime(request).base_url}/pas/v1/patients/{hn}"}
     if written.trace is not None:
         headers["X-NHS-Trace"] = written.trace.header()
     elif written.trace_error:
@@ -147,8 +154,9 @@ async def register_patient(request: Request) -> Response:
     written = await service.register(body, ctx)
     _audit_patient(request, written.stored.hospital_number, written.stored.nhs_number)
     record = service.written_record(written.stored)
-    return PASResponse(_shown(request, document(written.stored, record)), status_code=201,
-                       headers=_written_headers(request, written))
+    return PASResponse(
+        _shown(request, document(written.stored, record)), status_code=201, headers=_written_headers(request, written)
+    )
 
 
 async def read_patient(request: Request) -> Response:
@@ -194,8 +202,9 @@ async def update_patient(request: Request) -> Response:
     _audit_patient(request, written.stored.hospital_number, written.stored.nhs_number)
     headers = _written_headers(request, written)
     headers.pop("Location")
-    return PASResponse(_shown(request, document(written.stored, service.written_record(written.stored))),
-                       headers=headers)
+    return PASResponse(
+        _shown(request, document(written.stored, service.written_record(written.stored))), headers=headers
+    )
 
 
 async def related_records(request: Request) -> Response:
@@ -221,7 +230,8 @@ async def related_records(request: Request) -> Response:
 async def hl7_message(request: Request) -> Response:
     ctx = _context(request, "hl7", "Patient", "cu")
     ack = await _runtime(request).intake.handle(
-        await request.body(), ctx, touched=lambda hn, nhs: _audit_patient(request, hn, nhs))
+        await request.body(), ctx, touched=lambda hn, nhs: _audit_patient(request, hn, nhs)
+    )
     return Response(ack, media_type=f"{HL7_MEDIA}; charset=utf-8")
 
 
@@ -234,13 +244,22 @@ async def pas_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, PROVIDER_FAILURES):  # an upstream failure answers with the status the FHIR side gives it
         exc = PASError.from_fhir(as_fhir_error(exc))
     elif isinstance(exc, HTTPException):
-        reason = ("no PAS endpoint at this path" if exc.status_code == 404
-                  else f"{request.method} is not supported here" if exc.status_code == 405 else str(exc.detail))
+        reason = (
+            "no PAS endpoint at this path"
+            if exc.status_code == 404
+            else f"{request.method} is not supported here"
+            if exc.status_code == 405
+            else str(exc.detail)
+        )
         exc = PASError(exc.status_code, reason, headers=dict(exc.headers or {}))
     assert isinstance(exc, PASError)
     if _wants_fhir(request):
-        return Response(orjson.dumps(exc.outcome()), status_code=exc.status, headers=exc.headers,
-                        media_type="application/fhir+json; charset=utf-8")
+        return Response(
+            orjson.dumps(exc.outcome()),
+            status_code=exc.status,
+            headers=exc.headers,
+            media_type="application/fhir+json; charset=utf-8",
+        )
     return PASResponse(exc.body(request.state.request_id), status_code=exc.status, headers=exc.headers)
 
 
@@ -257,6 +276,12 @@ def create_pas_app() -> Starlette:
     """The /pas/v1 sub-application; the composition root sets `state.pas` in its lifespan."""
     # Its own handlers, UpstreamError included: the main app's would come too late (the sub-app's
     # ServerErrorMiddleware has already answered an unhandled error with a plain-text 500).
-    return Starlette(routes=ROUTES, exception_handlers={PASError: pas_error, FHIRError: pas_error,
-                                                        UpstreamError: pas_error,
-                                                        HTTPException: pas_error})
+    return Starlette(
+        routes=ROUTES,
+        exception_handlers={
+            PASError: pas_error,
+            FHIRError: pas_error,
+            UpstreamError: pas_error,
+            HTTPException: pas_error,
+        },
+    )

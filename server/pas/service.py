@@ -5,6 +5,7 @@ Used by the PAS REST routes, the HL7 intake and the FHIR providers alike, so the
 entry points share one set of rules. I/O (store, PDS, providers) happens here; the
 decisions it applies (mapping, tracing, merging) are pure modules.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,7 +41,7 @@ from server.sources.pds.client import PDSClient, PDSTooManyMatches
 
 log = logging.getLogger("facade.pas")
 
-NOT_TRACED = "02"     # NHS number present but not traced (supplied by the PAS without a status)
+NOT_TRACED = "02"  # NHS number present but not traced (supplied by the PAS without a status)
 TRACE_REQUIRED = "03"  # PDS could not be asked: trace still required
 RELATED = {"allergies": "AllergyIntolerance", "medications": "MedicationRequest", "referrals": "ServiceRequest"}
 
@@ -114,8 +115,11 @@ class PASService:
         with store_errors():
             known = await self.store.get(hn)
         if known is not None:
-            raise PASError(409, f"hospital number {hn} is already registered; use PUT to update it",
-                           problems=[Problem("hospitalNumber", hn, "already registered")])
+            raise PASError(
+                409,
+                f"hospital number {hn} is already registered; use PUT to update it",
+                problems=[Problem("hospitalNumber", hn, "already registered")],
+            )
         data, trace, trace_error = await self._with_nhs_number(data, ctx)
         try:
             with store_errors():
@@ -124,25 +128,40 @@ class PASService:
             raise PASError(409, problems=[Problem("hospitalNumber", hn, "already registered")]) from None
         return Written(stored, trace, trace_error)
 
-    async def update(self, hospital_number: str, body: Any, expected_version: int | None,
-                     ctx: RequestContext) -> Written:
+    async def update(
+        self, hospital_number: str, body: Any, expected_version: int | None, ctx: RequestContext
+    ) -> Written:
         """Replace a record; `expected_version` None = unconditional (HL7), else If-Match."""
         data = self.validate(body)
         if data.record["hospitalNumber"] != hospital_number:
-            raise PASError(422, problems=[Problem("hospitalNumber", data.record["hospitalNumber"],
-                                                  f"does not match the hospital number in the URL ({hospital_number})")])
+            raise PASError(
+                422,
+                problems=[
+                    Problem(
+                        "hospitalNumber",
+                        data.record["hospitalNumber"],
+                        f"does not match the hospital number in the URL ({hospital_number})",
+                    )
+                ],
+            )
         current = await self.stored(hospital_number)
         if expected_version is not None and expected_version != current.version:
-            raise PASError(412, f"the record has changed (current version {current.version}); read it again",
-                           headers={"ETag": current.etag})
+            raise PASError(
+                412,
+                f"the record has changed (current version {current.version}); read it again",
+                headers={"ETag": current.etag},
+            )
         data = _keeping_restriction(data, current)
         data, trace, trace_error = await self._with_nhs_number(data, ctx)
         try:
             with store_errors():
                 stored = await self.store.replace(current.hospital_number, data, expected_version=expected_version)
         except VersionConflict as conflict:
-            raise PASError(412, f"the record has changed (current version {conflict.current}); read it again",
-                           headers={"ETag": f'W/"{conflict.current}"'}) from None
+            raise PASError(
+                412,
+                f"the record has changed (current version {conflict.current}); read it again",
+                headers={"ETag": f'W/"{conflict.current}"'},
+            ) from None
         except UnknownPatient:
             raise PASError(404, f"no PAS patient with hospital number {hospital_number}") from None
         return Written(stored, trace, trace_error)
@@ -179,8 +198,9 @@ class PASService:
         except VersionConflict:
             raise PASError(409, "the records changed while being merged; send the merge again") from None
 
-    async def _with_nhs_number(self, data: PatientData,
-                               ctx: RequestContext) -> tuple[PatientData, TraceOutcome | None, str | None]:
+    async def _with_nhs_number(
+        self, data: PatientData, ctx: RequestContext
+    ) -> tuple[PatientData, TraceOutcome | None, str | None]:
         """A supplied NHS number is kept (status 02 unless given); otherwise trace. Either
         way, what PDS says about the patient's confidentiality goes with the write
         (`pds_security`), so reads made while PDS is down withhold what PDS would."""
@@ -234,8 +254,11 @@ class PASService:
             verdict = judge_exact(query, await self._search(query.exact_params(), ctx))
             if verdict is None:
                 fuzzy = query.fuzzy_params()
-                verdict = (judge_fuzzy(query, await self._search(fuzzy, ctx), self.fuzzy_min_score)
-                           if fuzzy else no_fuzzy_possible())
+                verdict = (
+                    judge_fuzzy(query, await self._search(fuzzy, ctx), self.fuzzy_min_score)
+                    if fuzzy
+                    else no_fuzzy_possible()
+                )
         except UpstreamError as err:  # stays: PDS down stores the record as 03 (trace required)
             log.warning("trace: PDS failed (%s) request_id=%s", type(err).__name__, ctx.request_id)
             return None, f"pds-{to_fhir_error(err).status}"
@@ -279,9 +302,10 @@ class PASService:
             refresh: Refresh = "not-found" if status in (404, 410) else "unavailable"
             return self._offline(stored, pas, refresh)
         said = pds_said(security_code(pds), nhs)
-        if said is not None and (stored.pds_security is None
-                                 or (said.code, said.nhs_number) != (stored.pds_security.code,
-                                                                     stored.pds_security.nhs_number)):
+        if said is not None and (
+            stored.pds_security is None
+            or (said.code, said.nhs_number) != (stored.pds_security.code, stored.pds_security.nhs_number)
+        ):
             # Kept so a later PDS outage still knows; a store outage here is the read's 503.
             with store_errors():
                 await self.store.record_pds_security(stored.hospital_number, said)
@@ -299,8 +323,10 @@ class PASService:
         """A written record as answered to its writer: as stored (not refreshed, so the
         writer sees what was kept), labelled and withheld by the restriction the store
         knows (server.pas.restriction: unconfirmed by PDS = withheld as R)."""
-        record, _ = to_pas(self.mappings.record("Patient"),
-                           shown(patient_resource(self.mappings, stored.record), restriction_of(stored)))
+        record, _ = to_pas(
+            self.mappings.record("Patient"),
+            shown(patient_resource(self.mappings, stored.record), restriction_of(stored)),
+        )
         record["hospitalNumber"] = stored.hospital_number
         return record
 
@@ -326,8 +352,9 @@ class PASService:
             subject = stored.nhs_number
         else:
             return []
-        request = SearchRequest(resource_type, params=(ParsedParam(param, None, (ReferenceValue("Patient", subject),)),),
-                                count=1000)
+        request = SearchRequest(
+            resource_type, params=(ParsedParam(param, None, (ReferenceValue("Patient", subject),)),), count=1000
+        )
         try:
             result = await provider.search(request, ctx)
         except PROVIDER_FAILURES as err:  # stays: a PAS caller gets the PAS error shape, same status
@@ -336,7 +363,8 @@ class PASService:
         out = []
         for resource in result.matches:
             record, problems = to_pas(mapping, resource)
-            source: Literal["NHS", "PAS"] = ("PAS" if (resource.get("meta") or {}).get("source")
-                                             == self.mappings.source_uri else "NHS")
+            source: Literal["NHS", "PAS"] = (
+                "PAS" if (resource.get("meta") or {}).get("source") == self.mappings.source_uri else "NHS"
+            )
             out.append(RelatedRecord(record, source, problems))
         return out

@@ -19,6 +19,7 @@ Backend trouble is never swallowed here, unlike the cache: a store that cannot r
 database raises `StoreUnavailable`, and the PAS answers 503 (REST) or AR (HL7) instead
 of pretending a write happened.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,8 +46,9 @@ class PDSSecurity:
 
     @classmethod
     def from_document(cls, doc: Any) -> PDSSecurity | None:
-        if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("code", "nhsNumber",
-                                                                                       "confirmed")):
+        if not isinstance(doc, dict) or not all(
+            isinstance(doc.get(k), str) for k in ("code", "nhsNumber", "confirmed")
+        ):
             return None
         return cls(doc["code"], doc["nhsNumber"], doc["confirmed"])
 
@@ -144,8 +146,12 @@ def merged_data(keep: StoredPatient, gone: StoredPatient) -> PatientData:
         ids = {r.get(key) for r in a}
         return a + tuple(r for r in b if r.get(key) is None or r.get(key) not in ids)
 
-    return PatientData(keep.record, joined(keep.allergies, gone.allergies, "allergyId"),
-                       joined(keep.medications, gone.medications, "prescriptionId"), keep.pds_security)
+    return PatientData(
+        keep.record,
+        joined(keep.allergies, gone.allergies, "allergyId"),
+        joined(keep.medications, gone.medications, "prescriptionId"),
+        keep.pds_security,
+    )
 
 
 def now_iso() -> str:
@@ -169,9 +175,15 @@ class InMemoryPASStore:
 
     @staticmethod
     def _stored(hn: str, data: PatientData, version: int, kept: PDSSecurity | None = None) -> StoredPatient:
-        return StoredPatient(hn, copy.deepcopy(data.record), version, now_iso(),
-                             copy.deepcopy(data.allergies), copy.deepcopy(data.medications),
-                             data.pds_security or kept)
+        return StoredPatient(
+            hn,
+            copy.deepcopy(data.record),
+            version,
+            now_iso(),
+            copy.deepcopy(data.allergies),
+            copy.deepcopy(data.medications),
+            data.pds_security or kept,
+        )
 
     async def create(self, data: PatientData) -> StoredPatient:
         hn = data.record["hospitalNumber"]
@@ -191,8 +203,12 @@ class InMemoryPASStore:
         if expected_version is not None and expected_version != current.version:
             raise VersionConflict(current.version)
         record = {**data.record, "hospitalNumber": hn}
-        self._records[hn] = self._stored(hn, PatientData(record, data.allergies, data.medications, data.pds_security),
-                                         current.version + 1, current.pds_security)
+        self._records[hn] = self._stored(
+            hn,
+            PatientData(record, data.allergies, data.medications, data.pds_security),
+            current.version + 1,
+            current.pds_security,
+        )
         return self._records[hn]
 
     async def find_by_nhs_number(self, nhs_number: str) -> list[StoredPatient]:

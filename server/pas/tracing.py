@@ -18,6 +18,7 @@ The rule is "never guess": a number is accepted only from one confident candidat
 Outcomes map to the NHS Number Status Indicator: 01 (present and verified) on
 acceptance, 04 (trace attempted - no match or multiple match) otherwise.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,9 @@ TRACE_FAILED = "04"
 FUZZY_MIN_SCORE = 0.95
 EXACT_SCORE = 1.0
 
-Reason = Literal["exact-match", "fuzzy-match", "no-match", "multiple-matches", "too-many-matches", "low-score",
-                 "details-differ"]
+Reason = Literal[
+    "exact-match", "fuzzy-match", "no-match", "multiple-matches", "too-many-matches", "low-score", "details-differ"
+]
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,12 @@ class TraceOutcome:
 
     def header(self) -> str:
         """For the X-NHS-Trace response header: no PHI, just the decision."""
-        parts = [f"status={self.status}", f"result={self.reason}", f"stage={self.stage}",
-                 f"candidates={self.candidates}"]
+        parts = [
+            f"status={self.status}",
+            f"result={self.reason}",
+            f"stage={self.stage}",
+            f"candidates={self.candidates}",
+        ]
         if self.score is not None:
             parts.append(f"score={self.score:g}")
         return "; ".join(parts)
@@ -129,12 +135,20 @@ def judge_exact(query: TraceQuery, matches: Sequence[PatientMatch] | None) -> Tr
         return None
     if not _details_agree(query, only.patient, check_gender=False):
         return TraceOutcome(TRACE_FAILED, "details-differ", "exact", candidates=1, score=only.score)
-    return TraceOutcome(VERIFIED, "exact-match", "exact", nhs_number=only.patient["id"], score=only.score,
-                        candidates=1, security=_security(only.patient))
+    return TraceOutcome(
+        VERIFIED,
+        "exact-match",
+        "exact",
+        nhs_number=only.patient["id"],
+        score=only.score,
+        candidates=1,
+        security=_security(only.patient),
+    )
 
 
-def judge_fuzzy(query: TraceQuery, matches: Sequence[PatientMatch] | None,
-                min_score: float = FUZZY_MIN_SCORE) -> TraceOutcome:
+def judge_fuzzy(
+    query: TraceQuery, matches: Sequence[PatientMatch] | None, min_score: float = FUZZY_MIN_SCORE
+) -> TraceOutcome:
     if matches is None:
         return TraceOutcome(TRACE_FAILED, "too-many-matches", "fuzzy")
     if not matches:
@@ -146,8 +160,15 @@ def judge_fuzzy(query: TraceQuery, matches: Sequence[PatientMatch] | None,
         return TraceOutcome(TRACE_FAILED, "low-score", "fuzzy", candidates=1, score=only.score)
     if not _details_agree(query, only.patient, check_gender=True):
         return TraceOutcome(TRACE_FAILED, "details-differ", "fuzzy", candidates=1, score=only.score)
-    return TraceOutcome(VERIFIED, "fuzzy-match", "fuzzy", nhs_number=only.patient["id"], score=only.score,
-                        candidates=1, security=_security(only.patient))
+    return TraceOutcome(
+        VERIFIED,
+        "fuzzy-match",
+        "fuzzy",
+        nhs_number=only.patient["id"],
+        score=only.score,
+        candidates=1,
+        security=_security(only.patient),
+    )
 
 
 def no_fuzzy_possible() -> TraceOutcome:

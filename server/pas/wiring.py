@@ -1,5 +1,6 @@
 """Build the PAS side from the app's wiring: store, mappings, service, HL7 intake, and the
 composite providers that put PAS records on the FHIR side. Called once, in the lifespan."""
+
 from __future__ import annotations
 
 import contextlib

@@ -28,6 +28,7 @@ Parameter decisions (FHIR R4 leaves room):
 - `date`: `recorded`, with every FHIR prefix (eq, ne, gt, lt, ge, le, sa, eb, ap).
 - `outcome`, `action`: the codes (`outcome=4`, `action=R`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -150,26 +151,75 @@ class AuditEventProvider(ResourceProvider):
     interactions: ClassVar[tuple[str, ...]] = ("read", "search-type")
     cacheable: ClassVar[bool] = False
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec("patient", "reference", "A Patient the event is about (entity.what): 9000000009 or "
-                        "Patient/9000000009", SP + "AuditEvent-patient", path="entity.what",
-                        target_types=("Patient",), evaluated="local"),
+        SearchParamSpec(
+            "patient",
+            "reference",
+            "A Patient the event is about (entity.what): 9000000009 or Patient/9000000009",
+            SP + "AuditEvent-patient",
+            path="entity.what",
+            target_types=("Patient",),
+            evaluated="local",
+        ),
         # Evaluated here (upstream of the core): a bare value is also an identifier value.
-        SearchParamSpec("agent", "reference", "Who took part: a bare value matches agent.who.identifier.value "
-                        "(any system) or a reference id; agent:identifier=system|value matches the identifier",
-                        SP + "AuditEvent-agent", path="agent.who", target_types=AGENT_TYPES, evaluated="upstream"),
-        SearchParamSpec("date", "date", "When the event was recorded (recorded)", SP + "AuditEvent-date",
-                        path="recorded", evaluated="local"),
-        SearchParamSpec("outcome", "token", "0 success, 4 minor failure, 8 serious failure, 12 major failure",
-                        SP + "AuditEvent-outcome", path="outcome", evaluated="local"),
+        SearchParamSpec(
+            "agent",
+            "reference",
+            "Who took part: a bare value matches agent.who.identifier.value "
+            "(any system) or a reference id; agent:identifier=system|value matches the identifier",
+            SP + "AuditEvent-agent",
+            path="agent.who",
+            target_types=AGENT_TYPES,
+            evaluated="upstream",
+        ),
+        SearchParamSpec(
+            "date",
+            "date",
+            "When the event was recorded (recorded)",
+            SP + "AuditEvent-date",
+            path="recorded",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "outcome",
+            "token",
+            "0 success, 4 minor failure, 8 serious failure, 12 major failure",
+            SP + "AuditEvent-outcome",
+            path="outcome",
+            evaluated="local",
+        ),
         # type|subtype: `type=read` finds a read whose type is rest; :not is "in neither".
-        SearchParamSpec("type", "token", "A code of type (rest) or of any subtype (read, search-type, ...)",
-                        SP + "AuditEvent-type", path="type|subtype", evaluated="local"),
-        SearchParamSpec("subtype", "token", "The RESTful interaction (http://hl7.org/fhir/restful-interaction)",
-                        SP + "AuditEvent-subtype", path="subtype", evaluated="local"),
-        SearchParamSpec("action", "token", "C, R, U, D or E (E for searches and operations)",
-                        SP + "AuditEvent-action", path="action", evaluated="local"),
-        SearchParamSpec("entity", "reference", "Any resource the event names (entity.what), e.g. "
-                        "MedicationRequest/abc", SP + "AuditEvent-entity", path="entity.what", evaluated="local"),
+        SearchParamSpec(
+            "type",
+            "token",
+            "A code of type (rest) or of any subtype (read, search-type, ...)",
+            SP + "AuditEvent-type",
+            path="type|subtype",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "subtype",
+            "token",
+            "The RESTful interaction (http://hl7.org/fhir/restful-interaction)",
+            SP + "AuditEvent-subtype",
+            path="subtype",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "action",
+            "token",
+            "C, R, U, D or E (E for searches and operations)",
+            SP + "AuditEvent-action",
+            path="action",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "entity",
+            "reference",
+            "Any resource the event names (entity.what), e.g. MedicationRequest/abc",
+            SP + "AuditEvent-entity",
+            path="entity.what",
+            evaluated="local",
+        ),
     )
 
     def __init__(self, trail: AuditTrail, *, max_results: int = 10_000) -> None:
@@ -195,11 +245,22 @@ class AuditEventProvider(ResourceProvider):
         agents = [_bare_agent_values(p) for p in request.get("agent")]
         issues: list[Issue] = []
         if len(found) >= self.max_results:
-            issues.append(issue("incomplete", f"Only the newest {self.max_results} events the search could match "
-                                "were examined; narrow it by date or patient to see older ones", severity="warning"))
+            issues.append(
+                issue(
+                    "incomplete",
+                    f"Only the newest {self.max_results} events the search could match "
+                    "were examined; narrow it by date or patient to see older ones",
+                    severity="warning",
+                )
+            )
         if self.trail.status() == "spooling":
-            issues.append(issue("incomplete", "Some recent events wait in the local spool for the database and are "
-                                "not searchable yet", severity="warning"))
+            issues.append(
+                issue(
+                    "incomplete",
+                    "Some recent events wait in the local spool for the database and are not searchable yet",
+                    severity="warning",
+                )
+            )
         # agent is this provider's own rule (a bare value is also an identifier value), so
         # it is applied here, by the one matcher; the core applies every other parameter.
         return SearchResult(matches=[e for e in found if matches(e, agents, self._specs)], issues=issues)

@@ -5,6 +5,7 @@ A provider declares its type, profile, interactions, search parameters and inclu
 already-parsed parameters. Parsing, local filtering (ResourceProvider.search), paging,
 bundles, includes and errors live in the server, once.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,8 +78,9 @@ class ResourceProvider(ABC):
         try:
             local = local_params(request.params, specs)
         except Unevaluable as err:
-            raise NotSupportedParameter(f"Parameter '{err.name}' cannot be evaluated on {self.resource_type} "
-                                        f"({err.why})") from None
+            raise NotSupportedParameter(
+                f"Parameter '{err.name}' cannot be evaluated on {self.resource_type} ({err.why})"
+            ) from None
         result = await self.fetch(request, ctx)
         if not local:
             return result

@@ -7,6 +7,7 @@ provider failure itself instead of letting it reach them (the cache's stale-if-e
 _include and _revinclude warnings, the PAS service) catches PROVIDER_FAILURES and reads
 status and text through `as_fhir_error`, so both kinds behave alike there too.
 """
+
 from __future__ import annotations
 
 from server.fhir.errors import FHIRError

@@ -25,6 +25,7 @@ keeping them would ignore the filter; either is unsafe for allergies and medicat
 The PAS store being down is a 503 (Retry-After) for the same reason: no partial
 clinical lists.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,8 +46,10 @@ from server.providers.base import RequestContext, Resource, ResourceProvider, Se
 
 NHS_SOURCE = "urn:nhs-fhir-facade:nhs"
 SP = "http://hl7.org/fhir/SearchParameter/"
-_PROFILES = {"AllergyIntolerance": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-AllergyIntolerance",
-             "MedicationRequest": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MedicationRequest"}
+_PROFILES = {
+    "AllergyIntolerance": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-AllergyIntolerance",
+    "MedicationRequest": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-MedicationRequest",
+}
 _SUBJECT = {"AllergyIntolerance": "patient", "MedicationRequest": "subject"}
 SUBJECT_PARAMS = ("patient", "subject")
 
@@ -61,8 +64,10 @@ class ClinicalWithPAS(ResourceProvider):
         self.service = service
         system = service.mappings.hospital_number_system
         self.profile = inner.profile if inner else _PROFILES[resource_type]  # type: ignore[misc]
-        note = (f"Includes records from the PAS (meta.source {service.mappings.source_uri}) for "
-                f"patient=pas-{{hospital number}} or patient.identifier={system}|{{hospital number}}.")
+        note = (
+            f"Includes records from the PAS (meta.source {service.mappings.source_uri}) for "
+            f"patient=pas-{{hospital number}} or patient.identifier={system}|{{hospital number}}."
+        )
         self.documentation = (inner.documentation + " " if inner else "") + note  # type: ignore[misc]
         self.interactions = inner.interactions if inner else ("read", "vread", "search-type")  # type: ignore[misc]
         self.includes = inner.includes if inner else ()  # type: ignore[misc]
@@ -70,17 +75,25 @@ class ClinicalWithPAS(ResourceProvider):
         self.default_filters = inner.default_filters if inner else ()  # type: ignore[misc]
         params = list(inner.search_params) if inner else []
         if not any(p.name == "patient" for p in params):
-            params.append(SearchParamSpec("patient", "reference", "The patient: NHS number or pas-{hospital number}",
-                                          SP + "clinical-patient", path=_SUBJECT[resource_type],
-                                          target_types=("Patient",)))
+            params.append(
+                SearchParamSpec(
+                    "patient",
+                    "reference",
+                    "The patient: NHS number or pas-{hospital number}",
+                    SP + "clinical-patient",
+                    path=_SUBJECT[resource_type],
+                    target_types=("Patient",),
+                )
+            )
         # The patient is answered here, never matched by the core (see the module docstring).
         self.search_params = tuple(  # type: ignore[misc]
-            dataclasses.replace(p, evaluated="upstream") if p.name in SUBJECT_PARAMS else p for p in params)
+            dataclasses.replace(p, evaluated="upstream") if p.name in SUBJECT_PARAMS else p for p in params
+        )
         self.nhs_source = getattr(inner, "source_uri", NHS_SOURCE)
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         if resource_id.startswith(PAS_ID_PREFIX):
-            hn, _, _ = resource_id[len(PAS_ID_PREFIX):].partition("-")
+            hn, _, _ = resource_id[len(PAS_ID_PREFIX) :].partition("-")
             try:
                 stored = await self.service.find(hn)
             except PASError as err:
@@ -140,8 +153,13 @@ class ClinicalWithPAS(ResourceProvider):
     def _subject_params(self, request: SearchRequest) -> list[ParsedParam]:
         """The occurrences naming the patient: `patient`, and `subject` where it is declared
         as a Patient reference (MedicationRequest), so `subject=pas-H1` works like `patient=`."""
-        names = [n for n in SUBJECT_PARAMS if (spec := self.search_param(n)) is not None
-                 and spec.type == "reference" and "Patient" in spec.target_types]
+        names = [
+            n
+            for n in SUBJECT_PARAMS
+            if (spec := self.search_param(n)) is not None
+            and spec.type == "reference"
+            and "Patient" in spec.target_types
+        ]
         return [p for p in request.params if p.name in names and p.modifier != "missing"]
 
     def _defaults(self, request: SearchRequest) -> list[ParsedParam]:
@@ -176,12 +194,16 @@ class ClinicalWithPAS(ResourceProvider):
             # search anyone needs. Say so rather than guess.
             raise InvalidSearchParameter(
                 f"Name the patient once ({' or '.join(p.key() for p in subject)} given together) "
-                f"when searching the PAS-recorded {self.resource_type} records")
+                f"when searching the PAS-recorded {self.resource_type} records"
+            )
         specs = {p.name: p for p in self.search_params}
         # What no NHS API evaluated on the PAS records and the core will not either: the
         # parameters the NHS side evaluates upstream (the local ones: ResourceProvider.search).
-        filters = [p for p in request.params if p is not named
-                   and (spec := specs.get(p.name)) is not None and spec.evaluated == "upstream"]
+        filters = [
+            p
+            for p in request.params
+            if p is not named and (spec := specs.get(p.name)) is not None and spec.evaluated == "upstream"
+        ]
         defaults = self._defaults(request)
         self._check_filters(filters)
         result = SearchResult(matches=[])
@@ -192,13 +214,22 @@ class ClinicalWithPAS(ResourceProvider):
             result = dataclasses.replace(inner, matches=[self._tagged(m) for m in inner.matches])
         elif defaults:
             shown = "&".join(f"{p.key()}={p.text()}" for p in defaults)
-            result.issues.append(issue("informational", (
-                f"PAS-recorded {self.resource_type} records are filtered by {shown} when the search does not "
-                "name these parameters, as the NHS source's are; name them to see others"),
-                severity="information"))
-        pas = [r for stored in {p.hospital_number: p for p in patients}.values()
-               for r in clinical_resources(self.service.mappings, self.resource_type, stored)
-               if matches(r, filters + defaults, specs)]
+            result.issues.append(
+                issue(
+                    "informational",
+                    (
+                        f"PAS-recorded {self.resource_type} records are filtered by {shown} when the search does not "
+                        "name these parameters, as the NHS source's are; name them to see others"
+                    ),
+                    severity="information",
+                )
+            )
+        pas = [
+            r
+            for stored in {p.hospital_number: p for p in patients}.values()
+            for r in clinical_resources(self.service.mappings, self.resource_type, stored)
+            if matches(r, filters + defaults, specs)
+        ]
         result.matches.extend(without_duplicates(result.matches, pas))
         return result
 
@@ -211,4 +242,5 @@ class ClinicalWithPAS(ResourceProvider):
             except Unevaluable as err:
                 raise NotSupportedParameter(
                     f"Parameter '{param.key()}' cannot be applied to the PAS-recorded {self.resource_type} "
-                    f"records of this patient ({err.why}); search without it") from None
+                    f"records of this patient ({err.why}); search without it"
+                ) from None

@@ -5,6 +5,7 @@ PAS patients have ids `pas-{hospitalNumber}` and are found by
 provider unchanged. A PAS patient is always shown refreshed with PDS (server.pas.merge),
 exactly as the PAS REST side shows it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,19 +31,24 @@ class PatientWithPAS(ResourceProvider):
         self.hospital_system = system
         # Declarations are per instance here: they are the wrapped provider's plus PAS's.
         self.profile = inner.profile if inner else UK_CORE_PATIENT  # type: ignore[misc]
-        self.documentation = ((inner.documentation + " " if inner else "")  # type: ignore[misc]
-                              + f"PAS patients have ids pas-{{hospital number}} and are found by identifier "
-                              f"{system}|{{hospital number}}; they are shown refreshed with PDS demographics.")
+        self.documentation = (  # type: ignore[misc]
+            (inner.documentation + " " if inner else "")
+            + f"PAS patients have ids pas-{{hospital number}} and are found by identifier "
+            f"{system}|{{hospital number}}; they are shown refreshed with PDS demographics."
+        )
         self.interactions = inner.interactions if inner else ("read", "vread", "search-type")  # type: ignore[misc]
         self.includes = inner.includes if inner else ()  # type: ignore[misc]
         self.identifier_systems = (*(inner.identifier_systems if inner else ()), system)  # type: ignore[misc]
         params = list(inner.search_params) if inner else []
         identifier = next((p for p in params if p.name == "identifier"), None)
         doc = f"Hospital number of a PAS patient: {system}|H123"
-        merged = dataclasses.replace(identifier, documentation=f"{identifier.documentation}; or {doc}") \
-            if identifier else SearchParamSpec("identifier", "token", doc,
-                                               "http://hl7.org/fhir/SearchParameter/Patient-identifier",
-                                               path="identifier")
+        merged = (
+            dataclasses.replace(identifier, documentation=f"{identifier.documentation}; or {doc}")
+            if identifier
+            else SearchParamSpec(
+                "identifier", "token", doc, "http://hl7.org/fhir/SearchParameter/Patient-identifier", path="identifier"
+            )
+        )
         self.search_params = tuple(merged if p.name == "identifier" else p for p in params) or (merged,)  # type: ignore[misc]
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:

@@ -10,6 +10,7 @@ answers it with INVALID_RESOURCE_ID; the façade answers the same code itself).
 What a provider does with the numbers stays its own policy: how many it allows, and how
 repeated parameters combine (AND: intersect the sets).
 """
+
 from __future__ import annotations
 
 from server.fhir.errors import BadRequest, InvalidSearchParameter
@@ -27,8 +28,10 @@ def check_nhs_number(number: str, *, param: str | None = None) -> str:
         return number
     where = f"Parameter '{param}': " if param else ""
     error = InvalidSearchParameter if param else BadRequest
-    raise error(f"{where}'{number[:20]}' is not a valid NHS number (Modulus-11 check failed)",
-                details=nhs_details("INVALID_RESOURCE_ID", "Resource Id is invalid"))
+    raise error(
+        f"{where}'{number[:20]}' is not a valid NHS number (Modulus-11 check failed)",
+        details=nhs_details("INVALID_RESOURCE_ID", "Resource Id is invalid"),
+    )
 
 
 def _number(value: object, label: str, name: str) -> str | None:
@@ -49,7 +52,8 @@ def nhs_numbers(param: ParsedParam) -> set[str]:
     comma values OR-ed); 400 naming the parameter for any value that is not one."""
     if param.modifier == "missing":
         raise InvalidSearchParameter(
-            f"Parameter '{param.name}:missing' is not supported: the search must name the patient by NHS number")
+            f"Parameter '{param.name}:missing' is not supported: the search must name the patient by NHS number"
+        )
     if param.modifier not in _PATIENT_MODIFIERS:
         raise InvalidSearchParameter(f"Modifier ':{param.modifier}' is not supported on '{param.name}'")
     label = f"{param.name}:{param.modifier}" if param.modifier else param.name

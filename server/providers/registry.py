@@ -3,6 +3,7 @@
 Routes, includes and the CapabilityStatement all read from here, so registering a
 provider is the only step needed to serve and advertise a resource type.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

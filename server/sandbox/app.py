@@ -1,5 +1,6 @@
 """The NHS emulator app: each source's emulated APIs mounted at their NHS paths (as each
 `Upstream` declares them, server/sources/), plus /_control and the OAuth2 token endpoint."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -14,8 +15,9 @@ from server.sources.base import Source
 from server.sources.registry import SOURCES
 
 
-def create_emulator_app(state: EmulatorState | None = None, oauth: OAuthState | None = None,
-                        sources: Sequence[Source] = SOURCES) -> Starlette:
+def create_emulator_app(
+    state: EmulatorState | None = None, oauth: OAuthState | None = None, sources: Sequence[Source] = SOURCES
+) -> Starlette:
     state = state or EmulatorState()
     oauth = oauth or OAuthState()
     app = Starlette(
@@ -23,8 +25,11 @@ def create_emulator_app(state: EmulatorState | None = None, oauth: OAuthState | 
             *control_routes(state),
             *oauth_control_routes(oauth),
             Mount("/oauth2", routes=token_routes(oauth)),
-            *(Mount(f"/{upstream.emulator_path}", routes=list(upstream.emulator_routes()))
-              for source in sources for upstream in source.upstreams),
+            *(
+                Mount(f"/{upstream.emulator_path}", routes=list(upstream.emulator_routes()))
+                for source in sources
+                for upstream in source.upstreams
+            ),
         ],
         middleware=[Middleware(FaultMiddleware, state=state), Middleware(BearerMiddleware, state=oauth)],
     )

@@ -1,4 +1,5 @@
 """The emulator started on a free loopback port inside the façade's own event loop."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,9 +24,11 @@ class EmbeddedEmulator:
 
     async def __aenter__(self) -> EmbeddedEmulator:
         self.base_url = await self._stack.enter_async_context(
-            serving(create_emulator_app(sources=self.sources), self.host, self.port, ready_path="/_control/requests"))
+            serving(create_emulator_app(sources=self.sources), self.host, self.port, ready_path="/_control/requests")
+        )
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self._stack.aclose()

@@ -5,6 +5,7 @@ status, a delay, a dropped connection or a malformed body, and read back how man
 requests each API received (single-flight and no-avoidable-load tests count these)
 and the GP Connect consumer JWT claims it was sent (whose identity GP Connect audits).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -84,11 +85,14 @@ class FaultMiddleware:
         if fault.status is None:
             await self.app(scope, receive, send)
             return
-        body = fault.body or {"resourceType": "OperationOutcome", "issue": [
-            {"severity": "error", "code": "transient", "diagnostics": f"injected {fault.status}"}]}
+        body = fault.body or {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "transient", "diagnostics": f"injected {fault.status}"}],
+        }
         extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-        await JSONResponse(body, status_code=fault.status, headers=extra,
-                           media_type="application/fhir+json")(scope, receive, send)
+        await JSONResponse(body, status_code=fault.status, headers=extra, media_type="application/fhir+json")(
+            scope, receive, send
+        )
 
 
 async def _drop_connection(send: Any) -> None:
@@ -98,8 +102,13 @@ async def _drop_connection(send: Any) -> None:
     and Hypercorn answer 500 instead), so the fault is a connection dropped mid-answer,
     which clients see as a broken connection, never as an HTTP status.
     """
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/fhir+json"), (b"content-length", b"4096")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/fhir+json"), (b"content-length", b"4096")],
+        }
+    )
     await send({"type": "http.response.body", "body": b'{"resourceType": "Pat', "more_body": True})
 
 
@@ -113,8 +122,10 @@ def control_routes(state: EmulatorState) -> list[Route]:
             return JSONResponse({"error": "the fault must be a JSON object"}, status_code=400)
         unknown = sorted(set(spec) - set(Fault.__dataclass_fields__))
         if unknown:
-            return JSONResponse({"error": f"unknown fault keys: {', '.join(unknown)}",
-                                 "known": sorted(Fault.__dataclass_fields__)}, status_code=400)
+            return JSONResponse(
+                {"error": f"unknown fault keys: {', '.join(unknown)}", "known": sorted(Fault.__dataclass_fields__)},
+                status_code=400,
+            )
         state.faults.append(Fault(**spec))
         return JSONResponse({"faults": len(state.faults)})
 
@@ -128,9 +139,15 @@ def control_routes(state: EmulatorState) -> list[Route]:
         return JSONResponse({"reset": True})
 
     async def counts(request: Request) -> Response:
-        return JSONResponse({"counts": dict(state.counts), "total": sum(state.counts.values()),
-                             "request_ids": state.request_ids, "arrivals": state.arrivals,
-                             "context_headers": state.context_headers})
+        return JSONResponse(
+            {
+                "counts": dict(state.counts),
+                "total": sum(state.counts.values()),
+                "request_ids": state.request_ids,
+                "arrivals": state.arrivals,
+                "context_headers": state.context_headers,
+            }
+        )
 
     async def gpconnect_jwt(request: Request) -> Response:
         return JSONResponse({"claims": state.gpconnect_jwt_claims})

@@ -14,6 +14,7 @@ Control (tests, and the façade's sandbox key registration):
 - GET /_control/oauth: counters (token requests, tokens issued, bearer checks passed and
   refused); POST /_control/oauth/reset: forget everything.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -47,8 +48,14 @@ class TokenRequestError(Exception):
         self.error = error
 
     def response(self) -> Response:
-        return JSONResponse({"error": self.error, "error_description": self.description,
-                             "message_id": f"rrt-{secrets.randbelow(10**18)}-emulator"}, status_code=self.status)
+        return JSONResponse(
+            {
+                "error": self.error,
+                "error_description": self.description,
+                "message_id": f"rrt-{secrets.randbelow(10**18)}-emulator",
+            },
+            status_code=self.status,
+        )
 
 
 @dataclass
@@ -121,8 +128,7 @@ def check_exp(claims: dict[str, Any], now: float, where: str) -> None:
 def verify_client_assertion(form: dict[str, str], state: OAuthState, token_url: str, now: float) -> None:
     """Raise TokenRequestError with NHS's status and message for the first broken rule."""
     if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
-        raise TokenRequestError(
-            f"Missing or invalid client_assertion_type - must be '{CLIENT_ASSERTION_TYPE}'")
+        raise TokenRequestError(f"Missing or invalid client_assertion_type - must be '{CLIENT_ASSERTION_TYPE}'")
     assertion = form.get("client_assertion")
     if not assertion:
         raise TokenRequestError("Missing client_assertion")
@@ -144,8 +150,11 @@ def verify_client_assertion(form: dict[str, str], state: OAuthState, token_url: 
         raise TokenRequestError(f"Invalid 'iss'/'sub' claims {AJ}", status=401)
     keys = state.clients[iss]
     if not keys:
-        raise TokenRequestError("You need to register a public key to use this authentication method - "
-                                "please contact support to configure", status=403, error="public_key error")
+        raise TokenRequestError(
+            "You need to register a public key to use this authentication method - please contact support to configure",
+            status=403,
+            error="public_key error",
+        )
     if kid not in keys:
         raise TokenRequestError(f"Invalid 'kid' header {AJ} - no matching public key", status=401)
     jti = claims.get("jti")
@@ -158,8 +167,12 @@ def verify_client_assertion(form: dict[str, str], state: OAuthState, token_url: 
     check_exp(claims, now, AJ)
     try:
         public_key = jwt.PyJWK.from_dict(keys[kid])
-        jwt.decode(assertion, public_key, algorithms=["RS512"],
-                   options={"verify_aud": False, "verify_exp": False, "verify_iat": False, "verify_nbf": False})
+        jwt.decode(
+            assertion,
+            public_key,
+            algorithms=["RS512"],
+            options={"verify_aud": False, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
     except jwt.PyJWTError:
         raise TokenRequestError("JWT signature verification failed", status=401, error="public_key error") from None
     if jti in state.seen_jti:
@@ -216,8 +229,12 @@ def token_routes(state: OAuthState) -> list[Route]:
             "issued_at": str(int(now * 1000)),
         }
         if grant == TOKEN_EXCHANGE_GRANT:
-            body.update(issued_token_type=ACCESS_TOKEN_TYPE, refresh_token=secrets.token_urlsafe(24),
-                        refresh_token_expires_in=CIS2_REFRESH_LIFETIME, refresh_count="0")
+            body.update(
+                issued_token_type=ACCESS_TOKEN_TYPE,
+                refresh_token=secrets.token_urlsafe(24),
+                refresh_token_expires_in=CIS2_REFRESH_LIFETIME,
+                refresh_count="0",
+            )
         return JSONResponse(body)
 
     return [Route("/token", token, methods=["POST"])]
@@ -239,9 +256,15 @@ def oauth_control_routes(state: OAuthState) -> list[Route]:
         return await stats(request)
 
     async def stats(request: Request) -> Response:
-        return JSONResponse({"token_requests": state.token_requests, "tokens_issued": state.tokens_issued,
-                             "bearer_accepted": state.bearer_accepted, "bearer_refused": state.bearer_refused,
-                             "expires_in": state.expires_in})
+        return JSONResponse(
+            {
+                "token_requests": state.token_requests,
+                "tokens_issued": state.tokens_issued,
+                "bearer_accepted": state.bearer_accepted,
+                "bearer_refused": state.bearer_refused,
+                "expires_in": state.expires_in,
+            }
+        )
 
     async def reset(request: Request) -> Response:
         state.reset()
@@ -257,11 +280,24 @@ def oauth_control_routes(state: OAuthState) -> list[Route]:
 
 def _denied(diagnostics: str) -> Response:
     # Shape of NHS's API-platform 401 (shared/nhs-examples/ers/OperationOutcome-401.json).
-    body = {"resourceType": "OperationOutcome", "issue": [{
-        "severity": "error", "code": "login", "diagnostics": diagnostics,
-        "details": {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/NHSD-API-ErrorOrWarningCode",
-                                "code": "ACCESS_DENIED"}]},
-    }]}
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "login",
+                "diagnostics": diagnostics,
+                "details": {
+                    "coding": [
+                        {
+                            "system": "https://fhir.nhs.uk/CodeSystem/NHSD-API-ErrorOrWarningCode",
+                            "code": "ACCESS_DENIED",
+                        }
+                    ]
+                },
+            }
+        ],
+    }
     return JSONResponse(body, status_code=401, media_type="application/fhir+json")
 
 
@@ -288,7 +324,9 @@ class BearerMiddleware:
         elif issued is None or issued.expires_at < time.time():
             problem = "Invalid access token"
         elif requirement.kind != "any" and issued.kind != requirement.kind:
-            problem = f"Access token is not {'a user-restricted' if requirement.kind == 'user' else 'an application'} token"
+            problem = (
+                f"Access token is not {'a user-restricted' if requirement.kind == 'user' else 'an application'} token"
+            )
         if problem:
             self.state.bearer_refused += 1
             await _denied(problem)(scope, receive, send)

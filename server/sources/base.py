@@ -16,6 +16,7 @@ sources (server/sources/registry.py) everything that used to be a hand-kept tabl
 So adding an NHS API is one package plus one line in the registry, and adding a type to
 an existing source is one provider module plus one `Offer`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

@@ -5,6 +5,7 @@ every source's settings (so start-up knows whether an emulator is needed at all)
 `SourceConfig.upstreams(emulator_url)` gives every API its URL: the configured one, or
 the emulator's mount for it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,8 +52,10 @@ class SourceConfig:
         unknown = sorted(set(settings.model_extra or {}) - known)
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
-        return cls(tuple(sources), {source.settings: source.settings(**settings_values(settings, source))
-                                    for source in sources})
+        return cls(
+            tuple(sources),
+            {source.settings: source.settings(**settings_values(settings, source)) for source in sources},
+        )
 
     def of(self, kind: type[S]) -> S:
         """The settings of the source whose settings class is `kind`."""

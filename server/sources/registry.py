@@ -4,6 +4,7 @@ Adding an NHS API: its package under server/sources/ and one line here. Everythi
 (URLs, emulator mounts, cache freshness, rate limits, error codes, the CapabilityStatement)
 follows from the `SOURCE` each package declares (server/sources/base.py).
 """
+
 from __future__ import annotations
 
 from server.sources.base import Source

@@ -1,5 +1,6 @@
 """The two leaf parts of a source declaration: its settings class and the NHS APIs it calls
 (server/sources/base.py assembles them into a Source)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence

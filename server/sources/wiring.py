@@ -1,5 +1,6 @@
 """What a source's provider factories get: the shared session, NHS auth, resolved URLs and
 settings, and one set of resilience guards per NHS API. Built once in the app lifespan."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -58,10 +59,19 @@ class Wiring:
             return UnservedClient(self.session, ClientConfig(api=upstream.api, base_url="unserved:"))
         self.accesses.append((upstream.api, access))
         s = self.settings
-        return ResilientClient(self.session, ClientConfig(
-            api=upstream.api, base_url=self.upstreams[upstream.key], connect_timeout=s.upstream_connect_timeout,
-            read_timeout=s.upstream_read_timeout, end_user_ods=s.end_user_ods, error_codes=upstream.error_codes,
-        ), self.resilience(upstream.api), auth=self.auth.for_api(upstream.api, access))
+        return ResilientClient(
+            self.session,
+            ClientConfig(
+                api=upstream.api,
+                base_url=self.upstreams[upstream.key],
+                connect_timeout=s.upstream_connect_timeout,
+                read_timeout=s.upstream_read_timeout,
+                end_user_ods=s.end_user_ods,
+                error_codes=upstream.error_codes,
+            ),
+            self.resilience(upstream.api),
+            auth=self.auth.for_api(upstream.api, access),
+        )
 
     async def aclose(self) -> None:
         """Stop what the clients run in the background (shared upstream flights)."""

@@ -9,6 +9,7 @@ searchset of per-prescription collection Bundles, subject by identifier, coded
 medication, no item number). The item-level conversion is shared, so every pfp
 MedicationRequest is run through it too; the bundle walking and item ids are CPT's only.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,14 +79,17 @@ def test_details_convert_to_valid_r4_keeping_every_nhs_identifier(path: Path) ->
 def test_partially_dispensed_keeps_each_items_dispensing_status() -> None:
     [path] = example_files("eps-tracker/RequestGroup_prescriptionId_200_AcuteWithMultipleItems_PartiallyDispensed.json")
     out = medication_requests(_load(path))
-    codes = [next(e for e in m["extension"] if e["url"] == DISPENSING_INFORMATION)["extension"][0]["valueCoding"]
-             ["code"] for m in out]
+    codes = [
+        next(e for e in m["extension"] if e["url"] == DISPENSING_INFORMATION)["extension"][0]["valueCoding"]["code"]
+        for m in out
+    ]
     assert codes == ["0001", "0001", "0004", "0004"]
     assert [m["status"] for m in out] == ["completed", "completed", "active", "active"]
     assert {m["subject"]["identifier"]["value"] for m in out} == {"5839945242"}
     # CPT's performer.identifier list is repaired to R4's single Identifier.
-    assert out[0]["performer"] == {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code",
-                                                  "value": "FA565"}}
+    assert out[0]["performer"] == {
+        "identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "FA565"}
+    }
     assert out[0]["requester"]["identifier"]["value"] == "A83008"
 
 
@@ -111,9 +115,17 @@ def test_not_found_example_becomes_a_fhir_404() -> None:
     outcome = read_nhs_outcome(_load(path))
     assert outcome.code == "NOT_FOUND"
     assert outcome.system == "https://fhir.nhs.uk/CodeSystem/http-error-codes"
-    err = to_fhir_error(UpstreamRejected("CPT", "HTTP 404", status=404, nhs_code=outcome.code,
-                                         nhs_display=outcome.display, nhs_system=outcome.system,
-                                         diagnostics=outcome.diagnostics))
+    err = to_fhir_error(
+        UpstreamRejected(
+            "CPT",
+            "HTTP 404",
+            status=404,
+            nhs_code=outcome.code,
+            nhs_display=outcome.display,
+            nhs_system=outcome.system,
+            diagnostics=outcome.diagnostics,
+        )
+    )
     assert isinstance(err, NotFound)
     coding = err.outcome()["issue"][0]["details"]["coding"][0]
     # CPT's code reaches the client under CPT's code system, not Spine's.
@@ -146,6 +158,8 @@ def test_pfp_medication_requests_go_through_the_shared_item_conversion(path: Pat
         assert converted["subject"]["reference"] == f"Patient/{nhs}"
         assert converted["medicationCodeableConcept"] == item["medicationCodeableConcept"]
         # dispenseRequest.performer pointed at an Organization inside the collection: now by ODS code.
-        assert converted["dispenseRequest"]["performer"]["identifier"]["system"] == \
-            "https://fhir.nhs.uk/Id/ods-organization-code"
+        assert (
+            converted["dispenseRequest"]["performer"]["identifier"]["system"]
+            == "https://fhir.nhs.uk/Id/ods-organization-code"
+        )
         assert ITEM_NUMBER_SYSTEM not in json.dumps(converted)  # pfp has none; nothing invented

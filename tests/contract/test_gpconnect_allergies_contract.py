@@ -3,6 +3,7 @@
 The STU3 response converts to exactly the R4 allergies it describes, each valid R4,
 and the request example is exactly the Parameters body the client sends.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,10 @@ def test_example_converts_to_its_four_allergies_each_valid_r4() -> None:
     for allergy in out.allergies:
         validate_r4(allergy)
         assert FHIR_ID.match(allergy["id"]) and allergy["id"].startswith(f"gpc-{NHS}-")
-        assert allergy["patient"] == {"reference": f"Patient/{NHS}",
-                                      "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}}
+        assert allergy["patient"] == {
+            "reference": f"Patient/{NHS}",
+            "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS},
+        }
     assert len({a["id"] for a in out.allergies}) == 4
     # The active List names 561850bd-..., which the example bundle does not contain.
     assert any("not in the record" in w for w in out.warnings)
@@ -66,27 +69,54 @@ def test_amoxicillin_converts_exactly() -> None:
         "type": "allergy",
         "category": ["medication"],
         "criticality": "low",
-        "code": {"coding": [{"display": "Amoxicillin 250mg capsules", "code": "323509004",
-                             "system": "http://snomed.info/sct",
-                             "extension": [{"url": sctdescid, "valueId": "56966201000001112"}]}]},
-        "patient": {"reference": f"Patient/{NHS}",
-                    "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}},
+        "code": {
+            "coding": [
+                {
+                    "display": "Amoxicillin 250mg capsules",
+                    "code": "323509004",
+                    "system": "http://snomed.info/sct",
+                    "extension": [{"url": sctdescid, "valueId": "56966201000001112"}],
+                }
+            ]
+        },
+        "patient": {
+            "reference": f"Patient/{NHS}",
+            "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS},
+        },
         "recordedDate": "2012-05-07T00:00:00+00:00",
-        "recorder": {"type": "Practitioner",
-                     "identifier": {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "G13579135"},
-                     "display": "Miss Nichole Gilbert"},
+        "recorder": {
+            "type": "Practitioner",
+            "identifier": {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "G13579135"},
+            "display": "Miss Nichole Gilbert",
+        },
         "note": [{"text": "Certainty: Likely, Severity: Minimal, NOTES: Some freetext notes"}],
-        "reaction": [{"manifestation": [{"coding": [{
-            "display": "O/E - itchy rash", "code": "304386008", "system": "http://snomed.info/sct",
-            "extension": [{"url": sctdescid, "valueId": "446685017"}]}]}], "severity": "mild"}],
+        "reaction": [
+            {
+                "manifestation": [
+                    {
+                        "coding": [
+                            {
+                                "display": "O/E - itchy rash",
+                                "code": "304386008",
+                                "system": "http://snomed.info/sct",
+                                "extension": [{"url": sctdescid, "valueId": "446685017"}],
+                            }
+                        ]
+                    }
+                ],
+                "severity": "mild",
+            }
+        ],
     }
 
 
 def test_peanut_keeps_text_and_chosen_description_term() -> None:
     peanut = _by_code(allergies_from_structured_record(_response(), NHS, include_resolved=True).allergies)["256349002"]
     assert peanut["code"]["text"] == "Nut allergy"
-    assert {"url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-CodingSCTDescDisplay",
-            "valueString": "Peanut"} in peanut["code"]["coding"][0]["extension"]
+    assert {
+        "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-CodingSCTDescDisplay",
+        "valueString": "Peanut",
+    } in peanut["code"]["coding"][0]["extension"]
     assert peanut["category"] == ["environment"] and peanut["criticality"] == "high"
     assert peanut["reaction"][0]["manifestation"][0]["text"] == "Anaphalactic shock"
     assert peanut["reaction"][0]["severity"] == "severe"
@@ -105,11 +135,15 @@ def test_contained_resolved_allergy_keeps_its_end() -> None:
     aspirin = _by_code(allergies_from_structured_record(_response(), NHS, include_resolved=True).allergies)["319773006"]
     status = aspirin["clinicalStatus"]
     assert status["coding"] == [{"system": CLINICAL, "code": "resolved", "display": "Resolved"}]
-    assert status["extension"] == [{
-        "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-AllergyIntoleranceEnd",
-        "extension": [{"url": "endDate", "valueDateTime": "2018-03-01"},
-                      {"url": "reasonEnded", "valueString": "Patient reports no subsequent recurrence on same medication"}],
-    }]
+    assert status["extension"] == [
+        {
+            "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-AllergyIntoleranceEnd",
+            "extension": [
+                {"url": "endDate", "valueDateTime": "2018-03-01"},
+                {"url": "reasonEnded", "valueString": "Patient reports no subsequent recurrence on same medication"},
+            ],
+        }
+    ]
     assert aspirin["type"] == "intolerance" and aspirin["reaction"][0]["severity"] == "severe"
     assert aspirin["identifier"] == [{"system": "https://provider.nhs.uk/data-identifier", "value": "83426283749629"}]
 
@@ -122,8 +156,9 @@ def test_ids_are_stable_across_conversions() -> None:
 
 def test_request_example_is_the_body_the_client_sends() -> None:
     (path,) = example_files("gpconnect/allergies_request1.json.txt")
-    text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
-                     if not line.strip().startswith("{%"))  # Jekyll highlight tags around the JSON
+    text = "\n".join(
+        line for line in path.read_text(encoding="utf-8").splitlines() if not line.strip().startswith("{%")
+    )  # Jekyll highlight tags around the JSON
     assert json.loads(text) == structured_record_parameters(NHS, include_resolved=True)
 
 

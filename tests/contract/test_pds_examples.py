@@ -5,6 +5,7 @@ Files: nhs-examples/pds/{Patient*,PatientSearch*,errors/*} and nhs-examples/capt
 go through the same path as live traffic: NHSClient._error builds the UpstreamError from
 status + body, and to_fhir_error maps it.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,14 @@ def status_line(json_path: Path) -> int:
 
 def client() -> NHSClient:
     """A PDS client as the PDS source wires it (its error-code table included)."""
-    return NHSClient(None, ClientConfig(api="PDS", base_url="http://pds.invalid",  # type: ignore[arg-type]
-                                        error_codes=PDS.error_codes))
+    return NHSClient(
+        None,
+        ClientConfig(
+            api="PDS",
+            base_url="http://pds.invalid",  # type: ignore[arg-type]
+            error_codes=PDS.error_codes,
+        ),
+    )
 
 
 def upstream_error(status: int, body: Any, *, user_token_used: bool = False) -> UpstreamError:
@@ -102,8 +109,9 @@ def upstream_error(status: int, body: Any, *, user_token_used: bool = False) -> 
         return caught.value
     err = client()._error(status, {}, body, user_token_used)
     if err.nhs_code == "TOO_MANY_MATCHES":  # what PDSClient.search does with the 400 form
-        return PDSTooManyMatches(err.api, "too many matches", status=err.status, nhs_code=err.nhs_code,
-                                 nhs_display=err.nhs_display)
+        return PDSTooManyMatches(
+            err.api, "too many matches", status=err.status, nhs_code=err.nhs_code, nhs_display=err.nhs_display
+        )
     return err
 
 
@@ -117,6 +125,7 @@ def assert_translated(mapped: fe.FHIRError, nhs_code: str) -> None:
 
 
 # -- Patients ---------------------------------------------------------------------------------
+
 
 def _all_patient_bodies() -> list[tuple[str, dict[str, Any]]]:
     out = [(p.name, load(p)) for p in PATIENT_FILES]
@@ -167,6 +176,7 @@ def test_a_related_person_bundle_is_not_a_patient_search() -> None:
 
 # -- errors -----------------------------------------------------------------------------------
 
+
 def _error_cases() -> list[tuple[str, int, Any]]:
     cases = []
     for path in ERROR_FILES:
@@ -212,6 +222,7 @@ def test_captured_statuses_are_the_ones_the_reference_documents() -> None:
 
 
 # -- the emulator's synthetic data has PDS's shape --------------------------------------------
+
 
 @pytest.mark.parametrize("nhs", sorted(PATIENTS))
 def test_emulator_patients_parse_and_validate_like_pds_ones(nhs: str) -> None:

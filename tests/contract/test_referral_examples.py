@@ -1,5 +1,6 @@
 """Contract: the NHS's own BaRS and e-RS examples, read in place, through the façade's
 parsers and mappings. What the façade does with each file is stated per test."""
+
 from __future__ import annotations
 
 import json
@@ -105,8 +106,9 @@ def test_ers_r4_searchsets_map_to_valid_service_requests_keeping_the_ubrn(path: 
         (ubrn,) = ubrns_of(upstream)
         facade_id = issue_id(ErsR4Id(ubrn, upstream["id"]))
         assert facade_id is not None and parse_id(facade_id) == ErsR4Id(ubrn, upstream["id"])
-        resource, repairs = normalise_service_request(upstream, facade_id=facade_id, ubrn=ubrn,
-                                                      upstream_request_id=upstream["id"])
+        resource, repairs = normalise_service_request(
+            upstream, facade_id=facade_id, ubrn=ubrn, upstream_request_id=upstream["id"]
+        )
         assert repairs == []
         _assert_serves(resource, "9912003888")
         assert {"system": UBRN_SYSTEM, "value": ubrn} in resource["identifier"]
@@ -144,8 +146,9 @@ def test_ers_stu3_referral_requests_map_to_valid_r4(path: Path) -> None:
     resource = referral_request_to_service_request(stu3, facade_id)
     _assert_serves(resource, "9912003888")  # legacy http://fhir.nhs.net/Id/nhs-number rewritten
     assert resource["identifier"][0] == {"system": UBRN_SYSTEM, "value": stu3["id"]}
-    assert {"system": "https://fhir.nhs.uk/Id/ers-request-id", "value": stu3["identifier"][0]["value"]} \
-        in resource["identifier"]
+    assert {"system": "https://fhir.nhs.uk/Id/ers-request-id", "value": stu3["identifier"][0]["value"]} in resource[
+        "identifier"
+    ]
     assert "contained" not in resource
     assert local_references(stu3) and local_references(resource) == []
     if "specialty" in stu3:
@@ -169,8 +172,13 @@ def test_ers_stu3_worklist_is_not_a_referral_request_and_is_rejected() -> None:
 # ---- e-RS errors -> client statuses ----------------------------------------------------
 
 EXPECTED = {  # e-RS status -> (client status when the caller's token was used, when it was not)
-    400: (400, 400), 401: (401, 502), 403: (403, 502), 404: (404, 404),
-    429: (503, 503), 500: (502, 502), 503: (503, 503),
+    400: (400, 400),
+    401: (401, 502),
+    403: (403, 502),
+    404: (404, 404),
+    429: (503, 503),
+    500: (502, 502),
+    503: (503, 503),
 }
 
 
@@ -189,7 +197,9 @@ async def test_ers_operation_outcomes_map_to_honest_client_statuses(status: int)
             assert mapped.status == expected, (status, user_token_used)
             validate_r4(mapped.outcome())
             if status != 503 or err.nhs_code:
-                assert mapped.outcome()["issue"][0]["details"]["coding"][0]["code"] == \
-                    body["issue"][0]["details"]["coding"][0]["code"]
+                assert (
+                    mapped.outcome()["issue"][0]["details"]["coding"][0]["code"]
+                    == body["issue"][0]["details"]["coding"][0]["code"]
+                )
             if expected == 503:
                 assert "Retry-After" in mapped.headers

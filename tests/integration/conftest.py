@@ -1,4 +1,5 @@
 """Integration fixtures: the shared emulator + façade, seen through the checking client."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

@@ -1,6 +1,7 @@
 """The audit trail's content at its edges: refused attempts, count-only searches and size
 refusals name what they were after; HEAD, OPTIONS, 404 and 405 leave exactly one event
 each; a client that hangs up is still audited; exceptions are recorded once."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,13 +25,18 @@ from tests.support.emulator_control import upstream_total
 from tests.support.servers import Emulator
 from tests.support.tokens import token
 
-HL7 = ("MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|{control}|P|2.4\r"
-       "EVN|A04|20260101120000\rPID|1||{hn}^^^RX1^MR~{nhs}^^^NHS^NH||SMITH^JANE||20101022|F\r")
+HL7 = (
+    "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|{control}|P|2.4\r"
+    "EVN|A04|20260101120000\rPID|1||{hn}^^^RX1^MR~{nhs}^^^NHS^NH||SMITH^JANE||20101022|F\r"
+)
 
 
 def patient_entities(event: dict[str, Any]) -> list[str]:
-    return [e["what"]["reference"] for e in event["entity"]
-            if e.get("role", {}).get("code") == "1" and "reference" in e.get("what", {})]
+    return [
+        e["what"]["reference"]
+        for e in event["entity"]
+        if e.get("role", {}).get("code") == "1" and "reference" in e.get("what", {})
+    ]
 
 
 # ---- refused attempts name the patient they were after -------------------------------------------
@@ -63,17 +69,22 @@ async def test_a_count_only_search_is_audited_with_its_patient(fhir: CheckedClie
 # ---- an access NHS answered whose client went away is still recorded ----------------
 
 
-async def test_a_request_whose_client_disconnects_is_still_audited(fhir: CheckedClient, emulator: Emulator,
-                                                                  http: aiohttp.ClientSession) -> None:
-    async with http.post(emulator.url + "/_control/faults",
-                         json={"path_prefix": "/personal-demographics", "delay": 1.5, "times": 1}) as resp:
+async def test_a_request_whose_client_disconnects_is_still_audited(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        emulator.url + "/_control/faults", json={"path_prefix": "/personal-demographics", "delay": 1.5, "times": 1}
+    ) as resp:
         assert resp.status == 200
     request_id = str(uuid.uuid4())
     before = await upstream_total(http, emulator)
     with pytest.raises(TimeoutError):
         async with aiohttp.ClientSession() as impatient:
-            await impatient.get(f"{fhir.base_url}/Patient/{JANE}", headers=auth(CLINICIAN, **{"X-Request-ID": request_id}),
-                                timeout=aiohttp.ClientTimeout(total=0.5))
+            await impatient.get(
+                f"{fhir.base_url}/Patient/{JANE}",
+                headers=auth(CLINICIAN, **{"X-Request-ID": request_id}),
+                timeout=aiohttp.ClientTimeout(total=0.5),
+            )
     await asyncio.sleep(2.5)  # NHS answers meanwhile; any audit write has happened by now
     assert await upstream_total(http, emulator) == before + 1  # NHS was asked
     assert len(by_request_id(await audit_events(fhir), request_id)) == 1  # sound: Hypercorn does not cancel
@@ -97,16 +108,23 @@ async def test_an_oversized_query_on_a_protected_path_is_audited(fhir: CheckedCl
 # ---- one event per request, whatever the method or path ---------------------------------
 
 
-async def test_head_options_404_and_405_each_leave_exactly_one_event(fhir: CheckedClient,
-                                                                     http: aiohttp.ClientSession) -> None:
-    asks = [("HEAD", f"/Patient/{JANE}", 200), ("OPTIONS", f"/Patient/{JANE}", 405),
-            ("GET", "/NoSuchType/1", 404), ("GET", "/Patient/1/x/y/z", 404), ("DELETE", f"/Patient/{JANE}", 405),
-            ("GET", "/pas/v1/nowhere", 404)]
+async def test_head_options_404_and_405_each_leave_exactly_one_event(
+    fhir: CheckedClient, http: aiohttp.ClientSession
+) -> None:
+    asks = [
+        ("HEAD", f"/Patient/{JANE}", 200),
+        ("OPTIONS", f"/Patient/{JANE}", 405),
+        ("GET", "/NoSuchType/1", 404),
+        ("GET", "/Patient/1/x/y/z", 404),
+        ("DELETE", f"/Patient/{JANE}", 405),
+        ("GET", "/pas/v1/nowhere", 404),
+    ]
     ids = []
     for method, path, status in asks:
         request_id = str(uuid.uuid4())
-        async with http.request(method, fhir.base_url + path,
-                                headers=auth(CLINICIAN, **{"X-Request-ID": request_id})) as resp:
+        async with http.request(
+            method, fhir.base_url + path, headers=auth(CLINICIAN, **{"X-Request-ID": request_id})
+        ) as resp:
             assert resp.status == status, (method, path)
         ids.append(request_id)
     events = await audit_events(fhir)

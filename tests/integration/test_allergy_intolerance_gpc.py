@@ -2,6 +2,7 @@
 
 Every body the façade answers with is validated as R4 (fhir.resources.R4B).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,8 +35,12 @@ def codes(bundle: dict[str, Any]) -> list[str]:
 
 
 def outcome(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    return [i for e in bundle.get("entry", []) if e["resource"]["resourceType"] == "OperationOutcome"
-            for i in e["resource"]["issue"]]
+    return [
+        i
+        for e in bundle.get("entry", [])
+        if e["resource"]["resourceType"] == "OperationOutcome"
+        for i in e["resource"]["issue"]
+    ]
 
 
 def spine_code(body: dict[str, Any]) -> str:
@@ -50,9 +55,14 @@ ACTIVE = ["196461000000101", "372687004", "91935009"]
 
 
 async def test_search_by_patient_in_every_form(facade: FHIRClient) -> None:
-    forms = [f"patient={JANE}", f"patient=Patient/{JANE}", f"patient={facade.base_url}/Patient/{JANE}",
-             f"patient:Patient={JANE}", f"patient:identifier={quote(NHS_SYSTEM)}|{JANE}",
-             f"patient.identifier={quote(NHS_SYSTEM)}|{JANE}"]
+    forms = [
+        f"patient={JANE}",
+        f"patient=Patient/{JANE}",
+        f"patient={facade.base_url}/Patient/{JANE}",
+        f"patient:Patient={JANE}",
+        f"patient:identifier={quote(NHS_SYSTEM)}|{JANE}",
+        f"patient.identifier={quote(NHS_SYSTEM)}|{JANE}",
+    ]
     ids = None
     for form in forms:
         bundle = await get_ok(facade, f"/AllergyIntolerance?{form}")
@@ -61,16 +71,20 @@ async def test_search_by_patient_in_every_form(facade: FHIRClient) -> None:
         assert ids is None or found == ids  # same façade ids whatever the form
         ids = found
         for allergy in matches(bundle):
-            assert allergy["patient"] == {"reference": f"Patient/{JANE}",
-                                          "identifier": {"system": NHS_SYSTEM, "value": JANE}}
+            assert allergy["patient"] == {
+                "reference": f"Patient/{JANE}",
+                "identifier": {"system": NHS_SYSTEM, "value": JANE},
+            }
 
 
 async def test_default_search_is_active_only_and_says_what_it_left_out(facade: FHIRClient) -> None:
     bundle = await get_ok(facade, f"/AllergyIntolerance?patient={JANE}")
     by_code = {r["code"]["coding"][0]["code"]: r for r in matches(bundle)}
     amox = by_code["372687004"]
-    assert amox["clinicalStatus"]["coding"][0]["system"] == \
-        "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+    assert (
+        amox["clinicalStatus"]["coding"][0]["system"]
+        == "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+    )
     assert amox["verificationStatus"]["coding"][0]["code"] == "confirmed"
     assert amox["recordedDate"] == "2019-12-10T13:00:00+00:00" and amox["onsetDateTime"] == "2019-12-09"
     reaction = amox["reaction"][0]
@@ -100,8 +114,11 @@ async def test_clinical_status_filters_and_switches_resolved_on(facade: FHIRClie
 
 async def test_category_criticality_and_date_filters(facade: FHIRClient) -> None:
     assert codes(await get_ok(facade, f"/AllergyIntolerance?patient={JANE}&category=food")) == ["91935009"]
-    medication = await get_ok(facade, f"/AllergyIntolerance?patient={JANE}&category="
-                                      f"{quote('http://hl7.org/fhir/allergy-intolerance-category')}|medication")
+    medication = await get_ok(
+        facade,
+        f"/AllergyIntolerance?patient={JANE}&category="
+        f"{quote('http://hl7.org/fhir/allergy-intolerance-category')}|medication",
+    )
     assert codes(medication) == ["196461000000101", "372687004"]
     assert codes(await get_ok(facade, f"/AllergyIntolerance?patient={JANE}&criticality=high")) == ["91935009"]
     assert codes(await get_ok(facade, f"/AllergyIntolerance?patient={JANE}&date=ge2015&date=lt2016")) == ["91935009"]
@@ -112,8 +129,11 @@ async def test_category_criticality_and_date_filters(facade: FHIRClient) -> None
 async def test_no_known_allergies_patient(facade: FHIRClient) -> None:
     bundle = await get_ok(facade, "/AllergyIntolerance?patient=9000000017")
     (nka,) = matches(bundle)
-    assert nka["code"]["coding"][0] == {"system": "http://snomed.info/sct", "code": "716186003",
-                                        "display": "No known allergy"}
+    assert nka["code"]["coding"][0] == {
+        "system": "http://snomed.info/sct",
+        "code": "716186003",
+        "display": "No known allergy",
+    }
     assert nka["verificationStatus"]["coding"][0]["code"] == "confirmed"
     assert matches(await get_ok(facade, "/AllergyIntolerance?patient=9000000017&clinical-status=resolved")) == []
     assert await get_ok(facade, f"/AllergyIntolerance/{nka['id']}") == nka
@@ -150,25 +170,36 @@ async def test_read_by_issued_id(facade: FHIRClient, emulator: Emulator, http: a
     assert await upstream_calls(emulator, http) == before
 
 
-async def test_bad_searches_are_400_with_no_upstream_call(facade: FHIRClient, emulator: Emulator,
-                                                          http: aiohttp.ClientSession) -> None:
+async def test_bad_searches_are_400_with_no_upstream_call(
+    facade: FHIRClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     invalid = await get_ok(facade, "/AllergyIntolerance?patient=9000000000", 400)
     assert spine_code(invalid) == "INVALID_RESOURCE_ID"  # the façade's one code for an invalid NHS number
-    for query in ("", "?category=food", "?patient=9000000009,9000000017",
-                  f"?patient:identifier={quote('http://other.example/id')}|9000000009", "?patient=Patient/abc",
-                  "?patient=Practitioner/9000000009"):
+    for query in (
+        "",
+        "?category=food",
+        "?patient=9000000009,9000000017",
+        f"?patient:identifier={quote('http://other.example/id')}|9000000009",
+        "?patient=Patient/abc",
+        "?patient=Practitioner/9000000009",
+    ):
         await get_ok(facade, f"/AllergyIntolerance{query}", 400)
     assert await upstream_calls(emulator, http) == 0
 
 
-async def test_gp_connect_errors_become_honest_statuses(facade: FHIRClient, emulator: Emulator,
-                                                        http: aiohttp.ClientSession) -> None:
+async def test_gp_connect_errors_become_honest_statuses(
+    facade: FHIRClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     consent = await get_ok(facade, "/AllergyIntolerance?patient=9000000068", 403)
     assert spine_code(consent) == "NO_PATIENT_CONSENT"
     for nhs in ("9000000025", "9111231130"):  # sensitive; unknown to the GP
         assert spine_code(await get_ok(facade, f"/AllergyIntolerance?patient={nhs}", 404)) == "PATIENT_NOT_FOUND"
-    for fault, status in (({"status": 500}, 502), ({"status": 503}, 503), ({"malformed": True}, 502),
-                          ({"status": 403}, 502)):
+    for fault, status in (
+        ({"status": 500}, 502),
+        ({"status": 503}, 503),
+        ({"malformed": True}, 502),
+        ({"status": 403}, 502),
+    ):
         await inject(http, emulator, path_prefix=GPC, times=-1, **fault)  # persistent: retries see it too
         await get_ok(facade, f"/AllergyIntolerance?patient={JANE}", status)
         await reset_emulator(http, emulator)
@@ -187,8 +218,9 @@ async def test_gateway_mode_passes_the_callers_token(emulator: Emulator, http: a
     async with running_facade(emulator, gpconnect_auth_mode="gateway") as url:
         facade = FHIRClient(url, http)
         await get_ok(facade, f"/AllergyIntolerance?patient={JANE}", 401)
-        status, _, body = await facade.get(f"/AllergyIntolerance?patient={JANE}",
-                                           headers={"X-NHS-User-Token": "cis2-user-token"})
+        status, _, body = await facade.get(
+            f"/AllergyIntolerance?patient={JANE}", headers={"X-NHS-User-Token": "cis2-user-token"}
+        )
         assert status == 200 and codes(body) == ACTIVE
         validate_r4(body)
 
@@ -198,8 +230,14 @@ async def test_metadata_lists_allergy_intolerance(facade: FHIRClient) -> None:
     (entry,) = [r for r in statement["rest"][0]["resource"] if r["type"] == "AllergyIntolerance"]
     assert entry["profile"] == "https://fhir.hl7.org.uk/StructureDefinition/UKCore-AllergyIntolerance"
     assert entry["searchInclude"] == ["AllergyIntolerance:patient"]
-    assert {p["name"] for p in entry["searchParam"]} == {"patient", "clinical-status", "verification-status",
-                                                        "category", "criticality", "date"}
+    assert {p["name"] for p in entry["searchParam"]} == {
+        "patient",
+        "clinical-status",
+        "verification-status",
+        "category",
+        "criticality",
+        "date",
+    }
     assert {i["code"] for i in entry["interaction"]} == {"read", "vread", "search-type"}
 
 

@@ -1,6 +1,7 @@
 """The issue's audit test through the whole façade: MongoDB is killed during a burst of
 requests and restarted; every request still got its answer (the spool took its event),
 and afterwards MongoDB holds exactly one AuditEvent per request id."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,9 +26,12 @@ PATH = "/ServiceRequest?patient=9000000009"  # not PAS-backed: only the audit tr
 def request_ids_stored(uri: str) -> list[str]:
     client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=5000)
     try:
-        return [entity["what"]["identifier"]["value"]
-                for doc in client[DATABASE][COLLECTION].find({}, {"event.entity": 1})
-                for entity in doc["event"]["entity"] if "identifier" in entity.get("what", {})]
+        return [
+            entity["what"]["identifier"]["value"]
+            for doc in client[DATABASE][COLLECTION].find({}, {"event.entity": 1})
+            for entity in doc["event"]["entity"]
+            if "identifier" in entity.get("what", {})
+        ]
     finally:
         client.close()
 
@@ -37,13 +41,19 @@ async def health(facade: FHIRClient) -> dict[str, Any]:
     return body
 
 
-async def test_mongodb_killed_during_a_burst_loses_no_audit_event(emulator: Emulator, http: aiohttp.ClientSession,
-                                                                   tmp_path: Path) -> None:
+async def test_mongodb_killed_during_a_burst_loses_no_audit_event(
+    emulator: Emulator, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
     server = SecantusProcess(storage_path=tmp_path / "db")
     await asyncio.to_thread(server.start)
     try:
-        async with running_facade(emulator, mongodb_uri=server.uri, mongodb_database=DATABASE,
-                                  mongodb_timeout_ms=300, audit_spool_dir=tmp_path / "spool") as url:
+        async with running_facade(
+            emulator,
+            mongodb_uri=server.uri,
+            mongodb_database=DATABASE,
+            mongodb_timeout_ms=300,
+            audit_spool_dir=tmp_path / "spool",
+        ) as url:
             facade = FHIRClient(url, http)
             ids = [str(uuid.uuid4()) for _ in range(90)]
             statuses: list[int] = []
@@ -55,7 +65,7 @@ async def test_mongodb_killed_during_a_burst_loses_no_audit_event(emulator: Emul
             for n in range(0, len(ids), 10):  # ten at a time; MongoDB dies a third of the way in
                 if n == 30:
                     await asyncio.to_thread(server.kill)
-                await asyncio.gather(*(ask(i) for i in ids[n:n + 10]))
+                await asyncio.gather(*(ask(i) for i in ids[n : n + 10]))
             assert statuses == [200] * len(ids), "no access refused: the spool took what MongoDB could not"
             assert (await health(facade))["audit"]["status"] == "spooling"
 

@@ -4,6 +4,7 @@ then what only the MongoDB trail has: its documents, indexes and write concern, 
 only, MongoDB down at start, both MongoDB and the spool failing (fail closed), a spool
 left by a stopped process, and the issue's test: MongoDB killed during a burst and
 restarted, every event then found exactly once, drained in spool order."""
+
 from __future__ import annotations
 
 import asyncio
@@ -70,9 +71,17 @@ async def database(mongo_db: MongoTarget) -> AsyncIterator[Any]:
 
 
 async def test_append_get_and_find_newest_first(trail: AuditTrail) -> None:
-    events = [audit_event(event_id=f"e{n}", minutes=n, patients=[f"900000000{n % 2}"], user=f"u{n % 3}",
-                          subtype=("read", "search-type", "create")[n % 3], outcome=("0", "4")[n % 2])
-              for n in range(6)]
+    events = [
+        audit_event(
+            event_id=f"e{n}",
+            minutes=n,
+            patients=[f"900000000{n % 2}"],
+            user=f"u{n % 3}",
+            subtype=("read", "search-type", "create")[n % 3],
+            outcome=("0", "4")[n % 2],
+        )
+        for n in range(6)
+    ]
     for event in reversed(events):  # stored out of time order: found in time order
         await trail.append(event)
     stored = await trail.get("e3")
@@ -118,9 +127,16 @@ async def test_documents_indexes_and_write_concern(database: Any, tmp_path: Path
         event = audit_event(event_id="doc-1", others=["MedicationRequest/abc"])
         await trail.append(event)
         doc = await database[COLLECTION].find_one({"_id": "doc-1"})
-        assert doc == {"_id": "doc-1", "event": event, "patients": ["Patient/9000000009"],
-                       "agents": ["555254242106", "clinic-app"], "recorded": BASE_TIME, "outcome": "0",
-                       "types": ["rest", "read"], "action": "R"}
+        assert doc == {
+            "_id": "doc-1",
+            "event": event,
+            "patients": ["Patient/9000000009"],
+            "agents": ["555254242106", "clinic-app"],
+            "recorded": BASE_TIME,
+            "outcome": "0",
+            "types": ["rest", "read"],
+            "action": "R",
+        }
         info = await database[COLLECTION].index_information()
         keys = {name: [k for k, _ in spec["key"]] for name, spec in info.items()}
         assert keys["patients_recorded"] == ["patients", "recorded"]
@@ -231,8 +247,12 @@ async def test_cancelled_callers_while_mongodb_is_down_neither_lose_events_nor_h
         results = await asyncio.gather(*callers, return_exceptions=True)
         assert [type(r).__name__ for r in results] == ["CancelledError", "CancelledError", "NoneType", "NoneType"]
         await asyncio.wait_for(trail.aclose(), 10)
-        assert sorted(orjson.loads(line)["id"] for line in spool.path.read_bytes().splitlines()) == \
-            ["c0", "c1", "c2", "c3"]
+        assert sorted(orjson.loads(line)["id"] for line in spool.path.read_bytes().splitlines()) == [
+            "c0",
+            "c1",
+            "c2",
+            "c3",
+        ]
     finally:
         await client.close()
 
@@ -286,8 +306,9 @@ async def test_drain_resumes_after_a_partial_batch(database: Any, tmp_path: Path
     try:
         await wait_for(lambda: not spool.has_pending(), what="the drain")
         assert await database[COLLECTION].count_documents({}) == 6
-        assert sorted(d["_id"] for d in await database[COLLECTION].find({}, {"_id": 1}).to_list(None)) == \
-            [f"p{n}" for n in range(6)]
+        assert sorted(d["_id"] for d in await database[COLLECTION].find({}, {"_id": 1}).to_list(None)) == [
+            f"p{n}" for n in range(6)
+        ]
     finally:
         await trail.aclose()
 
@@ -333,6 +354,7 @@ async def test_concurrent_events_share_writes_and_each_is_stored_once(database: 
 
 # --- MongoDB killed during a burst --------------------------------------------------------
 
+
 class RecordingCollection:
     """The real collection, noting which ids each successful insert stored, in order."""
 
@@ -366,7 +388,7 @@ class RecordingCollection:
             result = await self.collection.insert_many(docs, **kwargs)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors") or [{"index": 0}]
-            self.drained += [d["_id"] for d in docs[:errors[0]["index"]]]
+            self.drained += [d["_id"] for d in docs[: errors[0]["index"]]]
             raise
         self.drained += [d["_id"] for d in docs]
         return result
@@ -398,7 +420,7 @@ async def test_mongodb_killed_during_a_burst_every_event_stored_exactly_once(tmp
         kill = asyncio.create_task(killer())
         tasks = []
         for start in range(0, total, 20):  # 20 requests at a time, arriving while others are in flight
-            tasks += [asyncio.create_task(one(e)) for e in events[start:start + 20]]
+            tasks += [asyncio.create_task(one(e)) for e in events[start : start + 20]]
             await asyncio.sleep(0.01)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         await kill

@@ -1,5 +1,6 @@
 """The cache end to end: the façade on a loopback port, the emulator as PDS, and the
 MongoDB store over the real driver and socket (SecantusDB, or FACADE_TEST_MONGODB_URI)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,10 +27,12 @@ SMITH_SEARCH = "/Patient?family=Smith&birthdate=2010-10-22"
 
 
 @contextlib.asynccontextmanager
-async def cached_facade(emulator: Emulator, http: aiohttp.ClientSession, uri: str, database: str,
-                        **overrides: Any) -> AsyncIterator[FHIRClient]:
-    async with running_facade(emulator, cache_enabled=True, mongodb_uri=uri, mongodb_database=database,
-                              **overrides) as url:
+async def cached_facade(
+    emulator: Emulator, http: aiohttp.ClientSession, uri: str, database: str, **overrides: Any
+) -> AsyncIterator[FHIRClient]:
+    async with running_facade(
+        emulator, cache_enabled=True, mongodb_uri=uri, mongodb_database=database, **overrides
+    ) as url:
         yield FHIRClient(url, http)
 
 
@@ -46,8 +49,9 @@ def upstream_calls(emulator: Emulator, path_and_query: str) -> int:
     return emulator.state.counts[f"GET {path_and_query}"]
 
 
-async def test_miss_hit_revalidate_no_store(emulator: Emulator, http: aiohttp.ClientSession,
-                                            mongo_db: MongoTarget) -> None:
+async def test_miss_hit_revalidate_no_store(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
     async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
         seen = []
         for headers in ({}, {}, {"Cache-Control": "no-cache"}, {"Cache-Control": "no-store"}, {}):
@@ -66,8 +70,9 @@ async def test_miss_hit_revalidate_no_store(emulator: Emulator, http: aiohttp.Cl
         assert stored["etag"] == 'W/"2"' and stored["expiresAt"] > stored["fetchedAt"]
 
 
-async def test_search_is_cached_under_its_canonical_query(emulator: Emulator, http: aiohttp.ClientSession,
-                                                          mongo_db: MongoTarget) -> None:
+async def test_search_is_cached_under_its_canonical_query(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
     async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
         s1, h1, b1 = await facade.get("/Patient?family=Smith&birthdate=2010-10")
         s2, h2, b2 = await facade.get("/Patient?birthdate=2010-10&family=Smith&_count=1")
@@ -79,11 +84,15 @@ async def test_search_is_cached_under_its_canonical_query(emulator: Emulator, ht
     validate_r4(b2)
 
 
-async def test_ttl_expiry_read_side_and_server_side(emulator: Emulator, http: aiohttp.ClientSession,
-                                                    mongo_db: MongoTarget) -> None:
-    async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database,
-                             cache_ttl_by_type={"Patient": 0.5}, cache_stale_if_error=0) as facade, \
-            cache_collection(mongo_db) as coll:
+async def test_ttl_expiry_read_side_and_server_side(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
+    async with (
+        cached_facade(
+            emulator, http, mongo_db.uri, mongo_db.database, cache_ttl_by_type={"Patient": 0.5}, cache_stale_if_error=0
+        ) as facade,
+        cache_collection(mongo_db) as coll,
+    ):
         _, h1, _ = await facade.get("/Patient/9000000009")
         await asyncio.sleep(0.7)
         _, h2, _ = await facade.get("/Patient/9000000009")  # expired: the read checks expiresAt itself
@@ -98,10 +107,12 @@ async def test_ttl_expiry_read_side_and_server_side(emulator: Emulator, http: ai
         assert await coll.count_documents({"key": "9000000009"}) == 0
 
 
-async def test_stale_if_error_read_and_search(emulator: Emulator, http: aiohttp.ClientSession,
-                                              mongo_db: MongoTarget) -> None:
-    async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database,
-                             cache_ttl_by_type={"Patient": 0.3}, cache_stale_if_error=60) as facade:
+async def test_stale_if_error_read_and_search(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
+    async with cached_facade(
+        emulator, http, mongo_db.uri, mongo_db.database, cache_ttl_by_type={"Patient": 0.3}, cache_stale_if_error=60
+    ) as facade:
         await facade.get("/Patient/9000000009")
         await facade.get(SMITH_SEARCH)
         await asyncio.sleep(0.4)
@@ -121,18 +132,23 @@ async def test_stale_if_error_read_and_search(emulator: Emulator, http: aiohttp.
         assert status == 503 and outcome["resourceType"] == "OperationOutcome"  # PDS 503 -> 503
 
 
-async def test_restricted_patient_purges_cached_copies(emulator: Emulator, http: aiohttp.ClientSession,
-                                                       mongo_db: MongoTarget,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade, \
-            cache_collection(mongo_db) as coll:
+async def test_restricted_patient_purges_cached_copies(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade,
+        cache_collection(mongo_db) as coll,
+    ):
         _, _, before = await facade.get("/Patient/9000000009")
         _, _, bundle = await facade.get(SMITH_SEARCH)
         assert before["address"] and await coll.count_documents({"patients": "9000000009"}) == 2
         # PDS now flags the patient restricted and withholds location data.
         restricted = copy.deepcopy(pds_data.PATIENTS["9000000009"])
-        restricted["meta"] = {**restricted["meta"], "versionId": "3",
-                              "security": [{"system": pds_data.CONF, "code": "R", "display": "restricted"}]}
+        restricted["meta"] = {
+            **restricted["meta"],
+            "versionId": "3",
+            "security": [{"system": pds_data.CONF, "code": "R", "display": "restricted"}],
+        }
         for field in ("address", "telecom", "generalPractitioner", "extension"):
             restricted.pop(field)
         monkeypatch.setitem(pds_data.PATIENTS, "9000000009", restricted)
@@ -149,10 +165,13 @@ async def test_restricted_patient_purges_cached_copies(emulator: Emulator, http:
         assert "address" not in jane and "telecom" not in jane
 
 
-async def test_superseded_number_rekeys_the_cache(emulator: Emulator, http: aiohttp.ClientSession,
-                                                  mongo_db: MongoTarget) -> None:
-    async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade, \
-            cache_collection(mongo_db) as coll:
+async def test_superseded_number_rekeys_the_cache(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
+    async with (
+        cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade,
+        cache_collection(mongo_db) as coll,
+    ):
         status, h, body = await facade.get("/Patient/9000000041")
         assert status == 200 and body["id"] == "9000000068" and h["Content-Location"].endswith("/Patient/9000000068")
         assert await coll.count_documents({"kind": "read", "key": "9000000041"}) == 0
@@ -161,12 +180,15 @@ async def test_superseded_number_rekeys_the_cache(emulator: Emulator, http: aioh
         assert h["X-Cache"] == "HIT"
 
 
-async def test_200_concurrent_identical_misses_make_one_upstream_call(emulator: Emulator, mongo_db: MongoTarget
-                                                                      ) -> None:
+async def test_200_concurrent_identical_misses_make_one_upstream_call(
+    emulator: Emulator, mongo_db: MongoTarget
+) -> None:
     connector = aiohttp.TCPConnector(limit=200)
-    async with aiohttp.ClientSession(connector=connector) as http, \
-            cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade, \
-            cache_collection(mongo_db) as coll:
+    async with (
+        aiohttp.ClientSession(connector=connector) as http,
+        cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade,
+        cache_collection(mongo_db) as coll,
+    ):
         results = await asyncio.gather(*(facade.get("/Patient/9000000009") for _ in range(200)))
         assert {status for status, _, _ in results} == {200}
         assert upstream_calls(emulator, f"{PDS_PATIENT}/9000000009") == 1
@@ -174,16 +196,18 @@ async def test_200_concurrent_identical_misses_make_one_upstream_call(emulator: 
         assert await coll.count_documents({"key": "9000000009"}) == 1
 
 
-async def test_health_reports_cache_and_upstream(emulator: Emulator, http: aiohttp.ClientSession,
-                                                 mongo_db: MongoTarget) -> None:
+async def test_health_reports_cache_and_upstream(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
     async with cached_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
         status, h, body = await facade.get("/_health")
     assert status == 200 and h["Content-Type"].startswith("application/json")
-    assert body == {"status": "ok",
-                    "cache": {"backend": "mongodb", "status": "up", "indexes": "ready"},
-                    "audit": {"backend": "mongodb", "status": "ok"},
-                    "upstream": {"mode": "live", "apis": {
-                        api: "configured" for api in ("pds", "bars", "ers", "cpt", "gpconnect")}}}
+    assert body == {
+        "status": "ok",
+        "cache": {"backend": "mongodb", "status": "up", "indexes": "ready"},
+        "audit": {"backend": "mongodb", "status": "ok"},
+        "upstream": {"mode": "live", "apis": {api: "configured" for api in ("pds", "bars", "ers", "cpt", "gpconnect")}},
+    }
     async with running_facade(emulator, cache_enabled=True) as url:
         _, _, memory = await FHIRClient(url, http).get("/_health")
     assert memory["cache"]["backend"] == "memory" and memory["status"] == "ok"

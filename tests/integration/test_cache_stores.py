@@ -1,5 +1,6 @@
 """The cache-store contract, run against both implementations over their real I/O:
 the in-memory store, and the MongoDB store through AsyncMongoClient over a socket."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,15 @@ def now() -> datetime:
 def doc(key: CacheKey, *, ttl: float = 60.0, patients: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
     fetched = now()
     body = {"resourceType": "Patient", "id": key.key, "meta": {"versionId": "2"}, "name": [{"family": "Smith"}]}
-    out: dict[str, Any] = {**key.as_filter(), "fetchedAt": fetched, "expiresAt": fetched + timedelta(seconds=ttl),
-                           "versionId": "2", "lastUpdated": None, "etag": 'W/"2"', "patients": list(patients)}
+    out: dict[str, Any] = {
+        **key.as_filter(),
+        "fetchedAt": fetched,
+        "expiresAt": fetched + timedelta(seconds=ttl),
+        "versionId": "2",
+        "lastUpdated": None,
+        "etag": 'W/"2"',
+        "patients": list(patients),
+    }
     if key.kind == "read":
         out["resource"] = body
     else:

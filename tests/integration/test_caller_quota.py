@@ -1,6 +1,7 @@
 """Over real sockets: each caller's NHS quota. A caller over quota gets 429 `throttled` with
 Retry-After and NHS (the emulator) is not asked; other callers are unaffected; cache hits
 cost nothing."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -27,11 +28,11 @@ def who(subject: str) -> Principal:
     return Principal(subject=subject, issuer="https://login.trust.example", scopes=ScopeSet.parse("user/*.rs"))
 
 
-async def test_the_nhs_client_stops_sending_for_a_caller_over_quota(emulator: Emulator,
-                                                                      http: aiohttp.ClientSession) -> None:
+async def test_the_nhs_client_stops_sending_for_a_caller_over_quota(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     quota = CallerQuota(rate=0.01, burst=2, clock=FakeClock())
-    pds = ResilientClient(http, ClientConfig("PDS", emulator.pds_url),
-                          resilience_for("PDS", Settings()))
+    pds = ResilientClient(http, ClientConfig("PDS", emulator.pds_url), resilience_for("PDS", Settings()))
 
     async def read(nhs: str, subject: str) -> int | TooManyRequests:
         ctx = RequestContext(request_id="it", base_url="http://f", principal=who(subject), quota=quota)
@@ -48,8 +49,9 @@ async def test_the_nhs_client_stops_sending_for_a_caller_over_quota(emulator: Em
     assert await upstream_total(http, emulator) == 3
 
 
-async def test_the_facade_answers_429_throttled_with_retry_after(emulator: Emulator,
-                                                                 http: aiohttp.ClientSession) -> None:
+async def test_the_facade_answers_429_throttled_with_retry_after(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with running_facade(emulator, caller_nhs_rate=0.01, caller_nhs_burst=2) as url:
         fhir = CheckedClient(url, http)
         answers = [await fhir.get(f"/Patient/{nhs}") for nhs in NUMBERS]

@@ -1,6 +1,7 @@
 """rest.security, /.well-known/smart-configuration and /openapi.json over real sockets:
 what they claim comes from the registry, the settings, the role table and the wiring's
 access modes. The discovery documents are public: fetched here without a token."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -73,10 +74,15 @@ def restricted_listing(security: dict[str, Any]) -> str:
     return paragraph.split(": ", 1)[1].split(". ", 1)[0] if paragraph.startswith("User-restricted") else ""
 
 
-async def test_security_names_the_user_restricted_types_the_wiring_built(emulator: Emulator,
-                                                                        http: aiohttp.ClientSession) -> None:
-    async with running_facade(emulator, auth_token_url=IDP + "/token", auth_authorize_url=IDP + "/authorize",
-                              cors_allow_origins=["https://app.example"]) as url:
+async def test_security_names_the_user_restricted_types_the_wiring_built(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    async with running_facade(
+        emulator,
+        auth_token_url=IDP + "/token",
+        auth_authorize_url=IDP + "/authorize",
+        cors_allow_origins=["https://app.example"],
+    ) as url:
         security = await security_of(http, url)
         status, headers, smart = await get_json(http, url + "/.well-known/smart-configuration")
     assert codes(security) == {"OAuth", "SMART-on-FHIR"} and security["cors"] is True
@@ -86,7 +92,9 @@ async def test_security_names_the_user_restricted_types_the_wiring_built(emulato
     assert "X-NHS-User-Token header" in security["description"]
     [oauth] = security["extension"]
     assert {e["url"]: e["valueUri"] for e in oauth["extension"]} == {
-        "authorize": IDP + "/authorize", "token": IDP + "/token"}
+        "authorize": IDP + "/authorize",
+        "token": IDP + "/token",
+    }
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert smart["token_endpoint"] == IDP + "/token" and smart["authorization_endpoint"] == IDP + "/authorize"
     assert smart["issuer"] == DEV_ISSUER and smart["facade_dev_issuer"] is True  # every NHS API is the emulator
@@ -98,10 +106,16 @@ async def test_security_names_the_user_restricted_types_the_wiring_built(emulato
     assert "S256" not in smart["code_challenge_methods_supported"]  # not claimed for a server we do not run
 
 
-async def test_access_modes_in_settings_change_what_is_published(emulator: Emulator,
-                                                                 http: aiohttp.ClientSession) -> None:
-    async with running_facade(emulator, token_url=emulator.token_url, pds_access="user",
-                              ers_access_mode="application-restricted", user_token_mode="exchange") as url:
+async def test_access_modes_in_settings_change_what_is_published(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    async with running_facade(
+        emulator,
+        token_url=emulator.token_url,
+        pds_access="user",
+        ers_access_mode="application-restricted",
+        user_token_mode="exchange",
+    ) as url:
         security = await security_of(http, url)
         _, _, smart = await get_json(http, url + "/.well-known/smart-configuration")
     assert restricted_listing(security) == "MedicationRequest (via CPT); Patient (via PDS)"
@@ -113,10 +127,13 @@ async def test_access_modes_in_settings_change_what_is_published(emulator: Emula
     assert smart["capabilities"] == PERMISSION_CAPABILITIES
 
 
-async def test_inbound_cis2_tokens_publish_the_nhs_endpoints(emulator: Emulator,
-                                                              http: aiohttp.ClientSession) -> None:
-    async with running_facade(emulator, token_url=emulator.token_url, nhs_user_token_source="inbound",
-                              smart_authorize_url="https://nhs.example/oauth2/authorize") as url:
+async def test_inbound_cis2_tokens_publish_the_nhs_endpoints(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    async with running_facade(
+        emulator,
+        token_url=emulator.token_url,
+        nhs_user_token_source="inbound",
+        smart_authorize_url="https://nhs.example/oauth2/authorize",
+    ) as url:
         security = await security_of(http, url)
         _, _, smart = await get_json(http, url + "/.well-known/smart-configuration")
         _, _, doc = await get_json(http, url + "/openapi.json")
@@ -128,15 +145,17 @@ async def test_inbound_cis2_tokens_publish_the_nhs_endpoints(emulator: Emulator,
     assert "X-NHS-User-Token" not in headers
 
 
-async def test_gp_connect_through_the_gateway_is_published_as_user_restricted(emulator: Emulator,
-                                                                               http: aiohttp.ClientSession) -> None:
+async def test_gp_connect_through_the_gateway_is_published_as_user_restricted(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with running_facade(emulator, token_url=emulator.token_url, gpconnect_auth_mode="gateway") as url:
         _, _, smart = await get_json(http, url + "/.well-known/smart-configuration")
     assert "AllergyIntolerance" in smart["facade_user_restricted_types"]
 
 
-async def test_discovery_documents_are_public_and_always_served(fhir: CheckedClient,
-                                                                 http: aiohttp.ClientSession) -> None:
+async def test_discovery_documents_are_public_and_always_served(
+    fhir: CheckedClient, http: aiohttp.ClientSession
+) -> None:
     statement = await fhir.get("/metadata", anonymous=True)
     assert statement.status == 200
     security = statement.body["rest"][0]["security"]
@@ -149,8 +168,9 @@ async def test_discovery_documents_are_public_and_always_served(fhir: CheckedCli
     assert smart["facade_scope_query_suffixes"] == "refused"
 
 
-async def test_scopes_and_roles_follow_the_registry_and_the_role_table(emulator: Emulator,
-                                                                       http: aiohttp.ClientSession) -> None:
+async def test_scopes_and_roles_follow_the_registry_and_the_role_table(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     """A provider registered is a scope published; a role in the table is a role described."""
     async with running_facade(emulator, sources=(*SOURCES, source_of("Device", device))) as url:
         security = await security_of(http, url)
@@ -161,8 +181,9 @@ async def test_scopes_and_roles_follow_the_registry_and_the_role_table(emulator:
     scoped = {s.split("/", 1)[1].split(".", 1)[0] for s in smart["scopes_supported"]}
     assert scoped == registered | {"*"}
     for rtype in registered | {"*"}:
-        assert {s.split("/", 1)[0] for s in smart["scopes_supported"] if s.split("/", 1)[1].startswith(rtype + ".")} \
-            == {"patient", "user", "system"}
+        assert {
+            s.split("/", 1)[0] for s in smart["scopes_supported"] if s.split("/", 1)[1].startswith(rtype + ".")
+        } == {"patient", "user", "system"}
     assert "patient/Device.r" in smart["scopes_supported"]  # Device declares read only
     table = facade_role_table()
     for role in table.roles:
@@ -171,22 +192,28 @@ async def test_scopes_and_roles_follow_the_registry_and_the_role_table(emulator:
     assert smart["facade_purpose_of_use"]["clinical_purposes"] == sorted(table.clinical_purposes)
 
 
-async def test_a_provider_that_wires_no_user_client_is_not_user_restricted(emulator: Emulator,
-                                                                           http: aiohttp.ClientSession) -> None:
+async def test_a_provider_that_wires_no_user_client_is_not_user_restricted(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with running_facade(emulator, sources=(PDS_SOURCE,)) as url:
         security = await security_of(http, url)
     assert restricted_listing(security) == ""
     assert "No resource type served here is user-restricted" in security["description"]
 
 
-async def test_ers_application_restricted_needs_no_user_token(emulator: Emulator,
-                                                              http: aiohttp.ClientSession) -> None:
+async def test_ers_application_restricted_needs_no_user_token(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     """Bug fixed: e-RS was wired user-restricted even in application-restricted mode, so with
     signed-JWT auth a STU3 UBRN search without a caller token was a 401."""
     await register_client(http, emulator.url)
-    async with running_facade(emulator, auth_mode="signed-jwt", api_key=API_KEY, key_id=KID,
-                              private_key=auth_key_pair().private_pem.decode(), token_url=emulator.token_url,
-                              ers_access_mode="application-restricted") as url:
+    async with running_facade(
+        emulator,
+        auth_mode="signed-jwt",
+        api_key=API_KEY,
+        key_id=KID,
+        private_key=auth_key_pair().private_pem.decode(),
+        token_url=emulator.token_url,
+        ers_access_mode="application-restricted",
+    ) as url:
         answer = await CheckedClient(url, http).get(f"/ServiceRequest?identifier={quote(UBRN)}|000000070000")
     assert answer.status == 200, answer.body
     assert answer.body["total"] == 1
@@ -210,12 +237,16 @@ def test_openapi_is_a_valid_openapi_3_document(openapi: tuple[dict[str, Any], di
 
 
 def test_openapi_has_every_type_interaction_and_parameter_of_the_statement(
-        openapi: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    openapi: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
     doc, statement = openapi
     paths = doc["paths"]
     resources = statement["rest"][0]["resource"]
-    assert {"Patient", "MedicationRequest", "ServiceRequest", "AllergyIntolerance"} <= \
-        {r["type"] for r in resources} == {t["name"] for t in doc["tags"]}
+    assert (
+        {"Patient", "MedicationRequest", "ServiceRequest", "AllergyIntolerance"}
+        <= {r["type"] for r in resources}
+        == {t["name"] for t in doc["tags"]}
+    )
     for resource in resources:
         rtype = resource["type"]
         interactions = {i["code"] for i in resource["interaction"]}
@@ -228,21 +259,30 @@ def test_openapi_has_every_type_interaction_and_parameter_of_the_statement(
         for param in resource["searchParam"]:
             assert by_name[param["name"]]["x-fhir-type"] == param["type"], (rtype, param)
             assert param["name"] in form
-        assert set(by_name["_include"]["schema"]["items"]["enum"]) == set(resource.get("searchInclude", [])) \
-            if "_include" in by_name else not resource.get("searchInclude")
+        assert (
+            set(by_name["_include"]["schema"]["items"]["enum"]) == set(resource.get("searchInclude", []))
+            if "_include" in by_name
+            else not resource.get("searchInclude")
+        )
         if resource.get("searchRevInclude"):
             assert set(by_name["_revinclude"]["schema"]["items"]["enum"]) == set(resource["searchRevInclude"])
         for op in (search, post, paths[f"/{rtype}/{{id}}"]["get"]):
             assert op["responses"]["404"]["$ref"] == "#/components/responses/Error404"
-    assert doc["components"]["responses"]["Error400"]["content"]["application/fhir+json"]["schema"] == \
-        {"$ref": "#/components/schemas/OperationOutcome"}
+    assert doc["components"]["responses"]["Error400"]["content"]["application/fhir+json"]["schema"] == {
+        "$ref": "#/components/schemas/OperationOutcome"
+    }
 
 
 def test_openapi_security_follows_the_wiring(openapi: tuple[dict[str, Any], dict[str, Any]]) -> None:
     doc, statement = openapi
-    assert doc["components"]["securitySchemes"] == {"bearerAuth": {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-        "description": statement["rest"][0]["security"]["description"]}}
+    assert doc["components"]["securitySchemes"] == {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": statement["rest"][0]["security"]["description"],
+        }
+    }
     for path, item in doc["paths"].items():
         for op in item.values():
             public = path in PUBLIC_PATHS
@@ -253,8 +293,11 @@ def test_openapi_security_follows_the_wiring(openapi: tuple[dict[str, Any], dict
     assert {"/metadata", "/.well-known/smart-configuration", "/openapi.json"} <= set(doc["paths"])
 
     def header_on_read(name: str) -> set[str]:
-        return {t for t in ("Patient", "MedicationRequest", "ServiceRequest", "AllergyIntolerance")
-                if name in {p["name"] for p in doc["paths"][f"/{t}/{{id}}"]["get"]["parameters"]}}
+        return {
+            t
+            for t in ("Patient", "MedicationRequest", "ServiceRequest", "AllergyIntolerance")
+            if name in {p["name"] for p in doc["paths"][f"/{t}/{{id}}"]["get"]["parameters"]}
+        }
 
     assert header_on_read("X-NHS-User-Token") == {"MedicationRequest", "ServiceRequest"}
     assert header_on_read("X-Purpose-Of-Use") == set(facade_role_table().clinical_types)

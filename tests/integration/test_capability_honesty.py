@@ -3,6 +3,7 @@ parsed (no "unknown parameter" under Prefer: handling=strict), and every searchI
 searchRevInclude it lists works, and the access rules rest.security, the SMART configuration
 and the OpenAPI document publish are the ones enforced. Black-box: the tests read the
 documents and try each entry."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,7 @@ from tests.support.checked_client import CheckedClient
 from tests.support.tokens import bearer, token
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
-CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
-               "nhsd-session-jobrole": "R8000"}
+CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
 STRICT = {"Prefer": "handling=strict", **CPT_SESSION}
 UNKNOWN = "Unknown or unsupported search parameters"
 
@@ -32,19 +32,34 @@ BASE = {
 }
 # A plausible value per FHIR search type, and for the token parameters whose values are a
 # closed set, one of that set (a value the parameter's documentation names).
-BY_TYPE = {"date": "ge2000-01-01", "string": "Smi", "reference": "Patient/9000000009", "token": "x",
-           "number": "1", "special": "true"}
+BY_TYPE = {
+    "date": "ge2000-01-01",
+    "string": "Smi",
+    "reference": "Patient/9000000009",
+    "token": "x",
+    "number": "1",
+    "special": "true",
+}
 TOKENS = {
-    ("Patient", "identifier"): f"{NHS}|9000000009", ("Patient", "gender"): "female",
-    ("Patient", "email"): "jane.smith@example.com", ("Patient", "phone"): "01632960587",
+    ("Patient", "identifier"): f"{NHS}|9000000009",
+    ("Patient", "gender"): "female",
+    ("Patient", "email"): "jane.smith@example.com",
+    ("Patient", "phone"): "01632960587",
     ("Patient", "general-practitioner"): "Y12345",
-    ("Patient", "_fuzzy-match"): "true", ("Patient", "_exact-match"): "false", ("Patient", "_history"): "true",
-    ("MedicationRequest", "status"): "active", ("MedicationRequest", "intent"): "order",
+    ("Patient", "_fuzzy-match"): "true",
+    ("Patient", "_exact-match"): "false",
+    ("Patient", "_history"): "true",
+    ("MedicationRequest", "status"): "active",
+    ("MedicationRequest", "intent"): "order",
     ("MedicationRequest", "identifier"): "https://fhir.nhs.uk/Id/prescription-order-item-number|x",
-    ("ServiceRequest", "status"): "active", ("ServiceRequest", "intent"): "plan",
-    ("ServiceRequest", "priority"): "routine", ("ServiceRequest", "identifier"): "urn:example|x",
-    ("AllergyIntolerance", "clinical-status"): "active", ("AllergyIntolerance", "verification-status"): "confirmed",
-    ("AllergyIntolerance", "category"): "food", ("AllergyIntolerance", "criticality"): "high",
+    ("ServiceRequest", "status"): "active",
+    ("ServiceRequest", "intent"): "plan",
+    ("ServiceRequest", "priority"): "routine",
+    ("ServiceRequest", "identifier"): "urn:example|x",
+    ("AllergyIntolerance", "clinical-status"): "active",
+    ("AllergyIntolerance", "verification-status"): "confirmed",
+    ("AllergyIntolerance", "category"): "food",
+    ("AllergyIntolerance", "criticality"): "high",
 }
 COMMON = {"_count": "1", "_summary": "true", "_elements": "id", "_total": "accurate"}
 
@@ -119,22 +134,37 @@ async def test_every_search_rev_include_works(fhir: CheckedClient, search: list[
             # trail has a Patient acting (no patient-facing app calls the façade here).
             assert included or rev == "AuditEvent:agent", rev
             assert all(e["resource"]["resourceType"] == source for e in included), rev
-            warnings = [i for e in answer.body["entry"] if e["search"]["mode"] == "outcome"
-                        for i in e["resource"]["issue"] if i["severity"] in ("warning", "error")]
+            warnings = [
+                i
+                for e in answer.body["entry"]
+                if e["search"]["mode"] == "outcome"
+                for i in e["resource"]["issue"]
+                if i["severity"] in ("warning", "error")
+            ]
             assert not warnings, (rev, warnings)
             tried += 1
     assert tried == 7  # Patient's, derived from the clinical types' and AuditEvent's reference parameters
 
 
 # A value each search type cannot match in the emulator's data for 9000000009.
-NO_MATCH = {"date": "eq1800-01-01", "string": "Zzqxv", "reference": "Patient/9000000017", "token": "no-such-code",
-            "number": "-1"}
-NO_MATCH_TOKENS = {("Patient", "identifier"): "urn:example:other|x", ("Patient", "general-practitioner"): "Z99999",
-                   ("Patient", "email"): "nobody@example.com", ("Patient", "phone"): "00000000000",
-                   ("Patient", "gender"): "other",
-                   # The trail records this test's own requests, 9000000017 included: ids no request names.
-                   ("AuditEvent", "patient"): "Patient/no-such-patient", ("AuditEvent", "entity"): "Patient/no-such",
-                   ("AuditEvent", "agent"): "no-such-agent"}
+NO_MATCH = {
+    "date": "eq1800-01-01",
+    "string": "Zzqxv",
+    "reference": "Patient/9000000017",
+    "token": "no-such-code",
+    "number": "-1",
+}
+NO_MATCH_TOKENS = {
+    ("Patient", "identifier"): "urn:example:other|x",
+    ("Patient", "general-practitioner"): "Z99999",
+    ("Patient", "email"): "nobody@example.com",
+    ("Patient", "phone"): "00000000000",
+    ("Patient", "gender"): "other",
+    # The trail records this test's own requests, 9000000017 included: ids no request names.
+    ("AuditEvent", "patient"): "Patient/no-such-patient",
+    ("AuditEvent", "entity"): "Patient/no-such",
+    ("AuditEvent", "agent"): "no-such-agent",
+}
 
 
 async def test_every_advertised_filter_is_applied(fhir: CheckedClient) -> None:
@@ -164,8 +194,9 @@ async def test_every_advertised_filter_is_applied(fhir: CheckedClient) -> None:
 # ---- The access rules rest.security, the SMART configuration and OpenAPI publish ---------------
 
 
-async def test_every_operation_is_as_public_as_the_openapi_document_says(fhir: CheckedClient,
-                                                                           http: aiohttp.ClientSession) -> None:
+async def test_every_operation_is_as_public_as_the_openapi_document_says(
+    fhir: CheckedClient, http: aiohttp.ClientSession
+) -> None:
     async with http.get(fhir.base_url + "/openapi.json") as resp:
         doc = await resp.json()
     for path, item in doc["paths"].items():
@@ -184,8 +215,9 @@ async def test_a_bad_token_and_a_query_suffixed_scope_are_refused_as_published(f
         assert (await smart.json())["facade_scope_query_suffixes"] == "refused"
     bad = await fhir.get("/Patient/9000000009", headers={"Authorization": "Bearer not.a.token"})
     assert bad.status == 401 and 'error="invalid_token"' in bad.headers["WWW-Authenticate"]
-    suffixed = await fhir.get("/Patient/9000000009", headers=bearer(token("user/Patient.rs?gender=female",
-                                                                           roles=("clerk",))))
+    suffixed = await fhir.get(
+        "/Patient/9000000009", headers=bearer(token("user/Patient.rs?gender=female", roles=("clerk",)))
+    )
     assert suffixed.status == 403 and 'error="insufficient_scope"' in suffixed.headers["WWW-Authenticate"]
     plain = await fhir.get("/Patient/9000000009", headers=bearer(token("user/Patient.rs", roles=("clerk",))))
     assert plain.status == 200

@@ -1,5 +1,6 @@
 """FACADE_EMULATOR_URL: one setting points every NHS API without its own URL at a running
 emulator (the compose stack), whatever sources are registered."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -11,8 +12,13 @@ from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import upstream_total
 from tests.support.servers import Emulator, FHIRClient, running_facade
 
-NO_URLS = {"pds_base_url": None, "bars_base_url": None, "ers_base_url": None, "cpt_base_url": None,
-           "gpconnect_base_url": None}
+NO_URLS = {
+    "pds_base_url": None,
+    "bars_base_url": None,
+    "ers_base_url": None,
+    "cpt_base_url": None,
+    "gpconnect_base_url": None,
+}
 
 
 async def test_every_unset_api_goes_to_the_external_emulator(emulator: Emulator, http: aiohttp.ClientSession) -> None:

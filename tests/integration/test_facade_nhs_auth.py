@@ -1,5 +1,6 @@
 """The façade authenticates to NHS APIs for real: signed-JWT tokens from the emulator's
 token endpoint, checked by the emulated PDS; user tokens passed through or exchanged."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,14 @@ PATIENT = "/Patient/9000000009"
 
 
 def signed_jwt_settings(emulator: Emulator, **extra: Any) -> dict[str, Any]:
-    return {"auth_mode": "signed-jwt", "api_key": API_KEY, "key_id": KID,
-            "private_key": auth_key_pair().private_pem.decode(), "token_url": emulator.token_url, **extra}
+    return {
+        "auth_mode": "signed-jwt",
+        "api_key": API_KEY,
+        "key_id": KID,
+        "private_key": auth_key_pair().private_pem.decode(),
+        "token_url": emulator.token_url,
+        **extra,
+    }
 
 
 @contextlib.asynccontextmanager
@@ -52,6 +59,7 @@ async def require_bearer(http: aiohttp.ClientSession, emulator: Emulator, kind: 
 
 
 # --- application-restricted -------------------------------------------------------------
+
 
 async def test_patient_read_with_a_token_the_emulator_checked(emulator: Emulator, http) -> None:
     await register_client(http, emulator.url)
@@ -67,7 +75,8 @@ async def test_patient_read_with_a_token_the_emulator_checked(emulator: Emulator
 
 
 async def test_without_credentials_the_protected_emulator_refuses_and_the_client_sees_502(
-        emulator: Emulator, http) -> None:
+    emulator: Emulator, http
+) -> None:
     """The control for the test above: the emulator really does check the bearer token."""
     await require_bearer(http, emulator, "app")
     async with facade_with(emulator, http) as facade:  # auth_mode none
@@ -133,8 +142,9 @@ async def test_a_single_token_endpoint_failure_is_retried(emulator: Emulator, ht
 
 
 async def test_sandbox_signed_jwt_uses_an_ephemeral_key_registered_with_the_embedded_emulator(http) -> None:
-    settings = Settings(auth_mode="signed-jwt", pds_access="application",
-                        **facade_access_settings("http://127.0.0.1:8080"))
+    settings = Settings(
+        auth_mode="signed-jwt", pds_access="application", **facade_access_settings("http://127.0.0.1:8080")
+    )
     async with serving(create_app(settings), ready_path="/metadata") as url:
         status, _, body = await FHIRClient(url, http).get(PATIENT)
     assert status == 200, body
@@ -149,11 +159,15 @@ def test_settings_never_print_secrets() -> None:
 
 # --- user-restricted --------------------------------------------------------------------
 
+
 async def emulator_user_token(http: aiohttp.ClientSession, emulator: Emulator) -> str:
     """What a caller holds after CIS2 separate auth: an NHS user-restricted access token."""
     form = client_credentials_form(pyjwt_assertion(emulator.token_url))
-    form.update(grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
-                subject_token_type="urn:ietf:params:oauth:token-type:id_token", subject_token=id_token())
+    form.update(
+        grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+        subject_token_type="urn:ietf:params:oauth:token-type:id_token",
+        subject_token=id_token(),
+    )
     async with http.post(emulator.token_url, data=form) as resp:
         assert resp.status == 200
         return (await resp.json())["access_token"]
@@ -204,6 +218,7 @@ async def test_user_token_exchange(emulator: Emulator, http) -> None:
 
 
 # --- nothing secret in logs -------------------------------------------------------------
+
 
 async def test_no_token_key_or_assertion_in_logs(emulator: Emulator, http, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)

@@ -1,6 +1,7 @@
 """Over real sockets: a search page starts at most FACADE_MAX_REVINCLUDE_SEARCHES reverse
 searches and FACADE_MAX_INCLUDE_READS include reads; the emulator counts what NHS would
 have received, and what was left out is one warning in the searchset."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,8 +53,9 @@ async def test_rev_include_searches_over_the_cap_are_not_sent(emulator: Emulator
 
 async def test_include_reads_over_the_cap_are_not_sent(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     async with running_facade(emulator, max_include_reads=0) as url:
-        answer = await CheckedClient(url, http).get("/AllergyIntolerance?patient=9000000009"
-                                                    "&_include=AllergyIntolerance:patient")
+        answer = await CheckedClient(url, http).get(
+            "/AllergyIntolerance?patient=9000000009&_include=AllergyIntolerance:patient"
+        )
     assert answer.status == 200, answer.body
     assert by_mode(answer.body, "match") and by_mode(answer.body, "include") == []
     counts = await upstream_counts(http, emulator)

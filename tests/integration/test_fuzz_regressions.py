@@ -1,5 +1,6 @@
 """Inputs that fuzzing (schemathesis against /openapi.json, a hand fuzzer for the FHIR and
 /pas/v1 endpoints) found to misbehave, each pinned over real sockets."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,9 +10,14 @@ from tests.support.fhir_validation import validate_r4
 from tests.support.servers import FHIRClient
 
 
-@pytest.mark.parametrize("query", ["AllergyIntolerance?patient:missing=true",
-                                   "AllergyIntolerance?patient:missing=false",
-                                   "MedicationRequest?patient:missing=true"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "AllergyIntolerance?patient:missing=true",
+        "AllergyIntolerance?patient:missing=false",
+        "MedicationRequest?patient:missing=true",
+    ],
+)
 async def test_patient_missing_on_clinical_types_is_400_not_500(facade: FHIRClient, query: str) -> None:
     """Was a 500: the PAS-aware composite read the :missing value as a patient reference."""
     status, headers, body = await facade.get(f"/{query}")
@@ -22,7 +28,9 @@ async def test_patient_missing_on_clinical_types_is_400_not_500(facade: FHIRClie
     validate_r4(body)
 
 
-@pytest.mark.parametrize("path", ["/Patient/", "/AllergyIntolerance/%2F?_id=abc", "/MedicationRequest/?patient=9000000009"])
+@pytest.mark.parametrize(
+    "path", ["/Patient/", "/AllergyIntolerance/%2F?_id=abc", "/MedicationRequest/?patient=9000000009"]
+)
 async def test_trailing_slash_is_a_fhir_404_not_a_redirect(facade: FHIRClient, path: str) -> None:
     """Was a 307 with an empty body to the slash-less path (Starlette's redirect_slashes),
     which turned a read of id "/" into a search."""

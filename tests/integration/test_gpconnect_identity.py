@@ -1,6 +1,7 @@
 """Over real sockets: the GP Connect emulator receives the caller's identity in the consumer
 JWT (not the configured practitioner), and a non-direct-care purpose never reaches it: through
 the GP Connect client directly, and through the façade with a real access token."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -37,27 +38,37 @@ def identifiers(claims: dict) -> dict[str, str]:
     return {i["system"]: i["value"] for i in claims["requesting_practitioner"]["identifier"]}
 
 
-async def test_the_emulator_receives_the_smartcard_users_identity(emulator: Emulator,
-                                                                    http: aiohttp.ClientSession) -> None:
-    principal = Principal(subject="cjones", issuer=ISSUER, scopes=ScopeSet.parse("user/AllergyIntolerance.rs"),
-                          client_id="ward-app", purpose="TREAT", organisation_ods="RR8", sds_user_id="555111222333",
-                          sds_role_profile_id="555444333222", family="Jones", given="Claire")
-    record = await gp_connect(http, emulator).structured_record("9000000009", include_resolved=False,
-                                                                ctx=ctx(principal))
+async def test_the_emulator_receives_the_smartcard_users_identity(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    principal = Principal(
+        subject="cjones",
+        issuer=ISSUER,
+        scopes=ScopeSet.parse("user/AllergyIntolerance.rs"),
+        client_id="ward-app",
+        purpose="TREAT",
+        organisation_ods="RR8",
+        sds_user_id="555111222333",
+        sds_role_profile_id="555444333222",
+        family="Jones",
+        given="Claire",
+    )
+    record = await gp_connect(http, emulator).structured_record(
+        "9000000009", include_resolved=False, ctx=ctx(principal)
+    )
     assert record["type"] == "collection"
     [claims] = await gpconnect_jwt_claims(http, emulator)
     assert claims["sub"] == claims["requesting_practitioner"]["id"] == "555111222333"
-    assert identifiers(claims) == {SDS_USER_ID: "555111222333", SDS_ROLE_PROFILE_ID: "555444333222",
-                                   ISSUER: "cjones"}
+    assert identifiers(claims) == {SDS_USER_ID: "555111222333", SDS_ROLE_PROFILE_ID: "555444333222", ISSUER: "cjones"}
     assert claims["requesting_practitioner"]["name"] == [{"family": "Jones", "given": ["Claire"]}]
     assert claims["requesting_organization"]["identifier"][0]["value"] == "RR8"
     assert claims["reason_for_request"] == "directcare"
 
 
-async def test_a_user_without_smartcard_is_unk_with_the_local_id(emulator: Emulator,
-                                                                  http: aiohttp.ClientSession) -> None:
-    principal = Principal(subject="agency-nurse-7", issuer=ISSUER, scopes=ScopeSet.parse("user/*.rs"),
-                          purpose="ETREAT")
+async def test_a_user_without_smartcard_is_unk_with_the_local_id(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    principal = Principal(subject="agency-nurse-7", issuer=ISSUER, scopes=ScopeSet.parse("user/*.rs"), purpose="ETREAT")
     await gp_connect(http, emulator).structured_record("9000000017", include_resolved=False, ctx=ctx(principal))
     [claims] = await gpconnect_jwt_claims(http, emulator)
     assert claims["sub"] == "agency-nurse-7"
@@ -65,22 +76,35 @@ async def test_a_user_without_smartcard_is_unk_with_the_local_id(emulator: Emula
     assert claims["requesting_organization"]["identifier"][0]["value"] == "A11111"
 
 
-@pytest.mark.parametrize("principal", [
-    Principal(subject="cjones", issuer=ISSUER, scopes=ScopeSet.parse("user/*.rs"), purpose="HOPERAT"),
-    Principal(subject="batch", issuer=ISSUER, scopes=ScopeSet.parse("system/*.rs"), client_id="batch"),
-])
-async def test_refusals_never_reach_gp_connect(emulator: Emulator, http: aiohttp.ClientSession,
-                                               principal: Principal) -> None:
+@pytest.mark.parametrize(
+    "principal",
+    [
+        Principal(subject="cjones", issuer=ISSUER, scopes=ScopeSet.parse("user/*.rs"), purpose="HOPERAT"),
+        Principal(subject="batch", issuer=ISSUER, scopes=ScopeSet.parse("system/*.rs"), client_id="batch"),
+    ],
+)
+async def test_refusals_never_reach_gp_connect(
+    emulator: Emulator, http: aiohttp.ClientSession, principal: Principal
+) -> None:
     with pytest.raises(Forbidden):
         await gp_connect(http, emulator).structured_record("9000000009", include_resolved=False, ctx=ctx(principal))
     assert await upstream_total(http, emulator) == 0
     assert await gpconnect_jwt_claims(http, emulator) == []
 
 
-async def test_through_the_facade_the_gp_system_sees_the_token_user(emulator: Emulator,
-                                                                   http: aiohttp.ClientSession) -> None:
-    cis2_user = token(subject="cjones", extra={"sds_user_id": "555111222333", "sds_role_profile_id": "555444333222",
-                                                "ods_code": "RR8", "family_name": "Jones", "given_name": "Claire"})
+async def test_through_the_facade_the_gp_system_sees_the_token_user(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    cis2_user = token(
+        subject="cjones",
+        extra={
+            "sds_user_id": "555111222333",
+            "sds_role_profile_id": "555444333222",
+            "ods_code": "RR8",
+            "family_name": "Jones",
+            "given_name": "Claire",
+        },
+    )
     async with running_facade(emulator) as url:
         fhir = CheckedClient(url, http)
         answer = await fhir.get("/AllergyIntolerance?patient=9000000009", headers=bearer(cis2_user))
@@ -89,8 +113,11 @@ async def test_through_the_facade_the_gp_system_sees_the_token_user(emulator: Em
         assert plain.status == 200, plain.body
     first, second = await gpconnect_jwt_claims(http, emulator)
     assert first["sub"] == "555111222333"
-    assert identifiers(first) == {SDS_USER_ID: "555111222333", SDS_ROLE_PROFILE_ID: "555444333222",
-                                  DEV_ISSUER: "cjones"}
+    assert identifiers(first) == {
+        SDS_USER_ID: "555111222333",
+        SDS_ROLE_PROFILE_ID: "555444333222",
+        DEV_ISSUER: "cjones",
+    }
     assert first["requesting_practitioner"]["name"] == [{"family": "Jones", "given": ["Claire"]}]
     assert first["requesting_organization"]["identifier"][0]["value"] == "RR8"
     assert second["sub"] == "test-user" and identifiers(second)[SDS_USER_ID] == UNKNOWN

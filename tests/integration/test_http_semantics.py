@@ -1,4 +1,5 @@
 """FHIR REST transport rules over real sockets: formats, framework errors, metadata."""
+
 from __future__ import annotations
 
 import logging
@@ -20,14 +21,23 @@ from tests.support.tokens import bearer
 
 
 async def test_format_negotiation(fhir: CheckedClient) -> None:
-    ok = [({"Accept": "application/json"}, ""), ({"Accept": "application/fhir+json; fhirVersion=4.0"}, ""),
-          ({"Accept": "*/*"}, ""), ({}, "?_format=json"), ({}, "?_format=application/fhir%2Bjson"),
-          ({"Content-Type": "application/json"}, "")]  # fhir.js sends a Content-Type on GET
+    ok = [
+        ({"Accept": "application/json"}, ""),
+        ({"Accept": "application/fhir+json; fhirVersion=4.0"}, ""),
+        ({"Accept": "*/*"}, ""),
+        ({}, "?_format=json"),
+        ({}, "?_format=application/fhir%2Bjson"),
+        ({"Content-Type": "application/json"}, ""),
+    ]  # fhir.js sends a Content-Type on GET
     for headers, q in ok:
         answer = await fhir.get(f"/Patient/9000000009{q}", headers=headers)
         assert answer.status == 200, (headers, q)
-    refused = [({}, "?_format=xml"), ({"Accept": "application/fhir+xml"}, ""), ({"Accept": "text/html"}, ""),
-               ({}, "?_format=application/fhir%2Bxml")]
+    refused = [
+        ({}, "?_format=xml"),
+        ({"Accept": "application/fhir+xml"}, ""),
+        ({"Accept": "text/html"}, ""),
+        ({}, "?_format=application/fhir%2Bxml"),
+    ]
     for headers, q in refused:
         answer = await fhir.get(f"/Patient/9000000009{q}", headers=headers)
         assert answer.status == 406, (headers, q)
@@ -37,24 +47,36 @@ async def test_format_negotiation(fhir: CheckedClient) -> None:
 
 
 async def test_format_param_is_not_an_unknown_search_parameter(fhir: CheckedClient) -> None:
-    answer = await fhir.get("/Patient?family=Smith&birthdate=2010&_format=json&_pretty=true",
-                            headers={"Prefer": "handling=strict"})
+    answer = await fhir.get(
+        "/Patient?family=Smith&birthdate=2010&_format=json&_pretty=true", headers={"Prefer": "handling=strict"}
+    )
     assert answer.status == 200
     self_url = next(link["url"] for link in answer.body["link"] if link["relation"] == "self")
     assert "_format" not in self_url and "_pretty" not in self_url
 
 
 async def test_unknown_types_and_paths_are_404_outcomes(fhir: CheckedClient) -> None:
-    for path in ("/Observation", "/Observation/1", "/patient/9000000009", "/Patient/9000000009/extra/bits",
-                 "/", "/Patient/9000000009/_history"):
+    for path in (
+        "/Observation",
+        "/Observation/1",
+        "/patient/9000000009",
+        "/Patient/9000000009/extra/bits",
+        "/",
+        "/Patient/9000000009/_history",
+    ):
         answer = await fhir.get(path)
         assert answer.status == 404, path
         assert answer.issue["code"] == "not-found"
 
 
 async def test_unsupported_methods_are_405_outcomes_with_allow(fhir: CheckedClient) -> None:
-    for method, path in (("POST", "/Patient"), ("DELETE", "/Patient/9000000009"), ("PUT", "/Patient/9000000009"),
-                         ("PATCH", "/Patient/9000000009"), ("POST", "/metadata")):
+    for method, path in (
+        ("POST", "/Patient"),
+        ("DELETE", "/Patient/9000000009"),
+        ("PUT", "/Patient/9000000009"),
+        ("PATCH", "/Patient/9000000009"),
+        ("POST", "/metadata"),
+    ):
         answer = await fhir.request(method, path, json={"resourceType": "Patient"})
         assert answer.status == 405, (method, path)
         assert answer.issue["code"] == "not-supported"
@@ -99,8 +121,9 @@ def extra_provider(wiring: Wiring) -> ResourceProvider:
     return ExtraProvider()
 
 
-async def test_a_registered_provider_appears_in_metadata_and_serves(emulator: Emulator,
-                                                                    http: aiohttp.ClientSession) -> None:
+async def test_a_registered_provider_appears_in_metadata_and_serves(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with running_facade(emulator) as url:
         before = (await CheckedClient(url, http).get("/metadata")).body
     default_types = {r["type"] for r in before["rest"][0]["resource"]}
@@ -135,7 +158,8 @@ CRASH_ID = "0b7e8d0c-3c5e-4a57-9d0e-6f4f1c2a9e01"
 
 
 async def test_an_unexpected_exception_is_a_500_outcome_without_details(
-        emulator: Emulator, http: aiohttp.ClientSession, caplog: Any) -> None:
+    emulator: Emulator, http: aiohttp.ClientSession, caplog: Any
+) -> None:
     async with running_facade(emulator, (source_of("Device", lambda w: CrashingProvider()),)) as url:
         async with http.get(f"{url}/Device/1", headers={"X-Request-ID": CRASH_ID, **bearer()}) as resp:
             raw = await resp.read()

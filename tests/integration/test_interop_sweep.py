@@ -10,6 +10,7 @@ CheckedClient (R4-valid body, FHIR content type, X-Request-ID, never a 500).
 The sweep runs with the read-through cache off and on; with it on, a repeated search must
 be a cache HIT that reaches no NHS API.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -28,8 +29,7 @@ from tests.support.emulator_control import upstream_total
 from tests.support.servers import Emulator, running_facade
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
-CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
-               "nhsd-session-jobrole": "R8000"}
+CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
 FORM_UTF8 = "application/x-www-form-urlencoded; charset=UTF-8"
 
 
@@ -51,12 +51,20 @@ class TypeCase:
 CASES = [
     # PDS: family + birthdate finds Jane Smith (9000000009) and another Smith.
     TypeCase("Patient", (("family", "Smith"), ("birthdate", "ge2000")), "birthdate", "birthDate"),
-    TypeCase("MedicationRequest", (("patient", "9000000009"),), "authoredon", "authoredOn",
-             headers=CPT_SESSION, include="MedicationRequest:patient"),
-    TypeCase("ServiceRequest", (("patient", "9000000009"),), "authored", "authoredOn",
-             include="ServiceRequest:patient"),
-    TypeCase("AllergyIntolerance", (("patient", "9000000009"),), "date", "recordedDate",
-             include="AllergyIntolerance:patient"),
+    TypeCase(
+        "MedicationRequest",
+        (("patient", "9000000009"),),
+        "authoredon",
+        "authoredOn",
+        headers=CPT_SESSION,
+        include="MedicationRequest:patient",
+    ),
+    TypeCase(
+        "ServiceRequest", (("patient", "9000000009"),), "authored", "authoredOn", include="ServiceRequest:patient"
+    ),
+    TypeCase(
+        "AllergyIntolerance", (("patient", "9000000009"),), "date", "recordedDate", include="AllergyIntolerance:patient"
+    ),
 ]
 
 
@@ -91,8 +99,13 @@ class Sweep:
         self.path = f"/{case.resource_type}"
         self.baseline: dict[str, Any] = {}
 
-    async def search(self, *extra: tuple[str, str], status: int = 200, headers: dict[str, str] | None = None,
-                     base: tuple[tuple[str, str], ...] | None = None) -> Answer:
+    async def search(
+        self,
+        *extra: tuple[str, str],
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        base: tuple[tuple[str, str], ...] | None = None,
+    ) -> Answer:
         pairs = list(self.case.query if base is None else base) + list(extra)
         answer = await self.fhir.get(f"{self.path}?{query(pairs)}", headers={**self.case.headers, **(headers or {})})
         assert answer.status == status, (pairs, answer.status, answer.body)
@@ -102,11 +115,17 @@ class Sweep:
         got = await self.search()
         bundle = got.body
         assert bundle["type"] == "searchset" and bundle["total"] == len(match_ids(bundle)) > 0, bundle
-        assert all(e["fullUrl"].startswith(self.fhir.base_url + "/") for e in bundle.get("entry", [])
-                   if e["search"]["mode"] != "outcome")
+        assert all(
+            e["fullUrl"].startswith(self.fhir.base_url + "/")
+            for e in bundle.get("entry", [])
+            if e["search"]["mode"] != "outcome"
+        )
         self.baseline = bundle
-        posted = await self.fhir.post(f"{self.path}/_search", data=query(self.case.query),
-                                      headers={**self.case.headers, "Content-Type": FORM_UTF8})
+        posted = await self.fhir.post(
+            f"{self.path}/_search",
+            data=query(self.case.query),
+            headers={**self.case.headers, "Content-Type": FORM_UTF8},
+        )
         assert posted.status == 200, posted.body
         assert match_ids(posted.body) == match_ids(bundle)
         assert posted.body["total"] == bundle["total"]
@@ -200,8 +219,9 @@ class Sweep:
         assert bundle["total"] == self.baseline["total"]
         assert match_ids(bundle) == match_ids(self.baseline)
         included = entries(bundle, "include")
-        assert [(e["resource"]["resourceType"], e["resource"]["id"]) for e in included] == \
-            [("Patient", "9000000009")], included
+        assert [(e["resource"]["resourceType"], e["resource"]["id"]) for e in included] == [
+            ("Patient", "9000000009")
+        ], included
         assert included[0]["fullUrl"] == f"{self.fhir.base_url}/Patient/9000000009"
         assert ("_include", self.case.include) in parse_qsl(urlsplit(link(bundle, "self")).query)
 
@@ -234,24 +254,33 @@ class Sweep:
 
     async def formats(self) -> None:
         rid = match_ids(self.baseline)[0]
-        for path, headers in ((f"?{query(self.case.query)}&_format=json", {}),
-                              (f"?{query(self.case.query)}", {"Accept": "application/json"}),
-                              (f"/{rid}?_format=json", {}),
-                              (f"/{rid}", {"Accept": "application/json"})):
+        for path, headers in (
+            (f"?{query(self.case.query)}&_format=json", {}),
+            (f"?{query(self.case.query)}", {"Accept": "application/json"}),
+            (f"/{rid}?_format=json", {}),
+            (f"/{rid}", {"Accept": "application/json"}),
+        ):
             ok = await self.fhir.get(self.path + path, headers={**self.case.headers, **headers})
             assert ok.status == 200, (path, headers, ok.body)
-        for path, headers in ((f"?{query(self.case.query)}&_format=xml", {}),
-                              (f"?{query(self.case.query)}", {"Accept": "application/fhir+xml"}),
-                              (f"/{rid}?_format=xml", {}),
-                              (f"/{rid}", {"Accept": "application/fhir+xml"})):
+        for path, headers in (
+            (f"?{query(self.case.query)}&_format=xml", {}),
+            (f"?{query(self.case.query)}", {"Accept": "application/fhir+xml"}),
+            (f"/{rid}?_format=xml", {}),
+            (f"/{rid}", {"Accept": "application/fhir+xml"}),
+        ):
             refused = await self.fhir.get(self.path + path, headers={**self.case.headers, **headers})
             assert refused.status == 406, (path, headers, refused.status)
             assert refused.issue["code"] == "not-supported", (path, headers, refused.body)
 
     async def json_spellings(self) -> None:
         """Accept spellings real clients send, fhir.js's Content-Type on a GET, and _pretty."""
-        spellings = ("application/fhir+json; fhirVersion=4.0", "application/json+fhir", "*/*",
-                     "application/json;q=0.9, application/fhir+xml;q=0.1", "text/html, */*;q=0.1")
+        spellings = (
+            "application/fhir+json; fhirVersion=4.0",
+            "application/json+fhir",
+            "*/*",
+            "application/json;q=0.9, application/fhir+xml;q=0.1",
+            "text/html, */*;q=0.1",
+        )
         for accept in spellings:
             ok = await self.search(headers={"Accept": accept})
             assert match_ids(ok.body) == match_ids(self.baseline), accept
@@ -262,19 +291,25 @@ class Sweep:
 
     async def post_merges_query_and_body(self) -> None:
         name, value = self.case.query[0]
-        posted = await self.fhir.post(f"{self.path}/_search?{query([(name, value)])}",
-                                      data=query(list(self.case.query[1:]) + [("_count", "1")]),
-                                      headers={**self.case.headers, "Content-Type": FORM_UTF8})
+        posted = await self.fhir.post(
+            f"{self.path}/_search?{query([(name, value)])}",
+            data=query(list(self.case.query[1:]) + [("_count", "1")]),
+            headers={**self.case.headers, "Content-Type": FORM_UTF8},
+        )
         assert posted.status == 200, posted.body
         assert posted.body["total"] == self.baseline["total"]
         assert match_ids(posted.body) == match_ids(self.baseline)[:1]
         for body, status in (("_format=xml", 406), ("_format=application/fhir+xml", 406), ("_pretty=true", 200)):
-            answer = await self.fhir.post(f"{self.path}/_search", data=f"{query(self.case.query)}&{body}",
-                                          headers={**self.case.headers, "Content-Type": FORM_UTF8})
+            answer = await self.fhir.post(
+                f"{self.path}/_search",
+                data=f"{query(self.case.query)}&{body}",
+                headers={**self.case.headers, "Content-Type": FORM_UTF8},
+            )
             assert answer.status == status, (body, answer.status)  # a body _format counts, never silent JSON
         assert b"\n  " in answer.raw, "_pretty=true in the form body"
-        wrong = await self.fhir.post(f"{self.path}/_search", data=b"{}",
-                                     headers={**self.case.headers, "Content-Type": "application/json"})
+        wrong = await self.fhir.post(
+            f"{self.path}/_search", data=b"{}", headers={**self.case.headers, "Content-Type": "application/json"}
+        )
         assert wrong.status == 415, wrong.status
 
     async def total_none_and_strict_result_params(self) -> None:
@@ -305,10 +340,24 @@ class Sweep:
             answer = await self.fhir.get(f"{self.path}/{bad}", headers=self.case.headers)
             assert answer.status == 400, (bad, answer.status)
 
-    CHECKS = ("get_and_post_agree", "paging_with_count_1", "count_zero_and_summary_count", "summary_true",
-              "elements_id", "sort_on_date", "unknown_parameter", "malformed_date", "include_patient",
-              "read_every_id", "formats", "json_spellings", "post_merges_query_and_body",
-              "total_none_and_strict_result_params", "conditional_and_summary_read", "wrong_id_syntax")
+    CHECKS = (
+        "get_and_post_agree",
+        "paging_with_count_1",
+        "count_zero_and_summary_count",
+        "summary_true",
+        "elements_id",
+        "sort_on_date",
+        "unknown_parameter",
+        "malformed_date",
+        "include_patient",
+        "read_every_id",
+        "formats",
+        "json_spellings",
+        "post_merges_query_and_body",
+        "total_none_and_strict_result_params",
+        "conditional_and_summary_read",
+        "wrong_id_syntax",
+    )
 
     async def run(self) -> list[str]:
         """Run every check; the first check is the baseline the others need."""
@@ -324,8 +373,9 @@ class Sweep:
 
 
 @pytest.fixture(params=[False, True], ids=["no-cache", "cache"])
-async def cached_fhir(request: pytest.FixtureRequest, emulator: Emulator,
-                      http: aiohttp.ClientSession) -> AsyncIterator[tuple[CheckedClient, bool]]:
+async def cached_fhir(
+    request: pytest.FixtureRequest, emulator: Emulator, http: aiohttp.ClientSession
+) -> AsyncIterator[tuple[CheckedClient, bool]]:
     async with running_facade(emulator, cache_enabled=request.param) as url:
         yield CheckedClient(url, http), request.param
 
@@ -339,7 +389,8 @@ async def test_interop_sweep(case: TypeCase, cached_fhir: tuple[CheckedClient, b
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 async def test_repeated_search_is_a_cache_hit_that_reaches_no_nhs_api(
-        case: TypeCase, emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    case: TypeCase, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with running_facade(emulator, cache_enabled=True) as url:
         fhir = CheckedClient(url, http)
         # With _include where the type has one: the included Patient read is cached too.

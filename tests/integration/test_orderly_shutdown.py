@@ -1,5 +1,6 @@
 """Stopping the façade while a token renewal is in flight: the lifespan cancels and awaits
 the renewal before it closes the aiohttp session, so nothing fails late or is left pending."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +21,8 @@ LIFETIME = 3  # seconds: renewal starts after 2.4 s, the token is used until 2.7
 
 
 async def test_stopping_with_a_renewal_in_flight_is_prompt_and_clean(
-        emulator: Emulator, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture) -> None:
+    emulator: Emulator, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
     await register_client(http, emulator.url)
     await require_bearer(http, emulator, "app")
     await configure_oauth(http, emulator.url, expires_in=LIFETIME)
@@ -45,8 +47,12 @@ async def test_stopping_with_a_renewal_in_flight_is_prompt_and_clean(
         await asyncio.sleep(2.0)  # past the delayed token answer: a surviving renewal would now run on
         gc.collect()
     assert stopped_in < 1.5, stopped_in
-    problems = [r.getMessage() for r in caplog.records
-                if "renewal failed" in r.getMessage() or "destroyed but it is pending" in r.getMessage()
-                or "Unclosed" in r.getMessage()]
+    problems = [
+        r.getMessage()
+        for r in caplog.records
+        if "renewal failed" in r.getMessage()
+        or "destroyed but it is pending" in r.getMessage()
+        or "Unclosed" in r.getMessage()
+    ]
     assert problems == []
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -2,6 +2,7 @@
 search values (GP Connect: active allergies only), `subject=` naming a PAS patient, the
 caller's context reaching the NHS APIs from the PAS endpoints, NHS failures as whole PAS
 errors, and restricted patients never shown with PAS address, phone or GP."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,28 +17,48 @@ from tests.support.servers import Emulator, FHIRClient
 
 PAS_SOURCE = "urn:nhs-fhir-facade:pas:reference-pas"
 SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
-ALLERGIES = [{"allergyId": "A1", "substanceText": "Peanut", "status": "A"},
-             {"allergyId": "A2", "substanceText": "Latex", "status": "R"},
-             {"allergyId": "A3", "substanceText": "Penicillin", "status": "I"}]
+ALLERGIES = [
+    {"allergyId": "A1", "substanceText": "Peanut", "status": "A"},
+    {"allergyId": "A2", "substanceText": "Latex", "status": "R"},
+    {"allergyId": "A3", "substanceText": "Penicillin", "status": "I"},
+]
 MEDICATIONS = [{"prescriptionId": "M1", "drugText": "Aspirin 75mg", "status": "A"}]
 
 
 def jane(hn: str, **extra: Any) -> dict[str, Any]:
     """Traces to 9000000009 in the emulator (GP Connect and CPT know that patient)."""
-    return {"hospitalNumber": hn, "surname": "Smith", "forenames": "Jane", "dateOfBirth": "22/10/2010", "sex": "F",
-            **extra}
+    return {
+        "hospitalNumber": hn,
+        "surname": "Smith",
+        "forenames": "Jane",
+        "dateOfBirth": "22/10/2010",
+        "sex": "F",
+        **extra,
+    }
 
 
 def nobody(hn: str, **extra: Any) -> dict[str, Any]:
     """Traces to no one: PAS records only."""
-    return {"hospitalNumber": hn, "surname": "Nobody", "forenames": "Known", "dateOfBirth": "01/01/1970", "sex": "U",
-            **extra}
+    return {
+        "hospitalNumber": hn,
+        "surname": "Nobody",
+        "forenames": "Known",
+        "dateOfBirth": "01/01/1970",
+        "sex": "U",
+        **extra,
+    }
 
 
 def janet(hn: str, **extra: Any) -> dict[str, Any]:
     """Traces to 9000000025, restricted (R) in PDS."""
-    return {"hospitalNumber": hn, "surname": "Smythe", "forenames": "Janet", "dateOfBirth": "16/06/2005", "sex": "F",
-            **extra}
+    return {
+        "hospitalNumber": hn,
+        "surname": "Smythe",
+        "forenames": "Janet",
+        "dateOfBirth": "16/06/2005",
+        "sex": "F",
+        **extra,
+    }
 
 
 def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,8 +66,12 @@ def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def outcome_texts(bundle: dict[str, Any]) -> list[str]:
-    return [i.get("diagnostics", "") for e in bundle.get("entry", []) if e["search"]["mode"] == "outcome"
-            for i in e["resource"]["issue"]]
+    return [
+        i.get("diagnostics", "")
+        for e in bundle.get("entry", [])
+        if e["search"]["mode"] == "outcome"
+        for i in e["resource"]["issue"]
+    ]
 
 
 async def register(facade: FHIRClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -105,8 +130,16 @@ async def test_pas_only_patient_gets_the_default_and_is_told(facade: FHIRClient)
 
 async def test_medication_requests_have_no_default(facade: FHIRClient) -> None:
     """CPT declares no default, so every PAS medication status comes back."""
-    await register(facade, nobody("H802", medications=[{"prescriptionId": "P1", "drugText": "Aspirin", "status": "A"},
-                                                       {"prescriptionId": "P2", "drugText": "Amoxil", "status": "C"}]))
+    await register(
+        facade,
+        nobody(
+            "H802",
+            medications=[
+                {"prescriptionId": "P1", "drugText": "Aspirin", "status": "A"},
+                {"prescriptionId": "P2", "drugText": "Amoxil", "status": "C"},
+            ],
+        ),
+    )
     status, _, bundle = await facade.get("/MedicationRequest?patient=pas-H802")
     assert status == 200 and sorted(m["id"] for m in matches(bundle)) == ["pas-H802-P1", "pas-H802-P2"]
     assert outcome_texts(bundle) == []
@@ -127,8 +160,12 @@ async def test_medication_request_subject_names_a_pas_patient(facade: FHIRClient
     expected = await found("patient=pas-H810")
     assert ("pas-H810-M1", "Patient/pas-H810") in expected
     assert any(ref == "Patient/9000000009" for _, ref in expected)
-    for query in ("subject=pas-H810", "subject=Patient/pas-H810", f"subject:identifier={HN_SYSTEM}|H810",
-                  f"subject.identifier={HN_SYSTEM}|H810"):
+    for query in (
+        "subject=pas-H810",
+        "subject=Patient/pas-H810",
+        f"subject:identifier={HN_SYSTEM}|H810",
+        f"subject.identifier={HN_SYSTEM}|H810",
+    ):
         assert await found(query) == expected, query
     # The PAS patient traced to an NHS number, so CPT is asked and needs the session.
     status, _, outcome = await facade.get("/MedicationRequest?subject=pas-H810")
@@ -157,24 +194,28 @@ MISSING_ID = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"
 
 
 async def test_pas_endpoints_pass_the_callers_context_to_the_nhs_apis(
-        facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator) -> None:
+    facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator
+) -> None:
     await register(facade, jane("H820", medications=MEDICATIONS))
     before = len((await upstream_requests(http, emulator))["context_headers"])
-    status, _, body = await facade.get("/pas/v1/patients/H820/medications",
-                                       headers={**SESSION, "X-Request-ID": PAS_CALLER_ID,
-                                                "X-NHS-User-Token": "a-good-cis2-token"})
+    status, _, body = await facade.get(
+        "/pas/v1/patients/H820/medications",
+        headers={**SESSION, "X-Request-ID": PAS_CALLER_ID, "X-NHS-User-Token": "a-good-cis2-token"},
+    )
     assert status == 200 and {m["source"] for m in body["medications"]} == {"NHS", "PAS"}
     seen = (await upstream_requests(http, emulator))["context_headers"][before:]
     assert seen and all(h.get("x-correlation-id") == PAS_CALLER_ID for h in seen)
     # The caller's bearer token is what CPT judges: a refused one is the caller's 401.
-    status, headers, error = await facade.get("/pas/v1/patients/H820/medications",
-                                              headers={**SESSION, "X-NHS-User-Token": REFUSED_TOKEN})
+    status, headers, error = await facade.get(
+        "/pas/v1/patients/H820/medications", headers={**SESSION, "X-NHS-User-Token": REFUSED_TOKEN}
+    )
     assert status == 401 and "Bearer" in headers.get("WWW-Authenticate", "")
     assert set(error) == {"errors", "requestId"} and REFUSED_TOKEN not in str(error)
 
 
 async def test_nhs_failure_is_a_whole_pas_error_never_a_partial_list(
-        facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator) -> None:
+    facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator
+) -> None:
     await register(facade, jane("H821", allergies=ALLERGIES, medications=MEDICATIONS))
     status, _, error = await facade.get("/pas/v1/patients/H821/medications", headers={"X-Request-ID": MISSING_ID})
     assert status == 400 and "medications" not in error
@@ -182,7 +223,9 @@ async def test_nhs_failure_is_a_whole_pas_error_never_a_partial_list(
     await inject(http, emulator, path_prefix="/gpconnect", status=503, times=10)
     status, headers, error = await facade.get("/pas/v1/patients/H821/allergies")
     assert status == 503 and "allergies" not in error and error["errors"][0]["field"] is None
-    status, _, outcome = await facade.get("/pas/v1/patients/H821/allergies", headers={"Accept": "application/fhir+json"})
+    status, _, outcome = await facade.get(
+        "/pas/v1/patients/H821/allergies", headers={"Accept": "application/fhir+json"}
+    )
     assert status == 503 and outcome["resourceType"] == "OperationOutcome"
     validate_r4(outcome)
 
@@ -194,18 +237,25 @@ def assert_withheld(record: dict[str, Any]) -> None:
 
 async def test_restricted_patient_writes_never_echo_withheld_fields(facade: FHIRClient) -> None:
     # NHS number supplied (no trace): the restriction is learnt from PDS at the write.
-    body = janet("H830", nhsNumber="9000000025", phone="07700900123", gpPracticeCode="Y12345",
-                 address={"lines": ["1 Secret Lane"], "postcode": "LS2 7AB"})
+    body = janet(
+        "H830",
+        nhsNumber="9000000025",
+        phone="07700900123",
+        gpPracticeCode="Y12345",
+        address={"lines": ["1 Secret Lane"], "postcode": "LS2 7AB"},
+    )
     record = await register(facade, body)
     assert record["confidentiality"] == "R"
     assert_withheld(record)
-    status, headers, record = await facade.request("PUT", "/pas/v1/patients/H830", json={**body, "email": "a@b.org"},
-                                                   headers={"If-Match": 'W/"1"'})
+    status, headers, record = await facade.request(
+        "PUT", "/pas/v1/patients/H830", json={**body, "email": "a@b.org"}, headers={"If-Match": 'W/"1"'}
+    )
     assert status == 200 and headers["ETag"] == 'W/"2"' and record["confidentiality"] == "R"
     assert_withheld(record)
     # A patient PDS confirmed unrestricted: the write answer shows what was stored.
-    record = await register(facade, jane("H831", nhsNumber="9000000009", phone="07700900123",
-                                         address={"postcode": "ls1 1aa"}))
+    record = await register(
+        facade, jane("H831", nhsNumber="9000000009", phone="07700900123", address={"postcode": "ls1 1aa"})
+    )
     assert record["confidentiality"] == "U" and record["phone"] == "07700900123"
     assert record["address"] == {"postcode": "LS1 1AA"}
     # One PDS never confirmed (untraceable): withheld, fail closed.
@@ -213,14 +263,16 @@ async def test_restricted_patient_writes_never_echo_withheld_fields(facade: FHIR
 
 
 async def test_restriction_survives_updates_that_do_not_mention_it(
-        facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator) -> None:
+    facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator
+) -> None:
     record = await register(facade, janet("H832", phone="07700900123"))
     assert record["nhsNumber"] == "9000000025" and record["confidentiality"] == "R"
     # A whole-record PUT without confidentiality, PDS down meanwhile: still R.
     await inject(http, emulator, path_prefix="/personal-demographics", status=503, times=50)
     changed = janet("H832", nhsNumber="9000000025", phone="07700900999", address={"postcode": "LS2 7AB"})
-    status, _, record = await facade.request("PUT", "/pas/v1/patients/H832", json=changed,
-                                             headers={"If-Match": 'W/"1"'})
+    status, _, record = await facade.request(
+        "PUT", "/pas/v1/patients/H832", json=changed, headers={"If-Match": 'W/"1"'}
+    )
     assert status == 200 and record["confidentiality"] == "R"
     assert_withheld(record)
     status, headers, record = await facade.get("/pas/v1/patients/H832")
@@ -232,14 +284,22 @@ async def test_restriction_survives_updates_that_do_not_mention_it(
 
 
 async def test_hl7_updated_restricted_patient_read_back_withheld(
-        facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator) -> None:
-    _, _, ack = await send(facade, adt("A04", "PID|1||H833^^^RX1^MR||SMYTHE^JANET||20050616|F|||||07700900123",
-                                       "PD1|||GP^^Y12345"))
+    facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator
+) -> None:
+    _, _, ack = await send(
+        facade, adt("A04", "PID|1||H833^^^RX1^MR||SMYTHE^JANET||20050616|F|||||07700900123", "PD1|||GP^^Y12345")
+    )
     assert msa(ack)[1] == "AA"
     _, _, record = await facade.get("/pas/v1/patients/H833")
     assert record["nhsNumber"] == "9000000025"  # traced: restricted in PDS
-    _, _, ack = await send(facade, adt("A08", "PID|1||H833^^^RX1^MR||SMYTHE^JANET||20050616|F|||"
-                                              "2 Hidden Road^^York^^YO1 7HH||07700900999", control="MSG2"))
+    _, _, ack = await send(
+        facade,
+        adt(
+            "A08",
+            "PID|1||H833^^^RX1^MR||SMYTHE^JANET||20050616|F|||2 Hidden Road^^York^^YO1 7HH||07700900999",
+            control="MSG2",
+        ),
+    )
     assert msa(ack)[1] == "AA"
     for pds_down in (False, True):
         if pds_down:

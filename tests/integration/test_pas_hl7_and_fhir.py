@@ -1,4 +1,5 @@
 """HL7 v2 ADT intake and PAS records on the FHIR side, over real sockets."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -13,13 +14,15 @@ MSH = "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^{event}^ADT_A01|{control
 
 
 def adt(event: str, *segments: str, control: str = "MSG1") -> bytes:
-    return ("\r".join([MSH.format(event=event, control=control), f"EVN|{event}|20260101120000", *segments]) + "\r"
-            ).encode()
+    return (
+        "\r".join([MSH.format(event=event, control=control), f"EVN|{event}|20260101120000", *segments]) + "\r"
+    ).encode()
 
 
 async def send(facade: FHIRClient, body: bytes) -> tuple[int, str, list[list[str]]]:
-    async with facade.session.post(facade.base_url + "/pas/v1/hl7", data=body,
-                                   headers={"Content-Type": "application/hl7-v2", **bearer()}) as resp:
+    async with facade.session.post(
+        facade.base_url + "/pas/v1/hl7", data=body, headers={"Content-Type": "application/hl7-v2", **bearer()}
+    ) as resp:
         text = await resp.text()
         segments = [line.split("|") for line in text.split("\r") if line]
         return resp.status, resp.headers["Content-Type"], segments
@@ -34,9 +37,16 @@ def errs(segments: list[list[str]]) -> list[list[str]]:
 
 
 async def test_a04_registers_and_fhir_identifier_search_finds_the_patient(facade: FHIRClient) -> None:
-    status, ctype, ack = await send(facade, adt(
-        "A04", "PID|1||H200^^^RX1^MR||TAYLOR^SAM||19800229|M|||10 Piccadilly^^Manchester^^M1 1AE||07700 900123",
-        "PD1|||GP PRACTICE^^Y23456", "PV1|1|O", control="CTRL42"))
+    status, ctype, ack = await send(
+        facade,
+        adt(
+            "A04",
+            "PID|1||H200^^^RX1^MR||TAYLOR^SAM||19800229|M|||10 Piccadilly^^Manchester^^M1 1AE||07700 900123",
+            "PD1|||GP PRACTICE^^Y23456",
+            "PV1|1|O",
+            control="CTRL42",
+        ),
+    )
     assert status == 200 and ctype.startswith("application/hl7-v2")
     assert ack[0][8] == "ACK^A04^ACK" and msa(ack)[1:3] == ["AA", "CTRL42"] and errs(ack) == []
     status, _, bundle = await facade.get(f"/Patient?identifier={HN_SYSTEM}|H200")
@@ -52,8 +62,9 @@ async def test_a04_registers_and_fhir_identifier_search_finds_the_patient(facade
     validate_r4(read)
 
 
-async def test_a08_updates_only_the_fields_it_carries(facade: FHIRClient, http: aiohttp.ClientSession,
-                                                      emulator: Emulator) -> None:
+async def test_a08_updates_only_the_fields_it_carries(
+    facade: FHIRClient, http: aiohttp.ClientSession, emulator: Emulator
+) -> None:
     # Jane (9000000009) is confirmed unrestricted by PDS at each write, so her PAS copy is
     # shown while PDS is down (a record PDS never confirmed would have its address withheld).
     pid = "PID|1||H201^^^RX1^MR~9000000009^^^NHS^NH||SMITH^JANE||20101022|F|||"
@@ -71,15 +82,17 @@ async def test_a08_updates_only_the_fields_it_carries(facade: FHIRClient, http: 
 async def test_a40_merges_and_the_old_number_leads_to_the_survivor(facade: FHIRClient) -> None:
     for hn in ("H301", "H302"):
         await send(facade, adt("A04", f"PID|1||{hn}^^^RX1^MR||NOBODY^KNOWN||19700101|U"))
-    status, _, ack = await send(facade, adt("A40", "PID|1||H301^^^RX1^MR||NOBODY^KNOWN||19700101|U",
-                                            "MRG|H302^^^RX1^MR"))
+    status, _, ack = await send(
+        facade, adt("A40", "PID|1||H301^^^RX1^MR||NOBODY^KNOWN||19700101|U", "MRG|H302^^^RX1^MR")
+    )
     assert msa(ack)[1] == "AA"
     status, _, record = await facade.get("/pas/v1/patients/H302")
     assert status == 200 and record["hospitalNumber"] == "H301"
     status, headers, fhir = await facade.get("/Patient/pas-H302")
     assert status == 200 and fhir["id"] == "pas-H301" and headers["Content-Location"].endswith("/Patient/pas-H301")
-    status, _, ack = await send(facade, adt("A40", "PID|1||H301^^^RX1^MR||NOBODY^KNOWN||19700101|U",
-                                            "MRG|H999^^^RX1^MR"))
+    status, _, ack = await send(
+        facade, adt("A40", "PID|1||H301^^^RX1^MR||NOBODY^KNOWN||19700101|U", "MRG|H999^^^RX1^MR")
+    )
     assert msa(ack)[1] == "AE" and errs(ack)[0][3].startswith("204^")
     status, _, ack = await send(facade, adt("A40", "PID|1||H301^^^RX1^MR||NOBODY^KNOWN||19700101|U"))
     assert msa(ack)[1] == "AE" and errs(ack)[0][2] == "MRG^1^1"
@@ -89,7 +102,10 @@ async def test_bad_data_gets_ae_naming_each_field_and_stores_nothing(facade: FHI
     status, _, ack = await send(facade, adt("A04", "PID|1||H400^^^RX1^MR~9000000000^^^NHS^NH||SMITH^JANE||20103122|X"))
     assert status == 200 and msa(ack)[1] == "AE"
     assert sorted((e[2], e[3].split("^")[0]) for e in errs(ack)) == [
-        ("PID^1^3", "102"), ("PID^1^7^1^1", "102"), ("PID^1^8^1^1", "103")]
+        ("PID^1^3", "102"),
+        ("PID^1^7^1^1", "102"),
+        ("PID^1^8^1^1", "103"),
+    ]
     status, _, _ = await facade.get("/pas/v1/patients/H400")
     assert status == 404
     status, _, ack = await send(facade, adt("A04", "PID|1||||SMITH^JANE||20101022|F"))
@@ -119,12 +135,24 @@ async def test_capability_statement_shows_the_hospital_number_system(facade: FHI
 
 
 async def test_pas_allergies_and_medications_on_the_fhir_side(facade: FHIRClient) -> None:
-    await facade.post("/pas/v1/patients", json={
-        "hospitalNumber": "H600", "surname": "Smith", "forenames": "Jane", "dateOfBirth": "22/10/2010", "sex": "F",
-        "allergies": [{"allergyId": "A1", "substanceText": "Peanut", "status": "A"}],
-        "medications": [{"prescriptionId": "M1", "drugText": "Aspirin", "status": "A"}]})
-    for query in ("patient=pas-H600", "patient=9000000009", f"patient:identifier={HN_SYSTEM}|H600",
-                  "patient.identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"):
+    await facade.post(
+        "/pas/v1/patients",
+        json={
+            "hospitalNumber": "H600",
+            "surname": "Smith",
+            "forenames": "Jane",
+            "dateOfBirth": "22/10/2010",
+            "sex": "F",
+            "allergies": [{"allergyId": "A1", "substanceText": "Peanut", "status": "A"}],
+            "medications": [{"prescriptionId": "M1", "drugText": "Aspirin", "status": "A"}],
+        },
+    )
+    for query in (
+        "patient=pas-H600",
+        "patient=9000000009",
+        f"patient:identifier={HN_SYSTEM}|H600",
+        "patient.identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009",
+    ):
         status, _, bundle = await facade.get(f"/AllergyIntolerance?{query}")
         validate_r4(bundle)
         # H600 traces to 9000000009: GP Connect's three allergies come alongside the PAS one.
@@ -141,8 +169,7 @@ async def test_pas_allergies_and_medications_on_the_fhir_side(facade: FHIRClient
     # caller's NHS session headers; without them the whole search is a 400, not a partial list.
     status, _, _ = await facade.get("/MedicationRequest?patient=pas-H600")
     assert status == 400
-    context = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
-               "nhsd-session-jobrole": "R8000"}
+    context = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
     status, _, bundle = await facade.get("/MedicationRequest?patient=pas-H600", headers=context)
     assert status == 200
     validate_r4(bundle)
@@ -155,12 +182,24 @@ async def test_pas_allergies_and_medications_on_the_fhir_side(facade: FHIRClient
 
 
 async def test_search_parameters_filter_pas_recorded_allergies_and_medications(facade: FHIRClient) -> None:
-    status, _, _ = await facade.post("/pas/v1/patients", json={
-        "hospitalNumber": "H400", "surname": "Nobody", "forenames": "Known", "dateOfBirth": "01/01/1970", "sex": "U",
-        "allergies": [{"allergyId": "A1", "substanceText": "Peanut", "status": "A", "recordedDate": "01/03/2024"},
-                      {"allergyId": "A2", "substanceText": "Latex", "status": "R", "recordedDate": "01/03/2019"}],
-        "medications": [{"prescriptionId": "P1", "drugText": "Aspirin", "status": "A"},
-                        {"prescriptionId": "P2", "drugText": "Amoxicillin", "status": "C"}]})
+    status, _, _ = await facade.post(
+        "/pas/v1/patients",
+        json={
+            "hospitalNumber": "H400",
+            "surname": "Nobody",
+            "forenames": "Known",
+            "dateOfBirth": "01/01/1970",
+            "sex": "U",
+            "allergies": [
+                {"allergyId": "A1", "substanceText": "Peanut", "status": "A", "recordedDate": "01/03/2024"},
+                {"allergyId": "A2", "substanceText": "Latex", "status": "R", "recordedDate": "01/03/2019"},
+            ],
+            "medications": [
+                {"prescriptionId": "P1", "drugText": "Aspirin", "status": "A"},
+                {"prescriptionId": "P2", "drugText": "Amoxicillin", "status": "C"},
+            ],
+        },
+    )
     assert status == 201
 
     async def ids(query: str) -> list[str]:
@@ -183,13 +222,20 @@ async def test_concurrent_a04s_for_a_new_patient_both_apply(facade: FHIRClient, 
     applied as an update: both senders get AA, never an error ACK for a race."""
     import asyncio
 
-    async with facade.session.post(f"{emulator.url}/_control/faults", json={
-            "path_prefix": "/personal-demographics", "delay": 0.3, "times": -1}) as resp:
+    async with facade.session.post(
+        f"{emulator.url}/_control/faults", json={"path_prefix": "/personal-demographics", "delay": 0.3, "times": -1}
+    ) as resp:
         assert resp.status == 200
-    first = adt("A04", "PID|1||H700^^^RX1^MR||TAYLOR^SAM||19800229|M|||10 Piccadilly^^Manchester^^M1 1AE||07700 900123",
-                control="C1")
-    second = adt("A04", "PID|1||H700^^^RX1^MR||TAYLOR^SAM||19800229|M|||10 Piccadilly^^Manchester^^M1 1AE||07700 900456",
-                 control="C2")
+    first = adt(
+        "A04",
+        "PID|1||H700^^^RX1^MR||TAYLOR^SAM||19800229|M|||10 Piccadilly^^Manchester^^M1 1AE||07700 900123",
+        control="C1",
+    )
+    second = adt(
+        "A04",
+        "PID|1||H700^^^RX1^MR||TAYLOR^SAM||19800229|M|||10 Piccadilly^^Manchester^^M1 1AE||07700 900456",
+        control="C2",
+    )
     results = await asyncio.gather(send(facade, first), send(facade, second))
     assert [msa(ack)[1] for _, _, ack in results] == ["AA", "AA"]
     status, _, record = await facade.get("/pas/v1/patients/H700")

@@ -1,5 +1,6 @@
 """The HL7 intake's sender allow-list over real sockets: MSH-3/MSH-4 not on
 FACADE_PAS_HL7_ALLOWED_SENDERS gets AR with one ERR (103 at MSH^1^3) and nothing stored."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -9,13 +10,23 @@ from tests.support.tokens import with_default_auth
 
 
 def adt(app: str, facility: str, hn: str, control: str = "MSG1") -> bytes:
-    return ("\r".join([f"MSH|^~\\&|{app}|{facility}|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|{control}|P|2.4",
-                       "EVN|A04|20260101120000", f"PID|1||{hn}^^^RX1^MR||NOBODY^KNOWN||19700101|U"]) + "\r").encode()
+    return (
+        "\r".join(
+            [
+                f"MSH|^~\\&|{app}|{facility}|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|{control}|P|2.4",
+                "EVN|A04|20260101120000",
+                f"PID|1||{hn}^^^RX1^MR||NOBODY^KNOWN||19700101|U",
+            ]
+        )
+        + "\r"
+    ).encode()
 
 
 async def send(facade: FHIRClient, body: bytes) -> list[list[str]]:
-    async with facade.session.post(facade.base_url + "/pas/v1/hl7", **with_default_auth(
-            {"data": body, "headers": {"Content-Type": "application/hl7-v2"}})) as resp:
+    async with facade.session.post(
+        facade.base_url + "/pas/v1/hl7",
+        **with_default_auth({"data": body, "headers": {"Content-Type": "application/hl7-v2"}}),
+    ) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/hl7-v2")
         return [line.split("|") for line in (await resp.text()).split("\r") if line]
 

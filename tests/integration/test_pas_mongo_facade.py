@@ -2,6 +2,7 @@
 loopback port, the emulator as PDS, MongoDB (SecantusDB or FACADE_TEST_MONGODB_URI)
 through PyMongo's async client. Versioned updates, races, A40 merges, persistence across
 façade restarts, and MongoDB outages (503 for REST and FHIR, AR for HL7, nothing stored)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,25 +22,37 @@ from tests.support.tokens import bearer
 pytestmark = pytest.mark.mongo
 
 HL7 = {"Content-Type": "application/hl7-v2"}
-CIS2_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
-                "nhsd-session-jobrole": "R8000"}
+CIS2_SESSION = {
+    "nhsd-session-urid": "555254242106",
+    "nhsd-organization-uuid": "A83008",
+    "nhsd-session-jobrole": "R8000",
+}
 MSH = "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^{event}^ADT_A01|{control}|P|2.4"
 
 
 def adt(event: str, *segments: str, control: str = "MSG1") -> bytes:
-    return ("\r".join([MSH.format(event=event, control=control), f"EVN|{event}|20260101120000", *segments]) + "\r"
-            ).encode()
+    return (
+        "\r".join([MSH.format(event=event, control=control), f"EVN|{event}|20260101120000", *segments]) + "\r"
+    ).encode()
 
 
 def patient(hn: str, **extra: Any) -> dict[str, Any]:
     """A patient with a supplied NHS number: no PDS trace, so only the store is exercised."""
-    return {"hospitalNumber": hn, "surname": "Smith", "forenames": "Jane", "dateOfBirth": "22/10/2010", "sex": "F",
-            "nhsNumber": "9000000009", **extra}
+    return {
+        "hospitalNumber": hn,
+        "surname": "Smith",
+        "forenames": "Jane",
+        "dateOfBirth": "22/10/2010",
+        "sex": "F",
+        "nhsNumber": "9000000009",
+        **extra,
+    }
 
 
 @contextlib.asynccontextmanager
-async def pas_facade(emulator: Emulator, http: aiohttp.ClientSession, uri: str, database: str,
-                     **overrides: Any) -> AsyncIterator[FHIRClient]:
+async def pas_facade(
+    emulator: Emulator, http: aiohttp.ClientSession, uri: str, database: str, **overrides: Any
+) -> AsyncIterator[FHIRClient]:
     async with running_facade(emulator, mongodb_uri=uri, mongodb_database=database, **overrides) as url:
         yield FHIRClient(url, http)
 
@@ -64,18 +77,21 @@ def segment(ack: list[list[str]], name: str) -> list[str]:
     return next(s for s in ack if s[0] == name)
 
 
-async def test_register_read_update_and_stale_if_match(emulator: Emulator, http: aiohttp.ClientSession,
-                                                       mongo_db: MongoTarget) -> None:
+async def test_register_read_update_and_stale_if_match(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
     async with pas_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
         status, headers, record = await facade.post("/pas/v1/patients", json=patient("H1", ethnicity="A"))
         assert status == 201 and headers["ETag"] == 'W/"1"'
         status, headers, read = await facade.get("/pas/v1/patients/H1")
         assert status == 200 and headers["ETag"] == 'W/"1"' and read["ethnicity"] == "A"
-        status, headers, updated = await facade.request("PUT", "/pas/v1/patients/H1", json=patient("H1", ethnicity="B"),
-                                                        headers={"If-Match": 'W/"1"'})
+        status, headers, updated = await facade.request(
+            "PUT", "/pas/v1/patients/H1", json=patient("H1", ethnicity="B"), headers={"If-Match": 'W/"1"'}
+        )
         assert status == 200 and headers["ETag"] == 'W/"2"' and updated["ethnicity"] == "B"
-        status, headers, error = await facade.request("PUT", "/pas/v1/patients/H1", json=patient("H1", ethnicity="C"),
-                                                      headers={"If-Match": 'W/"1"'})
+        status, headers, error = await facade.request(
+            "PUT", "/pas/v1/patients/H1", json=patient("H1", ethnicity="C"), headers={"If-Match": 'W/"1"'}
+        )
         assert status == 412 and headers["ETag"] == 'W/"2"' and error["requestId"] == headers["X-Request-ID"]
         status, _, fhir = await facade.get("/Patient/pas-H1")
         assert status == 200 and fhir["id"] == "pas-H1"
@@ -85,14 +101,20 @@ async def test_register_read_update_and_stale_if_match(emulator: Emulator, http:
     assert doc["version"] == 2 and doc["record"]["ethnicity"] == "B"  # the stale PUT wrote nothing
 
 
-async def test_concurrent_puts_with_the_same_if_match_exactly_one_wins(emulator: Emulator, http: aiohttp.ClientSession,
-                                                                      mongo_db: MongoTarget) -> None:
+async def test_concurrent_puts_with_the_same_if_match_exactly_one_wins(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
     async with pas_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
         await facade.post("/pas/v1/patients", json=patient("H2"))
         ethnicities = "ABCDEF"
-        results = await asyncio.gather(*(
-            facade.request("PUT", "/pas/v1/patients/H2", json=patient("H2", ethnicity=e), headers={"If-Match": 'W/"1"'})
-            for e in ethnicities))
+        results = await asyncio.gather(
+            *(
+                facade.request(
+                    "PUT", "/pas/v1/patients/H2", json=patient("H2", ethnicity=e), headers={"If-Match": 'W/"1"'}
+                )
+                for e in ethnicities
+            )
+        )
         statuses = sorted(status for status, _, _ in results)
         assert statuses == [200] + [412] * (len(ethnicities) - 1)
         winner = next(body for status, _, body in results if status == 200)
@@ -100,15 +122,21 @@ async def test_concurrent_puts_with_the_same_if_match_exactly_one_wins(emulator:
         assert headers["ETag"] == 'W/"2"' and read["ethnicity"] == winner["ethnicity"]
 
 
-async def test_a40_merge_alias_in_mongodb(emulator: Emulator, http: aiohttp.ClientSession,
-                                         mongo_db: MongoTarget) -> None:
+async def test_a40_merge_alias_in_mongodb(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
     async with pas_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
-        await facade.post("/pas/v1/patients", json=patient("H301", allergies=[
-            {"allergyId": "A1", "substanceText": "Peanut", "status": "A"}]))
-        await facade.post("/pas/v1/patients", json=patient("H302", allergies=[
-            {"allergyId": "A2", "substanceText": "Latex", "status": "A"}]))
-        status, ack = await send_hl7(facade, adt("A40", "PID|1||H301^^^RX1^MR||SMITH^JANE||20101022|F",
-                                                 "MRG|H302^^^RX1^MR"))
+        await facade.post(
+            "/pas/v1/patients",
+            json=patient("H301", allergies=[{"allergyId": "A1", "substanceText": "Peanut", "status": "A"}]),
+        )
+        await facade.post(
+            "/pas/v1/patients",
+            json=patient("H302", allergies=[{"allergyId": "A2", "substanceText": "Latex", "status": "A"}]),
+        )
+        status, ack = await send_hl7(
+            facade, adt("A40", "PID|1||H301^^^RX1^MR||SMITH^JANE||20101022|F", "MRG|H302^^^RX1^MR")
+        )
         assert status == 200 and segment(ack, "MSA")[1] == "AA"
         status, _, record = await facade.get("/pas/v1/patients/H302")
         assert status == 200 and record["hospitalNumber"] == "H301"
@@ -119,13 +147,22 @@ async def test_a40_merge_alias_in_mongodb(emulator: Emulator, http: aiohttp.Clie
         assert await coll.find_one({"_id": "H302"}, {"_id": 0, "merged": 0}) == {"aliasOf": "H301"}
 
 
-async def test_records_survive_a_new_facade_on_the_same_database(emulator: Emulator, http: aiohttp.ClientSession,
-                                                                 mongo_db: MongoTarget) -> None:
+async def test_records_survive_a_new_facade_on_the_same_database(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
     async with pas_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
-        await facade.post("/pas/v1/patients", json=patient("H4", medications=[
-            {"prescriptionId": "P1", "drugText": "Aspirin 75mg", "status": "A"}]))
-        await facade.request("PUT", "/pas/v1/patients/H4", json=patient("H4", ethnicity="A", medications=[
-            {"prescriptionId": "P1", "drugText": "Aspirin 75mg", "status": "A"}]), headers={"If-Match": 'W/"1"'})
+        await facade.post(
+            "/pas/v1/patients",
+            json=patient("H4", medications=[{"prescriptionId": "P1", "drugText": "Aspirin 75mg", "status": "A"}]),
+        )
+        await facade.request(
+            "PUT",
+            "/pas/v1/patients/H4",
+            json=patient(
+                "H4", ethnicity="A", medications=[{"prescriptionId": "P1", "drugText": "Aspirin 75mg", "status": "A"}]
+            ),
+            headers={"If-Match": 'W/"1"'},
+        )
     async with pas_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
         status, headers, record = await facade.get("/pas/v1/patients/H4")
         assert status == 200 and headers["ETag"] == 'W/"2"' and record["ethnicity"] == "A"
@@ -139,8 +176,9 @@ async def test_records_survive_a_new_facade_on_the_same_database(emulator: Emula
         assert health["cache"]["backend"] == "mongodb" and health["cache"]["status"] == "up"
 
 
-async def test_mongodb_down_is_503_and_ar_and_nothing_is_stored(emulator: Emulator,
-                                                                http: aiohttp.ClientSession) -> None:
+async def test_mongodb_down_is_503_and_ar_and_nothing_is_stored(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     """The façade starts with its MongoDB down, answers 503/AR, recovers when MongoDB
     comes up (no restart), and fails the same way when MongoDB dies under it."""
     port = free_port()
@@ -155,8 +193,9 @@ async def test_mongodb_down_is_503_and_ar_and_nothing_is_stored(emulator: Emulat
             assert "nothing was stored" in error["errors"][0]["reason"]
             status, headers, _ = await facade.get("/pas/v1/patients/H5")
             assert status == 503 and headers["Retry-After"] == "5"
-            status, ack = await send_hl7(facade, adt("A04", "PID|1||H6^^^RX1^MR||SMITH^JANE||20101022|F",
-                                                     control="CTRL9"))
+            status, ack = await send_hl7(
+                facade, adt("A04", "PID|1||H6^^^RX1^MR||SMITH^JANE||20101022|F", control="CTRL9")
+            )
             assert status == 200 and segment(ack, "MSA")[1:3] == ["AR", "CTRL9"]
             err = segment(ack, "ERR")
             assert err[3].startswith("207^") and err[3].endswith("^HL70357") and err[4] == "E"
@@ -177,8 +216,9 @@ async def test_mongodb_down_is_503_and_ar_and_nothing_is_stored(emulator: Emulat
             assert status == 201
 
             server.kill()  # MongoDB crashes under a running façade
-            status, headers, error = await facade.request("PUT", "/pas/v1/patients/H5", json=patient("H5"),
-                                                          headers={"If-Match": 'W/"1"'})
+            status, headers, error = await facade.request(
+                "PUT", "/pas/v1/patients/H5", json=patient("H5"), headers={"If-Match": 'W/"1"'}
+            )
             assert status == 503 and headers["Retry-After"] == "5"
             status, ack = await send_hl7(facade, adt("A08", "PID|1||H5^^^RX1^MR||SMITH^JANE||20101022|F"))
             assert segment(ack, "MSA")[1] == "AR" and segment(ack, "ERR")[3].startswith("207^")

@@ -7,6 +7,7 @@ hospital number. Whatever PDS says (U, R, V) is kept in the store, so a later PD
 still knows it: in memory and in MongoDB (and across a façade restart there). Both stores
 keep PDS's answer by the same rules (the store-level contract at the end).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,29 +40,50 @@ FHIR_WITHHELD = ("address", "telecom", "generalPractitioner", "contact")
 
 def janet(hn: str, **extra: Any) -> dict[str, Any]:
     """9000000025 is restricted (R) in PDS."""
-    return {"hospitalNumber": hn, "surname": "Smythe", "forenames": "Janet", "dateOfBirth": "16/06/2005", "sex": "F",
-            "nhsNumber": "9000000025", "address": SECRET_ADDRESS, "phone": "07700900123",
-            "email": "janet@example.org", "gpPracticeCode": "Y12345", **extra}
+    return {
+        "hospitalNumber": hn,
+        "surname": "Smythe",
+        "forenames": "Janet",
+        "dateOfBirth": "16/06/2005",
+        "sex": "F",
+        "nhsNumber": "9000000025",
+        "address": SECRET_ADDRESS,
+        "phone": "07700900123",
+        "email": "janet@example.org",
+        "gpPracticeCode": "Y12345",
+        **extra,
+    }
 
 
 def jane(hn: str, **extra: Any) -> dict[str, Any]:
     """9000000009 is unrestricted (U) in PDS; the PAS holds an address PDS does not."""
-    return {"hospitalNumber": hn, "surname": "Smith", "forenames": "Jane", "dateOfBirth": "22/10/2010", "sex": "F",
-            "nhsNumber": "9000000009", "address": {"lines": ["9 Old Road"], "postcode": "LS1 6AE"},
-            "phone": "07700900555", **extra}
+    return {
+        "hospitalNumber": hn,
+        "surname": "Smith",
+        "forenames": "Jane",
+        "dateOfBirth": "22/10/2010",
+        "sex": "F",
+        "nhsNumber": "9000000009",
+        "address": {"lines": ["9 Old Road"], "postcode": "LS1 6AE"},
+        "phone": "07700900555",
+        **extra,
+    }
 
 
 @contextlib.asynccontextmanager
-async def facade_on(emulator: Emulator, http: aiohttp.ClientSession,
-                    **overrides: Any) -> AsyncIterator[tuple[FHIRClient, CheckedClient]]:
+async def facade_on(
+    emulator: Emulator, http: aiohttp.ClientSession, **overrides: Any
+) -> AsyncIterator[tuple[FHIRClient, CheckedClient]]:
     async with running_facade(emulator, **PDS_SWITCHABLE, **overrides) as url:
         yield FHIRClient(url, http), CheckedClient(url, http)
 
 
 async def send_hl7(facade: FHIRClient, message: str) -> str:
     """The ACK text for an ER7 message (segments joined by CR)."""
-    async with facade.session.post(facade.base_url + "/pas/v1/hl7", **with_default_auth(
-            {"data": message.encode(), "headers": {"Content-Type": "application/hl7-v2"}})) as resp:
+    async with facade.session.post(
+        facade.base_url + "/pas/v1/hl7",
+        **with_default_auth({"data": message.encode(), "headers": {"Content-Type": "application/hl7-v2"}}),
+    ) as resp:
         return await resp.text()
 
 
@@ -94,7 +116,8 @@ async def assert_fhir_withheld(fhir: CheckedClient, hn: str, label: str | None) 
 
 
 async def test_registered_while_pds_down_is_withheld_then_pds_restriction_is_kept(
-        emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with facade_on(emulator, http) as (facade, fhir):
         await pds_down(http, emulator)
         status, _, record = await facade.post("/pas/v1/patients", json=janet("H1"))
@@ -118,15 +141,17 @@ async def test_registered_while_pds_down_is_withheld_then_pds_restriction_is_kep
         assert_pas_withheld(record)
         await assert_fhir_withheld(fhir, "H1", "R")
         # A whole-record PUT while PDS is down keeps PDS's answer, and its answer withholds.
-        status, _, record = await facade.request("PUT", "/pas/v1/patients/H1", json=janet("H1", phone="07700900999"),
-                                                 headers={"If-Match": 'W/"1"'})
+        status, _, record = await facade.request(
+            "PUT", "/pas/v1/patients/H1", json=janet("H1", phone="07700900999"), headers={"If-Match": 'W/"1"'}
+        )
         assert status == 200 and record["confidentiality"] == "R"
         assert_pas_withheld(record)
         await assert_fhir_withheld(fhir, "H1", "R")
 
 
 async def test_unrestricted_once_confirmed_shows_the_pas_copy_during_an_outage(
-        emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with facade_on(emulator, http) as (facade, fhir):
         await pds_down(http, emulator)
         status, _, record = await facade.post("/pas/v1/patients", json=jane("H2"))
@@ -170,13 +195,19 @@ async def test_a_restriction_pds_adds_later_is_kept(emulator: Emulator, http: ai
         await assert_fhir_withheld(fhir, "H3", "R")
 
 
-async def test_untraced_and_renumbered_records_are_unconfirmed(emulator: Emulator,
-                                                               http: aiohttp.ClientSession) -> None:
+async def test_untraced_and_renumbered_records_are_unconfirmed(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     async with facade_on(emulator, http) as (facade, fhir):
         # No NHS number found (PDS hides restricted patients from postcode searches, so a
         # failed trace says nothing about restriction): withheld, on every answer.
-        body = {"hospitalNumber": "H4", "surname": "Nobody", "forenames": "Known", "dateOfBirth": "01/01/1970",
-                "sex": "U", "address": {"postcode": "LS1 1AA"}, "phone": "07700900123"}
+        body = {
+            "hospitalNumber": "H4",
+            "surname": "Nobody",
+            "forenames": "Known",
+            "dateOfBirth": "01/01/1970",
+            "sex": "U",
+            "address": {"postcode": "LS1 1AA"},
+            "phone": "07700900123",
+        }
         status, headers, record = await facade.post("/pas/v1/patients", json=body)
         assert status == 201 and record["nhsNumberStatus"] == "04" and "result=no-match" in headers["X-NHS-Trace"]
         assert_pas_withheld(record)
@@ -188,8 +219,9 @@ async def test_untraced_and_renumbered_records_are_unconfirmed(emulator: Emulato
         status, _, record = await facade.post("/pas/v1/patients", json=jane("H5"))
         assert record["confidentiality"] == "U" and "address" in record
         await pds_down(http, emulator)
-        status, _, record = await facade.request("PUT", "/pas/v1/patients/H5", json=jane("H5", nhsNumber="9000000025"),
-                                                 headers={"If-Match": 'W/"1"'})
+        status, _, record = await facade.request(
+            "PUT", "/pas/v1/patients/H5", json=jane("H5", nhsNumber="9000000025"), headers={"If-Match": 'W/"1"'}
+        )
         assert status == 200 and record["nhsNumber"] == "9000000025"
         assert_pas_withheld(record)
         _, _, record = await facade.get("/pas/v1/patients/H5")
@@ -200,10 +232,13 @@ async def test_untraced_and_renumbered_records_are_unconfirmed(emulator: Emulato
 async def test_hl7_registration_while_pds_down_is_withheld(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     async with facade_on(emulator, http) as (facade, fhir):
         await pds_down(http, emulator)
-        ack = await send_hl7(facade, "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|MSG1|P|2.4\r"
-                                     "EVN|A04|20260101120000\r"
-                                     "PID|1||H6^^^RX1^MR~9000000025^^^NHS^NH||SMYTHE^JANET||20050616|F|||"
-                                     "1 Secret Lane^^Leeds^^LS2 7AB||07700900123\rPD1|||GP^^Y12345\r")
+        ack = await send_hl7(
+            facade,
+            "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|MSG1|P|2.4\r"
+            "EVN|A04|20260101120000\r"
+            "PID|1||H6^^^RX1^MR~9000000025^^^NHS^NH||SMYTHE^JANET||20050616|F|||"
+            "1 Secret Lane^^Leeds^^LS2 7AB||07700900123\rPD1|||GP^^Y12345\r",
+        )
         assert "MSA|AA|" in ack, ack
         _, _, record = await facade.get("/pas/v1/patients/H6")
         assert record["nhsNumber"] == "9000000025"
@@ -216,7 +251,8 @@ async def test_hl7_registration_while_pds_down_is_withheld(emulator: Emulator, h
 
 @pytest.mark.mongo
 async def test_mongodb_keeps_pds_restriction_across_outages_and_restarts(
-        emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget) -> None:
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
     mongo = {"mongodb_uri": mongo_db.uri, "mongodb_database": mongo_db.database}
     async with facade_on(emulator, http, **mongo) as (facade, fhir):
         await pds_down(http, emulator)
@@ -250,9 +286,12 @@ async def test_mongodb_keeps_pds_restriction_across_outages_and_restarts(
         _, _, record = await facade.get("/pas/v1/patients/H8")
         assert record["confidentiality"] == "U" and record["address"]["lines"] == ["9 Old Road"]
         # An HL7 update (no version, whole-record merge) keeps PDS's answer too.
-        ack = await send_hl7(facade, "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A08^ADT_A01|MSG2|P|2.4\r"
-                                     "EVN|A08|20260101120000\rPID|1||H7^^^RX1^MR||SMYTHE^JANET||20050616|F|||"
-                                     "2 Hidden Road^^York^^YO1 7HH\r")
+        ack = await send_hl7(
+            facade,
+            "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A08^ADT_A01|MSG2|P|2.4\r"
+            "EVN|A08|20260101120000\rPID|1||H7^^^RX1^MR||SMYTHE^JANET||20050616|F|||"
+            "2 Hidden Road^^York^^YO1 7HH\r",
+        )
         assert "MSA|AA|" in ack, ack
         _, _, record = await facade.get("/pas/v1/patients/H7")
         assert record["confidentiality"] == "R"
@@ -300,8 +339,9 @@ async def test_stores_keep_pds_answer_apart_from_the_record(store: PASStore) -> 
     replaced = await store.replace("H1", PatientData(record("H1"), pds_security=said("V")), expected_version=None)
     assert replaced.pds_security == said("V")
     # A record created with PDS's answer (a trace at registration) has it at once.
-    assert (await store.create(PatientData(record("H2", None), pds_security=said("U", "9000000009")))
-            ).pds_security == said("U", "9000000009")
+    assert (
+        await store.create(PatientData(record("H2", None), pds_security=said("U", "9000000009")))
+    ).pds_security == said("U", "9000000009")
     # A40: the survivor keeps its own answer; through the alias too.
     merged = await store.merge("H2", "H1")
     assert merged.pds_security == said("V")

@@ -2,6 +2,7 @@
 in-memory store, and the MongoDB store through AsyncMongoClient over a socket
 (SecantusDB, or FACADE_TEST_MONGODB_URI). Then what only the MongoDB store has:
 indexes, no TTL, atomic version checks under concurrency, outages, interrupted merges."""
+
 from __future__ import annotations
 
 import asyncio
@@ -147,8 +148,10 @@ async def test_merge_chains_are_followed(store: PASStore) -> None:
 
 async def test_concurrent_writes_with_the_same_version_exactly_one_wins(store: PASStore) -> None:
     await store.create(data("H1"))
-    results = await asyncio.gather(*(store.replace("H1", data("H1", surname=f"Name{'x' * i}"), expected_version=1)
-                                     for i in range(6)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(store.replace("H1", data("H1", surname=f"Name{'x' * i}"), expected_version=1) for i in range(6)),
+        return_exceptions=True,
+    )
     winners = [r for r in results if not isinstance(r, BaseException)]
     assert len(winners) == 1 and winners[0].version == 2
     assert all(isinstance(r, VersionConflict) and r.current == 2 for r in results if r not in winners)
@@ -181,9 +184,13 @@ async def test_mongo_store_with_no_server_raises_and_never_pretends() -> None:
     try:
         store = MongoPASStore(client["x"][COLLECTION])
         await store.start()  # a dead MongoDB at start-up does not stop the app
-        for call in (lambda: store.create(data("H1")), lambda: store.get("H1"),
-                     lambda: store.replace("H1", data("H1"), expected_version=1),
-                     lambda: store.find_by_nhs_number("9000000009"), lambda: store.merge("H1", "H2")):
+        for call in (
+            lambda: store.create(data("H1")),
+            lambda: store.get("H1"),
+            lambda: store.replace("H1", data("H1"), expected_version=1),
+            lambda: store.find_by_nhs_number("9000000009"),
+            lambda: store.merge("H1", "H2"),
+        ):
             with pytest.raises(StoreUnavailable) as raised:
                 await call()
             assert raised.value.confirmed_not_written is True
@@ -239,8 +246,9 @@ async def test_merge_racing_an_update_of_the_old_record_keeps_the_update(mongo_c
             nonlocal raced
             if not raced:
                 raced = True
-                await store.replace("H2", data("H2", allergies=({"allergyId": "A2"}, {"allergyId": "A3"})),
-                                    expected_version=None)
+                await store.replace(
+                    "H2", data("H2", allergies=({"allergyId": "A2"}, {"allergyId": "A3"})), expected_version=None
+                )
             return await real_replace(*args, **kwargs)
 
     racing = MongoPASStore(Racing(mongo_collection))  # type: ignore[arg-type]

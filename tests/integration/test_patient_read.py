@@ -1,4 +1,5 @@
 """Patient read through real sockets: headers, conditional reads, vread, PDS quirks."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,8 @@ async def test_read_has_etag_last_modified_and_the_pds_record(fhir: CheckedClien
 
 
 async def test_request_id_is_echoed_and_passed_to_pds_as_correlation(
-        fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     client_id = "6F1C1E4E-4A7E-4B0E-9A53-6F0C2A1D9B10"  # a UUID, in any case, is kept as sent
     answer = await fhir.get("/Patient/9000000009", headers={"X-Request-ID": client_id})
     assert answer.headers["X-Request-ID"] == client_id
@@ -54,9 +56,11 @@ async def test_head_sends_no_body_bytes_on_the_wire(fhir: CheckedClient) -> None
     host, port = urlsplit(fhir.base_url).hostname, urlsplit(fhir.base_url).port
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        request = f"HEAD /Patient/9000000009 HTTP/1.1\r\nHost: {host}\r\n" \
-                  f"Authorization: Bearer {default_token()}\r\n\r\n" \
-                  f"GET /metadata?_summary=true HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        request = (
+            f"HEAD /Patient/9000000009 HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {default_token()}\r\n\r\n"
+            f"GET /metadata?_summary=true HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
         writer.write(request.encode())
         data = await asyncio.wait_for(reader.read(), timeout=5)
     finally:
@@ -103,7 +107,8 @@ async def test_invalid_fhir_id_is_400(fhir: CheckedClient, emulator: Emulator, h
 
 
 async def test_invalid_nhs_number_is_400_and_never_reaches_pds(
-        fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     for number in ("9000000000", "9000000001", "123", "12345678901"):
         answer = await fhir.get(f"/Patient/{number}")
         assert answer.status == 400, number

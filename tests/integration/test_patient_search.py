@@ -1,4 +1,5 @@
 """Patient search through real sockets: translation, Bundle shape, paging, subsetting."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,11 +34,15 @@ async def test_identifier_search(fhir: CheckedClient) -> None:
     (entry,) = bundle["entry"]
     assert entry["fullUrl"] == f"{fhir.base_url}/Patient/9000000009"
     assert entry["search"]["mode"] == "match"
-    assert links(bundle)["self"] == f"{fhir.base_url}/Patient?" + "identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C9000000009"
+    assert (
+        links(bundle)["self"]
+        == f"{fhir.base_url}/Patient?" + "identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C9000000009"
+    )
 
 
-async def test_identifier_search_edge_cases(fhir: CheckedClient, emulator: Emulator,
-                                            http: aiohttp.ClientSession) -> None:
+async def test_identifier_search_edge_cases(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     not_found = await fhir.get(f"/Patient?identifier={NHS}|9111231130")
     assert not_found.status == 200 and not_found.body["total"] == 0 and "entry" not in not_found.body
     superseded = await fhir.get(f"/Patient?identifier={NHS}|9000000041,{NHS}|9000000068")
@@ -54,8 +59,9 @@ async def test_identifier_search_edge_cases(fhir: CheckedClient, emulator: Emula
     assert combined.status == 400 and "family" in combined.issue["diagnostics"]
 
 
-async def test_family_and_birthdate_translated_for_pds(fhir: CheckedClient, emulator: Emulator,
-                                                       http: aiohttp.ClientSession) -> None:
+async def test_family_and_birthdate_translated_for_pds(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     answer = await fhir.get("/Patient?family=Smith&birthdate=eq2010-10-22&gender=female")
     assert ids(answer.body) == ["9000000009"]
     assert answer.body["entry"][0]["search"]["score"] == 0.8  # PDS's score is passed on
@@ -65,8 +71,9 @@ async def test_family_and_birthdate_translated_for_pds(fhir: CheckedClient, emul
     assert f"GET {PDS_PREFIX}/Patient?family=Smith*&birthdate=eq2010-10-22&gender=female" in counts
 
 
-async def test_partial_dates_become_ranges(fhir: CheckedClient, emulator: Emulator,
-                                           http: aiohttp.ClientSession) -> None:
+async def test_partial_dates_become_ranges(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     month = await fhir.get("/Patient?family=Sm&birthdate=2010-10")
     assert sorted(ids(month.body)) == ["9000000009", "9000000017", "9000000092"]
     after = await fhir.get("/Patient?family=Sm&birthdate=gt2010-10-22")
@@ -90,8 +97,9 @@ async def test_restricted_patient_in_search_is_passed_through(fhir: CheckedClien
     assert not {"address", "telecom", "generalPractitioner"} & set(patient)
 
 
-async def test_paging_with_count_1_forwards_and_back(fhir: CheckedClient, emulator: Emulator,
-                                                     http: aiohttp.ClientSession) -> None:
+async def test_paging_with_count_1_forwards_and_back(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     first = await fhir.get(f"/Patient?{SMITHS}&_count=1")
     assert first.body["total"] == 3
     assert "previous" not in links(first.body)
@@ -118,8 +126,11 @@ async def test_paging_with_count_1_forwards_and_back(fhir: CheckedClient, emulat
 
 
 async def test_paging_links_work_for_post_searches(fhir: CheckedClient) -> None:
-    answer = await fhir.post("/Patient/_search?_count=2", data="family=Sm&birthdate=2010",
-                             headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"})
+    answer = await fhir.post(
+        "/Patient/_search?_count=2",
+        data="family=Sm&birthdate=2010",
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"},
+    )
     assert answer.status == 200 and answer.body["total"] == 3 and len(ids(answer.body)) == 2
     assert links(answer.body)["self"].startswith(f"{fhir.base_url}/Patient?")
     second = await fhir.get(links(answer.body)["next"])
@@ -195,8 +206,9 @@ async def test_unknown_parameters_dropped_from_self_or_strict_400(fhir: CheckedC
     assert "colour" in strict.issue["diagnostics"] and "_foo" in strict.issue["diagnostics"]
 
 
-async def test_malformed_values_are_400_naming_the_parameter(fhir: CheckedClient, emulator: Emulator,
-                                                             http: aiohttp.ClientSession) -> None:
+async def test_malformed_values_are_400_naming_the_parameter(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     cases = {
         "family=Smith&birthdate=2010-13": "birthdate",
         "family=Smith&birthdate=ne2010": "birthdate",

@@ -1,6 +1,7 @@
 """Leaks and abuse a new user finds (issue 8), over real sockets: request size limits, and
 header values that used to be 500s. Every refusal is an OperationOutcome (FHIR side) or
 the PAS error shape (/pas/v1), with its own status, and never stalls other clients."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,11 +53,16 @@ async def raw_request(base_url: str, head: str) -> tuple[int, dict[str, str], by
 
 # -- bodies ----------------------------------------------------------------------------------
 
+
 async def test_a_declared_50_mb_body_is_refused_before_a_byte_is_sent(facade: FHIRClient) -> None:
     token = bearer()["Authorization"]
-    status, headers, body = await raw_request(facade.base_url, (
-        "POST /Patient/_search HTTP/1.1\nHost: facade\nContent-Type: application/x-www-form-urlencoded\n"
-        f"Content-Length: 50000000\nAuthorization: {token}\n"))
+    status, headers, body = await raw_request(
+        facade.base_url,
+        (
+            "POST /Patient/_search HTTP/1.1\nHost: facade\nContent-Type: application/x-www-form-urlencoded\n"
+            f"Content-Length: 50000000\nAuthorization: {token}\n"
+        ),
+    )
     assert status == 413 and headers["content-type"] == "application/fhir+json; charset=utf-8"
     assert headers["cache-control"] == "no-store" and headers["x-request-id"]
     outcome = orjson.loads(body)
@@ -66,9 +72,13 @@ async def test_a_declared_50_mb_body_is_refused_before_a_byte_is_sent(facade: FH
 
 async def test_a_declared_oversized_pas_body_is_refused_too(facade: FHIRClient) -> None:
     token = bearer()["Authorization"]
-    status, _, body = await raw_request(facade.base_url, (
-        "POST /pas/v1/patients HTTP/1.1\nHost: facade\nContent-Type: application/json\n"
-        f"Content-Length: 50000000\nAuthorization: {token}\n"))
+    status, _, body = await raw_request(
+        facade.base_url,
+        (
+            "POST /pas/v1/patients HTTP/1.1\nHost: facade\nContent-Type: application/json\n"
+            f"Content-Length: 50000000\nAuthorization: {token}\n"
+        ),
+    )
     assert status == 413 and orjson.loads(body)["issue"][0]["code"] == "too-costly"
 
 
@@ -77,8 +87,9 @@ async def test_a_chunked_body_is_counted_as_it_streams(emulator: Emulator, http:
         fhir = CheckedClient(url, http)
         answer = await fhir.post("/Patient/_search", data=chunks(3, 1000), headers=FORM)
         assert "2048 bytes" in too_costly(answer, 413)
-        status, _, error = await FHIRClient(url, http).post("/pas/v1/patients", data=chunks(3, 1000),
-                                                            headers={"Content-Type": "application/json"})
+        status, _, error = await FHIRClient(url, http).post(
+            "/pas/v1/patients", data=chunks(3, 1000), headers={"Content-Type": "application/json"}
+        )
         assert status == 413 and set(error) == {"errors", "requestId"}  # the PAS error shape
         assert "2048 bytes" in error["errors"][0]["reason"]
         within = await fhir.post("/Patient/_search", data=b"family=Smith&birthdate=2010-10-22", headers=FORM)
@@ -86,6 +97,7 @@ async def test_a_chunked_body_is_counted_as_it_streams(emulator: Emulator, http:
 
 
 # -- query strings and lists -----------------------------------------------------------------
+
 
 async def test_a_long_query_string_is_414(fhir: CheckedClient) -> None:
     answer = await fhir.get("/Patient?family=" + "a" * 9000)
@@ -97,8 +109,9 @@ async def test_forty_thousand_elements_are_a_quick_400_and_stall_no_one(fhir: Ch
     names = ",".join(f"e{i}" for i in range(40_000))
     body = f"family=Smith&birthdate=2010-10-22&_elements={names}".encode()
     started = time.perf_counter()
-    refused, metadata = await asyncio.gather(fhir.post("/Patient/_search", data=body, headers=FORM),
-                                             fhir.get("/metadata"))
+    refused, metadata = await asyncio.gather(
+        fhir.post("/Patient/_search", data=body, headers=FORM), fhir.get("/metadata")
+    )
     assert time.perf_counter() - started < 3  # was 11-16 s, with every other client waiting
     assert "_elements" in too_costly(refused, 400) and metadata.status == 200
 
@@ -122,6 +135,7 @@ async def test_the_configured_list_limit_applies(emulator: Emulator, http: aioht
 
 # -- header values that were 500s ------------------------------------------------------------
 
+
 async def test_odd_cache_control_values_are_ignored(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     async with running_facade(emulator, cache_enabled=True) as url:
         fhir = CheckedClient(url, http)
@@ -131,10 +145,13 @@ async def test_odd_cache_control_values_are_ignored(emulator: Emulator, http: ai
 
 
 async def test_odd_conditional_headers_are_ignored(fhir: CheckedClient) -> None:
-    for headers in ({"If-None-Match": 'W/"' + "9" * 5000 + '"'}, {"If-None-Match": ",,W/,"},
-                    {"If-Modified-Since": "Mon, 01 Jan ٢٠٣٠ 00:00:00 GMT"},
-                    {"If-Modified-Since": "Mon, 01 Jan " + "9" * 5000 + " 00:00:00 GMT"},
-                    {"If-Modified-Since": "Fri, 31 Dec 9999 23:59:59 -2359"}):
+    for headers in (
+        {"If-None-Match": 'W/"' + "9" * 5000 + '"'},
+        {"If-None-Match": ",,W/,"},
+        {"If-Modified-Since": "Mon, 01 Jan ٢٠٣٠ 00:00:00 GMT"},
+        {"If-Modified-Since": "Mon, 01 Jan " + "9" * 5000 + " 00:00:00 GMT"},
+        {"If-Modified-Since": "Fri, 31 Dec 9999 23:59:59 -2359"},
+    ):
         answer = await fhir.get("/Patient/9000000009", headers=headers)
         assert answer.status in (200, 304), headers
 
@@ -150,12 +167,15 @@ async def test_odd_if_match_is_a_412_in_the_pas_shape(facade: FHIRClient) -> Non
 async def test_deeply_nested_pas_json_is_a_400_in_the_pas_shape(facade: FHIRClient) -> None:
     for depth in (300, 5_000, 100_000):
         body = b'{"hospitalNumber": "H802", "surname": ' + b"[" * depth + b"]" * depth + b"}"
-        status, _, error = await facade.post("/pas/v1/patients", data=body,
-                                             headers={"Content-Type": "application/json"})
+        status, _, error = await facade.post(
+            "/pas/v1/patients", data=body, headers={"Content-Type": "application/json"}
+        )
         assert status == 400 and set(error) == {"errors", "requestId"}, depth
         assert error["errors"][0]["reason"]
-    status, _, outcome = await facade.post("/pas/v1/patients", data=b'{"surname": ' + b"[" * 300 + b"]" * 300 + b"}",
-                                           headers={"Content-Type": "application/json",
-                                                    "Accept": "application/fhir+json"})
+    status, _, outcome = await facade.post(
+        "/pas/v1/patients",
+        data=b'{"surname": ' + b"[" * 300 + b"]" * 300 + b"}",
+        headers={"Content-Type": "application/json", "Accept": "application/fhir+json"},
+    )
     assert status == 400
     validate_r4(outcome)

@@ -1,4 +1,5 @@
 """Regression tests over real sockets for defects found in the second review."""
+
 from __future__ import annotations
 
 from tests.support.checked_client import CheckedClient

@@ -1,5 +1,6 @@
 """_revinclude over real sockets: Patient ← MedicationRequest / AllergyIntolerance /
 ServiceRequest:patient, resolved by each source's own patient search in the emulator."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,8 +11,7 @@ from server.sources.pds.source import SOURCE as PDS_SOURCE
 from tests.support.checked_client import CheckedClient
 from tests.support.servers import Emulator, running_facade
 
-CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008",
-               "nhsd-session-jobrole": "R8000"}
+CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
 REVS = ("MedicationRequest:patient", "AllergyIntolerance:patient", "ServiceRequest:patient")
 JANE = "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"
 
@@ -73,10 +73,12 @@ async def test_a_failing_reverse_search_is_a_warning_and_the_rest_still_arrive(f
     assert "_revinclude=MedicationRequest:patient" in warning and "nhsd-session-urid" in warning.lower()
 
 
-async def test_an_upstream_outage_becomes_a_warning(fhir: CheckedClient, emulator: Emulator,
-                                                    http: aiohttp.ClientSession) -> None:
-    async with http.post(f"{emulator.url}/_control/faults",
-                         json={"path_prefix": "/gpconnect", "status": 503, "times": -1}) as resp:
+async def test_an_upstream_outage_becomes_a_warning(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        f"{emulator.url}/_control/faults", json={"path_prefix": "/gpconnect", "status": 503, "times": -1}
+    ) as resp:
         assert resp.status == 200
     answer = await fhir.get(f"/Patient?{JANE}{revs('AllergyIntolerance:patient')}")
     assert answer.status == 200, answer.body
@@ -92,21 +94,24 @@ async def test_unknown_rev_include_lenient_and_strict(fhir: CheckedClient) -> No
     assert strict.status == 400 and "_revinclude=Observation:patient" in strict.issue["diagnostics"]
 
 
-async def test_metadata_lists_rev_includes_only_for_registered_sources(emulator: Emulator,
-                                                                       http: aiohttp.ClientSession) -> None:
+async def test_metadata_lists_rev_includes_only_for_registered_sources(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with running_facade(emulator) as url:
         full = (await CheckedClient(url, http).get("/metadata")).body
     patient = next(r for r in full["rest"][0]["resource"] if r["type"] == "Patient")
     # Derived from every registered reference parameter that may point at a Patient (as
     # HAPI does): the clinical types' patient and subject, and the audit trail's.
-    assert sorted(patient["searchRevInclude"]) == sorted({*REVS, "MedicationRequest:subject", "ServiceRequest:subject",
-                                                          "AuditEvent:patient", "AuditEvent:agent"})
+    assert sorted(patient["searchRevInclude"]) == sorted(
+        {*REVS, "MedicationRequest:subject", "ServiceRequest:subject", "AuditEvent:patient", "AuditEvent:agent"}
+    )
     # Without the referral provider, ServiceRequest is not served: not advertised, and refused under strict.
     async with running_facade(emulator, sources=(PDS_SOURCE,)) as url:
         fhir = CheckedClient(url, http)
         partial = (await fhir.get("/metadata")).body
         patient = next(r for r in partial["rest"][0]["resource"] if r["type"] == "Patient")
         assert "ServiceRequest:patient" not in patient.get("searchRevInclude", [])
-        refused = await fhir.get(f"/Patient?{JANE}&_revinclude=ServiceRequest:patient",
-                                 headers={"Prefer": "handling=strict"})
+        refused = await fhir.get(
+            f"/Patient?{JANE}&_revinclude=ServiceRequest:patient", headers={"Prefer": "handling=strict"}
+        )
         assert refused.status == 400

@@ -1,4 +1,5 @@
 """ServiceRequest end to end over real sockets: test -> façade -> emulator (BaRS, e-RS, PDS)."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,11 @@ from tests.support.tokens import facade_access_settings
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
-ERS_USER = {"NHSD-eRS-Business-Function": "REFERRING_CLINICIAN", "NHSD-End-User-Organisation-ODS": "R69",
-            "X-NHS-User-Token": "caller-cis2-token"}
+ERS_USER = {
+    "NHSD-eRS-Business-Function": "REFERRING_CLINICIAN",
+    "NHSD-End-User-Organisation-ODS": "R69",
+    "X-NHS-User-Token": "caller-cis2-token",
+}
 SANDBOX_IDS = {"bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001", "bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1002"}
 
 
@@ -31,8 +35,12 @@ def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def outcomes(bundle: dict[str, Any]) -> list[str]:
-    return [i["diagnostics"] for e in bundle.get("entry", []) if e["search"]["mode"] == "outcome"
-            for i in e["resource"]["issue"]]
+    return [
+        i["diagnostics"]
+        for e in bundle.get("entry", [])
+        if e["search"]["mode"] == "outcome"
+        for i in e["resource"]["issue"]
+    ]
 
 
 @pytest.fixture
@@ -44,10 +52,17 @@ async def ers_stu3(emulator: Emulator, http: aiohttp.ClientSession) -> AsyncIter
 # ---- search by patient (BaRS) -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("query", [
-    "patient=9000000009", "patient=Patient/9000000009", f"patient:identifier={NHS}|9000000009",
-    f"patient.identifier={NHS}|9000000009", "subject=9000000009", "subject:Patient=9000000009",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "patient=9000000009",
+        "patient=Patient/9000000009",
+        f"patient:identifier={NHS}|9000000009",
+        f"patient.identifier={NHS}|9000000009",
+        "subject=9000000009",
+        "subject:Patient=9000000009",
+    ],
+)
 async def test_search_by_patient_in_each_form_asks_bars(facade: FHIRClient, query: str) -> None:
     status, headers, body = await facade.get(f"/ServiceRequest?{query}")
     assert status == 200, body
@@ -56,15 +71,19 @@ async def test_search_by_patient_in_each_form_asks_bars(facade: FHIRClient, quer
     assert {r["id"] for r in found} == SANDBOX_IDS
     assert body["total"] == 2
     for resource in found:
-        assert resource["subject"] == {"reference": "Patient/9000000009",
-                                       "identifier": {"system": NHS, "value": "9000000009"}}
+        assert resource["subject"] == {
+            "reference": "Patient/9000000009",
+            "identifier": {"system": NHS, "value": "9000000009"},
+        }
     crossref = next(r for r in found if r["id"].endswith("1002"))
     assert {"system": UBRN, "value": "000000070000"} in crossref["identifier"]
 
 
 async def test_every_configured_bars_target_is_asked(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    targets = [{"key": "sandbox", "system": "tests", "value": "NHS0001"},
-               {"key": "second", "system": "tests", "value": "NHS0002"}]
+    targets = [
+        {"key": "sandbox", "system": "tests", "value": "NHS0001"},
+        {"key": "second", "system": "tests", "value": "NHS0002"},
+    ]
     async with running_facade(emulator, bars_targets=targets) as url:
         status, _, body = await FHIRClient(url, http).get("/ServiceRequest?patient=9000000009")
     assert status == 200
@@ -105,18 +124,22 @@ async def test_include_patient_adds_the_pds_patient_once_and_total_counts_matche
 # ---- invalid input: 400 and no upstream call --------------------------------------------
 
 
-@pytest.mark.parametrize("query, says", [
-    ("patient=9000000000", "Modulus-11"),
-    (f"patient:identifier={NHS}|9000000001", "Modulus-11"),
-    ("patient:identifier=https://example.org/mrn|9000000009", "NHS number"),
-    ("status=active", "needs a patient"),
-    ("", "needs a patient"),
-    (f"identifier={UBRN}|123", "twelve digits"),
-    # A modifier nothing here evaluates (code:text was one, before the one local matcher).
-    ("patient=9000000009&code:below=cardio", "not supported"),
-])
-async def test_bad_searches_are_400_with_zero_upstream_calls(facade: FHIRClient, emulator: Emulator,
-                                                             http: aiohttp.ClientSession, query: str, says: str) -> None:
+@pytest.mark.parametrize(
+    "query, says",
+    [
+        ("patient=9000000000", "Modulus-11"),
+        (f"patient:identifier={NHS}|9000000001", "Modulus-11"),
+        ("patient:identifier=https://example.org/mrn|9000000009", "NHS number"),
+        ("status=active", "needs a patient"),
+        ("", "needs a patient"),
+        (f"identifier={UBRN}|123", "twelve digits"),
+        # A modifier nothing here evaluates (code:text was one, before the one local matcher).
+        ("patient=9000000009&code:below=cardio", "not supported"),
+    ],
+)
+async def test_bad_searches_are_400_with_zero_upstream_calls(
+    facade: FHIRClient, emulator: Emulator, http: aiohttp.ClientSession, query: str, says: str
+) -> None:
     status, _, body = await facade.get(f"/ServiceRequest?{query}")
     assert status == 400, body
     validate_r4(body)
@@ -142,13 +165,16 @@ async def test_search_by_ubrn_uses_ers_r4_with_the_callers_context(facade: FHIRC
     assert status == 200, body
     validate_r4(body)
     found = matches(body)
-    assert sorted(r["id"] for r in found) == ["ers.000000070002.a.5c0e2f7a-1d34-4a8b-9b6e-3f2a1c0d7002",
-                                              "ers.000000070002.r.5c0e2f7a-1d34-4a8b-9b6e-3f2a1c0d7002"]
+    assert sorted(r["id"] for r in found) == [
+        "ers.000000070002.a.5c0e2f7a-1d34-4a8b-9b6e-3f2a1c0d7002",
+        "ers.000000070002.r.5c0e2f7a-1d34-4a8b-9b6e-3f2a1c0d7002",
+    ]
     for resource in found:
         assert {"system": UBRN, "value": "000000070002"} in resource["identifier"]
         assert resource["subject"]["reference"] == "Patient/9000000009"
-    status, _, body = await facade.get(f"/ServiceRequest?identifier={UBRN}|000000070002&status=completed",
-                                       headers=ERS_USER)
+    status, _, body = await facade.get(
+        f"/ServiceRequest?identifier={UBRN}|000000070002&status=completed", headers=ERS_USER
+    )
     assert [r["id"][:20] for r in matches(body)] == ["ers.000000070002.a.5"]
 
 
@@ -166,8 +192,9 @@ async def test_ers_refuses_a_business_function_a041_does_not_allow(facade: FHIRC
 
 
 async def test_app_restricted_ubrn_search_uses_stu3_mapped_to_r4(ers_stu3: FHIRClient) -> None:
-    status, _, body = await ers_stu3.get(f"/ServiceRequest?identifier={UBRN}|000000070000"
-                                         "&_include=ServiceRequest:patient")
+    status, _, body = await ers_stu3.get(
+        f"/ServiceRequest?identifier={UBRN}|000000070000&_include=ServiceRequest:patient"
+    )
     assert status == 200, body
     validate_r4(body)
     (resource,) = matches(body)
@@ -204,13 +231,16 @@ async def test_stu3_issued_id_reads_back(ers_stu3: FHIRClient) -> None:
     assert body["identifier"][0]["value"] == "000000070002"
 
 
-@pytest.mark.parametrize("rid", [
-    "bars.sandbox.00000000-0000-4000-8000-000000000000",  # BaRS 404
-    "bars.gone.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001",  # target no longer configured
-    "ers.000000070002.r.00000000-0000-4000-8000-000000000000",  # not in e-RS's answer
-    "ers3.000000079999",  # A005 404
-    "9000000009",  # never issued by the façade
-])
+@pytest.mark.parametrize(
+    "rid",
+    [
+        "bars.sandbox.00000000-0000-4000-8000-000000000000",  # BaRS 404
+        "bars.gone.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001",  # target no longer configured
+        "ers.000000070002.r.00000000-0000-4000-8000-000000000000",  # not in e-RS's answer
+        "ers3.000000079999",  # A005 404
+        "9000000009",  # never issued by the façade
+    ],
+)
 async def test_unknown_ids_are_404(facade: FHIRClient, rid: str) -> None:
     status, _, body = await facade.get(f"/ServiceRequest/{rid}", headers=ERS_USER)
     assert status == 404, body
@@ -223,8 +253,9 @@ ERS_EXPECTED = {400: 400, 401: 401, 403: 403, 404: 502, 429: 503, 500: 502, 503:
 
 
 @pytest.mark.parametrize("status", sorted(ERS_EXPECTED))
-async def test_ers_error_bodies_map_to_honest_statuses(facade: FHIRClient, emulator: Emulator,
-                                                        http: aiohttp.ClientSession, status: int) -> None:
+async def test_ers_error_bodies_map_to_honest_statuses(
+    facade: FHIRClient, emulator: Emulator, http: aiohttp.ClientSession, status: int
+) -> None:
     body = json.loads(example_files(f"ers/OperationOutcome-{status}.json")[0].read_text())
     await inject(http, emulator, path_prefix="/referrals/FHIR/R4", status=status, body=body, times=-1)
     got, headers, outcome = await facade.get(f"/ServiceRequest?identifier={UBRN}|000000070000", headers=ERS_USER)
@@ -238,8 +269,9 @@ async def test_ers_error_bodies_map_to_honest_statuses(facade: FHIRClient, emula
 async def test_ers_404_on_a_read_is_404(facade: FHIRClient, emulator: Emulator, http: aiohttp.ClientSession) -> None:
     body = json.loads(example_files("ers/OperationOutcome-404.json")[0].read_text())
     await inject(http, emulator, path_prefix="/referrals/FHIR/R4", status=404, body=body)
-    status, _, outcome = await facade.get("/ServiceRequest/ers.000000070000.r.5c0e2f7a-1d34-4a8b-9b6e-3f2a1c0d7000",
-                                          headers=ERS_USER)
+    status, _, outcome = await facade.get(
+        "/ServiceRequest/ers.000000070000.r.5c0e2f7a-1d34-4a8b-9b6e-3f2a1c0d7000", headers=ERS_USER
+    )
     assert status == 404
     assert outcome["issue"][0]["details"]["coding"][0]["code"] == "REC_NOT_FOUND"
 
@@ -261,11 +293,16 @@ async def test_the_published_malformed_bars_searchset_is_read_with_a_warning(
 async def test_invalid_r4_from_bars_is_left_out_with_a_warning_naming_paths_not_values(
     facade: FHIRClient, emulator: Emulator, http: aiohttp.ClientSession
 ) -> None:
-    bad = {"resourceType": "ServiceRequest", "id": "bad-1", "status": "active", "intent": "plan",
-           "subject": {"identifier": {"system": NHS, "value": "9000000009"}}, "note": "MARKER-TEXT"}
+    bad = {
+        "resourceType": "ServiceRequest",
+        "id": "bad-1",
+        "status": "active",
+        "intent": "plan",
+        "subject": {"identifier": {"system": NHS, "value": "9000000009"}},
+        "note": "MARKER-TEXT",
+    }
     good = {**bad, "id": "good-1", "note": [{"text": "fine"}]}
-    searchset = {"resourceType": "Bundle", "type": "searchset",
-                 "entry": [{"resource": bad}, {"resource": good}]}
+    searchset = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": bad}, {"resource": good}]}
     await inject(http, emulator, path_prefix="/booking-and-referral", status=200, body=searchset)
     status, _, bundle = await facade.get("/ServiceRequest?patient=9000000009")
     assert status == 200
@@ -275,12 +312,19 @@ async def test_invalid_r4_from_bars_is_left_out_with_a_warning_naming_paths_not_
     assert "note" in warning and "MARKER-TEXT" not in warning
 
 
-@pytest.mark.parametrize("fault, expected", [
-    ({"malformed": True}, 502), ({"status": 500}, 502), ({"status": 503}, 503), ({"status": 429}, 503),
-    ({"delay": 0.3}, 504),
-])
-async def test_bars_failures_map_to_honest_statuses(emulator: Emulator, http: aiohttp.ClientSession,
-                                                    fault: dict[str, Any], expected: int) -> None:
+@pytest.mark.parametrize(
+    "fault, expected",
+    [
+        ({"malformed": True}, 502),
+        ({"status": 500}, 502),
+        ({"status": 503}, 503),
+        ({"status": 429}, 503),
+        ({"delay": 0.3}, 504),
+    ],
+)
+async def test_bars_failures_map_to_honest_statuses(
+    emulator: Emulator, http: aiohttp.ClientSession, fault: dict[str, Any], expected: int
+) -> None:
     await inject(http, emulator, path_prefix="/booking-and-referral", times=-1, **fault)
     async with running_facade(emulator, upstream_read_timeout=0.1) as url:
         status, _, body = await FHIRClient(url, http).get("/ServiceRequest?patient=9000000009")
@@ -298,21 +342,28 @@ async def test_unknown_bars_target_is_a_502_not_a_404(emulator: Emulator, http: 
 # ---- the emulator enforces BaRS's headers ----------------------------------------------------
 
 
-@pytest.mark.parametrize("change, status, code", [
-    ({"NHSD-Target-Identifier": None}, 400, "PROXY_BAD_REQUEST"),
-    ({"NHSD-Target-Identifier": "AA"}, 400, "PROXY_BAD_REQUEST"),
-    ({"NHSD-Target-Identifier": "eyJ2YWx1ZSI6ICJOSFMwMDAxIn0="}, 400, "PROXY_BAD_REQUEST"),  # no system
-    ({"X-Request-ID": "not-a-uuid"}, 400, "SEND_BAD_REQUEST"),
-    ({"X-Correlation-ID": None}, 400, "SEND_BAD_REQUEST"),
-    ({"NHSD-Requesting-Software": None}, 400, "SEND_BAD_REQUEST"),
-])
-async def test_bars_emulator_rejects_bad_headers(emulator: Emulator, http: aiohttp.ClientSession,
-                                                 change: dict[str, str | None], status: int, code: str) -> None:
-    good = {"X-Request-ID": "6f1c1e4e-4a7e-4b0e-9a53-6f0c2a1d9b10", "X-Correlation-ID":
-            "6f1c1e4e-4a7e-4b0e-9a53-6f0c2a1d9b11", "Accept": "application/fhir+json; version=1.0.0",
-            "NHSD-Target-Identifier": "eyJ2YWx1ZSI6ICJOSFMwMDAxIiwgInN5c3RlbSI6ICJ0ZXN0cyJ9",
-            "NHSD-End-User-Organisation": "eyJyZXNvdXJjZVR5cGUiOiAiT3JnYW5pemF0aW9uIn0=",
-            "NHSD-Requesting-Software": "eyJyZXNvdXJjZVR5cGUiOiAiRGV2aWNlIn0="}
+@pytest.mark.parametrize(
+    "change, status, code",
+    [
+        ({"NHSD-Target-Identifier": None}, 400, "PROXY_BAD_REQUEST"),
+        ({"NHSD-Target-Identifier": "AA"}, 400, "PROXY_BAD_REQUEST"),
+        ({"NHSD-Target-Identifier": "eyJ2YWx1ZSI6ICJOSFMwMDAxIn0="}, 400, "PROXY_BAD_REQUEST"),  # no system
+        ({"X-Request-ID": "not-a-uuid"}, 400, "SEND_BAD_REQUEST"),
+        ({"X-Correlation-ID": None}, 400, "SEND_BAD_REQUEST"),
+        ({"NHSD-Requesting-Software": None}, 400, "SEND_BAD_REQUEST"),
+    ],
+)
+async def test_bars_emulator_rejects_bad_headers(
+    emulator: Emulator, http: aiohttp.ClientSession, change: dict[str, str | None], status: int, code: str
+) -> None:
+    good = {
+        "X-Request-ID": "6f1c1e4e-4a7e-4b0e-9a53-6f0c2a1d9b10",
+        "X-Correlation-ID": "6f1c1e4e-4a7e-4b0e-9a53-6f0c2a1d9b11",
+        "Accept": "application/fhir+json; version=1.0.0",
+        "NHSD-Target-Identifier": "eyJ2YWx1ZSI6ICJOSFMwMDAxIiwgInN5c3RlbSI6ICJ0ZXN0cyJ9",
+        "NHSD-End-User-Organisation": "eyJyZXNvdXJjZVR5cGUiOiAiT3JnYW5pemF0aW9uIn0=",
+        "NHSD-Requesting-Software": "eyJyZXNvdXJjZVR5cGUiOiAiRGV2aWNlIn0=",
+    }
     url = f"{emulator.bars_url}/ServiceRequest?patient:identifier={NHS}|9000000009"
     async with http.get(url, headers=good) as resp:
         assert resp.status == 200
@@ -339,8 +390,9 @@ async def test_metadata_lists_service_request_with_params_and_include(facade: FH
 async def test_sandbox_mode_answers_9000000009_from_the_embedded_emulator(http: aiohttp.ClientSession) -> None:
     """No upstream URL set at all: the façade starts its own emulator (the README's make run)."""
     port = free_port()
-    settings = Settings(base_url=f"http://127.0.0.1:{port}", port=port,
-                        **facade_access_settings(f"http://127.0.0.1:{port}"))
+    settings = Settings(
+        base_url=f"http://127.0.0.1:{port}", port=port, **facade_access_settings(f"http://127.0.0.1:{port}")
+    )
     config = SourceConfig.resolve(settings, SOURCES)
     assert config.configured_urls() == [None] * 5 and config.emulator_needed(settings)
     async with serving(create_app(settings), port=port, ready_path="/metadata") as url:

@@ -1,4 +1,5 @@
 """Smoke: the façade reads a Patient through the emulator over real sockets."""
+
 from __future__ import annotations
 
 from tests.support.fhir_validation import validate_r4

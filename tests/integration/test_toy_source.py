@@ -5,6 +5,7 @@ declaration); the only line that adds it is `(*SOURCES, TOY)` below. Nothing sha
 edited, yet it shows in /metadata and /openapi.json, the emulator serves it, its settings
 reach it, the cache keeps it as long as it declares, and its NHS error code is mapped.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,9 @@ async def toy_emulator() -> AsyncIterator[Emulator]:
         yield emulator
 
 
-async def test_a_new_source_is_advertised_in_metadata_and_openapi(toy_emulator: Emulator,
-                                                                 http: aiohttp.ClientSession) -> None:
+async def test_a_new_source_is_advertised_in_metadata_and_openapi(
+    toy_emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with running_facade(toy_emulator) as url:
         fhir = CheckedClient(url, http)
         statement = (await fhir.get("/metadata")).body
@@ -43,8 +45,9 @@ async def test_a_new_source_is_advertised_in_metadata_and_openapi(toy_emulator: 
         assert "/Device/{id}" in openapi["paths"] and "/Device" not in openapi["paths"]
 
 
-async def test_a_new_source_is_served_from_its_emulator_with_its_own_settings(toy_emulator: Emulator,
-                                                                             http: aiohttp.ClientSession) -> None:
+async def test_a_new_source_is_served_from_its_emulator_with_its_own_settings(
+    toy_emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with running_facade(toy_emulator, toy_manufacturer="Globex") as url:
         fhir = CheckedClient(url, http)
         answer = await fhir.get("/Device/dev-1")
@@ -56,8 +59,9 @@ async def test_a_new_source_is_served_from_its_emulator_with_its_own_settings(to
     assert (await upstream_counts(http, toy_emulator))[DEVICE_PATH] == 1
 
 
-async def test_a_new_source_is_cached_as_long_as_it_declares(toy_emulator: Emulator,
-                                                            http: aiohttp.ClientSession) -> None:
+async def test_a_new_source_is_cached_as_long_as_it_declares(
+    toy_emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     """The toy declares 0.5 s of freshness: a second read within it is a hit, one after is not."""
     async with running_facade(toy_emulator, cache_enabled=True) as url:
         fhir = CheckedClient(url, http)

@@ -2,6 +2,7 @@
 it (server/nhs/error_handler.py; the PAS sub-app has its own): from every NHS source the
 client still gets the mapped status, its Retry-After and a valid OperationOutcome (or the PAS
 error shape), and the audit trail records that status, never a 500."""
+
 from __future__ import annotations
 
 import uuid
@@ -17,10 +18,16 @@ from tests.support.emulator_control import PDS_PREFIX, inject
 from tests.support.servers import Emulator, FHIRClient, running_facade
 
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
-CPT_SESSION = {"nhsd-session-urid": "555254240100", "nhsd-organization-uuid": "A83008",
-               "nhsd-session-jobrole": "S0030:G0100:R0570"}
-ERS_USER = {"NHSD-eRS-Business-Function": "REFERRING_CLINICIAN", "NHSD-End-User-Organisation-ODS": "R69",
-            "X-NHS-User-Token": "caller-cis2-token"}
+CPT_SESSION = {
+    "nhsd-session-urid": "555254240100",
+    "nhsd-organization-uuid": "A83008",
+    "nhsd-session-jobrole": "S0030:G0100:R0570",
+}
+ERS_USER = {
+    "NHSD-eRS-Business-Function": "REFERRING_CLINICIAN",
+    "NHSD-End-User-Organisation-ODS": "R69",
+    "X-NHS-User-Token": "caller-cis2-token",
+}
 
 SOURCES = [
     pytest.param("/Patient/9000000009", PDS_PREFIX, {}, id="PDS read"),
@@ -46,8 +53,13 @@ async def audited_status(fhir: CheckedClient, request_id: str) -> tuple[str, str
 
 @pytest.mark.parametrize("path, prefix, headers", SOURCES)
 async def test_an_outage_of_each_nhs_source_is_a_503_with_retry_after_audited_as_503(
-        one_try: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession,
-        path: str, prefix: str, headers: dict[str, str]) -> None:
+    one_try: CheckedClient,
+    emulator: Emulator,
+    http: aiohttp.ClientSession,
+    path: str,
+    prefix: str,
+    headers: dict[str, str],
+) -> None:
     await inject(http, emulator, path_prefix=prefix, status=503, retry_after="7", times=-1)
     request_id = str(uuid.uuid4())
     answer = await one_try.get(path, headers={**headers, "X-Request-ID": request_id})  # checks the outcome is R4
@@ -60,8 +72,13 @@ async def test_an_outage_of_each_nhs_source_is_a_503_with_retry_after_audited_as
 
 @pytest.mark.parametrize("path, prefix, headers", SOURCES)
 async def test_an_nhs_source_failing_with_500_is_a_502_audited_as_502(
-        one_try: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession,
-        path: str, prefix: str, headers: dict[str, str]) -> None:
+    one_try: CheckedClient,
+    emulator: Emulator,
+    http: aiohttp.ClientSession,
+    path: str,
+    prefix: str,
+    headers: dict[str, str],
+) -> None:
     await inject(http, emulator, path_prefix=prefix, status=500, times=-1)
     request_id = str(uuid.uuid4())
     answer = await one_try.get(path, headers={**headers, "X-Request-ID": request_id})
@@ -72,7 +89,8 @@ async def test_an_nhs_source_failing_with_500_is_a_502_audited_as_502(
 
 
 async def test_an_nhs_outage_behind_a_pas_endpoint_is_a_pas_503_audited_as_503(
-        one_try: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    one_try: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     pas = FHIRClient(one_try.base_url, http)
     await register(pas, jane("H901"))
     await inject(http, emulator, path_prefix="/gpconnect", status=503, retry_after="7", times=-1)

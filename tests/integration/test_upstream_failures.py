@@ -1,4 +1,5 @@
 """Upstream failures and PDS quirks, injected over the emulator's /_control API, end to end."""
+
 from __future__ import annotations
 
 import uuid
@@ -14,10 +15,25 @@ from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import inject, upstream_requests
 from tests.support.servers import Emulator, running_facade
 
-TOO_MANY_400 = {"resourceType": "OperationOutcome", "issue": [{
-    "severity": "information", "code": "not-found", "details": {"coding": [{
-        "system": "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode", "version": "1",
-        "code": "TOO_MANY_MATCHES", "display": "Too Many Matches"}]}}]}
+TOO_MANY_400 = {
+    "resourceType": "OperationOutcome",
+    "issue": [
+        {
+            "severity": "information",
+            "code": "not-found",
+            "details": {
+                "coding": [
+                    {
+                        "system": "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode",
+                        "version": "1",
+                        "code": "TOO_MANY_MATCHES",
+                        "display": "Too Many Matches",
+                    }
+                ]
+            },
+        }
+    ],
+}
 READ = "/Patient/9000000009"
 SEARCH = "/Patient?family=Smith&birthdate=2010-10-22"
 
@@ -30,20 +46,28 @@ async def quick(emulator: Emulator, http: aiohttp.ClientSession) -> CheckedClien
         yield CheckedClient(url, http)
 
 
-@pytest.mark.parametrize("fault, status, retry_after", [
-    ({"status": 500}, 502, None),
-    ({"status": 502}, 503, "5"),
-    ({"status": 503, "retry_after": "7"}, 503, "7"),
-    ({"status": 504}, 504, "5"),
-    ({"status": 429}, 503, "5"),
-    ({"status": 408}, 504, "5"),
-    ({"reset": True}, 503, "5"),
-    ({"malformed": True}, 502, None),
-    ({"delay": 0.6}, 504, "5"),
-])
+@pytest.mark.parametrize(
+    "fault, status, retry_after",
+    [
+        ({"status": 500}, 502, None),
+        ({"status": 502}, 503, "5"),
+        ({"status": 503, "retry_after": "7"}, 503, "7"),
+        ({"status": 504}, 504, "5"),
+        ({"status": 429}, 503, "5"),
+        ({"status": 408}, 504, "5"),
+        ({"reset": True}, 503, "5"),
+        ({"malformed": True}, 502, None),
+        ({"delay": 0.6}, 504, "5"),
+    ],
+)
 async def test_upstream_failures_become_honest_gateway_errors(
-        quick: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession,
-        fault: dict, status: int, retry_after: str | None) -> None:
+    quick: CheckedClient,
+    emulator: Emulator,
+    http: aiohttp.ClientSession,
+    fault: dict,
+    status: int,
+    retry_after: str | None,
+) -> None:
     for path in (READ, SEARCH):
         await inject(http, emulator, **fault)
         answer = await quick.get(path)
@@ -76,16 +100,18 @@ async def test_too_many_matches_http_200_form(emulator: Emulator, http: aiohttp.
     assert any("_max-results=1" in key for key in counts)
 
 
-async def test_max_results_is_not_sent_unless_configured(fhir: CheckedClient, emulator: Emulator,
-                                                         http: aiohttp.ClientSession) -> None:
+async def test_max_results_is_not_sent_unless_configured(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     answer = await fhir.get("/Patient?family=Sm&birthdate=2010")
     assert answer.status == 200 and answer.body["total"] == 3
     counts = (await upstream_requests(http, emulator))["counts"]
     assert not any("_max-results" in key for key in counts)
 
 
-async def test_too_many_matches_http_400_form(fhir: CheckedClient, emulator: Emulator,
-                                              http: aiohttp.ClientSession) -> None:
+async def test_too_many_matches_http_400_form(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     await inject(http, emulator, status=400, body=TOO_MANY_400)
     answer = await fhir.get("/Patient?family=Sm&birthdate=2010")
     assert answer.status == 422
@@ -114,8 +140,9 @@ async def test_context_headers_sent_to_pds(emulator: Emulator, http: aiohttp.Cli
     assert sent["nhsd-end-user-organisation-ods"] == "RX1"
 
 
-async def test_no_ods_header_unless_configured(fhir: CheckedClient, emulator: Emulator,
-                                               http: aiohttp.ClientSession) -> None:
+async def test_no_ods_header_unless_configured(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     await fhir.get(READ)
     await fhir.get(READ)
     sent = (await upstream_requests(http, emulator))["context_headers"]

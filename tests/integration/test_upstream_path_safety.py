@@ -1,6 +1,7 @@
 """ServiceRequest ids with dot segments (issue 8): `bars.sandbox...` made the façade read
 BaRS `ServiceRequest/..`, i.e. another upstream path. Such ids, encoded or not, are a
 404 OperationOutcome and reach no NHS API at all (the emulator counts every request)."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -17,17 +18,32 @@ from tests.support.tokens import bearer
 ERS_CONTEXT = {"NHSD-eRS-Business-Function": "REFERRING_CLINICIAN", "NHSD-End-User-Organisation-ODS": "R69"}
 
 DOT_IDS = [
-    "bars.sandbox..", "bars.sandbox...", "bars.sandbox.a..b", "bars.sandbox..a",
-    "ers.000000070000..", "ers.000000070000...", "ers3..", "..", ".",
+    "bars.sandbox..",
+    "bars.sandbox...",
+    "bars.sandbox.a..b",
+    "bars.sandbox..a",
+    "ers.000000070000..",
+    "ers.000000070000...",
+    "ers3..",
+    "..",
+    ".",
 ]
 # As sent on the wire: percent-encoded dots are decoded by the server before routing.
-ENCODED_IDS = ["bars.sandbox.%2E%2E", "bars.sandbox.%2e%2e", "bars.sandbox.%2E", "%2E%2E",
-               "bars.sandbox.%2E%2E%2F%2E%2E", "bars.sandbox.a%2F..%2F..", "ers.000000070000.%2E%2E"]
+ENCODED_IDS = [
+    "bars.sandbox.%2E%2E",
+    "bars.sandbox.%2e%2e",
+    "bars.sandbox.%2E",
+    "%2E%2E",
+    "bars.sandbox.%2E%2E%2F%2E%2E",
+    "bars.sandbox.a%2F..%2F..",
+    "ers.000000070000.%2E%2E",
+]
 
 
 @pytest.mark.parametrize("resource_id", DOT_IDS)
-async def test_dot_segment_ids_reach_no_upstream(fhir: CheckedClient, emulator: Emulator,
-                                                 http: aiohttp.ClientSession, resource_id: str) -> None:
+async def test_dot_segment_ids_reach_no_upstream(
+    fhir: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession, resource_id: str
+) -> None:
     before = await upstream_total(http, emulator)
     answer = await fhir.get(f"/ServiceRequest/{resource_id}", headers=ERS_CONTEXT)
     assert answer.status in (400, 404), (resource_id, answer.status)

@@ -4,6 +4,7 @@ Delays are short (settings overrides) so the suite stays fast. Timing assertions
 lower bounds derived from the limits (load on the box can only widen gaps), never
 upper bounds.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,9 @@ from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient, running_facade
 
 PATIENT = "/Patient/9000000009"
-FAST = dict(upstream_backoff_base=0.01, upstream_backoff_max=0.05, upstream_request_budget=3.0,
-            upstream_breaker_threshold=100)
+FAST = dict(
+    upstream_backoff_base=0.01, upstream_backoff_max=0.05, upstream_request_budget=3.0, upstream_breaker_threshold=100
+)
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +36,9 @@ def assert_outcome(body: Any) -> None:
     validate_r4(body)
 
 
-async def test_503_then_success_is_retried_with_the_same_request_id(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+async def test_503_then_success_is_retried_with_the_same_request_id(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with facade_with(emulator, http) as facade:
         await inject(http, emulator, status=503, times=1)
         status, _, body = await facade.get(PATIENT)
@@ -63,7 +67,9 @@ async def test_429_retry_after_is_honoured(emulator: Emulator, http: aiohttp.Cli
     assert arrivals[1] - arrivals[0] >= 0.95  # waited as told, not the 10-50 ms backoff
 
 
-async def test_retry_after_longer_than_the_budget_reaches_the_client(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+async def test_retry_after_longer_than_the_budget_reaches_the_client(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with facade_with(emulator, http, upstream_request_budget=2.0) as facade:
         await inject(http, emulator, status=429, retry_after="30", times=1)
         status, headers, body = await facade.get(PATIENT)
@@ -73,7 +79,9 @@ async def test_retry_after_longer_than_the_budget_reaches_the_client(emulator: E
     assert (await upstream_requests(http, emulator))["total"] == 1
 
 
-async def test_persistent_503_gives_503_with_retry_after_after_max_attempts(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+async def test_persistent_503_gives_503_with_retry_after_after_max_attempts(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with facade_with(emulator, http, upstream_retry_attempts=3) as facade:
         await inject(http, emulator, status=503, times=-1)
         status, headers, body = await facade.get(PATIENT)
@@ -122,8 +130,9 @@ async def test_persistent_resets_give_503(emulator: Emulator, http: aiohttp.Clie
 
 
 @pytest.mark.parametrize("fault", [{"malformed": True}, {"status": 500}], ids=["malformed-body", "http-500"])
-async def test_malformed_body_or_500_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession,
-                                                            fault: dict[str, Any]) -> None:
+async def test_malformed_body_or_500_is_502_and_not_retried(
+    emulator: Emulator, http: aiohttp.ClientSession, fault: dict[str, Any]
+) -> None:
     async with facade_with(emulator, http) as facade:
         await inject(http, emulator, times=1, **fault)
         status, _, body = await facade.get(PATIENT)
@@ -141,10 +150,25 @@ async def test_404_is_not_retried(emulator: Emulator, http: aiohttp.ClientSessio
 
 
 async def test_nhs_400_is_400_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    outcome = {"resourceType": "OperationOutcome", "issue": [{
-        "severity": "error", "code": "value", "diagnostics": "Invalid value - 'xx' in field 'gender'",
-        "details": {"coding": [{"system": "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode",
-                                "code": "INVALID_VALUE", "display": "Provided value is invalid"}]}}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "value",
+                "diagnostics": "Invalid value - 'xx' in field 'gender'",
+                "details": {
+                    "coding": [
+                        {
+                            "system": "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode",
+                            "code": "INVALID_VALUE",
+                            "display": "Provided value is invalid",
+                        }
+                    ]
+                },
+            }
+        ],
+    }
     async with facade_with(emulator, http) as facade:
         await inject(http, emulator, status=400, body=outcome, times=1)
         status, _, body = await facade.get("/Patient?family=Smith&birthdate=2010-10-22&gender=male")
@@ -155,8 +179,9 @@ async def test_nhs_400_is_400_and_not_retried(emulator: Emulator, http: aiohttp.
 
 
 async def test_breaker_opens_fails_fast_then_probes(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    async with facade_with(emulator, http, upstream_retry_attempts=1, upstream_breaker_threshold=3,
-                           upstream_breaker_open_seconds=1.0) as facade:
+    async with facade_with(
+        emulator, http, upstream_retry_attempts=1, upstream_breaker_threshold=3, upstream_breaker_open_seconds=1.0
+    ) as facade:
         await inject(http, emulator, status=503, times=-1)
         for _ in range(3):
             assert (await facade.get(PATIENT))[0] == 503
@@ -178,8 +203,9 @@ async def test_breaker_opens_fails_fast_then_probes(emulator: Emulator, http: ai
 
 
 async def test_failed_probe_reopens(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    async with facade_with(emulator, http, upstream_retry_attempts=1, upstream_breaker_threshold=2,
-                           upstream_breaker_open_seconds=0.5) as facade:
+    async with facade_with(
+        emulator, http, upstream_retry_attempts=1, upstream_breaker_threshold=2, upstream_breaker_open_seconds=0.5
+    ) as facade:
         await inject(http, emulator, status=502, times=-1)
         for _ in range(2):
             await facade.get(PATIENT)
@@ -199,7 +225,9 @@ async def test_4xx_do_not_open_the_breaker(emulator: Emulator, http: aiohttp.Cli
     assert (await upstream_requests(http, emulator))["total"] == 5
 
 
-async def test_single_flight_50_concurrent_reads_one_upstream_call(emulator: Emulator, http: aiohttp.ClientSession) -> None:
+async def test_single_flight_50_concurrent_reads_one_upstream_call(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
     async with facade_with(emulator, http) as facade:
         await inject(http, emulator, delay=0.5, times=-1)  # keeps the one call in flight while all 50 arrive
         results = await asyncio.gather(*(facade.get(PATIENT) for _ in range(50)))
@@ -221,8 +249,7 @@ async def test_single_flight_never_shares_across_user_tokens(emulator: Emulator,
     async with facade_with(emulator, http) as facade:
         await inject(http, emulator, delay=0.3, times=-1)
         tokens = ["token-a", "token-b", "token-a", "token-b", "token-a"]
-        results = await asyncio.gather(*(facade.get(PATIENT, headers={"X-NHS-User-Token": t})
-                                         for t in tokens))
+        results = await asyncio.gather(*(facade.get(PATIENT, headers={"X-NHS-User-Token": t}) for t in tokens))
     assert [status for status, _, _ in results] == [200] * 5
     assert (await upstream_requests(http, emulator))["total"] == 2
 
@@ -237,8 +264,9 @@ async def test_without_single_flight_every_read_goes_upstream(emulator: Emulator
 
 async def test_rate_limit_spaces_requests(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     rate = 10.0
-    async with facade_with(emulator, http, upstream_rate_limits={"PDS": rate}, upstream_single_flight=False,
-                           upstream_request_budget=5.0) as facade:
+    async with facade_with(
+        emulator, http, upstream_rate_limits={"PDS": rate}, upstream_single_flight=False, upstream_request_budget=5.0
+    ) as facade:
         results = await asyncio.gather(*(facade.get(PATIENT) for _ in range(6)))
     assert [status for status, _, _ in results] == [200] * 6
     arrivals = (await upstream_requests(http, emulator))["arrivals"]
@@ -248,22 +276,25 @@ async def test_rate_limit_spaces_requests(emulator: Emulator, http: aiohttp.Clie
 
 
 async def test_rate_limit_refuses_what_does_not_fit_the_budget(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    async with facade_with(emulator, http, upstream_rate_limits={"PDS": 5}, upstream_single_flight=False,
-                           upstream_request_budget=0.5) as facade:
+    async with facade_with(
+        emulator, http, upstream_rate_limits={"PDS": 5}, upstream_single_flight=False, upstream_request_budget=0.5
+    ) as facade:
         results = await asyncio.gather(*(facade.get(PATIENT) for _ in range(10)))
     statuses = [status for status, _, _ in results]
     ok = statuses.count(200)
     assert 1 <= ok < 10 and statuses.count(503) == 10 - ok
     assert all("Retry-After" in headers for status, headers, _ in results if status == 503)
-    assert all("client-side rate limit" in body["issue"][0]["diagnostics"] for status, _, body in results
-               if status == 503)
+    assert all(
+        "client-side rate limit" in body["issue"][0]["diagnostics"] for status, _, body in results if status == 503
+    )
     assert (await upstream_requests(http, emulator))["total"] == ok  # the refused ones never reached NHS
 
 
 async def test_concurrency_limit_caps_requests_in_flight(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     delay = 0.3
-    async with facade_with(emulator, http, upstream_concurrency=2, upstream_single_flight=False,
-                           upstream_request_budget=5.0) as facade:
+    async with facade_with(
+        emulator, http, upstream_concurrency=2, upstream_single_flight=False, upstream_request_budget=5.0
+    ) as facade:
         await inject(http, emulator, delay=delay, times=-1)
         results = await asyncio.gather(*(facade.get(PATIENT) for _ in range(6)))
     assert [status for status, _, _ in results] == [200] * 6
@@ -274,8 +305,9 @@ async def test_concurrency_limit_caps_requests_in_flight(emulator: Emulator, htt
 
 
 @pytest.mark.parametrize("nhs_status", [401, 403])
-async def test_nhs_refusing_our_credentials_is_502_and_not_retried(emulator: Emulator, http: aiohttp.ClientSession,
-                                                                   nhs_status: int) -> None:
+async def test_nhs_refusing_our_credentials_is_502_and_not_retried(
+    emulator: Emulator, http: aiohttp.ClientSession, nhs_status: int
+) -> None:
     async with facade_with(emulator, http) as facade:
         await inject(http, emulator, status=nhs_status, times=1)
         status, _, body = await facade.get(PATIENT)

@@ -1,4 +1,5 @@
 """Properties of SMART scope parsing (server/access/scopes.py)."""
+
 from __future__ import annotations
 
 import itertools
@@ -12,9 +13,14 @@ from server.access.scopes import CONTEXTS, PERMISSIONS, V1_PERMISSIONS, ScopeSet
 V2_LETTERS = ["".join(c) for n in range(1, 6) for c in itertools.combinations(PERMISSIONS, n)]
 
 contexts = st.sampled_from(CONTEXTS)
-types = st.one_of(st.just("*"), st.text(alphabet=st.characters(min_codepoint=65, max_codepoint=90)
-                                        | st.characters(min_codepoint=97, max_codepoint=122),
-                                        min_size=1, max_size=64))
+types = st.one_of(
+    st.just("*"),
+    st.text(
+        alphabet=st.characters(min_codepoint=65, max_codepoint=90) | st.characters(min_codepoint=97, max_codepoint=122),
+        min_size=1,
+        max_size=64,
+    ),
+)
 scope_chars = st.sampled_from("patientusersystem/*.?=&cruds" + "PAZaz09 \t\n:|,-_") | st.characters()
 
 
@@ -35,8 +41,15 @@ def test_parse_scope_on_scope_shaped_text_gives_a_valid_scope_or_none(text: str)
         assert "?" not in text  # a query suffix never grants
 
 
-@given(st.one_of(st.none(), st.integers(), st.text(), st.lists(st.one_of(st.text(), st.integers(), st.none())),
-                 st.dictionaries(st.text(), st.text())))
+@given(
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.text(),
+        st.lists(st.one_of(st.text(), st.integers(), st.none())),
+        st.dictionaries(st.text(), st.text()),
+    )
+)
 def test_scopeset_parse_never_raises_and_is_bounded(value: object) -> None:
     scopes = ScopeSet.parse(value)
     assert len(scopes.raw) <= 200

@@ -1,6 +1,7 @@
 """Header parsers take any text a client can send (issue 8): never an exception, ASCII
 digits only (str.isdigit, \\d and int() also accept "²" or "٣"), and no int() of an
 unbounded digit run (Python refuses int("9" * 5000))."""
+
 from __future__ import annotations
 
 import sys
@@ -17,7 +18,7 @@ from server.pas.routes import if_match_version
 # Header values arrive as latin-1 text; mix in digits of other scripts and long digit runs.
 header_text = st.one_of(
     st.text(max_size=60),
-    st.text(alphabet="0123456789²³¹٠١٢٣੧੨０１,=\"W/ -", max_size=40),
+    st.text(alphabet='0123456789²³¹٠١٢٣੧੨０１,="W/ -', max_size=40),
     st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),
 )
 PATIENT = {"resourceType": "Patient", "id": "1", "meta": {"versionId": "2", "lastUpdated": "2026-03-01T09:30:00Z"}}

@@ -2,6 +2,7 @@
 written as a real ER7 message, parsed by the `hl7` library and flattened by the intake,
 maps HL7 -> FHIR -> HL7 unchanged, validates as R4, and always yields a valid
 reference-PAS record (the form the intake stores)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,10 +34,15 @@ PAS = PASMappings(load_profile("pas/reference_pas"))
 FIELDS = st.fixed_dictionaries(
     {"PID.3.MR": HOSPITAL_NUMBER, "PID.5.1": words(2, 35), "PID.7.1": YMD, "PID.8.1": st.sampled_from("MFOU")},
     optional={
-        "PID.3.NH": nhs_numbers(), "PID.32.1": STATUS, "PID.5.given": st.lists(WORD, min_size=1, max_size=2),
+        "PID.3.NH": nhs_numbers(),
+        "PID.32.1": STATUS,
+        "PID.5.given": st.lists(WORD, min_size=1, max_size=2),
         "PID.5.5": st.from_regex(r"[A-Za-z]{1,10}", fullmatch=True),
-        "PID.11.lines": st.lists(free_text(35), min_size=1, max_size=4), "PID.11.5": POSTCODE,
-        "PID.13.1": PHONE, "PID.22.1": ETHNICITY, "PID.29.1": YMD,
+        "PID.11.lines": st.lists(free_text(35), min_size=1, max_size=4),
+        "PID.11.5": POSTCODE,
+        "PID.13.1": PHONE,
+        "PID.22.1": ETHNICITY,
+        "PID.29.1": YMD,
         "PD1.3.3": st.from_regex(r"[A-Z][0-9]{5}", fullmatch=True),
     },
 )
@@ -58,8 +64,11 @@ def er7(fields: dict[str, Any]) -> bytes:
     pid[22] = fields.get("PID.22.1", "")
     pid[29] = fields.get("PID.29.1", "")
     pid[32] = fields.get("PID.32.1", "")
-    segments = ["MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|MSG1|P|2.4",
-                "EVN|A04|20260101120000", "|".join(["PID", *pid[1:]]).rstrip("|")]
+    segments = [
+        "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^A04^ADT_A01|MSG1|P|2.4",
+        "EVN|A04|20260101120000",
+        "|".join(["PID", *pid[1:]]).rstrip("|"),
+    ]
     if "PD1.3.3" in fields:
         segments.append(f"PD1|||GP PRACTICE^^{fields['PD1.3.3']}")
     segments.append("PV1|1|O")

@@ -1,6 +1,7 @@
 """Property tests of the declared mappings (500 examples each, as `make test` runs them):
 canonical records round-trip PAS -> FHIR -> PAS unchanged, every FHIR output validates
 as R4, and invalid records are rejected naming exactly the fields that are wrong."""
+
 from __future__ import annotations
 
 import copy

@@ -10,6 +10,7 @@ One façade (and emulator) per resource type: the hypothesis loop runs in a work
 thread and sends each request on the test's event loop, so the servers are started
 once, not per example.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,20 +30,75 @@ from tests.support.tokens import bearer
 # 414: query strings over FACADE_MAX_QUERY_CHARS (long unicode values, percent-encoded).
 ALLOWED = {200, 304, 400, 401, 403, 404, 406, 410, 414, 415, 422, 501, 502, 503, 504}
 RESOURCE_TYPES = ["Patient", "MedicationRequest", "ServiceRequest", "AllergyIntolerance"]
-RESULT_PARAMS = ["_count", "_sort", "_elements", "_summary", "_include", "_revinclude", "_format", "_id",
-                 "_lastUpdated", "_total", "_getpages", "_pageoffset", "_contained", "_has:Patient:x:y"]
-MODIFIERS = ["", ":missing", ":exact", ":contains", ":identifier", ":not", ":text", ":below", ":Patient",
-             ":bogus", ".identifier", ".family"]
+RESULT_PARAMS = [
+    "_count",
+    "_sort",
+    "_elements",
+    "_summary",
+    "_include",
+    "_revinclude",
+    "_format",
+    "_id",
+    "_lastUpdated",
+    "_total",
+    "_getpages",
+    "_pageoffset",
+    "_contained",
+    "_has:Patient:x:y",
+]
+MODIFIERS = [
+    "",
+    ":missing",
+    ":exact",
+    ":contains",
+    ":identifier",
+    ":not",
+    ":text",
+    ":below",
+    ":Patient",
+    ":bogus",
+    ".identifier",
+    ".family",
+]
 PREFIXES = ["", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap", "zz"]
 EXAMPLES = 150  # per resource type and endpoint: about 13 s for all eight tests on the shared machine
 
 atoms = st.one_of(
-    st.sampled_from(["9000000009", "9000000017", "9449305552", "1234567890", "pas-H1", "Patient/9000000009",
-                     "https://fhir.nhs.uk/Id/nhs-number|9000000009", "|9000000009", "https://fhir.nhs.uk/Id/nhs-number|",
-                     "|", "true", "false", "active", "-", "*", "Smith", "Sm*th", "2020", "2020-02-30",
-                     "2010-10-10T10:10:10Z", "2020-13", "0", "-1", "99999999999999999999", "1e9", "NaN"]),
-    st.builds(lambda p, d: p + d, st.sampled_from(PREFIXES),
-              st.from_regex(r"\d{1,5}(-\d{1,2}(-\d{1,2}(T\d{1,2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?)?)?)?", fullmatch=True)),
+    st.sampled_from(
+        [
+            "9000000009",
+            "9000000017",
+            "9449305552",
+            "1234567890",
+            "pas-H1",
+            "Patient/9000000009",
+            "https://fhir.nhs.uk/Id/nhs-number|9000000009",
+            "|9000000009",
+            "https://fhir.nhs.uk/Id/nhs-number|",
+            "|",
+            "true",
+            "false",
+            "active",
+            "-",
+            "*",
+            "Smith",
+            "Sm*th",
+            "2020",
+            "2020-02-30",
+            "2010-10-10T10:10:10Z",
+            "2020-13",
+            "0",
+            "-1",
+            "99999999999999999999",
+            "1e9",
+            "NaN",
+        ]
+    ),
+    st.builds(
+        lambda p, d: p + d,
+        st.sampled_from(PREFIXES),
+        st.from_regex(r"\d{1,5}(-\d{1,2}(-\d{1,2}(T\d{1,2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?)?)?)?", fullmatch=True),
+    ),
     st.text(max_size=12),
     st.text(alphabet="%|,:$.\\/-_ ?&=#+;", max_size=8),
     st.text(alphabet="aé€𝄞\u0000\u202e", min_size=200, max_size=1500),
@@ -60,11 +116,16 @@ def _encode(text: str, raw: bool) -> str:
 def query_strings(draw: Any, declared: list[str]) -> str:
     pairs = []
     for _ in range(draw(st.integers(0, 4))):
-        name = draw(st.one_of(st.sampled_from(declared or ["_id"]), st.sampled_from(declared or ["_id"]),
-                              st.sampled_from(RESULT_PARAMS), st.text(max_size=10)))
+        name = draw(
+            st.one_of(
+                st.sampled_from(declared or ["_id"]),
+                st.sampled_from(declared or ["_id"]),
+                st.sampled_from(RESULT_PARAMS),
+                st.text(max_size=10),
+            )
+        )
         modifier = draw(st.sampled_from(MODIFIERS))
-        value = draw(st.sampled_from(["true", "false"]) if modifier == ":missing" and draw(st.booleans())
-                     else values)
+        value = draw(st.sampled_from(["true", "false"]) if modifier == ":missing" and draw(st.booleans()) else values)
         raw = draw(st.booleans())
         pairs.append(f"{_encode(name + modifier, raw)}={_encode(value, raw)}")
     if draw(st.booleans()):
@@ -72,8 +133,10 @@ def query_strings(draw: Any, declared: list[str]) -> str:
     return "&".join(draw(st.permutations(pairs)))
 
 
-ids = st.one_of(st.sampled_from(["9000000009", "pas-H1-1", "x" * 64, "x" * 65, "..", "a.b-c", "%2F", "%00", "%ff"]),
-                st.text(min_size=1, max_size=80).map(lambda s: quote(s, safe="")))
+ids = st.one_of(
+    st.sampled_from(["9000000009", "pas-H1-1", "x" * 64, "x" * 65, "..", "a.b-c", "%2F", "%00", "%ff"]),
+    st.text(min_size=1, max_size=80).map(lambda s: quote(s, safe="")),
+)
 
 
 async def _check(client: FHIRClient, path_and_query: str, form: str | None = None) -> None:
@@ -82,8 +145,12 @@ async def _check(client: FHIRClient, path_and_query: str, form: str | None = Non
     if form is None:
         request = client.session.get(url, allow_redirects=False, headers=bearer())
     else:
-        request = client.session.post(url, data=form.encode(), allow_redirects=False,
-                                      headers={"Content-Type": "application/x-www-form-urlencoded", **bearer()})
+        request = client.session.post(
+            url,
+            data=form.encode(),
+            allow_redirects=False,
+            headers={"Content-Type": "application/x-www-form-urlencoded", **bearer()},
+        )
     async with request as resp:
         raw = await resp.read()
         status, ctype = resp.status, resp.headers.get("Content-Type", "")
@@ -109,8 +176,13 @@ async def _declared(client: FHIRClient, rtype: str) -> list[str]:
     return [p["name"] for p in resource.get("searchParam", [])]
 
 
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=False, database=None,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=False,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.mark.parametrize("rtype", RESOURCE_TYPES)

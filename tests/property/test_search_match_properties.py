@@ -2,6 +2,7 @@
 query text exactly as the server parses them, evaluated against resource dicts, and
 checked against independent plain-Python oracles and against the laws of FHIR R4 search
 (prefixes that partition, modifiers that complement, unions that are ORs)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
@@ -14,20 +15,23 @@ from hypothesis import strategies as st
 from server.fhir.search_match import CODE_SYSTEMS, Unevaluable, check_evaluable, matches
 from server.fhir.search_params import ParsedParam, SearchParamSpec, parse_param
 
-SPECS = {s.name: s for s in (
-    SearchParamSpec("code", "token", "", path="code"),
-    SearchParamSpec("status", "token", "", path="status"),
-    SearchParamSpec("identifier", "token", "", path="identifier"),
-    SearchParamSpec("date", "date", "", path="recordedDate"),
-    SearchParamSpec("period", "date", "", path="period"),
-    SearchParamSpec("name", "string", "", path="name"),
-    SearchParamSpec("note", "string", "", path="note"),
-    SearchParamSpec("patient", "reference", "", path="patient", target_types=("Patient",)),
-    SearchParamSpec("nopath", "token", ""),
-    SearchParamSpec("number", "token", "", path="identifier|groupIdentifier"),  # a union path
-    SearchParamSpec("group", "token", "", path="groupIdentifier"),
-    SearchParamSpec("occurrence", "date", "", path="occurrenceDateTime|occurrencePeriod"),
-)}
+SPECS = {
+    s.name: s
+    for s in (
+        SearchParamSpec("code", "token", "", path="code"),
+        SearchParamSpec("status", "token", "", path="status"),
+        SearchParamSpec("identifier", "token", "", path="identifier"),
+        SearchParamSpec("date", "date", "", path="recordedDate"),
+        SearchParamSpec("period", "date", "", path="period"),
+        SearchParamSpec("name", "string", "", path="name"),
+        SearchParamSpec("note", "string", "", path="note"),
+        SearchParamSpec("patient", "reference", "", path="patient", target_types=("Patient",)),
+        SearchParamSpec("nopath", "token", ""),
+        SearchParamSpec("number", "token", "", path="identifier|groupIdentifier"),  # a union path
+        SearchParamSpec("group", "token", "", path="groupIdentifier"),
+        SearchParamSpec("occurrence", "date", "", path="occurrenceDateTime|occurrencePeriod"),
+    )
+}
 STATUS_SYSTEM = CODE_SYSTEMS["MedicationRequest.status"]
 SYSTEMS = st.sampled_from(["http://snomed.info/sct", "https://dmd.nhs.uk", "urn:local"])
 CODES = st.from_regex(r"[a-z0-9]{1,6}", fullmatch=True)
@@ -50,8 +54,9 @@ def concept(codings: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 @given(CODINGS, SYSTEMS, CODES)
-def test_token_system_and_code_against_a_codeable_concept(codings: list[tuple[str, str]], system: str,
-                                                          code: str) -> None:
+def test_token_system_and_code_against_a_codeable_concept(
+    codings: list[tuple[str, str]], system: str, code: str
+) -> None:
     resource = {"resourceType": "AllergyIntolerance", "code": concept(codings)}
     assert hit(resource, ("code", f"{system}|{code}")) == ((system, code) in codings)
     assert hit(resource, ("code", code)) == any(c == code for _, c in codings)  # any system
@@ -87,8 +92,16 @@ def test_identifiers_match_system_and_value(system: str, value: str) -> None:
 @given(DAYS, DAYS, st.sampled_from(["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"]))
 def test_day_dates_with_prefixes_against_a_plain_date_oracle(element: date, query: date, prefix: str) -> None:
     resource = {"resourceType": "AllergyIntolerance", "recordedDate": element.isoformat()}
-    expected = {"eq": element == query, "ne": element != query, "gt": element > query, "lt": element < query,
-                "ge": element >= query, "le": element <= query, "sa": element > query, "eb": element < query}[prefix]
+    expected = {
+        "eq": element == query,
+        "ne": element != query,
+        "gt": element > query,
+        "lt": element < query,
+        "ge": element >= query,
+        "le": element <= query,
+        "sa": element > query,
+        "eb": element < query,
+    }[prefix]
     assert hit(resource, ("date", f"{prefix}{query.isoformat()}")) == expected
     assert hit(resource, ("date", f"eq{element.year}")) is True  # a partial date is its whole range
 
@@ -97,11 +110,12 @@ def test_day_dates_with_prefixes_against_a_plain_date_oracle(element: date, quer
 def test_periods_with_an_open_end_are_unbounded(start: date, end: date | None, query: date) -> None:
     if end is not None and end < start:
         start, end = end, start
-    resource = {"resourceType": "MedicationRequest", "period": {"start": start.isoformat(),
-                                                                 **({"end": end.isoformat()} if end else {})}}
+    resource = {
+        "resourceType": "MedicationRequest",
+        "period": {"start": start.isoformat(), **({"end": end.isoformat()} if end else {})},
+    }
     # FHIR R4 ge: the target reaches past the searched day, or lies within it.
-    assert hit(resource, ("period", f"ge{query.isoformat()}")) == (end is None or end > query
-                                                                   or start == end == query)
+    assert hit(resource, ("period", f"ge{query.isoformat()}")) == (end is None or end > query or start == end == query)
     assert hit(resource, ("period", f"lt{query.isoformat()}")) == (start < query)
 
 
@@ -122,8 +136,12 @@ def test_strings_search_every_part_of_a_human_name(given_names: list[str], famil
 
 @given(st.booleans(), st.sampled_from(["code", "date", "note", "patient"]))
 def test_missing_is_about_presence(present: bool, name: str) -> None:
-    values = {"code": concept([("urn:local", "x")]), "date": "2020-01-01", "note": "text",
-              "patient": {"reference": "Patient/1"}}
+    values = {
+        "code": concept([("urn:local", "x")]),
+        "date": "2020-01-01",
+        "note": "text",
+        "patient": {"reference": "Patient/1"},
+    }
     path = SPECS[name].path
     assert path is not None
     resource: dict[str, Any] = {"resourceType": "AllergyIntolerance", **({path: values[name]} if present else {})}
@@ -150,16 +168,23 @@ def test_absent_elements_never_match_a_value_filter() -> None:
 
 
 def test_text_modifier_searches_text_and_display() -> None:
-    resource = {"resourceType": "AllergyIntolerance", "code": {"text": "Penicillin V", "coding": [
-        {"system": "http://snomed.info/sct", "code": "91936005", "display": "Allergy to penicillin"}]}}
+    resource = {
+        "resourceType": "AllergyIntolerance",
+        "code": {
+            "text": "Penicillin V",
+            "coding": [{"system": "http://snomed.info/sct", "code": "91936005", "display": "Allergy to penicillin"}],
+        },
+    }
     assert hit(resource, ("code:text", "penic"))
     assert hit(resource, ("code:text", "allergy to"))
     assert not hit(resource, ("code:text", "latex"))
 
 
 def test_reference_identifier_modifier() -> None:
-    resource = {"resourceType": "AllergyIntolerance",
-                "patient": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}}}
+    resource = {
+        "resourceType": "AllergyIntolerance",
+        "patient": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}},
+    }
     assert hit(resource, ("patient:identifier", "https://fhir.nhs.uk/Id/nhs-number|9000000009"))
     assert not hit(resource, ("patient:identifier", "https://fhir.nhs.uk/Id/nhs-number|9000000017"))
 
@@ -180,8 +205,9 @@ def test_what_cannot_be_evaluated_raises_instead_of_matching_everything() -> Non
 
 # --- laws of FHIR R4 search the matcher keeps ------------------------------------------------
 
-INSTANTS = st.datetimes(min_value=datetime(1950, 1, 1), max_value=datetime(2040, 12, 31),
-                        timezones=st.just(timezone.utc)).map(lambda d: d.replace(microsecond=0))
+INSTANTS = st.datetimes(
+    min_value=datetime(1950, 1, 1), max_value=datetime(2040, 12, 31), timezones=st.just(timezone.utc)
+).map(lambda d: d.replace(microsecond=0))
 PRECISIONS = st.sampled_from(["year", "month", "day"])
 
 
@@ -198,8 +224,9 @@ def definite(when: datetime, as_day: bool) -> str:
 
 @settings(max_examples=300)
 @given(INSTANTS, st.booleans(), DAYS, PRECISIONS)
-def test_ge_and_lt_partition_resources_with_a_definite_date(when: datetime, as_day: bool, query: date,
-                                                             precision: str) -> None:
+def test_ge_and_lt_partition_resources_with_a_definite_date(
+    when: datetime, as_day: bool, query: date, precision: str
+) -> None:
     resource = {"resourceType": "AllergyIntolerance", "recordedDate": definite(when, as_day)}
     value = at_precision(query, precision)
     ge, lt = hit(resource, ("date", f"ge{value}")), hit(resource, ("date", f"lt{value}"))
@@ -215,8 +242,7 @@ def test_ge_and_lt_partition_resources_with_a_definite_date(when: datetime, as_d
 
 @settings(max_examples=200)
 @given(INSTANTS, DAYS, PRECISIONS, st.sampled_from(["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"]))
-def test_a_period_is_searched_as_the_range_it_covers(start: datetime, query: date, precision: str,
-                                                      prefix: str) -> None:
+def test_a_period_is_searched_as_the_range_it_covers(start: datetime, query: date, precision: str, prefix: str) -> None:
     """A closed Period whose bounds are one instant is searched like that instant."""
     instant = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     value = f"{prefix}{at_precision(query, precision)}"
@@ -241,8 +267,9 @@ def test_an_open_end_is_ongoing_and_an_open_start_is_since_ever(bound: date, que
 
 
 @given(st.one_of(st.none(), CODINGS), SYSTEMS, CODES, st.booleans())
-def test_not_is_the_complement_of_the_match_where_the_element_is(codings: list[tuple[str, str]] | None,
-                                                                  system: str, code: str, any_system: bool) -> None:
+def test_not_is_the_complement_of_the_match_where_the_element_is(
+    codings: list[tuple[str, str]] | None, system: str, code: str, any_system: bool
+) -> None:
     resource: dict[str, Any] = {"resourceType": "AllergyIntolerance"}
     if codings is not None:
         resource["code"] = concept(codings)
@@ -254,11 +281,16 @@ def test_not_is_the_complement_of_the_match_where_the_element_is(codings: list[t
     assert hit(resource, ("code:missing", "true")) != hit(resource, ("code:missing", "false"))
 
 
-@given(st.lists(st.tuples(SYSTEMS, CODES), max_size=3), st.one_of(st.none(), st.tuples(SYSTEMS, CODES)),
-       SYSTEMS, CODES, st.sampled_from([None, "not", "missing"]))
-def test_a_union_path_is_the_or_of_its_branches(identifiers: list[tuple[str, str]],
-                                                group: tuple[str, str] | None, system: str, code: str,
-                                                modifier: str | None) -> None:
+@given(
+    st.lists(st.tuples(SYSTEMS, CODES), max_size=3),
+    st.one_of(st.none(), st.tuples(SYSTEMS, CODES)),
+    SYSTEMS,
+    CODES,
+    st.sampled_from([None, "not", "missing"]),
+)
+def test_a_union_path_is_the_or_of_its_branches(
+    identifiers: list[tuple[str, str]], group: tuple[str, str] | None, system: str, code: str, modifier: str | None
+) -> None:
     resource: dict[str, Any] = {"resourceType": "MedicationRequest"}
     if identifiers:
         resource["identifier"] = [{"system": s, "value": v} for s, v in identifiers]
@@ -275,8 +307,11 @@ def test_a_union_path_is_the_or_of_its_branches(identifiers: list[tuple[str, str
 @given(DAYS, st.booleans(), DAYS)
 def test_a_choice_element_is_searched_whichever_type_it_has(day: date, as_period: bool, query: date) -> None:
     """occurrence[x]: a dateTime or a Period, one search parameter over both."""
-    value = {"occurrencePeriod": {"start": day.isoformat(), "end": day.isoformat()}} if as_period \
+    value = (
+        {"occurrencePeriod": {"start": day.isoformat(), "end": day.isoformat()}}
+        if as_period
         else {"occurrenceDateTime": day.isoformat()}
+    )
     resource = {"resourceType": "ServiceRequest", **value}
     assert hit(resource, ("occurrence", f"eq{query.isoformat()}")) == (day == query)
     assert hit(resource, ("occurrence", f"ge{query.isoformat()}")) == (day >= query)

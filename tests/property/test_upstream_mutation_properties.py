@@ -7,6 +7,7 @@ Each test runs the connector's conversion boundary (the parse/convert functions 
 client or provider calls on the upstream body) on a real NHS example with one or two
 nodes replaced (tests/support/json_mutation.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -126,26 +127,40 @@ def test_ers_stu3_answer(body: Any) -> None:
 # ---- GP Connect (AllergyIntolerance) ------------------------------------------------
 
 GPC_RECORD = _example("gpconnect/allergies_response1_STU3.json")
-GPC_NHS = next(i["value"] for e in GPC_RECORD["entry"] if e["resource"]["resourceType"] == "Patient"
-               for i in e["resource"]["identifier"] if i["system"] == "https://fhir.nhs.uk/Id/nhs-number")
+GPC_NHS = next(
+    i["value"]
+    for e in GPC_RECORD["entry"]
+    if e["resource"]["resourceType"] == "Patient"
+    for i in e["resource"]["identifier"]
+    if i["system"] == "https://fhir.nhs.uk/Id/nhs-number"
+)
 
 
 @FUZZ
 @given(mutated(GPC_RECORD), st.booleans())
 def test_gpconnect_structured_record_answer(body: Any, include_resolved: bool) -> None:
-    _converts_or_refuses(lambda b: convert_record(parse_structured_record(b, GPC_NHS), GPC_NHS,
-                                                  include_resolved=include_resolved).allergies, body)
+    _converts_or_refuses(
+        lambda b: (
+            convert_record(parse_structured_record(b, GPC_NHS), GPC_NHS, include_resolved=include_resolved).allergies
+        ),
+        body,
+    )
 
 
-@pytest.mark.parametrize("convert, body", [
-    (lambda b: [m.patient for m in parse_search_bundle(b)], PDS_SEARCH),
-    (parse_prescription, CPT_DETAILS),
-    (lambda b: _found(bars_found(parse_searchset(b), "t1", "9000000009")), BARS_SEARCH),
-    (lambda b: _found(ers_r4_found(parse_r4_searchset(b), "000000070002")), ERS_R4_SEARCH),
-    (lambda b: _found(ers_stu3_found(parse_referral_request(b), ERS_STU3["id"])), ERS_STU3),
-    (lambda b: convert_record(parse_structured_record(b, GPC_NHS), GPC_NHS, include_resolved=True).allergies,
-     GPC_RECORD),
-])
+@pytest.mark.parametrize(
+    "convert, body",
+    [
+        (lambda b: [m.patient for m in parse_search_bundle(b)], PDS_SEARCH),
+        (parse_prescription, CPT_DETAILS),
+        (lambda b: _found(bars_found(parse_searchset(b), "t1", "9000000009")), BARS_SEARCH),
+        (lambda b: _found(ers_r4_found(parse_r4_searchset(b), "000000070002")), ERS_R4_SEARCH),
+        (lambda b: _found(ers_stu3_found(parse_referral_request(b), ERS_STU3["id"])), ERS_STU3),
+        (
+            lambda b: convert_record(parse_structured_record(b, GPC_NHS), GPC_NHS, include_resolved=True).allergies,
+            GPC_RECORD,
+        ),
+    ],
+)
 def test_unmutated_examples_convert(convert: Callable[[Any], list[dict[str, Any]]], body: Any) -> None:
     """The properties above are not vacuous: each example converts as it is."""
     resources = convert(body)

@@ -1,5 +1,6 @@
 """What the access-control tests share: test patients, tokens for each role, and readers
 of searchsets and of the audit trail (tests/integration/test_access_*.py)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,13 +10,20 @@ from tests.support.tokens import token
 
 JANE = "9000000009"  # PDS, CPT and GP Connect all know her
 JAYNE = "9000000017"  # another patient with prescriptions in CPT
-CPT = {"nhsd-session-urid": "555254240100", "nhsd-organization-uuid": "A83008",
-       "nhsd-session-jobrole": "S0030:G0100:R0570"}
+CPT = {
+    "nhsd-session-urid": "555254240100",
+    "nhsd-organization-uuid": "A83008",
+    "nhsd-session-jobrole": "S0030:G0100:R0570",
+}
 
 CLINICIAN = token("user/*.rs", roles=["clinician"])
 AUDITOR = token("user/AuditEvent.rs", roles=["auditor"], purpose=None)
-PAS_SYSTEM = token("system/Patient.cru system/AllergyIntolerance.rs system/MedicationRequest.rs",
-                   roles=["pas-system"], purpose=None, subject="pas-interface")
+PAS_SYSTEM = token(
+    "system/Patient.cru system/AllergyIntolerance.rs system/MedicationRequest.rs",
+    roles=["pas-system"],
+    purpose=None,
+    subject="pas-interface",
+)
 JANE_APP = token("patient/*.rs", roles=["clinician"], patient=JANE, subject="jane-app")
 
 
@@ -48,5 +56,6 @@ async def audit_events(fhir: CheckedClient, **query: str) -> list[dict[str, Any]
 
 
 def by_request_id(events: list[dict[str, Any]], request_id: str) -> list[dict[str, Any]]:
-    return [e for e in events for ent in e["entity"]
-            if ent.get("what", {}).get("identifier", {}).get("value") == request_id]
+    return [
+        e for e in events for ent in e["entity"] if ent.get("what", {}).get("identifier", {}).get("value") == request_id
+    ]

@@ -5,6 +5,7 @@ JSON content type (errors and 304 included), an X-Request-ID, never a 500, and e
 body validated as R4 (fhir.resources.R4B), Bundle entries too. Requests carry the default
 test token (tests/support/tokens.py) unless they set Authorization or anonymous=True.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

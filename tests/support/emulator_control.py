@@ -1,4 +1,5 @@
 """Drive the emulator's /_control API over HTTP, as a test client would."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """A clock for unit tests: time moves only when someone sleeps or the test advances it."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,11 +1,19 @@
 """Validate bodies the façade emits against the R4B models (tests only: it is slow)."""
+
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-R4B_TYPES = {"Patient", "Bundle", "OperationOutcome", "CapabilityStatement", "MedicationRequest",
-             "ServiceRequest", "AllergyIntolerance"}
+R4B_TYPES = {
+    "Patient",
+    "Bundle",
+    "OperationOutcome",
+    "CapabilityStatement",
+    "MedicationRequest",
+    "ServiceRequest",
+    "AllergyIntolerance",
+}
 
 
 def validate_r4(body: dict[str, Any]) -> Any:

@@ -1,5 +1,6 @@
 """Hypothesis strategies for upstream answers of the right outline but wrong value types:
 one or two nodes of a real NHS example replaced by a JSON value of another type."""
+
 from __future__ import annotations
 
 import copy
@@ -13,10 +14,18 @@ Path = tuple[str | int, ...]
 # Values an upstream could plausibly put anywhere: every JSON type, plus shapes that
 # look right but are not (an unknown resource, an impossible date, a list of null).
 replacement_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-2, 2**40), st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 2**40),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from(["", "x", "2020-13-45", "Patient/", "#"]),
-    st.just([]), st.just({}), st.just([None]), st.just([[]]), st.just([{}]),
-    st.just({"resourceType": "Nope"}), st.just({"reference": 5}),
+    st.just([]),
+    st.just({}),
+    st.just([None]),
+    st.just([[]]),
+    st.just([{}]),
+    st.just({"resourceType": "Nope"}),
+    st.just({"reference": 5}),
 )
 
 

@@ -8,6 +8,7 @@ Python (not its CLI) so its TTL monitor sweeps every second instead of every min
 
 A run that can reach no MongoDB at all fails loudly; it never skips the MongoDB tests.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,11 +73,16 @@ class SecantusProcess:
     def start(self, timeout: float = 30.0) -> str:
         python = TESTDB_VENV / "bin" / "python"
         if not python.exists():
-            raise RuntimeError(f"{python} is missing: run `make test` (it installs SecantusDB into .venv-testdb) "
-                               f"or set {URI_VARIABLE} to a MongoDB URL")
+            raise RuntimeError(
+                f"{python} is missing: run `make test` (it installs SecantusDB into .venv-testdb) "
+                f"or set {URI_VARIABLE} to a MongoDB URL"
+            )
         self.process = subprocess.Popen(
             [str(python), "-c", _LAUNCHER, str(self.port), self.storage_path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
@@ -151,7 +157,6 @@ def mongo_db(mongo_server: MongoServer) -> Iterator[MongoTarget]:
         client.drop_database(name)
     finally:
         client.close()
-
 
 
 @contextlib.asynccontextmanager

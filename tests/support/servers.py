@@ -1,5 +1,6 @@
 """Real servers on loopback for integration tests: the emulator and the façade, each on
 its own free port, talking HTTP to each other and to the test."""
+
 from __future__ import annotations
 
 import contextlib
@@ -50,8 +51,11 @@ class Emulator:
         """FACADE_* settings that point every NHS API of `sources` (default: the emulator's)
         at this emulator. The emulator is ours, so no client-side rate limit unless a test
         sets upstream_rate_limits."""
-        urls = {f"{u.key}_base_url": f"{self.url}/{u.emulator_path}"
-                for s in (self.sources if sources is None else sources) for u in s.upstreams}
+        urls = {
+            f"{u.key}_base_url": f"{self.url}/{u.emulator_path}"
+            for s in (self.sources if sources is None else sources)
+            for u in s.upstreams
+        }
         return {**urls, "upstream_rate_limits": {}}
 
     @property
@@ -78,8 +82,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_facade(emulator: Emulator, sources: Sequence[Source] | None = None,
-                         **overrides: Any) -> AsyncIterator[str]:
+async def running_facade(
+    emulator: Emulator, sources: Sequence[Source] | None = None, **overrides: Any
+) -> AsyncIterator[str]:
     """The façade on a free loopback port, its public base URL set to that address.
 
     The read-through cache is off unless a test passes cache_enabled=True (the cache
@@ -93,8 +98,16 @@ async def running_facade(emulator: Emulator, sources: Sequence[Source] | None = 
     base = f"http://127.0.0.1:{port}"
     signing_key()  # the key file exists before the façade reads it
     sources = emulator.sources if sources is None else sources
-    settings = Settings(**{"base_url": base, "port": port, "cache_enabled": False,
-                           **facade_access_settings(base), **emulator.upstream_settings(sources), **overrides})
+    settings = Settings(
+        **{
+            "base_url": base,
+            "port": port,
+            "cache_enabled": False,
+            **facade_access_settings(base),
+            **emulator.upstream_settings(sources),
+            **overrides,
+        }
+    )
     async with serving(create_app(settings, sources), port=port, ready_path="/metadata") as url:
         yield url
 

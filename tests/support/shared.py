@@ -1,5 +1,6 @@
 """Where the shared NHS examples live: ../shared beside the repository (as in CI), or
 FACADE_SHARED_DIR. Contract tests read these files in place; they are never copied."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Sources for tests: a provider factory wrapped as an NHS source with no upstream."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,8 +15,9 @@ from server.sources.wiring import Wiring
 
 def source_of(resource_type: str, build: Callable[[Wiring], ResourceProvider]) -> Source:
     """A source serving `resource_type` from `build`, calling no NHS API."""
-    return Source(name=f"test {resource_type}", settings=SourceSettings, upstreams=(),
-                  offers=(Offer(resource_type, build),))
+    return Source(
+        name=f"test {resource_type}", settings=SourceSettings, upstreams=(), offers=(Offer(resource_type, build),)
+    )
 
 
 def nhs_urls(settings: Settings) -> list[str | None]:

@@ -6,6 +6,7 @@ default token may do everything (the tester role, user/ and system/ scopes, purp
 tests of other features then run as an authorised caller, and the access tests mint
 narrower ones with `token(...)`.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -41,8 +42,7 @@ def key_path() -> Path:
 def policy_path() -> Path:
     """The shipped roles.yaml plus the tester role, as a file the façade loads."""
     document = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
-    document["roles"][TESTER_ROLE] = {"description": "tests only", "fhir": {"*": "cruds"},
-                                      "pas": sorted(PAS_ACTIONS)}
+    document["roles"][TESTER_ROLE] = {"description": "tests only", "fhir": {"*": "cruds"}, "pas": sorted(PAS_ACTIONS)}
     path = key_path().parent / "roles-with-tester.yaml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path
@@ -53,11 +53,30 @@ def signing_key() -> RSAKey:
     return load_or_create_key(key_path())
 
 
-def token(scope: str = ALL_SCOPES, *, roles: Sequence[str] = ALL_ROLES, patient: str | None = None,
-          purpose: str | None = "TREAT", subject: str = "test-user", audience: str = TEST_AUDIENCE,
-          lifetime: int = 3600, now: float | None = None, extra: dict[str, Any] | None = None) -> str:
-    return issue_token(signing_key(), audience=audience, scope=scope, subject=subject, roles=roles,
-                       patient=patient, purpose=purpose, lifetime=lifetime, now=now, extra=extra)
+def token(
+    scope: str = ALL_SCOPES,
+    *,
+    roles: Sequence[str] = ALL_ROLES,
+    patient: str | None = None,
+    purpose: str | None = "TREAT",
+    subject: str = "test-user",
+    audience: str = TEST_AUDIENCE,
+    lifetime: int = 3600,
+    now: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    return issue_token(
+        signing_key(),
+        audience=audience,
+        scope=scope,
+        subject=subject,
+        roles=roles,
+        patient=patient,
+        purpose=purpose,
+        lifetime=lifetime,
+        now=now,
+        extra=extra,
+    )
 
 
 @functools.cache
@@ -82,8 +101,14 @@ def with_default_auth(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def facade_access_settings(base_url: str) -> dict[str, Any]:
     """Settings that make a test façade trust the test key (dev issuer, loopback emulator)."""
-    return {"dev_issuer": "auto", "dev_issuer_key_path": key_path(), "auth_audience": [base_url, TEST_AUDIENCE],
-            "relationship_required": False, "access_policy": policy_path(),
-            # One test token stands for every caller: the per-caller NHS quota is lifted
-            # (tests/integration/test_caller_quota.py sets its own).
-            "caller_nhs_rate": 10_000.0, "caller_nhs_burst": 100_000.0}
+    return {
+        "dev_issuer": "auto",
+        "dev_issuer_key_path": key_path(),
+        "auth_audience": [base_url, TEST_AUDIENCE],
+        "relationship_required": False,
+        "access_policy": policy_path(),
+        # One test token stands for every caller: the per-caller NHS quota is lifted
+        # (tests/integration/test_caller_quota.py sets its own).
+        "caller_nhs_rate": 10_000.0,
+        "caller_nhs_burst": 100_000.0,
+    }

@@ -1,4 +1,5 @@
 """The BALP-shaped AuditEvent (server/access/audit_event.py): validity, codes, agents, entities, interactions."""
+
 from __future__ import annotations
 
 import base64
@@ -28,15 +29,25 @@ WHEN = dt.datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=dt.timezone.utc)
 
 
 def note(interaction: str = "read", **changes: Any) -> AuditNote:
-    values: dict[str, Any] = {"request_id": "req-123", "method": "GET", "target": "/Patient/9000000009",
-                              "client_address": "10.0.0.7", "interaction": interaction}
+    values: dict[str, Any] = {
+        "request_id": "req-123",
+        "method": "GET",
+        "target": "/Patient/9000000009",
+        "client_address": "10.0.0.7",
+        "interaction": interaction,
+    }
     values.update(changes)
     return AuditNote(**values)
 
 
 def who(**changes: Any) -> Principal:
-    values: dict[str, Any] = {"subject": "user-1", "issuer": "https://idp.example", "scopes": ScopeSet.parse(
-        "user/*.rs"), "roles": frozenset({"clinician", "clerk"}), "purpose": "TREAT"}
+    values: dict[str, Any] = {
+        "subject": "user-1",
+        "issuer": "https://idp.example",
+        "scopes": ScopeSet.parse("user/*.rs"),
+        "roles": frozenset({"clinician", "clerk"}),
+        "purpose": "TREAT",
+    }
     values.update(changes)
     return Principal(**values)
 
@@ -54,13 +65,21 @@ def codes(entity: dict[str, Any]) -> tuple[str, str]:
 def test_a_full_event_validates_as_r4_audit_event() -> None:
     n = note("search-type", method="GET", target="/MedicationRequest?patient=9000000009")
     n.saw(["Patient/9000000009"], ["MedicationRequest/m1", "MedicationRequest/m2"])
-    p = who(client_id="ward-app", organisation_ods="RX1", sds_user_id="555021935106",
-            role_codes=("S0030:G0100:R8000",), purpose="ETREAT")
+    p = who(
+        client_id="ward-app",
+        organisation_ods="RX1",
+        sds_user_id="555021935106",
+        role_codes=("S0030:G0100:R8000",),
+        purpose="ETREAT",
+    )
     body = event(n, p, 200, break_glass=True)
     parsed = validate_r4(body)
     assert parsed.recorded.isoformat().startswith("2024-05-01T12:30:15.123")
-    assert body["type"] == {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
-                            "display": "Restful Operation"}
+    assert body["type"] == {
+        "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+        "code": "rest",
+        "display": "Restful Operation",
+    }
     assert body["subtype"] == [{"system": "http://hl7.org/fhir/restful-interaction", "code": "search-type"}]
     assert body["source"]["site"] == OBSERVER
     assert body["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT"
@@ -70,8 +89,23 @@ def test_each_event_has_its_own_id() -> None:
     assert event()["id"] != event()["id"]
 
 
-@pytest.mark.parametrize("status, code", [(200, "0"), (201, "0"), (304, "0"), (399, "0"), (400, "4"), (401, "4"),
-                                          (403, "4"), (404, "4"), (499, "4"), (500, "8"), (502, "8"), (503, "8")])
+@pytest.mark.parametrize(
+    "status, code",
+    [
+        (200, "0"),
+        (201, "0"),
+        (304, "0"),
+        (399, "0"),
+        (400, "4"),
+        (401, "4"),
+        (403, "4"),
+        (404, "4"),
+        (499, "4"),
+        (500, "8"),
+        (502, "8"),
+        (503, "8"),
+    ],
+)
 def test_outcome_code_by_status(status: int, code: str) -> None:
     assert outcome_code(status) == code
     body = event(status=status)
@@ -88,10 +122,21 @@ def test_outcome_description_carries_the_reason_bounded_and_the_withheld_count()
     assert event(note(), who(), 200)["outcomeDesc"] == "HTTP 200"
 
 
-@pytest.mark.parametrize("interaction, action", [
-    ("read", "R"), ("vread", "R"), ("search-type", "E"), ("search-system", "E"), ("create", "C"),
-    ("update", "U"), ("patch", "U"), ("delete", "D"), ("operation", "E"), ("something-else", "E"),
-])
+@pytest.mark.parametrize(
+    "interaction, action",
+    [
+        ("read", "R"),
+        ("vread", "R"),
+        ("search-type", "E"),
+        ("search-system", "E"),
+        ("create", "C"),
+        ("update", "U"),
+        ("patch", "U"),
+        ("delete", "D"),
+        ("operation", "E"),
+        ("something-else", "E"),
+    ],
+)
 def test_action_by_interaction(interaction: str, action: str) -> None:
     assert event(note(interaction))["action"] == action
 
@@ -126,8 +171,10 @@ def test_user_agent_names_the_user_roles_job_roles_and_purpose() -> None:
         {"coding": [{"system": JOB_ROLE_SYSTEM, "code": "R8000"}], "text": "S0030:G0100:R8000"},
         {"coding": [{"system": JOB_ROLE_SYSTEM, "code": "R0001"}], "text": "R0001"},
     ]
-    assert user["purposeOfUse"][0]["coding"][0] == {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                                                    "code": "TREAT"}
+    assert user["purposeOfUse"][0]["coding"][0] == {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+        "code": "TREAT",
+    }
 
 
 def test_no_network_element_without_a_client_address() -> None:
@@ -196,7 +243,8 @@ def test_a_patient_returned_as_a_resource_is_listed_once_as_the_patient() -> Non
     n.saw(["Patient/9000000009"], ["Patient/9000000009"])
     entities = event(n, who())["entity"]
     assert [e["what"].get("reference") for e in entities if "what" in e and "reference" in e["what"]] == [
-        "Patient/9000000009"]
+        "Patient/9000000009"
+    ]
 
 
 def test_resource_entities_are_capped() -> None:
@@ -215,23 +263,26 @@ def test_recorded_defaults_to_now_in_utc() -> None:
     assert before - dt.timedelta(milliseconds=1) <= recorded <= after
 
 
-@pytest.mark.parametrize("method, path, interaction", [
-    ("GET", "/Patient/9000000009", "read"),
-    ("GET", "/Patient/9000000009/_history/2", "vread"),
-    ("GET", "/Patient", "search-type"),
-    ("GET", "/Patient/", "search-type"),
-    ("POST", "/Patient/_search", "search-type"),
-    ("GET", "/Patient/_search", "search-type"),
-    ("POST", "/Patient", "create"),
-    ("PUT", "/Patient/9000000009", "update"),
-    ("PATCH", "/Patient/9000000009", "patch"),
-    ("DELETE", "/Patient/9000000009", "delete"),
-    ("POST", "/pas/v1/patients", "create"),
-    ("POST", "/pas/v1/hl7", "update"),
-    ("PUT", "/pas/v1/patients/H123", "update"),
-    ("GET", "/pas/v1/patients/H123", "read"),
-    ("GET", "/pas/v1/patients/H123/allergies", "read"),
-])
+@pytest.mark.parametrize(
+    "method, path, interaction",
+    [
+        ("GET", "/Patient/9000000009", "read"),
+        ("GET", "/Patient/9000000009/_history/2", "vread"),
+        ("GET", "/Patient", "search-type"),
+        ("GET", "/Patient/", "search-type"),
+        ("POST", "/Patient/_search", "search-type"),
+        ("GET", "/Patient/_search", "search-type"),
+        ("POST", "/Patient", "create"),
+        ("PUT", "/Patient/9000000009", "update"),
+        ("PATCH", "/Patient/9000000009", "patch"),
+        ("DELETE", "/Patient/9000000009", "delete"),
+        ("POST", "/pas/v1/patients", "create"),
+        ("POST", "/pas/v1/hl7", "update"),
+        ("PUT", "/pas/v1/patients/H123", "update"),
+        ("GET", "/pas/v1/patients/H123", "read"),
+        ("GET", "/pas/v1/patients/H123/allergies", "read"),
+    ],
+)
 def test_interaction_of_route_shapes(method: str, path: str, interaction: str) -> None:
     assert interaction_of(method, path) == interaction
 

@@ -1,4 +1,5 @@
 """Verified claims to a Principal (server/access/claims.py): hospital IdP and CIS2 shapes, purpose, bad input."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,11 +19,22 @@ def claims(**extra: Any) -> dict[str, Any]:
 
 
 def test_hospital_idp_claims() -> None:
-    principal = principal_from_claims(claims(
-        scope="user/Patient.rs user/MedicationRequest.read openid", roles=["clinician", "R8006"],
-        patient="9000000009", purpose_of_use="treat", client_id="ward-app", ods_code="RX1",
-        sds_user_id="555555555555", sds_role_profile_id="666666666666", family_name="Smith",
-        given_name="Jo", jti="tok-1"), TABLE)
+    principal = principal_from_claims(
+        claims(
+            scope="user/Patient.rs user/MedicationRequest.read openid",
+            roles=["clinician", "R8006"],
+            patient="9000000009",
+            purpose_of_use="treat",
+            client_id="ward-app",
+            ods_code="RX1",
+            sds_user_id="555555555555",
+            sds_role_profile_id="666666666666",
+            family_name="Smith",
+            given_name="Jo",
+            jti="tok-1",
+        ),
+        TABLE,
+    )
     assert principal.subject == "user-1"
     assert principal.issuer == "https://idp.example.nhs.uk"
     assert principal.roles == {"clinician", "clerk"}
@@ -61,9 +73,15 @@ CIS2_ROLES = [
 
 
 def test_cis2_claims_with_a_selected_role() -> None:
-    principal = principal_from_claims(claims(
-        nhsid_useruid="555021935106", nhsid_nrbac_roles=CIS2_ROLES, selected_roleid="555021936108",
-        scope="user/Patient.rs"), TABLE)
+    principal = principal_from_claims(
+        claims(
+            nhsid_useruid="555021935106",
+            nhsid_nrbac_roles=CIS2_ROLES,
+            selected_roleid="555021936108",
+            scope="user/Patient.rs",
+        ),
+        TABLE,
+    )
     assert principal.sds_user_id == "555021935106"
     assert principal.roles == {"clerk"}
     assert principal.role_codes == ("S8000:G8001:R8010",)
@@ -72,8 +90,7 @@ def test_cis2_claims_with_a_selected_role() -> None:
 
 
 def test_cis2_single_role_is_used_without_a_selection() -> None:
-    principal = principal_from_claims(claims(nhsid_useruid="555021935106", nhsid_nrbac_roles=CIS2_ROLES[:1]),
-                                      TABLE)
+    principal = principal_from_claims(claims(nhsid_useruid="555021935106", nhsid_nrbac_roles=CIS2_ROLES[:1]), TABLE)
     assert principal.roles == {"clinician"}
     assert principal.sds_role_profile_id == "555021935107"
     assert principal.organisation_ods == "RX1"
@@ -99,6 +116,7 @@ def test_cis2_org_code_wins_over_ods_code_claim() -> None:
 
 # --- purpose of use ----------------------------------------------------------------------------
 
+
 def test_purpose_header_wins_over_the_claim() -> None:
     principal = principal_from_claims(claims(purpose_of_use="TREAT"), TABLE, purpose_header="ETREAT")
     assert principal.purpose == "ETREAT"
@@ -108,8 +126,9 @@ def test_purpose_header_is_trimmed_and_upper_cased() -> None:
     assert purpose_of({}, "  etreat ") == "ETREAT"
 
 
-@pytest.mark.parametrize("header", ["", "TREAT ETREAT", "TREAT,ETREAT", "T", "E-TREAT", "TREAT1",
-                                    "A" * 21, "trèat", "TREAT\r\nX-Evil: 1"])
+@pytest.mark.parametrize(
+    "header", ["", "TREAT ETREAT", "TREAT,ETREAT", "T", "E-TREAT", "TREAT1", "A" * 21, "trèat", "TREAT\r\nX-Evil: 1"]
+)
 def test_bad_purpose_header_raises_bad_purpose(header: str) -> None:
     with pytest.raises(BadPurpose):
         purpose_of({"purpose_of_use": "TREAT"}, header)
@@ -129,8 +148,11 @@ def test_bad_purpose_claim_is_ignored(claim: Any) -> None:
 
 # --- malformed claims are ignored safely ---------------------------------------------------------
 
-@pytest.mark.parametrize("patient", ["900000000", "90000000091", "900000000A", "Patient/9000000009", 9000000009,
-                                     ["9000000009"], "", " 9000000009"])
+
+@pytest.mark.parametrize(
+    "patient",
+    ["900000000", "90000000091", "900000000A", "Patient/9000000009", 9000000009, ["9000000009"], "", " 9000000009"],
+)
 def test_patient_claim_not_ten_digits_is_ignored(patient: Any) -> None:
     assert principal_from_claims(claims(patient=patient), TABLE).patient is None
 
@@ -181,15 +203,25 @@ def test_nrbac_role_code_that_is_not_a_string_is_ignored() -> None:
     assert principal.sds_role_profile_id == "555021935107"
 
 
-@pytest.mark.parametrize("name, value, field", [
-    ("nhsid_useruid", "12345", "sds_user_id"), ("nhsid_useruid", "ABC123456", "sds_user_id"),
-    ("nhsid_useruid", 555021935106, "sds_user_id"), ("nhsid_useruid", "1" * 21, "sds_user_id"),
-    ("ods_code", "rx1", "organisation_ods"), ("ods_code", "R", "organisation_ods"),
-    ("ods_code", "RX1 ", "organisation_ods"), ("ods_code", "A" * 11, "organisation_ods"),
-    ("client_id", 42, "client_id"), ("client_id", "c" * 201, "client_id"),
-    ("family_name", "F" * 101, "family"), ("given_name", ["Jo"], "given"), ("jti", "j" * 201, "token_id"),
-    ("sds_role_profile_id", "x", "sds_role_profile_id"),
-])
+@pytest.mark.parametrize(
+    "name, value, field",
+    [
+        ("nhsid_useruid", "12345", "sds_user_id"),
+        ("nhsid_useruid", "ABC123456", "sds_user_id"),
+        ("nhsid_useruid", 555021935106, "sds_user_id"),
+        ("nhsid_useruid", "1" * 21, "sds_user_id"),
+        ("ods_code", "rx1", "organisation_ods"),
+        ("ods_code", "R", "organisation_ods"),
+        ("ods_code", "RX1 ", "organisation_ods"),
+        ("ods_code", "A" * 11, "organisation_ods"),
+        ("client_id", 42, "client_id"),
+        ("client_id", "c" * 201, "client_id"),
+        ("family_name", "F" * 101, "family"),
+        ("given_name", ["Jo"], "given"),
+        ("jti", "j" * 201, "token_id"),
+        ("sds_role_profile_id", "x", "sds_role_profile_id"),
+    ],
+)
 def test_malformed_or_oversized_text_claims_are_dropped(name: str, value: Any, field: str) -> None:
     principal = principal_from_claims(claims(**{name: value}), TABLE)
     assert getattr(principal, field) is None
@@ -223,7 +255,13 @@ def test_binding_key_changes_with_what_decides_access() -> None:
     base = principal_from_claims(claims(scope="user/Patient.r", roles=["clerk"]), TABLE)
     same = principal_from_claims(claims(scope="user/Patient.r", roles=["clerk"], jti="other"), TABLE)
     assert base.binding_key() == same.binding_key()
-    for change in ({"sub": "user-2"}, {"scope": "user/Patient.rs"}, {"roles": ["clinician"]},
-                   {"patient": "9000000009"}, {"purpose_of_use": "TREAT"}, {"client_id": "other"}):
+    for change in (
+        {"sub": "user-2"},
+        {"scope": "user/Patient.rs"},
+        {"roles": ["clinician"]},
+        {"patient": "9000000009"},
+        {"purpose_of_use": "TREAT"},
+        {"client_id": "other"},
+    ):
         kwargs: dict[str, Any] = {"scope": "user/Patient.r", "roles": ["clerk"], **change}
         assert principal_from_claims(claims(**kwargs), TABLE).binding_key() != base.binding_key(), change

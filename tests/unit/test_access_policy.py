@@ -1,4 +1,5 @@
 """The access decision (server/access/policy.py) and the patient compartment (server/access/compartment.py)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,9 +29,11 @@ PATIENT_DECL = SearchDeclaration(
 MEDREQ_DECL = SearchDeclaration(resource_type="MedicationRequest", params=MedicationRequestFromCPT.search_params)
 SERVICE_DECL = SearchDeclaration(
     resource_type="ServiceRequest",
-    params=(SearchParamSpec("patient", "reference", "who", path="subject", target_types=("Patient",)),
-            SearchParamSpec("subject", "reference", "who", path="subject", target_types=("Patient", "Group")),
-            SearchParamSpec("status", "token", "status", path="status")),
+    params=(
+        SearchParamSpec("patient", "reference", "who", path="subject", target_types=("Patient",)),
+        SearchParamSpec("subject", "reference", "who", path="subject", target_types=("Patient", "Group")),
+        SearchParamSpec("status", "token", "status", path="status"),
+    ),
 )
 
 
@@ -62,10 +65,16 @@ class FakeDirectory:
         return self._pas.get(patient)
 
 
-def principal(scope: str = "user/*.cruds", roles: frozenset[str] = frozenset({"clinician"}), *,
-              patient: str | None = None, purpose: str | None = "TREAT") -> Principal:
-    return Principal(subject="u", issuer="https://idp", scopes=ScopeSet.parse(scope), roles=roles,
-                     patient=patient, purpose=purpose)
+def principal(
+    scope: str = "user/*.cruds",
+    roles: frozenset[str] = frozenset({"clinician"}),
+    *,
+    patient: str | None = None,
+    purpose: str | None = "TREAT",
+) -> Principal:
+    return Principal(
+        subject="u", issuer="https://idp", scopes=ScopeSet.parse(scope), roles=roles, patient=patient, purpose=purpose
+    )
 
 
 def policy(directory: FakeDirectory | None = None, *, relationship_required: bool = True) -> AccessPolicy:
@@ -73,6 +82,7 @@ def policy(directory: FakeDirectory | None = None, *, relationship_required: boo
 
 
 # --- rules 1-3: grant ---------------------------------------------------------------------------------------
+
 
 def test_scope_missing_is_access_denied_with_insufficient_scope() -> None:
     with pytest.raises(AccessDenied) as caught:
@@ -145,6 +155,7 @@ def test_system_scope_sets_no_compartment() -> None:
 
 # --- check_search --------------------------------------------------------------------------------------------
 
+
 async def test_compartment_token_searching_another_patient_is_403_before_any_relationship_lookup() -> None:
     directory = FakeDirectory()
     guard = policy(directory).guard(principal("patient/*.rs", patient=OWN))
@@ -162,38 +173,60 @@ async def test_compartment_token_without_a_patient_criterion_is_403() -> None:
         await guard.check_search(guard.grant("Patient", "s"), patient_search(("family", "Smith")))
 
 
-@pytest.mark.parametrize("pairs", [
-    [("patient", OWN)], [("patient", f"Patient/{OWN}")], [("subject", OWN)],
-    [("patient:identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], [("patient.identifier", OWN)],
-    [("patient", "pas-H1")], [("patient", OWN), ("status", "active")],
-])
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("patient", OWN)],
+        [("patient", f"Patient/{OWN}")],
+        [("subject", OWN)],
+        [("patient:identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")],
+        [("patient.identifier", OWN)],
+        [("patient", "pas-H1")],
+        [("patient", OWN), ("status", "active")],
+    ],
+)
 async def test_compartment_token_searching_its_own_patient_passes(pairs: list[tuple[str, str]]) -> None:
     guard = policy().guard(principal("patient/*.rs", patient=OWN))
     await guard.check_search(guard.grant("MedicationRequest", "s"), medreq_search(*pairs))
 
 
-@pytest.mark.parametrize("pairs", [
-    [("patient", f"{OWN},{OTHER}")], [("patient", OWN), ("subject", OTHER)], [("patient", "pas-H2")],
-    [("patient", "pas-H3")], [("patient", "pas-unknown")], [("patient:identifier", f"{HOSPITAL}|{OWN}")],
-    [("patient:missing", "false")],
-])
-async def test_compartment_token_naming_any_other_or_unresolvable_patient_is_403(
-        pairs: list[tuple[str, str]]) -> None:
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("patient", f"{OWN},{OTHER}")],
+        [("patient", OWN), ("subject", OTHER)],
+        [("patient", "pas-H2")],
+        [("patient", "pas-H3")],
+        [("patient", "pas-unknown")],
+        [("patient:identifier", f"{HOSPITAL}|{OWN}")],
+        [("patient:missing", "false")],
+    ],
+)
+async def test_compartment_token_naming_any_other_or_unresolvable_patient_is_403(pairs: list[tuple[str, str]]) -> None:
     guard = policy().guard(principal("patient/*.rs", patient=OWN))
     with pytest.raises(AccessDenied, match="own patient"):
         await guard.check_search(guard.grant("MedicationRequest", "s"), medreq_search(*pairs))
 
 
-@pytest.mark.parametrize("pairs", [[("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], [("identifier", OWN)],
-                                   [("_id", OWN)], [("_id", "pas-H1")]])
+@pytest.mark.parametrize(
+    "pairs",
+    [[("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], [("identifier", OWN)], [("_id", OWN)], [("_id", "pas-H1")]],
+)
 async def test_compartment_patient_search_by_own_id_or_number_passes(pairs: list[tuple[str, str]]) -> None:
     guard = policy().guard(principal("patient/Patient.rs", patient=OWN, purpose=None))
     await guard.check_search(guard.grant("Patient", "s"), patient_search(*pairs))
 
 
-@pytest.mark.parametrize("pairs", [[("identifier", f"{NHS_NUMBER_SYSTEM}|{OTHER}")], [("_id", OTHER)],
-                                   [("identifier", f"{HOSPITAL}|H1")], [("identifier", f"{NHS_NUMBER_SYSTEM}|")],
-                                   [("_id", OWN), ("identifier", f"{NHS_NUMBER_SYSTEM}|{OTHER}")]])
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("identifier", f"{NHS_NUMBER_SYSTEM}|{OTHER}")],
+        [("_id", OTHER)],
+        [("identifier", f"{HOSPITAL}|H1")],
+        [("identifier", f"{NHS_NUMBER_SYSTEM}|")],
+        [("_id", OWN), ("identifier", f"{NHS_NUMBER_SYSTEM}|{OTHER}")],
+    ],
+)
 async def test_compartment_patient_search_for_others_is_403(pairs: list[tuple[str, str]]) -> None:
     guard = policy().guard(principal("patient/Patient.rs", patient=OWN, purpose=None))
     with pytest.raises(AccessDenied):
@@ -203,8 +236,9 @@ async def test_compartment_patient_search_for_others_is_403(pairs: list[tuple[st
 async def test_compartment_patient_search_with_not_modifier_is_403() -> None:
     guard = policy().guard(principal("patient/Patient.rs", patient=OWN, purpose=None))
     with pytest.raises(AccessDenied):
-        await guard.check_search(guard.grant("Patient", "s"),
-                                 patient_search(("identifier:not", f"{NHS_NUMBER_SYSTEM}|{OWN}")))
+        await guard.check_search(
+            guard.grant("Patient", "s"), patient_search(("identifier:not", f"{NHS_NUMBER_SYSTEM}|{OWN}"))
+        )
 
 
 async def test_relationship_registered_patient_passes() -> None:
@@ -224,8 +258,9 @@ async def test_relationship_unregistered_patient_is_403_pointing_at_break_glass(
 async def test_relationship_needs_every_searched_patient() -> None:
     guard = policy().guard(principal())
     with pytest.raises(AccessDenied):
-        await guard.check_search(guard.grant("MedicationRequest", "s"),
-                                 medreq_search(("patient", f"{REGISTERED},{OTHER}")))
+        await guard.check_search(
+            guard.grant("MedicationRequest", "s"), medreq_search(("patient", f"{REGISTERED},{OTHER}"))
+        )
 
 
 async def test_break_glass_skips_the_relationship_check() -> None:
@@ -265,9 +300,13 @@ async def test_clinical_search_naming_no_patient_defers_the_relationship_to_the_
 
 # --- refusal() on returned resources -------------------------------------------------------------------------
 
+
 def patient(pid: str, *numbers: str) -> dict[str, Any]:
-    return {"resourceType": "Patient", "id": pid,
-            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": n} for n in numbers]}
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": n} for n in numbers],
+    }
 
 
 def med(reference: str | None = None, identifier: str | None = None, element: str = "subject") -> dict[str, Any]:
@@ -279,14 +318,22 @@ def med(reference: str | None = None, identifier: str | None = None, element: st
     return {"resourceType": "MedicationRequest", "id": "m1", element: subject}
 
 
-@pytest.mark.parametrize("resource, allowed", [
-    # Every patient key must be the token's patient: an id the PAS cannot resolve (pas-H9) fails closed,
-    # even beside the right NHS number.
-    (patient(OWN, OWN), True), (patient(OWN), True), (patient("pas-H9", OWN), False), (patient("pas-H1"), True),
-    (patient("pas-H1", OWN), True),
-    (patient(OTHER, OTHER), False), (patient("pas-H2"), False), (patient("pas-H3"), False),
-    ({"resourceType": "Patient"}, False),
-])
+@pytest.mark.parametrize(
+    "resource, allowed",
+    [
+        # Every patient key must be the token's patient: an id the PAS cannot resolve (pas-H9) fails closed,
+        # even beside the right NHS number.
+        (patient(OWN, OWN), True),
+        (patient(OWN), True),
+        (patient("pas-H9", OWN), False),
+        (patient("pas-H1"), True),
+        (patient("pas-H1", OWN), True),
+        (patient(OTHER, OTHER), False),
+        (patient("pas-H2"), False),
+        (patient("pas-H3"), False),
+        ({"resourceType": "Patient"}, False),
+    ],
+)
 async def test_compartment_refusal_of_patients(resource: dict[str, Any], allowed: bool) -> None:
     guard = policy().guard(principal("patient/Patient.rs", patient=OWN, purpose=None))
     reason = await guard.refusal(guard.grant("Patient", "r"), resource)
@@ -295,22 +342,38 @@ async def test_compartment_refusal_of_patients(resource: dict[str, Any], allowed
         assert reason == "outside the token's patient compartment"
 
 
-@pytest.mark.parametrize("resource, allowed", [
-    (med(f"Patient/{OWN}"), True), (med(identifier=OWN), True), (med("Patient/pas-H1"), True),
-    (med(f"https://facade.example/Patient/{OWN}"), True), (med(f"Patient/{OWN}", element="patient"), True),
-    (med(f"Patient/{OTHER}"), False), (med(identifier=OTHER), False), (med("Patient/pas-H2"), False),
-    (med("Group/g1"), False), (med(), False), ({"resourceType": "MedicationRequest"}, False),
-])
+@pytest.mark.parametrize(
+    "resource, allowed",
+    [
+        (med(f"Patient/{OWN}"), True),
+        (med(identifier=OWN), True),
+        (med("Patient/pas-H1"), True),
+        (med(f"https://facade.example/Patient/{OWN}"), True),
+        (med(f"Patient/{OWN}", element="patient"), True),
+        (med(f"Patient/{OTHER}"), False),
+        (med(identifier=OTHER), False),
+        (med("Patient/pas-H2"), False),
+        (med("Group/g1"), False),
+        (med(), False),
+        ({"resourceType": "MedicationRequest"}, False),
+    ],
+)
 async def test_compartment_refusal_of_clinical_resources(resource: dict[str, Any], allowed: bool) -> None:
     guard = policy(relationship_required=False).guard(principal("patient/*.rs", patient=OWN))
     reason = await guard.refusal(guard.grant("MedicationRequest", "r"), resource)
     assert (reason is None) is allowed
 
 
-@pytest.mark.parametrize("resource, allowed", [
-    (med(f"Patient/{REGISTERED}"), True), (med(identifier=REGISTERED), True), (med("Patient/pas-H2"), True),
-    (med(f"Patient/{OTHER}"), False), (med("Patient/pas-H3"), False),
-])
+@pytest.mark.parametrize(
+    "resource, allowed",
+    [
+        (med(f"Patient/{REGISTERED}"), True),
+        (med(identifier=REGISTERED), True),
+        (med("Patient/pas-H2"), True),
+        (med(f"Patient/{OTHER}"), False),
+        (med("Patient/pas-H3"), False),
+    ],
+)
 async def test_relationship_refusal_of_clinical_resources(resource: dict[str, Any], allowed: bool) -> None:
     guard = policy().guard(principal())
     reason = await guard.refusal(guard.grant("MedicationRequest", "r"), resource)
@@ -321,8 +384,9 @@ async def test_relationship_refusal_of_clinical_resources(resource: dict[str, An
 
 async def test_clinical_resource_without_a_patient_is_refused_under_the_relationship_rule() -> None:
     guard = policy().guard(principal())
-    assert await guard.refusal(guard.grant("MedicationRequest", "r"), med()) == \
-        "no patient to check a relationship with"
+    assert (
+        await guard.refusal(guard.grant("MedicationRequest", "r"), med()) == "no patient to check a relationship with"
+    )
 
 
 async def test_break_glass_and_relationship_off_show_unregistered_patients_records() -> None:
@@ -359,57 +423,95 @@ def test_guard_is_bound_to_its_principal() -> None:
 
 # --- the PAS endpoints -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("roles, scope, action, perms", [
-    ({"pas-system"}, "system/Patient.rs", "patients.read", "r"),
-    ({"pas-system"}, "system/*.cruds", "hl7", "cu"),
-    ({"clerk"}, "user/Patient.r", "patients.read", "r"),
-    ({"clerk"}, "user/Patient.cu", "patients.write", "cu"),
-    ({"clerk"}, "user/Patient.u", "patients.write", "cu"),
-    ({"pas-system"}, "patient/Patient.rs system/AllergyIntolerance.r", "related.read", "r"),
-])
-def test_require_pas_allows_the_role_with_a_user_or_system_scope(roles: set[str], scope: str, action: str,
-                                                                  perms: str) -> None:
+
+@pytest.mark.parametrize(
+    "roles, scope, action, perms",
+    [
+        ({"pas-system"}, "system/Patient.rs", "patients.read", "r"),
+        ({"pas-system"}, "system/*.cruds", "hl7", "cu"),
+        ({"clerk"}, "user/Patient.r", "patients.read", "r"),
+        ({"clerk"}, "user/Patient.cu", "patients.write", "cu"),
+        ({"clerk"}, "user/Patient.u", "patients.write", "cu"),
+        ({"pas-system"}, "patient/Patient.rs system/AllergyIntolerance.r", "related.read", "r"),
+    ],
+)
+def test_require_pas_allows_the_role_with_a_user_or_system_scope(
+    roles: set[str], scope: str, action: str, perms: str
+) -> None:
     resource_type = "AllergyIntolerance" if action == "related.read" else "Patient"
     policy().require_pas(principal(scope, frozenset(roles)), action, resource_type, perms)
 
 
-@pytest.mark.parametrize("roles, action", [({"clinician"}, "patients.read"), ({"clerk"}, "hl7"),
-                                           ({"clerk"}, "related.read"), ({"auditor"}, "patients.read"),
-                                           (set(), "patients.read")])
+@pytest.mark.parametrize(
+    "roles, action",
+    [
+        ({"clinician"}, "patients.read"),
+        ({"clerk"}, "hl7"),
+        ({"clerk"}, "related.read"),
+        ({"auditor"}, "patients.read"),
+        (set(), "patients.read"),
+    ],
+)
 def test_require_pas_refuses_roles_without_the_action(roles: set[str], action: str) -> None:
     with pytest.raises(AccessDenied, match="roles may use the PAS endpoint"):
         policy().require_pas(principal("system/*.cruds", frozenset(roles)), action, "Patient", "r")
 
 
-@pytest.mark.parametrize("scope", ["patient/Patient.rs", "patient/*.cruds", "", "openid", "user/Patient.s",
-                                   "system/AllergyIntolerance.r", "user/Patient.r?identifier=x"])
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "patient/Patient.rs",
+        "patient/*.cruds",
+        "",
+        "openid",
+        "user/Patient.s",
+        "system/AllergyIntolerance.r",
+        "user/Patient.r?identifier=x",
+    ],
+)
 def test_require_pas_refuses_scopes_that_do_not_grant_a_user_or_system_permission(scope: str) -> None:
     with pytest.raises(AccessDenied, match="needs user/ or system/"):
-        policy().require_pas(principal(scope, frozenset({"pas-system"}), patient=OWN), "patients.read",
-                             "Patient", "r")
+        policy().require_pas(principal(scope, frozenset({"pas-system"}), patient=OWN), "patients.read", "Patient", "r")
 
 
 # --- compartment.py ---------------------------------------------------------------------------------------
 
+
 def test_patient_keys_of_a_patient_are_its_id_and_nhs_numbers() -> None:
-    resource = {"resourceType": "Patient", "id": "pas-H1",
-                "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": OWN}, {"system": HOSPITAL, "value": "H1"},
-                               {"system": NHS_NUMBER_SYSTEM, "value": 9000000017}, "junk"]}
+    resource = {
+        "resourceType": "Patient",
+        "id": "pas-H1",
+        "identifier": [
+            {"system": NHS_NUMBER_SYSTEM, "value": OWN},
+            {"system": HOSPITAL, "value": "H1"},
+            {"system": NHS_NUMBER_SYSTEM, "value": 9000000017},
+            "junk",
+        ],
+    }
     assert patient_keys(resource) == {"pas-H1", OWN}
 
 
 def test_patient_keys_accept_a_single_identifier_object() -> None:
-    assert patient_keys({"resourceType": "Patient", "identifier": {"system": NHS_NUMBER_SYSTEM, "value": OWN}}) \
-        == {OWN}
+    assert patient_keys({"resourceType": "Patient", "identifier": {"system": NHS_NUMBER_SYSTEM, "value": OWN}}) == {OWN}
 
 
-@pytest.mark.parametrize("resource, keys", [
-    (med(f"Patient/{OWN}"), {OWN}), (med(f"http://x/fhir/Patient/{OWN}"), {OWN}), (med(f"Patient/{OWN}/"), {OWN}),
-    (med(identifier=OWN), {OWN}), (med("Patient/pas-H1", identifier=OWN), {"pas-H1", OWN}),
-    (med(f"Patient/{OWN}", element="patient"), {OWN}), (med("Group/g1"), set()), (med("Patient/"), set()),
-    (med(OWN), set()), (med(), set()), ({"resourceType": "ServiceRequest", "subject": "Patient/1"}, set()),
-    ({"resourceType": "AllergyIntolerance", "patient": {"reference": 5}}, set()),
-])
+@pytest.mark.parametrize(
+    "resource, keys",
+    [
+        (med(f"Patient/{OWN}"), {OWN}),
+        (med(f"http://x/fhir/Patient/{OWN}"), {OWN}),
+        (med(f"Patient/{OWN}/"), {OWN}),
+        (med(identifier=OWN), {OWN}),
+        (med("Patient/pas-H1", identifier=OWN), {"pas-H1", OWN}),
+        (med(f"Patient/{OWN}", element="patient"), {OWN}),
+        (med("Group/g1"), set()),
+        (med("Patient/"), set()),
+        (med(OWN), set()),
+        (med(), set()),
+        ({"resourceType": "ServiceRequest", "subject": "Patient/1"}, set()),
+        ({"resourceType": "AllergyIntolerance", "patient": {"reference": 5}}, set()),
+    ],
+)
 def test_patient_keys_of_clinical_resources(resource: dict[str, Any], keys: set[str]) -> None:
     assert patient_keys(resource) == keys
 
@@ -431,33 +533,39 @@ def test_audit_patients_of_nothing_is_empty() -> None:
     assert audit_patients([{"resourceType": "MedicationRequest"}]) == []
 
 
-@pytest.mark.parametrize("pairs, expected", [
-    ([("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], [OWN]),
-    ([("identifier", OWN)], [OWN]),
-    ([("identifier", f"{HOSPITAL}|H1")], [""]),
-    ([("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN},{NHS_NUMBER_SYSTEM}|{OTHER}")], [OWN, OTHER]),
-    ([("_id", "pas-H1")], ["pas-H1"]),
-    ([("_id", OWN), ("identifier", OTHER)], [OWN, OTHER]),
-    ([("family", "Smith"), ("birthdate", "1980-01-01")], None),
-    ([], None),
-])
+@pytest.mark.parametrize(
+    "pairs, expected",
+    [
+        ([("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], [OWN]),
+        ([("identifier", OWN)], [OWN]),
+        ([("identifier", f"{HOSPITAL}|H1")], [""]),
+        ([("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN},{NHS_NUMBER_SYSTEM}|{OTHER}")], [OWN, OTHER]),
+        ([("_id", "pas-H1")], ["pas-H1"]),
+        ([("_id", OWN), ("identifier", OTHER)], [OWN, OTHER]),
+        ([("family", "Smith"), ("birthdate", "1980-01-01")], None),
+        ([], None),
+    ],
+)
 def test_searched_patients_of_patient_searches(pairs: list[tuple[str, str]], expected: list[str] | None) -> None:
     assert searched_patients(patient_search(*pairs)) == expected
 
 
-@pytest.mark.parametrize("pairs, expected", [
-    ([("patient", OWN)], [OWN]),
-    ([("patient", f"Patient/{OWN}")], [OWN]),
-    ([("subject", f"Patient/{OWN}")], [OWN]),
-    ([("patient", f"{OWN},{OTHER}")], [OWN, OTHER]),
-    ([("patient.identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], [OWN]),
-    ([("patient:identifier", OWN)], [OWN]),
-    ([("patient:identifier", f"{HOSPITAL}|H1")], [""]),
-    ([("patient:missing", "true")], [""]),
-    ([("status", "active"), ("patient", OWN)], [OWN]),
-    ([("status", "active")], None),
-    ([("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], None),  # a clinical identifier names no patient
-])
+@pytest.mark.parametrize(
+    "pairs, expected",
+    [
+        ([("patient", OWN)], [OWN]),
+        ([("patient", f"Patient/{OWN}")], [OWN]),
+        ([("subject", f"Patient/{OWN}")], [OWN]),
+        ([("patient", f"{OWN},{OTHER}")], [OWN, OTHER]),
+        ([("patient.identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], [OWN]),
+        ([("patient:identifier", OWN)], [OWN]),
+        ([("patient:identifier", f"{HOSPITAL}|H1")], [""]),
+        ([("patient:missing", "true")], [""]),
+        ([("status", "active"), ("patient", OWN)], [OWN]),
+        ([("status", "active")], None),
+        ([("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], None),  # a clinical identifier names no patient
+    ],
+)
 def test_searched_patients_of_clinical_searches(pairs: list[tuple[str, str]], expected: list[str] | None) -> None:
     assert searched_patients(medreq_search(*pairs)) == expected
 

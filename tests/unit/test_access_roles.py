@@ -1,4 +1,5 @@
 """The role table (server/access/roles.py, roles.yaml): the shipped file, job role codes, refusal of bad files."""
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,9 @@ def test_shipped_file_loads_with_its_four_roles(table: RoleTable) -> None:
 
 def test_load_from_an_explicit_path_reads_that_file(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    path.write_text("roles:\n  reader:\n    fhir: {Patient: r}\nclinical_types: []\nclinical_purposes: []\n",
-                    encoding="utf-8")
+    path.write_text(
+        "roles:\n  reader:\n    fhir: {Patient: r}\nclinical_types: []\nclinical_purposes: []\n", encoding="utf-8"
+    )
     loaded = load_role_table(path)
     assert set(loaded.roles) == {"reader"}
     assert loaded.fhir_allows({"reader"}, "Patient", "r")
@@ -83,11 +85,22 @@ def test_roles_combine_and_unknown_role_names_allow_nothing(table: RoleTable) ->
     assert not table.fhir_allows(set(), "Patient", "r")
 
 
-@pytest.mark.parametrize("code, role", [
-    ("R8000", "clinician"), ("R8001", "clinician"), ("R8003", "clinician"), ("R8004", "clinician"),
-    ("R0260", "clinician"), ("R8006", "clerk"), ("R8008", "clerk"), ("R8009", "clerk"), ("R8010", "clerk"),
-    ("R0001", "auditor"), ("R5105", "auditor"),
-])
+@pytest.mark.parametrize(
+    "code, role",
+    [
+        ("R8000", "clinician"),
+        ("R8001", "clinician"),
+        ("R8003", "clinician"),
+        ("R8004", "clinician"),
+        ("R0260", "clinician"),
+        ("R8006", "clerk"),
+        ("R8008", "clerk"),
+        ("R8009", "clerk"),
+        ("R8010", "clerk"),
+        ("R0001", "auditor"),
+        ("R5105", "auditor"),
+    ],
+)
 def test_job_role_codes_map_to_facade_roles(table: RoleTable, code: str, role: str) -> None:
     assert table.roles_for([code]) == {role}
     assert table.roles_for([f"S0030:G0100:{code}"]) == {role}
@@ -97,8 +110,23 @@ def test_role_names_are_taken_directly(table: RoleTable) -> None:
     assert table.roles_for(["clerk", "auditor"]) == {"clerk", "auditor"}
 
 
-@pytest.mark.parametrize("name", ["R9999", "R123", "R8000X", "r8000", "S0030:G0100:R9999", "R8000:S0030",
-                                  "S0030:G0100", "admin", "", "Clinician", ":", "S0030:G0100:R8000:"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "R9999",
+        "R123",
+        "R8000X",
+        "r8000",
+        "S0030:G0100:R9999",
+        "R8000:S0030",
+        "S0030:G0100",
+        "admin",
+        "",
+        "Clinician",
+        ":",
+        "S0030:G0100:R8000:",
+    ],
+)
 def test_unknown_codes_and_names_are_ignored(table: RoleTable, name: str) -> None:
     assert table.roles_for([name]) == frozenset()
 
@@ -113,6 +141,7 @@ def test_is_clinical_follows_the_file(table: RoleTable) -> None:
 
 
 # --- parse_role_table refuses what would silently grant or refuse -----------------------------
+
 
 def _with(change: Any) -> dict[str, Any]:
     document = copy.deepcopy(shipped_document())

@@ -1,4 +1,5 @@
 """SMART scopes (server/access/scopes.py): v2 `cruds` letters in order, v1 mapping, what grants nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,10 +7,19 @@ import pytest
 from server.access.scopes import MAX_SCOPES, Scope, ScopeSet, parse_scope
 
 
-@pytest.mark.parametrize("letters, expected", [
-    ("c", {"c"}), ("r", {"r"}), ("s", {"s"}), ("rs", {"r", "s"}), ("cud", {"c", "u", "d"}),
-    ("cruds", {"c", "r", "u", "d", "s"}), ("rd", {"r", "d"}), ("cs", {"c", "s"}),
-])
+@pytest.mark.parametrize(
+    "letters, expected",
+    [
+        ("c", {"c"}),
+        ("r", {"r"}),
+        ("s", {"s"}),
+        ("rs", {"r", "s"}),
+        ("cud", {"c", "u", "d"}),
+        ("cruds", {"c", "r", "u", "d", "s"}),
+        ("rd", {"r", "d"}),
+        ("cs", {"c", "s"}),
+    ],
+)
 def test_v2_permissions_in_cruds_order_are_granted(letters: str, expected: set[str]) -> None:
     scope = parse_scope(f"patient/Observation.{letters}")
     assert scope == Scope("patient", "Observation", frozenset(expected))
@@ -20,9 +30,14 @@ def test_v2_permissions_out_of_order_repeated_or_unknown_are_refused(letters: st
     assert parse_scope(f"user/Patient.{letters}") is None
 
 
-@pytest.mark.parametrize("suffix, expected", [
-    ("read", {"r", "s"}), ("write", {"c", "u", "d"}), ("*", {"c", "r", "u", "d", "s"}),
-])
+@pytest.mark.parametrize(
+    "suffix, expected",
+    [
+        ("read", {"r", "s"}),
+        ("write", {"c", "u", "d"}),
+        ("*", {"c", "r", "u", "d", "s"}),
+    ],
+)
 def test_v1_suffixes_map_onto_v2_letters(suffix: str, expected: set[str]) -> None:
     scope = parse_scope(f"user/MedicationRequest.{suffix}")
     assert scope is not None
@@ -43,9 +58,22 @@ def test_each_launch_context_is_kept(context: str) -> None:
     assert scope is not None and scope.context == context
 
 
-@pytest.mark.parametrize("text", ["Patient/Patient.r", "PATIENT/Patient.r", "group/Patient.r", "/Patient.r",
-                                  "patient/.r", "patient/Patient", "patient/Patient.", "patient/Pat1ent.r",
-                                  "patient/Patient.r.s", "patient/**.r", "patient//Patient.r"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Patient/Patient.r",
+        "PATIENT/Patient.r",
+        "group/Patient.r",
+        "/Patient.r",
+        "patient/.r",
+        "patient/Patient",
+        "patient/Patient.",
+        "patient/Pat1ent.r",
+        "patient/Patient.r.s",
+        "patient/**.r",
+        "patient//Patient.r",
+    ],
+)
 def test_malformed_scopes_grant_nothing(text: str) -> None:
     assert parse_scope(text) is None
 
@@ -60,16 +88,34 @@ def test_star_type_grants_every_type_but_a_named_type_only_itself() -> None:
     assert not star.grants("Patient", "d")
 
 
-@pytest.mark.parametrize("text", ["patient/Observation.rs?category=laboratory", "user/*.cruds?_tag=x",
-                                  "patient/Patient.r?", "patient/Patient.read?identifier=x"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "patient/Observation.rs?category=laboratory",
+        "user/*.cruds?_tag=x",
+        "patient/Patient.r?",
+        "patient/Patient.read?identifier=x",
+    ],
+)
 def test_query_suffixed_scopes_grant_nothing(text: str) -> None:
     assert parse_scope(text) is None
     assert ScopeSet.parse(text).contexts_granting("Observation", "r") == frozenset()
     assert ScopeSet.parse(text).contexts_granting("Patient", "r") == frozenset()
 
 
-@pytest.mark.parametrize("text", ["openid", "fhirUser", "launch/patient", "launch", "offline_access",
-                                  "online_access", "profile", "launch/encounter"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "openid",
+        "fhirUser",
+        "launch/patient",
+        "launch",
+        "offline_access",
+        "online_access",
+        "profile",
+        "launch/encounter",
+    ],
+)
 def test_non_data_scopes_are_kept_as_text_but_grant_nothing(text: str) -> None:
     scopes = ScopeSet.parse(f"{text} user/Patient.r")
     assert text in scopes.raw

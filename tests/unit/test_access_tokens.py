@@ -1,4 +1,5 @@
 """Inbound JWT verification (server/access/tokens.py) with real keys, a real JWKS file and a real JWKS server."""
+
 from __future__ import annotations
 
 import base64
@@ -57,22 +58,39 @@ def jwks_document(*keys: Any) -> dict[str, Any]:
 
 
 def good_claims(**changes: Any) -> dict[str, Any]:
-    claims: dict[str, Any] = {"iss": ISSUER, "sub": "user-1", "aud": AUDIENCE, "exp": int(NOW) + 300,
-                              "iat": int(NOW) - 10, "nbf": int(NOW) - 10, "scope": "user/Patient.r"}
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": "user-1",
+        "aud": AUDIENCE,
+        "exp": int(NOW) + 300,
+        "iat": int(NOW) - 10,
+        "nbf": int(NOW) - 10,
+        "scope": "user/Patient.r",
+    }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def sign(key: Any, claims: dict[str, Any] | None = None, *, alg: str = "RS256", kid: str | None = None,
-         **header: Any) -> str:
+def sign(
+    key: Any, claims: dict[str, Any] | None = None, *, alg: str = "RS256", kid: str | None = None, **header: Any
+) -> str:
     head = {"alg": alg, "kid": kid if kid is not None else key.kid, "typ": "JWT", **header}
     return jwt.encode(head, claims if claims is not None else good_claims(), key)
 
 
-def verifier(keys: Any, *, audiences: tuple[str, ...] = (AUDIENCE,), algorithms: tuple[str, ...] | None = None,
-             leeway: float = 30.0, issuer: str = ISSUER) -> TokenVerifier:
-    trusted = TrustedIssuer(issuer, keys, audiences) if algorithms is None else \
-        TrustedIssuer(issuer, keys, audiences, algorithms)
+def verifier(
+    keys: Any,
+    *,
+    audiences: tuple[str, ...] = (AUDIENCE,),
+    algorithms: tuple[str, ...] | None = None,
+    leeway: float = 30.0,
+    issuer: str = ISSUER,
+) -> TokenVerifier:
+    trusted = (
+        TrustedIssuer(issuer, keys, audiences)
+        if algorithms is None
+        else TrustedIssuer(issuer, keys, audiences, algorithms)
+    )
     return TokenVerifier([trusted], leeway=leeway, clock=lambda: NOW)
 
 
@@ -101,6 +119,7 @@ async def refused(v: TokenVerifier, token: str, reason: str) -> None:
 
 # --- the happy paths -------------------------------------------------------------------------------
 
+
 async def test_valid_rs256_token_gives_its_claims(rsa_a: RSAKey) -> None:
     claims = await verifier(StaticKeys(public_set(rsa_a))).verify(sign(rsa_a))
     assert claims["sub"] == "user-1" and claims["iss"] == ISSUER and claims["scope"] == "user/Patient.r"
@@ -118,8 +137,13 @@ async def test_issuers_lists_every_trusted_issuer(rsa_a: RSAKey) -> None:
 
 
 async def test_the_token_is_checked_against_its_own_issuers_keys(rsa_a: RSAKey, rsa_b: RSAKey) -> None:
-    v = TokenVerifier([TrustedIssuer("iss-a", StaticKeys(public_set(rsa_a)), (AUDIENCE,)),
-                       TrustedIssuer("iss-b", StaticKeys(public_set(rsa_b)), (AUDIENCE,))], clock=lambda: NOW)
+    v = TokenVerifier(
+        [
+            TrustedIssuer("iss-a", StaticKeys(public_set(rsa_a)), (AUDIENCE,)),
+            TrustedIssuer("iss-b", StaticKeys(public_set(rsa_b)), (AUDIENCE,)),
+        ],
+        clock=lambda: NOW,
+    )
     assert (await v.verify(sign(rsa_b, good_claims(iss="iss-b"))))["iss"] == "iss-b"
     # signed by b's key but claiming to be a: a's keys do not know kid "b"
     with pytest.raises(InvalidToken):
@@ -127,6 +151,7 @@ async def test_the_token_is_checked_against_its_own_issuers_keys(rsa_a: RSAKey, 
 
 
 # --- time claims -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("exp_offset, ok", [(-31, False), (-3600, False), (-30, True), (-29, True), (1, True)])
 async def test_exp_with_leeway(rsa_a: RSAKey, exp_offset: int, ok: bool) -> None:
@@ -140,8 +165,9 @@ async def test_exp_with_leeway(rsa_a: RSAKey, exp_offset: int, ok: bool) -> None
 
 @pytest.mark.parametrize("name", ["nbf", "iat"])
 @pytest.mark.parametrize("offset, ok", [(31, False), (3600, False), (30, True), (29, True), (-100, True)])
-async def test_nbf_and_iat_in_the_future_beyond_leeway_are_refused(rsa_a: RSAKey, name: str, offset: int,
-                                                                    ok: bool) -> None:
+async def test_nbf_and_iat_in_the_future_beyond_leeway_are_refused(
+    rsa_a: RSAKey, name: str, offset: int, ok: bool
+) -> None:
     v = verifier(StaticKeys(public_set(rsa_a)), leeway=30)
     token = sign(rsa_a, good_claims(**{name: int(NOW) + offset}))
     if ok:
@@ -153,8 +179,9 @@ async def test_nbf_and_iat_in_the_future_beyond_leeway_are_refused(rsa_a: RSAKey
 @pytest.mark.parametrize("name", ["nbf", "iat"])
 @pytest.mark.parametrize("value", ["1700000000", True, [1], {"t": 1}])
 async def test_nbf_and_iat_that_are_not_numbers_are_refused(rsa_a: RSAKey, name: str, value: Any) -> None:
-    await refused(verifier(StaticKeys(public_set(rsa_a))), sign(rsa_a, good_claims(**{name: value})),
-                  f"{name} not a number")
+    await refused(
+        verifier(StaticKeys(public_set(rsa_a))), sign(rsa_a, good_claims(**{name: value})), f"{name} not a number"
+    )
 
 
 async def test_nbf_and_iat_are_optional(rsa_a: RSAKey) -> None:
@@ -171,9 +198,11 @@ async def test_exp_missing_or_not_a_number_is_refused(rsa_a: RSAKey, exp: Any) -
 
 # --- audience, issuer, subject -------------------------------------------------------------------------
 
+
 async def test_wrong_audience_is_refused(rsa_a: RSAKey) -> None:
-    await refused(verifier(StaticKeys(public_set(rsa_a))), sign(rsa_a, good_claims(aud="https://other.example")),
-                  "audience")
+    await refused(
+        verifier(StaticKeys(public_set(rsa_a))), sign(rsa_a, good_claims(aud="https://other.example")), "audience"
+    )
 
 
 async def test_audience_list_containing_ours_is_accepted(rsa_a: RSAKey) -> None:
@@ -181,8 +210,9 @@ async def test_audience_list_containing_ours_is_accepted(rsa_a: RSAKey) -> None:
     assert (await verifier(StaticKeys(public_set(rsa_a))).verify(token))["aud"][1] == AUDIENCE
 
 
-@pytest.mark.parametrize("aud", [["https://other.example", "https://third.example"], [], None, 5, {"a": AUDIENCE},
-                                 [[AUDIENCE]]])
+@pytest.mark.parametrize(
+    "aud", [["https://other.example", "https://third.example"], [], None, 5, {"a": AUDIENCE}, [[AUDIENCE]]]
+)
 async def test_audience_lists_without_ours_or_missing_are_refused(rsa_a: RSAKey, aud: Any) -> None:
     claims = good_claims(aud=aud)  # None leaves it out
     await refused(verifier(StaticKeys(public_set(rsa_a))), sign(rsa_a, claims), "audience")
@@ -216,6 +246,7 @@ async def test_missing_or_empty_sub_is_refused(rsa_a: RSAKey, sub: Any) -> None:
 
 
 # --- algorithms and shapes ------------------------------------------------------------------------------
+
 
 def unsigned_token(claims: dict[str, Any], signature: str = "", **header: Any) -> str:
     head = {"alg": "none", "typ": "JWT", **header}
@@ -272,8 +303,9 @@ async def test_header_alg_naming_another_family_than_the_key_is_refused(rsa_a: R
         await verifier(StaticKeys(public_set(rsa_a))).verify(token)
 
 
-async def test_signature_by_another_key_with_a_known_kid_is_refused_without_a_refresh(rsa_a: RSAKey,
-                                                                                      rsa_b: RSAKey) -> None:
+async def test_signature_by_another_key_with_a_known_kid_is_refused_without_a_refresh(
+    rsa_a: RSAKey, rsa_b: RSAKey
+) -> None:
     keys = CountingKeys(public_set(rsa_a))
     await refused(verifier(keys), sign(rsa_b, kid="a"), "signature")
     assert keys.calls == [False]
@@ -325,8 +357,8 @@ async def test_segments_that_are_not_json_objects_are_refused(head: str | None, 
 
 # --- unknown kid: one refresh of the key source ------------------------------------------------------------
 
-async def test_unknown_kid_refreshes_once_and_is_accepted_from_the_refreshed_set(rsa_a: RSAKey,
-                                                                                 rsa_b: RSAKey) -> None:
+
+async def test_unknown_kid_refreshes_once_and_is_accepted_from_the_refreshed_set(rsa_a: RSAKey, rsa_b: RSAKey) -> None:
     keys = CountingKeys(public_set(rsa_a), public_set(rsa_a, rsa_b))
     claims = await verifier(keys).verify(sign(rsa_b))
     assert claims["sub"] == "user-1"
@@ -334,7 +366,8 @@ async def test_unknown_kid_refreshes_once_and_is_accepted_from_the_refreshed_set
 
 
 async def test_unknown_kid_still_unknown_after_the_refresh_is_refused_after_exactly_one_refresh(
-        rsa_a: RSAKey, rsa_b: RSAKey) -> None:
+    rsa_a: RSAKey, rsa_b: RSAKey
+) -> None:
     keys = CountingKeys(public_set(rsa_a))
     await refused(verifier(keys), sign(rsa_b), "unknown kid")
     assert keys.calls == [False, True]
@@ -348,13 +381,13 @@ async def test_known_kid_needs_no_refresh(rsa_a: RSAKey) -> None:
 
 # --- JWKS file ------------------------------------------------------------------------------------------
 
+
 def write_jwks(path: Path, document: dict[str, Any], mtime_ns: int) -> None:
     path.write_bytes(orjson.dumps(document))
     os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
-async def test_jwks_file_is_re_read_on_refresh_when_it_changed(tmp_path: Path, rsa_a: RSAKey,
-                                                               rsa_b: RSAKey) -> None:
+async def test_jwks_file_is_re_read_on_refresh_when_it_changed(tmp_path: Path, rsa_a: RSAKey, rsa_b: RSAKey) -> None:
     path = tmp_path / "jwks.json"
     write_jwks(path, jwks_document(rsa_a), 1_000_000_000_000_000_000)
     v = verifier(JWKSFile(path))
@@ -364,8 +397,7 @@ async def test_jwks_file_is_re_read_on_refresh_when_it_changed(tmp_path: Path, r
     assert (await v.verify(sign(rsa_b)))["sub"] == "user-1"
 
 
-async def test_jwks_file_with_an_unchanged_mtime_is_not_re_read(tmp_path: Path, rsa_a: RSAKey,
-                                                                rsa_b: RSAKey) -> None:
+async def test_jwks_file_with_an_unchanged_mtime_is_not_re_read(tmp_path: Path, rsa_a: RSAKey, rsa_b: RSAKey) -> None:
     path = tmp_path / "jwks.json"
     write_jwks(path, jwks_document(rsa_a), 1_000_000_000_000_000_000)
     source = JWKSFile(path)
@@ -384,8 +416,7 @@ async def test_jwks_file_is_not_re_read_without_a_refresh(tmp_path: Path, rsa_a:
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate", "not-a-jwks"])
-async def test_jwks_file_that_cannot_be_re_read_keeps_the_last_keys(tmp_path: Path, rsa_a: RSAKey,
-                                                                    damage: str) -> None:
+async def test_jwks_file_that_cannot_be_re_read_keeps_the_last_keys(tmp_path: Path, rsa_a: RSAKey, damage: str) -> None:
     path = tmp_path / "jwks.json"
     write_jwks(path, jwks_document(rsa_a), 1_000_000_000_000_000_000)
     source = JWKSFile(path)
@@ -406,8 +437,9 @@ def test_jwks_file_that_is_not_a_jwks_stops_start_up(tmp_path: Path, document: b
         JWKSFile(path)
 
 
-async def test_jwks_file_re_read_as_an_unusable_key_set_keeps_the_last_keys(tmp_path: Path, rsa_a: RSAKey,
-                                                                             rsa_b: RSAKey) -> None:
+async def test_jwks_file_re_read_as_an_unusable_key_set_keeps_the_last_keys(
+    tmp_path: Path, rsa_a: RSAKey, rsa_b: RSAKey
+) -> None:
     path = tmp_path / "jwks.json"
     write_jwks(path, jwks_document(rsa_a), 1_000_000_000_000_000_000)
     v = verifier(JWKSFile(path))
@@ -418,10 +450,10 @@ async def test_jwks_file_re_read_as_an_unusable_key_set_keeps_the_last_keys(tmp_
 
 # --- private members in a JWKS ------------------------------------------------------------------------------
 
+
 async def test_jwks_with_private_members_holds_no_private_key(tmp_path: Path, rsa_a: RSAKey, rsa_b: RSAKey) -> None:
     path = tmp_path / "jwks.json"
-    write_jwks(path, {"keys": [rsa_a.as_dict(private=True), rsa_b.as_dict(private=False)]},
-               1_000_000_000_000_000_000)
+    write_jwks(path, {"keys": [rsa_a.as_dict(private=True), rsa_b.as_dict(private=False)]}, 1_000_000_000_000_000_000)
     keys = await JWKSFile(path).keys()
     for key in keys.keys:
         assert "d" not in key.as_dict(private=False)
@@ -429,12 +461,10 @@ async def test_jwks_with_private_members_holds_no_private_key(tmp_path: Path, rs
     assert (await verifier(JWKSFile(path)).verify(sign(rsa_b)))["sub"] == "user-1"
 
 
-async def test_jwks_entry_with_private_members_is_not_trusted(tmp_path: Path, rsa_a: RSAKey,
-                                                              rsa_b: RSAKey) -> None:
+async def test_jwks_entry_with_private_members_is_not_trusted(tmp_path: Path, rsa_a: RSAKey, rsa_b: RSAKey) -> None:
     """A JWKS that publishes a private key is compromised: its key is left out, not trimmed."""
     path = tmp_path / "jwks.json"
-    write_jwks(path, {"keys": [rsa_a.as_dict(private=True), rsa_b.as_dict(private=False)]},
-               1_000_000_000_000_000_000)
+    write_jwks(path, {"keys": [rsa_a.as_dict(private=True), rsa_b.as_dict(private=False)]}, 1_000_000_000_000_000_000)
     checker = verifier(JWKSFile(path))
     with pytest.raises(InvalidToken):
         await checker.verify(sign(rsa_a))
@@ -442,6 +472,7 @@ async def test_jwks_entry_with_private_members_is_not_trusted(tmp_path: Path, rs
 
 
 # --- JWKS URL, from a real HTTP server on loopback ------------------------------------------------------------
+
 
 class JWKSServer:
     def __init__(self) -> None:
@@ -483,8 +514,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def test_jwks_url_is_fetched_once_and_cached(jwks_server: tuple[JWKSServer, str],
-                                                   session: aiohttp.ClientSession, rsa_a: RSAKey) -> None:
+async def test_jwks_url_is_fetched_once_and_cached(
+    jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey
+) -> None:
     state, url = jwks_server
     state.document = jwks_document(rsa_a)
     v = verifier(JWKSUrl(session, url, clock=Clock()))
@@ -493,9 +525,9 @@ async def test_jwks_url_is_fetched_once_and_cached(jwks_server: tuple[JWKSServer
     assert state.hits == 1
 
 
-async def test_jwks_url_refresh_respects_the_minimum_interval(jwks_server: tuple[JWKSServer, str],
-                                                              session: aiohttp.ClientSession, rsa_a: RSAKey,
-                                                              rsa_b: RSAKey) -> None:
+async def test_jwks_url_refresh_respects_the_minimum_interval(
+    jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey, rsa_b: RSAKey
+) -> None:
     state, url = jwks_server
     state.document = jwks_document(rsa_a)
     clock = Clock()
@@ -515,8 +547,9 @@ async def test_jwks_url_refresh_respects_the_minimum_interval(jwks_server: tuple
     assert state.hits == 2  # just refreshed
 
 
-async def test_jwks_url_keys_without_refresh_never_refetch(jwks_server: tuple[JWKSServer, str],
-                                                           session: aiohttp.ClientSession, rsa_a: RSAKey) -> None:
+async def test_jwks_url_keys_without_refresh_never_refetch(
+    jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey
+) -> None:
     state, url = jwks_server
     state.document = jwks_document(rsa_a)
     clock = Clock()
@@ -530,7 +563,8 @@ async def test_jwks_url_keys_without_refresh_never_refetch(jwks_server: tuple[JW
 
 
 async def test_jwks_url_failure_is_an_invalid_token_and_a_later_success_recovers(
-        jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey) -> None:
+    jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey
+) -> None:
     state, url = jwks_server
     state.document = jwks_document(rsa_a)
     state.status = 503
@@ -544,7 +578,8 @@ async def test_jwks_url_failure_is_an_invalid_token_and_a_later_success_recovers
 
 
 async def test_jwks_url_failed_first_fetch_is_not_retried_within_the_minimum_interval(
-        jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey) -> None:
+    jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey
+) -> None:
     state, url = jwks_server
     state.status = 503
     v = verifier(JWKSUrl(session, url, min_refresh_seconds=30, clock=Clock()))
@@ -553,9 +588,9 @@ async def test_jwks_url_failed_first_fetch_is_not_retried_within_the_minimum_int
     assert state.hits == 1
 
 
-async def test_jwks_url_failed_refresh_keeps_the_cached_keys(jwks_server: tuple[JWKSServer, str],
-                                                             session: aiohttp.ClientSession, rsa_a: RSAKey,
-                                                             rsa_b: RSAKey) -> None:
+async def test_jwks_url_failed_refresh_keeps_the_cached_keys(
+    jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey, rsa_b: RSAKey
+) -> None:
     state, url = jwks_server
     state.document = jwks_document(rsa_a)
     clock = Clock()
@@ -568,8 +603,9 @@ async def test_jwks_url_failed_refresh_keeps_the_cached_keys(jwks_server: tuple[
     assert (await v.verify(sign(rsa_a)))["sub"] == "user-1"
 
 
-async def test_jwks_url_that_is_not_json_is_an_invalid_token(jwks_server: tuple[JWKSServer, str],
-                                                             session: aiohttp.ClientSession, rsa_a: RSAKey) -> None:
+async def test_jwks_url_that_is_not_json_is_an_invalid_token(
+    jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey
+) -> None:
     state, url = jwks_server
     state.document = ["not", "a", "jwks"]
     await refused(verifier(JWKSUrl(session, url, clock=Clock())), sign(rsa_a), "could not be fetched")
@@ -577,13 +613,14 @@ async def test_jwks_url_that_is_not_json_is_an_invalid_token(jwks_server: tuple[
 
 async def test_jwks_url_unreachable_is_an_invalid_token(session: aiohttp.ClientSession, rsa_a: RSAKey) -> None:
     from tests.support.servers import free_port
+
     url = f"http://127.0.0.1:{free_port()}/jwks"
     await refused(verifier(JWKSUrl(session, url, timeout=2.0, clock=Clock())), sign(rsa_a), "could not be fetched")
 
 
-async def test_jwks_url_with_no_usable_key_is_an_invalid_token(jwks_server: tuple[JWKSServer, str],
-                                                               session: aiohttp.ClientSession,
-                                                               rsa_a: RSAKey) -> None:
+async def test_jwks_url_with_no_usable_key_is_an_invalid_token(
+    jwks_server: tuple[JWKSServer, str], session: aiohttp.ClientSession, rsa_a: RSAKey
+) -> None:
     state, url = jwks_server
     state.document = {"keys": []}
     with pytest.raises(InvalidToken):
@@ -591,8 +628,9 @@ async def test_jwks_url_with_no_usable_key_is_an_invalid_token(jwks_server: tupl
 
 
 async def test_a_token_living_longer_than_allowed_is_refused(rsa_a: RSAKey) -> None:
-    checker = TokenVerifier([TrustedIssuer(ISSUER, StaticKeys(public_set(rsa_a)), (AUDIENCE,))],
-                            max_lifetime=3600, clock=lambda: NOW)
+    checker = TokenVerifier(
+        [TrustedIssuer(ISSUER, StaticKeys(public_set(rsa_a)), (AUDIENCE,))], max_lifetime=3600, clock=lambda: NOW
+    )
     one_hour = sign(rsa_a, good_claims(iat=int(NOW), exp=int(NOW) + 3600))
     assert (await checker.verify(one_hour))["sub"] == "user-1"
     a_century = sign(rsa_a, good_claims(iat=int(NOW), exp=int(NOW) + 100 * 365 * 86400))

@@ -1,5 +1,6 @@
 """AccessControl.authenticate: a token is verified once, then served from the cache until it
 expires; the purpose header is part of the key; an expired cached token is checked again."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,13 @@ class CountingVerifier:
         self.calls += 1
         if self.calls > 1 and token == "expiring":
             raise InvalidToken("expired")
-        return {"iss": "urn:test", "sub": f"user-{token}", "exp": self.exp, "scope": "user/*.rs",
-                "roles": ["clinician"]}
+        return {
+            "iss": "urn:test",
+            "sub": f"user-{token}",
+            "exp": self.exp,
+            "scope": "user/*.rs",
+            "roles": ["clinician"],
+        }
 
 
 class NoDirectory:
@@ -36,8 +42,15 @@ class NoDirectory:
 
 def control(verifier: CountingVerifier, now: list[float]) -> AccessControl:
     table = load_role_table()
-    return AccessControl(verifier=verifier, table=table, policy=AccessPolicy(table, NoDirectory()),  # type: ignore[arg-type]
-                         trail=InMemoryAuditTrail(), observer="http://facade.test", clock=lambda: now[0], leeway=30)
+    return AccessControl(
+        verifier=verifier,
+        table=table,
+        policy=AccessPolicy(table, NoDirectory()),  # type: ignore[arg-type]
+        trail=InMemoryAuditTrail(),
+        observer="http://facade.test",
+        clock=lambda: now[0],
+        leeway=30,
+    )
 
 
 async def test_a_token_is_verified_once_while_it_is_valid() -> None:

@@ -2,6 +2,7 @@
 with its FHIR semantics, newest first, and the property that the trail's indexed
 pre-filter never drops an event the matcher would accept. Also the in-memory trail's
 own promises (bounded, exactly once, copies)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,12 +39,26 @@ async def provider() -> AuditEventProvider:
     trail = InMemoryAuditTrail()
     events = [
         audit_event(event_id="a-read", minutes=0, patients=["9000000009"], user="u1", subtype="read"),
-        audit_event(event_id="b-search", minutes=10, patients=["9000000009", "9000000017"], user="u2",
-                    subtype="search-type", action="E", others=["MedicationRequest/abc"]),
-        audit_event(event_id="c-refused", minutes=20, patients=["9000000025"], user="u1", subtype="read",
-                    outcome="4"),
-        audit_event(event_id="d-nextday", minutes=60 * 24, patients=["9000000017"], user="u3", client="pas-feed",
-                    subtype="create", action="C", outcome="8"),
+        audit_event(
+            event_id="b-search",
+            minutes=10,
+            patients=["9000000009", "9000000017"],
+            user="u2",
+            subtype="search-type",
+            action="E",
+            others=["MedicationRequest/abc"],
+        ),
+        audit_event(event_id="c-refused", minutes=20, patients=["9000000025"], user="u1", subtype="read", outcome="4"),
+        audit_event(
+            event_id="d-nextday",
+            minutes=60 * 24,
+            patients=["9000000017"],
+            user="u3",
+            client="pas-feed",
+            subtype="create",
+            action="C",
+            outcome="8",
+        ),
     ]
     events[3]["agent"].append({"who": {"reference": "Practitioner/p1"}})
     for event in events:
@@ -71,73 +86,86 @@ async def test_everything_newest_first(provider: AuditEventProvider) -> None:
     assert await ids(provider) == ["d-nextday", "c-refused", "b-search", "a-read"]
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("9000000009", ["b-search", "a-read"]),
-    ("Patient/9000000017", ["d-nextday", "b-search"]),
-    ("https://facade.test/Patient/9000000025", ["c-refused"]),
-    ("9000000009,9000000025", ["c-refused", "b-search", "a-read"]),
-    ("9999999999", []),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("9000000009", ["b-search", "a-read"]),
+        ("Patient/9000000017", ["d-nextday", "b-search"]),
+        ("https://facade.test/Patient/9000000025", ["c-refused"]),
+        ("9000000009,9000000025", ["c-refused", "b-search", "a-read"]),
+        ("9999999999", []),
+    ],
+)
 async def test_patient(provider: AuditEventProvider, value: str, expected: list[str]) -> None:
     assert await ids(provider, ("patient", value)) == expected
 
 
-@pytest.mark.parametrize("pairs, expected", [
-    ([("agent", "u1")], ["c-refused", "a-read"]),  # a bare value: the identifier value, any system
-    ([("agent", "pas-feed")], ["d-nextday"]),
-    ([("agent", "u1,u3")], ["d-nextday", "c-refused", "a-read"]),
-    ([("agent:identifier", f"{ISSUER}|u2")], ["b-search"]),
-    ([("agent:identifier", f"{CLIENT_SYSTEM}|u2")], []),  # right value, wrong system
-    ([("agent:identifier", "u2")], ["b-search"]),
-    ([("agent", "Practitioner/p1")], ["d-nextday"]),
-    ([("agent", "p1")], ["d-nextday"]),  # a bare value is also a reference id
-    ([("agent:Practitioner", "p1")], ["d-nextday"]),
-    ([("agent", "u1"), ("agent", "clinic-app")], ["c-refused", "a-read"]),  # AND
-])
+@pytest.mark.parametrize(
+    "pairs, expected",
+    [
+        ([("agent", "u1")], ["c-refused", "a-read"]),  # a bare value: the identifier value, any system
+        ([("agent", "pas-feed")], ["d-nextday"]),
+        ([("agent", "u1,u3")], ["d-nextday", "c-refused", "a-read"]),
+        ([("agent:identifier", f"{ISSUER}|u2")], ["b-search"]),
+        ([("agent:identifier", f"{CLIENT_SYSTEM}|u2")], []),  # right value, wrong system
+        ([("agent:identifier", "u2")], ["b-search"]),
+        ([("agent", "Practitioner/p1")], ["d-nextday"]),
+        ([("agent", "p1")], ["d-nextday"]),  # a bare value is also a reference id
+        ([("agent:Practitioner", "p1")], ["d-nextday"]),
+        ([("agent", "u1"), ("agent", "clinic-app")], ["c-refused", "a-read"]),  # AND
+    ],
+)
 async def test_agent(provider: AuditEventProvider, pairs: list[tuple[str, str]], expected: list[str]) -> None:
     assert await ids(provider, *pairs) == expected
 
 
-@pytest.mark.parametrize("pairs, expected", [
-    ([("date", "2026-11-29")], ["c-refused", "b-search", "a-read"]),
-    ([("date", "2026-11-30")], ["d-nextday"]),
-    ([("date", "ge2026-11-29T19:10:00Z")], ["d-nextday", "c-refused", "b-search"]),
-    ([("date", "gt2026-11-29T19:10:00.123Z")], ["d-nextday", "c-refused"]),
-    ([("date", "le2026-11-29T19:10:00.123Z")], ["b-search", "a-read"]),
-    ([("date", "lt2026-11-29T19:10:00.123Z")], ["a-read"]),
-    ([("date", "eq2026-11-29T19:10:00.123Z")], ["b-search"]),
-    ([("date", "ne2026-11-29")], ["d-nextday"]),
-    ([("date", "ge2026-11-29T19:05:00Z"), ("date", "lt2026-11-29T19:30:00Z")], ["c-refused", "b-search"]),
-    ([("date", "2026-11-29T19:00:00.123Z,2026-11-30")], ["d-nextday", "a-read"]),
-    ([("date", "sa2026-11-29")], ["d-nextday"]),
-    ([("date", "eb2026-11-30")], ["c-refused", "b-search", "a-read"]),
-    ([("date", "2026-11-29T20:10:00.123+01:00")], ["b-search"]),  # the same instant in another zone
-])
+@pytest.mark.parametrize(
+    "pairs, expected",
+    [
+        ([("date", "2026-11-29")], ["c-refused", "b-search", "a-read"]),
+        ([("date", "2026-11-30")], ["d-nextday"]),
+        ([("date", "ge2026-11-29T19:10:00Z")], ["d-nextday", "c-refused", "b-search"]),
+        ([("date", "gt2026-11-29T19:10:00.123Z")], ["d-nextday", "c-refused"]),
+        ([("date", "le2026-11-29T19:10:00.123Z")], ["b-search", "a-read"]),
+        ([("date", "lt2026-11-29T19:10:00.123Z")], ["a-read"]),
+        ([("date", "eq2026-11-29T19:10:00.123Z")], ["b-search"]),
+        ([("date", "ne2026-11-29")], ["d-nextday"]),
+        ([("date", "ge2026-11-29T19:05:00Z"), ("date", "lt2026-11-29T19:30:00Z")], ["c-refused", "b-search"]),
+        ([("date", "2026-11-29T19:00:00.123Z,2026-11-30")], ["d-nextday", "a-read"]),
+        ([("date", "sa2026-11-29")], ["d-nextday"]),
+        ([("date", "eb2026-11-30")], ["c-refused", "b-search", "a-read"]),
+        ([("date", "2026-11-29T20:10:00.123+01:00")], ["b-search"]),  # the same instant in another zone
+    ],
+)
 async def test_date(provider: AuditEventProvider, pairs: list[tuple[str, str]], expected: list[str]) -> None:
     assert await ids(provider, *pairs) == expected
 
 
-@pytest.mark.parametrize("pairs, expected", [
-    ([("outcome", "4")], ["c-refused"]),
-    ([("outcome", "4,8")], ["d-nextday", "c-refused"]),
-    ([("outcome:not", "0")], ["d-nextday", "c-refused"]),
-    ([("type", "rest")], ["d-nextday", "c-refused", "b-search", "a-read"]),
-    ([("type", "read")], ["c-refused", "a-read"]),  # a subtype code
-    ([("type", "http://hl7.org/fhir/restful-interaction|create")], ["d-nextday"]),
-    ([("type", "http://terminology.hl7.org/CodeSystem/audit-event-type|read")], []),  # read is no type code
-    ([("type:not", "read")], ["d-nextday", "b-search"]),  # in neither type nor subtype
-    ([("type:not", "rest")], []),
-    ([("type:missing", "false")], ["d-nextday", "c-refused", "b-search", "a-read"]),
-    ([("type:missing", "true")], []),
-    ([("subtype", "search-type")], ["b-search"]),
-    ([("subtype", "rest")], []),
-    ([("action", "E")], ["b-search"]),
-    ([("action", "C,R")], ["d-nextday", "c-refused", "a-read"]),
-    ([("entity", "MedicationRequest/abc")], ["b-search"]),
-    ([("patient", "9000000009"), ("agent", "u1"), ("type", "read"), ("date", "2026-11-29")], ["a-read"]),
-])
-async def test_tokens_and_combinations(provider: AuditEventProvider, pairs: list[tuple[str, str]],
-                                       expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    "pairs, expected",
+    [
+        ([("outcome", "4")], ["c-refused"]),
+        ([("outcome", "4,8")], ["d-nextday", "c-refused"]),
+        ([("outcome:not", "0")], ["d-nextday", "c-refused"]),
+        ([("type", "rest")], ["d-nextday", "c-refused", "b-search", "a-read"]),
+        ([("type", "read")], ["c-refused", "a-read"]),  # a subtype code
+        ([("type", "http://hl7.org/fhir/restful-interaction|create")], ["d-nextday"]),
+        ([("type", "http://terminology.hl7.org/CodeSystem/audit-event-type|read")], []),  # read is no type code
+        ([("type:not", "read")], ["d-nextday", "b-search"]),  # in neither type nor subtype
+        ([("type:not", "rest")], []),
+        ([("type:missing", "false")], ["d-nextday", "c-refused", "b-search", "a-read"]),
+        ([("type:missing", "true")], []),
+        ([("subtype", "search-type")], ["b-search"]),
+        ([("subtype", "rest")], []),
+        ([("action", "E")], ["b-search"]),
+        ([("action", "C,R")], ["d-nextday", "c-refused", "a-read"]),
+        ([("entity", "MedicationRequest/abc")], ["b-search"]),
+        ([("patient", "9000000009"), ("agent", "u1"), ("type", "read"), ("date", "2026-11-29")], ["a-read"]),
+    ],
+)
+async def test_tokens_and_combinations(
+    provider: AuditEventProvider, pairs: list[tuple[str, str]], expected: list[str]
+) -> None:
     assert await ids(provider, *pairs) == expected
 
 
@@ -183,16 +211,37 @@ async def test_warnings_when_the_answer_may_be_incomplete() -> None:
 
 def test_store_filters_narrow_only_where_exact() -> None:
     p = AuditEventProvider(InMemoryAuditTrail())
-    f = store_filters(request_of(p, [("patient", "9000000009"), ("agent:identifier", f"{ISSUER}|u1"),
-                                     ("outcome", "4"), ("type", "read,vread"),
-                                     ("date", "ge2026-11-29"), ("date", "lt2026-12-01")]))
+    f = store_filters(
+        request_of(
+            p,
+            [
+                ("patient", "9000000009"),
+                ("agent:identifier", f"{ISSUER}|u1"),
+                ("outcome", "4"),
+                ("type", "read,vread"),
+                ("date", "ge2026-11-29"),
+                ("date", "lt2026-12-01"),
+            ],
+        )
+    )
     assert (f.patient, f.agent, f.outcome, f.types) == ("Patient/9000000009", "u1", "4", ("read", "vread"))
     assert f.recorded_from == BASE_TIME.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(seconds=1)
-    assert f.recorded_to == BASE_TIME.replace(day=1, month=12, hour=0, minute=0, second=0,
-                                              microsecond=0) + timedelta(seconds=1)
+    assert f.recorded_to == BASE_TIME.replace(day=1, month=12, hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        seconds=1
+    )
     # OR-ed patients, :not, ne dates and :missing cannot be pushed down as one value or range.
-    f = store_filters(request_of(p, [("patient", "1,2"), ("outcome:not", "0"), ("type:not", "read"),
-                                     ("date", "ne2026-11-29"), ("agent:missing", "false")]))
+    f = store_filters(
+        request_of(
+            p,
+            [
+                ("patient", "1,2"),
+                ("outcome:not", "0"),
+                ("type:not", "read"),
+                ("date", "ne2026-11-29"),
+                ("agent:missing", "false"),
+            ],
+        )
+    )
     assert f == type(f)()
 
 
@@ -204,27 +253,51 @@ SUBTYPES = ["read", "search-type", "create"]
 DATES = ["2026-11-29", "2026-11-29T19:30", "2026-11-29T19:00:00.123Z", "2026-11-30", "2026-11"]
 PREFIXES = ["", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"]
 
-query_pairs = st.lists(st.one_of(
-    st.tuples(st.sampled_from(["patient"]), st.lists(st.sampled_from(PATIENTS), min_size=1, max_size=2).map(",".join)),
-    st.tuples(st.sampled_from(["agent", "agent:identifier"]), st.sampled_from(USERS + ["clinic-app"])),
-    st.tuples(st.just("agent:identifier"), st.sampled_from([f"{ISSUER}|u1", f"{CLIENT_SYSTEM}|clinic-app"])),
+query_pairs = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(["patient"]), st.lists(st.sampled_from(PATIENTS), min_size=1, max_size=2).map(",".join)
+        ),
+        st.tuples(st.sampled_from(["agent", "agent:identifier"]), st.sampled_from(USERS + ["clinic-app"])),
+        st.tuples(st.just("agent:identifier"), st.sampled_from([f"{ISSUER}|u1", f"{CLIENT_SYSTEM}|clinic-app"])),
+        st.tuples(st.just("date"), st.tuples(st.sampled_from(PREFIXES), st.sampled_from(DATES)).map("".join)),
+        st.tuples(st.sampled_from(["outcome", "outcome:not"]), st.sampled_from(["0", "4", "8", "0,4"])),
+        st.tuples(
+            st.sampled_from(["type", "type:not", "subtype"]), st.sampled_from(SUBTYPES + ["rest", "read,create"])
+        ),
+        st.tuples(st.just("action"), st.sampled_from(["R", "E", "C"])),
+    ),
+    max_size=4,
+)
+events = st.lists(
+    st.builds(
+        lambda patients, user, subtype, minutes, outcome: audit_event(
+            patients=patients,
+            user=user,
+            subtype=subtype,
+            minutes=minutes,
+            outcome=outcome,
+            action={"read": "R", "search-type": "E", "create": "C"}[subtype],
+        ),
+        st.lists(st.sampled_from(PATIENTS), max_size=2),
+        st.sampled_from(USERS),
+        st.sampled_from(SUBTYPES),
+        st.one_of(
+            st.sampled_from([-60 * 19 - 1, -1, 0, 1, 29, 30, 31, 60 * 5 - 1, 60 * 5, 60 * 24, 60 * 29]),
+            st.integers(min_value=-90, max_value=90),
+            st.integers(min_value=-60 * 24 * 40, max_value=60 * 48),
+        ),
+        st.sampled_from(["0", "4", "8"]),
+    ),
+    max_size=12,
+)
+
+
+date_pairs = st.lists(
     st.tuples(st.just("date"), st.tuples(st.sampled_from(PREFIXES), st.sampled_from(DATES)).map("".join)),
-    st.tuples(st.sampled_from(["outcome", "outcome:not"]), st.sampled_from(["0", "4", "8", "0,4"])),
-    st.tuples(st.sampled_from(["type", "type:not", "subtype"]), st.sampled_from(SUBTYPES + ["rest", "read,create"])),
-    st.tuples(st.just("action"), st.sampled_from(["R", "E", "C"])),
-), max_size=4)
-events = st.lists(st.builds(
-    lambda patients, user, subtype, minutes, outcome: audit_event(
-        patients=patients, user=user, subtype=subtype, minutes=minutes, outcome=outcome,
-        action={"read": "R", "search-type": "E", "create": "C"}[subtype]),
-    st.lists(st.sampled_from(PATIENTS), max_size=2), st.sampled_from(USERS), st.sampled_from(SUBTYPES),
-    st.one_of(st.sampled_from([-60 * 19 - 1, -1, 0, 1, 29, 30, 31, 60 * 5 - 1, 60 * 5, 60 * 24, 60 * 29]),
-              st.integers(min_value=-90, max_value=90), st.integers(min_value=-60 * 24 * 40, max_value=60 * 48)),
-    st.sampled_from(["0", "4", "8"])), max_size=12)
-
-
-date_pairs = st.lists(st.tuples(st.just("date"), st.tuples(st.sampled_from(PREFIXES), st.sampled_from(DATES))
-                                .map("".join)), min_size=1, max_size=2)
+    min_size=1,
+    max_size=2,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -240,8 +313,9 @@ def test_the_indexed_prefilter_never_drops_a_match(stored: list[dict[str, Any]],
         everything = await trail.find(limit=10_000)
         # The oracle: the one matcher (with the provider's agent rule) over every stored
         # event, no pre-filter.
-        expected = [e for e in everything
-                    if matches(e, [_bare_agent_values(p) for p in request.params], provider._specs)]
+        expected = [
+            e for e in everything if matches(e, [_bare_agent_values(p) for p in request.params], provider._specs)
+        ]
         assert [e["id"] for e in found] == [e["id"] for e in expected]
         recorded = [e["recorded"] for e in found]
         assert recorded == sorted(recorded, reverse=True)  # all in UTC with ms: text order is time order
@@ -250,6 +324,7 @@ def test_the_indexed_prefilter_never_drops_a_match(stored: list[dict[str, Any]],
 
 
 # --- the in-memory trail -------------------------------------------------------------------
+
 
 async def test_in_memory_trail_is_bounded_exactly_once_and_copies() -> None:
     trail = InMemoryAuditTrail(max_events=3)
@@ -269,12 +344,15 @@ async def test_in_memory_trail_is_bounded_exactly_once_and_copies() -> None:
     assert trail.status() == "ok" and trail.backend == "memory"
 
 
-@pytest.mark.parametrize("bad", [
-    {"resourceType": "Patient", "id": "x", "recorded": "2026-11-29T19:00:00Z"},
-    {"resourceType": "AuditEvent", "recorded": "2026-11-29T19:00:00Z"},
-    {"resourceType": "AuditEvent", "id": "", "recorded": "2026-11-29T19:00:00Z"},
-    {"resourceType": "AuditEvent", "id": "x", "recorded": "2026-11-29"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"resourceType": "Patient", "id": "x", "recorded": "2026-11-29T19:00:00Z"},
+        {"resourceType": "AuditEvent", "recorded": "2026-11-29T19:00:00Z"},
+        {"resourceType": "AuditEvent", "id": "", "recorded": "2026-11-29T19:00:00Z"},
+        {"resourceType": "AuditEvent", "id": "x", "recorded": "2026-11-29"},
+    ],
+)
 async def test_in_memory_trail_refuses_what_is_no_storable_audit_event(bad: dict[str, Any]) -> None:
     trail = InMemoryAuditTrail()
     with pytest.raises(ValueError):

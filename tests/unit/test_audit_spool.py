@@ -1,6 +1,7 @@
 """The audit spool on a real directory (tmp_path): durable ordered appends, draining with
 partial commits, torn and unreadable lines, files of dead processes claimed by exactly one
 live spool, disk failures, and an event loop that keeps running while the disk is slow."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,12 @@ from server.access.audit_spool import AuditSpool
 
 
 def ev(n: int, **extra: Any) -> dict[str, Any]:
-    return {"resourceType": "AuditEvent", "id": f"e{n:04d}", "entity": [{"what": {"reference": "Patient/9000000009"}}],
-            **extra}
+    return {
+        "resourceType": "AuditEvent",
+        "id": f"e{n:04d}",
+        "entity": [{"what": {"reference": "Patient/9000000009"}}],
+        **extra,
+    }
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -54,8 +59,9 @@ async def test_appends_are_on_disk_in_order_when_append_returns(tmp_path: Path) 
     await spool.aclose()
 
 
-async def test_concurrent_appends_keep_call_order_and_share_fsyncs(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_concurrent_appends_keep_call_order_and_share_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     syncs: list[int] = []
     real_fsync = os.fsync
 
@@ -159,8 +165,9 @@ async def test_a_file_that_is_only_a_torn_line(tmp_path: Path) -> None:
 
 
 async def test_unreadable_lines_in_the_middle_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    content = (orjson.dumps(ev(0)) + b"\n" + b"not json\n" + b'{"no": "id"}\n' + b"[1, 2]\n"
-               + orjson.dumps(ev(1)) + b"\n")
+    content = (
+        orjson.dumps(ev(0)) + b"\n" + b"not json\n" + b'{"no": "id"}\n' + b"[1, 2]\n" + orjson.dumps(ev(1)) + b"\n"
+    )
     dead_file(tmp_path, "1-x-middle", content)
     spool = AuditSpool(tmp_path)
     await spool.claim_orphans()

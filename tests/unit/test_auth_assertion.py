@@ -1,5 +1,6 @@
 """The client assertion the façade signs meets every NHS rule (checked with PyJWT and the
 public key, independently of the signing library)."""
+
 from __future__ import annotations
 
 import jwt
@@ -14,13 +15,20 @@ TOKEN_URL = "https://int.api.service.nhs.uk/oauth2/token"
 
 
 def signer(clock: float = 1_700_000_000.0, **kw: object) -> ClientAssertionSigner:
-    return ClientAssertionSigner(api_key=API_KEY, kid=KID, key=RSAKey.import_key(auth_key_pair().private_pem),
-                                 token_url=TOKEN_URL, clock=lambda: clock, **kw)  # type: ignore[arg-type]
+    return ClientAssertionSigner(
+        api_key=API_KEY,
+        kid=KID,
+        key=RSAKey.import_key(auth_key_pair().private_pem),
+        token_url=TOKEN_URL,
+        clock=lambda: clock,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def decode(assertion: str) -> dict:
-    return jwt.decode(assertion, auth_key_pair().public_pem, algorithms=["RS512"], audience=TOKEN_URL,
-                      options={"verify_exp": False})
+    return jwt.decode(
+        assertion, auth_key_pair().public_pem, algorithms=["RS512"], audience=TOKEN_URL, options={"verify_exp": False}
+    )
 
 
 def test_header_is_rs512_with_kid_and_typ() -> None:
@@ -39,8 +47,13 @@ def test_claims_follow_nhs_rules() -> None:
 
 def test_every_assertion_has_a_fresh_jti_and_exp_from_its_own_clock_reading() -> None:
     now = [1_700_000_000.0]
-    s = ClientAssertionSigner(api_key=API_KEY, kid=KID, key=RSAKey.import_key(auth_key_pair().private_pem),
-                              token_url=TOKEN_URL, clock=lambda: now[0])
+    s = ClientAssertionSigner(
+        api_key=API_KEY,
+        kid=KID,
+        key=RSAKey.import_key(auth_key_pair().private_pem),
+        token_url=TOKEN_URL,
+        clock=lambda: now[0],
+    )
     first = decode(s.sign())
     now[0] += 1000
     second = decode(s.sign())

@@ -1,4 +1,5 @@
 """Which Authorization header each access mode sends, and the 401 for a missing user token."""
+
 from __future__ import annotations
 
 import pytest

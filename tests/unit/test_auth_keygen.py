@@ -1,4 +1,5 @@
 """keygen: files with safe permissions, a JWKS NHS can register, and no overwrites."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,12 @@ def test_keygen_writes_private_key_0600_and_prints_jwks(tmp_path, capsys) -> Non
     key_set = json.loads(out.out)
     (jwk,) = key_set["keys"]
     assert {k: jwk[k] for k in ("kty", "alg", "kid", "use", "e")} == {
-        "kty": "RSA", "alg": "RS512", "kid": "facade-2025", "use": "sig", "e": "AQAB"}
+        "kty": "RSA",
+        "alg": "RS512",
+        "kid": "facade-2025",
+        "use": "sig",
+        "e": "AQAB",
+    }
     private_path = tmp_path / "facade-2025.pem"
     assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
     assert "PRIVATE KEY" not in out.out and "PRIVATE KEY" not in out.err

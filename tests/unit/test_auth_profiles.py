@@ -1,4 +1,5 @@
 """build_auth: settings -> auth per access mode, and clear start-up errors for bad config."""
+
 from __future__ import annotations
 
 import aiohttp
@@ -25,19 +26,30 @@ async def test_default_is_no_credentials() -> None:
 
 
 async def test_signed_jwt_with_a_key_builds_app_auth_without_calling_nhs() -> None:
-    profiles = await build(auth_mode="signed-jwt", api_key="k", key_id="kid", token_url=TOKEN_URL,
-                           private_key=auth_key_pair().private_pem.decode())
+    profiles = await build(
+        auth_mode="signed-jwt",
+        api_key="k",
+        key_id="kid",
+        token_url=TOKEN_URL,
+        private_key=auth_key_pair().private_pem.decode(),
+    )
     assert isinstance(profiles.for_api("PDS", "application"), AppRestrictedAuth)
     assert profiles.exchanged is None
 
 
-@pytest.mark.parametrize("settings, message", [
-    (dict(token_url=TOKEN_URL), "FACADE_PRIVATE_KEY"),
-    (dict(token_url=TOKEN_URL, private_key_path="/nonexistent/key.pem", api_key="k", key_id="kid"), "cannot read"),
-    (dict(token_url=TOKEN_URL, private_key="-----BEGIN nonsense-----", api_key="k", key_id="kid"), "not a readable"),
-    (dict(token_url=TOKEN_URL, private_key="PEM"), "FACADE_API_KEY and FACADE_KEY_ID"),
-    (dict(), "FACADE_TOKEN_URL"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(token_url=TOKEN_URL), "FACADE_PRIVATE_KEY"),
+        (dict(token_url=TOKEN_URL, private_key_path="/nonexistent/key.pem", api_key="k", key_id="kid"), "cannot read"),
+        (
+            dict(token_url=TOKEN_URL, private_key="-----BEGIN nonsense-----", api_key="k", key_id="kid"),
+            "not a readable",
+        ),
+        (dict(token_url=TOKEN_URL, private_key="PEM"), "FACADE_API_KEY and FACADE_KEY_ID"),
+        (dict(), "FACADE_TOKEN_URL"),
+    ],
+)
 async def test_incomplete_signed_jwt_config_fails_at_start_with_a_clear_message(settings, message) -> None:
     if "private_key" in settings and settings["private_key"] == "PEM":
         settings = {**settings, "private_key": auth_key_pair().private_pem.decode()}

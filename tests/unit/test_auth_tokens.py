@@ -1,5 +1,6 @@
 """Token cache (renewal timing, one shared renewal), token response parsing, and how token
 endpoint failures reach the client (through server.nhs.errors.to_fhir_error)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -161,6 +162,7 @@ async def test_background_renewal_failure_keeps_the_valid_token_and_retries_late
 
 # --- token response parsing -------------------------------------------------------------
 
+
 def test_nhs_string_expires_in_is_parsed() -> None:
     body = {"access_token": "abc", "expires_in": "599", "token_type": "Bearer", "issued_at": "1700000000000"}
     assert parse_token_response(body) == IssuedToken("abc", 599.0)
@@ -171,19 +173,24 @@ def test_numeric_expires_in_is_also_accepted(expires_in: object) -> None:
     assert parse_token_response({"access_token": "abc", "expires_in": expires_in}).lifetime == 599.0
 
 
-@pytest.mark.parametrize("body", [
-    None, [], "token",
-    {"expires_in": "599"},
-    {"access_token": "", "expires_in": "599"},
-    {"access_token": "abc"},
-    {"access_token": "abc", "expires_in": "soon"},
-    {"access_token": "abc", "expires_in": "0"},
-    {"access_token": "abc", "expires_in": "-5"},
-    {"access_token": "abc", "expires_in": "nan"},
-    {"access_token": "abc", "expires_in": "inf"},
-    {"access_token": "abc", "expires_in": True},
-    {"access_token": "abc", "expires_in": "599", "token_type": "MAC"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        "token",
+        {"expires_in": "599"},
+        {"access_token": "", "expires_in": "599"},
+        {"access_token": "abc"},
+        {"access_token": "abc", "expires_in": "soon"},
+        {"access_token": "abc", "expires_in": "0"},
+        {"access_token": "abc", "expires_in": "-5"},
+        {"access_token": "abc", "expires_in": "nan"},
+        {"access_token": "abc", "expires_in": "inf"},
+        {"access_token": "abc", "expires_in": True},
+        {"access_token": "abc", "expires_in": "599", "token_type": "MAC"},
+    ],
+)
 def test_unusable_token_responses_are_bad_responses(body: object) -> None:
     with pytest.raises(UpstreamBadResponse):
         parse_token_response(body)
@@ -195,9 +202,11 @@ def test_issued_token_repr_hides_the_token() -> None:
 
 # --- token endpoint failures -> client status -------------------------------------------
 
-KID_ERROR = {"error": "invalid_request",
-             "error_description": "Invalid 'kid' header in client_assertion JWT - no matching public key",
-             "message_id": "rrt-1"}
+KID_ERROR = {
+    "error": "invalid_request",
+    "error_description": "Invalid 'kid' header in client_assertion JWT - no matching public key",
+    "message_id": "rrt-1",
+}
 
 
 @pytest.mark.parametrize("status", [400, 401, 403])

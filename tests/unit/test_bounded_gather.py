@@ -1,4 +1,5 @@
 """bounded_gather: CPT detail calls run concurrently, never more than the limit at once."""
+
 from __future__ import annotations
 
 import asyncio

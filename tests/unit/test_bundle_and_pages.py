@@ -1,4 +1,5 @@
 """Searchset assembly (links at the edges, entries, total) and the paging snapshot store."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,9 +23,17 @@ def patients(n: int) -> list[dict[str, Any]]:
 
 def page(offset: int, count: int, total: int, **kwargs: Any) -> dict[str, Any]:
     matches = patients(total)[offset : offset + count]
-    return searchset(base_url=BASE, matches=matches, total=total, self_url=f"{BASE}/Patient?x=1",
-                     offset=offset, count=count, match_count=total,
-                     link_for=lambda o: f"{BASE}/Patient?_getpages=k&_offset={o}&_count={count}", **kwargs)
+    return searchset(
+        base_url=BASE,
+        matches=matches,
+        total=total,
+        self_url=f"{BASE}/Patient?x=1",
+        offset=offset,
+        count=count,
+        match_count=total,
+        link_for=lambda o: f"{BASE}/Patient?_getpages=k&_offset={o}&_count={count}",
+        **kwargs,
+    )
 
 
 def links(bundle: dict[str, Any]) -> dict[str, str]:
@@ -52,8 +61,16 @@ def test_last_page_has_previous_but_no_next() -> None:
 
 
 def test_single_page_without_link_factory_has_only_self() -> None:
-    bundle = searchset(base_url=BASE, matches=patients(2), total=2, self_url=f"{BASE}/Patient",
-                       offset=0, count=20, match_count=2, link_for=None)
+    bundle = searchset(
+        base_url=BASE,
+        matches=patients(2),
+        total=2,
+        self_url=f"{BASE}/Patient",
+        offset=0,
+        count=20,
+        match_count=2,
+        link_for=None,
+    )
     assert [link["relation"] for link in bundle["link"]] == ["self"]
 
 
@@ -73,9 +90,19 @@ def test_following_next_visits_every_match_once(total: int, count: int, data: st
 
 def test_entries_full_url_mode_score_and_outcome() -> None:
     outcome = information("PDS says hello")
-    bundle = searchset(base_url=BASE, matches=patients(2), included=[{"resourceType": "Organization", "id": "o1"}],
-                       outcome=outcome, total=2, self_url=BASE + "/Patient", offset=0, count=20, match_count=2,
-                       link_for=None, scores={"p0": 0.9})
+    bundle = searchset(
+        base_url=BASE,
+        matches=patients(2),
+        included=[{"resourceType": "Organization", "id": "o1"}],
+        outcome=outcome,
+        total=2,
+        self_url=BASE + "/Patient",
+        offset=0,
+        count=20,
+        match_count=2,
+        link_for=None,
+        scores={"p0": 0.9},
+    )
     entries = bundle["entry"]
     assert [e["search"]["mode"] for e in entries] == ["match", "match", "include", "outcome"]
     assert entries[0]["fullUrl"] == f"{BASE}/Patient/p0" and entries[0]["search"]["score"] == 0.9
@@ -87,8 +114,16 @@ def test_entries_full_url_mode_score_and_outcome() -> None:
 
 
 def test_total_omitted_when_none_and_empty_bundle_has_no_entry() -> None:
-    bundle = searchset(base_url=BASE, matches=[], total=None, self_url=BASE + "/Patient", offset=0, count=20,
-                       match_count=0, link_for=None)
+    bundle = searchset(
+        base_url=BASE,
+        matches=[],
+        total=None,
+        self_url=BASE + "/Patient",
+        offset=0,
+        count=20,
+        match_count=0,
+        link_for=None,
+    )
     assert "total" not in bundle and "entry" not in bundle
     assert bundle["type"] == "searchset"
     validate_r4(bundle)
@@ -98,10 +133,12 @@ def test_urls() -> None:
     assert full_url(BASE, {"resourceType": "Patient", "id": "9"}) == f"{BASE}/Patient/9"
     assert search_url(BASE, "Patient", []) == f"{BASE}/Patient"
     assert search_url(BASE, "Patient", [("identifier", "s|1"), ("family", "O'Brien & co")]) == (
-        f"{BASE}/Patient?identifier=s%7C1&family=O%27Brien+%26+co")
+        f"{BASE}/Patient?identifier=s%7C1&family=O%27Brien+%26+co"
+    )
 
 
 # -- snapshots --------------------------------------------------------------------------------
+
 
 class FakeClock:
     def __init__(self) -> None:

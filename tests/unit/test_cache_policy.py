@@ -1,4 +1,5 @@
 """Pure cache policy: Cache-Control parsing, freshness, keys, restricted patients."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -23,11 +24,15 @@ from server.sources.config import SourceConfig
 from server.sources.registry import SOURCES
 
 CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
-DECL = SearchDeclaration("Patient", (
-    SearchParamSpec("family", "string", "", path="name"),
-    SearchParamSpec("birthdate", "date", "", path="birthDate"),
-    SearchParamSpec("given", "string", "", path="name"),
-), includes=("Patient:general-practitioner",))
+DECL = SearchDeclaration(
+    "Patient",
+    (
+        SearchParamSpec("family", "string", "", path="name"),
+        SearchParamSpec("birthdate", "date", "", path="birthDate"),
+        SearchParamSpec("given", "string", "", path="name"),
+    ),
+    includes=("Patient:general-practitioner",),
+)
 
 
 def test_cache_control_directives() -> None:
@@ -49,8 +54,9 @@ def test_pragma_counts_only_without_cache_control() -> None:
 def test_any_header_parses_without_error(cache_control: str, pragma: str | None) -> None:
     directives = parse_cache_control(cache_control, pragma)
     assert directives.max_age is None or directives.max_age >= 0
-    assert directives.no_store == any(p.strip().partition("=")[0].strip().lower() == "no-store"
-                                      for p in cache_control.split(","))
+    assert directives.no_store == any(
+        p.strip().partition("=")[0].strip().lower() == "no-store" for p in cache_control.split(",")
+    )
 
 
 def test_freshness_per_type_from_the_sources_and_settings() -> None:
@@ -86,8 +92,18 @@ def test_age_never_negative() -> None:
 
 def test_search_key_ignores_order_and_result_only_params() -> None:
     a = parse_search([("family", "Smith"), ("birthdate", "2010")], DECL)
-    b = parse_search([("birthdate", "2010"), ("_count", "5"), ("family", "Smith"), ("_summary", "true"),
-                      ("_include", "Patient:general-practitioner"), ("_elements", "name"), ("_total", "none")], DECL)
+    b = parse_search(
+        [
+            ("birthdate", "2010"),
+            ("_count", "5"),
+            ("family", "Smith"),
+            ("_summary", "true"),
+            ("_include", "Patient:general-practitioner"),
+            ("_elements", "name"),
+            ("_total", "none"),
+        ],
+        DECL,
+    )
     c = parse_search([("family", "Smith"), ("birthdate", "2011")], DECL)
     d = parse_search([("family:exact", "Smith"), ("birthdate", "2010")], DECL)
     assert search_key(a) == search_key(b)
@@ -97,11 +113,15 @@ def test_search_key_ignores_order_and_result_only_params() -> None:
 
 
 @settings(max_examples=60)
-@given(st.permutations([("family", "Smith"), ("given", "Jane"), ("birthdate", "ge2010-01-01"),
-                        ("birthdate", "le2011")]))
+@given(
+    st.permutations([("family", "Smith"), ("given", "Jane"), ("birthdate", "ge2010-01-01"), ("birthdate", "le2011")])
+)
 def test_search_key_is_canonical_under_reordering(pairs: list[tuple[str, str]]) -> None:
-    reference = search_key(parse_search([("family", "Smith"), ("given", "Jane"), ("birthdate", "ge2010-01-01"),
-                                         ("birthdate", "le2011")], DECL))
+    reference = search_key(
+        parse_search(
+            [("family", "Smith"), ("given", "Jane"), ("birthdate", "ge2010-01-01"), ("birthdate", "le2011")], DECL
+        )
+    )
     assert search_key(parse_search(pairs, DECL)) == reference
 
 
@@ -135,21 +155,36 @@ def test_restricted_patients() -> None:
 
 def test_patient_ids_of_resources() -> None:
     assert patient_ids({"resourceType": "Patient", "id": "9000000009"}) == {"9000000009"}
-    assert patient_ids({"resourceType": "MedicationRequest", "id": "m1",
-                        "subject": {"reference": "Patient/9000000009"}}) == {"9000000009"}
-    assert patient_ids({"resourceType": "ServiceRequest", "id": "s1",
-                        "subject": {"reference": "http://x/fhir/Patient/9000000017/_history/2"}}) == {"9000000017"}
-    assert patient_ids({"resourceType": "AllergyIntolerance", "id": "a1", "patient": {
-        "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000033"}}}) == {"9000000033"}
+    assert patient_ids(
+        {"resourceType": "MedicationRequest", "id": "m1", "subject": {"reference": "Patient/9000000009"}}
+    ) == {"9000000009"}
+    assert patient_ids(
+        {
+            "resourceType": "ServiceRequest",
+            "id": "s1",
+            "subject": {"reference": "http://x/fhir/Patient/9000000017/_history/2"},
+        }
+    ) == {"9000000017"}
+    assert patient_ids(
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "a1",
+            "patient": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000033"}},
+        }
+    ) == {"9000000033"}
     assert patient_ids({"resourceType": "Organization", "id": "o1"}) == set()
 
 
 def test_patient_ids_are_the_access_layers_patient_keys() -> None:
     """One answer for the cache purge, the access checks and the audit trail: a Patient's NHS
     number identifiers count, and a reference is read wherever `Patient/{id}` stands in it."""
-    pas_patient = {"resourceType": "Patient", "id": "pas-H1",
-                   "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000025"}]}
+    pas_patient = {
+        "resourceType": "Patient",
+        "id": "pas-H1",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000025"}],
+    }
     assert patient_ids(pas_patient) == {"pas-H1", "9000000025"}
     assert patient_ids({"resourceType": "Coverage", "beneficiary": {"reference": "Patient/9000000009"}}) == {
-        "9000000009"}
+        "9000000009"
+    }
     assert patient_ids({"resourceType": "MedicationRequest", "subject": {"reference": "Group/1"}}) == set()

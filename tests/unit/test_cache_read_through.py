@@ -2,6 +2,7 @@
 HIT/MISS/REVALIDATED/STALE, Cache-Control, stale-if-error, restricted purge, superseded
 re-keying, per-user scope and single-flight. (End-to-end over MongoDB and real sockets:
 tests/integration/test_cache_facade.py.)"""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,12 @@ CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 
 
 def patient(nhs: str, version: str = "1", security: str = "U", **fields: Any) -> Resource:
-    return {"resourceType": "Patient", "id": nhs,
-            "meta": {"versionId": version, "security": [{"system": CONF, "code": security}]}, **fields}
+    return {
+        "resourceType": "Patient",
+        "id": nhs,
+        "meta": {"versionId": version, "security": [{"system": CONF, "code": security}]},
+        **fields,
+    }
 
 
 class Clock:
@@ -75,8 +80,9 @@ class ScriptedPatients(ResourceProvider):
         self.searches += 1
         if self.fail:
             raise self.fail
-        return SearchResult(matches=[copy.deepcopy(r) for r in self.records.values()],
-                            scores={rid: 1.0 for rid in self.records})
+        return SearchResult(
+            matches=[copy.deepcopy(r) for r in self.records.values()], scores={rid: 1.0 for rid in self.records}
+        )
 
 
 class CountingStore(MemoryStore):
@@ -112,8 +118,12 @@ def cached(upstream: ScriptedPatients, store: CountingStore, clock: Clock) -> Ca
 
 def ctx(**headers: str) -> RequestContext:
     token = headers.pop("token", None)
-    return RequestContext(request_id="r1", base_url="http://facade", user_token=token,
-                          headers={k.replace("_", "-").lower(): v for k, v in headers.items()})
+    return RequestContext(
+        request_id="r1",
+        base_url="http://facade",
+        user_token=token,
+        headers={k.replace("_", "-").lower(): v for k, v in headers.items()},
+    )
 
 
 async def read(provider: ResourceProvider, nhs: str = "9000000009", **headers: str) -> tuple[Resource, dict[str, str]]:
@@ -141,8 +151,9 @@ async def test_miss_then_hit(cached: CachingProvider, upstream: ScriptedPatients
     assert first == second and upstream.reads == 1
 
 
-async def test_stale_entry_is_refetched_and_replaced(cached: CachingProvider, upstream: ScriptedPatients,
-                                                     clock: Clock) -> None:
+async def test_stale_entry_is_refetched_and_replaced(
+    cached: CachingProvider, upstream: ScriptedPatients, clock: Clock
+) -> None:
     await read(cached)
     upstream.records["9000000009"]["meta"]["versionId"] = "2"
     clock.advance(100)  # Patient freshness is 100 s here
@@ -152,8 +163,9 @@ async def test_stale_entry_is_refetched_and_replaced(cached: CachingProvider, up
     assert again["X-Cache"] == "HIT" and upstream.reads == 2
 
 
-async def test_no_cache_forces_revalidation_and_max_age_narrows(cached: CachingProvider,
-                                                                upstream: ScriptedPatients, clock: Clock) -> None:
+async def test_no_cache_forces_revalidation_and_max_age_narrows(
+    cached: CachingProvider, upstream: ScriptedPatients, clock: Clock
+) -> None:
     await read(cached)
     _, headers = await read(cached, cache_control="no-cache")
     assert headers["X-Cache"] == "REVALIDATED" and upstream.reads == 2
@@ -164,8 +176,9 @@ async def test_no_cache_forces_revalidation_and_max_age_narrows(cached: CachingP
     assert headers["X-Cache"] == "REVALIDATED" and upstream.reads == 4
 
 
-async def test_no_store_bypasses_the_cache(cached: CachingProvider, upstream: ScriptedPatients,
-                                           store: CountingStore) -> None:
+async def test_no_store_bypasses_the_cache(
+    cached: CachingProvider, upstream: ScriptedPatients, store: CountingStore
+) -> None:
     _, h1 = await read(cached, cache_control="no-store")
     _, h2 = await read(cached, cache_control="no-store")
     assert h1 == h2 == {"X-Cache": "MISS"}
@@ -175,8 +188,9 @@ async def test_no_store_bypasses_the_cache(cached: CachingProvider, upstream: Sc
     assert h3["X-Cache"] == "MISS" and upstream.reads == 4  # even with an entry present
 
 
-async def test_stale_if_error_serves_old_copy_with_warning(cached: CachingProvider, upstream: ScriptedPatients,
-                                                           clock: Clock) -> None:
+async def test_stale_if_error_serves_old_copy_with_warning(
+    cached: CachingProvider, upstream: ScriptedPatients, clock: Clock
+) -> None:
     original, _ = await read(cached)
     clock.advance(500)
     upstream.fail = ServiceUnavailable("PDS is unavailable")
@@ -189,9 +203,9 @@ async def test_stale_if_error_serves_old_copy_with_warning(cached: CachingProvid
         await read(cached)
 
 
-async def test_client_errors_never_serve_stale_and_not_found_purges(cached: CachingProvider,
-                                                                    upstream: ScriptedPatients, clock: Clock,
-                                                                    store: CountingStore) -> None:
+async def test_client_errors_never_serve_stale_and_not_found_purges(
+    cached: CachingProvider, upstream: ScriptedPatients, clock: Clock, store: CountingStore
+) -> None:
     await read(cached)
     clock.advance(200)
     upstream.fail = BadRequest("rejected")
@@ -205,7 +219,8 @@ async def test_client_errors_never_serve_stale_and_not_found_purges(cached: Cach
 
 
 async def test_an_upstream_outage_serves_stale_like_the_gateway_error_it_maps_to(
-        cached: CachingProvider, upstream: ScriptedPatients, clock: Clock) -> None:
+    cached: CachingProvider, upstream: ScriptedPatients, clock: Clock
+) -> None:
     """Providers let UpstreamError escape (the registered handler renders it): the cache judges
     it by its mapped status, so an outage still serves the stale copy, reads and searches alike."""
     original, _ = await read(cached)
@@ -224,15 +239,17 @@ async def test_an_upstream_outage_serves_stale_like_the_gateway_error_it_maps_to
 
 
 async def test_an_upstream_refusal_never_serves_stale_and_an_upstream_not_found_purges(
-        cached: CachingProvider, upstream: ScriptedPatients, clock: Clock, store: CountingStore) -> None:
+    cached: CachingProvider, upstream: ScriptedPatients, clock: Clock, store: CountingStore
+) -> None:
     await read(cached)
     clock.advance(200)
     upstream.fail = UpstreamRejected("PDS", "HTTP 400", status=400)
     with pytest.raises(UpstreamRejected):
         await read(cached)
     assert await store.get(read_key("Patient", "9000000009")) is not None
-    upstream.fail = UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="INVALIDATED_RESOURCE",
-                                  meaning=CodeMeaning.GONE)  # 410
+    upstream.fail = UpstreamRejected(
+        "PDS", "HTTP 404", status=404, nhs_code="INVALIDATED_RESOURCE", meaning=CodeMeaning.GONE
+    )  # 410
     with pytest.raises(UpstreamRejected):
         await read(cached)
     assert await store.get(read_key("Patient", "9000000009")) is None
@@ -245,8 +262,9 @@ async def test_errors_are_not_cached(cached: CachingProvider, upstream: Scripted
     assert upstream.reads == 2
 
 
-async def test_search_hit_and_stale_warning_issue(cached: CachingProvider, upstream: ScriptedPatients,
-                                                  clock: Clock) -> None:
+async def test_search_hit_and_stale_warning_issue(
+    cached: CachingProvider, upstream: ScriptedPatients, clock: Clock
+) -> None:
     first, h1 = await search(cached)
     second, h2 = await search(cached)
     assert (h1["X-Cache"], h2["X-Cache"]) == ("MISS", "HIT") and upstream.searches == 1
@@ -260,8 +278,9 @@ async def test_search_hit_and_stale_warning_issue(cached: CachingProvider, upstr
     assert "150 seconds ago" in stale.issues[-1]["diagnostics"]
 
 
-async def test_restricted_patient_purges_every_copy(cached: CachingProvider, upstream: ScriptedPatients,
-                                                    store: CountingStore, clock: Clock) -> None:
+async def test_restricted_patient_purges_every_copy(
+    cached: CachingProvider, upstream: ScriptedPatients, store: CountingStore, clock: Clock
+) -> None:
     await read(cached)
     result, _ = await search(cached)
     assert result.matches[0]["address"]
@@ -277,9 +296,9 @@ async def test_restricted_patient_purges_every_copy(cached: CachingProvider, ups
     assert headers["X-Cache"] == "HIT"
 
 
-async def test_restricted_patient_seen_in_search_purges_its_read(cached: CachingProvider,
-                                                                 upstream: ScriptedPatients,
-                                                                 store: CountingStore) -> None:
+async def test_restricted_patient_seen_in_search_purges_its_read(
+    cached: CachingProvider, upstream: ScriptedPatients, store: CountingStore
+) -> None:
     await read(cached)
     upstream.records["9000000009"] = patient("9000000009", version="3", security="V")
     await search(cached, cache_control="no-store")  # even a no-store answer purges
@@ -301,7 +320,8 @@ class FlakyPurgeStore(CountingStore):
 
 
 async def test_a_failed_restricted_purge_stops_cached_copies_until_it_succeeds(
-        upstream: ScriptedPatients, clock: Clock) -> None:
+    upstream: ScriptedPatients, clock: Clock
+) -> None:
     store = FlakyPurgeStore(clock)
     policy = CachePolicy(default_ttl=60, ttl_by_type={"Patient": 100}, stale_if_error=1000)
     cached = CachingProvider(upstream, ReadThrough(store, policy, clock=clock))
@@ -326,8 +346,9 @@ async def test_a_failed_restricted_purge_stops_cached_copies_until_it_succeeds(
     assert all("address" not in m for m in cached_result.matches)
 
 
-async def test_superseded_number_rekeys(cached: CachingProvider, upstream: ScriptedPatients,
-                                        store: CountingStore) -> None:
+async def test_superseded_number_rekeys(
+    cached: CachingProvider, upstream: ScriptedPatients, store: CountingStore
+) -> None:
     upstream.records["9000000068"] = patient("9000000068")
     upstream.superseded["9000000041"] = "9000000068"
     resource, _ = await read(cached, "9000000041")
@@ -338,8 +359,9 @@ async def test_superseded_number_rekeys(cached: CachingProvider, upstream: Scrip
     assert headers["X-Cache"] == "HIT" and upstream.reads == 1
 
 
-async def test_entries_fetched_with_a_user_token_are_that_users(cached: CachingProvider,
-                                                                upstream: ScriptedPatients) -> None:
+async def test_entries_fetched_with_a_user_token_are_that_users(
+    cached: CachingProvider, upstream: ScriptedPatients
+) -> None:
     await read(cached, token="alice")
     _, same = await read(cached, token="alice")
     _, other = await read(cached, token="bob")
@@ -348,9 +370,9 @@ async def test_entries_fetched_with_a_user_token_are_that_users(cached: CachingP
     assert upstream.reads == 3
 
 
-async def test_concurrent_misses_are_one_upstream_call_and_one_write(cached: CachingProvider,
-                                                                     upstream: ScriptedPatients,
-                                                                     store: CountingStore) -> None:
+async def test_concurrent_misses_are_one_upstream_call_and_one_write(
+    cached: CachingProvider, upstream: ScriptedPatients, store: CountingStore
+) -> None:
     upstream.delay = 0.05
     results = await asyncio.gather(*(read(cached) for _ in range(200)))
     assert upstream.reads == 1 and store.puts == 1
@@ -365,8 +387,9 @@ async def test_concurrent_failures_are_shared_too(cached: CachingProvider, upstr
     assert all(isinstance(r, ServiceUnavailable) for r in results) and upstream.reads == 1
 
 
-async def test_a_departing_caller_does_not_cancel_the_flight(cached: CachingProvider,
-                                                             upstream: ScriptedPatients) -> None:
+async def test_a_departing_caller_does_not_cancel_the_flight(
+    cached: CachingProvider, upstream: ScriptedPatients
+) -> None:
     upstream.delay = 0.05
     leader = asyncio.ensure_future(read(cached))
     await asyncio.sleep(0.01)
@@ -392,7 +415,9 @@ class ConditionalPatients(ScriptedPatients):
 
 async def test_revalidation_uses_the_upstream_etag_when_supported(store: CountingStore, clock: Clock) -> None:
     upstream = ConditionalPatients()
-    provider = CachingProvider(upstream, ReadThrough(store, CachePolicy(default_ttl=10, stale_if_error=100), clock=clock))
+    provider = CachingProvider(
+        upstream, ReadThrough(store, CachePolicy(default_ttl=10, stale_if_error=100), clock=clock)
+    )
     await read(provider)
     clock.advance(11)
     _, headers = await read(provider)

@@ -1,6 +1,7 @@
 """The per-caller NHS quota: token buckets per caller with a fake clock, and how the NHS
 client charges them (first attempts may be refused, retries are debited, single-flight
 joiners and callers without a principal are never charged). No network."""
+
 from __future__ import annotations
 
 import asyncio
@@ -113,8 +114,9 @@ class Sent:
         self.count = 0
         self.delay = delay
 
-    async def __call__(self, client: NHSClient, call: UpstreamCall, ctx: RequestContext,
-                       request_id: str) -> UpstreamResponse:
+    async def __call__(
+        self, client: NHSClient, call: UpstreamCall, ctx: RequestContext, request_id: str
+    ) -> UpstreamResponse:
         self.count += 1
         await asyncio.sleep(self.delay)
         outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
@@ -130,9 +132,17 @@ def plain_client(sent: Sent) -> NHSClient:
 
 
 def resilient_client(sent: Sent, clock: FakeClock) -> ResilientClient:
-    resilience = Resilience(api="PDS", policy=RetryPolicy(3, 0.1, 1.0), budget=10.0,
-                            breaker=CircuitBreaker("PDS", 5, 30.0, clock), concurrency=ConcurrencyLimit("PDS", 4),
-                            rate_limit=None, flights=SingleFlight(), clock=clock, random=lambda: 0.5)
+    resilience = Resilience(
+        api="PDS",
+        policy=RetryPolicy(3, 0.1, 1.0),
+        budget=10.0,
+        breaker=CircuitBreaker("PDS", 5, 30.0, clock),
+        concurrency=ConcurrencyLimit("PDS", 4),
+        rate_limit=None,
+        flights=SingleFlight(),
+        clock=clock,
+        random=lambda: 0.5,
+    )
     client = ResilientClient(None, ClientConfig("PDS", "http://pds.test"), resilience)  # type: ignore[arg-type]
     client._attempt = lambda call, ctx, request_id: sent(client, call, ctx, request_id)  # type: ignore[method-assign]
     return client
@@ -164,8 +174,9 @@ async def test_internal_calls_without_a_principal_are_not_charged() -> None:
 async def test_each_retry_sent_is_charged_even_past_the_quota() -> None:
     clock = FakeClock()
     quota = CallerQuota(rate=0.001, burst=1, clock=clock)
-    sent = Sent(UpstreamUnavailable("PDS", "HTTP 503", status=503), UpstreamUnavailable("PDS", "HTTP 503", status=503),
-                OK)
+    sent = Sent(
+        UpstreamUnavailable("PDS", "HTTP 503", status=503), UpstreamUnavailable("PDS", "HTTP 503", status=503), OK
+    )
     response = await resilient_client(sent, clock).request("GET", "Patient/9000000009", ctx(quota, who()))
     assert response is OK and sent.count == 3
     assert quota.available(who()) == pytest.approx(-2, abs=0.01)  # 1 taken + 2 retries debited
@@ -177,8 +188,10 @@ async def test_single_flight_joiners_cost_nothing() -> None:
     sent = Sent(OK, delay=0.01)
     client = resilient_client(sent, clock)
     # application-restricted: no user token, so both callers share one flight
-    results = await asyncio.gather(client.request("GET", "Patient/9000000009", ctx(quota, who("alice"))),
-                                   client.request("GET", "Patient/9000000009", ctx(quota, who("bob"))))
+    results = await asyncio.gather(
+        client.request("GET", "Patient/9000000009", ctx(quota, who("alice"))),
+        client.request("GET", "Patient/9000000009", ctx(quota, who("bob"))),
+    )
     assert all(r.body == OK.body for r in results) and sent.count == 1
     assert sorted(quota.available(p) for p in (who("alice"), who("bob"))) == pytest.approx([0, 1], abs=0.01)
 
@@ -189,9 +202,11 @@ async def test_a_throttled_caller_never_fails_the_flight_of_another() -> None:
     quota.take(who("alice"), "PDS")  # alice has nothing left
     sent = Sent(OK, delay=0.01)
     client = resilient_client(sent, clock)
-    alice, bob = await asyncio.gather(client.request("GET", "Patient/9000000009", ctx(quota, who("alice"))),
-                                      client.request("GET", "Patient/9000000009", ctx(quota, who("bob"))),
-                                      return_exceptions=True)
+    alice, bob = await asyncio.gather(
+        client.request("GET", "Patient/9000000009", ctx(quota, who("alice"))),
+        client.request("GET", "Patient/9000000009", ctx(quota, who("bob"))),
+        return_exceptions=True,
+    )
     assert isinstance(alice, TooManyRequests)
     assert isinstance(bob, UpstreamResponse) and sent.count == 1
     assert quota.available(who("bob")) == pytest.approx(0, abs=0.01)

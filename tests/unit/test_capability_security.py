@@ -1,6 +1,7 @@
 """capability.security, capability.smart and the access side of capability.openapi: pure
 derivations from settings, the role table, the registry and the wiring's recorded access
 modes (no server)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,12 @@ from server.sources.pds.provider import PatientFromPDS
 from tests.support.fhir_validation import validate_r4
 from tests.support.sources import nhs_urls
 
-ACCESS = {"Patient": (("PDS", "application"),), "ServiceRequest": (("e-RS", "user"), ("BaRS", "application")),
-          "MedicationRequest": (("CPT", "user"),), "Device": ()}
+ACCESS = {
+    "Patient": (("PDS", "application"),),
+    "ServiceRequest": (("e-RS", "user"), ("BaRS", "application")),
+    "MedicationRequest": (("CPT", "user"),),
+    "Device": (),
+}
 PRODUCTION_PDS = "https://api.service.nhs.uk/personal-demographics/FHIR/R4"
 ISSUER = "https://idp.hospital.example"
 CUSTOM_POLICY = """
@@ -75,8 +80,15 @@ def codes(security: dict[str, Any]) -> list[str]:
 
 
 def in_statement(security: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "CapabilityStatement", "status": "active", "date": "2025-01-01", "kind": "instance",
-            "fhirVersion": "4.0.1", "format": ["json"], "rest": [{"mode": "server", "security": security}]}
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2025-01-01",
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "rest": [{"mode": "server", "security": security}],
+    }
 
 
 def test_user_restricted_comes_from_the_access_modes_only() -> None:
@@ -103,7 +115,14 @@ def test_security_always_claims_oauth_and_smart_and_no_cors_by_default() -> None
 
 
 def test_cors_follows_the_allowed_origins() -> None:
-    assert rest_security(Settings(cors_allow_origins=["https://app.example"]), ACCESS, nhs_urls(Settings(cors_allow_origins=["https://app.example"])))["cors"] is True
+    assert (
+        rest_security(
+            Settings(cors_allow_origins=["https://app.example"]),
+            ACCESS,
+            nhs_urls(Settings(cors_allow_origins=["https://app.example"])),
+        )["cors"]
+        is True
+    )
 
 
 def test_description_names_every_role_of_the_table_and_the_rules() -> None:
@@ -137,7 +156,8 @@ def test_description_follows_a_custom_role_table(tmp_path: Path) -> None:
     assert smart["facade_roles"] == {
         "ward-nurse": {"fhir": {"Observation": "rs", "Patient": "r"}, "pas": [], "nhs_job_roles": ["R8001"]},
         "records": {"fhir": {}, "pas": ["patients.read"], "nhs_job_roles": []},
-        "steward": {"fhir": {"Patient": "r", "*": "cruds"}, "pas": [], "nhs_job_roles": []}}
+        "steward": {"fhir": {"Patient": "r", "*": "cruds"}, "pas": [], "nhs_job_roles": []},
+    }
     assert smart["facade_purpose_of_use"]["clinical_types"] == ["Observation"]
     assert smart["facade_relationship_required"] is False
 
@@ -149,14 +169,20 @@ def test_no_user_restricted_type_says_no_nhs_credential_is_needed() -> None:
 
 
 def test_inbound_cis2_tokens_are_described_and_their_nhs_endpoints_published() -> None:
-    settings = Settings(nhs_user_token_source="inbound", auth_issuer=ISSUER, auth_jwks_url=ISSUER + "/jwks",
-                        token_url="https://int.api.service.nhs.uk/oauth2/token",
-                        smart_authorize_url="https://int.api.service.nhs.uk/oauth2/authorize")
+    settings = Settings(
+        nhs_user_token_source="inbound",
+        auth_issuer=ISSUER,
+        auth_jwks_url=ISSUER + "/jwks",
+        token_url="https://int.api.service.nhs.uk/oauth2/token",
+        smart_authorize_url="https://int.api.service.nhs.uk/oauth2/authorize",
+    )
     security = rest_security(settings, ACCESS, nhs_urls(settings))
     assert "as the bearer token itself" in security["description"]
     assert "X-NHS-User-Token" not in security["description"]
     assert {e["url"]: e["valueUri"] for e in security["extension"][0]["extension"]} == {
-        "authorize": settings.smart_authorize_url, "token": settings.token_url}
+        "authorize": settings.smart_authorize_url,
+        "token": settings.token_url,
+    }
     validate_r4(in_statement(security))
     smart = smart_configuration(settings, ACCESS, registry(), nhs_urls(settings))
     assert smart["issuer"] == ISSUER and smart["jwks_uri"] == ISSUER + "/jwks"
@@ -167,9 +193,12 @@ def test_inbound_cis2_tokens_are_described_and_their_nhs_endpoints_published() -
 
 
 def test_the_issuers_own_endpoints_win_and_are_published_as_a_pair() -> None:
-    settings = Settings(nhs_user_token_source="inbound", token_url="https://int.api.service.nhs.uk/oauth2/token",
-                        smart_authorize_url="https://int.api.service.nhs.uk/oauth2/authorize",
-                        auth_token_url=ISSUER + "/token")
+    settings = Settings(
+        nhs_user_token_source="inbound",
+        token_url="https://int.api.service.nhs.uk/oauth2/token",
+        smart_authorize_url="https://int.api.service.nhs.uk/oauth2/authorize",
+        auth_token_url=ISSUER + "/token",
+    )
     endpoints = auth_endpoints(settings)
     assert (endpoints.token, endpoints.authorize) == (ISSUER + "/token", None)
     smart = smart_configuration(settings, ACCESS, registry(), nhs_urls(settings))
@@ -179,8 +208,10 @@ def test_the_issuers_own_endpoints_win_and_are_published_as_a_pair() -> None:
 
 
 def test_nhs_endpoints_are_not_the_facades_when_the_user_token_comes_in_a_header() -> None:
-    settings = Settings(token_url="https://int.api.service.nhs.uk/oauth2/token",
-                        smart_authorize_url="https://int.api.service.nhs.uk/oauth2/authorize")
+    settings = Settings(
+        token_url="https://int.api.service.nhs.uk/oauth2/token",
+        smart_authorize_url="https://int.api.service.nhs.uk/oauth2/authorize",
+    )
     assert "extension" not in rest_security(settings, ACCESS, nhs_urls(settings))
     assert "token_endpoint" not in smart_configuration(settings, ACCESS, registry(), nhs_urls(settings))
 
@@ -204,9 +235,16 @@ def test_the_development_issuer_is_never_claimed_against_production() -> None:
 def test_scopes_supported_come_from_the_registry() -> None:
     reg = registry(PatientFromPDS(None), DeviceReadOnly(), NothingReadable())  # type: ignore[arg-type]
     assert scopes_supported(reg) == [
-        "patient/Device.r", "user/Device.r", "system/Device.r",
-        "patient/Patient.rs", "user/Patient.rs", "system/Patient.rs",
-        "patient/*.rs", "user/*.rs", "system/*.rs"]
+        "patient/Device.r",
+        "user/Device.r",
+        "system/Device.r",
+        "patient/Patient.rs",
+        "user/Patient.rs",
+        "system/Patient.rs",
+        "patient/*.rs",
+        "user/*.rs",
+        "system/*.rs",
+    ]
     assert scopes_supported(registry()) == []
 
 
@@ -221,21 +259,29 @@ def test_smart_without_a_token_endpoint_claims_permissions_only() -> None:
     assert smart["facade_scope_query_suffixes"] == "refused"
     assert smart["facade_dev_issuer"] is True
     assert smart["facade_purpose_of_use"] == {
-        "header": "X-Purpose-Of-Use", "claim": "purpose_of_use",
+        "header": "X-Purpose-Of-Use",
+        "claim": "purpose_of_use",
         "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
         "clinical_types": ["AllergyIntolerance", "MedicationRequest", "ServiceRequest"],
-        "clinical_purposes": ["ETREAT", "TREAT"], "break_glass_purposes": ["ETREAT"]}
+        "clinical_purposes": ["ETREAT", "TREAT"],
+        "break_glass_purposes": ["ETREAT"],
+    }
     assert set(smart["facade_roles"]) == set(role_table(Settings()).roles)
     assert smart["facade_roles"]["auditor"]["fhir"] == {"AuditEvent": "rs"}
 
 
 @pytest.mark.parametrize("authorize", [None, ISSUER + "/authorize"])
 def test_smart_client_capabilities_only_with_a_token_endpoint(authorize: str | None) -> None:
-    smart = smart_configuration(Settings(auth_token_url=ISSUER + "/token", auth_authorize_url=authorize),
-                                ACCESS, registry(), [])
+    smart = smart_configuration(
+        Settings(auth_token_url=ISSUER + "/token", auth_authorize_url=authorize), ACCESS, registry(), []
+    )
     launch = ["launch-standalone"] if authorize else []
-    assert smart["capabilities"] == [*launch, "client-confidential-symmetric", "client-confidential-asymmetric",
-                                     *PERMISSION_CAPABILITIES]
+    assert smart["capabilities"] == [
+        *launch,
+        "client-confidential-symmetric",
+        "client-confidential-asymmetric",
+        *PERMISSION_CAPABILITIES,
+    ]
     assert ("authorization_endpoint" in smart) == bool(authorize)
     assert smart.get("grant_types_supported") == (["authorization_code"] if authorize else None)
 
@@ -250,8 +296,9 @@ def header_names(doc: dict[str, Any], path: str) -> set[str]:
 @pytest.mark.parametrize("source", ["header", "inbound"])
 def test_openapi_documents_the_access_headers_each_operation_reads(tmp_path: Path, source: str) -> None:
     policy = tmp_path / "roles.yaml"
-    policy.write_text(CUSTOM_POLICY.replace("clinical_types: [Observation]", "clinical_types: [Device]"),
-                      encoding="utf-8")
+    policy.write_text(
+        CUSTOM_POLICY.replace("clinical_types: [Observation]", "clinical_types: [Device]"), encoding="utf-8"
+    )
     settings = Settings(access_policy=policy, nhs_user_token_source=source)
     reg = registry(PatientFromPDS(None), DeviceReadOnly())  # type: ignore[arg-type]
     doc = openapi_document(reg, settings, "http://facade.test", {"Patient": (("PDS", "user"),)}, nhs_urls(settings))

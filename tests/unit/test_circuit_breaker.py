@@ -1,4 +1,5 @@
 """Circuit breaker state machine on a fake clock."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Concurrency limit: N holders at most; a waiter past its budget gets NoSlot."""
+
 from __future__ import annotations
 
 import asyncio

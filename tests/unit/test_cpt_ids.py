@@ -1,4 +1,5 @@
 """Façade-issued MedicationRequest ids: readable, valid FHIR ids, decodable to the prescription."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,16 +41,19 @@ def test_item_with_dots_is_hashed() -> None:
     assert rid.split(".")[-1].startswith("h") and len(rid.split(".")) == 2
 
 
-@pytest.mark.parametrize("rid", [
-    "9000000009",                    # one part: not ours
-    "622F04-A83008-A691D5.01.X",     # non-canonical issue
-    "622F04-A83008-A691D5.a.X",      # issue not a number
-    "a.b.c.d",
-    "622F04-A83008-A691D5.",         # empty item part
-    "xZZZ.item",                     # not base32 (upper case)
-    "x8.item",                       # not base32 alphabet
-    "622f04.item",                   # lowercase: never an encoded EPS id
-])
+@pytest.mark.parametrize(
+    "rid",
+    [
+        "9000000009",  # one part: not ours
+        "622F04-A83008-A691D5.01.X",  # non-canonical issue
+        "622F04-A83008-A691D5.a.X",  # issue not a number
+        "a.b.c.d",
+        "622F04-A83008-A691D5.",  # empty item part
+        "xZZZ.item",  # not base32 (upper case)
+        "x8.item",  # not base32 alphabet
+        "622f04.item",  # lowercase: never an encoded EPS id
+    ],
+)
 def test_ids_we_never_issue_do_not_parse(rid: str) -> None:
     assert parse_medication_request_id(rid) is None
 

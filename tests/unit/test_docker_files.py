@@ -1,6 +1,7 @@
 """docker/ cannot run on these machines, so its files are checked by reading them:
 hadolint lints the Dockerfile, and the compose file is parsed and checked against the
 project (entrypoint, commands, settings, the files it builds from)."""
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,7 @@ def test_dockerfile_final_stage_is_small_and_unprivileged() -> None:
     lines = [line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
     stages = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
     assert len(stages) == 2, "multi-stage: build, then runtime"
-    final = lines[stages[-1]:]
+    final = lines[stages[-1] :]
     assert any(line.startswith("COPY --from=build") for line in final)
     assert not any("pip install" in line or "apt-get" in line for line in final), "no building in the final stage"
     users = [line.split()[1] for line in final if line.startswith("USER ")]
@@ -84,8 +85,9 @@ def test_compose_services_run_real_commands() -> None:
 
 def test_compose_settings_are_real_settings_pointing_at_the_stack() -> None:
     env = compose()["services"]["facade"]["environment"]
-    fields = {f"FACADE_{name.upper()}" for name in Settings.model_fields} | \
-        {f"FACADE_{name.upper()}" for source in SOURCES for name in source.setting_names()}
+    fields = {f"FACADE_{name.upper()}" for name in Settings.model_fields} | {
+        f"FACADE_{name.upper()}" for source in SOURCES for name in source.setting_names()
+    }
     assert set(env) <= fields, set(env) - fields
     assert urlsplit(env["FACADE_MONGODB_URI"]).hostname == "mongo"
     assert env["FACADE_EMULATOR_URL"] == "http://emulator:9100"  # every NHS API, whatever the sources
@@ -140,6 +142,7 @@ def test_mongodb_requires_credentials_from_git_ignored_secrets() -> None:
     assert facade_secret in mongo["secrets"] and _secret_path(facade_secret) in script
     assert 'user: "facade"' in script and f'db: "{env["FACADE_MONGODB_DATABASE"]}"' in script
     assert "authSource=admin" in env["FACADE_MONGODB_URI"] and 'getSiblingDB("admin")' in script
-    settings = Settings(mongodb_uri=env["FACADE_MONGODB_URI"],
-                        mongodb_password_file=env["FACADE_MONGODB_PASSWORD_FILE"])
+    settings = Settings(
+        mongodb_uri=env["FACADE_MONGODB_URI"], mongodb_password_file=env["FACADE_MONGODB_PASSWORD_FILE"]
+    )
     assert settings.mongodb_password_file == Path(_secret_path(facade_secret))

@@ -1,5 +1,6 @@
 """Converted upstream resources are checked as R4 once, where they enter; failures name
 element paths only (values may be PHI)."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,14 @@ import pytest
 from server.nhs.entry_validation import check_r4, expect_resource, model_problems
 from server.nhs.errors import UpstreamBadResponse
 
-VALID = {"resourceType": "MedicationRequest", "id": "a", "status": "active", "intent": "order",
-         "subject": {"reference": "Patient/9000000009"}, "medicationCodeableConcept": {"text": "x"}}
+VALID = {
+    "resourceType": "MedicationRequest",
+    "id": "a",
+    "status": "active",
+    "intent": "order",
+    "subject": {"reference": "Patient/9000000009"},
+    "medicationCodeableConcept": {"text": "x"},
+}
 
 
 def test_valid_resource_passes_unchanged() -> None:
@@ -24,8 +31,17 @@ def test_invalid_resource_names_the_path_not_the_value() -> None:
     assert info.value.api == "CPT"
 
 
-@pytest.mark.parametrize("body", [None, [], "Patient", {"resourceType": "Bundle", "id": "x"},
-                                  {"resourceType": "Patient"}, {"resourceType": "Patient", "id": ""}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        "Patient",
+        {"resourceType": "Bundle", "id": "x"},
+        {"resourceType": "Patient"},
+        {"resourceType": "Patient", "id": ""},
+    ],
+)
 def test_a_read_answered_with_anything_but_one_resource_with_an_id_is_a_bad_response(body: object) -> None:
     with pytest.raises(UpstreamBadResponse) as info:
         expect_resource(body, "Patient", "PDS")
@@ -56,7 +72,13 @@ def test_a_converted_resource_of_no_r4_type_is_a_bad_response(resource: dict[str
 def test_stu3_problems_name_paths_only() -> None:
     from fhir.resources.STU3.allergyintolerance import AllergyIntolerance
 
-    problems = model_problems(AllergyIntolerance, {"resourceType": "AllergyIntolerance", "id": "a",
-                                                   "patient": {"reference": "Patient/1"},
-                                                   "assertedDate": "SECRET-not-a-date"})
+    problems = model_problems(
+        AllergyIntolerance,
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "a",
+            "patient": {"reference": "Patient/1"},
+            "assertedDate": "SECRET-not-a-date",
+        },
+    )
     assert problems == ["assertedDate"]

@@ -1,4 +1,5 @@
 """The mapping FHIR path syntax: reads, writes, selectors and refusals."""
+
 from __future__ import annotations
 
 import pytest

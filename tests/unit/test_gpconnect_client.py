@@ -1,4 +1,5 @@
 """Unit tests of the GP Connect client's pure parts: body, headers, JWT, response checks."""
+
 from __future__ import annotations
 
 import copy
@@ -62,11 +63,16 @@ def test_gateway_headers_pass_the_callers_token_through() -> None:
     headers = request_headers(config, "https://gw.example", CTX, now=0, trace_id=TRACE)
     assert headers == {"Authorization": "Bearer caller-token", "Ssp-TraceID": TRACE, "Ods-from": "A11111"}
     with pytest.raises(Unauthorized):
-        request_headers(config, "https://gw.example", RequestContext(request_id="r", base_url="b"), now=0,
-                        trace_id=TRACE)
+        request_headers(
+            config, "https://gw.example", RequestContext(request_id="r", base_url="b"), now=0, trace_id=TRACE
+        )
 
 
-@given(st.dictionaries(st.text(max_size=8), st.one_of(st.integers(min_value=0, max_value=2**40), st.text(max_size=8)), max_size=5))
+@given(
+    st.dictionaries(
+        st.text(max_size=8), st.one_of(st.integers(min_value=0, max_value=2**40), st.text(max_size=8)), max_size=5
+    )
+)
 def test_unsigned_jwt_round_trips(claims: dict[str, Any]) -> None:
     assert decode_unsigned_jwt(unsigned_jwt(claims)) == ({"alg": "none", "typ": "JWT"}, claims)
 
@@ -77,12 +83,15 @@ def test_decode_rejects_what_is_not_an_unsigned_jwt(token: str) -> None:
         decode_unsigned_jwt(token)
 
 
-@pytest.mark.parametrize("change, problem", [
-    ({"exp": 1_700_000_900}, "exp"),
-    ({"reason_for_request": "secondaryuses"}, "directcare"),
-    ({"requesting_device": {"resourceType": "Patient"}}, "Device"),
-    ({"sub": "someone-else"}, "sub"),
-])
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"exp": 1_700_000_900}, "exp"),
+        ({"reason_for_request": "secondaryuses"}, "directcare"),
+        ({"requesting_device": {"resourceType": "Patient"}}, "Device"),
+        ({"sub": "someone-else"}, "sub"),
+    ],
+)
 def test_emulator_rejects_bad_consumer_claims(change: dict[str, Any], problem: str) -> None:
     assertion = Assertion(REQUESTER.sandbox_practitioner(), REQUESTER.organisation())
     claims = consumer_claims(assertion, REQUESTER.device(), issuer="i", audience="a", now=1_700_000_000) | change
@@ -99,12 +108,15 @@ def test_parse_accepts_the_patients_record() -> None:
     assert parse_structured_record(_record(), "9000000009")["type"] == "collection"
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda r: {"resourceType": "OperationOutcome"},
-    lambda r: r | {"type": "searchset"},
-    lambda r: r | {"entry": [{"fullUrl": "x"}]},
-    lambda r: r,  # asked for another patient: see nhs below
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda r: {"resourceType": "OperationOutcome"},
+        lambda r: r | {"type": "searchset"},
+        lambda r: r | {"entry": [{"fullUrl": "x"}]},
+        lambda r: r,  # asked for another patient: see nhs below
+    ],
+)
 def test_parse_rejects_what_the_facade_cannot_trust(mangle: Any) -> None:
     with pytest.raises(UpstreamBadResponse):
         parse_structured_record(mangle(_record()), "9000000017")
@@ -119,8 +131,7 @@ def test_parse_rejects_invalid_stu3_allergy_without_echoing_values() -> None:
     assert "assertedDate" in str(caught.value) and "Tuesday" not in str(caught.value)
 
 
-@pytest.mark.parametrize("contained", [[{"resourceType": "NotAType"}], [{"resourceType": None}],
-                                       [{"resourceType": 7}]])
+@pytest.mark.parametrize("contained", [[{"resourceType": "NotAType"}], [{"resourceType": None}], [{"resourceType": 7}]])
 def test_parse_rejects_contained_resources_of_no_known_type(contained: list[Any]) -> None:
     # fhir.resources raises KeyError/TypeError (not ValidationError) for these: was a 500.
     record = copy.deepcopy(_record())

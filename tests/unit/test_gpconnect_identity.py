@@ -5,6 +5,7 @@ audit and provenance": requesting_practitioner is the logged-on user (SDS user i
 profile id, UNK without a smartcard, plus a local user id), sub = its id, the organisation
 is the user's, and the structured record is for direct care.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -49,13 +50,13 @@ NOW = 1_700_000_000
 
 
 def config(*, sandbox: bool = False, auth_mode: str = "ssp-jwt") -> GPConnectConfig:
-    return GPConnectConfig("200000000001", "200000000002", REQUESTER, issuer="https://facade.example",
-                           auth_mode=auth_mode, sandbox=sandbox)  # type: ignore[arg-type]
+    return GPConnectConfig(
+        "200000000001", "200000000002", REQUESTER, issuer="https://facade.example", auth_mode=auth_mode, sandbox=sandbox
+    )  # type: ignore[arg-type]
 
 
 def user(**fields: Any) -> Principal:
-    base: dict[str, Any] = dict(subject="jdoe", issuer=ISSUER, scopes=ScopeSet.parse("user/*.rs"),
-                                client_id="ward-app")
+    base: dict[str, Any] = dict(subject="jdoe", issuer=ISSUER, scopes=ScopeSet.parse("user/*.rs"), client_id="ward-app")
     return Principal(**(base | fields))
 
 
@@ -74,11 +75,18 @@ def identifiers(claims: dict[str, Any]) -> dict[str, str]:
 
 
 def test_a_smartcard_user_is_named_with_sds_ids_local_id_name_and_organisation() -> None:
-    claims = claims_sent(user(sds_user_id="555111222333", sds_role_profile_id="555444333222", family="Jones",
-                              given="Claire", organisation_ods="RR8", purpose="TREAT"))
+    claims = claims_sent(
+        user(
+            sds_user_id="555111222333",
+            sds_role_profile_id="555444333222",
+            family="Jones",
+            given="Claire",
+            organisation_ods="RR8",
+            purpose="TREAT",
+        )
+    )
     assert claims["sub"] == claims["requesting_practitioner"]["id"] == "555111222333"
-    assert identifiers(claims) == {SDS_USER_ID: "555111222333", SDS_ROLE_PROFILE_ID: "555444333222",
-                                   ISSUER: "jdoe"}
+    assert identifiers(claims) == {SDS_USER_ID: "555111222333", SDS_ROLE_PROFILE_ID: "555444333222", ISSUER: "jdoe"}
     assert claims["requesting_practitioner"]["name"] == [{"family": "Jones", "given": ["Claire"]}]
     assert claims["requesting_organization"]["identifier"] == [{"system": ODS_SYSTEM, "value": "RR8"}]
     assert claims["reason_for_request"] == "directcare"
@@ -110,17 +118,29 @@ def test_a_subject_that_is_not_a_fhir_id_gets_a_stable_digest_id() -> None:
     assert claims_sent(principal)["sub"] == first.id
 
 
-@pytest.mark.parametrize("issuer, system", [
-    ("https://login.trust.example/realms/staff", "https://login.trust.example/realms/staff"),
-    ("urn:nhs-fhir-facade:dev-issuer", "urn:nhs-fhir-facade:dev-issuer"),
-    ("trust idp", "urn:nhs-fhir-facade:issuer:trust%20idp"),
-])
+@pytest.mark.parametrize(
+    "issuer, system",
+    [
+        ("https://login.trust.example/realms/staff", "https://login.trust.example/realms/staff"),
+        ("urn:nhs-fhir-facade:dev-issuer", "urn:nhs-fhir-facade:dev-issuer"),
+        ("trust idp", "urn:nhs-fhir-facade:issuer:trust%20idp"),
+    ],
+)
 def test_local_user_system_is_derived_from_the_issuer(issuer: str, system: str) -> None:
     assert local_user_system(issuer) == system
 
 
-@pytest.mark.parametrize("purpose, reason", [("TREAT", "directcare"), ("ETREAT", "directcare"), (None, "directcare"),
-                                             ("HOPERAT", None), ("HPAYMT", None), ("PATRQT", None)])
+@pytest.mark.parametrize(
+    "purpose, reason",
+    [
+        ("TREAT", "directcare"),
+        ("ETREAT", "directcare"),
+        (None, "directcare"),
+        ("HOPERAT", None),
+        ("HPAYMT", None),
+        ("PATRQT", None),
+    ],
+)
 def test_purpose_of_use_to_reason_for_request(purpose: str | None, reason: str | None) -> None:
     assert reason_for_request(purpose) == reason
 
@@ -128,8 +148,13 @@ def test_purpose_of_use_to_reason_for_request(purpose: str | None, reason: str |
 @pytest.mark.parametrize("auth_mode", ["ssp-jwt", "gateway"])
 def test_a_purpose_other_than_direct_care_is_refused_before_the_call(auth_mode: str) -> None:
     with pytest.raises(Forbidden) as caught:
-        request_headers(config(sandbox=True, auth_mode=auth_mode), "https://gp.example/fhir",
-                        ctx(user(purpose="HOPERAT"), token="cis2"), now=NOW, trace_id=TRACE)
+        request_headers(
+            config(sandbox=True, auth_mode=auth_mode),
+            "https://gp.example/fhir",
+            ctx(user(purpose="HOPERAT"), token="cis2"),
+            now=NOW,
+            trace_id=TRACE,
+        )
     outcome = caught.value.outcome()
     assert caught.value.status == 403 and outcome["issue"][0]["code"] == "forbidden"
     assert "HOPERAT" in outcome["issue"][0]["diagnostics"] and "direct care" in outcome["issue"][0]["diagnostics"]
@@ -139,13 +164,17 @@ def test_break_glass_is_direct_care() -> None:
     assert claims_sent(user(purpose="ETREAT"))["reason_for_request"] == "directcare"
 
 
-@pytest.mark.parametrize("principal", [
-    None,
-    user(scopes=ScopeSet.parse("system/*.rs")),
-    user(subject="ward-app", client_id="ward-app", scopes=ScopeSet.parse("user/*.rs")),
-])
+@pytest.mark.parametrize(
+    "principal",
+    [
+        None,
+        user(scopes=ScopeSet.parse("system/*.rs")),
+        user(subject="ward-app", client_id="ward-app", scopes=ScopeSet.parse("user/*.rs")),
+    ],
+)
 def test_a_system_caller_is_the_sandbox_practitioner_in_sandbox_and_refused_elsewhere(
-        principal: Principal | None) -> None:
+    principal: Principal | None,
+) -> None:
     assert principal is None or not acts_for_a_user(principal)
     claims = claims_sent(principal, config(sandbox=True))
     assert claims["sub"] == "111111111111" and identifiers(claims)[SDS_USER_ID] == "111111111111"
@@ -159,8 +188,13 @@ def test_an_sds_user_id_always_means_a_user() -> None:
 
 
 def test_gateway_sends_the_callers_organisation_as_ods_from() -> None:
-    headers = request_headers(config(auth_mode="gateway"), "https://gw.example", ctx(user(organisation_ods="RR8"),
-                              token="cis2"), now=NOW, trace_id=TRACE)
+    headers = request_headers(
+        config(auth_mode="gateway"),
+        "https://gw.example",
+        ctx(user(organisation_ods="RR8"), token="cis2"),
+        now=NOW,
+        trace_id=TRACE,
+    )
     assert headers == {"Authorization": "Bearer cis2", "Ssp-TraceID": TRACE, "Ods-from": "RR8"}
 
 
@@ -171,11 +205,14 @@ def test_claims_take_the_clock_as_an_argument() -> None:
     assert claims["sub"] == "p1" and claims["aud"] == "https://gp" and claims["iss"] == "https://facade.example"
 
 
-@pytest.mark.parametrize("url, sandbox", [
-    (None, True),  # the embedded emulator
-    ("http://127.0.0.1:9100/gpconnect/fhir", True),
-    ("https://proxy.spine.nhs.uk/https://gp.example/fhir", False),
-])
+@pytest.mark.parametrize(
+    "url, sandbox",
+    [
+        (None, True),  # the embedded emulator
+        ("http://127.0.0.1:9100/gpconnect/fhir", True),
+        ("https://proxy.spine.nhs.uk/https://gp.example/fhir", False),
+    ],
+)
 def test_sandbox_is_decided_by_where_gp_connect_is(url: str | None, sandbox: bool) -> None:
     assert gpconnect_config(GPConnectSettings(gpconnect_base_url=url), "http://facade.test").sandbox is sandbox
 
@@ -187,19 +224,30 @@ def _jwt_with_practitioner(practitioner: dict[str, Any]) -> str:
     return f"Bearer {unsigned_jwt(claims)}"
 
 
-@pytest.mark.parametrize("practitioner, problem", [
-    ({}, "must have an identifier"),
-    ({"identifier": []}, "must have an identifier"),
-    ({"identifier": [{"system": SDS_USER_ID}]}, "system and a value"),
-    ({"identifier": [{"system": SDS_ROLE_PROFILE_ID, "value": "1"}]}, SDS_USER_ID),
-    ({"identifier": [{"system": SDS_USER_ID, "value": UNKNOWN}, {"system": SDS_ROLE_PROFILE_ID, "value": UNKNOWN}]},
-     "local user identifier"),
-])
+@pytest.mark.parametrize(
+    "practitioner, problem",
+    [
+        ({}, "must have an identifier"),
+        ({"identifier": []}, "must have an identifier"),
+        ({"identifier": [{"system": SDS_USER_ID}]}, "system and a value"),
+        ({"identifier": [{"system": SDS_ROLE_PROFILE_ID, "value": "1"}]}, SDS_USER_ID),
+        (
+            {
+                "identifier": [
+                    {"system": SDS_USER_ID, "value": UNKNOWN},
+                    {"system": SDS_ROLE_PROFILE_ID, "value": UNKNOWN},
+                ]
+            },
+            "local user identifier",
+        ),
+    ],
+)
 def test_emulator_rejects_a_practitioner_nobody_can_identify(practitioner: dict[str, Any], problem: str) -> None:
     assert problem in (_check_jwt(_jwt_with_practitioner(practitioner)) or "")
 
 
 def test_emulator_accepts_unk_with_a_local_identifier() -> None:
-    token = _jwt_with_practitioner({"identifier": [{"system": SDS_USER_ID, "value": UNKNOWN},
-                                                   {"system": ISSUER, "value": "jdoe"}]})
+    token = _jwt_with_practitioner(
+        {"identifier": [{"system": SDS_USER_ID, "value": UNKNOWN}, {"system": ISSUER, "value": "jdoe"}]}
+    )
     assert _check_jwt(token) is None

@@ -1,4 +1,5 @@
 """HL7 ACK building and error locations (pure parts of the intake)."""
+
 from __future__ import annotations
 
 from server.pas.hl7_intake import HL7Problem, _location, build_ack, parse

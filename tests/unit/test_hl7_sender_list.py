@@ -1,4 +1,5 @@
 """The HL7 sender allow-list: entry syntax, matching, and the effective default per environment."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,9 @@ def test_accepted_entries(entry: str) -> None:
     assert str(parse_sender(entry)) == entry
 
 
-@pytest.mark.parametrize("entry", ["PAS", "PAS|", "|RX1", "*|RX1", "*|*", "PAS|RX*", "PAS|RX1|X", " PAS|RX1",
-                                   "PAS|RX1 ", "PAS||RX1", ""])
+@pytest.mark.parametrize(
+    "entry", ["PAS", "PAS|", "|RX1", "*|RX1", "*|*", "PAS|RX*", "PAS|RX1|X", " PAS|RX1", "PAS|RX1 ", "PAS||RX1", ""]
+)
 def test_refused_entries(entry: str) -> None:
     with pytest.raises(ValueError, match="APP\\|FACILITY"):
         parse_sender(entry)

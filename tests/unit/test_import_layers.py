@@ -11,6 +11,7 @@ way hold only docstrings today, so they add no edges.
 KNOWN_CYCLES and KNOWN_VIOLATIONS list what is wrong today. The tests fail on anything
 new and on a listed entry that no longer exists, so both lists can only shrink.
 """
+
 from __future__ import annotations
 
 import ast
@@ -49,33 +50,44 @@ class LayerRule:
     allowed: tuple[tuple[str, str], ...] = ()
 
     def broken_by(self, importer: str, imported: str) -> bool:
-        return (_within(importer, self.importer)
-                and any(_within(imported, f) for f in self.forbidden)
-                and not any(_within(importer, a) and _within(imported, b) for a, b in self.allowed))
+        return (
+            _within(importer, self.importer)
+            and any(_within(imported, f) for f in self.forbidden)
+            and not any(_within(importer, a) and _within(imported, b) for a, b in self.allowed)
+        )
 
 
 # Every package under server/sources/ (one NHS source each).
-SOURCE_PACKAGES = tuple(sorted(f"server.sources.{path.parent.name}"
-                               for path in (ROOT / "server" / "sources").glob("*/__init__.py")))
+SOURCE_PACKAGES = tuple(
+    sorted(f"server.sources.{path.parent.name}" for path in (ROOT / "server" / "sources").glob("*/__init__.py"))
+)
 
 LAYER_RULES = (
     # mappings/ is the pure mapping engine and its data. It shares one pure function module
     # with the NHS clients: the NHS number system URI and Modulus-11 check
     # (mappings/transforms.py's check_nhs_number, server/sources/referrals/service_request_r4.py).
-    LayerRule("mappings imports nothing of server but the NHS number check and identifier systems, "
-              "nothing of capability",
-              "mappings", ("server", "capability"),
-              allowed=(("mappings", "server.nhs.nhs_number"), ("mappings", "server.nhs.identifiers"))),
+    LayerRule(
+        "mappings imports nothing of server but the NHS number check and identifier systems, nothing of capability",
+        "mappings",
+        ("server", "capability"),
+        allowed=(("mappings", "server.nhs.nhs_number"), ("mappings", "server.nhs.identifiers")),
+    ),
     # server.access (tokens, scopes, roles, audit) is imported by server.fhir, server.pas,
     # server.providers (and by server.sources.gpconnect.client for the principal, capability for the
     # security description). It sits below providers and PAS, with one exception:
     # server/access/directory.py adapts the PAS store as the access policy's patient
     # directory (registration here is the relationship the façade can see for itself).
-    LayerRule("server.access imports nothing of server.providers or server.pas but the PAS store",
-              "server.access", ("server.providers", "server.pas"),
-              allowed=(("server.access.directory", "server.pas.store"),)),
-    LayerRule("server.nhs imports nothing of the HTTP layer (handlers, routes, app)",
-              "server.nhs", ("server.fhir.handlers", "server.fhir.routes", "server.app")),
+    LayerRule(
+        "server.access imports nothing of server.providers or server.pas but the PAS store",
+        "server.access",
+        ("server.providers", "server.pas"),
+        allowed=(("server.access.directory", "server.pas.store"),),
+    ),
+    LayerRule(
+        "server.nhs imports nothing of the HTTP layer (handlers, routes, app)",
+        "server.nhs",
+        ("server.fhir.handlers", "server.fhir.routes", "server.app"),
+    ),
     # The NHS clients' shared layer sits below the provider contract (see KNOWN_VIOLATIONS).
     LayerRule("server.nhs imports nothing of server.providers", "server.nhs", ("server.providers",)),
     # The NHS sources (server/sources/, issue 9): each package is one NHS API; what all of
@@ -83,18 +95,31 @@ LAYER_RULES = (
     # and the provider contract and decorators in server.providers know no source.
     LayerRule("server.nhs imports nothing of server.sources", "server.nhs", ("server.sources",)),
     LayerRule("server.providers imports nothing of server.sources", "server.providers", ("server.sources",)),
-    LayerRule("server.fhir imports nothing of server.sources, server.pas or server.cache",
-              "server.fhir", ("server.sources", "server.pas", "server.cache")),
+    LayerRule(
+        "server.fhir imports nothing of server.sources, server.pas or server.cache",
+        "server.fhir",
+        ("server.sources", "server.pas", "server.cache"),
+    ),
     # A source package is imported by itself, by the one list of sources, and by the PAS
     # (its NHS number tracing asks PDS): never by another source or by the core, which
     # reads sources only through server.sources.registry.
-    LayerRule("a source package is imported only by itself, the registry and the PAS (PDS, for tracing)",
-              "", SOURCE_PACKAGES,
-              allowed=(*((pkg, pkg) for pkg in SOURCE_PACKAGES), ("server.sources.registry", "server.sources"),
-                       ("server.pas", "server.sources.pds"))),
+    LayerRule(
+        "a source package is imported only by itself, the registry and the PAS (PDS, for tracing)",
+        "",
+        SOURCE_PACKAGES,
+        allowed=(
+            *((pkg, pkg) for pkg in SOURCE_PACKAGES),
+            ("server.sources.registry", "server.sources"),
+            ("server.pas", "server.sources.pds"),
+        ),
+    ),
     # The composition root: only the CLI starts it (tests, outside this graph, drive it too).
-    LayerRule("nothing imports server.app but server.__main__", "", ("server.app",),
-              allowed=(("server.__main__", "server.app"),)),
+    LayerRule(
+        "nothing imports server.app but server.__main__",
+        "",
+        ("server.app",),
+        allowed=(("server.__main__", "server.app"),),
+    ),
 )
 
 
@@ -121,7 +146,8 @@ def project_modules(root: Path, packages: Iterable[str]) -> dict[str, Path]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 class _ImportCollector(ast.NodeVisitor):
@@ -263,8 +289,9 @@ def cycle_path(graph: Mapping[str, Iterable[str]], component: frozenset[str]) ->
 def describe_cycle(graph: Graph, path: list[str]) -> str:
     steps = [path[0]]
     for importer, imported in zip(path, path[1:]):
-        how = ", ".join(f"line {i.line}" + ("" if i.kind == "module" else f" ({i.kind})")
-                        for i in graph[importer][imported])
+        how = ", ".join(
+            f"line {i.line}" + ("" if i.kind == "module" else f" ({i.kind})") for i in graph[importer][imported]
+        )
         steps.append(f"-> {imported}  [{importer} {how}]")
     return "\n      ".join(steps)
 
@@ -288,8 +315,10 @@ def _project_graph() -> Graph:
 def test_no_import_cycle_but_the_known_ones() -> None:
     graph = _project_graph()
     found = set(strongly_connected(graph))
-    new = [f"{sorted(c)}, for example:\n    {describe_cycle(graph, cycle_path(graph, c))}"
-           for c in sorted(found - set(KNOWN_CYCLES), key=sorted)]
+    new = [
+        f"{sorted(c)}, for example:\n    {describe_cycle(graph, cycle_path(graph, c))}"
+        for c in sorted(found - set(KNOWN_CYCLES), key=sorted)
+    ]
     gone = [sorted(c) for c in KNOWN_CYCLES if c not in found]
     assert not new, "import cycle(s) not in KNOWN_CYCLES (break them: the list may only shrink):\n  " + "\n  ".join(new)
     assert not gone, f"cycle(s) in KNOWN_CYCLES no longer exist (or changed): remove or update them: {gone}"
@@ -298,8 +327,11 @@ def test_no_import_cycle_but_the_known_ones() -> None:
 def test_layer_rule_holds_but_for_the_known_violations() -> None:
     graph = _project_graph()
     broken = layer_violations(graph)
-    new = [f"{a} -> {b} (line {', '.join(str(i.line) for i in graph[a][b])}): {'; '.join(rules)}"
-           for (a, b), rules in sorted(broken.items()) if (a, b) not in KNOWN_VIOLATIONS]
+    new = [
+        f"{a} -> {b} (line {', '.join(str(i.line) for i in graph[a][b])}): {'; '.join(rules)}"
+        for (a, b), rules in sorted(broken.items())
+        if (a, b) not in KNOWN_VIOLATIONS
+    ]
     gone = sorted(edge for edge in KNOWN_VIOLATIONS if edge not in broken)
     assert not new, "layer rule broken:\n  " + "\n  ".join(new)
     assert not gone, f"KNOWN_VIOLATIONS lists imports that no longer break a rule: remove them: {gone}"
@@ -317,10 +349,14 @@ def test_the_graph_sees_deferred_and_type_only_imports() -> None:
 
 def test_cycle_finder_on_a_small_graph() -> None:
     graph = {
-        "a": ["b"], "b": ["c"], "c": ["a", "d"],  # a -> b -> c -> a
-        "d": ["e"], "e": [],                       # acyclic tail
-        "f": ["f"],                                # imports itself
-        "g": ["h"], "h": ["g", "a"],               # g <-> h, reaching into the first cycle
+        "a": ["b"],
+        "b": ["c"],
+        "c": ["a", "d"],  # a -> b -> c -> a
+        "d": ["e"],
+        "e": [],  # acyclic tail
+        "f": ["f"],  # imports itself
+        "g": ["h"],
+        "h": ["g", "a"],  # g <-> h, reaching into the first cycle
     }
     assert set(strongly_connected(graph)) == {frozenset("abc"), frozenset("f"), frozenset("gh")}
     assert cycle_path(graph, frozenset("abc")) == ["a", "b", "c", "a"]
@@ -342,9 +378,11 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def test_graph_resolves_every_import_form(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": """
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": """
             import os
             import pkg.b
             from . import c
@@ -355,12 +393,13 @@ def test_graph_resolves_every_import_form(tmp_path: Path) -> None:
             def later():
                 from .sub.d import name
         """,
-        "pkg/b.py": "",
-        "pkg/c.py": "from pkg import a\n",
-        "pkg/e.py": "class Thing: ...\n",
-        "pkg/sub/__init__.py": "from .. import b\n",
-        "pkg/sub/d.py": "from ..e import Thing\nname = 1\n",
-    })
+            "pkg/b.py": "",
+            "pkg/c.py": "from pkg import a\n",
+            "pkg/e.py": "class Thing: ...\n",
+            "pkg/sub/__init__.py": "from .. import b\n",
+            "pkg/sub/d.py": "from ..e import Thing\nname = 1\n",
+        },
+    )
     graph = import_graph(tmp_path, ["pkg"])
     edges = {(a, b): sorted(i.kind for i in imports) for a, targets in graph.items() for b, imports in targets.items()}
     assert edges == {
@@ -375,7 +414,8 @@ def test_graph_resolves_every_import_form(tmp_path: Path) -> None:
     cycles = strongly_connected(graph)
     assert cycles == [frozenset({"pkg.a", "pkg.c"})]
     assert describe_cycle(graph, cycle_path(graph, cycles[0])) == (
-        "pkg.a\n      -> pkg.c  [pkg.a line 4]\n      -> pkg.a  [pkg.c line 1]")
+        "pkg.a\n      -> pkg.c  [pkg.a line 4]\n      -> pkg.a  [pkg.c line 1]"
+    )
 
 
 def test_layer_rule_catches_a_violation() -> None:
@@ -383,8 +423,10 @@ def test_layer_rule_catches_a_violation() -> None:
         "mappings.engine": {"server.nhs.nhs_number": [Import(1, "module")], "server.settings": [Import(2, "module")]},
         "server.nhs.client": {"server.fhir.handlers": [Import(3, "function")]},
         "server.__main__": {"server.app": [Import(4, "function")]},
-        "server.access.directory": {"server.pas.store": [Import(5, "module")],
-                                    "server.pas.service": [Import(6, "module")]},
+        "server.access.directory": {
+            "server.pas.store": [Import(5, "module")],
+            "server.pas.service": [Import(6, "module")],
+        },
         "server.access.audit_trail": {"server.pas.store": [Import(8, "module")]},  # only directory may
         "capability.statement": {"server.app": [Import(7, "module")]},
     }

@@ -7,6 +7,7 @@ cpt_query.matches, service_request_query.compile_filters), which are gone. Every
 is kept with its expected answer; where the old filters disagreed with FHIR R4 (and so
 with each other), the case says what changed and why.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -52,23 +53,38 @@ async def kept(provider: type[ResourceProvider], resource: Resource, *pairs: tup
 
 ALLERGY: dict[str, Any] = {
     "resourceType": "AllergyIntolerance",
-    "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                                   "code": "active"}]},
-    "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                                       "code": "confirmed"}]},
-    "category": ["food"], "criticality": "high", "recordedDate": "2015-06-01",
+    "clinicalStatus": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]
+    },
+    "verificationStatus": {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "code": "confirmed"}
+        ]
+    },
+    "category": ["food"],
+    "criticality": "high",
+    "recordedDate": "2015-06-01",
 }
 
 
-@pytest.mark.parametrize("pair, expected", [
-    (("category", "food"), True), (("category", "medication"), False),
-    (("category", "http://hl7.org/fhir/allergy-intolerance-category|food"), True),
-    (("category", "http://other|food"), False), (("category:not", "food"), False),
-    (("criticality", "high"), True), (("verification-status", "confirmed"), True),
-    (("verification-status", "refuted"), False), (("clinical-status", "active"), True),
-    (("date", "2015"), True), (("date", "ge2016"), False), (("date:missing", "true"), False),
-    (("category:missing", "false"), True),
-])
+@pytest.mark.parametrize(
+    "pair, expected",
+    [
+        (("category", "food"), True),
+        (("category", "medication"), False),
+        (("category", "http://hl7.org/fhir/allergy-intolerance-category|food"), True),
+        (("category", "http://other|food"), False),
+        (("category:not", "food"), False),
+        (("criticality", "high"), True),
+        (("verification-status", "confirmed"), True),
+        (("verification-status", "refuted"), False),
+        (("clinical-status", "active"), True),
+        (("date", "2015"), True),
+        (("date", "ge2016"), False),
+        (("date:missing", "true"), False),
+        (("category:missing", "false"), True),
+    ],
+)
 async def test_allergy_parameters_filter_converted_allergies(pair: tuple[str, str], expected: bool) -> None:
     # patient is evaluated upstream (GP Connect answers for that one patient): the
     # allergy here carries none, and is still kept or dropped by the other parameter alone.
@@ -79,56 +95,69 @@ async def test_allergy_text_modifier_is_evaluated_not_refused() -> None:
     # The GP Connect filter refused :text with a 400 while the PAS half of the same
     # searchset answered it; FHIR R4 defines :text on every token (CodeableConcept.text,
     # Coding.display), so the one matcher answers it for both halves.
-    assert not await kept(AllergyIntoleranceFromGPConnect, ALLERGY, ("patient", "9000000009"),
-                          ("category:text", "food"))  # a bare code has no text to search
+    assert not await kept(
+        AllergyIntoleranceFromGPConnect, ALLERGY, ("patient", "9000000009"), ("category:text", "food")
+    )  # a bare code has no text to search
     displayed = {**ALLERGY, "clinicalStatus": {"coding": [{"code": "active", "display": "Active"}]}}
-    assert await kept(AllergyIntoleranceFromGPConnect, displayed, ("patient", "9000000009"),
-                      ("clinical-status:text", "act"))
+    assert await kept(
+        AllergyIntoleranceFromGPConnect, displayed, ("patient", "9000000009"), ("clinical-status:text", "act")
+    )
 
 
 async def test_missing_is_about_the_element_not_its_codings() -> None:
     # The GP Connect filter called a CodeableConcept without codings missing; FHIR R4
     # :missing is about the element having a value, and text alone is a value.
     text_only = {**ALLERGY, "verificationStatus": {"text": "Confirmed by the GP"}}
-    assert not await kept(AllergyIntoleranceFromGPConnect, text_only, ("patient", "9000000009"),
-                          ("verification-status:missing", "true"))
-    assert await kept(AllergyIntoleranceFromGPConnect, text_only, ("patient", "9000000009"),
-                      ("verification-status:missing", "false"))
+    assert not await kept(
+        AllergyIntoleranceFromGPConnect, text_only, ("patient", "9000000009"), ("verification-status:missing", "true")
+    )
+    assert await kept(
+        AllergyIntoleranceFromGPConnect, text_only, ("patient", "9000000009"), ("verification-status:missing", "false")
+    )
 
 
 # --- MedicationRequest (CPT) ------------------------------------------------------------------
 
+
 def mr(**over: Any) -> dict[str, Any]:
-    base = {"resourceType": "MedicationRequest", "id": "x", "status": "active", "intent": "order",
-            "authoredOn": "2026-03-10T09:30:00.000Z",
-            "identifier": [{"system": ITEM, "value": "ITEM"}],
-            "groupIdentifier": {"system": ORDER, "value": "RX"},
-            "subject": {"reference": "Patient/9000000009", "identifier": {"system": NHS, "value": "9000000009"}}}
+    base = {
+        "resourceType": "MedicationRequest",
+        "id": "x",
+        "status": "active",
+        "intent": "order",
+        "authoredOn": "2026-03-10T09:30:00.000Z",
+        "identifier": [{"system": ITEM, "value": "ITEM"}],
+        "groupIdentifier": {"system": ORDER, "value": "RX"},
+        "subject": {"reference": "Patient/9000000009", "identifier": {"system": NHS, "value": "9000000009"}},
+    }
     base.update(over)
     return base
 
 
-@pytest.mark.parametrize("pairs, expected", [
-    ([("status", "active")], True),
-    ([("status", "completed,active")], True),
-    ([("status", "completed")], False),
-    ([("status:not", "completed")], True),
-    ([("status:not", "active")], False),
-    ([("status", "http://hl7.org/fhir/CodeSystem/medicationrequest-status|active")], True),
-    ([("status", "http://other|active")], False),
-    ([("intent", "order")], True),
-    ([("intent", "reflex-order")], False),
-    ([("authoredon", "2026-03")], True),
-    ([("authoredon", "ge2026-03-11")], False),
-    ([("authoredon", "lt2026-03-11"), ("authoredon", "gt2026-03-09")], True),
-    ([("authoredon", "ne2026-03-10")], False),
-    ([("authoredon:missing", "false")], True),
-    ([("identifier", f"{ITEM}|ITEM")], True),
-    ([("identifier", "ITEM")], True),
-    ([("identifier", f"{ORDER}|RX")], True),  # the order number is the item's groupIdentifier
-    ([("identifier", f"{ORDER}|OTHER")], False),
-    ([("patient", "9000000017")], False),  # an item CPT sent for another patient is never shown
-])
+@pytest.mark.parametrize(
+    "pairs, expected",
+    [
+        ([("status", "active")], True),
+        ([("status", "completed,active")], True),
+        ([("status", "completed")], False),
+        ([("status:not", "completed")], True),
+        ([("status:not", "active")], False),
+        ([("status", "http://hl7.org/fhir/CodeSystem/medicationrequest-status|active")], True),
+        ([("status", "http://other|active")], False),
+        ([("intent", "order")], True),
+        ([("intent", "reflex-order")], False),
+        ([("authoredon", "2026-03")], True),
+        ([("authoredon", "ge2026-03-11")], False),
+        ([("authoredon", "lt2026-03-11"), ("authoredon", "gt2026-03-09")], True),
+        ([("authoredon", "ne2026-03-10")], False),
+        ([("authoredon:missing", "false")], True),
+        ([("identifier", f"{ITEM}|ITEM")], True),
+        ([("identifier", "ITEM")], True),
+        ([("identifier", f"{ORDER}|RX")], True),  # the order number is the item's groupIdentifier
+        ([("identifier", f"{ORDER}|OTHER")], False),
+        ([("patient", "9000000017")], False),  # an item CPT sent for another patient is never shown
+    ],
+)
 async def test_medication_parameters_filter_cpt_line_items(pairs: list[tuple[str, str]], expected: bool) -> None:
     search = [("patient", "9000000009"), *pairs] if pairs[0][0] != "patient" else pairs
     assert await kept(MedicationRequestFromCPT, mr(), *search) is expected
@@ -151,44 +180,60 @@ async def test_medication_not_and_text_modifiers_are_evaluated_not_refused() -> 
 
 # --- ServiceRequest (BaRS and e-RS) -----------------------------------------------------------
 
+
 def sr(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"resourceType": "ServiceRequest", "id": "x", "status": "active", "intent": "order",
-                            "subject": {"reference": "Patient/9000000009",
-                                        "identifier": {"system": NHS, "value": "9000000009"}}}
+    base: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": "x",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/9000000009", "identifier": {"system": NHS, "value": "9000000009"}},
+    }
     return {**base, **fields}
 
 
-REFERRAL = {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest",
-                        "code": "referral"}]}
+REFERRAL = {
+    "coding": [{"system": "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest", "code": "referral"}]
+}
 
 
-@pytest.mark.parametrize("pairs, resource, expected", [
-    ([("status", "active")], sr(), True),
-    ([("status", "completed,active")], sr(), True),
-    ([("status", "completed")], sr(), False),
-    ([("status:not", "completed")], sr(), True),
-    ([("status", "http://hl7.org/fhir/request-status|active")], sr(), True),
-    ([("status", "http://other|active")], sr(), False),
-    ([("category", "referral")], sr(category=[REFERRAL]), True),
-    ([("category", "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest|request")],
-     sr(category=[REFERRAL]), False),
-    ([("category:missing", "true")], sr(), True),
-    ([("category:missing", "true")], sr(category=[REFERRAL]), False),
-    ([("authored", "ge2024-01-01")], sr(authoredOn="2024-03-04T09:30:00+00:00"), True),
-    ([("authored", "lt2024")], sr(authoredOn="2024-03-04T09:30:00+00:00"), False),
-    ([("authored", "2024")], sr(), False),
-    ([("occurrence", "2024-03-05")], sr(occurrencePeriod={"start": "2024-03-05T10:00:00+00:00",
-                                                          "end": "2024-03-05T10:20:00+00:00"}), True),
-    ([("occurrence", "gt2030")], sr(occurrencePeriod={"start": "2024-03-05"}), True),  # open-ended
-    ([("occurrence", "eq2023")], sr(occurrenceDateTime="2024-01-01"), False),
-    ([("identifier", f"{UBRN}|000000070000")], sr(identifier=[{"system": UBRN, "value": "000000070000"}]), True),
-    ([("identifier", f"{UBRN}|000000070001")], sr(identifier=[{"system": UBRN, "value": "000000070000"}]), False),
-    ([("patient", "9000000017")], sr(), False),
-    ([("patient", "9000000009")], sr(), True),
-    ([("patient", "9000000009")], sr(subject={"reference": "urn:uuid:1"}), False),
-])
-async def test_service_request_parameters_filter_referrals(pairs: list[tuple[str, str]], resource: dict[str, Any],
-                                                           expected: bool) -> None:
+@pytest.mark.parametrize(
+    "pairs, resource, expected",
+    [
+        ([("status", "active")], sr(), True),
+        ([("status", "completed,active")], sr(), True),
+        ([("status", "completed")], sr(), False),
+        ([("status:not", "completed")], sr(), True),
+        ([("status", "http://hl7.org/fhir/request-status|active")], sr(), True),
+        ([("status", "http://other|active")], sr(), False),
+        ([("category", "referral")], sr(category=[REFERRAL]), True),
+        (
+            [("category", "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest|request")],
+            sr(category=[REFERRAL]),
+            False,
+        ),
+        ([("category:missing", "true")], sr(), True),
+        ([("category:missing", "true")], sr(category=[REFERRAL]), False),
+        ([("authored", "ge2024-01-01")], sr(authoredOn="2024-03-04T09:30:00+00:00"), True),
+        ([("authored", "lt2024")], sr(authoredOn="2024-03-04T09:30:00+00:00"), False),
+        ([("authored", "2024")], sr(), False),
+        (
+            [("occurrence", "2024-03-05")],
+            sr(occurrencePeriod={"start": "2024-03-05T10:00:00+00:00", "end": "2024-03-05T10:20:00+00:00"}),
+            True,
+        ),
+        ([("occurrence", "gt2030")], sr(occurrencePeriod={"start": "2024-03-05"}), True),  # open-ended
+        ([("occurrence", "eq2023")], sr(occurrenceDateTime="2024-01-01"), False),
+        ([("identifier", f"{UBRN}|000000070000")], sr(identifier=[{"system": UBRN, "value": "000000070000"}]), True),
+        ([("identifier", f"{UBRN}|000000070001")], sr(identifier=[{"system": UBRN, "value": "000000070000"}]), False),
+        ([("patient", "9000000017")], sr(), False),
+        ([("patient", "9000000009")], sr(), True),
+        ([("patient", "9000000009")], sr(subject={"reference": "urn:uuid:1"}), False),
+    ],
+)
+async def test_service_request_parameters_filter_referrals(
+    pairs: list[tuple[str, str]], resource: dict[str, Any], expected: bool
+) -> None:
     assert await kept(ServiceRequestFromReferrals, resource, *pairs) is expected
 
 
@@ -224,6 +269,7 @@ async def test_service_request_text_modifier_is_evaluated_not_refused() -> None:
 
 # --- the one place, for every provider -----------------------------------------------------------
 
+
 async def test_upstream_evaluated_parameters_are_left_to_the_source() -> None:
     # PDS matches names its own way (fuzzy, history): the core never second-guesses it.
     patient = {"resourceType": "Patient", "id": "9000000009", "name": [{"family": "Smyth"}], "birthDate": "1980-01-01"}
@@ -245,8 +291,15 @@ class Declaring(ResourceProvider):
 
     async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         self.asked.append(request)
-        return SearchResult(matches=[{"resourceType": "Observation", "status": "final",
-                                      "code": {"coding": [{"system": "urn:x", "code": "a"}]}}])
+        return SearchResult(
+            matches=[
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "urn:x", "code": "a"}]},
+                }
+            ]
+        )
 
 
 async def test_a_local_parameter_the_matcher_cannot_evaluate_is_a_400_before_the_source_is_asked() -> None:
@@ -254,8 +307,9 @@ async def test_a_local_parameter_the_matcher_cannot_evaluate_is_a_400_before_the
     with pytest.raises(NotSupportedParameter, match="'code'"):
         await provider.search(parse_search([("code:below", "a")], provider.declaration(20, 100)), CTX)
     assert provider.asked == []
-    found = await provider.search(parse_search([("code", "urn:x|a"), ("status", "other")],
-                                               provider.declaration(20, 100)), CTX)
+    found = await provider.search(
+        parse_search([("code", "urn:x|a"), ("status", "other")], provider.declaration(20, 100)), CTX
+    )
     assert len(found.matches) == 1  # code matched locally; status is the source's business
 
 

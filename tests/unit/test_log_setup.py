@@ -1,4 +1,5 @@
 """FACADE_LOG_LEVEL=DEBUG must not turn on library loggers that print patient data."""
+
 from __future__ import annotations
 
 import logging

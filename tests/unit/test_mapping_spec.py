@@ -1,4 +1,5 @@
 """The spec loader checks the mapping file itself and lists every mistake."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,26 +24,38 @@ def test_shipped_profiles_load() -> None:
 
 def test_yaml_numbers_and_booleans_as_codes_are_refused() -> None:
     # Unquoted 01 reads as 1 and N as False: codes would silently change.
-    raw = yaml.safe_load("profile: p\nvalue_maps: {status: {01: '01', N: unknown}}\n"
-                         "records: {Patient: {resource: Patient, fields: [{pas: a, fhir: b}]}}")
+    raw = yaml.safe_load(
+        "profile: p\nvalue_maps: {status: {01: '01', N: unknown}}\n"
+        "records: {Patient: {resource: Patient, fields: [{pas: a, fhir: b}]}}"
+    )
     with pytest.raises(SpecError, match="quoted strings"):
         parse_profile(raw)
 
 
 def test_every_mistake_is_listed_at_once() -> None:
-    raw = _spec([
-        {"pas": "a", "fhir": "name[0", "transform": "nope"},
-        {"pas": "b", "fhir": "identifier[system={MISSING}].value", "values": "unknown_map"},
-        {"pas": "c", "fhir": "gender", "pattern": "(", "colour": "red"},
-        {"pas": "c", "fhir": "birthDate", "requires": ["zzz"]},
-        {"pas": "bad path!", "fhir": "x"},
-    ])
+    raw = _spec(
+        [
+            {"pas": "a", "fhir": "name[0", "transform": "nope"},
+            {"pas": "b", "fhir": "identifier[system={MISSING}].value", "values": "unknown_map"},
+            {"pas": "c", "fhir": "gender", "pattern": "(", "colour": "red"},
+            {"pas": "c", "fhir": "birthDate", "requires": ["zzz"]},
+            {"pas": "bad path!", "fhir": "x"},
+        ]
+    )
     with pytest.raises(SpecError) as err:
         parse_profile(raw)
     text = " | ".join(err.value.mistakes)
-    for expected in ("unbalanced '['", "unknown transform 'nope'", "unknown constant {MISSING}",
-                     "unknown value map 'unknown_map'", "bad pattern", "unknown keys ['colour']",
-                     "'c' is mapped twice", "requires unknown field 'zzz'", "dotted path"):
+    for expected in (
+        "unbalanced '['",
+        "unknown transform 'nope'",
+        "unknown constant {MISSING}",
+        "unknown value map 'unknown_map'",
+        "bad pattern",
+        "unknown keys ['colour']",
+        "'c' is mapped twice",
+        "requires unknown field 'zzz'",
+        "dotted path",
+    ):
         assert expected in text, expected
 
 
@@ -54,9 +67,18 @@ def test_top_level_mistakes() -> None:
 
 
 def test_constants_are_substituted_in_paths_and_fixed_values() -> None:
-    profile = parse_profile(_spec([{"pas": "hn", "fhir": "identifier[system={SYS}].value",
-                                    "fixed": {"identifier[system={SYS}].use": "{USE}"}}],
-                                  constants={"SYS": "https://x.example/id", "USE": "usual"}))
+    profile = parse_profile(
+        _spec(
+            [
+                {
+                    "pas": "hn",
+                    "fhir": "identifier[system={SYS}].value",
+                    "fixed": {"identifier[system={SYS}].use": "{USE}"},
+                }
+            ],
+            constants={"SYS": "https://x.example/id", "USE": "usual"},
+        )
+    )
     rule = profile.record("Patient").rule("hn")
     assert rule.fhir == "identifier[system=https://x.example/id].value"
     assert rule.fixed == (("identifier[system=https://x.example/id].use", "usual"),)

@@ -1,5 +1,6 @@
 """MongoDB credentials (issue 8): the user in FACADE_MONGODB_URI, the password from
 FACADE_MONGODB_PASSWORD_FILE (a compose secret), read at start."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,18 +23,23 @@ def test_no_file_no_password() -> None:
     assert read_password(None, "mongodb://mongo:27017") is None
 
 
-@pytest.mark.parametrize("text, password", [("s3cret", "s3cret"), ("s3cret\n", "s3cret"), ("s3cret\r\n", "s3cret"),
-                                            ("p@ss:w/rd \n", "p@ss:w/rd ")])
+@pytest.mark.parametrize(
+    "text, password",
+    [("s3cret", "s3cret"), ("s3cret\n", "s3cret"), ("s3cret\r\n", "s3cret"), ("p@ss:w/rd \n", "p@ss:w/rd ")],
+)
 def test_the_password_is_the_file_without_its_trailing_newline(tmp_path: Path, text: str, password: str) -> None:
     assert read_password(secret(tmp_path, text), URI) == password
 
 
-@pytest.mark.parametrize("uri, text, message", [
-    ("mongodb://mongo:27017", "x", "names no user"),
-    ("mongodb://facade:inline@mongo:27017", "x", "carries a password"),
-    (URI, "", "is empty"),
-    (URI, "\n", "is empty"),
-])
+@pytest.mark.parametrize(
+    "uri, text, message",
+    [
+        ("mongodb://mongo:27017", "x", "names no user"),
+        ("mongodb://facade:inline@mongo:27017", "x", "carries a password"),
+        (URI, "", "is empty"),
+        (URI, "\n", "is empty"),
+    ],
+)
 def test_misconfiguration_stops_the_start(tmp_path: Path, uri: str, text: str, message: str) -> None:
     with pytest.raises(MongoCredentialsError, match=message):
         read_password(secret(tmp_path, text), uri)

@@ -4,6 +4,7 @@ The emulator runs on Hypercorn, which title-cases header names; live PDS (Apigee
 them in lower case (see shared/nhs-examples/captured/*.headers.txt). These tests pin the
 client's header handling to the real spelling, with a canned HTTP answer per test.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,7 @@ async def canned(status_line: str, headers: list[tuple[str, str]], body: bytes) 
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         received.append(await reader.readuntil(b"\r\n\r\n"))
-        head = [status_line] + [f"{k}: {v}" for k, v in headers] + [f"content-length: {len(body)}",
-                                                                    "connection: close"]
+        head = [status_line] + [f"{k}: {v}" for k, v in headers] + [f"content-length: {len(body)}", "connection: close"]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         await writer.drain()
         writer.close()
@@ -45,8 +45,12 @@ async def canned(status_line: str, headers: list[tuple[str, str]], body: bytes) 
 
 
 def outcome(code: str) -> bytes:
-    return orjson.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "transient",
-                         "details": {"coding": [{"code": code}]}}]})
+    return orjson.dumps(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "transient", "details": {"coding": [{"code": code}]}}],
+        }
+    )
 
 
 async def call(url: str, **config: str) -> object:
@@ -56,16 +60,22 @@ async def call(url: str, **config: str) -> object:
 
 
 async def test_lower_case_headers_are_read_case_insensitively() -> None:
-    async with canned("HTTP/1.1 200 OK", [("etag", 'W/"2"'), ("content-type", "application/fhir+json")],
-                      b'{"resourceType": "Patient", "id": "9000000009"}') as (url, _):
+    async with canned(
+        "HTTP/1.1 200 OK",
+        [("etag", 'W/"2"'), ("content-type", "application/fhir+json")],
+        b'{"resourceType": "Patient", "id": "9000000009"}',
+    ) as (url, _):
         response = await call(url)
     assert response.headers["ETag"] == 'W/"2"'  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("status_line, error", [
-    ("HTTP/1.1 503 Service Unavailable", UpstreamUnavailable),
-    ("HTTP/1.1 429 Too Many Requests", UpstreamRateLimited),
-])
+@pytest.mark.parametrize(
+    "status_line, error",
+    [
+        ("HTTP/1.1 503 Service Unavailable", UpstreamUnavailable),
+        ("HTTP/1.1 429 Too Many Requests", UpstreamRateLimited),
+    ],
+)
 async def test_lower_case_retry_after_is_honoured(status_line: str, error: type) -> None:
     async with canned(status_line, [("retry-after", "9")], outcome("SERVICE_UNAVAILABLE")) as (url, _):
         with pytest.raises(error) as caught:

@@ -1,4 +1,5 @@
 """NHS number Modulus-11: properties that follow from 11 being prime and the weights 10..1."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,15 +19,29 @@ def valid_numbers(draw: st.DrawFn) -> str:
     return first + str(check)
 
 
-@pytest.mark.parametrize("number", ["9000000009", "9000000017", "9000000025", "9000000033", "9000000041",
-                                    "9000000068", "9000000076", "9000000084", "9000000092", "9111231130",
-                                    "9434765919"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "9000000009",
+        "9000000017",
+        "9000000025",
+        "9000000033",
+        "9000000041",
+        "9000000068",
+        "9000000076",
+        "9000000084",
+        "9000000092",
+        "9111231130",
+        "9434765919",
+    ],
+)
 def test_known_valid_numbers(number: str) -> None:
     assert is_valid_nhs_number(number)
 
 
-@pytest.mark.parametrize("number", ["9000000000", "900000000", "90000000090", "900000000a", " 900000009",
-                                    "", "٩٠٠٠٠٠٠٠٠٩", "9000000001"])
+@pytest.mark.parametrize(
+    "number", ["9000000000", "900000000", "90000000090", "900000000a", " 900000009", "", "٩٠٠٠٠٠٠٠٠٩", "9000000001"]
+)
 def test_known_invalid_numbers(number: str) -> None:
     assert not is_valid_nhs_number(number)
 

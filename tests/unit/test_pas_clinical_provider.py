@@ -1,5 +1,6 @@
 """The AllergyIntolerance/MedicationRequest composite over an NHS provider (a fake inner
 provider here: this is a unit test of the composite alone) and the dedup rule."""
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -23,8 +24,12 @@ SNOMED = "http://snomed.info/sct"
 
 
 def allergy(code: str, source: str | None = None) -> Resource:
-    out: Resource = {"resourceType": "AllergyIntolerance", "id": f"nhs-{code}",
-                     "code": {"coding": [{"system": SNOMED, "code": code}]}, "patient": {"reference": "Patient/9000000009"}}
+    out: Resource = {
+        "resourceType": "AllergyIntolerance",
+        "id": f"nhs-{code}",
+        "code": {"coding": [{"system": SNOMED, "code": code}]},
+        "patient": {"reference": "Patient/9000000009"},
+    }
     if source:
         out["meta"] = {"source": source}
     return out
@@ -33,7 +38,8 @@ def allergy(code: str, source: str | None = None) -> Resource:
 class NHSAllergies(ResourceProvider):
     resource_type: ClassVar[str] = "AllergyIntolerance"
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec("patient", "reference", "NHS number", target_types=("Patient",)),)
+        SearchParamSpec("patient", "reference", "NHS number", target_types=("Patient",)),
+    )
 
     def __init__(self) -> None:
         self.seen: list[SearchRequest] = []
@@ -48,9 +54,15 @@ class NHSAllergies(ResourceProvider):
 
 async def composite() -> tuple[ClinicalWithPAS, NHSAllergies]:
     store = InMemoryPASStore()
-    await store.create(PatientData({"hospitalNumber": "H1", "nhsNumber": "9000000009"}, allergies=(
-        {"allergyId": "A1", "substanceCode": "91936005", "substanceText": "Penicillin", "status": "A"},
-        {"allergyId": "A2", "substanceCode": "300913006", "substanceText": "Shellfish", "status": "A"})))
+    await store.create(
+        PatientData(
+            {"hospitalNumber": "H1", "nhsNumber": "9000000009"},
+            allergies=(
+                {"allergyId": "A1", "substanceCode": "91936005", "substanceText": "Penicillin", "status": "A"},
+                {"allergyId": "A2", "substanceCode": "300913006", "substanceText": "Shellfish", "status": "A"},
+            ),
+        )
+    )
     service = PASService(PASMappings(load_profile("pas/reference_pas")), store, ProviderRegistry())
     inner = NHSAllergies()
     return ClinicalWithPAS("AllergyIntolerance", inner, service), inner
@@ -67,8 +79,10 @@ async def test_pas_id_searches_nhs_by_the_traced_number_and_drops_duplicates() -
     asked = inner.seen[0].params[0].values[0]
     assert (asked.resource_type, asked.id) == ("Patient", "9000000009")
     assert [(r["id"], r["meta"]["source"]) for r in result.matches] == [
-        ("nhs-91936005", "urn:nhs-fhir-facade:nhs"), ("nhs-227493005", "urn:gp"),
-        ("pas-H1-A2", "urn:nhs-fhir-facade:pas:reference-pas")]  # A1 is the NHS penicillin record again
+        ("nhs-91936005", "urn:nhs-fhir-facade:nhs"),
+        ("nhs-227493005", "urn:gp"),
+        ("pas-H1-A2", "urn:nhs-fhir-facade:pas:reference-pas"),
+    ]  # A1 is the NHS penicillin record again
 
 
 async def test_nhs_number_search_adds_that_patients_pas_records() -> None:
@@ -86,8 +100,10 @@ async def test_inner_resources_are_not_mutated() -> None:
 
 def test_medication_dedup_needs_the_same_start_when_both_have_one() -> None:
     def med(start: str | None, field: str = "bounds") -> Resource:
-        out: Resource = {"resourceType": "MedicationRequest",
-                         "medicationCodeableConcept": {"coding": [{"system": "https://dmd.nhs.uk", "code": "1"}]}}
+        out: Resource = {
+            "resourceType": "MedicationRequest",
+            "medicationCodeableConcept": {"coding": [{"system": "https://dmd.nhs.uk", "code": "1"}]},
+        }
         if start and field == "bounds":
             out["dosageInstruction"] = [{"timing": {"repeat": {"boundsPeriod": {"start": start}}}}]
         elif start:
@@ -124,10 +140,16 @@ class DeclaringNHSAllergies(NHSAllergies):
 
 async def filtered(query: str) -> tuple[list[str], DeclaringNHSAllergies]:
     store = InMemoryPASStore()
-    await store.create(PatientData({"hospitalNumber": "H1", "nhsNumber": "9000000009"}, allergies=(
-        {"allergyId": "A1", "substanceText": "Penicillin", "status": "A", "recordedDate": "01/02/2020"},
-        {"allergyId": "A2", "substanceText": "Shellfish", "status": "R", "recordedDate": "15/06/2024"},
-        {"allergyId": "A3", "substanceText": "Latex", "status": "I"})))
+    await store.create(
+        PatientData(
+            {"hospitalNumber": "H1", "nhsNumber": "9000000009"},
+            allergies=(
+                {"allergyId": "A1", "substanceText": "Penicillin", "status": "A", "recordedDate": "01/02/2020"},
+                {"allergyId": "A2", "substanceText": "Shellfish", "status": "R", "recordedDate": "15/06/2024"},
+                {"allergyId": "A3", "substanceText": "Latex", "status": "I"},
+            ),
+        )
+    )
     service = PASService(PASMappings(load_profile("pas/reference_pas")), store, ProviderRegistry())
     inner = DeclaringNHSAllergies()
     provider = ClinicalWithPAS("AllergyIntolerance", inner, service)

@@ -1,5 +1,6 @@
 """Deeply nested PAS JSON (issue 8): measured without recursion, refused at intake, and
 never able to break the rendering of a field problem."""
+
 from __future__ import annotations
 
 import orjson

@@ -1,4 +1,5 @@
 """PAS copy + PDS: PDS wins for what it holds, PAS-only data stays, restrictions hold."""
+
 from __future__ import annotations
 
 import copy
@@ -6,26 +7,43 @@ import copy
 from server.pas.merge import merge_with_pds, withhold
 
 HN = {"system": "https://pas.example.org/Id/hospital-number", "value": "H1"}
-ETHNIC = {"url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory",
-          "valueCodeableConcept": {"coding": [{"code": "A"}]}}
-PAS = {"resourceType": "Patient", "id": "pas-H1",
-       "identifier": [HN, {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}],
-       "name": [{"family": "Smyth", "given": ["Jane"]}], "birthDate": "2010-10-22", "gender": "female",
-       "address": [{"line": ["old"], "postalCode": "LS1 1AA"}], "telecom": [{"system": "phone", "value": "0111"}],
-       "generalPractitioner": [{"identifier": {"value": "A00001"}}], "extension": [ETHNIC]}
+ETHNIC = {
+    "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory",
+    "valueCodeableConcept": {"coding": [{"code": "A"}]},
+}
+PAS = {
+    "resourceType": "Patient",
+    "id": "pas-H1",
+    "identifier": [HN, {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}],
+    "name": [{"family": "Smyth", "given": ["Jane"]}],
+    "birthDate": "2010-10-22",
+    "gender": "female",
+    "address": [{"line": ["old"], "postalCode": "LS1 1AA"}],
+    "telecom": [{"system": "phone", "value": "0111"}],
+    "generalPractitioner": [{"identifier": {"value": "A00001"}}],
+    "extension": [ETHNIC],
+}
 
 
 def pds(security: str, **fields: object) -> dict:
-    return {"resourceType": "Patient", "id": "9000000009", "meta": {"versionId": "2", "security": [
-        {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": security}]},
+    return {
+        "resourceType": "Patient",
+        "id": "9000000009",
+        "meta": {
+            "versionId": "2",
+            "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": security}],
+        },
         "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009", "extension": [{}]}],
-        **fields}
+        **fields,
+    }
 
 
 def test_pds_wins_for_what_it_holds_and_pas_only_data_stays() -> None:
     before = copy.deepcopy(PAS)
-    merged = merge_with_pds(PAS, pds("U", name=[{"family": "Smith", "given": ["Jane"]}],
-                                     address=[{"line": ["new"], "postalCode": "LS1 6AE"}]))
+    merged = merge_with_pds(
+        PAS,
+        pds("U", name=[{"family": "Smith", "given": ["Jane"]}], address=[{"line": ["new"], "postalCode": "LS1 6AE"}]),
+    )
     assert PAS == before  # pure
     assert merged["name"] == [{"family": "Smith", "given": ["Jane"]}]
     assert merged["address"][0]["line"] == ["new"]

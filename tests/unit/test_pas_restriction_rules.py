@@ -1,5 +1,6 @@
 """What a PAS patient shows without a fresh PDS answer (server.pas.restriction), and the
 MongoDB store's write concern."""
+
 from __future__ import annotations
 
 import copy
@@ -17,8 +18,12 @@ from tests.support.servers import free_port
 
 CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 PATIENT: dict[str, Any] = {
-    "resourceType": "Patient", "id": "pas-H1", "name": [{"family": "Smith"}], "birthDate": "2010-10-22",
-    "address": [{"postalCode": "LS2 7AB"}], "telecom": [{"system": "phone", "value": "0111"}],
+    "resourceType": "Patient",
+    "id": "pas-H1",
+    "name": [{"family": "Smith"}],
+    "birthDate": "2010-10-22",
+    "address": [{"postalCode": "LS2 7AB"}],
+    "telecom": [{"system": "phone", "value": "0111"}],
     "generalPractitioner": [{"identifier": {"value": "Y12345"}}],
     "extension": [{"url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NominatedPharmacy"}],
     "meta": {"source": "urn:nhs-fhir-facade:pas:reference-pas"},
@@ -26,8 +31,9 @@ PATIENT: dict[str, Any] = {
 LOCATION = ("address", "telecom", "generalPractitioner", "extension")
 
 
-def stored(nhs: str | None = "9000000025", pas_code: str | None = None,
-           pds: PDSSecurity | None = None) -> StoredPatient:
+def stored(
+    nhs: str | None = "9000000025", pas_code: str | None = None, pds: PDSSecurity | None = None
+) -> StoredPatient:
     record: dict[str, Any] = {"hospitalNumber": "H1", "surname": "Smith"}
     if nhs:
         record["nhsNumber"] = nhs
@@ -45,15 +51,18 @@ def test_stricter() -> None:
     assert stricter(None, None) is None and stricter("REDACTED", "x") is None
 
 
-@pytest.mark.parametrize(("pds", "pas", "label", "withheld_as"), [
-    (None, None, None, "R"),    # never confirmed: fail closed, no claim on PDS's behalf
-    (None, "U", "U", "R"),      # the PAS saying U is not PDS confirming it
-    (None, "V", "V", "V"),      # a PAS V still withholds name and birth date
-    ("U", None, "U", "U"),      # confirmed unrestricted: shown
-    ("R", None, "R", "R"),
-    ("V", "U", "V", "V"),       # a PAS cannot lift PDS's restriction
-    ("U", "R", "R", "R"),       # but may restrict locally
-])
+@pytest.mark.parametrize(
+    ("pds", "pas", "label", "withheld_as"),
+    [
+        (None, None, None, "R"),  # never confirmed: fail closed, no claim on PDS's behalf
+        (None, "U", "U", "R"),  # the PAS saying U is not PDS confirming it
+        (None, "V", "V", "V"),  # a PAS V still withholds name and birth date
+        ("U", None, "U", "U"),  # confirmed unrestricted: shown
+        ("R", None, "R", "R"),
+        ("V", "U", "V", "V"),  # a PAS cannot lift PDS's restriction
+        ("U", "R", "R", "R"),  # but may restrict locally
+    ],
+)
 def test_restriction_rule(pds: str | None, pas: str | None, label: str | None, withheld_as: str) -> None:
     rule = restriction(pds, pas)
     assert (rule.label, rule.withheld_as, rule.pds) == (label, withheld_as, pds)

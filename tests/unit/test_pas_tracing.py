@@ -1,4 +1,5 @@
 """Tracing decisions: only one confident candidate is ever accepted."""
+
 from __future__ import annotations
 
 from server.pas.tracing import TraceQuery, judge_exact, judge_fuzzy, no_fuzzy_possible
@@ -7,18 +8,39 @@ from server.sources.pds.client import PatientMatch
 QUERY = TraceQuery(family="Smith", birth_date="2010-10-22", given="Jane", gender="female", postcode="LS1 6AE")
 
 
-def match(nhs: str, score: float | None, birth: str = "2010-10-22", gender: str = "female",
-          security: str = "U") -> PatientMatch:
-    return PatientMatch({"resourceType": "Patient", "id": nhs, "birthDate": birth, "gender": gender,
-                         "meta": {"security": [{"code": security}]}}, score)
+def match(
+    nhs: str, score: float | None, birth: str = "2010-10-22", gender: str = "female", security: str = "U"
+) -> PatientMatch:
+    return PatientMatch(
+        {
+            "resourceType": "Patient",
+            "id": nhs,
+            "birthDate": birth,
+            "gender": gender,
+            "meta": {"security": [{"code": security}]},
+        },
+        score,
+    )
 
 
 def test_query_from_patient_and_pds_parameters() -> None:
-    q = TraceQuery.from_patient({"name": [{"family": "Smith", "given": ["Jane", "Anne"]}], "birthDate": "2010-10-22",
-                                 "gender": "female", "address": [{"postalCode": "LS1 6AE"}]})
+    q = TraceQuery.from_patient(
+        {
+            "name": [{"family": "Smith", "given": ["Jane", "Anne"]}],
+            "birthDate": "2010-10-22",
+            "gender": "female",
+            "address": [{"postalCode": "LS1 6AE"}],
+        }
+    )
     assert q == QUERY
-    assert q.exact_params() == [("_exact-match", "true"), ("family", "Smith"), ("given", "Jane"),
-                                ("gender", "female"), ("birthdate", "eq2010-10-22"), ("address-postalcode", "LS1 6AE")]
+    assert q.exact_params() == [
+        ("_exact-match", "true"),
+        ("family", "Smith"),
+        ("given", "Jane"),
+        ("gender", "female"),
+        ("birthdate", "eq2010-10-22"),
+        ("address-postalcode", "LS1 6AE"),
+    ]
     assert q.fuzzy_params()[0] == ("_fuzzy-match", "true")
     assert TraceQuery.from_patient({"name": [{"family": "Smith"}]}) is None
 
@@ -30,8 +52,12 @@ def test_fuzzy_needs_pds_minimum() -> None:
 
 def test_one_exact_match_is_verified() -> None:
     outcome = judge_exact(QUERY, [match("9000000009", 1.0, security="R")])
-    assert (outcome.status, outcome.reason, outcome.nhs_number, outcome.security) == ("01", "exact-match",
-                                                                                      "9000000009", "R")
+    assert (outcome.status, outcome.reason, outcome.nhs_number, outcome.security) == (
+        "01",
+        "exact-match",
+        "9000000009",
+        "R",
+    )
 
 
 def test_exact_stage_outcomes() -> None:

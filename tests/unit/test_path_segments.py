@@ -1,4 +1,5 @@
 """Ids as upstream path segments (issue 8): quoted, and never a dot segment."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,10 +8,17 @@ from server.fhir.errors import NotFound
 from server.nhs.path_segments import path_segment
 
 
-@pytest.mark.parametrize("value, segment", [
-    ("abc-123", "abc-123"), ("r.5c0e", "r.5c0e"), ("a/b", "a%2Fb"), ("a?b#c", "a%3Fb%23c"), ("%2e%2e", "%252e%252e"),
-    ("...", "..."),
-])
+@pytest.mark.parametrize(
+    "value, segment",
+    [
+        ("abc-123", "abc-123"),
+        ("r.5c0e", "r.5c0e"),
+        ("a/b", "a%2Fb"),
+        ("a?b#c", "a%3Fb%23c"),
+        ("%2e%2e", "%252e%252e"),
+        ("...", "..."),
+    ],
+)
 def test_ids_become_one_quoted_segment(value: str, segment: str) -> None:
     assert path_segment(value) == segment
 

@@ -1,5 +1,6 @@
 """A patient reference search parameter -> validated NHS numbers (the one reading every
 NHS-backed provider shares), and the 400s for everything else."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -79,15 +80,19 @@ def test_comma_values_are_or_and_one_invalid_value_spoils_the_parameter(numbers:
         nhs_numbers(param(None, ",".join([*numbers, bad])))
 
 
-@pytest.mark.parametrize("modifier, raw, chain, says", [
-    ("missing", "true", None, "'patient:missing' is not supported"),
-    ("identifier", "https://example.org/mrn|9000000009", None, "takes an NHS number"),
-    ("identifier", "|9000000009", None, "takes an NHS number"),  # explicitly no system: not an NHS number
-    ("identifier", f"{NHS}|", None, "needs an NHS number"),
-    (None, "https://example.org/mrn|9000000009", "identifier", "'patient:identifier' takes an NHS number"),
-])
-def test_other_shapes_are_400s_saying_what_is_wanted(modifier: str | None, raw: str, chain: str | None,
-                                                      says: str) -> None:
+@pytest.mark.parametrize(
+    "modifier, raw, chain, says",
+    [
+        ("missing", "true", None, "'patient:missing' is not supported"),
+        ("identifier", "https://example.org/mrn|9000000009", None, "takes an NHS number"),
+        ("identifier", "|9000000009", None, "takes an NHS number"),  # explicitly no system: not an NHS number
+        ("identifier", f"{NHS}|", None, "needs an NHS number"),
+        (None, "https://example.org/mrn|9000000009", "identifier", "'patient:identifier' takes an NHS number"),
+    ],
+)
+def test_other_shapes_are_400s_saying_what_is_wanted(
+    modifier: str | None, raw: str, chain: str | None, says: str
+) -> None:
     with pytest.raises(InvalidSearchParameter, match=says):
         nhs_numbers(param(modifier, raw, chain))
 
@@ -124,8 +129,10 @@ PLANNERS = {
 
 
 @pytest.mark.parametrize("resource_type", sorted(PLANNERS))
-@pytest.mark.parametrize("pair", [("patient", "9000000000"), ("patient:identifier", f"{NHS}|9000000001"),
-                                  ("patient.identifier", f"{NHS}|123")])
+@pytest.mark.parametrize(
+    "pair",
+    [("patient", "9000000000"), ("patient:identifier", f"{NHS}|9000000001"), ("patient.identifier", f"{NHS}|123")],
+)
 def test_each_provider_refuses_an_invalid_number_with_one_code(resource_type: str, pair: tuple[str, str]) -> None:
     planner, declaration = PLANNERS[resource_type]
     with pytest.raises(InvalidSearchParameter) as err:

@@ -1,4 +1,5 @@
 """FHIR Patient search -> PDS parameters (server/sources/pds/query.py), every translation rule."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -24,45 +25,53 @@ def dates_for(raw: str) -> list[str]:
     return [v for n, v in translate(("family", "Smith"), ("birthdate", raw)) if n == "birthdate"]
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("2010-10-22", ["eq2010-10-22"]),
-    ("eq2010-10-22", ["eq2010-10-22"]),
-    ("2010", ["ge2010-01-01", "le2010-12-31"]),
-    ("eq2010-02", ["ge2010-02-01", "le2010-02-28"]),
-    ("2012-02", ["ge2012-02-01", "le2012-02-29"]),
-    ("ge2010-10-22", ["ge2010-10-22"]),
-    ("ge2010-10", ["ge2010-10-01"]),
-    ("ge2010", ["ge2010-01-01"]),
-    ("le2010-10-22", ["le2010-10-22"]),
-    ("le2010-10", ["le2010-10-31"]),
-    ("le2010", ["le2010-12-31"]),
-    ("gt2010-10-22", ["ge2010-10-23"]),
-    ("gt2010-12", ["ge2011-01-01"]),
-    ("sa2010", ["ge2011-01-01"]),
-    ("lt2010-10-22", ["le2010-10-21"]),
-    ("lt2010-10", ["le2010-09-30"]),
-    ("eb2010", ["le2009-12-31"]),
-    ("lt2010-03-01", ["le2010-02-28"]),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("2010-10-22", ["eq2010-10-22"]),
+        ("eq2010-10-22", ["eq2010-10-22"]),
+        ("2010", ["ge2010-01-01", "le2010-12-31"]),
+        ("eq2010-02", ["ge2010-02-01", "le2010-02-28"]),
+        ("2012-02", ["ge2012-02-01", "le2012-02-29"]),
+        ("ge2010-10-22", ["ge2010-10-22"]),
+        ("ge2010-10", ["ge2010-10-01"]),
+        ("ge2010", ["ge2010-01-01"]),
+        ("le2010-10-22", ["le2010-10-22"]),
+        ("le2010-10", ["le2010-10-31"]),
+        ("le2010", ["le2010-12-31"]),
+        ("gt2010-10-22", ["ge2010-10-23"]),
+        ("gt2010-12", ["ge2011-01-01"]),
+        ("sa2010", ["ge2011-01-01"]),
+        ("lt2010-10-22", ["le2010-10-21"]),
+        ("lt2010-10", ["le2010-09-30"]),
+        ("eb2010", ["le2009-12-31"]),
+        ("lt2010-03-01", ["le2010-02-28"]),
+    ],
+)
 def test_birthdate_prefixes_and_partial_dates(raw: str, expected: list[str]) -> None:
     assert dates_for(raw) == expected
 
 
-@pytest.mark.parametrize("raw, says", [
-    ("ne2010-10-22", "prefix 'ne'"),
-    ("ap2010-10-22", "prefix 'ap'"),
-    ("2010-10-22T10:00Z", "whole days"),
-    ("lt0001-01-01", "no date is before"),
-    ("2010-10-22,2010-10-23", "one of several"),
-])
+@pytest.mark.parametrize(
+    "raw, says",
+    [
+        ("ne2010-10-22", "prefix 'ne'"),
+        ("ap2010-10-22", "prefix 'ap'"),
+        ("2010-10-22T10:00Z", "whole days"),
+        ("lt0001-01-01", "no date is before"),
+        ("2010-10-22,2010-10-23", "one of several"),
+    ],
+)
 def test_birthdate_forms_pds_cannot_express_are_400(raw: str, says: str) -> None:
     with pytest.raises(InvalidSearchParameter, match=says) as caught:
         dates_for(raw)
     assert "birthdate" in caught.value.diagnostics
 
 
-@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)),
-       st.sampled_from(["eq", "ge", "le", "gt", "lt", "sa", "eb"]))
+@given(
+    st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)),
+    st.sampled_from(["eq", "ge", "le", "gt", "lt", "sa", "eb"]),
+)
 def test_day_translations_select_the_same_days_as_fhir(day: date, prefix: str) -> None:
     """For a whole-day birthDate, PDS's eq/ge/le filter agrees with FHIR's prefix semantics."""
     sent = dates_for(f"{prefix}{day.isoformat()}")
@@ -82,12 +91,15 @@ def test_death_date_uses_the_same_rules() -> None:
     assert [v for n, v in pairs if n == "death-date"] == ["ge2020-01-01", "le2020-12-31"]
 
 
-@pytest.mark.parametrize("pairs, expected", [
-    ([("family", "Smith")], "Smith*"),
-    ([("family:exact", "Smith")], "Smith"),
-    ([("family", "S")], "S"),
-    ([("family", "Sm*")], "Sm*"),
-])
+@pytest.mark.parametrize(
+    "pairs, expected",
+    [
+        ([("family", "Smith")], "Smith*"),
+        ([("family:exact", "Smith")], "Smith"),
+        ([("family", "S")], "S"),
+        ([("family", "Sm*")], "Sm*"),
+    ],
+)
 def test_family_starts_with_becomes_a_trailing_wildcard(pairs: list[tuple[str, str]], expected: str) -> None:
     out = translate(*pairs, ("birthdate", "2010-10-22"))
     assert ("family", expected) in out
@@ -110,66 +122,90 @@ def test_fuzzy_sends_values_as_they_are_and_the_flag() -> None:
     assert ("family", "Smyth") in out and ("given", "Jayne") in out and ("_fuzzy-match", "true") in out
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("female", "female"), ("http://hl7.org/fhir/administrative-gender|male", "male"), ("|other", "other"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("female", "female"),
+        ("http://hl7.org/fhir/administrative-gender|male", "male"),
+        ("|other", "other"),
+    ],
+)
 def test_gender(raw: str, expected: str) -> None:
     assert ("gender", expected) in translate(*BASE, ("gender", raw))
 
 
-@pytest.mark.parametrize("name, raw", [
-    ("gender", "dog"), ("gender", "http://example.org|male"), ("gender", "http://hl7.org/fhir/administrative-gender|"),
-    ("gender:not", "male"), ("gender:missing", "true"),
-])
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("gender", "dog"),
+        ("gender", "http://example.org|male"),
+        ("gender", "http://hl7.org/fhir/administrative-gender|"),
+        ("gender:not", "male"),
+        ("gender:missing", "true"),
+    ],
+)
 def test_gender_errors(name: str, raw: str) -> None:
     with pytest.raises(InvalidSearchParameter, match="gender"):
         translate(*BASE, (name, raw))
 
 
-@pytest.mark.parametrize("name, raw", [
-    ("general-practitioner", "Y12345"),
-    ("general-practitioner", "Organization/Y12345"),
-    ("general-practitioner:identifier", "https://fhir.nhs.uk/Id/ods-organization-code|Y12345"),
-    ("general-practitioner:identifier", "Y12345"),
-])
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("general-practitioner", "Y12345"),
+        ("general-practitioner", "Organization/Y12345"),
+        ("general-practitioner:identifier", "https://fhir.nhs.uk/Id/ods-organization-code|Y12345"),
+        ("general-practitioner:identifier", "Y12345"),
+    ],
+)
 def test_general_practitioner_forms(name: str, raw: str) -> None:
     assert ("general-practitioner", "Y12345") in translate(*BASE, (name, raw))
 
 
-@pytest.mark.parametrize("name, raw", [
-    ("general-practitioner", "Practitioner/G1"),
-    ("general-practitioner:identifier", "http://example.org|Y1"),
-    ("general-practitioner:identifier", "https://fhir.nhs.uk/Id/ods-organization-code|"),
-])
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("general-practitioner", "Practitioner/G1"),
+        ("general-practitioner:identifier", "http://example.org|Y1"),
+        ("general-practitioner:identifier", "https://fhir.nhs.uk/Id/ods-organization-code|"),
+    ],
+)
 def test_general_practitioner_errors(name: str, raw: str) -> None:
     with pytest.raises(InvalidSearchParameter, match="general-practitioner"):
         translate(*BASE, (name, raw))
 
 
 def test_email_phone_and_flags() -> None:
-    out = translate(*BASE, ("email", "a@b.c"), ("phone", "01632960587"), ("_exact-match", "true"),
-                    ("_history", "false"))
+    out = translate(
+        *BASE, ("email", "a@b.c"), ("phone", "01632960587"), ("_exact-match", "true"), ("_history", "false")
+    )
     assert {("email", "a@b.c"), ("phone", "01632960587"), ("_exact-match", "true"), ("_history", "false")} <= set(out)
     with pytest.raises(InvalidSearchParameter, match="_history"):
         translate(*BASE, ("_history", "yes"))
 
 
-@pytest.mark.parametrize("pairs", [
-    [("family", "Smith")],
-    [("birthdate", "2010")],
-    [("given", "Jane"), ("gender", "female")],
-])
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("family", "Smith")],
+        [("birthdate", "2010")],
+        [("given", "Jane"), ("gender", "female")],
+    ],
+)
 def test_minimum_search_data_checked_locally(pairs: list[tuple[str, str]]) -> None:
     with pytest.raises(InvalidSearchParameter, match="family and birthdate"):
         translate(*pairs)
 
 
-@pytest.mark.parametrize("pairs, ok", [
-    ([("given", "J"), ("family", "S"), ("birthdate", "2010")], True),
-    ([("family", "S"), ("birthdate", "2010"), ("gender", "female"), ("address-postalcode", "LS1")], True),
-    ([("given", "J"), ("birthdate", "2010"), ("gender", "female"), ("address-postalcode", "LS1")], True),
-    ([("family", "S"), ("birthdate", "2010")], False),
-])
+@pytest.mark.parametrize(
+    "pairs, ok",
+    [
+        ([("given", "J"), ("family", "S"), ("birthdate", "2010")], True),
+        ([("family", "S"), ("birthdate", "2010"), ("gender", "female"), ("address-postalcode", "LS1")], True),
+        ([("given", "J"), ("birthdate", "2010"), ("gender", "female"), ("address-postalcode", "LS1")], True),
+        ([("family", "S"), ("birthdate", "2010")], False),
+    ],
+)
 def test_fuzzy_minimums(pairs: list[tuple[str, str]], ok: bool) -> None:
     pairs = pairs + [("_fuzzy-match", "true")]
     if ok:

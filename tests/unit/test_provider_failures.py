@@ -2,6 +2,7 @@
 code that handles a failure itself, rather than leaving it to the exception handlers, treats both
 alike. Here: _include and _revinclude turn either into a warning. (The cache's stale-if-error:
 tests/unit/test_cache_read_through.py; the handlers: tests/unit/test_upstream_error_handler.py.)"""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -27,8 +28,7 @@ def test_a_fhir_error_is_its_own_fhir_meaning() -> None:
 
 
 def test_an_upstream_error_means_what_to_fhir_error_maps_it_to() -> None:
-    err = UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="INVALIDATED_RESOURCE",
-                           meaning=CodeMeaning.GONE)
+    err = UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="INVALIDATED_RESOURCE", meaning=CodeMeaning.GONE)
     got = as_fhir_error(err)
     assert isinstance(got, Gone) and got.status == 410
     assert got.diagnostics == to_fhir_error(err).diagnostics
@@ -48,7 +48,8 @@ class Allergies(ResourceProvider):
 
     resource_type: ClassVar[str] = "AllergyIntolerance"
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec("patient", "reference", "who", path="patient", target_types=("Patient",)),)
+        SearchParamSpec("patient", "reference", "who", path="patient", target_types=("Patient",)),
+    )
 
     def __init__(self, fhir_error: bool = False) -> None:
         self.fhir_error = fhir_error
@@ -69,20 +70,23 @@ def registry(*providers: ResourceProvider) -> ProviderRegistry:
 
 async def test_an_include_whose_read_fails_upstream_is_a_warning() -> None:
     allergies = Allergies()
-    found, [warning] = await resolve_includes(PAGE, [Include("AllergyIntolerance", "patient")], allergies,
-                                              registry(DownPatients(), allergies), CTX)
+    found, [warning] = await resolve_includes(
+        PAGE, [Include("AllergyIntolerance", "patient")], allergies, registry(DownPatients(), allergies), CTX
+    )
     assert found == []
     assert warning["severity"] == "warning" and warning["code"] == "incomplete"
-    assert warning["diagnostics"] == (f"Included Patient/9000000009 could not be read: "
-                                      f"{to_fhir_error(OUTAGE).diagnostics}")
+    assert warning["diagnostics"] == (
+        f"Included Patient/9000000009 could not be read: {to_fhir_error(OUTAGE).diagnostics}"
+    )
 
 
 async def test_a_reverse_search_failing_upstream_is_the_same_warning_as_its_fhir_error() -> None:
     patient = [{"resourceType": "Patient", "id": "9000000009"}]
     warnings = []
     for source in (Allergies(), Allergies(fhir_error=True)):
-        found, [warning] = await resolve_rev_includes(patient, [Include("AllergyIntolerance", "patient")],
-                                                      registry(source), CTX, default_count=20, max_count=100)
+        found, [warning] = await resolve_rev_includes(
+            patient, [Include("AllergyIntolerance", "patient")], registry(source), CTX, default_count=20, max_count=100
+        )
         assert found == [] and warning["severity"] == "warning"
         warnings.append(warning)
     assert warnings[0] == warnings[1]

@@ -1,4 +1,5 @@
 """Token bucket on a fake clock: even spacing, queueing, refusal past the budget."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The README is the operator's manual: it must document every setting the code reads,
 and keep the two commands a fresh machine starts from."""
+
 from __future__ import annotations
 
 from server.settings import Settings

@@ -1,4 +1,5 @@
 """Our own refusals reach the client as honest 503s with Retry-After."""
+
 from __future__ import annotations
 
 from server.nhs.errors import UpstreamRateLimited, to_fhir_error

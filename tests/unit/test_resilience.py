@@ -1,4 +1,5 @@
 """The logical-request loop with scripted attempts and a fake clock (no network)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,13 +26,19 @@ from tests.support.fake_clock import FakeClock
 OK = UpstreamResponse(200, {}, {"resourceType": "Patient", "id": "9000000009"}, "")
 
 
-def make(clock: FakeClock, *, attempts: int = 3, budget: float = 10.0, threshold: int = 5,
-         rate: float | None = None) -> Resilience:
+def make(
+    clock: FakeClock, *, attempts: int = 3, budget: float = 10.0, threshold: int = 5, rate: float | None = None
+) -> Resilience:
     return Resilience(
-        api="PDS", policy=RetryPolicy(attempts, 0.5, 4.0), budget=budget,
-        breaker=CircuitBreaker("PDS", threshold, 30.0, clock), concurrency=ConcurrencyLimit("PDS", 4),
-        rate_limit=TokenBucket("PDS", rate, clock) if rate else None, flights=SingleFlight(),
-        clock=clock, random=lambda: 0.5,
+        api="PDS",
+        policy=RetryPolicy(attempts, 0.5, 4.0),
+        budget=budget,
+        breaker=CircuitBreaker("PDS", threshold, 30.0, clock),
+        concurrency=ConcurrencyLimit("PDS", 4),
+        rate_limit=TokenBucket("PDS", rate, clock) if rate else None,
+        flights=SingleFlight(),
+        clock=clock,
+        random=lambda: 0.5,
     )
 
 
@@ -160,11 +167,14 @@ def ctx(token: str | None = None, **headers: str) -> RequestContext:
 
 def test_flight_keys_separate_callers_and_requests() -> None:
     url = "http://pds/Patient/9000000009"
-    assert flight_key("GET", url, None, None, ctx("a")) == flight_key("get", url, [], {}, ctx("a", **{"X-Request-ID": "1"}))
+    assert flight_key("GET", url, None, None, ctx("a")) == flight_key(
+        "get", url, [], {}, ctx("a", **{"X-Request-ID": "1"})
+    )
     assert flight_key("GET", url, None, None, ctx("a")) != flight_key("GET", url, None, None, ctx("b"))
     assert flight_key("GET", url, None, None, ctx()) != flight_key("GET", url, None, None, ctx("a"))
-    assert flight_key("GET", url, None, None, ctx(**{"NHSD-Session-URID": "1"})) != \
-        flight_key("GET", url, None, None, ctx(**{"NHSD-Session-URID": "2"}))
+    assert flight_key("GET", url, None, None, ctx(**{"NHSD-Session-URID": "1"})) != flight_key(
+        "GET", url, None, None, ctx(**{"NHSD-Session-URID": "2"})
+    )
     assert flight_key("GET", url, [("family", "Smith")], None, ctx()) != flight_key("GET", url, None, None, ctx())
 
 

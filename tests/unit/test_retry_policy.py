@@ -1,4 +1,5 @@
 """Retry policy: which failures are retried, full-jitter bounds, Retry-After vs budget."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,31 +27,42 @@ from server.nhs.retry_policy import (
 POLICY = RetryPolicy(max_attempts=3, base_backoff=0.5, max_backoff=4.0)
 
 
-@pytest.mark.parametrize("err, retryable, health", [
-    (UpstreamRateLimited("PDS", "HTTP 429", status=429), True, False),
-    (UpstreamUnavailable("PDS", "HTTP 502", status=502), True, True),
-    (UpstreamUnavailable("PDS", "HTTP 503", status=503), True, True),
-    (UpstreamTimeout("PDS", "HTTP 504", status=504), True, True),
-    (UpstreamTimeout("PDS", "timed out"), True, True),
-    (UpstreamUnavailable("PDS", "connection failed (ServerDisconnectedError)"), True, True),
-    (UpstreamUnavailable("PDS", "HTTP 500", status=500), False, True),
-    (UpstreamUnavailable("PDS", "HTTP 501", status=501), False, True),
-    (UpstreamRejected("PDS", "HTTP 400", status=400), False, False),
-    (UpstreamRejected("PDS", "HTTP 404", status=404), False, False),
-    (UpstreamRejected("PDS", "HTTP 401", status=401), False, False),
-    (UpstreamBadResponse("PDS", "HTTP 200 body is not JSON"), False, False),
-    (CircuitOpen("PDS", "open", retry_after=3), False, False),
-    (NoSlot("PDS", "no slot", retry_after=1), False, False),
-])
+@pytest.mark.parametrize(
+    "err, retryable, health",
+    [
+        (UpstreamRateLimited("PDS", "HTTP 429", status=429), True, False),
+        (UpstreamUnavailable("PDS", "HTTP 502", status=502), True, True),
+        (UpstreamUnavailable("PDS", "HTTP 503", status=503), True, True),
+        (UpstreamTimeout("PDS", "HTTP 504", status=504), True, True),
+        (UpstreamTimeout("PDS", "timed out"), True, True),
+        (UpstreamUnavailable("PDS", "connection failed (ServerDisconnectedError)"), True, True),
+        (UpstreamUnavailable("PDS", "HTTP 500", status=500), False, True),
+        (UpstreamUnavailable("PDS", "HTTP 501", status=501), False, True),
+        (UpstreamRejected("PDS", "HTTP 400", status=400), False, False),
+        (UpstreamRejected("PDS", "HTTP 404", status=404), False, False),
+        (UpstreamRejected("PDS", "HTTP 401", status=401), False, False),
+        (UpstreamBadResponse("PDS", "HTTP 200 body is not JSON"), False, False),
+        (CircuitOpen("PDS", "open", retry_after=3), False, False),
+        (NoSlot("PDS", "no slot", retry_after=1), False, False),
+    ],
+)
 def test_classification(err: UpstreamError, retryable: bool, health: bool) -> None:
     assert is_retryable(err) is retryable
     assert is_health_failure(err) is health
 
 
-@pytest.mark.parametrize("method, safe, allowed", [
-    ("GET", False, True), ("get", False, True), ("HEAD", False, True),
-    ("POST", False, False), ("POST", True, True), ("PUT", False, False), ("PATCH", False, False),
-])
+@pytest.mark.parametrize(
+    "method, safe, allowed",
+    [
+        ("GET", False, True),
+        ("get", False, True),
+        ("HEAD", False, True),
+        ("POST", False, False),
+        ("POST", True, True),
+        ("PUT", False, False),
+        ("PATCH", False, False),
+    ],
+)
 def test_only_idempotent_or_marked_methods_retry(method: str, safe: bool, allowed: bool) -> None:
     assert may_retry_method(method, safe) is allowed
 

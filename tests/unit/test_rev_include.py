@@ -1,5 +1,6 @@
 """_revinclude: parsing (declared ones only, strict 400 otherwise), which are available
 given the registry, and resolution by the source provider's own search (fakes, no I/O)."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -13,13 +14,17 @@ from server.fhir.search_request import Include, SearchDeclaration, SearchRequest
 from server.providers.base import RequestContext, ResourceProvider, SearchResult
 from server.providers.registry import ProviderRegistry
 
-PATIENT_DECL = SearchDeclaration(resource_type="Patient", params=(SearchParamSpec("family", "string", "x"),),
-                                 rev_includes=("MedicationRequest:patient",))
+PATIENT_DECL = SearchDeclaration(
+    resource_type="Patient",
+    params=(SearchParamSpec("family", "string", "x"),),
+    rev_includes=("MedicationRequest:patient",),
+)
 
 
 def test_declared_rev_include_is_parsed_and_in_self() -> None:
-    req = parse_search([("_revinclude", "MedicationRequest:patient"), ("_revinclude", "MedicationRequest:patient")],
-                       PATIENT_DECL)
+    req = parse_search(
+        [("_revinclude", "MedicationRequest:patient"), ("_revinclude", "MedicationRequest:patient")], PATIENT_DECL
+    )
     assert req.rev_includes == (Include("MedicationRequest", "patient"),)
     assert req.canonical_pairs() == [("_revinclude", "MedicationRequest:patient")]
     assert req.includes == ()
@@ -64,8 +69,12 @@ class FakeSource(ResourceProvider):
         pid = ref.id  # type: ignore[union-attr]
         if pid == self.fail_for:
             raise BadGateway("upstream down")
-        return SearchResult(matches=[{"resourceType": "MedicationRequest", "id": f"mr-{pid}"},
-                                     {"resourceType": "MedicationRequest", "id": "shared"}])
+        return SearchResult(
+            matches=[
+                {"resourceType": "MedicationRequest", "id": f"mr-{pid}"},
+                {"resourceType": "MedicationRequest", "id": "shared"},
+            ]
+        )
 
 
 def registry(*providers: ResourceProvider) -> ProviderRegistry:
@@ -92,21 +101,28 @@ PATIENTS = [{"resourceType": "Patient", "id": "1"}, {"resourceType": "Patient", 
 
 async def test_resolve_runs_the_source_search_per_match_and_deduplicates() -> None:
     source = FakeSource()
-    found, issues = await resolve_rev_includes(PATIENTS, [Include("MedicationRequest", "patient")],
-                                               registry(source), CTX, default_count=20, max_count=100)
+    found, issues = await resolve_rev_includes(
+        PATIENTS, [Include("MedicationRequest", "patient")], registry(source), CTX, default_count=20, max_count=100
+    )
     assert [r["id"] for r in found] == ["mr-1", "shared", "mr-2"] and issues == []
     assert sorted(r.params[0].text() for r in source.asked) == ["Patient/1", "Patient/2"]
 
 
 async def test_a_failing_reverse_search_is_a_warning_not_a_failure() -> None:
-    found, issues = await resolve_rev_includes(PATIENTS, [Include("MedicationRequest", "patient")],
-                                               registry(FakeSource(fail_for="2")), CTX,
-                                               default_count=20, max_count=100)
+    found, issues = await resolve_rev_includes(
+        PATIENTS,
+        [Include("MedicationRequest", "patient")],
+        registry(FakeSource(fail_for="2")),
+        CTX,
+        default_count=20,
+        max_count=100,
+    )
     assert [r["id"] for r in found] == ["mr-1", "shared"]
     assert len(issues) == 1 and issues[0]["severity"] == "warning" and "upstream down" in issues[0]["diagnostics"]
 
 
 async def test_a_source_no_longer_registered_is_a_warning() -> None:
-    found, issues = await resolve_rev_includes(PATIENTS[:1], [Include("MedicationRequest", "patient")],
-                                               registry(), CTX, default_count=20, max_count=100)
+    found, issues = await resolve_rev_includes(
+        PATIENTS[:1], [Include("MedicationRequest", "patient")], registry(), CTX, default_count=20, max_count=100
+    )
     assert found == [] and issues[0]["code"] == "not-supported"

@@ -1,4 +1,5 @@
 """Regression tests for defects found in the second review (one test per fix)."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,17 +7,20 @@ import pytest
 from server.fhir.handlers import strict_preference
 
 
-@pytest.mark.parametrize("header, expected", [
-    ("handling=strict", True),
-    ("handling = strict", True),
-    ("HANDLING=Strict", True),
-    ('handling="strict"', True),
-    ("return=minimal, handling=strict", True),
-    ("respond-async, handling=strict; foo=bar", True),   # a parameter after the preference
-    ("handling=strict; foo=bar, respond-async", True),
-    ("handling=lenient", False),
-    ("", False),
-    ("return=representation; handling=strict", False),  # a parameter of `return`, not a preference
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("handling=strict", True),
+        ("handling = strict", True),
+        ("HANDLING=Strict", True),
+        ('handling="strict"', True),
+        ("return=minimal, handling=strict", True),
+        ("respond-async, handling=strict; foo=bar", True),  # a parameter after the preference
+        ("handling=strict; foo=bar, respond-async", True),
+        ("handling=lenient", False),
+        ("", False),
+        ("return=representation; handling=strict", False),  # a parameter of `return`, not a preference
+    ],
+)
 def test_prefer_handling_strict(header: str, expected: bool) -> None:
     assert strict_preference(header) is expected

@@ -1,4 +1,5 @@
 """Typed search-parameter parsing: tokens, strings, dates, references, escaping."""
+
 from __future__ import annotations
 
 import calendar
@@ -39,6 +40,7 @@ fhir_text = st.text(alphabet=st.sampled_from(list("ab|,\\$ z9-.é")), min_size=1
 
 # -- escaping ---------------------------------------------------------------------------------
 
+
 @given(fhir_text)
 def test_escape_then_split_round_trips(text: str) -> None:
     for sep in (",", "|", "$"):
@@ -57,14 +59,18 @@ def test_escape_known_characters() -> None:
 
 # -- tokens -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, expected", [
-    ("http://s|123", TokenValue("http://s", "123")),
-    ("|123", TokenValue(None, "123")),
-    ("123", TokenValue(None, "123", any_system=True)),
-    ("http://s|", TokenValue("http://s", None)),
-    (r"a\|b", TokenValue(None, "a|b", any_system=True)),
-    (r"s|a\|b", TokenValue("s", "a|b")),
-])
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("http://s|123", TokenValue("http://s", "123")),
+        ("|123", TokenValue(None, "123")),
+        ("123", TokenValue(None, "123", any_system=True)),
+        ("http://s|", TokenValue("http://s", None)),
+        (r"a\|b", TokenValue(None, "a|b", any_system=True)),
+        (r"s|a\|b", TokenValue("s", "a|b")),
+    ],
+)
 def test_token_forms(raw: str, expected: TokenValue) -> None:
     assert parse_token("code", raw) == expected
 
@@ -106,6 +112,7 @@ def test_comma_is_or_and_escaped_comma_is_not(codes: list[str]) -> None:
 
 # -- strings ----------------------------------------------------------------------------------
 
+
 @given(st.lists(fhir_text, min_size=1, max_size=3), st.sampled_from([None, "exact", "contains"]))
 def test_string_values_round_trip(values: list[str], modifier: str | None) -> None:
     raw = ",".join(escape(v) for v in values)
@@ -135,6 +142,7 @@ def test_missing_modifier_rejects_other_values() -> None:
 
 
 # -- dates ------------------------------------------------------------------------------------
+
 
 def _day_after(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(days=1)
@@ -167,9 +175,11 @@ def test_any_valid_date_with_prefix_parses_to_its_range(case: tuple, prefix: str
     assert parse_date("birthdate", value.text()) == value
 
 
-@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)),
-       st.sampled_from(["minute", "second", "fraction"]),
-       st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: m - m % 15))
+@given(
+    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)),
+    st.sampled_from(["minute", "second", "fraction"]),
+    st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: m - m % 15),
+)
 def test_date_times_parse_to_instants_of_their_precision(moment: datetime, precision: str, offset: int) -> None:
     sign = "+" if offset >= 0 else "-"
     tz = "Z" if offset == 0 else f"{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
@@ -192,10 +202,25 @@ def test_date_times_parse_to_instants_of_their_precision(moment: datetime, preci
     assert value.end - value.start == step
 
 
-@pytest.mark.parametrize("raw", [
-    "", "ge", "2010-13", "2010-02-30", "2010-1-01", "10-10-2010", "xx2010", "2010-10-10T25:00",
-    "2010-10-10T10:00+25:00", "0000", "9999", "9999-12-31", "0001-01-01T00:00+01:00", "2010-10-10T10",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "ge",
+        "2010-13",
+        "2010-02-30",
+        "2010-1-01",
+        "10-10-2010",
+        "xx2010",
+        "2010-10-10T25:00",
+        "2010-10-10T10:00+25:00",
+        "0000",
+        "9999",
+        "9999-12-31",
+        "0001-01-01T00:00+01:00",
+        "2010-10-10T10",
+    ],
+)
 def test_malformed_or_unrepresentable_dates_are_400_naming_the_parameter(raw: str) -> None:
     with pytest.raises(InvalidSearchParameter, match="'birthdate'"):
         parse_date("birthdate", raw)
@@ -207,9 +232,14 @@ def test_date_prefix_semantics_against_a_target_day() -> None:
     before = (day.start - timedelta(days=3), day.start - timedelta(days=2))
     after = (day.end + timedelta(days=2), day.end + timedelta(days=3))
     table = {
-        "eq": (True, False, False), "ne": (False, True, True), "gt": (False, False, True),
-        "lt": (False, True, False), "ge": (True, False, True), "le": (True, True, False),
-        "sa": (False, False, True), "eb": (False, True, False),
+        "eq": (True, False, False),
+        "ne": (False, True, True),
+        "gt": (False, False, True),
+        "lt": (False, True, False),
+        "ge": (True, False, True),
+        "le": (True, True, False),
+        "sa": (False, False, True),
+        "eb": (False, True, False),
     }
     for prefix, expected in table.items():
         value = parse_date("d", prefix + "2010-10-22")
@@ -241,12 +271,16 @@ def test_fhir_date_range_of_elements() -> None:
 
 # -- references -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, modifier, expected", [
-    ("123", None, ReferenceValue("Patient", "123")),
-    ("Patient/123", None, ReferenceValue("Patient", "123")),
-    ("http://example.org/fhir/Patient/123", None, ReferenceValue("Patient", "123")),
-    ("123", "Patient", ReferenceValue("Patient", "123")),
-])
+
+@pytest.mark.parametrize(
+    "raw, modifier, expected",
+    [
+        ("123", None, ReferenceValue("Patient", "123")),
+        ("Patient/123", None, ReferenceValue("Patient", "123")),
+        ("http://example.org/fhir/Patient/123", None, ReferenceValue("Patient", "123")),
+        ("123", "Patient", ReferenceValue("Patient", "123")),
+    ],
+)
 def test_reference_forms(raw: str, modifier: str | None, expected: ReferenceValue) -> None:
     assert parse_param(REF, modifier, raw).values == (expected,)
 
@@ -256,12 +290,15 @@ def test_reference_without_single_target_keeps_type_open() -> None:
     assert parse_param(SUBJECT, "Group", "g1").values == (ReferenceValue("Group", "g1"),)
 
 
-@pytest.mark.parametrize("raw, modifier", [
-    ("Group/1", None),            # not a declared target
-    ("Patient/1", "Group"),       # type modifier disagrees with the value
-    ("Patient/bad$id", None),     # id syntax
-    ("a/b/c", None),              # no type segment
-])
+@pytest.mark.parametrize(
+    "raw, modifier",
+    [
+        ("Group/1", None),  # not a declared target
+        ("Patient/1", "Group"),  # type modifier disagrees with the value
+        ("Patient/bad$id", None),  # id syntax
+        ("a/b/c", None),  # no type segment
+    ],
+)
 def test_reference_errors_name_the_parameter(raw: str, modifier: str | None) -> None:
     with pytest.raises(InvalidSearchParameter, match="patient"):
         parse_param(REF, modifier, raw)
@@ -304,7 +341,12 @@ def test_parsers_raise_only_invalid_search_parameter(raw: str) -> None:
 def test_date_value_is_a_value_object() -> None:
     value = parse_param(DATE, None, "2010").values[0]
     assert isinstance(value, DateValue)
-    assert value == parse_param(DATE, None, "eq2010").values[0] and hash(value) == hash(parse_param(DATE, None, "2010").values[0])
+    assert value == parse_param(DATE, None, "eq2010").values[0] and hash(value) == hash(
+        parse_param(DATE, None, "2010").values[0]
+    )
     assert value != parse_param(DATE, None, "2011").values[0]
     assert (value.prefix, value.literal, value.precision) == ("eq", "2010", "year")
-    assert (value.start, value.end) == (datetime(2010, 1, 1, tzinfo=timezone.utc), datetime(2011, 1, 1, tzinfo=timezone.utc))
+    assert (value.start, value.end) == (
+        datetime(2010, 1, 1, tzinfo=timezone.utc),
+        datetime(2011, 1, 1, tzinfo=timezone.utc),
+    )

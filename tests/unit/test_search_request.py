@@ -1,4 +1,5 @@
 """parse_search: control parameters, unknown/strict handling, _count cap, _sort, partitions."""
+
 from __future__ import annotations
 
 import pytest
@@ -145,12 +146,19 @@ def test_sort_on_param_without_path_or_undeclared_is_unknown_and_strict_400() ->
 
 
 def test_include_supported_unsupported_and_malformed() -> None:
-    req = parse_search([("_include", "MedicationRequest:patient"), ("_include", "MedicationRequest:patient"),
-                        ("_include", "MedicationRequest:requester")], DECL)
+    req = parse_search(
+        [
+            ("_include", "MedicationRequest:patient"),
+            ("_include", "MedicationRequest:patient"),
+            ("_include", "MedicationRequest:requester"),
+        ],
+        DECL,
+    )
     assert req.includes == (Include("MedicationRequest", "patient"),)
     assert req.unknown == ("_include=MedicationRequest:requester",)
     assert parse_search([("_include:iterate", "MedicationRequest:patient:Patient")], DECL).includes == (
-        Include("MedicationRequest", "patient", "Patient"),)
+        Include("MedicationRequest", "patient", "Patient"),
+    )
     with pytest.raises(InvalidSearchParameter, match="_include"):
         parse_search([("_include", "justone")], DECL)
 
@@ -161,8 +169,21 @@ def test_canonical_pairs_are_sorted_and_escaped() -> None:
     assert req.get("family")[0].values == (StringValue("O,Brien"),)
 
 
-@given(st.lists(st.sampled_from([("status", "a"), ("foo", "1"), ("authoredon", "ge2010"), ("bar", "x"),
-                                 ("_count", "5"), ("patient", "Patient/1")]), max_size=6))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                ("status", "a"),
+                ("foo", "1"),
+                ("authoredon", "ge2010"),
+                ("bar", "x"),
+                ("_count", "5"),
+                ("patient", "Patient/1"),
+            ]
+        ),
+        max_size=6,
+    )
+)
 def test_self_pairs_never_contain_unknowns_and_parse_back_identically(pairs: list[tuple[str, str]]) -> None:
     req = parse_search(pairs, DECL)
     canonical = req.canonical_pairs()

@@ -1,5 +1,6 @@
 """Property tests for the ServiceRequest ids and mappings: generated inputs give valid
 R4 that keeps the NHS identifiers."""
+
 from __future__ import annotations
 
 import copy
@@ -71,8 +72,9 @@ def test_issued_ids_are_fhir_ids_that_parse_back(source: Any) -> None:
 # Random text almost never parses, which would leave the `parsed is not None` branch unexercised:
 # issued ids, and issued ids with a character cut or added, make sure it runs.
 _issued = sources.map(issue_id).filter(lambda i: i is not None)
-_id_like_text = st.one_of(st.text(max_size=80), _issued, _issued.map(lambda i: i[:-1]),
-                          st.tuples(_issued, st.text(max_size=3)).map("".join))
+_id_like_text = st.one_of(
+    st.text(max_size=80), _issued, _issued.map(lambda i: i[:-1]), st.tuples(_issued, st.text(max_size=3)).map("".join)
+)
 
 
 @SETTINGS
@@ -88,10 +90,20 @@ def test_ids_the_facade_never_issued_are_not_parsed() -> None:
         assert parse_id(text) is None
 
 
-@pytest.mark.parametrize("text", [
-    "bars.sandbox..", "bars.sandbox...", "bars.sandbox.a..b", "bars.sandbox..a", "bars.sandbox.a.",
-    "ers.000000070000..", "ers.000000070000...", "bars.sandbox.abc\n", "ers3.000000070000\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bars.sandbox..",
+        "bars.sandbox...",
+        "bars.sandbox.a..b",
+        "bars.sandbox..a",
+        "bars.sandbox.a.",
+        "ers.000000070000..",
+        "ers.000000070000...",
+        "bars.sandbox.abc\n",
+        "ers3.000000070000\n",
+    ],
+)
 def test_ids_whose_upstream_part_is_a_dot_segment_or_has_empty_parts_are_not_parsed(text: str) -> None:
     """`bars.sandbox...` used to read BaRS `ServiceRequest/..`: the API's base, another path."""
     assert parse_id(text) is None
@@ -103,9 +115,11 @@ def test_such_upstream_ids_are_never_issued(upstream_id: str) -> None:
     assert issue_id(ErsR4Id("000000070000", upstream_id)) is None
 
 
-codings = st.builds(lambda s, c: {"system": s, "code": c},
-                    st.sampled_from(["http://snomed.info/sct", "https://fhir.nhs.uk/CodeSystem/x"]),
-                    st.from_regex(r"\A[a-z0-9-]{1,12}\Z"))
+codings = st.builds(
+    lambda s, c: {"system": s, "code": c},
+    st.sampled_from(["http://snomed.info/sct", "https://fhir.nhs.uk/CodeSystem/x"]),
+    st.from_regex(r"\A[a-z0-9-]{1,12}\Z"),
+)
 concepts = st.builds(lambda cs: {"coding": cs}, st.lists(codings, min_size=1, max_size=2))
 references = st.builds(lambda i: {"reference": f"urn:uuid:{i}"}, st.uuids())
 
@@ -161,8 +175,10 @@ def test_normalised_service_requests_validate_and_keep_nhs_identifiers(
     assert ubrns_of(resource) == ubrns_of(original)
     expected = own_nhs or asked
     if expected:
-        assert resource["subject"] == {"reference": f"Patient/{expected}",
-                                       "identifier": {"system": NHS_NUMBER_SYSTEM, "value": expected}}
+        assert resource["subject"] == {
+            "reference": f"Patient/{expected}",
+            "identifier": {"system": NHS_NUMBER_SYSTEM, "value": expected},
+        }
     else:
         assert resource["subject"] == original["subject"]
     assert LEGACY_NHS_NUMBER_SYSTEM not in json.dumps(resource)
@@ -170,8 +186,9 @@ def test_normalised_service_requests_validate_and_keep_nhs_identifiers(
 
 @SETTINGS
 @given(upstream_service_requests(), ubrns)
-def test_a_missing_ubrn_is_added_and_an_existing_one_kept(generated: tuple[dict[str, Any], str | None],
-                                                          ubrn: str) -> None:
+def test_a_missing_ubrn_is_added_and_an_existing_one_kept(
+    generated: tuple[dict[str, Any], str | None], ubrn: str
+) -> None:
     upstream, _ = generated
     resource, _ = normalise_service_request(upstream, facade_id="ers.x", ubrn=ubrn, upstream_request_id="r.1")
     assert ubrn in ubrns_of(resource)
@@ -198,14 +215,19 @@ def stu3_referral_requests(draw: st.DrawFn) -> dict[str, Any]:
         "meta": {"versionId": str(draw(st.integers(1, 99)))},
         "status": draw(st.sampled_from(sorted(STATUS_MAP))),
         "intent": draw(st.sampled_from(["proposal", "plan", "order"])),
-        "subject": {"identifier": {"system": draw(st.sampled_from([LEGACY_NHS_NUMBER_SYSTEM, NHS_NUMBER_SYSTEM])),
-                                   "value": nhs}},
+        "subject": {
+            "identifier": {"system": draw(st.sampled_from([LEGACY_NHS_NUMBER_SYSTEM, NHS_NUMBER_SYSTEM])), "value": nhs}
+        },
         "contained": [{"resourceType": "List", "id": "shortlist", "status": "current", "mode": "snapshot"}],
         "extension": [
-            {"url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralShortlist-1",
-             "valueReference": {"reference": "#shortlist"}},
-            {"url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralPriority-1",
-             "valueCodeableConcept": draw(concepts)},
+            {
+                "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralShortlist-1",
+                "valueReference": {"reference": "#shortlist"},
+            },
+            {
+                "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralPriority-1",
+                "valueCodeableConcept": draw(concepts),
+            },
         ],
         "supportingInfo": [{"reference": "#shortlist"}],
     }
@@ -246,12 +268,26 @@ def test_stu3_referral_requests_map_to_valid_r4_service_requests(stu3: dict[str,
 
 def test_r4_problems_name_paths_but_never_values() -> None:
     marker = "SECRET-PATIENT-NAME"
-    problems = r4_problems({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-                            "subject": {"reference": "Patient/9000000009"}, "note": marker})
+    problems = r4_problems(
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/9000000009"},
+            "note": marker,
+        }
+    )
     assert problems and all(marker not in p for p in problems)
     assert problems[0].startswith("note")
-    dated = r4_problems({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-                         "subject": {"reference": "Patient/9000000009"}, "authoredOn": f"2020-{marker}"})
+    dated = r4_problems(
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/9000000009"},
+            "authoredOn": f"2020-{marker}",
+        }
+    )
     assert dated and dated[0].startswith("authoredOn") and all(marker not in p for p in dated)
     assert r4_problems({"resourceType": "NotAType"}) == ["resourceType: NotAType is not an R4 resource type"]
     assert r4_problems({}) == ["resourceType: missing or not a resource type"]
@@ -260,6 +296,13 @@ def test_r4_problems_name_paths_but_never_values() -> None:
 @pytest.mark.parametrize("contained", [[{"resourceType": "NotAType"}], [{"resourceType": None}]])
 def test_r4_problems_report_contained_resources_of_no_known_type(contained: list[object]) -> None:
     # fhir.resources raises KeyError for an unknown contained type: it escaped as a 500.
-    problems = r4_problems({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-                            "subject": {"reference": "Patient/9000000009"}, "contained": contained})
+    problems = r4_problems(
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/9000000009"},
+            "contained": contained,
+        }
+    )
     assert problems and problems[0].startswith("ServiceRequest")

@@ -1,12 +1,16 @@
 """NHS session headers come from the caller; a missing or malformed one is a 400 naming it."""
+
 from __future__ import annotations
 
 import pytest
 
 from server.nhs.session_headers import MissingSessionHeader, session_headers
 
-GOOD = {"nhsd-session-urid": "555254240100", "nhsd-organization-uuid": "A83008",
-        "nhsd-session-jobrole": "S0030:G0100:R0570"}
+GOOD = {
+    "nhsd-session-urid": "555254240100",
+    "nhsd-organization-uuid": "A83008",
+    "nhsd-session-jobrole": "S0030:G0100:R0570",
+}
 
 
 def test_all_three_are_forwarded() -> None:
@@ -27,12 +31,15 @@ def test_missing_header_is_named(name: str) -> None:
     assert info.value.outcome()["issue"][0]["code"] == "required"
 
 
-@pytest.mark.parametrize("name, value", [
-    ("nhsd-session-urid", "abc"),          # the spec's pattern is digits
-    ("nhsd-session-jobrole", "a b"),       # no spaces or control characters
-    ("nhsd-organization-uuid", "x" * 201),  # bounded
-    ("nhsd-organization-uuid", "   "),     # blank is missing
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("nhsd-session-urid", "abc"),  # the spec's pattern is digits
+        ("nhsd-session-jobrole", "a b"),  # no spaces or control characters
+        ("nhsd-organization-uuid", "x" * 201),  # bounded
+        ("nhsd-organization-uuid", "   "),  # blank is missing
+    ],
+)
 def test_malformed_value_is_a_400(name: str, value: str) -> None:
     with pytest.raises(MissingSessionHeader, match=name):
         session_headers({**GOOD, name: value})

@@ -1,4 +1,5 @@
 """Single-flight: one call per key while it runs; same result or same exception for all."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,6 +47,7 @@ async def test_different_keys_do_not_share() -> None:
             calls.append(key)
             await asyncio.sleep(0.01)
             return key
+
         return call
 
     flights: SingleFlight[str] = SingleFlight()

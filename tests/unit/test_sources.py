@@ -1,5 +1,6 @@
 """The source declarations the core reads (server/sources/): what each must hold to, and
 what SourceConfig derives from them."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -51,10 +52,19 @@ def test_unset_urls_are_the_emulators_and_set_ones_are_kept() -> None:
     upstreams = config.upstreams("http://127.0.0.1:9")
     assert upstreams["cpt"] == "https://sandbox.api.service.nhs.uk/cpt"
     assert upstreams["gpconnect"] == "http://127.0.0.1:9/gpconnect/Y12345/STU3/1/gpconnect/structured/fhir"
-    assert upstreams.modes() == {"pds": "emulator", "bars": "emulator", "ers": "emulator", "cpt": "configured",
-                                 "gpconnect": "emulator"}
+    assert upstreams.modes() == {
+        "pds": "emulator",
+        "bars": "emulator",
+        "ers": "emulator",
+        "cpt": "configured",
+        "gpconnect": "emulator",
+    }
 
 
 def test_freshness_per_type_is_what_each_source_declares() -> None:
     assert SourceConfig.resolve(Settings(), SOURCES).freshness() == {
-        "Patient": 3600.0, "ServiceRequest": 300.0, "MedicationRequest": 300.0, "AllergyIntolerance": 900.0}
+        "Patient": 3600.0,
+        "ServiceRequest": 300.0,
+        "MedicationRequest": 300.0,
+        "AllergyIntolerance": 900.0,
+    }

@@ -3,6 +3,7 @@
 Generated allergies are first checked to be valid STU3 (fhir.resources.STU3), so the
 property is about the conversion, not about the generator.
 """
+
 from __future__ import annotations
 
 from datetime import timezone
@@ -71,13 +72,26 @@ def stu3_allergies(draw: st.DrawFn) -> dict[str, Any]:
         "patient": {"reference": "Patient/gp-local"},
         "code": draw(concepts()),
     }
-    allergy |= draw(optional("identifier", st.lists(
-        st.builds(lambda v: {"system": "https://provider.nhs.uk/data-identifier", "value": v}, words),
-        min_size=1, max_size=2)))
+    allergy |= draw(
+        optional(
+            "identifier",
+            st.lists(
+                st.builds(lambda v: {"system": "https://provider.nhs.uk/data-identifier", "value": v}, words),
+                min_size=1,
+                max_size=2,
+            ),
+        )
+    )
     allergy |= draw(optional("clinicalStatus", st.sampled_from(["active", "inactive", "resolved"])))
     allergy |= draw(optional("type", st.sampled_from(["allergy", "intolerance"])))
-    allergy |= draw(optional("category", st.lists(st.sampled_from(["food", "medication", "environment", "biologic"]),
-                                                  min_size=1, max_size=2, unique=True)))
+    allergy |= draw(
+        optional(
+            "category",
+            st.lists(
+                st.sampled_from(["food", "medication", "environment", "biologic"]), min_size=1, max_size=2, unique=True
+            ),
+        )
+    )
     allergy |= draw(optional("criticality", st.sampled_from(["low", "high", "unable-to-assess"])))
     allergy |= draw(optional("assertedDate", dates))
     allergy |= draw(optional("onsetDateTime", dates))
@@ -86,8 +100,15 @@ def stu3_allergies(draw: st.DrawFn) -> dict[str, Any]:
     allergy |= draw(optional("note", st.lists(st.builds(lambda t: {"text": t}, phrases), min_size=1, max_size=2)))
     allergy |= draw(optional("reaction", st.lists(reactions(), min_size=1, max_size=2)))
     if allergy.get("clinicalStatus") == "resolved" and draw(st.booleans()):
-        allergy["extension"] = [{"url": END_URL, "extension": [{"url": "endDate", "valueDateTime": draw(dates)},
-                                                               {"url": "reasonEnded", "valueString": draw(phrases)}]}]
+        allergy["extension"] = [
+            {
+                "url": END_URL,
+                "extension": [
+                    {"url": "endDate", "valueDateTime": draw(dates)},
+                    {"url": "reasonEnded", "valueString": draw(phrases)},
+                ],
+            }
+        ]
     if allergy["verificationStatus"] == "entered-in-error":
         allergy.pop("clinicalStatus", None)  # STU3 ait-2
     return allergy
@@ -95,14 +116,26 @@ def stu3_allergies(draw: st.DrawFn) -> dict[str, Any]:
 
 def _record(allergy: dict[str, Any], resolved: bool) -> dict[str, Any]:
     code = "1103671000000101" if resolved else "886921000000105"
-    lst = {"resourceType": "List", "status": "current", "mode": "snapshot", "title": "t",
-           "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
-           "entry": [{"item": {"reference": f"AllergyIntolerance/{allergy['id']}"}}]}
+    lst = {
+        "resourceType": "List",
+        "status": "current",
+        "mode": "snapshot",
+        "title": "t",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+        "entry": [{"item": {"reference": f"AllergyIntolerance/{allergy['id']}"}}],
+    }
     role = {"resourceType": "PractitionerRole", "id": "role", "practitioner": {"reference": "Practitioner/gp"}}
-    gp = {"resourceType": "Practitioner", "id": "gp", "name": [{"family": "Ng"}],
-          "identifier": [{"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "G1"}]}
-    return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"resource": r} for r in (lst, allergy, role, gp)]}
+    gp = {
+        "resourceType": "Practitioner",
+        "id": "gp",
+        "name": [{"family": "Ng"}],
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "G1"}],
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in (lst, allergy, role, gp)],
+    }
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

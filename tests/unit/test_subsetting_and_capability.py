@@ -1,4 +1,5 @@
 """_summary/_elements views, and the CapabilityStatement built from the registry alone."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ def tags(resource: dict[str, Any]) -> list[str]:
 
 
 # -- subsetting -------------------------------------------------------------------------------
+
 
 def test_patient_summary_elements_come_from_the_model() -> None:
     keys = summary_elements("Patient")
@@ -58,7 +60,7 @@ def test_subsetted_tag_is_never_duplicated() -> None:
 
 
 def test_summary_data_and_text() -> None:
-    full = {**FULL, "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}
+    full = {**FULL, "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}}
     assert "text" not in apply_view(full, "data", ())
     text_view = apply_view(full, "text", ())
     assert set(text_view) == {"resourceType", "id", "meta", "text"}
@@ -75,6 +77,7 @@ def test_mandatory_elements_of_a_type_with_required_fields() -> None:
 
 
 # -- capability -------------------------------------------------------------------------------
+
 
 class TinyProvider(ResourceProvider):
     resource_type: ClassVar[str] = "Device"
@@ -116,8 +119,14 @@ def test_statement_describes_each_provider_from_its_declarations() -> None:
     assert device["interaction"] == [{"code": "read"}]
     assert device["versioning"] == "no-version"
     assert device["searchInclude"] == ["Device:patient"]
-    assert device["searchParam"] == [{"name": "serial", "type": "token", "definition": "http://example.org/sp/serial",
-                                      "documentation": "Serial number"}]
+    assert device["searchParam"] == [
+        {
+            "name": "serial",
+            "type": "token",
+            "definition": "http://example.org/sp/serial",
+            "documentation": "Serial number",
+        }
+    ]
     patient = by_type["Patient"]
     assert [p["name"] for p in patient["searchParam"]] == [s.name for s in PatientFromPDS.search_params]
     assert {i["code"] for i in patient["interaction"]} == {"read", "vread", "search-type"}

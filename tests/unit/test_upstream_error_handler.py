@@ -2,6 +2,7 @@
 for the PAS sub-app), driven over ASGI: an upstream failure is answered exactly as the FHIRError
 `to_fhir_error` maps it to: same status, same Retry-After / WWW-Authenticate, a valid
 OperationOutcome (or the PAS error shape)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,16 +39,27 @@ def raising(err: Exception) -> Starlette:
     async def fail(request: Request) -> Response:
         raise err
 
-    return Starlette(routes=[Route("/fail", fail)],
-                     exception_handlers={**EXCEPTION_HANDLERS, **UPSTREAM_EXCEPTION_HANDLERS})
+    return Starlette(
+        routes=[Route("/fail", fail)], exception_handlers={**EXCEPTION_HANDLERS, **UPSTREAM_EXCEPTION_HANDLERS}
+    )
 
 
 async def call(app: Any, *, accept: str = "*/*") -> tuple[int, dict[str, str], Any]:
     """One GET /fail over ASGI: status, headers (lower-case names) and the decoded body."""
-    scope = {"type": "http", "method": "GET", "path": "/fail", "raw_path": b"/fail", "root_path": "",
-             "query_string": b"", "headers": [(b"accept", accept.encode())], "http_version": "1.1",
-             "scheme": "http", "server": ("test", 80), "client": ("127.0.0.1", 1),
-             "state": {"request_id": "req-1"}}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/fail",
+        "raw_path": b"/fail",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"accept", accept.encode())],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "state": {"request_id": "req-1"},
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -63,22 +75,34 @@ async def call(app: Any, *, accept: str = "*/*") -> tuple[int, dict[str, str], A
     return start["status"], headers, orjson.loads(body)
 
 
-@pytest.mark.parametrize("err, status, headers", [
-    (UpstreamTimeout("PDS", "timed out"), 504, {"retry-after": "5"}),
-    (UpstreamRateLimited("PDS", "HTTP 429", status=429, retry_after=7), 503, {"retry-after": "7"}),
-    (UpstreamUnavailable("GP Connect", "HTTP 503", status=503, retry_after=12), 503, {"retry-after": "12"}),
-    (CircuitOpen("CPT", "circuit open", retry_after=30), 503, {"retry-after": "30"}),
-    (UpstreamUnavailable("BaRS", "HTTP 500", status=500), 502, {}),
-    (UpstreamBadResponse("e-RS", "not JSON"), 502, {}),
-    (UpstreamCredentialsRejected("CPT", "token exchange refused", status=401, user_token_used=True), 401,
-     {"www-authenticate": REALM}),
-    (UpstreamRejected("CPT", "HTTP 401", status=401, user_token_used=True), 401, {"www-authenticate": REALM}),
-    (UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="RESOURCE_NOT_FOUND", nhs_display="Resource not found"),
-     404, {}),
-    (PDSTooManyMatches("PDS", "too many", status=200, nhs_code="TOO_MANY_MATCHES"), 422, {}),
-])
+@pytest.mark.parametrize(
+    "err, status, headers",
+    [
+        (UpstreamTimeout("PDS", "timed out"), 504, {"retry-after": "5"}),
+        (UpstreamRateLimited("PDS", "HTTP 429", status=429, retry_after=7), 503, {"retry-after": "7"}),
+        (UpstreamUnavailable("GP Connect", "HTTP 503", status=503, retry_after=12), 503, {"retry-after": "12"}),
+        (CircuitOpen("CPT", "circuit open", retry_after=30), 503, {"retry-after": "30"}),
+        (UpstreamUnavailable("BaRS", "HTTP 500", status=500), 502, {}),
+        (UpstreamBadResponse("e-RS", "not JSON"), 502, {}),
+        (
+            UpstreamCredentialsRejected("CPT", "token exchange refused", status=401, user_token_used=True),
+            401,
+            {"www-authenticate": REALM},
+        ),
+        (UpstreamRejected("CPT", "HTTP 401", status=401, user_token_used=True), 401, {"www-authenticate": REALM}),
+        (
+            UpstreamRejected(
+                "PDS", "HTTP 404", status=404, nhs_code="RESOURCE_NOT_FOUND", nhs_display="Resource not found"
+            ),
+            404,
+            {},
+        ),
+        (PDSTooManyMatches("PDS", "too many", status=200, nhs_code="TOO_MANY_MATCHES"), 422, {}),
+    ],
+)
 async def test_an_upstream_error_is_answered_as_the_fhir_error_it_maps_to(
-        err: UpstreamError, status: int, headers: dict[str, str]) -> None:
+    err: UpstreamError, status: int, headers: dict[str, str]
+) -> None:
     got_status, got_headers, body = await call(raising(err))
     mapped = to_fhir_error(err)
     assert got_status == status == mapped.status
@@ -90,14 +114,16 @@ async def test_an_upstream_error_is_answered_as_the_fhir_error_it_maps_to(
 
 
 async def test_the_nhs_error_code_stays_visible_in_the_outcome() -> None:
-    err = UpstreamRejected("PDS", "HTTP 404", status=404, nhs_code="RESOURCE_NOT_FOUND",
-                           nhs_display="Resource not found")
+    err = UpstreamRejected(
+        "PDS", "HTTP 404", status=404, nhs_code="RESOURCE_NOT_FOUND", nhs_display="Resource not found"
+    )
     _, _, body = await call(raising(err))
     assert body["issue"][0]["details"]["coding"][0]["code"] == "RESOURCE_NOT_FOUND"
 
 
 def raising_in_pas(err: Exception) -> Starlette:
     """A route raising `err` behind the PAS sub-app's own exception handlers."""
+
     async def fail(request: Request) -> Response:
         raise err
 

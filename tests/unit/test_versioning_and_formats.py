@@ -1,4 +1,5 @@
 """ETag / Last-Modified / conditional reads, and content negotiation + form bodies."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -11,12 +12,17 @@ from server.fhir.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 from server.fhir.formats import check_form_body, check_format, parse_form_body
 from server.fhir.versioning import content_version, ensure_version, etag, http_date, last_modified, not_modified
 
-PATIENT = {"resourceType": "Patient", "id": "1", "meta": {"versionId": "2", "lastUpdated": "2026-03-01T09:30:00+00:00"},
-           "gender": "female"}
+PATIENT = {
+    "resourceType": "Patient",
+    "id": "1",
+    "meta": {"versionId": "2", "lastUpdated": "2026-03-01T09:30:00+00:00"},
+    "gender": "female",
+}
 UNVERSIONED = {"resourceType": "Patient", "id": "1", "gender": "male"}
 
 
 # -- versioning -------------------------------------------------------------------------------
+
 
 def test_etag_from_meta_version() -> None:
     assert etag(PATIENT) == 'W/"2"'
@@ -46,19 +52,22 @@ def test_last_modified_and_http_date() -> None:
     assert last_modified({"meta": {"lastUpdated": "2026-03-01T09:30:00"}}).tzinfo is not None
 
 
-@pytest.mark.parametrize("inm, ims, expected", [
-    ('W/"2"', None, True),
-    ('"2"', None, True),                       # weak comparison
-    ('W/"1", W/"2"', None, True),
-    ("*", None, True),
-    ('W/"1"', None, False),
-    ('W/"1"', "Sun, 01 Mar 2026 09:30:00 GMT", False),   # If-None-Match wins over If-Modified-Since
-    (None, "Sun, 01 Mar 2026 09:30:00 GMT", True),
-    (None, "Mon, 02 Mar 2026 00:00:00 GMT", True),
-    (None, "Sun, 01 Mar 2026 09:29:59 GMT", False),
-    (None, "not a date", False),
-    (None, None, False),
-])
+@pytest.mark.parametrize(
+    "inm, ims, expected",
+    [
+        ('W/"2"', None, True),
+        ('"2"', None, True),  # weak comparison
+        ('W/"1", W/"2"', None, True),
+        ("*", None, True),
+        ('W/"1"', None, False),
+        ('W/"1"', "Sun, 01 Mar 2026 09:30:00 GMT", False),  # If-None-Match wins over If-Modified-Since
+        (None, "Sun, 01 Mar 2026 09:30:00 GMT", True),
+        (None, "Mon, 02 Mar 2026 00:00:00 GMT", True),
+        (None, "Sun, 01 Mar 2026 09:29:59 GMT", False),
+        (None, "not a date", False),
+        (None, None, False),
+    ],
+)
 def test_not_modified(inm: str | None, ims: str | None, expected: bool) -> None:
     assert not_modified(PATIENT, inm, ims) is expected
 
@@ -75,24 +84,43 @@ def test_not_modified_never_raises_on_odd_headers(value: str) -> None:
 
 # -- content negotiation ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt, accept", [
-    (None, None), (None, ""), (None, "application/fhir+json"), (None, "application/json"),
-    (None, "application/json+fhir"), (None, "*/*"), (None, "application/fhir+json; fhirVersion=4.0"),
-    (None, "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-    (None, "application/fhir+xml;q=1, application/fhir+json;q=0.5"),
-    ("json", "application/fhir+xml"),                  # _format wins over Accept
-    ("application/fhir+json", None), ("application/json", None), ("application/json+fhir", None),
-    ("application/fhir+json; fhirVersion=4.0", None),
-])
+
+@pytest.mark.parametrize(
+    "fmt, accept",
+    [
+        (None, None),
+        (None, ""),
+        (None, "application/fhir+json"),
+        (None, "application/json"),
+        (None, "application/json+fhir"),
+        (None, "*/*"),
+        (None, "application/fhir+json; fhirVersion=4.0"),
+        (None, "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        (None, "application/fhir+xml;q=1, application/fhir+json;q=0.5"),
+        ("json", "application/fhir+xml"),  # _format wins over Accept
+        ("application/fhir+json", None),
+        ("application/json", None),
+        ("application/json+fhir", None),
+        ("application/fhir+json; fhirVersion=4.0", None),
+    ],
+)
 def test_json_is_accepted_in_all_its_spellings(fmt: str | None, accept: str | None) -> None:
     check_format(fmt, accept)
 
 
-@pytest.mark.parametrize("fmt, accept", [
-    ("xml", None), ("application/fhir+xml", None), ("html", None), ("xml", "application/fhir+json"),
-    (None, "application/fhir+xml"), (None, "application/xml"), (None, "text/html"),
-    (None, "application/fhir+json;q=0"),
-])
+@pytest.mark.parametrize(
+    "fmt, accept",
+    [
+        ("xml", None),
+        ("application/fhir+xml", None),
+        ("html", None),
+        ("xml", "application/fhir+json"),
+        (None, "application/fhir+xml"),
+        (None, "application/xml"),
+        (None, "text/html"),
+        (None, "application/fhir+json;q=0"),
+    ],
+)
 def test_formats_we_cannot_produce_are_406(fmt: str | None, accept: str | None) -> None:
     with pytest.raises(NotAcceptable) as caught:
         check_format(fmt, accept)
@@ -101,16 +129,23 @@ def test_formats_we_cannot_produce_are_406(fmt: str | None, accept: str | None) 
 
 # -- POST _search bodies ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("content_type", [
-    None, "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8",
-    "Application/X-WWW-Form-Urlencoded;charset=utf-8",
-])
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "Application/X-WWW-Form-Urlencoded;charset=utf-8",
+    ],
+)
 def test_form_content_types_accepted(content_type: str | None) -> None:
     assert check_form_body(content_type).lower() == "utf-8"
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/fhir+json", "multipart/form-data",
-                                          "text/plain"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/fhir+json", "multipart/form-data", "text/plain"]
+)
 def test_other_body_types_are_415(content_type: str) -> None:
     with pytest.raises(UnsupportedMediaType) as caught:
         check_form_body(content_type)
@@ -120,14 +155,17 @@ def test_other_body_types_are_415(content_type: str) -> None:
 def test_form_body_parsing_keeps_order_repeats_and_escapes() -> None:
     body = b"family=O%27Brien&given=Jane&given=Anne&identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C1&x="
     assert parse_form_body("application/x-www-form-urlencoded; charset=UTF-8", body) == [
-        ("family", "O'Brien"), ("given", "Jane"), ("given", "Anne"),
-        ("identifier", "https://fhir.nhs.uk/Id/nhs-number|1"), ("x", "")]
+        ("family", "O'Brien"),
+        ("given", "Jane"),
+        ("given", "Anne"),
+        ("identifier", "https://fhir.nhs.uk/Id/nhs-number|1"),
+        ("x", ""),
+    ]
 
 
 def test_form_body_charsets() -> None:
     assert parse_form_body("application/x-www-form-urlencoded", "family=Zoë".encode()) == [("family", "Zoë")]
-    assert parse_form_body("application/x-www-form-urlencoded; charset=latin-1", b"family=Zo%EB") == [
-        ("family", "Zoë")]
+    assert parse_form_body("application/x-www-form-urlencoded; charset=latin-1", b"family=Zo%EB") == [("family", "Zoë")]
     with pytest.raises(BadRequest):
         parse_form_body("application/x-www-form-urlencoded", b"family=Zo%EB")
     with pytest.raises(BadRequest):

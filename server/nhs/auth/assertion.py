@@ -5,6 +5,7 @@ key, aud = token URL, a unique jti, and exp at most 5 minutes ahead. Authlib's
 PrivateKeyJWT signs with exp = iat + 3600 by default, which NHS rejects, so exp is
 computed here for every assertion.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,16 @@ MAX_LIFETIME = 300  # NHS: exp no more than 5 minutes after now (server toleranc
 class ClientAssertionSigner:
     """Signs one fresh assertion per token request; holds the key, never exposes it."""
 
-    def __init__(self, *, api_key: str, kid: str, key: RSAKey, token_url: str,
-                 lifetime: int = MAX_LIFETIME, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        kid: str,
+        key: RSAKey,
+        token_url: str,
+        lifetime: int = MAX_LIFETIME,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not 0 < lifetime <= MAX_LIFETIME:
             raise ValueError(f"assertion lifetime must be 1..{MAX_LIFETIME} seconds (NHS rule)")
         self._api_key = api_key

@@ -6,6 +6,7 @@
   token is forwarded, or exchanged for an NHS access token when so configured. The
   façade cannot use one server-wide credential for them (nhs-apis.md 3.2).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -69,8 +70,10 @@ def missing_user_token(api: str) -> Unauthorized:
     return Unauthorized(
         f"{api} is a user-restricted NHS API: send the signed-in user's NHS CIS2 token in the "
         "'X-NHS-User-Token' header",
-        headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade", error="invalid_token", '
-                                     f'error_description="{api} needs an NHS CIS2 user token"'},
+        headers={
+            "WWW-Authenticate": 'Bearer realm="nhs-fhir-facade", error="invalid_token", '
+            f'error_description="{api} needs an NHS CIS2 user token"'
+        },
     )
 
 

@@ -3,6 +3,7 @@
 NHS fetches the public half as a JWKS (kty RSA, n, e, alg RS512, kid, use sig) from the
 app's registered key or JWKS URL; the private half signs the client assertions.
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,8 +48,14 @@ def _b64url_uint(value: int) -> str:
 
 def public_jwk(numbers: rsa.RSAPublicNumbers, kid: str) -> dict[str, Any]:
     """The JWK NHS expects for a signing key (RFC 7518 section 6.3.1 encoding of n and e)."""
-    return {"kty": "RSA", "n": _b64url_uint(numbers.n), "e": _b64url_uint(numbers.e),
-            "alg": "RS512", "kid": kid, "use": "sig"}
+    return {
+        "kty": "RSA",
+        "n": _b64url_uint(numbers.n),
+        "e": _b64url_uint(numbers.e),
+        "alg": "RS512",
+        "kid": kid,
+        "use": "sig",
+    }
 
 
 def jwks(*keys: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Sandbox with signed-jwt and no key configured: an ephemeral key pair is generate
 start and its JWKS registered with the embedded emulator, so the real signing path runs
 in `make run` too.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,8 +70,7 @@ class AuthProfiles:
         return self.application
 
 
-async def build_auth(settings: Settings, session: aiohttp.ClientSession,
-                     emulator_url: str | None) -> AuthProfiles:
+async def build_auth(settings: Settings, session: aiohttp.ClientSession, emulator_url: str | None) -> AuthProfiles:
     """AuthProfiles for these settings; registers the key with the embedded emulator when used."""
     if settings.auth_mode == "none":
         return AuthProfiles.none()
@@ -79,8 +79,9 @@ async def build_auth(settings: Settings, session: aiohttp.ClientSession,
         raise KeyConfigError("signed-jwt auth needs FACADE_TOKEN_URL")
     has_key = settings.private_key is not None or settings.private_key_path is not None
     if has_key:
-        pem = read_private_pem(settings.private_key_path,
-                               settings.private_key.get_secret_value() if settings.private_key else None)
+        pem = read_private_pem(
+            settings.private_key_path, settings.private_key.get_secret_value() if settings.private_key else None
+        )
         if settings.api_key is None or not settings.key_id:
             raise KeyConfigError("signed-jwt auth needs FACADE_API_KEY and FACADE_KEY_ID with the key")
         api_key, kid = settings.api_key.get_secret_value(), settings.key_id
@@ -96,18 +97,22 @@ async def build_auth(settings: Settings, session: aiohttp.ClientSession,
     endpoint = TokenEndpoint(
         session,
         ClientAssertionSigner(api_key=api_key, kid=kid, key=key, token_url=token_url),
-        connect_timeout=settings.upstream_connect_timeout, read_timeout=settings.upstream_read_timeout,
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
     )
     log.info("NHS auth: signed-jwt, kid %s, user tokens %s", kid, settings.user_token_mode)
     exchanged = ExchangedTokens(endpoint.exchange) if settings.user_token_mode == "exchange" else None
-    return AuthProfiles(application=AppRestrictedAuth(TokenCache(endpoint.client_credentials)),
-                        exchanged=exchanged, enabled=True)
+    return AuthProfiles(
+        application=AppRestrictedAuth(TokenCache(endpoint.client_credentials)), exchanged=exchanged, enabled=True
+    )
 
 
-async def _register_with_emulator(session: aiohttp.ClientSession, emulator_url: str, api_key: str,
-                                  key_set: dict[str, object]) -> None:
+async def _register_with_emulator(
+    session: aiohttp.ClientSession, emulator_url: str, api_key: str, key_set: dict[str, object]
+) -> None:
     """The emulator's stand-in for uploading the public key in the NHS developer portal."""
-    async with session.post(f"{emulator_url}/{EMULATOR_CLIENTS_PATH}",
-                            json={"api_key": api_key, "jwks": key_set}) as resp:
+    async with session.post(
+        f"{emulator_url}/{EMULATOR_CLIENTS_PATH}", json={"api_key": api_key, "jwks": key_set}
+    ) as resp:
         if resp.status != 200:
             raise KeyConfigError(f"the emulator refused the sandbox JWKS (HTTP {resp.status})")

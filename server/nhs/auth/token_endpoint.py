@@ -5,6 +5,7 @@ upstream error types, so server.nhs.errors.to_fhir_error decides what the client
 400/401/403 here mean our credentials (or, for token exchange, the user's subject_token)
 were refused. Neither the assertion nor the token is ever logged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,9 @@ def token_error(status: int, body: Any) -> UpstreamError:
     diagnostics = f"{said} (message_id {message_id})" if message_id else said
     if status in (400, 401, 403):
         about_user = isinstance(description, str) and "subject_token" in description
-        return UpstreamCredentialsRejected(TOKEN_SERVICE, f"HTTP {status}", status=status,
-                                           diagnostics=diagnostics, user_token_used=about_user)
+        return UpstreamCredentialsRejected(
+            TOKEN_SERVICE, f"HTTP {status}", status=status, diagnostics=diagnostics, user_token_used=about_user
+        )
     if status == 429:
         return UpstreamRateLimited(TOKEN_SERVICE, "HTTP 429", status=status, diagnostics=diagnostics)
     if status == 504:
@@ -54,8 +56,14 @@ def token_error(status: int, body: Any) -> UpstreamError:
 class TokenEndpoint:
     """POSTs form-encoded grants to the token URL with a fresh client assertion each time."""
 
-    def __init__(self, session: aiohttp.ClientSession, signer: ClientAssertionSigner, *,
-                 connect_timeout: float = 3.0, read_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        signer: ClientAssertionSigner,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+    ) -> None:
         self._session = session
         self._signer = signer
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
@@ -70,17 +78,20 @@ class TokenEndpoint:
 
     async def exchange(self, subject_token: str) -> IssuedToken:
         """A user-restricted access token for the caller's CIS2 id_token (separate auth)."""
-        return await self._post({
-            "grant_type": TOKEN_EXCHANGE_GRANT,
-            "subject_token_type": ID_TOKEN_TYPE,
-            "subject_token": subject_token,
-        })
+        return await self._post(
+            {
+                "grant_type": TOKEN_EXCHANGE_GRANT,
+                "subject_token_type": ID_TOKEN_TYPE,
+                "subject_token": subject_token,
+            }
+        )
 
     async def _post(self, form: dict[str, str]) -> IssuedToken:
         data = {**form, "client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": self._signer.sign()}
         try:
-            async with self._session.post(self.url, data=data, timeout=self._timeout,
-                                          headers={"Accept": "application/json"}) as resp:
+            async with self._session.post(
+                self.url, data=data, timeout=self._timeout, headers={"Accept": "application/json"}
+            ) as resp:
                 raw = await resp.read()
                 status = resp.status
         except TimeoutError:

@@ -5,6 +5,7 @@ NHS issues no refresh token for client credentials: a token lives about 10 minut
 cache renews at 80% of the lifetime; callers holding a still-valid token carry on while
 one shared renewal runs, and callers without one all await that same renewal.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,15 +68,15 @@ def parse_token_response(body: Any) -> IssuedToken:
 def cache_entry(issued: IssuedToken, obtained_at: float) -> CachedToken:
     """When to renew and when to stop using a token obtained at `obtained_at`."""
     margin = min(EXPIRY_MARGIN, issued.lifetime * 0.1)
-    return CachedToken(issued.value, obtained_at + issued.lifetime * RENEW_AT,
-                       obtained_at + issued.lifetime - margin)
+    return CachedToken(issued.value, obtained_at + issued.lifetime * RENEW_AT, obtained_at + issued.lifetime - margin)
 
 
 class TokenCache:
     """One token, renewed before expiry; concurrent callers share a single renewal."""
 
-    def __init__(self, fetch: Callable[[], Awaitable[IssuedToken]], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, fetch: Callable[[], Awaitable[IssuedToken]], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._fetch = fetch
         self._clock = clock
         self._token: CachedToken | None = None

@@ -8,6 +8,7 @@ every call carries the caller's bearer token (added by the client's auth) and NH
 (`GET /RequestGroup/{id}[?issueNumber=]`), fetched concurrently but never more than
 `detail_concurrency` at once per search. Reference: shared/reference/nhs-apis.md s.2.1.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,8 +68,9 @@ def parse_prescription_search(body: Any, api: str = "CPT") -> list[PrescriptionR
             raise UpstreamBadResponse(api, f"prescription search: {exc}") from None
 
 
-def parse_prescription(body: Any, api: str = "CPT", *, issue: int | None = None,
-                       nhs_number: str | None = None) -> list[Resource]:
+def parse_prescription(
+    body: Any, api: str = "CPT", *, issue: int | None = None, nhs_number: str | None = None
+) -> list[Resource]:
     """One prescription issue's details as validated R4 MedicationRequests, or
     UpstreamBadResponse (502)."""
     with upstream_shape(api, "the prescription details"):
@@ -94,21 +96,24 @@ class CPTClient:
     async def search(self, ctx: RequestContext, *, nhs_number: str) -> list[PrescriptionRef]:
         """The prescription issues CPT lists for a patient; none when CPT answers 404."""
         headers = session_headers(ctx.headers)
-        response = await self.client.request("GET", "RequestGroup", ctx, params=[("nhsNumber", nhs_number)],
-                                             headers=headers, accepted=(404,))
+        response = await self.client.request(
+            "GET", "RequestGroup", ctx, params=[("nhsNumber", nhs_number)], headers=headers, accepted=(404,)
+        )
         if response.status == 404:
             return []
         return parse_prescription_search(response.body, self.api)
 
-    async def prescription(self, ctx: RequestContext, prescription_id: str, issue: int | None = None,
-                           *, nhs_number: str | None = None) -> list[Resource]:
+    async def prescription(
+        self, ctx: RequestContext, prescription_id: str, issue: int | None = None, *, nhs_number: str | None = None
+    ) -> list[Resource]:
         """One prescription issue's line items as validated R4 MedicationRequests.
         A CPT 404 propagates as UpstreamRejected(status=404)."""
         headers = session_headers(ctx.headers)
         params = [("issueNumber", str(issue))] if issue is not None else []
         # The id goes in the path, percent-encoded: '+' is a valid EPS check character.
-        response = await self.client.request("GET", f"RequestGroup/{quote(prescription_id, safe='')}", ctx,
-                                             params=params, headers=headers)
+        response = await self.client.request(
+            "GET", f"RequestGroup/{quote(prescription_id, safe='')}", ctx, params=params, headers=headers
+        )
         return parse_prescription(response.body, self.api, issue=issue, nhs_number=nhs_number)
 
     async def prescriptions(self, ctx: RequestContext, refs: Sequence[PrescriptionRef]) -> list[PrescriptionItems]:

@@ -10,6 +10,7 @@ nhsd session headers, nhsNumber Modulus-11, exactly one of nhsNumber / prescript
 404 with CPT's http-error-codes OperationOutcome for unknown prescriptions or issues,
 401 for a malformed bearer token or the synthetic REFUSED_TOKEN.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,15 +43,26 @@ REFUSED_TOKEN = "expired-cis2-token"
 
 def cpt_error(status: int, issue_code: str, diagnostics: str, request: Request) -> Response:
     code, display = _DISPLAYS[status]
-    body = {"resourceType": "OperationOutcome", "meta": {"lastUpdated": "2026-03-01T00:00:00.000Z"},
-            "issue": [{"code": issue_code, "severity": "error", "diagnostics": diagnostics,
-                       "details": {"coding": [{"system": ERRORS, "code": code, "display": display}]}}]}
+    body = {
+        "resourceType": "OperationOutcome",
+        "meta": {"lastUpdated": "2026-03-01T00:00:00.000Z"},
+        "issue": [
+            {
+                "code": issue_code,
+                "severity": "error",
+                "diagnostics": diagnostics,
+                "details": {"coding": [{"system": ERRORS, "code": code, "display": display}]},
+            }
+        ],
+    }
     return JSONResponse(body, status_code=status, headers=_mirror(request), media_type="application/fhir+json")
 
 
 def _mirror(request: Request) -> dict[str, str]:
-    return {"x-request-id": request.headers.get("x-request-id", ""),
-            "x-correlation-id": request.headers.get("x-correlation-id", "")}
+    return {
+        "x-request-id": request.headers.get("x-request-id", ""),
+        "x-correlation-id": request.headers.get("x-correlation-id", ""),
+    }
 
 
 def _check_headers(request: Request) -> Response | None:
@@ -86,17 +98,37 @@ def _patient(rx: Prescription, detailed: bool) -> dict[str, Any]:
 
 
 def _group_extensions(rx: Prescription, issue: Issue) -> list[dict[str, Any]]:
-    exts: list[dict[str, Any]] = [{
-        "url": SD + "Extension-EPS-PrescriptionStatusHistory",
-        "extension": [{"url": "status", "valueCoding": _coding(
-            "https://fhir.nhs.uk/CodeSystem/EPS-task-business-status", issue.status_code, issue.status_display)}],
-    }]
+    exts: list[dict[str, Any]] = [
+        {
+            "url": SD + "Extension-EPS-PrescriptionStatusHistory",
+            "extension": [
+                {
+                    "url": "status",
+                    "valueCoding": _coding(
+                        "https://fhir.nhs.uk/CodeSystem/EPS-task-business-status",
+                        issue.status_code,
+                        issue.status_display,
+                    ),
+                }
+            ],
+        }
+    ]
     if issue.number is not None:
-        exts.append({"url": SD + "Extension-EPS-RepeatInformation", "extension": [
-            {"url": "numberOfRepeatsIssued", "valueInteger": issue.number},
-            {"url": "numberOfRepeatsAllowed", "valueInteger": rx.repeats_allowed or issue.number}]})
-    exts.append({"url": SD + "Extension-PendingCancellation", "extension": [
-        {"url": "prescriptionPendingCancellation", "valueBoolean": False}]})
+        exts.append(
+            {
+                "url": SD + "Extension-EPS-RepeatInformation",
+                "extension": [
+                    {"url": "numberOfRepeatsIssued", "valueInteger": issue.number},
+                    {"url": "numberOfRepeatsAllowed", "valueInteger": rx.repeats_allowed or issue.number},
+                ],
+            }
+        )
+    exts.append(
+        {
+            "url": SD + "Extension-PendingCancellation",
+            "extension": [{"url": "prescriptionPendingCancellation", "valueBoolean": False}],
+        }
+    )
     return exts
 
 
@@ -119,64 +151,113 @@ def search_bundle(found: list[tuple[Prescription, Issue]]) -> dict[str, Any]:
         patient_urn = _urn("search-patient", rx0.nhs_number)
         entries.append({"fullUrl": patient_urn, "search": {"mode": "include"}, "resource": _patient(rx0, False)})
         for rx, issue in found:
-            entries.append({"fullUrl": _urn("search-group", rx.id, issue.number), "search": {"mode": "match"},
-                            "resource": _summary_group(rx, issue, patient_urn)})
+            entries.append(
+                {
+                    "fullUrl": _urn("search-group", rx.id, issue.number),
+                    "search": {"mode": "match"},
+                    "resource": _summary_group(rx, issue, patient_urn),
+                }
+            )
     return {"resourceType": "Bundle", "type": "searchset", "total": len(found), "entry": entries}
 
 
 def detail_bundle(rx: Prescription, issue: Issue) -> dict[str, Any]:
     patient = _patient(rx, True)
     patient_urn = f"urn:uuid:{patient['id']}"
-    prescriber = {"resourceType": "PractitionerRole", "id": _urn("role", rx.prescriber_ods)[9:],
-                  "organization": {"identifier": {"system": ODS, "value": rx.prescriber_ods}}}
-    dispenser = {"resourceType": "PractitionerRole", "id": _urn("role", rx.dispenser_ods)[9:],
-                 "organization": {"identifier": {"system": ODS, "value": rx.dispenser_ods}}}
+    prescriber = {
+        "resourceType": "PractitionerRole",
+        "id": _urn("role", rx.prescriber_ods)[9:],
+        "organization": {"identifier": {"system": ODS, "value": rx.prescriber_ods}},
+    }
+    dispenser = {
+        "resourceType": "PractitionerRole",
+        "id": _urn("role", rx.dispenser_ods)[9:],
+        "organization": {"identifier": {"system": ODS, "value": rx.dispenser_ods}},
+    }
     resources: list[dict[str, Any]] = [patient, prescriber]
     requests, dispenses = [], []
     for item, state in zip(rx.items, issue.items):
         mr_id = _urn("item", rx.id, issue.number, item.number)[9:]
-        requests.append({
-            "resourceType": "MedicationRequest", "id": mr_id,
-            "identifier": [{"system": "https://fhir.nhs.uk/Id/prescription-order-item-number", "value": item.number}],
-            "subject": {"reference": patient_urn},
-            "status": state.status,
-            "intent": rx.intent,
-            "requester": {"reference": f"urn:uuid:{prescriber['id']}"},
-            # CPT writes Reference.identifier as a list here (not valid R4; the façade repairs it).
-            "performer": {"identifier": [{"system": ODS, "value": rx.dispenser_ods}]},
-            "groupIdentifier": {"system": "https://fhir.nhs.uk/Id/prescription-order-number", "value": rx.id},
-            "medicationCodeableConcept": {"text": item.medication},
-            "courseOfTherapyType": {"coding": [_coding(
-                "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy", *rx.course)]},
-            "dispenseRequest": {"quantity": {"value": item.quantity, "unit": item.unit},
-                                "performer": {"identifier": [{"system": ODS, "value": rx.dispenser_ods}]}},
-            "dosageInstruction": [{"text": item.dosage}],
-            "substitution": {"allowedBoolean": False},
-            "extension": [
-                {"url": SD + "Extension-EPS-DispensingInformation", "extension": [{"url": "dispenseStatus",
-                 "valueCoding": _coding("https://fhir.nhs.uk/CodeSystem/medicationdispense-type",
-                                        state.dispense_code, state.dispense_display)}]},
-                {"url": SD + "Extension-PendingCancellation",
-                 "extension": [{"url": "lineItemPendingCancellation", "valueBoolean": False}]},
-            ],
-        })
-        if state.dispense_code in ("0001", "0003"):
-            dispenses.append({
-                "resourceType": "MedicationDispense", "id": _urn("dispense", rx.id, issue.number, item.number)[9:],
-                "identifier": [{"system": "https://fhir.nhs.uk/Id/prescription-order-item-number",
-                                "value": item.number}],
-                "subject": {"reference": patient_urn}, "status": "in-progress",
-                "performer": [{"actor": {"reference": f"urn:uuid:{dispenser['id']}"}}],
-                "type": {"coding": [_coding("https://fhir.nhs.uk/CodeSystem/medicationdispense-type",
-                                            state.dispense_code, state.dispense_display)]},
-                "authorizingPrescription": [{"reference": f"urn:uuid:{mr_id}"}],
+        requests.append(
+            {
+                "resourceType": "MedicationRequest",
+                "id": mr_id,
+                "identifier": [
+                    {"system": "https://fhir.nhs.uk/Id/prescription-order-item-number", "value": item.number}
+                ],
+                "subject": {"reference": patient_urn},
+                "status": state.status,
+                "intent": rx.intent,
+                "requester": {"reference": f"urn:uuid:{prescriber['id']}"},
+                # CPT writes Reference.identifier as a list here (not valid R4; the façade repairs it).
+                "performer": {"identifier": [{"system": ODS, "value": rx.dispenser_ods}]},
+                "groupIdentifier": {"system": "https://fhir.nhs.uk/Id/prescription-order-number", "value": rx.id},
                 "medicationCodeableConcept": {"text": item.medication},
-            })
+                "courseOfTherapyType": {
+                    "coding": [
+                        _coding("http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy", *rx.course)
+                    ]
+                },
+                "dispenseRequest": {
+                    "quantity": {"value": item.quantity, "unit": item.unit},
+                    "performer": {"identifier": [{"system": ODS, "value": rx.dispenser_ods}]},
+                },
+                "dosageInstruction": [{"text": item.dosage}],
+                "substitution": {"allowedBoolean": False},
+                "extension": [
+                    {
+                        "url": SD + "Extension-EPS-DispensingInformation",
+                        "extension": [
+                            {
+                                "url": "dispenseStatus",
+                                "valueCoding": _coding(
+                                    "https://fhir.nhs.uk/CodeSystem/medicationdispense-type",
+                                    state.dispense_code,
+                                    state.dispense_display,
+                                ),
+                            }
+                        ],
+                    },
+                    {
+                        "url": SD + "Extension-PendingCancellation",
+                        "extension": [{"url": "lineItemPendingCancellation", "valueBoolean": False}],
+                    },
+                ],
+            }
+        )
+        if state.dispense_code in ("0001", "0003"):
+            dispenses.append(
+                {
+                    "resourceType": "MedicationDispense",
+                    "id": _urn("dispense", rx.id, issue.number, item.number)[9:],
+                    "identifier": [
+                        {"system": "https://fhir.nhs.uk/Id/prescription-order-item-number", "value": item.number}
+                    ],
+                    "subject": {"reference": patient_urn},
+                    "status": "in-progress",
+                    "performer": [{"actor": {"reference": f"urn:uuid:{dispenser['id']}"}}],
+                    "type": {
+                        "coding": [
+                            _coding(
+                                "https://fhir.nhs.uk/CodeSystem/medicationdispense-type",
+                                state.dispense_code,
+                                state.dispense_display,
+                            )
+                        ]
+                    },
+                    "authorizingPrescription": [{"reference": f"urn:uuid:{mr_id}"}],
+                    "medicationCodeableConcept": {"text": item.medication},
+                }
+            )
     group = _summary_group(rx, issue, patient_urn)
     group["id"] = _urn("group", rx.id, issue.number)[9:]
     group["author"] = {"identifier": {"system": ODS, "value": rx.prescriber_ods}}
-    group["action"] = [{"title": "Prescription Line Items(Medications)",
-                        "action": [{"resource": {"reference": f"urn:uuid:{r['id']}"}} for r in requests]}]
+    group["action"] = [
+        {
+            "title": "Prescription Line Items(Medications)",
+            "action": [{"resource": {"reference": f"urn:uuid:{r['id']}"}} for r in requests],
+        }
+    ]
     resources += requests + ([dispenser] if dispenses else []) + dispenses
     entries = [{"fullUrl": f"urn:uuid:{r['id']}", "search": {"mode": "include"}, "resource": r} for r in resources]
     entries.append({"fullUrl": f"urn:uuid:{group['id']}", "search": {"mode": "match"}, "resource": group})
@@ -195,15 +276,27 @@ async def search(request: Request) -> Response:
     nhs = request.query_params.get("nhsNumber")
     prescription_id = request.query_params.get("prescriptionId")
     if not nhs and not prescription_id:
-        return cpt_error(400, "value", "Missing required query string parameter; either prescriptionId or "
-                                       "nhsNumber must be included.", request)
+        return cpt_error(
+            400,
+            "value",
+            "Missing required query string parameter; either prescriptionId or nhsNumber must be included.",
+            request,
+        )
     if nhs and prescription_id:
-        return cpt_error(400, "value", "Invalid query string parameters; only prescriptionId or nhsNumber must be "
-                                       "provided, not both.", request)
+        return cpt_error(
+            400,
+            "value",
+            "Invalid query string parameters; only prescriptionId or nhsNumber must be provided, not both.",
+            request,
+        )
     if nhs is not None and not is_valid_nhs_number(nhs):
         return cpt_error(400, "value", "Invalid nhsNumber.", request)
-    found = [(rx, issue) for rx in PRESCRIPTIONS for issue in rx.issues
-             if (nhs and rx.nhs_number == nhs) or (prescription_id and rx.id == prescription_id)]
+    found = [
+        (rx, issue)
+        for rx in PRESCRIPTIONS
+        for issue in rx.issues
+        if (nhs and rx.nhs_number == nhs) or (prescription_id and rx.id == prescription_id)
+    ]
     if not found:
         return cpt_error(404, "not-found", "Prescription not found", request)
     return JSONResponse(search_bundle(found), headers=_mirror(request), media_type="application/fhir+json")

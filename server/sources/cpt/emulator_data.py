@@ -5,6 +5,7 @@ partially dispensed and an eRD repeat (reflex-order) with two issues, whose id e
 '+' (a valid EPS check character that is not a FHIR id character). 9000000017 has one
 acute single-item prescription, fully dispensed. Other valid NHS numbers have none.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,26 +59,57 @@ TO_BE = ItemState("active", "0007", "Item to be dispensed")
 
 PRESCRIPTIONS: tuple[Prescription, ...] = (
     Prescription(
-        id="A1F3C2-A83008-4B7E1K", nhs_number="9000000009", prefix="MRS", given="JANE", family="SMITH",
-        authored_on="2026-03-10T09:30:00.000Z", intent="order", course=("acute", "Short course (acute) therapy"),
-        prescriber_ods="A83008", dispenser_ods="FA123",
+        id="A1F3C2-A83008-4B7E1K",
+        nhs_number="9000000009",
+        prefix="MRS",
+        given="JANE",
+        family="SMITH",
+        authored_on="2026-03-10T09:30:00.000Z",
+        intent="order",
+        course=("acute", "Short course (acute) therapy"),
+        prescriber_ods="A83008",
+        dispenser_ods="FA123",
         items=(
-            Item("6F2D1A44-0B5E-4C1B-9E3A-1D2C3B4A5F60", "Amoxicillin 500mg capsules", "1 capsule 3 times a day",
-                 21, "capsule"),
-            Item("0C9E8B7A-6D5C-4B3A-8F1E-2D3C4B5A6978", "Paracetamol 500mg tablets", "2 tablets up to 4 times a day",
-                 100, "tablet"),
-            Item("D4C3B2A1-9F8E-4D7C-A6B5-4A3B2C1D0E9F", "Salbutamol 100micrograms/dose inhaler",
-                 "2 puffs when required", 1, "inhaler"),
+            Item(
+                "6F2D1A44-0B5E-4C1B-9E3A-1D2C3B4A5F60",
+                "Amoxicillin 500mg capsules",
+                "1 capsule 3 times a day",
+                21,
+                "capsule",
+            ),
+            Item(
+                "0C9E8B7A-6D5C-4B3A-8F1E-2D3C4B5A6978",
+                "Paracetamol 500mg tablets",
+                "2 tablets up to 4 times a day",
+                100,
+                "tablet",
+            ),
+            Item(
+                "D4C3B2A1-9F8E-4D7C-A6B5-4A3B2C1D0E9F",
+                "Salbutamol 100micrograms/dose inhaler",
+                "2 puffs when required",
+                1,
+                "inhaler",
+            ),
         ),
         issues=(Issue(None, "0003", "With Dispenser - Active", (FULLY, PARTIAL, OWING)),),
     ),
     Prescription(
-        id="B7C21D-A83008-9D44E+", nhs_number="9000000009", prefix="MRS", given="JANE", family="SMITH",
-        authored_on="2026-01-05T14:00:00.000Z", intent="reflex-order",
+        id="B7C21D-A83008-9D44E+",
+        nhs_number="9000000009",
+        prefix="MRS",
+        given="JANE",
+        family="SMITH",
+        authored_on="2026-01-05T14:00:00.000Z",
+        intent="reflex-order",
         course=("continuous-repeat-dispensing", "Continuous long term (repeat dispensing)"),
-        prescriber_ods="A83008", dispenser_ods="FA123",
-        items=(Item("7A6B5C4D-3E2F-4A1B-8C9D-0E1F2A3B4C5D", "Atorvastatin 20mg tablets", "1 tablet at night", 28,
-                    "tablet"),),
+        prescriber_ods="A83008",
+        dispenser_ods="FA123",
+        items=(
+            Item(
+                "7A6B5C4D-3E2F-4A1B-8C9D-0E1F2A3B4C5D", "Atorvastatin 20mg tablets", "1 tablet at night", 28, "tablet"
+            ),
+        ),
         issues=(
             Issue(1, "0006", "Dispensed", (FULLY,)),
             Issue(2, "0001", "To be Dispensed", (TO_BE,)),
@@ -85,11 +117,25 @@ PRESCRIPTIONS: tuple[Prescription, ...] = (
         repeats_allowed=3,
     ),
     Prescription(
-        id="C0FFEE-A83008-12345X", nhs_number="9000000017", prefix="MS", given="JAYNE", family="SMYTH",
-        authored_on="2025-11-20T11:15:00.000Z", intent="order", course=("acute", "Short course (acute) therapy"),
-        prescriber_ods="A83008", dispenser_ods="FA565",
-        items=(Item("11111111-2222-4333-8444-555555555555", "Ibuprofen 200mg tablets", "1 tablet 3 times a day",
-                    24, "tablet"),),
+        id="C0FFEE-A83008-12345X",
+        nhs_number="9000000017",
+        prefix="MS",
+        given="JAYNE",
+        family="SMYTH",
+        authored_on="2025-11-20T11:15:00.000Z",
+        intent="order",
+        course=("acute", "Short course (acute) therapy"),
+        prescriber_ods="A83008",
+        dispenser_ods="FA565",
+        items=(
+            Item(
+                "11111111-2222-4333-8444-555555555555",
+                "Ibuprofen 200mg tablets",
+                "1 tablet 3 times a day",
+                24,
+                "tablet",
+            ),
+        ),
         issues=(Issue(None, "0006", "Dispensed", (FULLY,)),),
     ),
 )

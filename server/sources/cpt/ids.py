@@ -16,6 +16,7 @@ Shape: `{prescription}[.{issue}].{item}`, where `.` never occurs in any part.
   else (or when the whole id would pass FHIR's 64-character limit) `h` + 16 hex of its
   SHA-256.
 """
+
 from __future__ import annotations
 
 import base64

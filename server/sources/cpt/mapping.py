@@ -18,6 +18,7 @@ prescription type) are carried onto each item. Identifiers (prescription-order-i
 groupIdentifier prescription-order-number) and the item's dispensing-status extension are
 kept untouched so clients can cross-reference EPS.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,13 +46,25 @@ CARRIED_EXTENSIONS = (
 # Elements of the item that are rewritten rather than copied.
 REWRITTEN = frozenset({"id", "meta", "subject", "text", "contained"})
 MEDICATION_REQUEST_STATUS = frozenset(
-    {"active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft", "unknown"})
+    {"active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft", "unknown"}
+)
 REQUEST_INTENT = frozenset(
-    {"proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option"})
+    {"proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option"}
+)
 # MedicationRequest elements of type Reference (R4), where CPT's quirks are repaired.
 REFERENCE_PATHS = (
-    "requester", "performer", "recorder", "dispenseRequest.performer", "medicationReference", "encounter",
-    "supportingInformation", "reasonReference", "basedOn", "insurance", "priorPrescription", "detectedIssue",
+    "requester",
+    "performer",
+    "recorder",
+    "dispenseRequest.performer",
+    "medicationReference",
+    "encounter",
+    "supportingInformation",
+    "reasonReference",
+    "basedOn",
+    "insurance",
+    "priorPrescription",
+    "detectedIssue",
     "eventHistory",
 )
 # RequestGroup.status (request-status) -> MedicationRequest.status, for items without one.
@@ -146,12 +159,14 @@ def prescription_refs(search_bundle: Any) -> list[PrescriptionRef]:
         if not prescription_id:
             raise CPTShapeError("RequestGroup without a prescription-order-number")
         authored = group.get("authoredOn")
-        refs.append(PrescriptionRef(
-            prescription_id=prescription_id,
-            issue=issue_number(group),
-            nhs_number=_patient_nhs_number(group.get("subject"), index),
-            authored_on=authored if isinstance(authored, str) else None,
-        ))
+        refs.append(
+            PrescriptionRef(
+                prescription_id=prescription_id,
+                issue=issue_number(group),
+                nhs_number=_patient_nhs_number(group.get("subject"), index),
+                authored_on=authored if isinstance(authored, str) else None,
+            )
+        )
     return refs
 
 
@@ -219,8 +234,9 @@ def _repair_references(body: Resource) -> Resource:
         if not isinstance(holder, dict) or leaf not in holder:
             continue
         value = holder[leaf]
-        repaired = [r for r in map(_single_identifier, value) if r] if isinstance(value, list) \
-            else _single_identifier(value)
+        repaired = (
+            [r for r in map(_single_identifier, value) if r] if isinstance(value, list) else _single_identifier(value)
+        )
         if repaired:
             holder[leaf] = repaired
         else:
@@ -246,8 +262,7 @@ def _intent(item: Resource, group: Resource) -> str:
 
 def subject_reference(nhs_number: str) -> dict[str, Any]:
     """Literal reference (resolved by the Patient provider for _include) plus the NHS number."""
-    return {"reference": f"Patient/{nhs_number}",
-            "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}}
+    return {"reference": f"Patient/{nhs_number}", "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}}
 
 
 @dataclass(frozen=True)
@@ -260,8 +275,9 @@ class PrescriptionContext:
     group: Resource
 
 
-def medication_request_from_item(item: Resource, ctx: PrescriptionContext, index: dict[str, Resource],
-                                 resource_id: str) -> Resource:
+def medication_request_from_item(
+    item: Resource, ctx: PrescriptionContext, index: dict[str, Resource], resource_id: str
+) -> Resource:
     """One CPT line item as a self-contained R4 MedicationRequest with id `resource_id`."""
     body = {k: copy.deepcopy(v) for k, v in item.items() if k not in REWRITTEN and k != "resourceType"}
     body = _repair_references(_localise(body, index))
@@ -313,8 +329,9 @@ def _line_items(entries: list[dict[str, Any]], group: Resource, index: dict[str,
     return ordered
 
 
-def medication_requests(detail_bundle: Any, *, issue: int | None = None,
-                        nhs_number: str | None = None) -> list[Resource]:
+def medication_requests(
+    detail_bundle: Any, *, issue: int | None = None, nhs_number: str | None = None
+) -> list[Resource]:
     """Every line item of a CPT prescription-details bundle as R4 MedicationRequests.
 
     `issue` is the issue asked for (from the search row or the decoded id); when None the
@@ -329,8 +346,10 @@ def medication_requests(detail_bundle: Any, *, issue: int | None = None,
     items = _line_items(entries, group, index)
     prescription_id = identifier_value(group, ORDER_NUMBER_SYSTEM) if group else None
     if not prescription_id:
-        prescription_id = next((v for v in (
-            (i.get("groupIdentifier") or {}).get("value") for i in items) if isinstance(v, str) and v), None)
+        prescription_id = next(
+            (v for v in ((i.get("groupIdentifier") or {}).get("value") for i in items) if isinstance(v, str) and v),
+            None,
+        )
     if not prescription_id:
         raise CPTShapeError("no prescription-order-number in the prescription details")
     patient_nhs = _patient_nhs_number(group.get("subject"), index) if group else None

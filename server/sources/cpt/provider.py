@@ -8,6 +8,7 @@ the façade-issued id (server.sources.cpt.ids) and fetch just that prescription.
 Clients send their CIS2 bearer token and the NHS session headers nhsd-session-urid,
 nhsd-organization-uuid and nhsd-session-jobrole; a missing one is a 400 naming it.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -50,25 +51,59 @@ class MedicationRequestFromCPT(ResourceProvider):
     interactions: ClassVar[tuple[str, ...]] = ("read", "vread", "search-type")
     identifier_systems: ClassVar[tuple[str, ...]] = (ORDER_NUMBER_SYSTEM, ITEM_NUMBER_SYSTEM)
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec("patient", "reference",
-                        f"The patient's NHS number: patient=9000000009, or patient.identifier={NHS_NUMBER_SYSTEM}|N "
-                        "(Modulus-11 checked)", SP + "clinical-patient", path="subject", target_types=("Patient",),
-                        evaluated="local"),
-        SearchParamSpec("subject", "reference", "Same as patient (CPT prescriptions are always for a Patient)",
-                        SP + "MedicationRequest-subject", path="subject", target_types=("Patient",),
-                        evaluated="local"),
+        SearchParamSpec(
+            "patient",
+            "reference",
+            f"The patient's NHS number: patient=9000000009, or patient.identifier={NHS_NUMBER_SYSTEM}|N "
+            "(Modulus-11 checked)",
+            SP + "clinical-patient",
+            path="subject",
+            target_types=("Patient",),
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "subject",
+            "reference",
+            "Same as patient (CPT prescriptions are always for a Patient)",
+            SP + "MedicationRequest-subject",
+            path="subject",
+            target_types=("Patient",),
+            evaluated="local",
+        ),
         # identifier|groupIdentifier: a line item carries its item number as identifier and
         # its prescription's order number as groupIdentifier; both name it.
-        SearchParamSpec("identifier", "token",
-                        f"{ORDER_NUMBER_SYSTEM}|<prescription id> fetches that prescription; "
-                        f"{ITEM_NUMBER_SYSTEM}|<item> filters", SP + "clinical-identifier",
-                        path="identifier|groupIdentifier", evaluated="local"),
-        SearchParamSpec("status", "token", "active | completed | cancelled | ... (filtered by the façade; :not too)",
-                        SP + "medications-status", path="status", evaluated="local"),
-        SearchParamSpec("authoredon", "date", "When the prescription was authored; eq, ne, gt, lt, ge, le, sa, eb, ap",
-                        SP + "MedicationRequest-authoredon", path="authoredOn", evaluated="local"),
-        SearchParamSpec("intent", "token", "order | instance-order (repeat) | reflex-order (eRD) | ...",
-                        SP + "MedicationRequest-intent", path="intent", evaluated="local"),
+        SearchParamSpec(
+            "identifier",
+            "token",
+            f"{ORDER_NUMBER_SYSTEM}|<prescription id> fetches that prescription; {ITEM_NUMBER_SYSTEM}|<item> filters",
+            SP + "clinical-identifier",
+            path="identifier|groupIdentifier",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "status",
+            "token",
+            "active | completed | cancelled | ... (filtered by the façade; :not too)",
+            SP + "medications-status",
+            path="status",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "authoredon",
+            "date",
+            "When the prescription was authored; eq, ne, gt, lt, ge, le, sa, eb, ap",
+            SP + "MedicationRequest-authoredon",
+            path="authoredOn",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "intent",
+            "token",
+            "order | instance-order (repeat) | reflex-order (eRD) | ...",
+            SP + "MedicationRequest-intent",
+            path="intent",
+            evaluated="local",
+        ),
     )
     includes: ClassVar[tuple[str, ...]] = ("MedicationRequest:patient",)
 
@@ -96,9 +131,14 @@ class MedicationRequestFromCPT(ResourceProvider):
             groups = await self._by_patient(sorted(query.nhs_numbers or ()), ctx)
         for group in groups:
             if not group.found:
-                result.issues.append(issue(
-                    "incomplete", "A prescription listed by the Prescription Tracker could not be fetched (not "
-                    "found); it is missing from these results", severity="warning"))
+                result.issues.append(
+                    issue(
+                        "incomplete",
+                        "A prescription listed by the Prescription Tracker could not be fetched (not "
+                        "found); it is missing from these results",
+                        severity="warning",
+                    )
+                )
                 continue
             # Every item, whoever it is for: patient (like every parameter here) is evaluated
             # locally, so an item CPT sent for another patient is never shown.
@@ -107,12 +147,14 @@ class MedicationRequestFromCPT(ResourceProvider):
 
     async def _by_patient(self, nhs_numbers: list[str], ctx: RequestContext) -> list[PrescriptionItems]:
         listed = await bounded_gather(
-            [partial(self.cpt.search, ctx, nhs_number=n) for n in nhs_numbers], self.cpt.detail_concurrency)
+            [partial(self.cpt.search, ctx, nhs_number=n) for n in nhs_numbers], self.cpt.detail_concurrency
+        )
         refs = _newest_first([ref for refs in listed for ref in refs])
         return await self.cpt.prescriptions(ctx, refs)
 
-    async def _by_prescription_id(self, prescription_ids: tuple[str, ...], ctx: RequestContext) \
-            -> list[PrescriptionItems]:
+    async def _by_prescription_id(
+        self, prescription_ids: tuple[str, ...], ctx: RequestContext
+    ) -> list[PrescriptionItems]:
         async def one(prescription_id: str) -> PrescriptionItems | None:
             try:
                 items = await self.cpt.prescription(ctx, prescription_id)

@@ -13,6 +13,7 @@ CPT can only list by NHS number or fetch one prescription by id, so:
   core's one matcher (server.fhir.search_match) to the converted resources.
 A search naming neither a patient nor a prescription is refused: CPT has no other entry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Clinical Prescription Tracker settings (FACADE_CPT_*)."""
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -11,6 +12,8 @@ class CPTSettings(SourceSettings):
         default=None, description="Clinical Prescription Tracker base URL; unset = embedded emulator."
     )
     cpt_detail_concurrency: int = Field(
-        default=4, ge=1, le=32,
+        default=4,
+        ge=1,
+        le=32,
         description="Prescription-details calls one MedicationRequest search may have in flight at once.",
     )

@@ -1,4 +1,5 @@
 """The Clinical Prescription Tracker as the core sees it: MedicationRequest, CIS2 user-restricted."""
+
 from __future__ import annotations
 
 from server.providers.base import ResourceProvider
@@ -10,14 +11,16 @@ from server.sources.cpt.settings import CPTSettings
 from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 
-CPT = Upstream(key="cpt", api="CPT", emulator_path="clinical-prescription-tracker",
-               emulator_routes=lambda: emulator.ROUTES)
+CPT = Upstream(
+    key="cpt", api="CPT", emulator_path="clinical-prescription-tracker", emulator_routes=lambda: emulator.ROUTES
+)
 
 
 def medication_request_from_cpt(w: Wiring) -> ResourceProvider:
     # CPT is CIS2 user-restricted: the auth layer passes the caller's token through (or exchanges it).
-    client = CPTClient(w.client(CPT, access="user"),
-                       detail_concurrency=w.settings_of(CPTSettings).cpt_detail_concurrency)
+    client = CPTClient(
+        w.client(CPT, access="user"), detail_concurrency=w.settings_of(CPTSettings).cpt_detail_concurrency
+    )
     return MedicationRequestFromCPT(client)
 
 

@@ -28,6 +28,7 @@ The answer is an STU3 Bundle (collection). What the façade uses of it (the alle
 Lists and the AllergyIntolerance resources) is validated with fhir.resources.STU3 here,
 where the data enters, and the record must be the requested patient's.
 """
+
 from __future__ import annotations
 
 import time
@@ -103,10 +104,11 @@ def structured_record_parameters(nhs_number: str, *, include_resolved: bool) -> 
     return {
         "resourceType": "Parameters",
         "parameter": [
-            {"name": "patientNHSNumber",
-             "valueIdentifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}},
-            {"name": "includeAllergies",
-             "part": [{"name": "includeResolvedAllergies", "valueBoolean": include_resolved}]},
+            {"name": "patientNHSNumber", "valueIdentifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}},
+            {
+                "name": "includeAllergies",
+                "part": [{"name": "includeResolvedAllergies", "valueBoolean": include_resolved}],
+            },
         ],
     }
 
@@ -137,8 +139,10 @@ def direct_care_reason(principal: Principal | None) -> str:
     purpose = principal.purpose if principal is not None else None
     reason = reason_for_request(purpose)
     if reason is None:
-        raise Forbidden(f"GP Connect Access Record Structured is for direct care only: purpose of use "
-                        f"{purpose} is not TREAT or ETREAT, so the GP record was not asked for")
+        raise Forbidden(
+            f"GP Connect Access Record Structured is for direct care only: purpose of use "
+            f"{purpose} is not TREAT or ETREAT, so the GP record was not asked for"
+        )
     return reason
 
 
@@ -152,23 +156,30 @@ def asserted_identity(config: GPConnectConfig, principal: Principal | None) -> A
         return Assertion(practitioner_for(principal), organisation, reason)
     if config.sandbox:
         return Assertion(config.requester.sandbox_practitioner(), organisation, reason)
-    raise Forbidden("GP Connect needs a logged-on user to name in its audit (requesting_practitioner); "
-                    "a system client without a user cannot read GP records")
+    raise Forbidden(
+        "GP Connect needs a logged-on user to name in its audit (requesting_practitioner); "
+        "a system client without a user cannot read GP records"
+    )
 
 
-def request_headers(config: GPConnectConfig, audience: str, ctx: RequestContext, *, now: int,
-                    trace_id: str) -> dict[str, str]:
+def request_headers(
+    config: GPConnectConfig, audience: str, ctx: RequestContext, *, now: int, trace_id: str
+) -> dict[str, str]:
     """Headers for one structured-record request on the configured route, for ctx.principal."""
     if config.auth_mode == "gateway":
         direct_care_reason(ctx.principal)  # the gateway forwards to GP Connect: direct care only too
         if not ctx.user_token:
-            raise Unauthorized("GP Connect through the Clinical Data Gateway needs the caller's CIS2 bearer token",
-                               headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'})
-        return {"Authorization": f"Bearer {ctx.user_token}", "Ssp-TraceID": trace_id,
-                "Ods-from": requesting_organisation(config.requester, ctx.principal).ods}
+            raise Unauthorized(
+                "GP Connect through the Clinical Data Gateway needs the caller's CIS2 bearer token",
+                headers={"WWW-Authenticate": 'Bearer realm="nhs-fhir-facade"'},
+            )
+        return {
+            "Authorization": f"Bearer {ctx.user_token}",
+            "Ssp-TraceID": trace_id,
+            "Ods-from": requesting_organisation(config.requester, ctx.principal).ods,
+        }
     assertion = asserted_identity(config, ctx.principal)
-    claims = consumer_claims(assertion, config.requester.device(), issuer=config.issuer, audience=audience,
-                             now=now)
+    claims = consumer_claims(assertion, config.requester.device(), issuer=config.issuer, audience=audience, now=now)
     return {
         "Ssp-TraceID": trace_id,
         "Ssp-From": config.consumer_asid,
@@ -193,8 +204,11 @@ def _record_nhs_numbers(bundle: Resource) -> set[str | None]:
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
-            numbers |= {i.get("value") for i in resource.get("identifier") or []
-                        if isinstance(i, dict) and i.get("system") == NHS_NUMBER_SYSTEM}
+            numbers |= {
+                i.get("value")
+                for i in resource.get("identifier") or []
+                if isinstance(i, dict) and i.get("system") == NHS_NUMBER_SYSTEM
+            }
     return numbers
 
 
@@ -209,8 +223,9 @@ def _checked_record(body: Any, nhs_number: str) -> Resource:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle" or body.get("type") != "collection":
         raise UpstreamBadResponse(API, "expected an STU3 collection Bundle")
     entries = body.get("entry")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("resource"), dict)
-                                                for e in entries):
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("resource"), dict) for e in entries
+    ):
         raise UpstreamBadResponse(API, "Bundle entries without resources")
     numbers = _record_nhs_numbers(body)
     if numbers and nhs_number not in numbers:
@@ -226,18 +241,21 @@ def _checked_record(body: Any, nhs_number: str) -> Resource:
 class GPConnectClient:
     """Typed structured-record calls; errors stay UpstreamError subclasses for the caller."""
 
-    def __init__(self, client: NHSClient, config: GPConnectConfig,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: NHSClient, config: GPConnectConfig, clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.config = config
         self.clock = clock
 
     async def structured_record(self, nhs_number: str, *, include_resolved: bool, ctx: RequestContext) -> Resource:
         """The patient's structured record with allergies (resolved ones when asked)."""
-        headers = request_headers(self.config, self.client.config.base_url, ctx, now=int(self.clock()),
-                                  trace_id=str(uuid.uuid4()))
+        headers = request_headers(
+            self.config, self.client.config.base_url, ctx, now=int(self.clock()), trace_id=str(uuid.uuid4())
+        )
         response = await self.client.request(
-            "POST", OPERATION_PATH, ctx, headers=headers,
+            "POST",
+            OPERATION_PATH,
+            ctx,
+            headers=headers,
             json_body=structured_record_parameters(nhs_number, include_resolved=include_resolved),
             retry_safe=True,
         )

@@ -20,6 +20,7 @@ integration_cross_organisation_audit_and_provenance.md; shared/reference/nhs-api
 
 Pure: the clock is an argument; the caller decides who may be asserted (server.sources.gpconnect.client).
 """
+
 from __future__ import annotations
 
 import base64
@@ -107,9 +108,13 @@ class Requester:
         return Device(self.device_name, self.device_version)
 
     def sandbox_practitioner(self) -> Practitioner:
-        return Practitioner(id=self.practitioner_sds_user_id, sds_user_id=self.practitioner_sds_user_id,
-                            sds_role_profile_id=self.practitioner_role_profile_id,
-                            family=self.practitioner_family, given=self.practitioner_given)
+        return Practitioner(
+            id=self.practitioner_sds_user_id,
+            sds_user_id=self.practitioner_sds_user_id,
+            sds_role_profile_id=self.practitioner_role_profile_id,
+            family=self.practitioner_family,
+            given=self.practitioner_given,
+        )
 
 
 def reason_for_request(purpose: str | None) -> str | None:
@@ -154,8 +159,10 @@ def practitioner_for(principal: Principal) -> Practitioner:
 
 
 def _practitioner_resource(p: Practitioner) -> dict[str, Any]:
-    identifiers = [{"system": SDS_USER_ID, "value": p.sds_user_id},
-                   {"system": SDS_ROLE_PROFILE_ID, "value": p.sds_role_profile_id}]
+    identifiers = [
+        {"system": SDS_USER_ID, "value": p.sds_user_id},
+        {"system": SDS_ROLE_PROFILE_ID, "value": p.sds_role_profile_id},
+    ]
     if p.local_system and p.local_id:
         identifiers.append({"system": p.local_system, "value": p.local_id})
     resource: dict[str, Any] = {"resourceType": "Practitioner", "id": p.id, "identifier": identifiers}
@@ -169,8 +176,7 @@ def _practitioner_resource(p: Practitioner) -> dict[str, Any]:
     return resource
 
 
-def consumer_claims(assertion: Assertion, device: Device, *, issuer: str, audience: str,
-                    now: int) -> dict[str, Any]:
+def consumer_claims(assertion: Assertion, device: Device, *, issuer: str, audience: str, now: int) -> dict[str, Any]:
     """The claim set GP Connect requires, for one request at `now` (UNIX seconds)."""
     practitioner = assertion.practitioner
     organisation = assertion.organisation

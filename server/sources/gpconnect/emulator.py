@@ -16,6 +16,7 @@ error handling guidance; shared/reference/nhs-apis.md s.2.7), on synthetic data
   INVALID_RESOURCE, INVALID_PARAMETER, INVALID_IDENTIFIER_SYSTEM, INVALID_NHS_NUMBER,
   PATIENT_NOT_FOUND, NO_PATIENT_CONSENT.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,24 +42,44 @@ from server.sources.gpconnect.emulator_data import NO_CONSENT, structured_record
 SPINE_STU3 = "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1"
 OUTCOME_PROFILE = "https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-OperationOutcome-1"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-KNOWN_PARAMETERS = {"patientNHSNumber", "includeAllergies", "includeMedication", "includeConsultations",
-                    "includeProblems", "includeImmunisations", "includeUncategorisedData", "includeInvestigations",
-                    "includeReferrals"}
+KNOWN_PARAMETERS = {
+    "patientNHSNumber",
+    "includeAllergies",
+    "includeMedication",
+    "includeConsultations",
+    "includeProblems",
+    "includeImmunisations",
+    "includeUncategorisedData",
+    "includeInvestigations",
+    "includeReferrals",
+}
 _DISPLAYS = {
-    "BAD_REQUEST": "Bad request", "INVALID_RESOURCE": "Submitted resource is not valid.",
-    "INVALID_PARAMETER": "Submitted parameter is not valid.", "INVALID_IDENTIFIER_SYSTEM": "Invalid identifier system",
-    "INVALID_NHS_NUMBER": "NHS Number invalid", "PATIENT_NOT_FOUND": "Patient record not found",
+    "BAD_REQUEST": "Bad request",
+    "INVALID_RESOURCE": "Submitted resource is not valid.",
+    "INVALID_PARAMETER": "Submitted parameter is not valid.",
+    "INVALID_IDENTIFIER_SYSTEM": "Invalid identifier system",
+    "INVALID_NHS_NUMBER": "NHS Number invalid",
+    "PATIENT_NOT_FOUND": "Patient record not found",
     "NO_PATIENT_CONSENT": "No Patient Consent To Share",
 }
-_ISSUE_CODES = {"BAD_REQUEST": "invalid", "INVALID_RESOURCE": "invalid", "INVALID_PARAMETER": "invalid",
-                "INVALID_IDENTIFIER_SYSTEM": "value", "INVALID_NHS_NUMBER": "value", "PATIENT_NOT_FOUND": "not-found",
-                "NO_PATIENT_CONSENT": "forbidden"}
+_ISSUE_CODES = {
+    "BAD_REQUEST": "invalid",
+    "INVALID_RESOURCE": "invalid",
+    "INVALID_PARAMETER": "invalid",
+    "INVALID_IDENTIFIER_SYSTEM": "value",
+    "INVALID_NHS_NUMBER": "value",
+    "PATIENT_NOT_FOUND": "not-found",
+    "NO_PATIENT_CONSENT": "forbidden",
+}
 
 
 def gpc_error(status: int, code: str | None, diagnostics: str, issue_code: str | None = None) -> Response:
     """A GP Connect OperationOutcome; `code` None = an SSP error (no Spine code)."""
-    issue: dict[str, Any] = {"severity": "error", "code": issue_code or _ISSUE_CODES.get(code or "", "invalid"),
-                             "diagnostics": diagnostics}
+    issue: dict[str, Any] = {
+        "severity": "error",
+        "code": issue_code or _ISSUE_CODES.get(code or "", "invalid"),
+        "diagnostics": diagnostics,
+    }
     body: dict[str, Any] = {"resourceType": "OperationOutcome", "issue": [issue]}
     if code:
         body["meta"] = {"profile": [OUTCOME_PROFILE]}
@@ -76,17 +97,33 @@ def _check_jwt(authorization: str) -> str | None:
         return f"Authorization JWT: {exc}"
     if header.get("alg") != "none":
         return "JWT alg must be 'none'"
-    missing = [c for c in ("iss", "sub", "aud", "exp", "iat", "reason_for_request", "requested_scope",
-                           "requesting_device", "requesting_organization", "requesting_practitioner")
-               if c not in claims]
+    missing = [
+        c
+        for c in (
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "reason_for_request",
+            "requested_scope",
+            "requesting_device",
+            "requesting_organization",
+            "requesting_practitioner",
+        )
+        if c not in claims
+    ]
     if missing:
         return f"JWT claims missing: {', '.join(missing)}"
     if not isinstance(claims["iat"], int) or claims["exp"] != claims["iat"] + LIFETIME_SECONDS:
         return "JWT exp must be iat + 300 seconds"
     if claims["reason_for_request"] != "directcare" or claims["requested_scope"] != READ_SCOPE:
         return "JWT reason_for_request must be 'directcare' and requested_scope 'patient/*.read'"
-    for claim, rtype in (("requesting_device", "Device"), ("requesting_organization", "Organization"),
-                         ("requesting_practitioner", "Practitioner")):
+    for claim, rtype in (
+        ("requesting_device", "Device"),
+        ("requesting_organization", "Organization"),
+        ("requesting_practitioner", "Practitioner"),
+    ):
         if not isinstance(claims[claim], dict) or claims[claim].get("resourceType") != rtype:
             return f"JWT {claim} must be a {rtype} resource"
     if claims["requesting_practitioner"].get("id") != claims["sub"]:
@@ -100,8 +137,14 @@ def _practitioner_problem(practitioner: dict[str, Any]) -> str | None:
     identifiers = practitioner.get("identifier")
     if not isinstance(identifiers, list) or not identifiers:
         return "JWT requesting_practitioner must have an identifier"
-    if not all(isinstance(i, dict) and isinstance(i.get("system"), str) and i["system"]
-               and isinstance(i.get("value"), str) and i["value"] for i in identifiers):
+    if not all(
+        isinstance(i, dict)
+        and isinstance(i.get("system"), str)
+        and i["system"]
+        and isinstance(i.get("value"), str)
+        and i["value"]
+        for i in identifiers
+    ):
         return "JWT requesting_practitioner identifiers need a system and a value"
     sds = [i["value"] for i in identifiers if i["system"] == SDS_USER_ID]
     if len(sds) != 1:
@@ -175,8 +218,11 @@ def _parameters(body: Any) -> tuple[str, bool | None] | Response:
     parts = allergies.get("part") or []
     resolved = [p for p in parts if isinstance(p, dict) and p.get("name") == "includeResolvedAllergies"]
     if len(resolved) != 1 or not isinstance(resolved[0].get("valueBoolean"), bool) or len(parts) != 1:
-        return gpc_error(422, "INVALID_PARAMETER",
-                         "includeAllergies needs exactly one part includeResolvedAllergies with a valueBoolean")
+        return gpc_error(
+            422,
+            "INVALID_PARAMETER",
+            "includeAllergies needs exactly one part includeResolvedAllergies with a valueBoolean",
+        )
     return nhs, resolved[0]["valueBoolean"]
 
 
@@ -200,8 +246,9 @@ async def get_structured_record(request: Request) -> Response:
     if record is None:
         return gpc_error(404, "PATIENT_NOT_FOUND", "No GP record for this patient")
     if include_resolved is None:  # allergies not asked for: only the patient and practice
-        record["entry"] = [e for e in record["entry"] if e["resource"]["resourceType"] not in ("List",
-                                                                                               "AllergyIntolerance")]
+        record["entry"] = [
+            e for e in record["entry"] if e["resource"]["resourceType"] not in ("List", "AllergyIntolerance")
+        ]
     return JSONResponse(record, media_type="application/fhir+json")
 
 

@@ -11,6 +11,7 @@ project (not NHS copies). Patients match the PDS emulator's where they overlap.
   (List warningCode confidential-items).
 - 9000000025 (sensitive) and unknown numbers: PATIENT_NOT_FOUND; 9000000068: NO_PATIENT_CONSENT.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,9 +43,20 @@ def _concept(code: str, display: str, text: str | None = None, desc_id: str | No
     return concept
 
 
-def _allergy(key: str, nhs: str, code: dict[str, Any], *, status: str = "active", verification: str = "confirmed",
-             category: str = "medication", asserted: str, reaction: dict[str, Any] | None = None,
-             criticality: str | None = None, note: str | None = None, **extra: Any) -> dict[str, Any]:
+def _allergy(
+    key: str,
+    nhs: str,
+    code: dict[str, Any],
+    *,
+    status: str = "active",
+    verification: str = "confirmed",
+    category: str = "medication",
+    asserted: str,
+    reaction: dict[str, Any] | None = None,
+    criticality: str | None = None,
+    note: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     allergy: dict[str, Any] = {
         "resourceType": "AllergyIntolerance",
         "id": f"{key}-{nhs}",
@@ -69,13 +81,23 @@ def _allergy(key: str, nhs: str, code: dict[str, Any], *, status: str = "active"
     return allergy
 
 
-def _list(title: str, code: str, nhs: str, items: list[dict[str, Any]], *, empty_reason: dict[str, Any] | None = None,
-          note: str | None = None, warning: str | None = None) -> dict[str, Any]:
+def _list(
+    title: str,
+    code: str,
+    nhs: str,
+    items: list[dict[str, Any]],
+    *,
+    empty_reason: dict[str, Any] | None = None,
+    note: str | None = None,
+    warning: str | None = None,
+) -> dict[str, Any]:
     lst: dict[str, Any] = {
         "resourceType": "List",
         "id": f"{code}-{nhs}",
         "meta": {"profile": [PROFILE + "CareConnect-GPC-List-1"]},
-        "status": "current", "mode": "snapshot", "title": title,
+        "status": "current",
+        "mode": "snapshot",
+        "title": title,
         "code": {"coding": [{"system": SCT, "code": code, "display": title}]},
         "subject": {"reference": f"Patient/gp-{nhs}"},
         "date": "2026-03-01T09:30:00+00:00",
@@ -93,26 +115,43 @@ def _list(title: str, code: str, nhs: str, items: list[dict[str, Any]], *, empty
 
 
 def _patient(nhs: str, family: str, given: str, gender: str, birth: str) -> dict[str, Any]:
-    return {"resourceType": "Patient", "id": f"gp-{nhs}",
-            "meta": {"profile": [PROFILE + "CareConnect-GPC-Patient-1"]},
-            "identifier": [{"system": NHS, "value": nhs}],
-            "name": [{"use": "official", "family": family, "given": [given]}],
-            "gender": gender, "birthDate": birth,
-            "managingOrganization": {"reference": f"Organization/{PRACTICE_ID}"}}
+    return {
+        "resourceType": "Patient",
+        "id": f"gp-{nhs}",
+        "meta": {"profile": [PROFILE + "CareConnect-GPC-Patient-1"]},
+        "identifier": [{"system": NHS, "value": nhs}],
+        "name": [{"use": "official", "family": family, "given": [given]}],
+        "gender": gender,
+        "birthDate": birth,
+        "managingOrganization": {"reference": f"Organization/{PRACTICE_ID}"},
+    }
 
 
 PRACTICE = [
-    {"resourceType": "Organization", "id": PRACTICE_ID, "identifier": [{"system": ODS, "value": "Y12345"}],
-     "name": "Trevelyan Square Surgery"},
-    {"resourceType": "Practitioner", "id": GP_ID,
-     "identifier": [{"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "G9876543"}],
-     "name": [{"family": "Okafor", "given": ["Adaeze"], "prefix": ["Dr"]}]},
-    {"resourceType": "PractitionerRole", "id": ROLE_ID, "practitioner": {"reference": f"Practitioner/{GP_ID}"},
-     "organization": {"reference": f"Organization/{PRACTICE_ID}"}},
+    {
+        "resourceType": "Organization",
+        "id": PRACTICE_ID,
+        "identifier": [{"system": ODS, "value": "Y12345"}],
+        "name": "Trevelyan Square Surgery",
+    },
+    {
+        "resourceType": "Practitioner",
+        "id": GP_ID,
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "G9876543"}],
+        "name": [{"family": "Okafor", "given": ["Adaeze"], "prefix": ["Dr"]}],
+    },
+    {
+        "resourceType": "PractitionerRole",
+        "id": ROLE_ID,
+        "practitioner": {"reference": f"Practitioner/{GP_ID}"},
+        "organization": {"reference": f"Organization/{PRACTICE_ID}"},
+    },
 ]
 
-NO_ALLERGIES_NOTE = ("There are no allergies in the patient record but it has not been confirmed with the patient "
-                     "that they have no allergies (that is, a 'no known allergies' code has not been recorded).")
+NO_ALLERGIES_NOTE = (
+    "There are no allergies in the patient record but it has not been confirmed with the patient "
+    "that they have no allergies (that is, a 'no known allergies' code has not been recorded)."
+)
 ENDED = ("1103671000000101", "Ended allergies")
 ACTIVE = ("886921000000105", "Active Allergies")
 
@@ -120,25 +159,54 @@ ACTIVE = ("886921000000105", "Active Allergies")
 def _jane() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     nhs = "9000000009"
     amoxicillin = _allergy(
-        "amox", nhs, _concept("372687004", "Amoxicillin", desc_id="2154741011"), asserted="2019-12-10T13:00:00+00:00",
-        criticality="low", note="Certainty: Certain, NOTES: rash within hours of first dose",
-        reaction={"manifestation": [_concept("247472004", "Urticarial rash")], "severity": "mild",
-                  "exposureRoute": _concept("26643006", "Oral route"), "description": "Itchy wheals on arms"},
-        onsetDateTime="2019-12-09")
+        "amox",
+        nhs,
+        _concept("372687004", "Amoxicillin", desc_id="2154741011"),
+        asserted="2019-12-10T13:00:00+00:00",
+        criticality="low",
+        note="Certainty: Certain, NOTES: rash within hours of first dose",
+        reaction={
+            "manifestation": [_concept("247472004", "Urticarial rash")],
+            "severity": "mild",
+            "exposureRoute": _concept("26643006", "Oral route"),
+            "description": "Itchy wheals on arms",
+        },
+        onsetDateTime="2019-12-09",
+    )
     peanut = _allergy(
-        "peanut", nhs, _concept("91935009", "Allergy to peanut", text="Peanut allergy"), category="food",
-        asserted="2015-06-01", criticality="high",
-        reaction={"manifestation": [_concept("39579001", "Anaphylaxis")], "severity": "severe"})
+        "peanut",
+        nhs,
+        _concept("91935009", "Allergy to peanut", text="Peanut allergy"),
+        category="food",
+        asserted="2015-06-01",
+        criticality="high",
+        reaction={"manifestation": [_concept("39579001", "Anaphylaxis")], "severity": "severe"},
+    )
     degraded = _allergy(
-        "degraded", nhs, _concept("196461000000101", "Transfer-degraded drug allergy", text="Allergy to co-codamol"),
-        verification="unconfirmed", asserted="2012-03-04T10:00:00+00:00",
-        note="NOTES: received by GP2GP as a degraded record")
+        "degraded",
+        nhs,
+        _concept("196461000000101", "Transfer-degraded drug allergy", text="Allergy to co-codamol"),
+        verification="unconfirmed",
+        asserted="2012-03-04T10:00:00+00:00",
+        note="NOTES: received by GP2GP as a degraded record",
+    )
     aspirin = _allergy(
-        "aspirin", nhs, _concept("293586001", "Aspirin adverse reaction"), status="resolved", asserted="2010-01-05",
-        extension=[{"url": END_EXT, "extension": [
-            {"url": "endDate", "valueDateTime": "2018-03-01"},
-            {"url": "reasonEnded", "valueString": "No recurrence on rechallenge"}]}],
-        reaction={"manifestation": [_concept("422400008", "Vomiting")], "severity": "moderate"})
+        "aspirin",
+        nhs,
+        _concept("293586001", "Aspirin adverse reaction"),
+        status="resolved",
+        asserted="2010-01-05",
+        extension=[
+            {
+                "url": END_EXT,
+                "extension": [
+                    {"url": "endDate", "valueDateTime": "2018-03-01"},
+                    {"url": "reasonEnded", "valueString": "No recurrence on rechallenge"},
+                ],
+            }
+        ],
+        reaction={"manifestation": [_concept("422400008", "Vomiting")], "severity": "moderate"},
+    )
     active = [amoxicillin, peanut, degraded]
     return active, [aspirin]
 
@@ -154,8 +222,10 @@ def structured_record(nhs: str, include_resolved: bool) -> dict[str, Any] | None
         allergies = active + (resolved if include_resolved else [])
     elif nhs == "9000000017":
         patient = _patient(nhs, "Smyth", "Jayne", "female", "2010-10-22")
-        nil_known = {"coding": [{"system": "http://hl7.org/fhir/list-empty-reason", "code": "nilknown",
-                                 "display": "Nil Known"}], "text": "No known allergies"}
+        nil_known = {
+            "coding": [{"system": "http://hl7.org/fhir/list-empty-reason", "code": "nilknown", "display": "Nil Known"}],
+            "text": "No known allergies",
+        }
         lists = [_list(ACTIVE[1], ACTIVE[0], nhs, [], empty_reason=nil_known)]
         if include_resolved:
             lists.append(_list(ENDED[1], ENDED[0], nhs, [], empty_reason=nil_known))
@@ -168,10 +238,19 @@ def structured_record(nhs: str, include_resolved: bool) -> dict[str, Any] | None
         allergies = []
     elif nhs == "9000000092":
         patient = _patient(nhs, "Smithson", "Robert", "male", "2010-10-23")
-        mite = _allergy("mite", nhs, _concept("260147004", "House dust mite"), category="environment",
-                        asserted="2021-09-14")
-        lists = [_list(ACTIVE[1], ACTIVE[0], nhs, [mite], warning="confidential-items",
-                       note="Items excluded due to confidentiality and/or patient preferences.")]
+        mite = _allergy(
+            "mite", nhs, _concept("260147004", "House dust mite"), category="environment", asserted="2021-09-14"
+        )
+        lists = [
+            _list(
+                ACTIVE[1],
+                ACTIVE[0],
+                nhs,
+                [mite],
+                warning="confidential-items",
+                note="Items excluded due to confidentiality and/or patient preferences.",
+            )
+        ]
         allergies = [mite]
     else:
         return None

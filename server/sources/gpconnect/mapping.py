@@ -26,6 +26,7 @@ Decisions (documented in the README's GP Connect section):
   GP Connect identifier (or, lacking one, its id), so the same allergy keeps its id
   across requests and a read knows which patient's record to ask for.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,10 @@ ID_PREFIX = "gpc"
 ISSUED_ID_RE = re.compile(r"^gpc-(?P<nhs>\d{10})-(?P<key>[0-9a-f]{16}|nka)$")
 SNOMED = "http://snomed.info/sct"
 ENTERED_IN_ERROR = "entered-in-error"
-NO_ALLERGIES_NOTE = ("There are no allergies in the patient record but it has not been confirmed with the patient "
-                     "that they have no allergies (a 'no known allergies' code has not been recorded).")
+NO_ALLERGIES_NOTE = (
+    "There are no allergies in the patient record but it has not been confirmed with the patient "
+    "that they have no allergies (a 'no known allergies' code has not been recorded)."
+)
 
 # The STU3 -> R4 rules for AllergyIntolerance, as data beside this module.
 ALLERGY_RULES = Path(__file__).with_name("allergy_intolerance.yaml")
@@ -126,29 +129,41 @@ def _nka(nhs_number: str, text: str | None, spec: Mapping[str, Any], mapping: Ma
         "resourceType": "AllergyIntolerance",
         "id": nka_id(nhs_number),
         "meta": {"profile": [mapping.target_profile]},
-        "clinicalStatus": {"coding": [{"system": vm["clinical_status"]["system"], "code": "active",
-                                       "display": "Active"}]},
-        "verificationStatus": {"coding": [{"system": vm["verification_status"]["system"], "code": "confirmed",
-                                           "display": "Confirmed"}]},
-        "code": {"coding": [{"system": nka["system"], "code": nka["code"], "display": nka["display"]}],
-                 "text": text or nka["display"]},
-        "patient": {"reference": f"Patient/{nhs_number}",
-                    "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}},
+        "clinicalStatus": {
+            "coding": [{"system": vm["clinical_status"]["system"], "code": "active", "display": "Active"}]
+        },
+        "verificationStatus": {
+            "coding": [{"system": vm["verification_status"]["system"], "code": "confirmed", "display": "Confirmed"}]
+        },
+        "code": {
+            "coding": [{"system": nka["system"], "code": nka["code"], "display": nka["display"]}],
+            "text": text or nka["display"],
+        },
+        "patient": {
+            "reference": f"Patient/{nhs_number}",
+            "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number},
+        },
     }
 
 
-def convert_allergy(stu3: Mapping[str, Any], nhs_number: str, list_kind: str, ctx: MappingContext,
-                    mapping: MappingSpec | None = None) -> Resource:
+def convert_allergy(
+    stu3: Mapping[str, Any], nhs_number: str, list_kind: str, ctx: MappingContext, mapping: MappingSpec | None = None
+) -> Resource:
     """One STU3 AllergyIntolerance -> R4 through the declared rules, plus the list-level
     defaults and R4 invariants the rules cannot express."""
     mapping = mapping or load_mapping(ALLERGY_RULES)
     spec = mapping.extra["gpconnect"]
-    r4: Resource = {"resourceType": "AllergyIntolerance", "id": issued_id(nhs_number, _source_key(stu3, list_kind)),
-                    "meta": {"profile": [mapping.target_profile]}}
+    r4: Resource = {
+        "resourceType": "AllergyIntolerance",
+        "id": issued_id(nhs_number, _source_key(stu3, list_kind)),
+        "meta": {"profile": [mapping.target_profile]},
+    }
     r4.update(apply_rules(mapping.rules, stu3, ctx))
     if "patient" not in r4:  # patient is 1..1 in both versions; the record is this patient's
-        r4["patient"] = {"reference": f"Patient/{nhs_number}",
-                         "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}}
+        r4["patient"] = {
+            "reference": f"Patient/{nhs_number}",
+            "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number},
+        }
     if ENTERED_IN_ERROR in _codes(r4.get("verificationStatus")):
         r4.pop("clinicalStatus", None)
     elif not (r4.get("clinicalStatus") or {}).get("coding"):
@@ -168,8 +183,9 @@ def _index(bundle: Mapping[str, Any]) -> dict[str, Resource]:
     return index
 
 
-def allergies_from_structured_record(bundle: Mapping[str, Any], nhs_number: str, *,
-                                     include_resolved: bool) -> ConvertedAllergies:
+def allergies_from_structured_record(
+    bundle: Mapping[str, Any], nhs_number: str, *, include_resolved: bool
+) -> ConvertedAllergies:
     """Every allergy a structured record holds for the patient, converted to R4.
 
     Resolved allergies are converted only when `include_resolved` (the caller asked GP
@@ -180,9 +196,11 @@ def allergies_from_structured_record(bundle: Mapping[str, Any], nhs_number: str,
     index = _index(bundle)
     out = ConvertedAllergies()
     ctx = MappingContext(nhs_number=nhs_number, resolve=index.get)
-    lists = [e["resource"] for e in bundle.get("entry") or []
-             if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-             and e["resource"].get("resourceType") == "List"]
+    lists = [
+        e["resource"]
+        for e in bundle.get("entry") or []
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "List"
+    ]
     degraded = 0
     for lst in lists:
         kind = _list_kind(lst, spec)
@@ -197,8 +215,10 @@ def allergies_from_structured_record(bundle: Mapping[str, Any], nhs_number: str,
             ref = (entry.get("item") or {}).get("reference")
             allergy = contained.get(ref) if isinstance(ref, str) and ref.startswith("#") else index.get(str(ref))
             if not allergy or allergy.get("resourceType") != "AllergyIntolerance":
-                out.warn("The GP record lists an allergy entry that is not in the record it sent; "
-                         "the allergy list may be incomplete")
+                out.warn(
+                    "The GP record lists an allergy entry that is not in the record it sent; "
+                    "the allergy list may be incomplete"
+                )
                 continue
             found += 1
             r4 = convert_allergy(allergy, nhs_number, kind, ctx, mapping)
@@ -214,11 +234,14 @@ def allergies_from_structured_record(bundle: Mapping[str, Any], nhs_number: str,
                 label = "active" if kind == "active_list" else "resolved"
                 out.information.append(f"No {label} allergies in the GP record: {_note_text(lst) or NO_ALLERGIES_NOTE}")
         elif nil_known and entries:
-            out.warn("The GP record asserts 'no known allergies' but also lists allergies; "
-                     "the listed allergies are returned")
+            out.warn(
+                "The GP record asserts 'no known allergies' but also lists allergies; the listed allergies are returned"
+            )
     if degraded:
-        out.warn(f"{degraded} allergy record(s) are transfer-degraded (GP2GP): the original term is in "
-                            "code.text and must be reviewed before prescribing")
+        out.warn(
+            f"{degraded} allergy record(s) are transfer-degraded (GP2GP): the original term is in "
+            "code.text and must be reviewed before prescribing"
+        )
     for warning in ctx.warnings:
         out.warn(warning)
     return out

@@ -12,6 +12,7 @@ gpconnect_allergies.py), so a read re-asks GP Connect for that patient's record
 has no read by allergy id, and the record may have changed: a 404 then means the
 allergy is no longer in the GP record.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -59,24 +60,57 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
         "transfer-degraded records keep their original term in code.text. Ids are gpc-{NHS number}-{hash}."
     )
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec("patient", "reference",
-                        "The patient: NHS number as id, Patient/{nhs}, or patient:identifier="
-                        "https://fhir.nhs.uk/Id/nhs-number|{nhs} (Modulus-11 checked). Required; one patient.",
-                        SP + "clinical-patient", path="patient", target_types=("Patient",), evaluated="upstream"),
-        SearchParamSpec("clinical-status", "token",
-                        f"active | inactive | resolved ({CLINICAL_SYSTEM}); resolved/inactive also asks GP Connect "
-                        "for resolved allergies. Default: active only.",
-                        SP + "AllergyIntolerance-clinical-status", path="clinicalStatus", evaluated="local"),
-        SearchParamSpec("verification-status", "token",
-                        f"unconfirmed | confirmed | refuted | entered-in-error ({VERIFICATION_SYSTEM})",
-                        SP + "AllergyIntolerance-verification-status", path="verificationStatus",
-                        evaluated="local"),
-        SearchParamSpec("category", "token", f"food | medication | environment | biologic ({CATEGORY_SYSTEM})",
-                        SP + "AllergyIntolerance-category", path="category", evaluated="local"),
-        SearchParamSpec("criticality", "token", f"low | high | unable-to-assess ({CRITICALITY_SYSTEM})",
-                        SP + "AllergyIntolerance-criticality", path="criticality", evaluated="local"),
-        SearchParamSpec("date", "date", "When the allergy was recorded (recordedDate; GP Connect assertedDate)",
-                        SP + "clinical-date", path="recordedDate", evaluated="local"),
+        SearchParamSpec(
+            "patient",
+            "reference",
+            "The patient: NHS number as id, Patient/{nhs}, or patient:identifier="
+            "https://fhir.nhs.uk/Id/nhs-number|{nhs} (Modulus-11 checked). Required; one patient.",
+            SP + "clinical-patient",
+            path="patient",
+            target_types=("Patient",),
+            evaluated="upstream",
+        ),
+        SearchParamSpec(
+            "clinical-status",
+            "token",
+            f"active | inactive | resolved ({CLINICAL_SYSTEM}); resolved/inactive also asks GP Connect "
+            "for resolved allergies. Default: active only.",
+            SP + "AllergyIntolerance-clinical-status",
+            path="clinicalStatus",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "verification-status",
+            "token",
+            f"unconfirmed | confirmed | refuted | entered-in-error ({VERIFICATION_SYSTEM})",
+            SP + "AllergyIntolerance-verification-status",
+            path="verificationStatus",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "category",
+            "token",
+            f"food | medication | environment | biologic ({CATEGORY_SYSTEM})",
+            SP + "AllergyIntolerance-category",
+            path="category",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "criticality",
+            "token",
+            f"low | high | unable-to-assess ({CRITICALITY_SYSTEM})",
+            SP + "AllergyIntolerance-criticality",
+            path="criticality",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "date",
+            "date",
+            "When the allergy was recorded (recordedDate; GP Connect assertedDate)",
+            SP + "clinical-date",
+            path="recordedDate",
+            evaluated="local",
+        ),
     )
     includes: ClassVar[tuple[str, ...]] = ("AllergyIntolerance:patient",)
     default_filters: ClassVar[tuple[tuple[str, str], ...]] = (("clinical-status", "active"),)
@@ -93,8 +127,9 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
         nhs = nhs_number_of(resource_id)
         if nhs is None or not is_valid_nhs_number(nhs):
             # Not an id this façade issued: nothing to ask GP Connect.
-            raise NotFound(f"AllergyIntolerance/{resource_id} is not known here "
-                           "(ids look like gpc-<NHS number>-<hash>)")
+            raise NotFound(
+                f"AllergyIntolerance/{resource_id} is not known here (ids look like gpc-<NHS number>-<hash>)"
+            )
         converted = await self._allergies(nhs, True, ctx)
         for allergy in converted.allergies:
             if allergy["id"] == resource_id:

@@ -13,6 +13,7 @@ GP Connect takes one NHS number and two switches, nothing else, so:
 - every parameter but `patient` is declared `evaluated="local"`: the core applies it
   to the converted R4 resources (server.fhir.search_match), not this module.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ CATEGORY_SYSTEM = "http://hl7.org/fhir/allergy-intolerance-category"
 CRITICALITY_SYSTEM = "http://hl7.org/fhir/allergy-intolerance-criticality"
 CLINICAL_STATUSES = frozenset({"active", "inactive", "resolved"})
 NOT_ACTIVE = frozenset({"inactive", "resolved"})
-ACTIVE_ONLY_NOTE = ("Only active allergies are returned unless clinical-status asks for resolved or inactive ones "
-                    "(GP Connect keeps resolved allergies apart)")
+ACTIVE_ONLY_NOTE = (
+    "Only active allergies are returned unless clinical-status asks for resolved or inactive ones "
+    "(GP Connect keeps resolved allergies apart)"
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,10 @@ def patient_nhs_number(request: SearchRequest) -> str:
     """The one NHS number the search is about; 400 when absent, several, or invalid."""
     params = request.get("patient")
     if not params:
-        raise InvalidSearchParameter("An AllergyIntolerance search needs patient (GP Connect answers for one patient "
-                                     "at a time), e.g. patient=9000000009")
+        raise InvalidSearchParameter(
+            "An AllergyIntolerance search needs patient (GP Connect answers for one patient "
+            "at a time), e.g. patient=9000000009"
+        )
     wanted: set[str] | None = None
     for param in params:
         numbers = nhs_numbers(param)

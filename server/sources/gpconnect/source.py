@@ -1,4 +1,5 @@
 """GP Connect as the core sees it: AllergyIntolerance from the GP's structured record."""
+
 from __future__ import annotations
 
 from server.nhs.auth.profiles import Access
@@ -12,11 +13,14 @@ from server.sources.gpconnect.settings import GPConnectSettings
 from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 
-GPCONNECT = Upstream(key="gpconnect", api="GP Connect",
-                     emulator_path="gpconnect/Y12345/STU3/1/gpconnect/structured/fhir",
-                     emulator_routes=lambda: emulator.ROUTES,
-                     # The patient, not our credentials, is the reason for the refusal (a 403).
-                     error_codes={"NO_PATIENT_CONSENT": CodeMeaning.NO_CONSENT})
+GPCONNECT = Upstream(
+    key="gpconnect",
+    api="GP Connect",
+    emulator_path="gpconnect/Y12345/STU3/1/gpconnect/structured/fhir",
+    emulator_routes=lambda: emulator.ROUTES,
+    # The patient, not our credentials, is the reason for the refusal (a 403).
+    error_codes={"NO_PATIENT_CONSENT": CodeMeaning.NO_CONSENT},
+)
 
 
 def allergy_intolerance_from_gpconnect(w: Wiring) -> ResourceProvider:

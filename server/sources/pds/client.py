@@ -6,6 +6,7 @@ PDS quirks handled here (reference: shared/reference/nhs-apis.md section 1):
 - a superseded NHS number returns the superseding record (its id differs);
 - restricted patients (meta.security R/V) come back with fields removed: passed on as-is.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -58,8 +59,9 @@ def parse_search_bundle(body: Any, api: str = "PDS") -> list[PatientMatch]:
 
 def _search_matches(body: Any, api: str) -> list[PatientMatch]:
     if _is_too_many(body):
-        raise PDSTooManyMatches(api, "too many matches", status=200, nhs_code="TOO_MANY_MATCHES",
-                                nhs_display="Too Many Matches")
+        raise PDSTooManyMatches(
+            api, "too many matches", status=200, nhs_code="TOO_MANY_MATCHES", nhs_display="Too Many Matches"
+        )
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise UpstreamBadResponse(api, "expected a searchset Bundle")
     matches: list[PatientMatch] = []
@@ -89,8 +91,13 @@ class PDSClient:
             response = await self.client.request("GET", "Patient", ctx, params=params)
         except UpstreamRejected as err:
             if err.nhs_code == "TOO_MANY_MATCHES":
-                raise PDSTooManyMatches(err.api, "too many matches", status=err.status,
-                                        nhs_code=err.nhs_code, nhs_display=err.nhs_display,
-                                        nhs_system=err.nhs_system) from None
+                raise PDSTooManyMatches(
+                    err.api,
+                    "too many matches",
+                    status=err.status,
+                    nhs_code=err.nhs_code,
+                    nhs_display=err.nhs_display,
+                    nhs_system=err.nhs_system,
+                ) from None
             raise
         return parse_search_bundle(response.body)

@@ -5,6 +5,7 @@ records, restricted-patient rules in search, search minimums, wildcards, fuzzy
 (soundex) matching, _max-results and TOO_MANY_MATCHES (HTTP 200 with an
 OperationOutcome, as the live API does). Reference: shared/reference/nhs-apis.md s.1.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,25 +21,56 @@ from server.sources.pds.emulator_data import INVALIDATED, PATIENTS, SUPERSEDED
 
 SPINE = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-SEARCH_PARAMS = {"family", "given", "gender", "birthdate", "death-date", "address-postalcode", "address-postcode",
-                 "general-practitioner", "email", "phone", "_fuzzy-match", "_exact-match", "_history", "_max-results"}
+SEARCH_PARAMS = {
+    "family",
+    "given",
+    "gender",
+    "birthdate",
+    "death-date",
+    "address-postalcode",
+    "address-postcode",
+    "general-practitioner",
+    "email",
+    "phone",
+    "_fuzzy-match",
+    "_exact-match",
+    "_history",
+    "_max-results",
+}
 _DISPLAYS = {
-    "INVALID_RESOURCE_ID": "Resource Id is invalid", "RESOURCE_NOT_FOUND": "Resource not found",
+    "INVALID_RESOURCE_ID": "Resource Id is invalid",
+    "RESOURCE_NOT_FOUND": "Resource not found",
     "INVALIDATED_RESOURCE": "Resource that has been marked invalid was requested",
-    "MISSING_VALUE": "Required value is missing", "INVALID_VALUE": "Provided value is invalid",
-    "INVALID_SEARCH_DATA": "Search data is invalid", "UNSUPPORTED_SERVICE": "Unsupported Service",
-    "ADDITIONAL_PROPERTIES": "Additional properties", "TOO_MANY_MATCHES": "Too Many Matches",
+    "MISSING_VALUE": "Required value is missing",
+    "INVALID_VALUE": "Provided value is invalid",
+    "INVALID_SEARCH_DATA": "Search data is invalid",
+    "UNSUPPORTED_SERVICE": "Unsupported Service",
+    "ADDITIONAL_PROPERTIES": "Additional properties",
+    "TOO_MANY_MATCHES": "Too Many Matches",
 }
 
 
-def spine_error(status: int, code: str, issue_code: str, diagnostics: str | None = None,
-                severity: str = "error", headers: dict[str, str] | None = None) -> Response:
-    issue: dict[str, Any] = {"severity": severity, "code": issue_code, "details": {"coding": [
-        {"system": SPINE, "version": "1", "code": code, "display": _DISPLAYS.get(code, code)}]}}
+def spine_error(
+    status: int,
+    code: str,
+    issue_code: str,
+    diagnostics: str | None = None,
+    severity: str = "error",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    issue: dict[str, Any] = {
+        "severity": severity,
+        "code": issue_code,
+        "details": {"coding": [{"system": SPINE, "version": "1", "code": code, "display": _DISPLAYS.get(code, code)}]},
+    }
     if diagnostics:
         issue["diagnostics"] = diagnostics
-    return JSONResponse({"resourceType": "OperationOutcome", "issue": [issue]}, status_code=status,
-                        headers=headers, media_type="application/fhir+json")
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": [issue]},
+        status_code=status,
+        headers=headers,
+        media_type="application/fhir+json",
+    )
 
 
 def _mirror(request: Request) -> dict[str, str]:
@@ -51,8 +83,12 @@ def _mirror(request: Request) -> dict[str, str]:
 def _check_headers(request: Request) -> Response | None:
     rid = request.headers.get("x-request-id")
     if not rid:
-        return spine_error(400, "MISSING_VALUE", "required",
-                           "Invalid request with error - X-Request-ID header must be supplied to access this resource")
+        return spine_error(
+            400,
+            "MISSING_VALUE",
+            "required",
+            "Invalid request with error - X-Request-ID header must be supplied to access this resource",
+        )
     if not UUID_RE.match(rid):
         return spine_error(400, "INVALID_VALUE", "value", f"Invalid value - '{rid}' in header 'X-Request-ID'")
     return None
@@ -75,8 +111,14 @@ async def get_patient(request: Request) -> Response:
 
 
 def soundex(name: str) -> str:
-    codes = {**dict.fromkeys("bfpv", "1"), **dict.fromkeys("cgjkqsxz", "2"), **dict.fromkeys("dt", "3"),
-             "l": "4", **dict.fromkeys("mn", "5"), "r": "6"}
+    codes = {
+        **dict.fromkeys("bfpv", "1"),
+        **dict.fromkeys("cgjkqsxz", "2"),
+        **dict.fromkeys("dt", "3"),
+        "l": "4",
+        **dict.fromkeys("mn", "5"),
+        "r": "6",
+    }
     letters = [c for c in name.lower() if c.isalpha()]
     if not letters:
         return ""
@@ -103,8 +145,10 @@ def fuzzy_score(p: dict[str, Any], q: dict[str, list[str]]) -> float:
     """A fuzzy match's score: 1.0 when every name searched for matches as spelt, 0.04 less
     for each one matched only by sound (PDS scores spelling variants below 1)."""
     names = p.get("name") or []
-    spelt = {"family": {n.get("family", "").lower() for n in names},
-             "given": {g.lower() for n in names for g in n.get("given", [])}}
+    spelt = {
+        "family": {n.get("family", "").lower() for n in names},
+        "given": {g.lower() for n in names for g in n.get("given", [])},
+    }
     variants = sum(1 for key in ("family", "given") for v in q.get(key, []) if v.lower() not in spelt[key])
     return round(1.0 - 0.04 * variants, 2)
 
@@ -168,32 +212,44 @@ async def search_patients(request: Request) -> Response:
         return spine_error(400, "UNSUPPORTED_SERVICE", "not-supported", headers=_mirror(request))
     extra = sorted(set(q) - SEARCH_PARAMS)
     if extra:
-        return spine_error(400, "ADDITIONAL_PROPERTIES", "structure", f"Invalid parameters: {', '.join(extra)}",
-                           headers=_mirror(request))
+        return spine_error(
+            400,
+            "ADDITIONAL_PROPERTIES",
+            "structure",
+            f"Invalid parameters: {', '.join(extra)}",
+            headers=_mirror(request),
+        )
     if "address-postcode" in q and "address-postalcode" in q:
         return spine_error(400, "INVALID_SEARCH_DATA", "invalid", headers=_mirror(request))
     fuzzy = q.get("_fuzzy-match", ["false"])[0] == "true"
     for name in ("family", "given", "address-postalcode"):
         for v in q.get(name, []):
             if "*" in v[:2] or (fuzzy and "*" in v):
-                return spine_error(400, "INVALID_SEARCH_DATA", "invalid", f"Invalid wildcard in '{name}'",
-                                   headers=_mirror(request))
+                return spine_error(
+                    400, "INVALID_SEARCH_DATA", "invalid", f"Invalid wildcard in '{name}'", headers=_mirror(request)
+                )
     for d in q.get("birthdate", []) + q.get("death-date", []):
         if not re.match(r"^(eq|ge|le)?\d{4}-\d{2}-\d{2}$", d):
             return spine_error(400, "INVALID_SEARCH_DATA", "invalid", f"Invalid date '{d}'", headers=_mirror(request))
     if not fuzzy and not ({"family", "birthdate"} <= set(q)):
         # As live PDS answers (shared/nhs-examples/captured/pds_search_missing_params.json).
-        return spine_error(400, "MISSING_VALUE", "required",
-                           "Not enough search parameters were provided for a valid search, you must supply "
-                           "family and birthdate as a minimum and only use recognised parameters from the api "
-                           "catalogue.", headers=_mirror(request))
+        return spine_error(
+            400,
+            "MISSING_VALUE",
+            "required",
+            "Not enough search parameters were provided for a valid search, you must supply "
+            "family and birthdate as a minimum and only use recognised parameters from the api "
+            "catalogue.",
+            headers=_mirror(request),
+        )
     try:
         max_results = int(q.get("_max-results", ["50"])[0])
     except ValueError:
         max_results = 0
     if not 1 <= max_results <= 50:
-        return spine_error(400, "INVALID_VALUE", "value", "Invalid value in parameter '_max-results'",
-                           headers=_mirror(request))
+        return spine_error(
+            400, "INVALID_VALUE", "value", "Invalid value in parameter '_max-results'", headers=_mirror(request)
+        )
     location_query = bool({"address-postalcode", "address-postcode", "general-practitioner"} & set(q))
     hits = []
     for patient in PATIENTS.values():
@@ -203,15 +259,26 @@ async def search_patients(request: Request) -> Response:
         if _matches(patient, q, fuzzy):
             hits.append(patient)
     if len(hits) > max_results:
-        return spine_error(200, "TOO_MANY_MATCHES", "multiple-matches", severity="information",
-                           headers=_mirror(request))
+        return spine_error(
+            200, "TOO_MANY_MATCHES", "multiple-matches", severity="information", headers=_mirror(request)
+        )
     exact = not fuzzy and not any(v.endswith("*") for k in ("family", "given") for v in q.get(k, []))
     base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
-    entries = [{"fullUrl": f"{base}/Patient/{p['id']}",
-                "search": {"score": fuzzy_score(p, q) if fuzzy else 1 if exact else 0.8},
-                "resource": _search_view(p)} for p in hits]
-    body = {"resourceType": "Bundle", "type": "searchset", "timestamp": "2026-11-26T00:00:00+00:00",
-            "total": len(entries), "entry": entries}
+    entries = [
+        {
+            "fullUrl": f"{base}/Patient/{p['id']}",
+            "search": {"score": fuzzy_score(p, q) if fuzzy else 1 if exact else 0.8},
+            "resource": _search_view(p),
+        }
+        for p in hits
+    ]
+    body = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": "2026-11-26T00:00:00+00:00",
+        "total": len(entries),
+        "entry": entries,
+    }
     return JSONResponse(body, headers=_mirror(request), media_type="application/fhir+json")
 
 

@@ -6,6 +6,7 @@ second "Smith" for wildcard searches; 9000000041 is superseded by 9000000068; 90
 is invalidated; 9000000084 is very restricted (V). 9000001005 and 9000001013 share name,
 birth date and gender (tracing: multiple match).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,9 +18,16 @@ ODS = ODS_SYSTEM
 CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 VERIFIED = {
     "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",
-    "valueCodeableConcept": {"coding": [{
-        "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatus",
-        "version": "1.0.0", "code": "01", "display": "Number present and verified"}]},
+    "valueCodeableConcept": {
+        "coding": [
+            {
+                "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatus",
+                "version": "1.0.0",
+                "code": "01",
+                "display": "Number present and verified",
+            }
+        ]
+    },
 }
 _SECURITY = {"U": "unrestricted", "R": "restricted", "V": "very restricted"}
 
@@ -29,23 +37,36 @@ def _patient(nhs: str, version: str, security: str, **fields: Any) -> dict[str, 
         "resourceType": "Patient",
         "id": nhs,
         "identifier": [{"system": NHS, "value": nhs, "extension": [VERIFIED]}],
-        "meta": {"versionId": version, "lastUpdated": "2026-03-01T09:30:00+00:00",
-                 "security": [{"system": CONF, "code": security, "display": _SECURITY[security]}]},
+        "meta": {
+            "versionId": version,
+            "lastUpdated": "2026-03-01T09:30:00+00:00",
+            "security": [{"system": CONF, "code": security, "display": _SECURITY[security]}],
+        },
         **fields,
     }
 
 
 def _name(family: str, *given: str, prefix: str | None = None, start: str = "2010-10-22") -> dict[str, Any]:
-    name: dict[str, Any] = {"id": f"name-{family.lower()}", "use": "usual", "period": {"start": start},
-                            "given": list(given), "family": family}
+    name: dict[str, Any] = {
+        "id": f"name-{family.lower()}",
+        "use": "usual",
+        "period": {"start": start},
+        "given": list(given),
+        "family": family,
+    }
     if prefix:
         name["prefix"] = [prefix]
     return name
 
 
 def _address(postcode: str, *lines: str) -> dict[str, Any]:
-    return {"id": f"addr-{postcode.replace(' ', '').lower()}", "use": "home", "period": {"start": "2020-01-01"},
-            "line": list(lines), "postalCode": postcode}
+    return {
+        "id": f"addr-{postcode.replace(' ', '').lower()}",
+        "use": "home",
+        "period": {"start": "2020-01-01"},
+        "line": list(lines),
+        "postalCode": postcode,
+    }
 
 
 def _gp(ods: str) -> list[dict[str, Any]]:
@@ -54,49 +75,91 @@ def _gp(ods: str) -> list[dict[str, Any]]:
 
 PATIENTS: dict[str, dict[str, Any]] = {
     "9000000009": _patient(
-        "9000000009", "2", "U",
+        "9000000009",
+        "2",
+        "U",
         name=[_name("Smith", "Jane", "Anne", prefix="Mrs")],
-        gender="female", birthDate="2010-10-22",
+        gender="female",
+        birthDate="2010-10-22",
         generalPractitioner=_gp("Y12345"),
-        telecom=[{"id": "tel-1", "system": "phone", "value": "01632960587", "use": "home"},
-                 {"id": "tel-2", "system": "email", "value": "jane.smith@example.com", "use": "home"}],
+        telecom=[
+            {"id": "tel-1", "system": "phone", "value": "01632960587", "use": "home"},
+            {"id": "tel-2", "system": "email", "value": "jane.smith@example.com", "use": "home"},
+        ],
         address=[_address("LS1 6AE", "1 Trevelyan Square", "Boar Lane", "Leeds", "West Yorkshire")],
-        extension=[{"url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NominatedPharmacy",
-                    "valueReference": {"identifier": {"system": ODS, "value": "FA123"}}}],
+        extension=[
+            {
+                "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NominatedPharmacy",
+                "valueReference": {"identifier": {"system": ODS, "value": "FA123"}},
+            }
+        ],
     ),
     "9000000017": _patient(
-        "9000000017", "1", "U",
-        name=[_name("Smyth", "Jayne")], gender="female", birthDate="2010-10-22",
-        generalPractitioner=_gp("Y12345"), address=[_address("LS1 6AE", "2 Trevelyan Square", "Leeds")],
+        "9000000017",
+        "1",
+        "U",
+        name=[_name("Smyth", "Jayne")],
+        gender="female",
+        birthDate="2010-10-22",
+        generalPractitioner=_gp("Y12345"),
+        address=[_address("LS1 6AE", "2 Trevelyan Square", "Leeds")],
     ),
     "9000000025": _patient(
-        "9000000025", "2", "R",
-        name=[_name("Smythe", "Janet")], gender="female", birthDate="2005-06-16",
+        "9000000025",
+        "2",
+        "R",
+        name=[_name("Smythe", "Janet")],
+        gender="female",
+        birthDate="2005-06-16",
     ),
     "9000000033": _patient("9000000033", "1", "U", name=[{"family": "Doe"}], gender="unknown"),
     "9000000068": _patient(
-        "9000000068", "3", "U",
-        name=[_name("Taylor", "Sam")], gender="male", birthDate="1980-02-29",
-        generalPractitioner=_gp("Y23456"), address=[_address("M1 1AE", "10 Piccadilly", "Manchester")],
+        "9000000068",
+        "3",
+        "U",
+        name=[_name("Taylor", "Sam")],
+        gender="male",
+        birthDate="1980-02-29",
+        generalPractitioner=_gp("Y23456"),
+        address=[_address("M1 1AE", "10 Piccadilly", "Manchester")],
     ),
     "9000000084": _patient("9000000084", "1", "V", gender="male"),
     "9000000092": _patient(
-        "9000000092", "1", "U",
-        name=[_name("Smithson", "Robert")], gender="male", birthDate="2010-10-23",
-        generalPractitioner=_gp("Y12345"), address=[_address("LS2 7AB", "5 Park Row", "Leeds")],
+        "9000000092",
+        "1",
+        "U",
+        name=[_name("Smithson", "Robert")],
+        gender="male",
+        birthDate="2010-10-23",
+        generalPractitioner=_gp("Y12345"),
+        address=[_address("LS2 7AB", "5 Park Row", "Leeds")],
     ),
 }
 # For NHS number tracing (PAS): two patients identical in name, birth date and gender but
 # living apart, so a trace without a postcode finds both (an exact multiple match).
-PATIENTS.update({
-    "9000001005": _patient(
-        "9000001005", "1", "U", name=[_name("Jones", "Alex")], gender="male", birthDate="1990-05-01",
-        generalPractitioner=_gp("Y12345"), address=[_address("LS1 1AA", "3 Albion Street", "Leeds")],
-    ),
-    "9000001013": _patient(
-        "9000001013", "1", "U", name=[_name("Jones", "Alex")], gender="male", birthDate="1990-05-01",
-        generalPractitioner=_gp("Y23456"), address=[_address("M2 5DB", "7 Deansgate", "Manchester")],
-    ),
-})
+PATIENTS.update(
+    {
+        "9000001005": _patient(
+            "9000001005",
+            "1",
+            "U",
+            name=[_name("Jones", "Alex")],
+            gender="male",
+            birthDate="1990-05-01",
+            generalPractitioner=_gp("Y12345"),
+            address=[_address("LS1 1AA", "3 Albion Street", "Leeds")],
+        ),
+        "9000001013": _patient(
+            "9000001013",
+            "1",
+            "U",
+            name=[_name("Jones", "Alex")],
+            gender="male",
+            birthDate="1990-05-01",
+            generalPractitioner=_gp("Y23456"),
+            address=[_address("M2 5DB", "7 Deansgate", "Manchester")],
+        ),
+    }
+)
 SUPERSEDED = {"9000000041": "9000000068"}
 INVALIDATED = {"9000000076"}

@@ -3,6 +3,7 @@
 Every search parameter is evaluated upstream (the SearchParamSpec default): PDS matches
 names and addresses by its own rules (fuzzy, history), which no local rule repeats.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -32,23 +33,53 @@ class PatientFromPDS(ResourceProvider):
     # Resolved by running each source type's patient search for every Patient on the page
     # (server/fhir/includes.py); advertised only when that type is registered.
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec("identifier", "token", f"NHS number: {NHS_NUMBER_SYSTEM}|9000000009 (Modulus-11 checked)",
-                        SP + "Patient-identifier", path="identifier"),
-        SearchParamSpec("family", "string", "Family name; starts-with by default, :exact supported",
-                        SP + "individual-family", path="name"),
-        SearchParamSpec("given", "string", "Given name; repeat for several given names",
-                        SP + "individual-given", path="name"),
-        SearchParamSpec("gender", "token", "male | female | other | unknown", SP + "individual-gender",
-                        path="gender"),
-        SearchParamSpec("birthdate", "date", "Date of birth; eq, ge, le, gt, lt, sa, eb and partial dates",
-                        SP + "individual-birthdate", path="birthDate"),
-        SearchParamSpec("death-date", "date", "Date of death; same prefixes as birthdate",
-                        SP + "Patient-death-date", path="deceasedDateTime"),
-        SearchParamSpec("address-postalcode", "string", "Postcode (spaces ignored by PDS)",
-                        SP + "individual-address-postalcode", path="address"),
-        SearchParamSpec("general-practitioner", "reference", "Registered GP practice ODS code",
-                        SP + "Patient-general-practitioner", path="generalPractitioner",
-                        target_types=("Organization",)),
+        SearchParamSpec(
+            "identifier",
+            "token",
+            f"NHS number: {NHS_NUMBER_SYSTEM}|9000000009 (Modulus-11 checked)",
+            SP + "Patient-identifier",
+            path="identifier",
+        ),
+        SearchParamSpec(
+            "family",
+            "string",
+            "Family name; starts-with by default, :exact supported",
+            SP + "individual-family",
+            path="name",
+        ),
+        SearchParamSpec(
+            "given", "string", "Given name; repeat for several given names", SP + "individual-given", path="name"
+        ),
+        SearchParamSpec("gender", "token", "male | female | other | unknown", SP + "individual-gender", path="gender"),
+        SearchParamSpec(
+            "birthdate",
+            "date",
+            "Date of birth; eq, ge, le, gt, lt, sa, eb and partial dates",
+            SP + "individual-birthdate",
+            path="birthDate",
+        ),
+        SearchParamSpec(
+            "death-date",
+            "date",
+            "Date of death; same prefixes as birthdate",
+            SP + "Patient-death-date",
+            path="deceasedDateTime",
+        ),
+        SearchParamSpec(
+            "address-postalcode",
+            "string",
+            "Postcode (spaces ignored by PDS)",
+            SP + "individual-address-postalcode",
+            path="address",
+        ),
+        SearchParamSpec(
+            "general-practitioner",
+            "reference",
+            "Registered GP practice ODS code",
+            SP + "Patient-general-practitioner",
+            path="generalPractitioner",
+            target_types=("Organization",),
+        ),
         SearchParamSpec("email", "token", "Email address, exact", SP + "individual-email", path="telecom"),
         SearchParamSpec("phone", "token", "Phone number, exact", SP + "individual-phone", path="telecom"),
         SearchParamSpec("_fuzzy-match", "token", "PDS fuzzy (soundex) search: true | false"),
@@ -72,8 +103,7 @@ class PatientFromPDS(ResourceProvider):
                 # An NHS number search is a PDS read: PDS cannot also apply other criteria,
                 # and ignoring them would return records the client excluded (AND semantics).
                 raise InvalidSearchParameter(
-                    "Parameter 'identifier' (an NHS number read) cannot be combined with "
-                    + ", ".join(others)
+                    "Parameter 'identifier' (an NHS number read) cannot be combined with " + ", ".join(others)
                 )
             return await self._by_identifier(identifiers, ctx)
         params = pds_search_params(request)
@@ -104,8 +134,9 @@ class PatientFromPDS(ResourceProvider):
         seen: set[str] = set()
         for number in sorted(wanted or ()):
             if not is_valid_nhs_number(number):
-                result.issues.append(issue("value", f"'{number}' is not a valid NHS number (Modulus-11)",
-                                           severity="warning"))
+                result.issues.append(
+                    issue("value", f"'{number}' is not a valid NHS number (Modulus-11)", severity="warning")
+                )
                 continue
             try:
                 patient = (await self.pds.get_patient(number, ctx)).patient

@@ -11,6 +11,7 @@ PDS is narrower than FHIR search, so every translation choice is explicit here:
 - OR (comma) values: PDS has no OR; more than one value is a 400.
 - minimum search data is checked here, before PDS sees the request (no avoidable load).
 """
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -30,8 +31,9 @@ def _single(param: ParsedParam) -> object:
         raise InvalidSearchParameter(f"Parameter '{param.name}': PDS cannot search for one of several values")
     if isinstance(param.values[0], MissingValue):
         # e.g. `_fuzzy-match:missing=true`: PDS has no "element absent" search (was a 500).
-        raise InvalidSearchParameter(f"Parameter '{param.name}:missing' is not supported: PDS cannot search for "
-                                     "absent elements")
+        raise InvalidSearchParameter(
+            f"Parameter '{param.name}:missing' is not supported: PDS cannot search for absent elements"
+        )
     return param.values[0]
 
 
@@ -72,7 +74,9 @@ def pds_dates(param: ParsedParam) -> list[str]:
         if value.start.date() == date.min:
             raise InvalidSearchParameter(f"Parameter '{param.name}': no date is before {first_day}")
         return [f"le{_day(value, -1)}"]
-    raise InvalidSearchParameter(f"Parameter '{param.name}': prefix '{p}' is not supported by PDS (eq, ge, le, gt, lt, sa, eb)")
+    raise InvalidSearchParameter(
+        f"Parameter '{param.name}': prefix '{p}' is not supported by PDS (eq, ge, le, gt, lt, sa, eb)"
+    )
 
 
 def _token_code(param: ParsedParam, system: str) -> str:
@@ -145,8 +149,11 @@ def check_minimum(pairs: list[tuple[str, str]], fuzzy: bool) -> None:
     """PDS's minimum search data, checked locally so PDS never sees a doomed request."""
     names = {n for n, _ in pairs}
     if fuzzy:
-        combos = ({"given", "family", "birthdate"}, {"family", "birthdate", "gender", "address-postalcode"},
-                  {"given", "birthdate", "gender", "address-postalcode"})
+        combos = (
+            {"given", "family", "birthdate"},
+            {"family", "birthdate", "gender", "address-postalcode"},
+            {"given", "birthdate", "gender", "address-postalcode"},
+        )
         if not any(c <= names for c in combos):
             raise InvalidSearchParameter(
                 "A fuzzy PDS search needs given+family+birthdate, family+birthdate+gender+address-postalcode, "

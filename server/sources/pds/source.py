@@ -1,4 +1,5 @@
 """PDS as the core sees it: Patient, application-restricted by default, 5 requests/s."""
+
 from __future__ import annotations
 
 from server.nhs.auth.profiles import Access
@@ -13,9 +14,14 @@ from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 
 # NHS England: 5 requests/s per application, across every replica (nhs-apis.md).
-PDS = Upstream(key="pds", api="PDS", emulator_path="personal-demographics/FHIR/R4",
-               emulator_routes=lambda: emulator.ROUTES, rate_limit=5.0,
-               error_codes={"TOO_MANY_MATCHES": CodeMeaning.TOO_MANY_MATCHES, "INVALIDATED_RESOURCE": CodeMeaning.GONE})
+PDS = Upstream(
+    key="pds",
+    api="PDS",
+    emulator_path="personal-demographics/FHIR/R4",
+    emulator_routes=lambda: emulator.ROUTES,
+    rate_limit=5.0,
+    error_codes={"TOO_MANY_MATCHES": CodeMeaning.TOO_MANY_MATCHES, "INVALIDATED_RESOURCE": CodeMeaning.GONE},
+)
 
 
 def pds_client(w: Wiring, access: Access) -> PDSClient:

@@ -12,6 +12,7 @@ BaRS quirk handled here: the API's own searchset example puts the ServiceRequest
 directly in `entry[]`, without the `resource` wrapper. Such entries are read as the
 resource they plainly are, and counted, so the caller can tell the client.
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,8 +62,11 @@ def end_user_organisation(ods: str | None) -> Resource:
 
 def requesting_software(version: str) -> Resource:
     """The Device sent as NHSD-Requesting-Software."""
-    return {"resourceType": "Device", "deviceName": [{"name": SOFTWARE_NAME, "type": "manufacturer-name"}],
-            "version": [{"value": version}]}
+    return {
+        "resourceType": "Device",
+        "deviceName": [{"name": SOFTWARE_NAME, "type": "manufacturer-name"}],
+        "version": [{"value": version}],
+    }
 
 
 def uuid_correlation(request_id: str) -> str:
@@ -141,11 +145,13 @@ class BaRSClient:
 
     async def search_by_patient(self, target: BarsTarget, nhs_number: str, ctx: RequestContext) -> BarsSearchset:
         params = [("patient:identifier", f"{NHS_NUMBER_SYSTEM}|{nhs_number}")]
-        response = await self.client.request("GET", "ServiceRequest", ctx, params=params,
-                                             headers=bars_headers(target, self.config, ctx))
+        response = await self.client.request(
+            "GET", "ServiceRequest", ctx, params=params, headers=bars_headers(target, self.config, ctx)
+        )
         return parse_searchset(response.body)
 
     async def read(self, target: BarsTarget, upstream_id: str, ctx: RequestContext) -> Resource:
-        response = await self.client.request("GET", f"ServiceRequest/{path_segment(upstream_id)}", ctx,
-                                             headers=bars_headers(target, self.config, ctx))
+        response = await self.client.request(
+            "GET", f"ServiceRequest/{path_segment(upstream_id)}", ctx, headers=bars_headers(target, self.config, ctx)
+        )
         return parse_service_request(response.body)

@@ -8,6 +8,7 @@ NHSD-End-User-Organisation and NHSD-Requesting-Software headers are base64 JSON
 Organization and Device; Accept is application/fhir+json with a version. Errors are
 BaRS OperationOutcomes (https://fhir.nhs.uk/CodeSystem/http-error-codes).
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,10 +30,18 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 
 
 def bars_error(status: int, code: str, issue_code: str, diagnostics: str) -> Response:
-    body = {"resourceType": "OperationOutcome", "meta": {"profile": [
-        "https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome"]},
-        "issue": [{"severity": "error", "code": issue_code,
-                   "details": {"coding": [{"system": HTTP_ERRORS, "code": code}]}, "diagnostics": diagnostics}]}
+    body = {
+        "resourceType": "OperationOutcome",
+        "meta": {"profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome"]},
+        "issue": [
+            {
+                "severity": "error",
+                "code": issue_code,
+                "details": {"coding": [{"system": HTTP_ERRORS, "code": code}]},
+                "diagnostics": diagnostics,
+            }
+        ],
+    }
     return JSONResponse(body, status_code=status, media_type="application/fhir+json")
 
 
@@ -54,30 +63,40 @@ def _check_headers(request: Request) -> tuple[tuple[str, str] | None, Response |
             return None, bars_error(400, "SEND_BAD_REQUEST", "value", f"Header '{name}' must be a UUID")
     accept = h.get("accept", "")
     if "application/fhir+json" not in accept or "version=" not in accept:
-        return None, bars_error(406, "SEND_NOT_ACCEPTABLE", "not-supported",
-                                "Accept must be application/fhir+json; version=<BaRS API version>")
+        return None, bars_error(
+            406,
+            "SEND_NOT_ACCEPTABLE",
+            "not-supported",
+            "Accept must be application/fhir+json; version=<BaRS API version>",
+        )
     target = decode_b64_json(h.get("nhsd-target-identifier"))
     if not isinstance(target, dict):
-        return None, bars_error(400, "PROXY_BAD_REQUEST", "invalid",
-                                "The base64 decoding of the NHSD-Target-Identifier header failed.")
+        return None, bars_error(
+            400, "PROXY_BAD_REQUEST", "invalid", "The base64 decoding of the NHSD-Target-Identifier header failed."
+        )
     if not target.get("system") or not target.get("value"):
-        return None, bars_error(400, "PROXY_BAD_REQUEST", "invalid",
-                                "NHSD-Target-Identifier must have a system and a value")
+        return None, bars_error(
+            400, "PROXY_BAD_REQUEST", "invalid", "NHSD-Target-Identifier must have a system and a value"
+        )
     for name, rtype in (("nhsd-end-user-organisation", "Organization"), ("nhsd-requesting-software", "Device")):
         decoded = decode_b64_json(h.get(name))
         if not isinstance(decoded, dict) or decoded.get("resourceType") != rtype:
-            return None, bars_error(400, "SEND_BAD_REQUEST", "required",
-                                    f"Header '{name}' must be a base64 encoded FHIR {rtype}")
+            return None, bars_error(
+                400, "SEND_BAD_REQUEST", "required", f"Header '{name}' must be a base64 encoded FHIR {rtype}"
+            )
     key = (str(target["system"]), str(target["value"]))
     if key not in REFERRALS:
-        return None, bars_error(404, "PROXY_NOT_FOUND", "not-found",
-                                "The NHSD-Target-Identifier does not name a known service")
+        return None, bars_error(
+            404, "PROXY_NOT_FOUND", "not-found", "The NHSD-Target-Identifier does not name a known service"
+        )
     return key, None
 
 
 def _mirror(request: Request) -> dict[str, str]:
-    return {"X-Request-ID": request.headers.get("x-request-id", ""),
-            "X-Correlation-ID": request.headers.get("x-correlation-id", "")}
+    return {
+        "X-Request-ID": request.headers.get("x-request-id", ""),
+        "X-Correlation-ID": request.headers.get("x-correlation-id", ""),
+    }
 
 
 async def search_service_requests(request: Request) -> Response:
@@ -87,8 +106,12 @@ async def search_service_requests(request: Request) -> Response:
     assert target is not None
     values = request.query_params.getlist("patient:identifier")
     if len(values) != 1:
-        return bars_error(400, "SEND_BAD_REQUEST", "required",
-                          "patient:identifier=https://fhir.nhs.uk/Id/nhs-number|<NHS number> is required")
+        return bars_error(
+            400,
+            "SEND_BAD_REQUEST",
+            "required",
+            "patient:identifier=https://fhir.nhs.uk/Id/nhs-number|<NHS number> is required",
+        )
     system, _, nhs = values[0].partition("|")
     if system != NHS or not is_valid_nhs_number(nhs):
         return bars_error(400, "SEND_BAD_REQUEST", "value", "patient:identifier must be a valid NHS number")
@@ -105,8 +128,9 @@ async def read_service_request(request: Request) -> Response:
     for referrals in REFERRALS[target].values():
         for referral in referrals:
             if referral["id"] == rid:
-                return JSONResponse(referral, headers={**_mirror(request), "ETag": 'W/"1"'},
-                                    media_type="application/fhir+json")
+                return JSONResponse(
+                    referral, headers={**_mirror(request), "ETag": 'W/"1"'}, media_type="application/fhir+json"
+                )
     return bars_error(404, "REC_NOT_FOUND", "not-found", "the resource requested was not found.")
 
 

@@ -6,6 +6,7 @@ one at a second target (`tests|NHS0002`) for multi-target tests. The shapes vary
 purpose as real receivers do: one subject is a `urn:uuid:` reference into the booking
 message (no NHS number), one carries the NHS number, one cross-references an e-RS UBRN.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,11 +23,21 @@ SANDBOX_TARGET = ("tests", "NHS0001")
 SECOND_TARGET = ("tests", "NHS0002")
 
 
-def _referral(rid: str, nhs: str | None, *, status: str, authored: str, code: tuple[str, str],
-              category: str = "referral", occurrence: dict[str, str] | None = None,
-              ubrn: str | None = None, priority: str = "routine") -> dict[str, Any]:
+def _referral(
+    rid: str,
+    nhs: str | None,
+    *,
+    status: str,
+    authored: str,
+    code: tuple[str, str],
+    category: str = "referral",
+    occurrence: dict[str, str] | None = None,
+    ubrn: str | None = None,
+    priority: str = "routine",
+) -> dict[str, Any]:
     subject: dict[str, Any] = (
-        {"identifier": {"system": NHS, "value": nhs}} if nhs
+        {"identifier": {"system": NHS, "value": nhs}}
+        if nhs
         else {"reference": "urn:uuid:1b8f2a4e-6c3d-4e59-9a1f-0c2d3e4f5a6b"}
     )
     resource: dict[str, Any] = {
@@ -53,22 +64,43 @@ def _referral(rid: str, nhs: str | None, *, status: str, authored: str, code: tu
 REFERRALS: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {
     SANDBOX_TARGET: {
         "9000000009": [
-            _referral("0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001", None, status="active",
-                      authored="2024-03-04T09:30:00+00:00", code=("306206005", "Referral to service"),
-                      occurrence={"start": "2024-03-05T10:00:00+00:00", "end": "2024-03-05T10:20:00+00:00"}),
-            _referral("0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1002", "9000000009", status="completed",
-                      authored="2023-11-20T14:00:00+00:00", code=("183524004", "Referral to psychiatry service"),
-                      ubrn="000000070000", priority="urgent"),
+            _referral(
+                "0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001",
+                None,
+                status="active",
+                authored="2024-03-04T09:30:00+00:00",
+                code=("306206005", "Referral to service"),
+                occurrence={"start": "2024-03-05T10:00:00+00:00", "end": "2024-03-05T10:20:00+00:00"},
+            ),
+            _referral(
+                "0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1002",
+                "9000000009",
+                status="completed",
+                authored="2023-11-20T14:00:00+00:00",
+                code=("183524004", "Referral to psychiatry service"),
+                ubrn="000000070000",
+                priority="urgent",
+            ),
         ],
         "9000000017": [
-            _referral("0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1003", "9000000017", status="active",
-                      authored="2024-01-10T08:00:00+00:00", code=("306206005", "Referral to service")),
+            _referral(
+                "0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1003",
+                "9000000017",
+                status="active",
+                authored="2024-01-10T08:00:00+00:00",
+                code=("306206005", "Referral to service"),
+            ),
         ],
     },
     SECOND_TARGET: {
         "9000000009": [
-            _referral("0b6f6a70-3c51-4c1e-9d51-7c0e8a8f2001", "9000000009", status="revoked",
-                      authored="2022-06-01T12:00:00+00:00", code=("306206005", "Referral to service")),
+            _referral(
+                "0b6f6a70-3c51-4c1e-9d51-7c0e8a8f2001",
+                "9000000009",
+                status="revoked",
+                authored="2022-06-01T12:00:00+00:00",
+                code=("306206005", "Referral to service"),
+            ),
         ],
     },
 }

@@ -13,6 +13,7 @@ They are taken from the caller's inbound request headers (RequestContext.headers
 falling back to the façade's settings for business function and ODS; the caller's
 bearer token is added by the client's AuthHeaders (server.nhs.auth: pass-through or exchange).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,8 +34,12 @@ END_USER_ODS = "NHSD-End-User-Organisation-ODS"
 # Caller headers forwarded to e-RS unchanged.
 PASSED_THROUGH = (BUSINESS_FUNCTION, "NHSD-eRS-On-Behalf-Of-User-ID", "NHSD-Session-URID", END_USER_ODS)
 # Business functions allowed to call A041 (e-RS sandbox searchServiceRequest.js).
-A041_BUSINESS_FUNCTIONS = ("REFERRING_CLINICIAN", "REFERRING_CLINICIAN_ADMIN", "SERVICE_PROVIDER_CLINICIAN",
-                           "SERVICE_PROVIDER_CLINICIAN_ADMIN")
+A041_BUSINESS_FUNCTIONS = (
+    "REFERRING_CLINICIAN",
+    "REFERRING_CLINICIAN_ADMIN",
+    "SERVICE_PROVIDER_CLINICIAN",
+    "SERVICE_PROVIDER_CLINICIAN_ADMIN",
+)
 
 
 class ERSContextMissing(ValueError):
@@ -53,7 +58,10 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def ers_context_headers(
-    inbound: Mapping[str, str], *, default_business_function: str | None, default_ods: str | None,
+    inbound: Mapping[str, str],
+    *,
+    default_business_function: str | None,
+    default_ods: str | None,
     user_restricted: bool,
 ) -> dict[str, str]:
     """The e-RS context headers for one call; raises ERSContextMissing when a
@@ -109,14 +117,19 @@ class ERSClient:
         self.config = config
 
     def _context(self, ctx: RequestContext, user_restricted: bool) -> dict[str, str]:
-        return ers_context_headers(ctx.headers, default_business_function=self.config.business_function,
-                                   default_ods=self.config.end_user_ods, user_restricted=user_restricted)
+        return ers_context_headers(
+            ctx.headers,
+            default_business_function=self.config.business_function,
+            default_ods=self.config.end_user_ods,
+            user_restricted=user_restricted,
+        )
 
     async def search_r4(self, ubrn: str, ctx: RequestContext) -> list[Resource]:
         """A041: ServiceRequests with this UBRN (user-restricted only)."""
         headers = self._context(ctx, user_restricted=True)
-        response = await self.client.request("GET", "R4/ServiceRequest", ctx, headers=headers,
-                                             params=[("identifier", f"{UBRN_SYSTEM}|{ubrn}")])
+        response = await self.client.request(
+            "GET", "R4/ServiceRequest", ctx, headers=headers, params=[("identifier", f"{UBRN_SYSTEM}|{ubrn}")]
+        )
         return parse_r4_searchset(response.body)
 
     async def referral_request(self, ubrn: str, ctx: RequestContext) -> Resource:

@@ -9,6 +9,7 @@ errors are NHSDigital-OperationOutcomes (http-error-codes), STU3 errors
 eRS-OperationOutcome-1 (eRS-APIErrorCode-1). An unknown UBRN is an empty searchset in
 R4 (as the sandbox's 000000070003) and a 404 in STU3.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,23 +23,44 @@ from server.sources.referrals.ers_emulator_data import R4_BY_UBRN, STU3_BY_UBRN,
 
 HTTP_ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 STU3_ERRORS = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-APIErrorCode-1"
-A041_FUNCTIONS = ("REFERRING_CLINICIAN", "REFERRING_CLINICIAN_ADMIN", "SERVICE_PROVIDER_CLINICIAN",
-                  "SERVICE_PROVIDER_CLINICIAN_ADMIN")
+A041_FUNCTIONS = (
+    "REFERRING_CLINICIAN",
+    "REFERRING_CLINICIAN_ADMIN",
+    "SERVICE_PROVIDER_CLINICIAN",
+    "SERVICE_PROVIDER_CLINICIAN_ADMIN",
+)
 UBRN_RE = re.compile(r"^[0-9]{12}$")
 
 
 def r4_error(status: int, code: str, issue_code: str, diagnostics: str) -> Response:
-    body = {"resourceType": "OperationOutcome", "meta": {"lastUpdated": "2024-01-01T00:00:00Z"},
-            "issue": [{"severity": "error", "code": issue_code,
-                       "details": {"coding": [{"system": HTTP_ERRORS, "code": code}]}, "diagnostics": diagnostics}]}
+    body = {
+        "resourceType": "OperationOutcome",
+        "meta": {"lastUpdated": "2024-01-01T00:00:00Z"},
+        "issue": [
+            {
+                "severity": "error",
+                "code": issue_code,
+                "details": {"coding": [{"system": HTTP_ERRORS, "code": code}]},
+                "diagnostics": diagnostics,
+            }
+        ],
+    }
     return JSONResponse(body, status_code=status, media_type="application/fhir+json")
 
 
 def stu3_error(status: int, code: str, issue_code: str, diagnostics: str) -> Response:
-    body = {"resourceType": "OperationOutcome",
-            "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-OperationOutcome-1"]},
-            "issue": [{"severity": "error", "code": issue_code,
-                       "details": {"coding": [{"system": STU3_ERRORS, "code": code}]}, "diagnostics": diagnostics}]}
+    body = {
+        "resourceType": "OperationOutcome",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-OperationOutcome-1"]},
+        "issue": [
+            {
+                "severity": "error",
+                "code": issue_code,
+                "details": {"coding": [{"system": STU3_ERRORS, "code": code}]},
+                "diagnostics": diagnostics,
+            }
+        ],
+    }
     return JSONResponse(body, status_code=status, media_type="application/fhir+json")
 
 
@@ -55,12 +77,20 @@ async def search_service_requests(request: Request) -> Response:
         return r4_error(400, "REC_BAD_REQUEST", "required", "X-Request-ID header is required")
     function = h.get("nhsd-ers-business-function")
     if not function or not h.get("nhsd-end-user-organisation-ods"):
-        return r4_error(400, "REC_BAD_REQUEST", "required",
-                        "NHSD-eRS-Business-Function and NHSD-End-User-Organisation-ODS headers are required")
+        return r4_error(
+            400,
+            "REC_BAD_REQUEST",
+            "required",
+            "NHSD-eRS-Business-Function and NHSD-End-User-Organisation-ODS headers are required",
+        )
     if function not in A041_FUNCTIONS:
-        return r4_error(403, "REC_FORBIDDEN", "forbidden",
-                        f"This endpoint cannot be accessed using the e-RS Business Function provided. "
-                        f"Allowed values: {','.join(A041_FUNCTIONS)}")
+        return r4_error(
+            403,
+            "REC_FORBIDDEN",
+            "forbidden",
+            f"This endpoint cannot be accessed using the e-RS Business Function provided. "
+            f"Allowed values: {','.join(A041_FUNCTIONS)}",
+        )
     values = request.query_params.getlist("identifier")
     if len(values) != 1:
         return r4_error(400, "REC_BAD_REQUEST", "required", "identifier=<UBRN> is required")
@@ -77,8 +107,12 @@ async def read_referral_request(request: Request) -> Response:
         return stu3_error(400, "MISSING_HEADER", "required", "X-Request-ID header is required")
     function = h.get("nhsd-ers-business-function")
     if function and function not in A041_FUNCTIONS:
-        return stu3_error(403, "ACCESS_DENIED", "forbidden",
-                          "This endpoint cannot be accessed using the e-RS Business Function provided")
+        return stu3_error(
+            403,
+            "ACCESS_DENIED",
+            "forbidden",
+            "This endpoint cannot be accessed using the e-RS Business Function provided",
+        )
     ubrn = request.path_params["ubrn"]
     if not UBRN_RE.match(ubrn):
         return stu3_error(400, "INVALID_PARAMETER", "value", "The UBRN must be twelve digits")

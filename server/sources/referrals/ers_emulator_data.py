@@ -7,6 +7,7 @@ so `_include=ServiceRequest:patient` resolves. R4 ids are `r.<uuid>` (referral) 
 `a.<uuid>` (advice & guidance) as e-RS issues them; the STU3 ReferralRequest of a
 referral carries the R4 id as its ers-request-id identifier, as e-RS's own examples do.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,8 +37,9 @@ def _r4(rid: str, ubrn: str, *, advice: bool, status: str = "active") -> dict[st
         "authoredOn": "2024-05-08T09:54:23+00:00",
     }
     if advice:
-        resource["code"] = {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/servicerequest-code",
-                                        "code": "advice-and-guidance"}]}
+        resource["code"] = {
+            "coding": [{"system": "https://fhir.nhs.uk/CodeSystem/servicerequest-code", "code": "advice-and-guidance"}]
+        }
     return resource
 
 
@@ -47,24 +49,44 @@ def _stu3(ubrn: str, request_id: str, state: str) -> dict[str, Any]:
         "id": ubrn,
         "meta": {"versionId": "5", "profile": [f"{STU3}/StructureDefinition/eRS-ReferralRequest-1"]},
         "extension": [
-            {"url": f"{STU3}/StructureDefinition/Extension-eRS-ReferralPriority-1",
-             "valueCodeableConcept": {"coding": [{"system": f"{STU3}/CodeSystem/eRS-Priority-1", "code": "ROUTINE",
-                                                  "display": "Routine"}]}},
-            {"url": f"{STU3}/StructureDefinition/Extension-eRS-ReferralShortlist-1",
-             "valueReference": {"reference": "#shortlist"}},
-            {"url": f"{STU3}/StructureDefinition/Extension-eRS-ReferralState-1",
-             "extension": [{"url": "state", "valueCoding": {"system": f"{STU3}/CodeSystem/eRS-ReferralState-1",
-                                                            "code": state}}]},
+            {
+                "url": f"{STU3}/StructureDefinition/Extension-eRS-ReferralPriority-1",
+                "valueCodeableConcept": {
+                    "coding": [{"system": f"{STU3}/CodeSystem/eRS-Priority-1", "code": "ROUTINE", "display": "Routine"}]
+                },
+            },
+            {
+                "url": f"{STU3}/StructureDefinition/Extension-eRS-ReferralShortlist-1",
+                "valueReference": {"reference": "#shortlist"},
+            },
+            {
+                "url": f"{STU3}/StructureDefinition/Extension-eRS-ReferralState-1",
+                "extension": [
+                    {"url": "state", "valueCoding": {"system": f"{STU3}/CodeSystem/eRS-ReferralState-1", "code": state}}
+                ],
+            },
         ],
-        "contained": [{
-            "resourceType": "List", "id": "shortlist", "status": "current", "mode": "snapshot",
-            "entry": [{"item": {"identifier": {"system": "http://fhir.nhs.net/Id/ers-service", "value": "11002"},
-                                "display": "Synthetic Cardiology Service"}}],
-        }],
+        "contained": [
+            {
+                "resourceType": "List",
+                "id": "shortlist",
+                "status": "current",
+                "mode": "snapshot",
+                "entry": [
+                    {
+                        "item": {
+                            "identifier": {"system": "http://fhir.nhs.net/Id/ers-service", "value": "11002"},
+                            "display": "Synthetic Cardiology Service",
+                        }
+                    }
+                ],
+            }
+        ],
         "status": "active",
         "intent": "plan",
-        "specialty": {"coding": [{"system": f"{STU3}/CodeSystem/SPECIALTY", "code": "CARDIOLOGY",
-                                  "display": "Cardiology"}]},
+        "specialty": {
+            "coding": [{"system": f"{STU3}/CodeSystem/SPECIALTY", "code": "CARDIOLOGY", "display": "Cardiology"}]
+        },
         "subject": {"identifier": {"system": LEGACY_NHS, "value": PATIENT}},
         "supportingInfo": [{"reference": "#shortlist"}],
         "description": "Synthetic referral for emulator tests",

@@ -20,6 +20,7 @@ identifier) are small named functions. Choices where STU3 and R4 differ:
 - `definition` (STU3 ActivityDefinition refs) has no R4 ServiceRequest home and is dropped.
 Pure functions, no I/O.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -38,19 +39,56 @@ MESSAGE_CATEGORY_SYSTEM = "https://fhir.nhs.uk/CodeSystem/message-category-servi
 
 # STU3 ReferralRequest.status -> R4 ServiceRequest.status
 STATUS_MAP: Mapping[str, str] = {
-    "draft": "draft", "active": "active", "suspended": "on-hold", "cancelled": "revoked",
-    "completed": "completed", "entered-in-error": "entered-in-error", "unknown": "unknown",
+    "draft": "draft",
+    "active": "active",
+    "suspended": "on-hold",
+    "cancelled": "revoked",
+    "completed": "completed",
+    "entered-in-error": "entered-in-error",
+    "unknown": "unknown",
 }
 # STU3 intent values that R4 ServiceRequest.intent also has.
 INTENTS = frozenset({"proposal", "plan", "order"})
 # Copied unchanged: same name, same R4 type.
-COPIED = ("priority", "authoredOn", "occurrenceDateTime", "occurrencePeriod", "basedOn", "replaces",
-          "reasonCode", "reasonReference", "note", "relevantHistory", "language", "implicitRules")
+COPIED = (
+    "priority",
+    "authoredOn",
+    "occurrenceDateTime",
+    "occurrencePeriod",
+    "basedOn",
+    "replaces",
+    "reasonCode",
+    "reasonReference",
+    "note",
+    "relevantHistory",
+    "language",
+    "implicitRules",
+)
 # Same value, R4 name.
-RENAMED: Mapping[str, str] = {"context": "encounter", "recipient": "performer", "groupIdentifier": "requisition",
-                              "specialty": "performerType"}
-DROPPED = ("contained", "definition", "serviceRequested", "description", "requester", "subject", "status",
-           "intent", "type", "meta", "id", "identifier", "extension", "supportingInfo", "resourceType", "text")
+RENAMED: Mapping[str, str] = {
+    "context": "encounter",
+    "recipient": "performer",
+    "groupIdentifier": "requisition",
+    "specialty": "performerType",
+}
+DROPPED = (
+    "contained",
+    "definition",
+    "serviceRequested",
+    "description",
+    "requester",
+    "subject",
+    "status",
+    "intent",
+    "type",
+    "meta",
+    "id",
+    "identifier",
+    "extension",
+    "supportingInfo",
+    "resourceType",
+    "text",
+)
 
 
 def _is_local(reference: Any) -> bool:

@@ -14,6 +14,7 @@ so it must be a plain id: dot-separated runs of letters, digits and `-`, never `
 `ServiceRequest/..`), nor empty parts. Such ids are neither issued nor parsed.
 Pure functions, no I/O.
 """
+
 from __future__ import annotations
 
 import re

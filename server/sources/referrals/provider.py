@@ -8,6 +8,7 @@ out of a search with a warning naming the element paths (never values); a read o
 is a 502. Reads take the ids this façade issues (server.sources.referrals.ids),
 which say which API, and which BaRS target, holds the referral.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,22 +46,38 @@ class Found:
     def admit(self, resource: Resource | None, where: str) -> None:
         """Keep `resource` if it is valid R4, else warn (paths only, no values)."""
         if resource is None:
-            self.issues.append(issue("incomplete", f"A referral from {where} has an id the façade cannot re-issue "
-                                     "as a FHIR id; it was left out", severity="warning"))
+            self.issues.append(
+                issue(
+                    "incomplete",
+                    f"A referral from {where} has an id the façade cannot re-issue as a FHIR id; it was left out",
+                    severity="warning",
+                )
+            )
             return
         problems = r4_problems(resource)
         if problems:
             log.warning("upstream ServiceRequest from %s failed R4 validation: %s", where, "; ".join(problems))
-            self.issues.append(issue("incomplete", f"A referral from {where} is not valid FHIR R4 ServiceRequest "
-                                     f"({'; '.join(problems)}); it was left out", severity="warning"))
+            self.issues.append(
+                issue(
+                    "incomplete",
+                    f"A referral from {where} is not valid FHIR R4 ServiceRequest "
+                    f"({'; '.join(problems)}); it was left out",
+                    severity="warning",
+                )
+            )
             return
         self.resources.append(resource)
 
     def reject(self, err: UpstreamBadResponse, where: str) -> None:
         """Leave out one referral the façade could not convert (its message names no values)."""
         log.warning("upstream ServiceRequest from %s could not be converted: %s", where, err.message)
-        self.issues.append(issue("incomplete", f"A referral from {where} could not be read ({err.message}); "
-                                 "it was left out", severity="warning"))
+        self.issues.append(
+            issue(
+                "incomplete",
+                f"A referral from {where} could not be read ({err.message}); it was left out",
+                severity="warning",
+            )
+        )
 
 
 def _context_error(err: ERSContextMissing) -> fe.FHIRError:
@@ -78,8 +95,10 @@ def _misrouted_search(err: UpstreamError) -> fe.FHIRError | None:
     mapped = to_fhir_error(err)
     if mapped.status != 404:
         return None
-    return fe.BadGateway(f"{err.api} answered a search with 404 (target service not known?): "
-                         f"{mapped.diagnostics}", details=mapped.details)
+    return fe.BadGateway(
+        f"{err.api} answered a search with 404 (target service not known?): {mapped.diagnostics}",
+        details=mapped.details,
+    )
 
 
 class ServiceRequestFromReferrals(ResourceProvider):
@@ -94,36 +113,102 @@ class ServiceRequestFromReferrals(ResourceProvider):
     identifier_systems: ClassVar[tuple[str, ...]] = (UBRN_SYSTEM,)
     includes: ClassVar[tuple[str, ...]] = ("ServiceRequest:patient",)
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec("patient", "reference", "Patient by NHS number (9000000009, Patient/9000000009, "
-                        f"patient:identifier={NHS_NUMBER_SYSTEM}|9000000009); Modulus-11 checked; asks BaRS",
-                        SP + "clinical-patient", path="subject", target_types=("Patient",),
-                        evaluated="local"),
-        SearchParamSpec("subject", "reference", "Same as patient (subject is always a Patient here)",
-                        SP + "ServiceRequest-subject", path="subject", target_types=("Patient",),
-                        evaluated="local"),
-        SearchParamSpec("identifier", "token", f"UBRN ({UBRN_SYSTEM}|000000070000) asks e-RS; other identifiers "
-                        "filter a patient search", SP + "clinical-identifier", path="identifier", evaluated="local"),
-        SearchParamSpec("status", "token", "draft | active | on-hold | revoked | completed | entered-in-error | "
-                        "unknown (filtered by the façade)", SP + "ServiceRequest-status", path="status", evaluated="local"),
-        SearchParamSpec("intent", "token", "proposal | plan | order ... (filtered by the façade)",
-                        SP + "ServiceRequest-intent", path="intent", evaluated="local"),
-        SearchParamSpec("priority", "token", "routine | urgent | asap | stat (filtered by the façade)",
-                        SP + "ServiceRequest-priority", path="priority", evaluated="local"),
-        SearchParamSpec("category", "token", "e.g. https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
-                        "|referral (filtered by the façade)", SP + "ServiceRequest-category", path="category",
-                        evaluated="local"),
-        SearchParamSpec("code", "token", "What is requested (filtered by the façade)", SP + "clinical-code",
-                        path="code", evaluated="local"),
-        SearchParamSpec("performer-type", "token", "Performer role or specialty (filtered by the façade)",
-                        SP + "ServiceRequest-performer-type", path="performerType", evaluated="local"),
-        SearchParamSpec("authored", "date", "authoredOn, with FHIR prefixes (filtered by the façade)",
-                        SP + "ServiceRequest-authored", path="authoredOn", evaluated="local"),
-        SearchParamSpec("occurrence", "date", "occurrence[x] date or period (filtered by the façade)",
-                        SP + "clinical-date", path="occurrenceDateTime|occurrencePeriod", evaluated="local"),
+        SearchParamSpec(
+            "patient",
+            "reference",
+            "Patient by NHS number (9000000009, Patient/9000000009, "
+            f"patient:identifier={NHS_NUMBER_SYSTEM}|9000000009); Modulus-11 checked; asks BaRS",
+            SP + "clinical-patient",
+            path="subject",
+            target_types=("Patient",),
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "subject",
+            "reference",
+            "Same as patient (subject is always a Patient here)",
+            SP + "ServiceRequest-subject",
+            path="subject",
+            target_types=("Patient",),
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "identifier",
+            "token",
+            f"UBRN ({UBRN_SYSTEM}|000000070000) asks e-RS; other identifiers filter a patient search",
+            SP + "clinical-identifier",
+            path="identifier",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "status",
+            "token",
+            "draft | active | on-hold | revoked | completed | entered-in-error | unknown (filtered by the façade)",
+            SP + "ServiceRequest-status",
+            path="status",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "intent",
+            "token",
+            "proposal | plan | order ... (filtered by the façade)",
+            SP + "ServiceRequest-intent",
+            path="intent",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "priority",
+            "token",
+            "routine | urgent | asap | stat (filtered by the façade)",
+            SP + "ServiceRequest-priority",
+            path="priority",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "category",
+            "token",
+            "e.g. https://fhir.nhs.uk/CodeSystem/message-category-servicerequest|referral (filtered by the façade)",
+            SP + "ServiceRequest-category",
+            path="category",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "code",
+            "token",
+            "What is requested (filtered by the façade)",
+            SP + "clinical-code",
+            path="code",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "performer-type",
+            "token",
+            "Performer role or specialty (filtered by the façade)",
+            SP + "ServiceRequest-performer-type",
+            path="performerType",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "authored",
+            "date",
+            "authoredOn, with FHIR prefixes (filtered by the façade)",
+            SP + "ServiceRequest-authored",
+            path="authoredOn",
+            evaluated="local",
+        ),
+        SearchParamSpec(
+            "occurrence",
+            "date",
+            "occurrence[x] date or period (filtered by the façade)",
+            SP + "clinical-date",
+            path="occurrenceDateTime|occurrencePeriod",
+            evaluated="local",
+        ),
     )
 
-    def __init__(self, bars: BaRSClient, ers: ERSClient, targets: Sequence[BarsTarget], *,
-                 ers_app_restricted: bool = False) -> None:
+    def __init__(
+        self, bars: BaRSClient, ers: ERSClient, targets: Sequence[BarsTarget], *, ers_app_restricted: bool = False
+    ) -> None:
         self.bars = bars
         self.ers = ers
         self.targets = {t.key: t for t in targets}
@@ -134,8 +219,10 @@ class ServiceRequestFromReferrals(ResourceProvider):
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         source = parse_id(resource_id)
         if source is None:
-            raise fe.NotFound(f"ServiceRequest/{resource_id} was not issued by this server "
-                              "(ids name their source: bars.<target>.<id>, ers.<UBRN>.<id>, ers3.<UBRN>)")
+            raise fe.NotFound(
+                f"ServiceRequest/{resource_id} was not issued by this server "
+                "(ids name their source: bars.<target>.<id>, ers.<UBRN>.<id>, ers3.<UBRN>)"
+            )
         try:
             if isinstance(source, BarsId):
                 resource = await self._read_bars(source, resource_id, ctx)
@@ -154,8 +241,9 @@ class ServiceRequestFromReferrals(ResourceProvider):
     async def _read_bars(self, source: BarsId, resource_id: str, ctx: RequestContext) -> Resource:
         target = self.targets.get(source.target)
         if target is None:
-            raise fe.NotFound(f"ServiceRequest/{resource_id} came from BaRS target '{source.target}', "
-                              "which is no longer configured")
+            raise fe.NotFound(
+                f"ServiceRequest/{resource_id} came from BaRS target '{source.target}', which is no longer configured"
+            )
         upstream = await self.bars.read(target, source.upstream_id, ctx)
         if upstream.get("id") != source.upstream_id:
             raise fe.BadGateway("BaRS answered a read with a different ServiceRequest id")
@@ -167,8 +255,9 @@ class ServiceRequestFromReferrals(ResourceProvider):
         for upstream in await self.ers.search_r4(source.ubrn, ctx):
             with upstream_shape("e-RS", "the ServiceRequest"):
                 if upstream.get("id") == source.upstream_id and carries_ubrn(upstream, source.ubrn):
-                    resource, _ = normalise_service_request(upstream, facade_id=resource_id, ubrn=source.ubrn,
-                                                            upstream_request_id=source.upstream_id)
+                    resource, _ = normalise_service_request(
+                        upstream, facade_id=resource_id, ubrn=source.ubrn, upstream_request_id=source.upstream_id
+                    )
                     return resource
         raise fe.NotFound(f"ServiceRequest/{resource_id} is no longer returned by e-RS for its UBRN")
 
@@ -231,9 +320,14 @@ def bars_found(searchset: BarsSearchset, target_key: str, nhs_number: str) -> Fo
     where = f"BaRS target '{target_key}'"
     found = Found()
     if searchset.unwrapped:
-        found.issues.append(issue(
-            "structure", f"{where} sent {searchset.unwrapped} searchset entries without the 'resource' "
-            "wrapper; they were read as the ServiceRequests they contain", severity="warning"))
+        found.issues.append(
+            issue(
+                "structure",
+                f"{where} sent {searchset.unwrapped} searchset entries without the 'resource' "
+                "wrapper; they were read as the ServiceRequests they contain",
+                severity="warning",
+            )
+        )
     for upstream in searchset.resources:
         upstream_id = upstream.get("id")
         facade_id = issue_id(BarsId(target_key, upstream_id)) if isinstance(upstream_id, str) else None
@@ -259,15 +353,21 @@ def ers_r4_found(upstreams: list[Resource], ubrn: str) -> Found:
         try:
             with upstream_shape("e-RS", "the ServiceRequest"):
                 if not carries_ubrn(upstream, ubrn):
-                    found.issues.append(issue("incomplete", "e-RS answered a UBRN search with a referral "
-                                              "carrying another UBRN; it was left out", severity="warning"))
+                    found.issues.append(
+                        issue(
+                            "incomplete",
+                            "e-RS answered a UBRN search with a referral carrying another UBRN; it was left out",
+                            severity="warning",
+                        )
+                    )
                     continue
                 facade_id = issue_id(ErsR4Id(ubrn, upstream["id"]))
                 if facade_id is None:
                     found.admit(None, "e-RS")
                     continue
-                resource, _ = normalise_service_request(upstream, facade_id=facade_id, ubrn=ubrn,
-                                                        upstream_request_id=upstream["id"])
+                resource, _ = normalise_service_request(
+                    upstream, facade_id=facade_id, ubrn=ubrn, upstream_request_id=upstream["id"]
+                )
         except UpstreamBadResponse as err:
             found.reject(err, "e-RS")
             continue
@@ -279,8 +379,13 @@ def ers_stu3_found(stu3: Resource, ubrn: str) -> Found:
     """An e-RS A005 ReferralRequest as an R4 search match, or a warning when it cannot be used."""
     found = Found()
     if stu3.get("id") != ubrn:
-        found.issues.append(issue("incomplete", "e-RS answered a UBRN with a ReferralRequest for another UBRN; "
-                                  "it was left out", severity="warning"))
+        found.issues.append(
+            issue(
+                "incomplete",
+                "e-RS answered a UBRN with a ReferralRequest for another UBRN; it was left out",
+                severity="warning",
+            )
+        )
         return found
     try:
         with upstream_shape("e-RS", "the ReferralRequest"):

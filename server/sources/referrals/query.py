@@ -14,6 +14,7 @@ call per value). Neither API filters by anything else, and which one answers dep
 on the search, so every parameter is declared `evaluated="local"`: the core's one
 matcher (server.fhir.search_match) applies it to whatever the upstream returns.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -57,7 +58,8 @@ def _ubrns(param: ParsedParam) -> set[str] | None:
         if value.system == UBRN_SYSTEM and not value.any_system:
             if not value.code or not is_ubrn(value.code):
                 raise InvalidSearchParameter(
-                    f"Parameter 'identifier': a UBRN is twelve digits ({UBRN_SYSTEM}|000000070000)")
+                    f"Parameter 'identifier': a UBRN is twelve digits ({UBRN_SYSTEM}|000000070000)"
+                )
             found.add(value.code)
         elif value.any_system and value.code and is_ubrn(value.code):
             found.add(value.code)

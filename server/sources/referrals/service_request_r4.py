@@ -15,6 +15,7 @@ What normalising does, and why:
   validation to reject.
 Pure functions, no I/O.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,19 +34,62 @@ LEGACY_NHS_NUMBER_SYSTEM = "http://fhir.nhs.net/Id/nhs-number"
 SYSTEM_ALIASES: Mapping[str, str] = {LEGACY_NHS_NUMBER_SYSTEM: NHS_NUMBER_SYSTEM}
 
 # R4 ServiceRequest elements with cardinality 0..*.
-LIST_ELEMENTS = frozenset({
-    "contained", "extension", "modifierExtension", "identifier", "instantiatesCanonical", "instantiatesUri",
-    "basedOn", "replaces", "category", "orderDetail", "performer", "locationCode", "locationReference",
-    "reasonCode", "reasonReference", "insurance", "supportingInfo", "specimen", "bodySite", "note",
-    "relevantHistory",
-})
+LIST_ELEMENTS = frozenset(
+    {
+        "contained",
+        "extension",
+        "modifierExtension",
+        "identifier",
+        "instantiatesCanonical",
+        "instantiatesUri",
+        "basedOn",
+        "replaces",
+        "category",
+        "orderDetail",
+        "performer",
+        "locationCode",
+        "locationReference",
+        "reasonCode",
+        "reasonReference",
+        "insurance",
+        "supportingInfo",
+        "specimen",
+        "bodySite",
+        "note",
+        "relevantHistory",
+    }
+)
 # R4 ServiceRequest elements with cardinality 0..1 (or 1..1).
-SINGLE_ELEMENTS = frozenset({
-    "resourceType", "id", "meta", "implicitRules", "language", "text", "requisition", "status", "intent",
-    "priority", "doNotPerform", "code", "quantityQuantity", "quantityRatio", "quantityRange", "subject",
-    "encounter", "occurrenceDateTime", "occurrencePeriod", "occurrenceTiming", "asNeededBoolean",
-    "asNeededCodeableConcept", "authoredOn", "requester", "performerType", "patientInstruction",
-})
+SINGLE_ELEMENTS = frozenset(
+    {
+        "resourceType",
+        "id",
+        "meta",
+        "implicitRules",
+        "language",
+        "text",
+        "requisition",
+        "status",
+        "intent",
+        "priority",
+        "doNotPerform",
+        "code",
+        "quantityQuantity",
+        "quantityRatio",
+        "quantityRange",
+        "subject",
+        "encounter",
+        "occurrenceDateTime",
+        "occurrencePeriod",
+        "occurrenceTiming",
+        "asNeededBoolean",
+        "asNeededCodeableConcept",
+        "authoredOn",
+        "requester",
+        "performerType",
+        "patientInstruction",
+    }
+)
 _BY_FOLDED = {name.casefold(): name for name in LIST_ELEMENTS | SINGLE_ELEMENTS}
 
 
@@ -79,7 +123,7 @@ def nhs_number_of(reference: Any) -> str | None:
             return ident["value"]
     ref = reference.get("reference")
     if isinstance(ref, str) and ref.startswith("Patient/"):
-        candidate = ref[len("Patient/"):]
+        candidate = ref[len("Patient/") :]
         if is_valid_nhs_number(candidate):
             return candidate
     return None
@@ -87,8 +131,10 @@ def nhs_number_of(reference: Any) -> str | None:
 
 def patient_subject(nhs_number: str, display: str | None = None) -> Resource:
     """A subject that both resolves (_include) and carries the NHS number."""
-    subject: Resource = {"reference": f"Patient/{nhs_number}",
-                         "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}}
+    subject: Resource = {
+        "reference": f"Patient/{nhs_number}",
+        "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number},
+    }
     if display:
         subject["display"] = display
     return subject
@@ -105,8 +151,11 @@ def normalise_identifiers(identifiers: Any) -> list[Any]:
 
 def ubrns_of(resource: Mapping[str, Any]) -> list[str]:
     """The UBRNs a ServiceRequest carries."""
-    return [i["value"] for i in resource.get("identifier") or []
-            if isinstance(i, dict) and i.get("system") == UBRN_SYSTEM and isinstance(i.get("value"), str)]
+    return [
+        i["value"]
+        for i in resource.get("identifier") or []
+        if isinstance(i, dict) and i.get("system") == UBRN_SYSTEM and isinstance(i.get("value"), str)
+    ]
 
 
 def carries_ubrn(resource: Mapping[str, Any], ubrn: str) -> bool:

@@ -1,4 +1,5 @@
 """BaRS and e-RS settings (FACADE_BARS_*, FACADE_ERS_*)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -25,11 +26,10 @@ BARS_SANDBOX_TARGET = BarsTarget(key="sandbox", system="tests", value="NHS0001")
 
 
 class ReferralsSettings(SourceSettings):
-    bars_base_url: str | None = Field(
-        default=None, description="BaRS FHIR R4 base URL; unset = embedded emulator."
-    )
+    bars_base_url: str | None = Field(default=None, description="BaRS FHIR R4 base URL; unset = embedded emulator.")
     bars_targets: list[BarsTarget] = Field(
-        default_factory=lambda: [BARS_SANDBOX_TARGET], min_length=1,
+        default_factory=lambda: [BARS_SANDBOX_TARGET],
+        min_length=1,
         description="BaRS target services asked for a patient's referrals (JSON list of {key, system, value}).",
     )
     bars_accept_version: str = Field(

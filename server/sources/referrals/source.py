@@ -1,4 +1,5 @@
 """BaRS and e-RS as the core sees them: one ServiceRequest type answered from both."""
+
 from __future__ import annotations
 
 from capability.statement import software_version
@@ -12,8 +13,9 @@ from server.sources.referrals.settings import ReferralsSettings
 from server.sources.upstream import Upstream
 from server.sources.wiring import Wiring
 
-BARS = Upstream(key="bars", api="BaRS", emulator_path="booking-and-referral/FHIR/R4",
-                emulator_routes=lambda: bars_emulator.ROUTES)
+BARS = Upstream(
+    key="bars", api="BaRS", emulator_path="booking-and-referral/FHIR/R4", emulator_routes=lambda: bars_emulator.ROUTES
+)
 ERS = Upstream(key="ers", api="e-RS", emulator_path="referrals/FHIR", emulator_routes=lambda: ers_emulator.ROUTES)
 
 
@@ -24,12 +26,20 @@ def service_request_from_referrals(w: Wiring) -> ResourceProvider:
     end_user_ods = w.settings.end_user_ods
     app_restricted = s.ers_access_mode == "application-restricted"
     ers = w.client(ERS, access="application" if app_restricted else "user")
-    bars = BaRSClient(w.client(BARS), BarsHeaderConfig(
-        accept_version=s.bars_accept_version, end_user_ods=s.bars_end_user_ods or end_user_ods,
-        software_version=software_version()))
+    bars = BaRSClient(
+        w.client(BARS),
+        BarsHeaderConfig(
+            accept_version=s.bars_accept_version,
+            end_user_ods=s.bars_end_user_ods or end_user_ods,
+            software_version=software_version(),
+        ),
+    )
     return ServiceRequestFromReferrals(
-        bars, ERSClient(ers, ERSContextConfig(business_function=s.ers_business_function, end_user_ods=end_user_ods)),
-        s.bars_targets, ers_app_restricted=app_restricted)
+        bars,
+        ERSClient(ers, ERSContextConfig(business_function=s.ers_business_function, end_user_ods=end_user_ods)),
+        s.bars_targets,
+        ers_app_restricted=app_restricted,
+    )
 
 
 SOURCE = Source(

@@ -1,4 +1,5 @@
 """Device from the toy registry: one read, through the NHS client the wiring built."""
+
 from __future__ import annotations
 
 from typing import Any

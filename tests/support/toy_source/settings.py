@@ -1,4 +1,5 @@
 """Toy settings: FACADE_TOY_*."""
+
 from __future__ import annotations
 
 from pydantic import Field

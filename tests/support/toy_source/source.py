@@ -1,4 +1,5 @@
 """The toy source as the core sees it."""
+
 from __future__ import annotations
 
 from server.nhs.error_codes import CodeMeaning
@@ -10,9 +11,14 @@ from tests.support.toy_source import emulator
 from tests.support.toy_source.provider import DeviceFromToy
 from tests.support.toy_source.settings import ToySettings
 
-TOY = Upstream(key="toy", api="Toy registry", emulator_path="toy-registry/FHIR/R4",
-               emulator_routes=lambda: emulator.ROUTES, rate_limit=50.0,
-               error_codes={"DEVICE_RETIRED": CodeMeaning.GONE})
+TOY = Upstream(
+    key="toy",
+    api="Toy registry",
+    emulator_path="toy-registry/FHIR/R4",
+    emulator_routes=lambda: emulator.ROUTES,
+    rate_limit=50.0,
+    error_codes={"DEVICE_RETIRED": CodeMeaning.GONE},
+)
 
 
 def device_from_toy(w: Wiring) -> ResourceProvider:
