@@ -3,7 +3,9 @@
 `to_fhir` checks a PAS record field by field (required, type, pattern, length, code
 table, transform) and collects ALL problems before writing anything, so a clerk
 fixes a record in one round trip. `to_pas` reads the same rules backwards. Pure
-functions on dicts: no I/O, no knowledge of any particular PAS.
+functions on dicts: no I/O, no knowledge of any particular PAS. PAS and FHIR paths are
+both walked by mappings/paths.py. Why the STU3 -> R4 rules have an engine of their own
+(opposite failure policy, one direction, transforms that need a context): mappings/__init__.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.fhir_path import PathError, get_path, set_path
+from mappings.paths import PathError, get_path, set_path
 from mappings.spec import FieldRule, RecordMapping
 from mappings.transforms import TransformError
 
@@ -39,23 +41,6 @@ class MappingFailed(ValueError):
 def _absent(value: Any) -> bool:
     # PAS exports write "" and [] for "not recorded"; both mean absent.
     return value is None or value == "" or value == []
-
-
-def get_pas(record: Record, path: str) -> Any:
-    node: Any = record
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
-def set_pas(record: Record, path: str, value: Any) -> None:
-    parts = path.split(".")
-    node = record
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
 
 
 def _one_forward(rule: FieldRule, value: Any) -> Any:
@@ -140,9 +125,9 @@ def to_fhir(mapping: RecordMapping, record: Any) -> Record:
         raise MappingFailed([Problem("", record, "expected a JSON object")])
     problems = unknown_fields(mapping, record) if mapping.strict_fields else []
     converted: list[tuple[FieldRule, Any, Any]] = []
-    supplied = {r.pas for r in mapping.fields if not _absent(get_pas(record, r.pas))}
+    supplied = {r.pas for r in mapping.fields if not _absent(get_path(record, r.pas))}
     for rule in mapping.fields:
-        raw = get_pas(record, rule.pas)
+        raw = get_path(record, rule.pas)
         if _absent(raw):
             if rule.required:
                 problems.append(Problem(rule.pas, None, "required"))
@@ -184,7 +169,7 @@ def to_pas(mapping: RecordMapping, resource: Record) -> tuple[Record, list[Probl
         if _absent(value):
             continue
         try:
-            set_pas(record, rule.pas, backward_value(rule, value))
+            set_path(record, rule.pas, backward_value(rule, value))
         except TransformError as err:
             problems.append(Problem(rule.fhir, value, str(err)))
     return record, problems

@@ -15,8 +15,8 @@ File shape (see mappings/pas/reference_pas.yaml for a complete one):
         strict_fields: true           # unknown PAS fields are problems (default true)
         fixed: {fhir.path: value}     # constants written on every resource
         fields:
-          - pas: dotted.pas.path      # where the value sits in the PAS record
-            fhir: a.fhir[path=x].value  # mappings/fhir_path.py syntax
+          - pas: dotted.pas.path      # where the value sits in the PAS record (mappings/paths.py, names only)
+            fhir: a.fhir[path=x].value  # mappings/paths.py syntax
             required: true            # forward direction only
             type: string | list       # list = a list of strings (default string)
             pattern: '^regex$'        # checked on the PAS value (each item of a list)
@@ -36,9 +36,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from mappings.fhir_path import PathError, parse_path
+from mappings.loading import SpecError, check_path, read_yaml
+from mappings.paths import PathError, parse_path
 from mappings.transforms import TRANSFORMS, Transform
 
 MAPPINGS_DIR = Path(__file__).resolve().parent
@@ -59,14 +58,6 @@ _FIELD_KEYS = {
 }
 _RECORD_KEYS = {"resource", "strict_fields", "fixed", "fields", "doc"}
 _TOP_KEYS = {"profile", "title", "description", "constants", "value_maps", "options", "records"}
-
-
-class SpecError(ValueError):
-    """The mapping file itself is wrong; the message lists every mistake found."""
-
-    def __init__(self, source: str, mistakes: list[str]) -> None:
-        super().__init__(f"{source}: " + "; ".join(mistakes))
-        self.mistakes = mistakes
 
 
 @dataclass(frozen=True)
@@ -128,12 +119,15 @@ def _fhir_path(raw: Any, constants: dict[str, str], mistakes: list[str], where: 
     if not isinstance(raw, str):
         mistakes.append(f"{where}: a FHIR path must be text")
         return ""
-    path = _substitute(raw, constants, mistakes, where)
+    return check_path(_substitute(raw, constants, mistakes, where), mistakes, where)
+
+
+def _is_record_path(raw: Any) -> bool:
+    """A PAS path names keys only: a PAS record has no FHIR lists to select items from."""
     try:
-        parse_path(path)
-    except PathError as err:
-        mistakes.append(f"{where}: {err}")
-    return path
+        return isinstance(raw, str) and not any(seg.selects_item for seg in parse_path(raw))
+    except PathError:
+        return False
 
 
 def _code_table(raw: Any, maps: dict[str, dict[str, str]], mistakes: list[str], where: str) -> dict[str, str] | None:
@@ -187,7 +181,7 @@ def _field(
     if not _is_table(raw, _FIELD_KEYS, f"{where}: a field rule must be a table", where, mistakes):
         return None
     pas = raw.get("pas")
-    if not isinstance(pas, str) or not re.match(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", pas):
+    if not _is_record_path(pas):
         mistakes.append(f"{where}: 'pas' must be a dotted path of names")
         return None
     where = f"{where} ({pas})"
@@ -317,10 +311,4 @@ def load_profile(path: str | Path) -> Profile:
     file = Path(path)
     if not file.suffix:
         file = MAPPINGS_DIR / f"{path}.yaml"
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise SpecError(str(file), [f"cannot read the file ({err.strerror})"]) from None
-    except yaml.YAMLError as err:
-        raise SpecError(str(file), [f"not valid YAML ({err})"]) from None
-    return parse_profile(raw, str(file))
+    return parse_profile(read_yaml(file), str(file))

@@ -1,4 +1,5 @@
-"""The named transforms a mapping file may use: a short, tested list.
+"""The named transforms a PAS profile may use: a short, tested list. (The STU3 -> R4
+rules have their own, one-way and context-aware: mappings/stu3_to_r4/transforms.py.)
 
 Each transform is a pair of pure functions: `forward` turns a PAS value into its FHIR
 value and raises TransformError with a reason a clerk can act on; `backward` turns a

@@ -32,11 +32,11 @@ from server.fhir.pages import SnapshotStore
 from server.fhir.routes import ROUTES
 from server.mongodb import open_mongo_client
 from server.nhs.auth.profiles import build_auth
-from server.nhs.error_handler import UPSTREAM_EXCEPTION_HANDLERS
 from server.pas.routes import create_pas_app
 from server.pas.wiring import build_pas, open_pas_store, pas_only_providers, with_pas
 from server.providers.audit_event import AuditEventProvider
 from server.providers.base import ResourceProvider
+from server.providers.error_handler import UPSTREAM_EXCEPTION_HANDLERS
 from server.providers.registry import ProviderRegistry
 from server.runtime import Runtime
 from server.sandbox.embedded import EmbeddedEmulator

@@ -1,8 +1,11 @@
 """Apply declared rules to one STU3 resource: the whole engine, kept small on purpose.
 
-Paths are dotted element names (`clinicalStatus.extension`); the source side walks
-dicts only (repeating elements are handled by `many` and nested `rules`), the target
-side creates the dicts it needs and appends to a list already there. Pure.
+Paths are mappings/paths.py paths (`clinicalStatus.extension`), the same syntax as the
+PAS profiles'. The source side reads one value (repeating elements are handled by `many`
+and nested `rules`); the target side creates the objects it needs and extends a list
+already there. What R4 cannot hold is dropped with a warning, never refused: the
+opposite of the PAS engine's policy, one reason the two engines stay apart
+(mappings/__init__.py). Pure.
 """
 
 from __future__ import annotations
@@ -10,34 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mappings.paths import get_path, set_path
 from mappings.stu3_to_r4.rules import Rule
 from mappings.stu3_to_r4.transforms import TRANSFORMS, MappingContext
 
 _EMPTY: tuple[Any, ...] = (None, {}, [], "")
-
-
-def get_path(source: Any, path: str) -> Any:
-    """The value at a dotted path of nested dicts, or None."""
-    if "." not in path:  # almost every rule: one element name
-        return source.get(path) if isinstance(source, dict) else None
-    current = source
-    for part in path.split("."):
-        if not isinstance(current, dict):
-            return None
-        current = current.get(part)
-    return current
-
-
-def put_path(target: dict[str, Any], path: str, value: Any) -> None:
-    """Set `value` at a dotted path, creating dicts; lists already there are extended."""
-    *parents, leaf = path.split(".")
-    node = target
-    for part in parents:
-        node = node.setdefault(part, {})
-    if isinstance(node.get(leaf), list) and isinstance(value, list):
-        node[leaf].extend(value)
-    else:
-        node[leaf] = value
 
 
 def _convert(rule: Rule, value: Any, ctx: MappingContext) -> Any:
@@ -64,9 +44,9 @@ def apply_rules(rules: Sequence[Rule], source: Mapping[str, Any], ctx: MappingCo
             items = value if isinstance(value, list) else [value]
             converted = [c for c in (_convert(rule, item, ctx) for item in items) if c not in _EMPTY]
             if converted:
-                put_path(target, rule.target, converted)
+                set_path(target, rule.target, converted, extend=True)
         else:
             converted = _convert(rule, value, ctx)
             if converted not in _EMPTY:
-                put_path(target, rule.target, converted)
+                set_path(target, rule.target, converted, extend=True)
     return target

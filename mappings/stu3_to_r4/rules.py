@@ -1,8 +1,10 @@
 """Load a declared STU3 -> R4 mapping (YAML) into typed rules, checked at load time.
 
-A typo in a mapping file (unknown transform, unknown value map, a rule with neither a
-transform nor nested rules) fails when the file is loaded, not on the first patient
-whose record happens to exercise that rule.
+A typo in a mapping file (unknown transform, unknown value map, a `from` or `to` that is
+not a mappings/paths.py path, a rule with both a transform and nested rules) fails when
+the file is loaded, not on the first patient whose record happens to exercise that rule.
+Reading the file and reporting its mistakes (all of them, naming the file) is shared with
+the PAS profiles (mappings/loading.py); the rule shape is this engine's own (see engine.py).
 """
 
 from __future__ import annotations
@@ -13,13 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mappings.loading import SpecError, check_path, read_yaml
 from mappings.stu3_to_r4.transforms import TRANSFORMS
-
-
-class MappingSpecError(ValueError):
-    """The mapping file itself is wrong (raised at load time)."""
 
 
 @dataclass(frozen=True)
@@ -47,27 +44,37 @@ class MappingSpec:
     extra: Mapping[str, Any]
 
 
-def _rule(raw: Mapping[str, Any], value_maps: Mapping[str, Mapping[str, Any]], where: str) -> Rule:
+def _rule(
+    raw: Mapping[str, Any], value_maps: Mapping[str, Mapping[str, Any]], mistakes: list[str], where: str
+) -> Rule | None:
     if not isinstance(raw, Mapping) or "from" not in raw or "to" not in raw:
-        raise MappingSpecError(f"{where}: a rule needs 'from' and 'to'")
+        mistakes.append(f"{where}: a rule needs 'from' and 'to'")
+        return None
     unknown = set(raw) - {"from", "to", "transform", "args", "many", "rules", "require"}
     if unknown:
-        raise MappingSpecError(f"{where}: unknown rule keys {sorted(unknown)}")
-    nested = tuple(_rule(r, value_maps, f"{where}.{raw['from']}") for r in raw.get("rules") or ())
+        mistakes.append(f"{where}: unknown rule keys {sorted(unknown)}")
+    source = check_path(raw["from"], mistakes, f"{where} from")
+    target = check_path(raw["to"], mistakes, f"{where} to")
+    nested = tuple(
+        rule
+        for i, r in enumerate(raw.get("rules") or ())
+        if (rule := _rule(r, value_maps, mistakes, f"{where}.{source}[{i}]")) is not None
+    )
     transform = raw.get("transform", "copy")
-    if nested and "transform" in raw:
-        raise MappingSpecError(f"{where}: a rule has either nested 'rules' or a 'transform', not both")
-    if not nested and transform not in TRANSFORMS:
-        raise MappingSpecError(f"{where}: unknown transform '{transform}' (known: {', '.join(sorted(TRANSFORMS))})")
+    if raw.get("rules") and "transform" in raw:
+        mistakes.append(f"{where}: a rule has either nested 'rules' or a 'transform', not both")
+    elif not raw.get("rules") and transform not in TRANSFORMS:
+        mistakes.append(f"{where}: unknown transform '{transform}' (known: {', '.join(sorted(TRANSFORMS))})")
     args = dict(raw.get("args") or {})
     if "value_map" in args:
         name = args["value_map"]
-        if name not in value_maps:
-            raise MappingSpecError(f"{where}: unknown value map '{name}'")
-        args["value_map"] = value_maps[name]
+        if name in value_maps:
+            args["value_map"] = value_maps[name]
+        else:
+            mistakes.append(f"{where}: unknown value map '{name}'")
     return Rule(
-        source=str(raw["from"]),
-        target=str(raw["to"]),
+        source=source,
+        target=target,
         transform=transform,
         args=args,
         many=bool(raw.get("many", False)),
@@ -76,16 +83,32 @@ def _rule(raw: Mapping[str, Any], value_maps: Mapping[str, Mapping[str, Any]], w
     )
 
 
-def parse_mapping(document: Mapping[str, Any]) -> MappingSpec:
-    """Typed rules from an already-parsed mapping document."""
+def parse_mapping(document: Mapping[str, Any], source: str = "<mapping>") -> MappingSpec:
+    """Typed rules from an already-parsed mapping document; raises SpecError listing every
+    mistake."""
+    if not isinstance(document, Mapping):
+        raise SpecError(source, ["the file must hold a table"])
+    mistakes: list[str] = []
     value_maps = document.get("value_maps") or {}
+    if not isinstance(value_maps, Mapping):
+        mistakes.append("'value_maps' must be a table")
+        value_maps = {}
     for name, vm in value_maps.items():
         if not isinstance(vm, Mapping) or not isinstance(vm.get("codes"), Mapping):
-            raise MappingSpecError(f"value map '{name}' needs a 'codes' table")
-    rules = tuple(_rule(r, value_maps, f"rules[{i}]") for i, r in enumerate(document.get("rules") or ()))
-    if not rules:
-        raise MappingSpecError("a mapping needs at least one rule")
+            mistakes.append(f"value map '{name}' needs a 'codes' table")
+    rules = tuple(
+        rule
+        for i, r in enumerate(document.get("rules") or ())
+        if (rule := _rule(r, value_maps, mistakes, f"rules[{i}]")) is not None
+    )
+    if not document.get("rules"):
+        mistakes.append("a mapping needs at least one rule")
     known = {"resource", "source_profile", "target_profile", "value_maps", "rules"}
+    for key in ("resource", "source_profile", "target_profile"):
+        if not isinstance(document.get(key), str):
+            mistakes.append(f"the mapping needs '{key}' (text)")
+    if mistakes:
+        raise SpecError(source, mistakes)
     return MappingSpec(
         resource=document["resource"],
         source_profile=document["source_profile"],
@@ -101,5 +124,4 @@ def load_mapping(path: Path) -> MappingSpec:
     """A mapping file (parsed once per process). The files live with the source whose
     shape they convert (server/sources/gpconnect/allergy_intolerance.yaml); the engine
     and this loader are shared."""
-    with open(path, encoding="utf-8") as handle:
-        return parse_mapping(yaml.safe_load(handle))
+    return parse_mapping(read_yaml(path), str(path))

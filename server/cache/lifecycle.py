@@ -18,7 +18,7 @@ from server.cache.memory import MemoryStore
 from server.cache.mongo import COLLECTION, MongoStore
 from server.cache.policy import CachePolicy
 from server.cache.read_through import ReadThrough
-from server.mongodb import open_mongo_client
+from server.mongodb import Document, open_mongo_client
 from server.settings import Settings
 
 log = logging.getLogger("facade.cache")
@@ -26,7 +26,7 @@ log = logging.getLogger("facade.cache")
 
 @contextlib.asynccontextmanager
 async def open_cache(
-    settings: Settings, client: AsyncMongoClient | None = None, freshness: Mapping[str, float] | None = None
+    settings: Settings, client: AsyncMongoClient[Document] | None = None, freshness: Mapping[str, float] | None = None
 ) -> AsyncIterator[ReadThrough | None]:
     """`client`: the shared client; None with a URI set opens (and closes) one here.
     `freshness`: seconds per type as the sources declare it (FACADE_CACHE_TTL_BY_TYPE wins)."""

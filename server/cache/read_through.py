@@ -105,7 +105,8 @@ class ReadThrough:
         now = self.clock()
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
-            return cached["resource"]
+            fresh: Resource = cached["resource"]
+            return fresh
         served = (
             await self.flights.run(key, lambda: self._refresh_read(provider, key, cached, ctx), lookup_started=started)
         ).value
@@ -136,7 +137,8 @@ class ReadThrough:
         if cached is not None and cached.get("etag") and isinstance(provider, ConditionalReader):
             changed = await provider.read_if_changed(resource_id, cached["etag"], ctx)
             if changed is None:
-                return cached["resource"]
+                unchanged: Resource = cached["resource"]
+                return unchanged
             return changed
         return await provider.read(resource_id, ctx)
 

@@ -71,4 +71,4 @@ class CacheStore(Protocol):
 
 def expired(doc: Document, now: datetime) -> bool:
     """Read-side expiry: MongoDB's TTL monitor only sweeps about once a minute."""
-    return doc["expiresAt"] <= now
+    return bool(doc["expiresAt"] <= now)

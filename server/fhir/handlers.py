@@ -21,6 +21,7 @@ from server.access.policy import AccessDenied, Grant, Guard
 from server.fhir.bundle import full_url, search_url, searchset
 from server.fhir.errors import BadRequest, Gone, InvalidSearchParameter, NotFound
 from server.fhir.formats import check_format, parse_form_body
+from server.fhir.ids import is_fhir_id
 from server.fhir.includes import FanOutBudget, available_rev_includes, resolve_includes, resolve_rev_includes
 from server.fhir.outcome import Issue, issue, operation_outcome
 from server.fhir.pages import Snapshot
@@ -34,7 +35,6 @@ from server.fhir.versioning import ensure_version, etag, http_date, last_modifie
 from server.providers.base import RequestContext, ResourceProvider
 from server.runtime import Runtime
 
-ID_RE = re.compile(r"\A[A-Za-z0-9\-.]{1,64}\Z")
 TYPE_RE = re.compile(r"\A[A-Z][A-Za-z]{0,63}\Z")
 
 
@@ -129,7 +129,7 @@ def provider_for(request: Request) -> ResourceProvider:
 
 def checked_id(request: Request) -> str:
     resource_id: str = request.path_params["id"]  # a plain {id} route segment: always a str
-    if not ID_RE.match(resource_id):
+    if not is_fhir_id(resource_id):
         raise BadRequest(f"'{resource_id[:80]}' is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})")
     return resource_id
 

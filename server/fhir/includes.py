@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mappings.paths import values_at
 from server.fhir.outcome import Issue, issue
-from server.fhir.paths import values_at
 from server.fhir.search_request import Include, parse_search
 from server.providers.base import RequestContext, ResourceProvider
 from server.providers.failures import PROVIDER_FAILURES, as_fhir_error

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from server.fhir.paths import branches, values_at
+from mappings.paths import branches, values_at
 from server.fhir.search_params import (
     DateValue,
     MissingValue,

@@ -8,17 +8,19 @@ inside one value is OR). Pure functions, no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Literal, TypeVar
 
+from mappings.paths import parse_union
 from server.fhir.errors import InvalidSearchParameter
 
 ParamType = Literal["token", "string", "date", "reference"]
 Evaluation = Literal["upstream", "local"]
 
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,16 @@ class SearchParamSpec:
       provider may still use the parameter to narrow what it asks for, as long as what it
       asks for is a superset of the matches.
     A locally evaluated parameter needs a `path`: declaring one without it fails at once,
-    when the provider class is defined, never on a request.
+    when the provider class is defined, never on a request; so does a path that is not
+    mappings/paths.py syntax (the one the matcher, _sort and _include walk).
     """
 
     name: str
     type: ParamType
     documentation: str
     definition: str | None = None
-    # Dotted element path used for local evaluation, _sort and _include; `a|b` is a union
-    # (occurrenceDateTime|occurrencePeriod), as in FHIRPath.
+    # Element path (mappings/paths.py) used for local evaluation, _sort and _include; `a|b`
+    # is a union (occurrenceDateTime|occurrencePeriod), as in FHIRPath.
     path: str | None = None
     target_types: tuple[str, ...] = ()
     modifiers: tuple[str, ...] = ()  # modifiers beyond the type's defaults
@@ -54,6 +57,8 @@ class SearchParamSpec:
     def __post_init__(self) -> None:
         if self.evaluated == "local" and not self.path:
             raise ValueError(f"Search parameter '{self.name}' is evaluated locally but declares no element path")
+        if self.path:
+            parse_union(self.path)  # raises PathError (a ValueError) naming the bad segment
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,15 @@ class ParsedParam:
 
     def text(self) -> str:
         return ",".join(v.text() for v in self.values)
+
+
+def all_of(alternatives: Iterable[Set[T]]) -> set[T] | None:
+    """What every one of a parameter's repeats allows, given each repeat's alternatives (its
+    OR-ed values): their intersection, as repeats are AND; None when there is no repeat."""
+    result: set[T] | None = None
+    for allowed in alternatives:
+        result = set(allowed) if result is None else result & allowed
+    return result
 
 
 def escape(value: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from server.fhir.paths import values_at
+from mappings.paths import values_at
 from server.fhir.search_match import date_spans
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SortKey

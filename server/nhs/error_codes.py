@@ -2,7 +2,7 @@
 
 Each NHS API declares its own codes (server/sources/*/source.py, `Upstream.error_codes`);
 its client writes the meaning onto the UpstreamError it raises (UpstreamError.meaning), and
-server.nhs.errors.to_fhir_error reads that, so a new NHS API brings its codes with it
+server.providers.upstream_errors.to_fhir_error reads that, so a new NHS API brings its codes with it
 instead of editing a shared table.
 """
 

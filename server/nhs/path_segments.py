@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from server.fhir.errors import NotFound
+from server.nhs.errors import UnsendableId
 
 DOT_SEGMENTS = frozenset({"", ".", ".."})
 
 
 def path_segment(value: str) -> str:
-    """`value` as one path segment; NotFound for an empty or dot segment."""
+    """`value` as one path segment; UnsendableId (a 404) for an empty or dot segment."""
     if value in DOT_SEGMENTS:
-        raise NotFound("No resource has an empty, '.' or '..' id")
+        raise UnsendableId("No resource has an empty, '.' or '..' id")
     return quote(value, safe="")

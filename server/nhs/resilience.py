@@ -31,11 +31,23 @@ from server.nhs.errors import UpstreamError, UpstreamTimeout
 from server.nhs.rate_limiter import TokenBucket
 from server.nhs.retry_policy import RetryPolicy, is_health_failure, may_retry_method, retry_delay
 from server.nhs.single_flight import Shared, SingleFlight
-from server.settings import Settings
 
 log = logging.getLogger("facade.upstream")
 
 Attempt = Callable[[str], Awaitable[UpstreamResponse]]  # takes the X-Request-ID
+
+
+@dataclass(frozen=True)
+class ResilienceConfig:
+    """How hard the façade tries one NHS API. The NHS layer takes this, never the façade's
+    settings: server.sources.wiring builds it from the FACADE_UPSTREAM_* settings."""
+
+    retry: RetryPolicy
+    budget: float  # seconds for one logical request, every retry and wait included
+    breaker_threshold: int  # consecutive health failures that open the circuit
+    breaker_open_seconds: float
+    concurrency: int  # requests in flight per NHS API
+    single_flight: bool  # concurrent identical GETs share one call
 
 
 class Charge(Protocol):
@@ -144,19 +156,19 @@ class Resilience:
                 self.breaker.abandoned(probe)
 
 
-def resilience_for(api: str, settings: Settings, rate: float | None = None, clock: Clock | None = None) -> Resilience:
-    """The guards for `api` as configured by FACADE_UPSTREAM_* settings; `rate` is its
-    client-side requests/s (server.sources.config.SourceConfig.rate_limits), None = unlimited."""
+def resilience_for(
+    api: str, config: ResilienceConfig, rate: float | None = None, clock: Clock | None = None
+) -> Resilience:
+    """The guards for `api` as `config` says; `rate` is its client-side requests/s
+    (server.sources.config.SourceConfig.rate_limits), None = unlimited."""
     clock = clock or MonotonicClock()
     return Resilience(
         api=api,
-        policy=RetryPolicy(
-            settings.upstream_retry_attempts, settings.upstream_backoff_base, settings.upstream_backoff_max
-        ),
-        budget=settings.upstream_request_budget,
-        breaker=CircuitBreaker(api, settings.upstream_breaker_threshold, settings.upstream_breaker_open_seconds, clock),
-        concurrency=ConcurrencyLimit(api, settings.upstream_concurrency),
+        policy=config.retry,
+        budget=config.budget,
+        breaker=CircuitBreaker(api, config.breaker_threshold, config.breaker_open_seconds, clock),
+        concurrency=ConcurrencyLimit(api, config.concurrency),
         rate_limit=TokenBucket(api, rate, clock) if rate else None,
-        flights=SingleFlight() if settings.upstream_single_flight else None,
+        flights=SingleFlight() if config.single_flight else None,
         clock=clock,
     )

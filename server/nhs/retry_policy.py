@@ -65,7 +65,7 @@ def is_health_failure(err: UpstreamError) -> bool:
 def backoff(attempt: int, policy: RetryPolicy, random: Callable[[], float]) -> float:
     """Full-jitter backoff before retry number `attempt` (1 = the first retry)."""
     ceiling = min(policy.max_backoff, policy.base_backoff * (2 ** (attempt - 1)))
-    return ceiling * random()
+    return float(ceiling * random())
 
 
 def retry_delay(

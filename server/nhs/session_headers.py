@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from server.fhir.errors import BadRequest
+from server.nhs.errors import CallerInputError
 
 SESSION_URID = "nhsd-session-urid"
 ORGANIZATION_UUID = "nhsd-organization-uuid"
@@ -26,7 +26,7 @@ _SAFE_VALUE = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, no spaces, b
 _PATTERNS = {SESSION_URID: re.compile(r"^[0-9]{1,64}$")}
 
 
-class MissingSessionHeader(BadRequest):
+class MissingSessionHeader(CallerInputError):
     """A required NHS session header is absent or malformed on the inbound request."""
 
     issue_code = "required"

@@ -46,7 +46,8 @@ from typing import Any
 import hl7
 from hl7.containers import Component, Message
 
-from mappings.engine import MappingFailed, Problem, get_pas, set_pas, to_fhir, to_pas
+from mappings.engine import MappingFailed, Problem, to_fhir, to_pas
+from mappings.paths import get_path, set_path
 from mappings.spec import Profile
 from server.pas.errors import PASError, PASStoreUnavailable
 from server.pas.hl7_senders import SenderAllowList
@@ -113,9 +114,9 @@ def flatten(message: Message, options: dict[str, Any]) -> dict[str, Any]:
                 fields[str(number)] = {str(i + 1): c for i, c in enumerate(reps[0]) if c}
         record[seg_id] = fields
     for target, sources in (options.get("collect") or {}).items():
-        values = [v for v in (get_pas(record, s) for s in sources) if isinstance(v, str) and v]
+        values = [v for v in (get_path(record, s) for s in sources) if isinstance(v, str) and v]
         if values:
-            set_pas(record, target, values)
+            set_path(record, target, values)
     return record
 
 
@@ -263,7 +264,7 @@ class HL7Intake:
             record = self.to_pas_record(message)
             old = None
             if event in MERGE_EVENTS:
-                old = get_pas(flatten(message, self.profile.options), "MRG.1.MR")
+                old = get_path(flatten(message, self.profile.options), "MRG.1.MR")
                 if not old:
                     return build_ack(
                         "AE",

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from mappings.engine import Problem
 from server.access.control import AccessControl
 from server.fhir.errors import FHIRError
-from server.nhs.errors import UpstreamError
+from server.nhs.errors import CallerInputError, UpstreamError
 from server.pas.errors import PASError
 from server.pas.hl7_intake import HL7Intake
 from server.pas.json_depth import MAX_JSON_DEPTH, nested_deeper_than
@@ -53,7 +53,8 @@ class PASResponse(Response):
 
 
 def _runtime(request: Request) -> PASRuntime:
-    return request.app.state.pas
+    runtime: PASRuntime = request.app.state.pas
+    return runtime
 
 
 def _context(request: Request, action: str, resource_type: str, permissions: str) -> RequestContext:
@@ -119,7 +120,7 @@ def _hospital_number(request: Request) -> str:
         raise PASError(
             400, problems=[Problem("hospitalNumber", hn[:40], "not a hospital number (1-20 letters or digits)")]
         )
-    return hn
+    return str(hn)
 
 
 async def _json_body(request: Request) -> Any:
@@ -282,6 +283,7 @@ def create_pas_app() -> Starlette:
             PASError: pas_error,
             FHIRError: pas_error,
             UpstreamError: pas_error,
+            CallerInputError: pas_error,
             HTTPException: pas_error,
         },
     )

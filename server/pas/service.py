@@ -18,7 +18,7 @@ from typing import Any, Literal
 from mappings.engine import MappingFailed, Problem, to_pas
 from server.fhir.search_params import ParsedParam, ReferenceValue
 from server.fhir.search_request import SearchRequest
-from server.nhs.errors import UpstreamError, to_fhir_error
+from server.nhs.errors import UpstreamError
 from server.pas.errors import PASError, store_unavailable
 from server.pas.merge import WITHHELD, merge_with_pds, security_code
 from server.pas.records import PASMappings, parse_document, patient_id, patient_resource
@@ -37,6 +37,7 @@ from server.pas.tracing import TraceOutcome, TraceQuery, judge_exact, judge_fuzz
 from server.providers.base import RequestContext
 from server.providers.failures import PROVIDER_FAILURES, as_fhir_error
 from server.providers.registry import ProviderRegistry
+from server.providers.upstream_errors import to_fhir_error
 from server.sources.pds.client import PDSClient, PDSTooManyMatches
 
 log = logging.getLogger("facade.pas")

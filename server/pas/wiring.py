@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pymongo import AsyncMongoClient
 
 from mappings.spec import load_profile
+from server.mongodb import Document
 from server.pas.hl7_intake import HL7Intake
 from server.pas.hl7_senders import SenderAllowList
 from server.pas.mongo_store import MongoPASStore, pas_collection
@@ -30,7 +31,7 @@ log = logging.getLogger("facade.pas")
 
 
 @contextlib.asynccontextmanager
-async def open_pas_store(settings: Settings, client: AsyncMongoClient | None) -> AsyncIterator[PASStore]:
+async def open_pas_store(settings: Settings, client: AsyncMongoClient[Document] | None) -> AsyncIterator[PASStore]:
     """MongoDB (collection pas_patients in FACADE_MONGODB_DATABASE, on the shared client,
     written with w: majority, j: true) when one is configured, else in memory. Either way
     a store of record: no expiry."""

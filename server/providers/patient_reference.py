@@ -7,18 +7,20 @@ ending in `Patient/9000000009`, `:Patient` (type modifier), or `:identifier` /
 here, so an invalid one is a 400 before any NHS API is called (nhs-apis.md s.1: PDS
 answers it with INVALID_RESOURCE_ID; the façade answers the same code itself).
 
-What a provider does with the numbers stays its own policy: how many it allows, and how
-repeated parameters combine (AND: intersect the sets).
+Repeated parameters are AND, so the numbers of a search are the intersection of every
+occurrence's (searched_nhs_numbers); how many it allows stays each provider's policy.
 """
 
 from __future__ import annotations
 
 from server.fhir.errors import BadRequest, InvalidSearchParameter
 from server.fhir.outcome import nhs_details
-from server.fhir.search_params import ParsedParam, ReferenceValue
+from server.fhir.search_params import ParsedParam, ReferenceValue, all_of
+from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 
 _PATIENT_MODIFIERS = (None, "identifier", "Patient")
+PATIENT_PARAMS = ("patient", "subject")
 
 
 def check_nhs_number(number: str, *, param: str | None = None) -> str:
@@ -64,3 +66,9 @@ def nhs_numbers(param: ParsedParam) -> set[str]:
             raise InvalidSearchParameter(f"Parameter '{label}' needs an NHS number")
         numbers.add(check_nhs_number(number, param=label))
     return numbers
+
+
+def searched_nhs_numbers(request: SearchRequest, names: tuple[str, ...] = PATIENT_PARAMS) -> set[str] | None:
+    """The NHS numbers a search's patient parameters (`names`, every occurrence AND-ed)
+    allow; None when the search names no patient. 400 for any value that is not one."""
+    return all_of(nhs_numbers(param) for name in names for param in request.get(name))

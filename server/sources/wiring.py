@@ -12,13 +12,28 @@ import aiohttp
 from server.nhs.auth.profiles import Access, AuthProfiles
 from server.nhs.client import ClientConfig, NHSClient, UpstreamCall, UpstreamResponse
 from server.nhs.errors import UpstreamUnavailable
-from server.nhs.resilience import Resilience, resilience_for
+from server.nhs.resilience import Resilience, ResilienceConfig, resilience_for
 from server.nhs.resilient_client import ResilientClient
+from server.nhs.retry_policy import RetryPolicy
 from server.request_context import RequestContext
 from server.settings import Settings
 from server.sources.upstream import SourceSettings, Upstream
 
 S = TypeVar("S", bound=SourceSettings)
+
+
+def resilience_config(settings: Settings) -> ResilienceConfig:
+    """The FACADE_UPSTREAM_* settings as the NHS layer's resilience config."""
+    return ResilienceConfig(
+        retry=RetryPolicy(
+            settings.upstream_retry_attempts, settings.upstream_backoff_base, settings.upstream_backoff_max
+        ),
+        budget=settings.upstream_request_budget,
+        breaker_threshold=settings.upstream_breaker_threshold,
+        breaker_open_seconds=settings.upstream_breaker_open_seconds,
+        concurrency=settings.upstream_concurrency,
+        single_flight=settings.upstream_single_flight,
+    )
 
 
 class UnservedClient(NHSClient):
@@ -82,5 +97,5 @@ class Wiring:
     def resilience(self, api: str) -> Resilience:
         """One breaker, rate limit and concurrency limit per NHS API, shared by all its clients."""
         if api not in self.guards:
-            self.guards[api] = resilience_for(api, self.settings, self.rate_limits.get(api))
+            self.guards[api] = resilience_for(api, resilience_config(self.settings), self.rate_limits.get(api))
         return self.guards[api]

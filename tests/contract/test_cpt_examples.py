@@ -20,7 +20,8 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from server.fhir.errors import NotFound
-from server.nhs.errors import UpstreamRejected, read_nhs_outcome, to_fhir_error
+from server.nhs.errors import UpstreamRejected, read_nhs_outcome
+from server.providers.upstream_errors import to_fhir_error
 from server.sources.cpt.ids import parse_medication_request_id
 from server.sources.cpt.mapping import (
     DISPENSING_INFORMATION,

@@ -16,8 +16,9 @@ import pytest
 
 from server.fhir import errors as fe
 from server.nhs.client import ClientConfig, NHSClient
-from server.nhs.errors import UpstreamBadResponse, UpstreamError, read_nhs_outcome, to_fhir_error
+from server.nhs.errors import UpstreamBadResponse, UpstreamError, read_nhs_outcome
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from server.providers.upstream_errors import to_fhir_error
 from server.sources.pds.client import PDSTooManyMatches, parse_patient, parse_search_bundle
 from server.sources.pds.emulator_data import PATIENTS
 from server.sources.pds.source import PDS

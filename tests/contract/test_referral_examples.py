@@ -13,8 +13,9 @@ import pytest
 
 from server.nhs.client import ClientConfig, NHSClient
 from server.nhs.entry_validation import r4_problems
-from server.nhs.errors import UpstreamBadResponse, to_fhir_error
+from server.nhs.errors import UpstreamBadResponse
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
+from server.providers.upstream_errors import to_fhir_error
 from server.sources.referrals.bars_client import parse_searchset, parse_service_request
 from server.sources.referrals.ers_client import parse_r4_searchset, parse_referral_request
 from server.sources.referrals.ers_mapping import referral_request_to_service_request

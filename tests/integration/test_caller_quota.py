@@ -15,6 +15,7 @@ from server.nhs.resilience import resilience_for
 from server.nhs.resilient_client import ResilientClient
 from server.providers.base import RequestContext
 from server.settings import Settings
+from server.sources.wiring import resilience_config
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import upstream_total
 from tests.support.fake_clock import FakeClock
@@ -32,7 +33,9 @@ async def test_the_nhs_client_stops_sending_for_a_caller_over_quota(
     emulator: Emulator, http: aiohttp.ClientSession
 ) -> None:
     quota = CallerQuota(rate=0.01, burst=2, clock=FakeClock())
-    pds = ResilientClient(http, ClientConfig("PDS", emulator.pds_url), resilience_for("PDS", Settings()))
+    pds = ResilientClient(
+        http, ClientConfig("PDS", emulator.pds_url), resilience_for("PDS", resilience_config(Settings()))
+    )
 
     async def read(nhs: str, subject: str) -> int | TooManyRequests:
         ctx = RequestContext(request_id="it", base_url="http://f", principal=who(subject), quota=quota)

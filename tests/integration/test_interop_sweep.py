@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import pytest
 
-from server.fhir.paths import values_at
+from mappings.paths import values_at
 from server.fhir.search_params import fhir_date_range
 from server.fhir.subsetting import mandatory_elements
 from tests.support.checked_client import Answer, CheckedClient

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mappings.engine import MappingFailed, set_pas, to_fhir, to_pas
+from mappings.engine import MappingFailed, to_fhir, to_pas
+from mappings.paths import set_path
 from mappings.spec import load_profile
 from server.pas.records import PASMappings, clinical_resource, patient_resource
 from tests.support.fhir_validation import validate_r4
@@ -56,7 +57,7 @@ def test_invalid_fields_are_all_named(record: dict[str, Any], data: st.DataObjec
     for field in fields:
         if field.startswith("address.") and not isinstance(bad.get("address"), dict):
             bad["address"] = {}
-        set_pas(bad, field, data.draw(INVALID[field], label=field))
+        set_path(bad, field, data.draw(INVALID[field], label=field))
     with pytest.raises(MappingFailed) as failed:
         to_fhir(PROFILE.record("Patient"), bad)
     assert {p.path for p in failed.value.problems} == set(fields)

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.nhs.errors import UpstreamBadResponse
-from server.sources.cpt.client import parse_prescription, parse_prescription_search
+from server.sources.cpt.client import parse_prescription_search
 from server.sources.cpt.mapping import PrescriptionRef
+from server.sources.cpt.provider import convert_prescription
 from server.sources.gpconnect.client import parse_structured_record
 from server.sources.gpconnect.provider import convert_record
 from server.sources.pds.client import parse_patient, parse_search_bundle
@@ -94,7 +95,7 @@ def test_cpt_search_answer(body: Any) -> None:
 @FUZZ
 @given(mutated(CPT_DETAILS))
 def test_cpt_details_answer(body: Any) -> None:
-    _converts_or_refuses(parse_prescription, body)
+    _converts_or_refuses(convert_prescription, body)
 
 
 # ---- BaRS and e-RS (ServiceRequest) -------------------------------------------------
@@ -151,7 +152,7 @@ def test_gpconnect_structured_record_answer(body: Any, include_resolved: bool) -
     "convert, body",
     [
         (lambda b: [m.patient for m in parse_search_bundle(b)], PDS_SEARCH),
-        (parse_prescription, CPT_DETAILS),
+        (convert_prescription, CPT_DETAILS),
         (lambda b: _found(bars_found(parse_searchset(b), "t1", "9000000009")), BARS_SEARCH),
         (lambda b: _found(ers_r4_found(parse_r4_searchset(b), "000000070002")), ERS_R4_SEARCH),
         (lambda b: _found(ers_stu3_found(parse_referral_request(b), ERS_STU3["id"])), ERS_STU3),

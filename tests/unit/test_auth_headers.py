@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from server.fhir.errors import Unauthorized
 from server.nhs.auth.headers import AppRestrictedAuth, CallerTokenIfAny, ExchangedTokens, UserRestrictedAuth
 from server.nhs.auth.profiles import AuthProfiles
 from server.nhs.auth.tokens import IssuedToken, TokenCache
 from server.nhs.client import NoAuth
+from server.nhs.errors import UserTokenMissing
 from server.providers.base import RequestContext
+from server.providers.failures import as_fhir_error
 from tests.support.fhir_validation import validate_r4
 
 
@@ -33,9 +34,9 @@ async def test_user_token_is_passed_through() -> None:
 
 async def test_missing_user_token_is_a_401_naming_the_api() -> None:
     auth = UserRestrictedAuth("e-RS")
-    with pytest.raises(Unauthorized) as info:
+    with pytest.raises(UserTokenMissing) as info:
         await auth.headers(ctx(None))
-    err = info.value
+    err = as_fhir_error(info.value)  # as the caller sees it
     assert err.status == 401
     assert err.headers["WWW-Authenticate"].startswith('Bearer realm="nhs-fhir-facade"')
     body = err.outcome()

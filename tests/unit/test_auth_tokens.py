@@ -1,5 +1,5 @@
 """Token cache (renewal timing, one shared renewal), token response parsing, and how token
-endpoint failures reach the client (through server.nhs.errors.to_fhir_error)."""
+endpoint failures reach the client (through server.providers.upstream_errors.to_fhir_error)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from server.nhs.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
-    to_fhir_error,
 )
+from server.providers.upstream_errors import to_fhir_error
 
 
 class Clock:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.sources.cpt.client import bounded_gather
+from server.sources.cpt.provider import bounded_gather
 
 
 async def test_never_more_than_limit_in_flight_and_results_in_order() -> None:

@@ -83,17 +83,28 @@ LAYER_RULES = (
         ("server.providers", "server.pas"),
         allowed=(("server.access.directory", "server.pas.store"),),
     ),
+    # What every NHS client shares (HTTP client, resilience, auth) sits below everything but
+    # the request context: it raises NHS-layer errors (UpstreamError, CallerInputError) and
+    # server.providers.upstream_errors decides what the caller sees; only the auth wiring
+    # reads the façade's settings.
     LayerRule(
-        "server.nhs imports nothing of the HTTP layer (handlers, routes, app)",
+        "server.nhs imports nothing of the FHIR, access, provider, PAS, cache or source layers, nor settings "
+        "but in the auth wiring",
         "server.nhs",
-        ("server.fhir.handlers", "server.fhir.routes", "server.app"),
+        (
+            "server.fhir",
+            "server.access",
+            "server.providers",
+            "server.pas",
+            "server.cache",
+            "server.sources",
+            "server.settings",
+            "server.app",
+        ),
+        allowed=(("server.nhs.auth.profiles", "server.settings"),),
     ),
-    # The NHS clients' shared layer sits below the provider contract (see KNOWN_VIOLATIONS).
-    LayerRule("server.nhs imports nothing of server.providers", "server.nhs", ("server.providers",)),
-    # The NHS sources (server/sources/, issue 9): each package is one NHS API; what all of
-    # them share (HTTP client, resilience, auth, error mapping) lives below, in server.nhs,
-    # and the provider contract and decorators in server.providers know no source.
-    LayerRule("server.nhs imports nothing of server.sources", "server.nhs", ("server.sources",)),
+    # The NHS sources (server/sources/, issue 9): each package is one NHS API; the provider
+    # contract and decorators in server.providers know no source.
     LayerRule("server.providers imports nothing of server.sources", "server.providers", ("server.sources",)),
     LayerRule(
         "server.fhir imports nothing of server.sources, server.pas or server.cache",

@@ -316,3 +316,9 @@ async def test_a_local_parameter_the_matcher_cannot_evaluate_is_a_400_before_the
 def test_a_local_parameter_without_a_path_fails_when_declared() -> None:
     with pytest.raises(ValueError, match="no element path"):
         SearchParamSpec("code", "token", "", evaluated="local")
+
+
+@pytest.mark.parametrize("path", ["subject.", "code[x]", "identifier|", "value-quantity"])
+def test_a_path_the_walker_cannot_read_fails_when_declared(path: str) -> None:
+    with pytest.raises(ValueError, match="path"):
+        SearchParamSpec("code", "token", "", path=path, evaluated="local")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mappings.spec import SpecError, load_profile, parse_profile
+from mappings.loading import SpecError
+from mappings.spec import load_profile, parse_profile
 
 
 def _spec(fields: list[dict], **extra: object) -> dict:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.fhir.errors import NotFound
+from server.nhs.errors import UnsendableId
 from server.nhs.path_segments import path_segment
+from server.providers.failures import as_fhir_error
 
 
 @pytest.mark.parametrize(
@@ -25,5 +26,6 @@ def test_ids_become_one_quoted_segment(value: str, segment: str) -> None:
 
 @pytest.mark.parametrize("value", ["", ".", ".."])
 def test_dot_segments_are_refused(value: str) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(UnsendableId) as info:
         path_segment(value)
+    assert as_fhir_error(info.value).status == 404

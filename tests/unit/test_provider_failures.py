@@ -12,10 +12,11 @@ from server.fhir.includes import resolve_includes, resolve_rev_includes
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import Include, SearchRequest
 from server.nhs.error_codes import CodeMeaning
-from server.nhs.errors import UpstreamRejected, UpstreamUnavailable, to_fhir_error
+from server.nhs.errors import UpstreamRejected, UpstreamUnavailable
 from server.providers.base import RequestContext, ResourceProvider, SearchResult
 from server.providers.failures import as_fhir_error
 from server.providers.registry import ProviderRegistry
+from server.providers.upstream_errors import to_fhir_error
 
 CTX = RequestContext(request_id="r", base_url="http://f")
 OUTAGE = UpstreamUnavailable("PDS", "HTTP 503", status=503)

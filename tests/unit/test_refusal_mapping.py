@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from server.nhs.errors import UpstreamRateLimited, to_fhir_error
+from server.nhs.errors import UpstreamRateLimited
 from server.nhs.refusals import CircuitOpen, NoSlot
+from server.providers.upstream_errors import to_fhir_error
 from tests.support.fhir_validation import validate_r4
 
 

@@ -21,6 +21,7 @@ from server.providers.base import RequestContext
 from server.settings import Settings
 from server.sources.config import SourceConfig
 from server.sources.registry import SOURCES
+from server.sources.wiring import resilience_config
 from tests.support.fake_clock import FakeClock
 
 OK = UpstreamResponse(200, {}, {"resourceType": "Patient", "id": "9000000009"}, "")
@@ -184,10 +185,10 @@ def test_identity_does_not_contain_the_token() -> None:
 
 def test_built_from_settings() -> None:
     s = Settings(upstream_rate_limits={"PDS": 7}, upstream_retry_attempts=4, upstream_single_flight=False)
-    pds = resilience_for("PDS", s, SourceConfig.resolve(s, SOURCES).rate_limits(s).get("PDS"))
+    pds = resilience_for("PDS", resilience_config(s), SourceConfig.resolve(s, SOURCES).rate_limits(s).get("PDS"))
     assert pds.rate_limit is not None and pds.rate_limit.rate == 7
     assert pds.policy.max_attempts == 4 and pds.flights is None
-    assert resilience_for("ERS", s).rate_limit is None
+    assert resilience_for("ERS", resilience_config(s)).rate_limit is None
 
 
 def test_rate_limits_default_to_what_each_source_publishes() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.nhs.session_headers import MissingSessionHeader, session_headers
+from server.providers.failures import as_fhir_error
 
 GOOD = {
     "nhsd-session-urid": "555254240100",
@@ -26,9 +27,10 @@ def test_missing_header_is_named(name: str) -> None:
     headers = {k: v for k, v in GOOD.items() if k != name}
     with pytest.raises(MissingSessionHeader) as info:
         session_headers(headers)
-    assert info.value.status == 400
-    assert f"'{name}'" in info.value.diagnostics
-    assert info.value.outcome()["issue"][0]["code"] == "required"
+    seen = as_fhir_error(info.value)  # as the caller sees it
+    assert seen.status == 400
+    assert f"'{name}'" in seen.diagnostics
+    assert seen.outcome()["issue"][0]["code"] == "required"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from starlette.routing import Route
 
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.responses import FHIRResponse
-from server.nhs.error_handler import UPSTREAM_EXCEPTION_HANDLERS
 from server.nhs.errors import (
     UpstreamBadResponse,
     UpstreamCredentialsRejected,
@@ -25,10 +24,11 @@ from server.nhs.errors import (
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
-    to_fhir_error,
 )
 from server.nhs.refusals import CircuitOpen
 from server.pas.routes import create_pas_app
+from server.providers.error_handler import UPSTREAM_EXCEPTION_HANDLERS
+from server.providers.upstream_errors import to_fhir_error
 from server.sources.pds.client import PDSTooManyMatches
 from tests.support.fhir_validation import validate_r4
 

@@ -17,8 +17,8 @@ from server.nhs.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     read_nhs_outcome,
-    to_fhir_error,
 )
+from server.providers.upstream_errors import to_fhir_error
 from server.sources.pds.client import PDSTooManyMatches
 from tests.support.fhir_validation import validate_r4
 

@@ -14,8 +14,8 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from server.fhir.errors import Unauthorized
 from server.nhs.auth.tokens import IssuedToken, TokenCache
+from server.nhs.errors import UserTokenMissing
 from server.request_context import RequestContext
 
 
@@ -65,9 +65,9 @@ class ExchangedTokens:
         await asyncio.gather(*(cache.aclose() for cache in self._caches.values()))
 
 
-def missing_user_token(api: str) -> Unauthorized:
+def missing_user_token(api: str) -> UserTokenMissing:
     """The 401 a caller gets when a user-restricted NHS API needs their CIS2 token."""
-    return Unauthorized(
+    return UserTokenMissing(
         f"{api} is a user-restricted NHS API: send the signed-in user's NHS CIS2 token in the "
         "'X-NHS-User-Token' header",
         headers={

@@ -1,7 +1,7 @@
 """The NHS OAuth2 token endpoint over aiohttp: client credentials and token exchange.
 
 Both grants authenticate with a fresh signed-JWT client assertion. Failures become the
-upstream error types, so server.nhs.errors.to_fhir_error decides what the client sees:
+upstream error types, so server.providers.upstream_errors.to_fhir_error decides what the client sees:
 400/401/403 here mean our credentials (or, for token exchange, the user's subject_token)
 were refused. Neither the assertion nor the token is ever logged.
 """

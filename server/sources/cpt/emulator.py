@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from server.nhs.identifiers import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from server.nhs.nhs_number import is_valid_nhs_number
+from server.sandbox.outcome import nhs_error
 from server.sources.cpt.emulator_data import PRESCRIPTIONS, Issue, Prescription
 
 ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
@@ -43,19 +44,16 @@ REFUSED_TOKEN = "expired-cis2-token"
 
 def cpt_error(status: int, issue_code: str, diagnostics: str, request: Request) -> Response:
     code, display = _DISPLAYS[status]
-    body = {
-        "resourceType": "OperationOutcome",
-        "meta": {"lastUpdated": "2026-03-01T00:00:00.000Z"},
-        "issue": [
-            {
-                "code": issue_code,
-                "severity": "error",
-                "diagnostics": diagnostics,
-                "details": {"coding": [{"system": ERRORS, "code": code, "display": display}]},
-            }
-        ],
-    }
-    return JSONResponse(body, status_code=status, headers=_mirror(request), media_type="application/fhir+json")
+    return nhs_error(
+        status,
+        system=ERRORS,
+        code=code,
+        display=display,
+        issue_code=issue_code,
+        diagnostics=diagnostics,
+        meta={"lastUpdated": "2026-03-01T00:00:00.000Z"},
+        headers=_mirror(request),
+    )
 
 
 def _mirror(request: Request) -> dict[str, str]:

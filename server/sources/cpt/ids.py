@@ -25,7 +25,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-FHIR_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+from server.fhir.ids import is_fhir_id
+
 _READABLE_RX = re.compile(r"^[0-9A-Z][0-9A-Z+\-]*$")
 _ENCODED_RX = re.compile(r"^(?:[0-9A-Z][0-9A-Zp\-]*|x[a-z2-7]+)$")
 _PLAIN_ITEM = re.compile(r"^[A-Za-z0-9\-]+$")
@@ -87,7 +88,7 @@ def medication_request_id(prescription_id: str, issue: int | None, item_number: 
 
 def parse_medication_request_id(resource_id: str) -> PrescriptionKey | None:
     """Which prescription issue a façade id points at; None for ids we never issue."""
-    if not FHIR_ID_RE.match(resource_id):
+    if not is_fhir_id(resource_id):
         return None
     parts = resource_id.split(".")
     if len(parts) == 2:

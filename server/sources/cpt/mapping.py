@@ -26,11 +26,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from server.nhs.identifiers import NHS_NUMBER_SYSTEM
 from server.sources.cpt.ids import UnissuableId, medication_request_id
 
 Resource = dict[str, Any]
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ORDER_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-number"
 ITEM_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
 SD = "https://fhir.nhs.uk/StructureDefinition/"
@@ -111,8 +111,8 @@ def identifier_value(resource: Resource, system: str) -> str | None:
     """The value of the first identifier with `system` (identifier may be a list or one)."""
     idents = resource.get("identifier")
     for ident in idents if isinstance(idents, list) else [idents]:
-        if isinstance(ident, dict) and ident.get("system") == system and isinstance(ident.get("value"), str):
-            return ident["value"]
+        if isinstance(ident, dict) and ident.get("system") == system and isinstance(value := ident.get("value"), str):
+            return value
     return None
 
 
@@ -140,8 +140,12 @@ def _patient_nhs_number(subject: Any, index: dict[str, Resource]) -> str | None:
     if not isinstance(subject, dict):
         return None
     ident = subject.get("identifier")
-    if isinstance(ident, dict) and ident.get("system") == NHS_NUMBER_SYSTEM and isinstance(ident.get("value"), str):
-        return ident["value"]
+    if (
+        isinstance(ident, dict)
+        and ident.get("system") == NHS_NUMBER_SYSTEM
+        and isinstance(value := ident.get("value"), str)
+    ):
+        return value
     patient = index.get(subject.get("reference") or "")
     return identifier_value(patient, NHS_NUMBER_SYSTEM) if patient else None
 
@@ -246,7 +250,7 @@ def _repair_references(body: Resource) -> Resource:
 
 def _status(item: Resource, group: Resource) -> str:
     status = item.get("status")
-    if status in MEDICATION_REQUEST_STATUS:
+    if isinstance(status, str) and status in MEDICATION_REQUEST_STATUS:
         return status
     group_status: Any = group.get("status")  # upstream JSON: any value, or missing
     mapped = _FROM_REQUEST_STATUS.get(group_status, group_status)
@@ -255,7 +259,7 @@ def _status(item: Resource, group: Resource) -> str:
 
 def _intent(item: Resource, group: Resource) -> str:
     for candidate in (item.get("intent"), group.get("intent")):
-        if candidate in REQUEST_INTENT:
+        if isinstance(candidate, str) and candidate in REQUEST_INTENT:
             return candidate
     return "order"
 

@@ -5,30 +5,87 @@ issue, converted (server.sources.cpt.mapping) into one list, newest
 prescription first, line items in prescription order. Reads decode the prescription from
 the façade-issued id (server.sources.cpt.ids) and fetch just that prescription.
 
+This module composes: the client (server.sources.cpt.client) answers in CPT's shapes,
+the mapping converts one prescription's details, and the details calls of a search run
+here, concurrently but never more than `detail_concurrency` at once per search
+(FACADE_CPT_DETAIL_CONCURRENCY).
+
 Clients send their CIS2 bearer token and the NHS session headers nhsd-session-urid,
 nhsd-organization-uuid and nhsd-session-jobrole; a missing one is a 400 naming it.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from server.fhir.errors import NotFound
 from server.fhir.outcome import issue
 from server.fhir.search_params import SearchParamSpec, fhir_date_range
 from server.fhir.search_request import SearchRequest
-from server.nhs.errors import UpstreamRejected
+from server.fhir.versioning import ensure_version
+from server.nhs.entry_validation import check_r4, upstream_shape
+from server.nhs.errors import UpstreamBadResponse, UpstreamRejected
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.nhs.session_headers import session_headers
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
-from server.sources.cpt.client import CPTClient, PrescriptionItems, bounded_gather
+from server.sources.cpt.client import CPTClient
 from server.sources.cpt.ids import parse_medication_request_id
-from server.sources.cpt.mapping import PrescriptionRef
-from server.sources.cpt.query import ORDER_NUMBER_SYSTEM, plan
+from server.sources.cpt.mapping import (
+    ITEM_NUMBER_SYSTEM,
+    ORDER_NUMBER_SYSTEM,
+    CPTShapeError,
+    PrescriptionRef,
+    medication_requests,
+)
+from server.sources.cpt.query import plan
 
 SP = "http://hl7.org/fhir/SearchParameter/"
-ITEM_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PrescriptionItems:
+    """The converted line items of one prescription issue; `found` is False on a CPT 404."""
+
+    ref: PrescriptionRef
+    items: list[Resource]
+    found: bool = True
+
+
+async def bounded_gather(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run coroutines concurrently, at most `limit` at a time, results in order; the first
+    failure cancels the rest and propagates unchanged."""
+    semaphore = asyncio.Semaphore(max(1, limit))
+
+    async def run(factory: Callable[[], Awaitable[T]]) -> T:
+        async with semaphore:
+            return await factory()
+
+    tasks = [asyncio.ensure_future(run(f)) for f in factories]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def convert_prescription(
+    body: Any, api: str = "CPT", *, issue: int | None = None, nhs_number: str | None = None
+) -> list[Resource]:
+    """One prescription issue's details (server.sources.cpt.client) as validated R4
+    MedicationRequests, or UpstreamBadResponse (502)."""
+    with upstream_shape(api, "the prescription details"):
+        try:
+            converted = medication_requests(body, issue=issue, nhs_number=nhs_number)
+        except CPTShapeError as exc:
+            raise UpstreamBadResponse(api, f"prescription details: {exc}") from None
+    return [ensure_version(check_r4(r, api)) for r in converted]
 
 
 def _newest_first(refs: list[PrescriptionRef]) -> list[PrescriptionRef]:
@@ -107,15 +164,24 @@ class MedicationRequestFromCPT(ResourceProvider):
     )
     includes: ClassVar[tuple[str, ...]] = ("MedicationRequest:patient",)
 
-    def __init__(self, cpt: CPTClient) -> None:
+    def __init__(self, cpt: CPTClient, *, detail_concurrency: int = 4) -> None:
         self.cpt = cpt
+        self.detail_concurrency = detail_concurrency
+
+    async def _prescription(
+        self, ctx: RequestContext, prescription_id: str, issue: int | None = None, *, nhs_number: str | None = None
+    ) -> list[Resource]:
+        """One prescription issue's line items as validated R4 MedicationRequests.
+        A CPT 404 propagates as UpstreamRejected(status=404)."""
+        details = await self.cpt.prescription(ctx, prescription_id, issue)
+        return convert_prescription(details, self.cpt.api, issue=issue, nhs_number=nhs_number)
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         key = parse_medication_request_id(resource_id)
         if key is None:
             raise NotFound(f"MedicationRequest/{resource_id[:64]} is not an id this server issued")
         session_headers(ctx.headers)
-        items = await self.cpt.prescription(ctx, key.prescription_id, key.issue)
+        items = await self._prescription(ctx, key.prescription_id, key.issue)
         for item in items:
             if item["id"] == resource_id:
                 return item
@@ -147,22 +213,41 @@ class MedicationRequestFromCPT(ResourceProvider):
 
     async def _by_patient(self, nhs_numbers: list[str], ctx: RequestContext) -> list[PrescriptionItems]:
         listed = await bounded_gather(
-            [partial(self.cpt.search, ctx, nhs_number=n) for n in nhs_numbers], self.cpt.detail_concurrency
+            [partial(self.cpt.search, ctx, nhs_number=n) for n in nhs_numbers], self.detail_concurrency
         )
         refs = _newest_first([ref for refs in listed for ref in refs])
-        return await self.cpt.prescriptions(ctx, refs)
+        return await self._prescriptions(ctx, refs)
+
+    async def _prescriptions(self, ctx: RequestContext, refs: Sequence[PrescriptionRef]) -> list[PrescriptionItems]:
+        """Details of every listed issue, concurrently (bounded), in the order given. An
+        issue CPT no longer knows (404) comes back with found=False; any other failure
+        fails the whole call (a medication list silently missing items is unsafe). The
+        session headers were checked before any call."""
+
+        async def one(ref: PrescriptionRef) -> PrescriptionItems:
+            try:
+                items = await self._prescription(ctx, ref.prescription_id, ref.issue, nhs_number=ref.nhs_number)
+            except UpstreamRejected as err:
+                if err.status == 404:
+                    return PrescriptionItems(ref, [], found=False)
+                raise
+            return PrescriptionItems(ref, items)
+
+        unique = list(dict.fromkeys((r.prescription_id, r.issue) for r in refs))
+        by_key = {(r.prescription_id, r.issue): r for r in refs}
+        return await bounded_gather([partial(one, by_key[k]) for k in unique], self.detail_concurrency)
 
     async def _by_prescription_id(
         self, prescription_ids: tuple[str, ...], ctx: RequestContext
     ) -> list[PrescriptionItems]:
         async def one(prescription_id: str) -> PrescriptionItems | None:
             try:
-                items = await self.cpt.prescription(ctx, prescription_id)
+                items = await self._prescription(ctx, prescription_id)
             except UpstreamRejected as err:
                 if err.status == 404:
                     return None  # no such prescription: no match, not an error
                 raise
             return PrescriptionItems(PrescriptionRef(prescription_id, None, None, None), items)
 
-        found = await bounded_gather([partial(one, p) for p in prescription_ids], self.cpt.detail_concurrency)
+        found = await bounded_gather([partial(one, p) for p in prescription_ids], self.detail_concurrency)
         return [g for g in found if g is not None]

@@ -19,13 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.fhir.errors import BadRequest, InvalidSearchParameter
-from server.fhir.search_params import ParsedParam, TokenValue
+from server.fhir.search_params import ParsedParam, TokenValue, all_of
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
-from server.providers.patient_reference import nhs_numbers
+from server.providers.patient_reference import searched_nhs_numbers
+from server.sources.cpt.mapping import ORDER_NUMBER_SYSTEM
 
-ORDER_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-number"
-PATIENT_PARAMS = ("patient", "subject")
 MAX_UPSTREAM_KEYS = 10  # OR-ed NHS numbers or prescription ids per search
 
 
@@ -52,16 +51,9 @@ def _order_numbers(param: ParsedParam) -> set[str] | None:
 
 def plan(request: SearchRequest) -> CPTQuery:
     """Decide the CPT calls for a parsed search (validation happens here, before I/O)."""
-    numbers: set[str] | None = None
-    for name in PATIENT_PARAMS:
-        for param in request.get(name):
-            found = nhs_numbers(param)
-            numbers = found if numbers is None else numbers & found
-    prescription_ids: set[str] | None = None
-    for param in request.get("identifier"):
-        codes = _order_numbers(param)
-        if codes is not None:
-            prescription_ids = codes if prescription_ids is None else prescription_ids & codes
+    numbers = searched_nhs_numbers(request)
+    named = (_order_numbers(param) for param in request.get("identifier"))
+    prescription_ids = all_of(codes for codes in named if codes is not None)
     if numbers is None and prescription_ids is None:
         raise BadRequest(
             "The NHS Prescription Tracker finds prescriptions by patient: add patient=<NHS number> (or subject=, "

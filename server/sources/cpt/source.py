@@ -18,10 +18,10 @@ CPT = Upstream(
 
 def medication_request_from_cpt(w: Wiring) -> ResourceProvider:
     # CPT is CIS2 user-restricted: the auth layer passes the caller's token through (or exchanges it).
-    client = CPTClient(
-        w.client(CPT, access="user"), detail_concurrency=w.settings_of(CPTSettings).cpt_detail_concurrency
+    return MedicationRequestFromCPT(
+        CPTClient(w.client(CPT, access="user")),
+        detail_concurrency=w.settings_of(CPTSettings).cpt_detail_concurrency,
     )
-    return MedicationRequestFromCPT(client)
 
 
 SOURCE = Source(

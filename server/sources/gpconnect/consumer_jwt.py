@@ -33,6 +33,7 @@ from urllib.parse import quote
 import orjson
 
 from server.access.principal import Principal
+from server.fhir.ids import is_fhir_id
 from server.nhs.identifiers import ODS_SYSTEM, SDS_ROLE_PROFILE_ID_SYSTEM, SDS_USER_ID_SYSTEM
 
 SDS_USER_ID = SDS_USER_ID_SYSTEM
@@ -44,7 +45,6 @@ UNKNOWN = "UNK"  # GP Connect: the SDS ids of a user not logged on with an NHS s
 DIRECT_CARE = "directcare"
 # v3 PurposeOfUse codes that are direct care: treatment, and emergency treatment (break-glass).
 DIRECT_CARE_PURPOSES = frozenset({"TREAT", "ETREAT"})
-_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S+")
 
 
@@ -139,7 +139,7 @@ def practitioner_id(principal: Principal) -> str:
     it is a valid FHIR id, else a stable digest of issuer and subject (a valid id, 64 chars)."""
     if principal.sds_user_id:
         return principal.sds_user_id
-    if _FHIR_ID.fullmatch(principal.subject):
+    if is_fhir_id(principal.subject):
         return principal.subject
     return hashlib.sha256(f"{principal.issuer}\0{principal.subject}".encode()).hexdigest()
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_params import ParsedParam, TokenValue
 from server.fhir.search_request import SearchRequest
-from server.providers.patient_reference import nhs_numbers
+from server.providers.patient_reference import searched_nhs_numbers
 
 CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
@@ -46,16 +46,12 @@ class GPConnectQuery:
 
 def patient_nhs_number(request: SearchRequest) -> str:
     """The one NHS number the search is about; 400 when absent, several, or invalid."""
-    params = request.get("patient")
-    if not params:
+    wanted = searched_nhs_numbers(request, ("patient",))
+    if wanted is None:
         raise InvalidSearchParameter(
             "An AllergyIntolerance search needs patient (GP Connect answers for one patient "
             "at a time), e.g. patient=9000000009"
         )
-    wanted: set[str] | None = None
-    for param in params:
-        numbers = nhs_numbers(param)
-        wanted = numbers if wanted is None else wanted & numbers
     if not wanted or len(wanted) > 1:
         raise InvalidSearchParameter("Parameter 'patient' must name exactly one patient")
     return wanted.pop()

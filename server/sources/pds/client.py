@@ -5,6 +5,10 @@ PDS quirks handled here (reference: shared/reference/nhs-apis.md section 1):
   as HTTP 400 (legacy sandbox): both become PDSTooManyMatches;
 - a superseded NHS number returns the superseding record (its id differs);
 - restricted patients (meta.security R/V) come back with fields removed: passed on as-is.
+
+PDS answers in FHIR R4 already, so this source has no mapping module: what the client
+returns is the NHS shape and the served shape at once, checked as valid R4 here, where
+it enters (server.nhs.entry_validation.check_r4), and passed on by the provider unchanged.
 """
 
 from __future__ import annotations

@@ -12,10 +12,11 @@ from server.fhir.errors import InvalidSearchParameter
 from server.fhir.outcome import issue
 from server.fhir.search_params import ParsedParam, SearchParamSpec, TokenValue
 from server.fhir.search_request import SearchRequest
-from server.nhs.errors import UpstreamError, to_fhir_error
+from server.nhs.errors import UpstreamError
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
 from server.providers.patient_reference import check_nhs_number
+from server.providers.upstream_errors import to_fhir_error
 from server.sources.pds.client import PDSClient
 from server.sources.pds.query import pds_search_params
 

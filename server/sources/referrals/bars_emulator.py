@@ -22,27 +22,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.nhs.nhs_number import is_valid_nhs_number
+from server.sandbox.outcome import nhs_error
 from server.sandbox.searchset import searchset
 from server.sources.referrals.bars_emulator_data import NHS, REFERRALS
 
 HTTP_ERRORS = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
+OUTCOME_META = {"profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome"]}
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def bars_error(status: int, code: str, issue_code: str, diagnostics: str) -> Response:
-    body = {
-        "resourceType": "OperationOutcome",
-        "meta": {"profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome"]},
-        "issue": [
-            {
-                "severity": "error",
-                "code": issue_code,
-                "details": {"coding": [{"system": HTTP_ERRORS, "code": code}]},
-                "diagnostics": diagnostics,
-            }
-        ],
-    }
-    return JSONResponse(body, status_code=status, media_type="application/fhir+json")
+    return nhs_error(
+        status, system=HTTP_ERRORS, code=code, issue_code=issue_code, diagnostics=diagnostics, meta=OUTCOME_META
+    )
 
 
 def decode_b64_json(value: str | None) -> Any:

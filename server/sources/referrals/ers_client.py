@@ -25,10 +25,10 @@ from server.nhs.entry_validation import expect_resource, upstream_shape
 from server.nhs.errors import UpstreamBadResponse
 from server.nhs.path_segments import path_segment
 from server.request_context import RequestContext
+from server.sources.referrals.ids import UBRN_SYSTEM
 
 Resource = dict[str, Any]
 
-UBRN_SYSTEM = "https://fhir.nhs.uk/Id/UBRN"
 BUSINESS_FUNCTION = "NHSD-eRS-Business-Function"
 END_USER_ODS = "NHSD-End-User-Organisation-ODS"
 # Caller headers forwarded to e-RS unchanged.

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.sandbox.outcome import nhs_error
 from server.sandbox.searchset import searchset
 from server.sources.referrals.ers_emulator_data import R4_BY_UBRN, STU3_BY_UBRN, UBRN
 
@@ -33,35 +34,13 @@ UBRN_RE = re.compile(r"^[0-9]{12}$")
 
 
 def r4_error(status: int, code: str, issue_code: str, diagnostics: str) -> Response:
-    body = {
-        "resourceType": "OperationOutcome",
-        "meta": {"lastUpdated": "2024-01-01T00:00:00Z"},
-        "issue": [
-            {
-                "severity": "error",
-                "code": issue_code,
-                "details": {"coding": [{"system": HTTP_ERRORS, "code": code}]},
-                "diagnostics": diagnostics,
-            }
-        ],
-    }
-    return JSONResponse(body, status_code=status, media_type="application/fhir+json")
+    meta = {"lastUpdated": "2024-01-01T00:00:00Z"}
+    return nhs_error(status, system=HTTP_ERRORS, code=code, issue_code=issue_code, diagnostics=diagnostics, meta=meta)
 
 
 def stu3_error(status: int, code: str, issue_code: str, diagnostics: str) -> Response:
-    body = {
-        "resourceType": "OperationOutcome",
-        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-OperationOutcome-1"]},
-        "issue": [
-            {
-                "severity": "error",
-                "code": issue_code,
-                "details": {"coding": [{"system": STU3_ERRORS, "code": code}]},
-                "diagnostics": diagnostics,
-            }
-        ],
-    }
-    return JSONResponse(body, status_code=status, media_type="application/fhir+json")
+    meta = {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-OperationOutcome-1"]}
+    return nhs_error(status, system=STU3_ERRORS, code=code, issue_code=issue_code, diagnostics=diagnostics, meta=meta)
 
 
 def _mirror(request: Request) -> dict[str, str]:

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from server.sources.referrals.ids import UBRN_SYSTEM
 from server.sources.referrals.service_request_r4 import (
-    UBRN_SYSTEM,
     nhs_number_of,
     normalise_identifiers,
     patient_subject,

@@ -20,10 +20,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from server.fhir.ids import is_fhir_id
+
 # \A and \Z, not ^ and $: `$` also matches before a trailing newline ("x\n").
-FHIR_ID_RE = re.compile(r"\A[A-Za-z0-9\-.]{1,64}\Z")
 TARGET_KEY_RE = re.compile(r"\A[A-Za-z0-9]{1,16}\Z")
 UBRN_RE = re.compile(r"\A[0-9]{12}\Z")
+UBRN_SYSTEM = "https://fhir.nhs.uk/Id/UBRN"  # the identifier system of e-RS's UBRNs
 UPSTREAM_ID_RE = re.compile(r"\A[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\Z")
 
 
@@ -67,7 +69,7 @@ def issue_id(source: SourceId) -> str | None:
         if not is_ubrn(source.ubrn):
             return None
         return f"ers3.{source.ubrn}"
-    if not is_upstream_id(source.upstream_id) or not FHIR_ID_RE.match(text):
+    if not is_upstream_id(source.upstream_id) or not is_fhir_id(text):
         return None
     return text
 
@@ -79,7 +81,7 @@ def is_upstream_id(value: str) -> bool:
 
 def parse_id(text: str) -> SourceId | None:
     """The source a façade id names, or None when the façade never issued such an id."""
-    if not FHIR_ID_RE.match(text):
+    if not is_fhir_id(text):
         return None
     tag, _, rest = text.partition(".")
     if tag == "ers3":

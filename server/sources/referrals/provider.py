@@ -21,15 +21,16 @@ from server.fhir.outcome import Issue, issue
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchRequest
 from server.nhs.entry_validation import r4_problems, upstream_shape
-from server.nhs.errors import UpstreamBadResponse, UpstreamError, to_fhir_error
+from server.nhs.errors import UpstreamBadResponse, UpstreamError
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.providers.upstream_errors import to_fhir_error
 from server.sources.referrals.bars_client import BaRSClient, BarsSearchset
 from server.sources.referrals.ers_client import ERSClient, ERSContextMissing
 from server.sources.referrals.ers_mapping import referral_request_to_service_request
-from server.sources.referrals.ids import BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
+from server.sources.referrals.ids import UBRN_SYSTEM, BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
 from server.sources.referrals.query import ByPatient, plan_search
-from server.sources.referrals.service_request_r4 import UBRN_SYSTEM, carries_ubrn, normalise_service_request
+from server.sources.referrals.service_request_r4 import carries_ubrn, normalise_service_request
 from server.sources.referrals.settings import BarsTarget
 
 log = logging.getLogger("facade.servicerequest")

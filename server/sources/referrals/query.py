@@ -17,18 +17,14 @@ matcher (server.fhir.search_match) applies it to whatever the upstream returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server.fhir.errors import InvalidSearchParameter
-from server.fhir.search_params import ParsedParam, TokenValue
+from server.fhir.search_params import ParsedParam, TokenValue, all_of
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
-from server.providers.patient_reference import nhs_numbers
-from server.sources.referrals.ids import is_ubrn
-from server.sources.referrals.service_request_r4 import UBRN_SYSTEM
-
-PATIENT_PARAMS = ("patient", "subject")
+from server.providers.patient_reference import searched_nhs_numbers
+from server.sources.referrals.ids import UBRN_SYSTEM, is_ubrn
 
 
 @dataclass(frozen=True)
@@ -68,18 +64,11 @@ def _ubrns(param: ParsedParam) -> set[str] | None:
     return found
 
 
-def _intersect(sets: Iterable[set[str]]) -> set[str] | None:
-    result: set[str] | None = None
-    for s in sets:
-        result = s if result is None else result & s
-    return result
-
-
 def plan_search(request: SearchRequest) -> Plan:
     """Which NHS API answers this search; raises a 400 naming what is needed."""
-    patients = _intersect(nhs_numbers(p) for name in PATIENT_PARAMS for p in request.get(name))
+    patients = searched_nhs_numbers(request)
     ubrn_sets = [_ubrns(p) for p in request.get("identifier")]
-    ubrns = _intersect(s for s in ubrn_sets if s is not None)
+    ubrns = all_of(s for s in ubrn_sets if s is not None)
     if ubrns is not None:
         return ByUbrn(tuple(sorted(ubrns)))
     if patients is not None:

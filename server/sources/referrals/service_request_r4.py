@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from server.sources.referrals.ids import UBRN_SYSTEM
 
 Resource = dict[str, Any]
 
-UBRN_SYSTEM = "https://fhir.nhs.uk/Id/UBRN"
 ERS_REQUEST_ID_SYSTEM = "https://fhir.nhs.uk/Id/ers-request-id"
 LEGACY_NHS_NUMBER_SYSTEM = "http://fhir.nhs.net/Id/nhs-number"
 
@@ -119,8 +119,8 @@ def nhs_number_of(reference: Any) -> str | None:
     ident = reference.get("identifier")
     if isinstance(ident, dict):
         system = SYSTEM_ALIASES.get(ident.get("system") or "", ident.get("system"))
-        if system == NHS_NUMBER_SYSTEM and isinstance(ident.get("value"), str):
-            return ident["value"]
+        if system == NHS_NUMBER_SYSTEM and isinstance(value := ident.get("value"), str):
+            return value
     ref = reference.get("reference")
     if isinstance(ref, str) and ref.startswith("Patient/"):
         candidate = ref[len("Patient/") :]

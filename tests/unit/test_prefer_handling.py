@@ -1,4 +1,4 @@
-"""Regression tests for defects found in the second review (one test per fix)."""
+"""Prefer: handling=strict is read per RFC 7240: next to other preferences, quoted, any case."""
 
 from __future__ import annotations
 
@@ -22,5 +22,5 @@ from server.fhir.handlers import strict_preference
         ("return=representation; handling=strict", False),  # a parameter of `return`, not a preference
     ],
 )
-def test_prefer_handling_strict(header: str, expected: bool) -> None:
+def test_handling_strict_is_found_among_other_preferences(header: str, expected: bool) -> None:
     assert strict_preference(header) is expected

@@ -1,4 +1,4 @@
-"""Regression tests over real sockets for defects found in the second review."""
+"""A conditional read checks the requested view (_summary, _elements) before it may answer 304."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Inputs that fuzzing (schemathesis against /openapi.json, a hand fuzzer for the FHIR and
-/pas/v1 endpoints) found to misbehave, each pinned over real sockets."""
+"""Odd but possible requests get a clear 4xx, never a 500 or a redirect: modifiers on
+parameters that cannot take them, trailing slashes (the inputs came from fuzzing
+/openapi.json and the /pas/v1 endpoints)."""
 
 from __future__ import annotations
 
