@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from capability.operations import operation_paths
 from capability.security import (
     NHS_USER_TOKEN_HEADER,
     PURPOSE_CLAIM,
@@ -23,17 +24,20 @@ from capability.security import (
     role_table,
     user_restricted,
 )
-from capability.statement import SOFTWARE_NAME, software_version
+from capability.statement import SOFTWARE_NAME, search_syntax, software_version, syntax_note
 from server.fhir.includes import available_rev_includes
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SUMMARY_MODES, TOTAL_MODES
 from server.providers.base import ResourceProvider
-from server.providers.registry import ProviderRegistry
+from server.providers.registry import COMPARTMENT_PARAM, ProviderRegistry
 from server.settings import Settings
 
 FHIR_JSON = "application/fhir+json"
+FHIR_XML = "application/fhir+xml"
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+# FHIR XML (http://hl7.org/fhir/R4/xml.html) of the same resource the JSON schema describes.
+FHIR_XML_CONTENT: dict[str, Any] = {"schema": {"type": "string", "contentMediaType": FHIR_XML}}
 ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"
 DATE_PATTERN = r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?[0-9]{4}"
 ERROR_STATUSES = {
@@ -44,8 +48,10 @@ ERROR_STATUSES = {
     "403": "Authenticated but not allowed: scope, role, purpose of use, patient compartment or relationship "
     '(WWW-Authenticate: Bearer error="insufficient_scope")',
     "404": "Unknown type or id",
-    "406": "A format other than FHIR JSON was asked for",
+    "406": "A format other than FHIR JSON or FHIR XML was asked for, or a FHIR version other than R4 (fhirVersion=4.0)",
     "429": "Too many requests: this caller's NHS request quota is spent (Retry-After)",
+    "501": "An interaction FHIR defines that this server does not implement (history, operations, batch, "
+    "system search)",
     "502": "The NHS API failed or answered something invalid",
     "503": "The NHS API is unavailable, or the audit trail cannot record the access (Retry-After where known)",
     "504": "The NHS API timed out",
@@ -70,9 +76,9 @@ _ERROR_HEADERS = {
 }
 _TYPE_HINTS = {
     "token": "token: system|code, |code, code or system|",
-    "string": "string: starts-with, case- and accent-insensitive; :exact, :contains",
+    "string": "string: starts-with, case- and accent-insensitive",
     "date": "date: prefix eq ne gt lt ge le sa eb ap, partial dates (2010, 2010-10) are ranges",
-    "reference": "reference: id, Type/id, or the .identifier chain (patient.identifier=system|value)",
+    "reference": "reference: id or Type/id",
 }
 
 
@@ -84,8 +90,13 @@ def _param_schema(fhir_type: str) -> dict[str, Any]:
 
 
 def search_parameter(spec: SearchParamSpec) -> dict[str, Any]:
-    """One query parameter; repeating it ANDs, a comma inside a value ORs."""
+    """One query parameter; repeating it ANDs, a comma inside a value ORs. Its modifiers
+    and chains are the parser's (capability.statement.search_syntax), as in /metadata."""
     hint = _TYPE_HINTS.get(spec.type, spec.type)
+    note = syntax_note(spec)
+    if note:
+        hint = f"{hint}; {note}"
+    modifiers, chains = search_syntax(spec)
     param: dict[str, Any] = {
         "name": spec.name,
         "in": "query",
@@ -95,6 +106,8 @@ def search_parameter(spec: SearchParamSpec) -> dict[str, Any]:
         "style": "form",
         "explode": True,
         "x-fhir-type": spec.type,
+        "x-fhir-modifiers": modifiers,
+        "x-fhir-chains": chains,
     }
     if spec.definition:
         param["x-fhir-definition"] = spec.definition
@@ -118,8 +131,8 @@ def _result_parameters(
         q("_total", {"type": "string", "enum": list(TOTAL_MODES)}, "Whether to report Bundle.total"),
         q(
             "_format",
-            {"type": "string", "enum": ["json", FHIR_JSON, "application/json"]},
-            "Only FHIR JSON is produced; anything else is 406",
+            {"type": "string", "enum": ["json", FHIR_JSON, "application/json", "xml", FHIR_XML, "text/xml"]},
+            "FHIR JSON (the default) or FHIR XML (also by Accept: application/fhir+xml); anything else is 406",
         ),
     ]
     sortable = [p.name for p in provider.search_params if p.type in ("date", "string") and p.path]
@@ -160,20 +173,31 @@ def _result_parameters(
 
 
 def _responses(
-    ok_schema: str, ok_description: str, *, conditional: bool = False, public: bool = False, media_type: str = FHIR_JSON
+    ok_schema: str,
+    ok_description: str,
+    *,
+    conditional: bool = False,
+    last_modified: bool = False,
+    public: bool = False,
+    media_type: str = FHIR_JSON,
 ) -> dict[str, Any]:
     ok: dict[str, Any] = {
         "description": ok_description,
         "content": {media_type: {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}},
     }
+    if media_type == FHIR_JSON:
+        ok["content"][FHIR_XML] = FHIR_XML_CONTENT
     if conditional:
         ok["headers"] = {
             "ETag": {"schema": {"type": "string"}, "description": 'W/"{meta.versionId}"'},
-            "Last-Modified": {"schema": {"type": "string"}, "description": "From meta.lastUpdated"},
         }
+        if last_modified:
+            ok["headers"]["Last-Modified"] = {"schema": {"type": "string"}, "description": "From meta.lastUpdated"}
     responses: dict[str, Any] = {"200": ok}
     if conditional:
-        responses["304"] = {"description": "Not modified (If-None-Match / If-Modified-Since)"}
+        responses["304"] = {
+            "description": "Not modified (If-None-Match" + (" / If-Modified-Since)" if last_modified else ")")
+        }
     for status in ERROR_STATUSES:
         if not (public and status in AUTH_STATUSES):
             responses[status] = {"$ref": f"#/components/responses/Error{status}"}
@@ -242,7 +266,7 @@ def _operations(
                     },
                     *access,
                 ],
-                "responses": _responses(rtype, f"The {rtype}", conditional=True),
+                "responses": _responses(rtype, f"The {rtype}", conditional=True, last_modified=provider.last_updated),
             }
         }
     if "vread" in provider.interactions:
@@ -257,7 +281,9 @@ def _operations(
                     {"name": "vid", "in": "path", "required": True, "schema": {"type": "string"}},
                     *access,
                 ],
-                "responses": _responses(rtype, f"The {rtype} at that version", conditional=True),
+                "responses": _responses(
+                    rtype, f"The {rtype} at that version", conditional=True, last_modified=provider.last_updated
+                ),
             }
         }
     if "search-type" in provider.interactions:
@@ -279,6 +305,21 @@ def _operations(
             }
         }
         form_props = {p["name"]: p["schema"] for p in params}
+        if rtype in registry.patient_compartment():
+            paths[f"/Patient/{{patient}}/{rtype}"] = {
+                "get": {
+                    "operationId": f"searchPatient{rtype}",
+                    "summary": f"Search {rtype} in a patient's compartment",
+                    "description": f"The same search as GET /{rtype}?{COMPARTMENT_PARAM}={{patient}} "
+                    "(CompartmentDefinition/patient): same parameters, same access rules",
+                    "tags": tags,
+                    "security": security,
+                    "parameters": [{**id_param, "name": "patient"}]
+                    + [p for p in params if p["name"] != COMPARTMENT_PARAM]
+                    + access,
+                    "responses": _responses("Bundle", "A searchset Bundle"),
+                }
+            }
         paths[f"/{rtype}/_search"] = {
             "post": {
                 "operationId": f"searchPost{rtype}",
@@ -375,11 +416,23 @@ def openapi_document(
         profile = f" conforming to {provider.profile}" if provider.profile else ""
         schemas[rtype] = _resource_schema(rtype, f"FHIR R4 {rtype}{profile}")
         tags.append({"name": rtype, "description": provider.documentation or rtype})
+    paths.update(
+        operation_paths(
+            registry,
+            lambda schema, text: _responses(schema, text),
+            lambda types: _access_headers(settings, restricted, types),
+            ID_PATTERN,
+            [{BEARER: []}],
+        )
+    )
     errors: dict[str, Any] = {}
     for status, text in ERROR_STATUSES.items():
         errors[f"Error{status}"] = {
             "description": text,
-            "content": {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}},
+            "content": {
+                FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}},
+                FHIR_XML: FHIR_XML_CONTENT,
+            },
         }
         if status in _ERROR_HEADERS:
             errors[f"Error{status}"]["headers"] = _ERROR_HEADERS[status]

@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from capability.operations import resource_operations, system_interactions
 from capability.security import NHSUrls, UpstreamAccess, rest_security
 from server.fhir.includes import available_rev_includes
+from server.fhir.search_params import SearchParamSpec, accepted_chains, accepted_modifiers
 from server.providers.base import ResourceProvider
-from server.providers.registry import ProviderRegistry
+from server.providers.registry import PATIENT_COMPARTMENT, ProviderRegistry
 from server.settings import Settings
 
 SOFTWARE_NAME = "nhs-fhir-facade"
@@ -26,6 +28,33 @@ def software_version() -> str:
         return version(SOFTWARE_NAME)
     except Exception:  # not installed as a distribution (e.g. running from a checkout)
         return "0.1.0"
+
+
+def search_syntax(spec: SearchParamSpec) -> tuple[list[str], list[str]]:
+    """The modifiers (`:exact`, `:Patient`) and chains (`.identifier`) a parameter answers,
+    exactly as the parser accepts them (server.fhir.search_params.accepted_modifiers): the
+    CapabilityStatement and the OpenAPI document both print these."""
+    modifiers = [f":{m}" for m in accepted_modifiers(spec)]
+    modifiers += [f":{t}" for t in spec.target_types if spec.type == "reference"]
+    return modifiers, [f".{c}" for c in accepted_chains(spec)]
+
+
+def syntax_note(spec: SearchParamSpec) -> str:
+    """`modifiers :exact, :missing; chains .identifier`, or "" when there is neither."""
+    modifiers, chains = search_syntax(spec)
+    parts = ([f"modifiers {', '.join(modifiers)}"] if modifiers else []) + (
+        [f"chains {', '.join(chains)}"] if chains else []
+    )
+    return "; ".join(parts)
+
+
+def conditional_read(provider: ResourceProvider) -> str:
+    """What a conditional read can do on this type: If-None-Match always (ETag is the
+    versionId, a content hash where the source has none), If-Modified-Since only where
+    reads send Last-Modified, i.e. where the provider declares meta.lastUpdated."""
+    if "read" not in provider.interactions:
+        return "not-supported"
+    return "full-support" if provider.last_updated else "not-match"
 
 
 def resource_entry(
@@ -42,7 +71,7 @@ def resource_entry(
     entry["versioning"] = "versioned" if versioned else "no-version"
     entry["readHistory"] = False
     entry["updateCreate"] = False
-    entry["conditionalRead"] = "full-support" if "read" in provider.interactions else "not-supported"
+    entry["conditionalRead"] = conditional_read(provider)
     if provider.includes:
         entry["searchInclude"] = list(provider.includes)
     if rev_includes:
@@ -53,7 +82,8 @@ def resource_entry(
         if spec.definition:
             param["definition"] = spec.definition
         if spec.documentation and not terse:
-            param["documentation"] = spec.documentation
+            note = syntax_note(spec)
+            param["documentation"] = f"{spec.documentation} ({note})" if note else spec.documentation
         params.append(param)
     if params:
         entry["searchParam"] = params
@@ -101,7 +131,7 @@ def capability_statement(
             "url": base_url,
         },
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
+        "format": ["application/fhir+json", "json", "application/fhir+xml", "xml"],  # XML: server.fhir.xml_format
         "rest": [
             {
                 "mode": "server",
@@ -114,6 +144,14 @@ def capability_statement(
             }
         ],
     }
+    rest = statement["rest"][0]
+    rest["interaction"] = system_interactions(terse=terse)  # batch (server/fhir/batch.py)
+    for entry in rest["resource"]:
+        operations = resource_operations(entry["type"], registry, terse=terse)  # Patient/$everything
+        if operations:
+            entry["operation"] = operations
+    if registry.patient_compartment():  # Patient/{id}/{type}, for the types it lists
+        statement["rest"][0]["compartment"] = [PATIENT_COMPARTMENT]
     if terse:
         statement["meta"] = {
             "tag": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}]

@@ -30,6 +30,7 @@ from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
 from server.fhir.pages import SnapshotStore
 from server.fhir.routes import ROUTES
+from server.fhir.xml_format import XMLFormatMiddleware
 from server.mongodb import open_mongo_client
 from server.nhs.auth.profiles import build_auth
 from server.pas.routes import create_pas_app
@@ -56,6 +57,7 @@ log = logging.getLogger("facade")
 # default) is about twice as fast as Starlette's 9 on JSON for ~1% more bytes.
 GZIP_MINIMUM_SIZE = 4096
 GZIP_LEVEL = 6
+PAS_MOUNT = "/pas/v1"
 
 
 def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOURCES) -> Starlette:
@@ -137,13 +139,16 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
             yield
 
     app = Starlette(
-        routes=[Mount("/pas/v1", app=pas_app), *ROUTES],
+        routes=[Mount(PAS_MOUNT, app=pas_app), *ROUTES],
         middleware=[
+            # Outermost, so every body below can be compressed, the XML too.
+            Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
+            # FHIR XML when asked, for every FHIR answer and error below; PAS REST stays JSON.
+            Middleware(XMLFormatMiddleware, json_only=(f"{PAS_MOUNT}/",)),
             Middleware(RequestIdMiddleware),
             # CORS when configured (a preflight carries no token), no-store, then authenticate
             # and audit every access (fail closed), then the size limits (server/fhir/edge.py).
             *edge_middleware(settings, Middleware(AccessMiddleware)),
-            Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, **UPSTREAM_EXCEPTION_HANDLERS},
         lifespan=lifespan,

@@ -246,6 +246,16 @@ class Settings(BaseSettings):
         description="_revinclude searches (one per match and rev-include) one page may start; the rest become "
         "one warning.",
     )
+    max_batch_entries: int = Field(
+        default=20,
+        ge=1,
+        description="Entries one batch Bundle (POST [base]) may hold; more is a 400 too-costly.",
+    )
+    batch_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Entries of one batch run at once (each is a request as if sent alone).",
+    )
     caller_nhs_rate: float = Field(
         default=2.0,
         gt=0,

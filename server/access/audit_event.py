@@ -42,7 +42,9 @@ ACTIONS = {
     "patch": "U",
     "delete": "D",
     "operation": "E",
+    "batch": "E",
 }
+OPERATION_SYSTEM = "urn:nhs-fhir-facade:operation"  # the FHIR operation run, e.g. everything
 MAX_RESOURCE_ENTITIES = 200
 
 
@@ -61,6 +63,7 @@ class AuditNote:
     query: bytes | None = None  # the search as asked (query string plus form body)
     reason: str | None = None  # why it was refused, when it was
     withheld: int = 0  # resources left out by access checks
+    operation: str | None = None  # the FHIR operation, when interaction is "operation" (e.g. everything)
 
     def saw(self, patients: list[str], resources: list[str]) -> None:
         for p in patients:
@@ -78,6 +81,10 @@ def interaction_of(method: str, path: str) -> str:
         return "update" if method == "PUT" else "read"
     if "_history" in parts:
         return "vread"
+    if parts and parts[-1].startswith("$"):
+        return "operation"
+    if method == "POST" and not parts:
+        return "batch"  # POST [base]: a batch (a transaction is refused as one)
     if method == "POST" and parts[-1:] != ["_search"]:
         return "create"
     if method in ("PUT", "PATCH", "DELETE"):
@@ -133,7 +140,8 @@ def audit_event(
         "resourceType": "AuditEvent",
         "id": str(uuid.uuid4()),
         "type": _coding(AUDIT_TYPE, "rest", "Restful Operation"),
-        "subtype": [_coding(INTERACTION, note.interaction)],
+        "subtype": [_coding(INTERACTION, note.interaction)]
+        + ([_coding(OPERATION_SYSTEM, note.operation, f"${note.operation}")] if note.operation else []),
         "action": ACTIONS.get(note.interaction, "E"),
         "recorded": recorded,
         "outcome": outcome_code(status),

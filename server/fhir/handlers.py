@@ -19,7 +19,7 @@ from server.access.compartment import audit_patients, searched_patients
 from server.access.control import AccessControl
 from server.access.policy import AccessDenied, Grant, Guard
 from server.fhir.bundle import full_url, search_url, searchset
-from server.fhir.errors import BadRequest, Gone, InvalidSearchParameter, NotFound
+from server.fhir.errors import BadRequest, Gone, InvalidSearchParameter, NotFound, NotImplementedInteraction
 from server.fhir.formats import check_format, parse_form_body
 from server.fhir.ids import is_fhir_id
 from server.fhir.includes import FanOutBudget, available_rev_includes, resolve_includes, resolve_rev_includes
@@ -31,8 +31,9 @@ from server.fhir.responses import not_modified as not_modified_response
 from server.fhir.search_request import SUMMARY_MODES, SearchRequest, parse_search
 from server.fhir.sorting import sort_resources
 from server.fhir.subsetting import apply_view
-from server.fhir.versioning import ensure_version, etag, http_date, last_modified, not_modified
+from server.fhir.versioning import ensure_version, etag, http_date, last_modified, not_modified, search_copy
 from server.providers.base import RequestContext, ResourceProvider
+from server.providers.registry import COMPARTMENT_PARAM
 from server.runtime import Runtime
 
 TYPE_RE = re.compile(r"\A[A-Z][A-Za-z]{0,63}\Z")
@@ -99,8 +100,10 @@ def negotiate(request: Request, pairs: list[tuple[str, str]] | None = None) -> b
     body count as much as in the query string (else `_format=xml` there got silent JSON)."""
     params = list(request.query_params.multi_items()) if pairs is None else pairs
     fmt = next((v for k, v in params if k == "_format"), None)
-    check_format(fmt, request.headers.get("accept"))
-    return next((v for k, v in params if k == "_pretty"), "false").lower() == "true"
+    # Both read by server.fhir.xml_format, which renders the answer as XML when asked.
+    request.state.fhir_format = check_format(fmt, request.headers.get("accept"))
+    request.state.fhir_pretty = next((v for k, v in params if k == "_pretty"), "false").lower() == "true"
+    return bool(request.state.fhir_pretty)
 
 
 def strict_preference(prefer: str) -> bool:
@@ -228,6 +231,53 @@ async def search_post(request: Request) -> Response:
     return await _search(request, list(request.query_params.multi_items()) + form)
 
 
+async def compartment_search_get(request: Request) -> Response:
+    """GET [base]/Patient/{id}/{type}: the type search with `patient={id}` added (AND-ed
+    with the query), answered by _search exactly as GET [base]/{type}?patient={id} is:
+    the same parser, Guard (which sees a search naming that patient) and audit."""
+    return await _search(request, list(request.query_params.multi_items()) + _compartment_pair(request))
+
+
+async def compartment_search_post(request: Request) -> Response:
+    """POST [base]/Patient/{id}/{type}/_search: as compartment_search_get, form body merged."""
+    pairs = _compartment_pair(request)
+    body = await request.body()
+    form = parse_form_body(request.headers.get("content-type"), body)
+    request.state.audit.query = f"POST {request.url.path}?{request.url.query}\n".encode() + body
+    return await _search(request, list(request.query_params.multi_items()) + form + pairs)
+
+
+def _compartment_pair(request: Request) -> list[tuple[str, str]]:
+    """The criterion a compartment search stands for (CompartmentDefinition/patient), or 404
+    for a compartment or type not served. Types: ProviderRegistry.patient_compartment."""
+    compartment = request.path_params["compartment"]
+    resource_type = request.path_params["type"]
+    registry = runtime(request).registry
+    if compartment != "Patient" or registry.find("Patient") is None:
+        raise NotFound(f"No FHIR endpoint here: only the Patient compartment is served ({compartment[:64]} given)")
+    patient_id = checked_id(request)
+    if resource_type not in registry.patient_compartment():
+        raise NotFound(f"'{resource_type[:64]}' is not searched in the Patient compartment here")
+    return [(COMPARTMENT_PARAM, patient_id)]
+
+
+async def not_supported(request: Request) -> Response:
+    """A FHIR interaction this server does not implement (system search, batch or
+    transaction, history, operations): 501 not-supported, after a 404 for an unknown type."""
+    if "type" in request.path_params:
+        provider_for(request)
+    parts = [p for p in request.url.path.split("/") if p]
+    if parts and parts[-1].startswith("$"):
+        what = f"Operation {parts[-1][:64]}"
+    elif parts and parts[-1] == "_history":
+        what = "The history interaction"
+    elif request.method == "POST":
+        what = "POST [base] (batch / transaction)"
+    else:
+        what = "Search across all types (GET [base], _type)"
+    raise NotImplementedInteraction(f"{what} is not supported by this server; see [base]/metadata")
+
+
 async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
     pretty = negotiate(request, pairs)
     provider = provider_for(request)
@@ -257,6 +307,8 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
             )
         )
     matches = [ensure_version(m) for m in allowed]  # the version a read of each would answer
+    if not provider.search_copies_complete:
+        matches = [search_copy(m) for m in matches]  # less than a read holds: marked (versioning.search_copy)
     if search.sort:
         matches = sort_resources(matches, search.sort, {p.name: p for p in provider.search_params})
     outcome = operation_outcome(*result.issues) if result.issues else None
@@ -299,16 +351,22 @@ async def _page_from_snapshot(
     ctx: RequestContext,
     pretty: bool,
 ) -> Response:
+    snapshot, offset, count = owned_page(request, key, provider.resource_type, dict(pairs), "search results")
+    return await _render_page(request, provider, snapshot, key, offset, count, ctx, pretty, first=False)
+
+
+def owned_page(request: Request, key: str, kind: str, values: dict[str, str], what: str) -> tuple[Snapshot, int, int]:
+    """The snapshot page `key` names, with its offset and page size, for the caller who made
+    it: anyone else (another user, client, scope set or patient context) gets no data (a
+    404, where an unknown key is 410: the key is 128 random bits, so whoever holds it knows
+    it exists anyway). `kind` is what the snapshot must be of (a type, or an operation's
+    own kind), so a key cannot be replayed through another endpoint."""
     rt = runtime(request)
     snapshot = rt.snapshots.get(key)
     if snapshot is not None and snapshot.owner != request.state.principal.binding_key():
-        # Bound to the caller who searched: anyone else (another user, client, scope set or
-        # patient context) gets no data (a 404, where an unknown key is 410: the key is 128
-        # random bits, so whoever holds it knows it exists anyway).
-        raise NotFound("No such page of search results")
-    if snapshot is None or snapshot.request.resource_type != provider.resource_type:
-        raise Gone("This page of search results has expired or never existed; run the search again")
-    values = dict(pairs)
+        raise NotFound(f"No such page of {what}")
+    if snapshot is None or snapshot.request.resource_type != kind:
+        raise Gone(f"This page of {what} has expired or never existed; run it again")
     try:
         offset = int(values.get("_offset", "0"))
         count = int(values.get("_count", str(snapshot.request.count)))
@@ -316,8 +374,7 @@ async def _page_from_snapshot(
         raise InvalidSearchParameter("Paging parameters _offset and _count must be integers") from None
     if offset < 0 or count < 1:
         raise InvalidSearchParameter("Paging needs _offset >= 0 and _count >= 1")
-    count = min(count, rt.settings.max_page_size)
-    return await _render_page(request, provider, snapshot, key, offset, count, ctx, pretty, first=False)
+    return snapshot, offset, min(count, rt.settings.max_page_size)
 
 
 async def _render_page(
@@ -443,6 +500,9 @@ async def _guarded_rev_includes(
             budget=budget,
         )
         kept, withheld = await _permitted_includes(request, check, rows)
+        source_provider = rt.registry.find(source)
+        if source_provider is not None and not source_provider.search_copies_complete:
+            kept = [search_copy(ensure_version(r)) for r in kept]
         found += kept
         issues += problems + withheld
     return found, issues

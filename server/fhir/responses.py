@@ -1,4 +1,7 @@
-"""FHIRResponse: renders a dict with orjson under the FHIR JSON media type."""
+"""FHIRResponse: renders a dict with orjson under the FHIR JSON media type.
+
+Every FHIR answer is built as JSON; one that asked for XML is re-rendered at the edge
+(server.fhir.xml_format), so nothing here needs to know the format."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import orjson
 from starlette.responses import Response
 
 FHIR_JSON = "application/fhir+json"
+FHIR_XML = "application/fhir+xml"
 
 
 class FHIRResponse(Response):

@@ -46,6 +46,7 @@ from typing import Any
 
 from mappings.paths import branches, values_at
 from server.fhir.search_params import (
+    TYPE_MODIFIERS,
     DateValue,
     MissingValue,
     ParsedParam,
@@ -75,12 +76,8 @@ CODE_SYSTEMS: dict[str, str] = {
     "ServiceRequest.priority": "http://hl7.org/fhir/request-priority",
     "Patient.gender": "http://hl7.org/fhir/administrative-gender",
 }
-_MODIFIERS = {
-    "token": {None, "not", "text", "missing"},
-    "date": {None, "missing"},
-    "string": {None, "exact", "contains", "missing"},
-    "reference": {None, "identifier", "missing"},
-}
+# What the matcher evaluates: each type's default modifiers, declared once (search_params).
+_MODIFIERS = {kind: {None, *modifiers} for kind, modifiers in TYPE_MODIFIERS.items()}
 _FAR_PAST = datetime.min.replace(tzinfo=timezone.utc)
 _FAR_FUTURE = datetime.max.replace(tzinfo=timezone.utc)
 

@@ -51,7 +51,12 @@ class SearchParamSpec:
     # is a union (occurrenceDateTime|occurrencePeriod), as in FHIRPath.
     path: str | None = None
     target_types: tuple[str, ...] = ()
-    modifiers: tuple[str, ...] = ()  # modifiers beyond the type's defaults
+    # The modifiers this parameter answers (accepted_modifiers): None = its type's
+    # (TYPE_MODIFIERS, all of which the one matcher evaluates); a tuple = exactly those,
+    # for a parameter whose source does less (PDS: no :contains, no :missing) or more.
+    # The parser refuses any other (400), and the CapabilityStatement and OpenAPI list
+    # exactly these, so the documents and the parser cannot disagree.
+    modifiers: tuple[str, ...] | None = None
     evaluated: Evaluation = "upstream"
 
     def __post_init__(self) -> None:
@@ -332,7 +337,9 @@ def parse_reference(name: str, raw: str, type_modifier: str | None, targets: Ite
     return ReferenceValue(resource_type=rtype, id=rid)
 
 
-_TYPE_MODIFIERS: dict[str, tuple[str, ...]] = {
+# What each search type answers by default: the one matcher (server.fhir.search_match)
+# evaluates every one of these, so a locally evaluated parameter can keep the default.
+TYPE_MODIFIERS: dict[str, tuple[str, ...]] = {
     "token": ("missing", "not", "text"),
     "string": ("missing", "exact", "contains"),
     "date": ("missing",),
@@ -340,11 +347,23 @@ _TYPE_MODIFIERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def accepted_modifiers(spec: SearchParamSpec) -> tuple[str, ...]:
+    """The modifiers `spec` answers, besides a reference's type modifier (`:Patient`, one
+    of its target types). A reference accepting `:identifier` also takes the
+    `.identifier` chain (the same search, FHIR R4 search.html#modifiers)."""
+    return TYPE_MODIFIERS.get(spec.type, ()) if spec.modifiers is None else spec.modifiers
+
+
+def accepted_chains(spec: SearchParamSpec) -> tuple[str, ...]:
+    """The chains `spec` answers: `.identifier` on a reference accepting `:identifier`."""
+    return ("identifier",) if spec.type == "reference" and "identifier" in accepted_modifiers(spec) else ()
+
+
 def parse_param(spec: SearchParamSpec, modifier: str | None, raw: str, chain: str | None = None) -> ParsedParam:
     """Parse one occurrence of a declared parameter into its OR-ed typed values."""
     label = f"{spec.name}:{modifier}" if modifier else spec.name
     if chain is not None:
-        if spec.type != "reference" or chain != "identifier":
+        if chain not in accepted_chains(spec):
             raise InvalidSearchParameter(f"Chained parameter '{spec.name}.{chain}' is not supported")
         values: tuple[Value, ...] = tuple(
             ReferenceValue(None, None, identifier=parse_token(f"{spec.name}.identifier", part))
@@ -352,16 +371,20 @@ def parse_param(spec: SearchParamSpec, modifier: str | None, raw: str, chain: st
         )
         # patient.identifier=x is patient:identifier=x (FHIR R4 search.html#modifiers).
         return ParsedParam(spec.name, "identifier", values)
-    if modifier == "missing":
+    accepted = accepted_modifiers(spec)
+    if modifier == "missing" and "missing" in accepted:
         if raw not in ("true", "false"):
             raise InvalidSearchParameter(f"Parameter '{label}' takes true or false, not '{raw}'")
         return ParsedParam(spec.name, modifier, (MissingValue(raw == "true"),))
     type_modifier: str | None = None
-    if modifier is not None and modifier not in _TYPE_MODIFIERS[spec.type] + spec.modifiers:
+    if modifier is not None and modifier not in accepted:
         if spec.type == "reference" and modifier[:1].isupper():
             type_modifier = modifier
         else:
-            raise InvalidSearchParameter(f"Modifier ':{modifier}' is not supported on '{spec.name}'")
+            listed = ", ".join(f":{m}" for m in accepted) or "none"
+            raise InvalidSearchParameter(
+                f"Parameter '{label}': modifier ':{modifier}' is not supported on '{spec.name}' (supported: {listed})"
+            )
     parts = _split_raw(raw, ",")
     if spec.type == "token":
         values = tuple(parse_token(label, p) for p in parts)

@@ -32,6 +32,33 @@ def ensure_version(resource: dict[str, Any]) -> dict[str, Any]:
     return {**resource, "meta": {**meta, "versionId": content_version(resource)}}
 
 
+SUBSETTED_TAG = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+    "display": "subsetted",
+}
+
+
+def search_copy(resource: dict[str, Any]) -> dict[str, Any]:
+    """A search answer's copy of a resource whose source searches answer less than its
+    reads under the same upstream versionId (ResourceProvider.search_copies_complete
+    False: PDS search results lack the nominated pharmacy and other extensions a PDS read
+    has). Decided: mark it, both ways FHIR gives:
+    - meta.tag SUBSETTED (v3-ObservationValue), so no client takes it for the whole
+      resource (or writes it back);
+    - a versionId of its own, `{upstream version}-search-{content hash}`, so the copy's
+      version never equals the read's: a client revalidating it with If-None-Match gets
+      the full resource (200), never a 304 that would keep the partial copy forever.
+      vread of that version is a 404 naming the current one: the façade holds no such
+      version, which is the truth.
+    Applied after ensure_version, so the base is the version a read would answer."""
+    meta = dict(resource.get("meta") or {})
+    version = meta.get("versionId") or content_version(resource)
+    meta["versionId"] = f"{version}-search-{content_version(resource)}"[:64]
+    meta["tag"] = [t for t in meta.get("tag", []) if t.get("code") != "SUBSETTED"] + [SUBSETTED_TAG]
+    return {**resource, "meta": meta}
+
+
 def etag(resource: dict[str, Any]) -> str:
     meta = resource.get("meta") or {}
     version = meta.get("versionId") or content_version(resource)

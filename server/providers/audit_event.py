@@ -139,6 +139,16 @@ def _bare_agent_values(param: ParsedParam) -> ParsedParam:
     return dataclasses.replace(param, values=tuple(values))
 
 
+def with_last_updated(event: Resource) -> Resource:
+    """The event with meta.lastUpdated: an AuditEvent never changes once recorded, so
+    `recorded` is when it last did. Reads then send Last-Modified (If-Modified-Since
+    works) and `_lastUpdated` searches it (the provider declares last_updated)."""
+    meta = event.get("meta") or {}
+    if meta.get("lastUpdated") or not isinstance(event.get("recorded"), str):
+        return event
+    return {**event, "meta": {**meta, "lastUpdated": event["recorded"]}}
+
+
 class AuditEventProvider(ResourceProvider):
     """Read and search AuditEvents in an AuditTrail (see the module docstring)."""
 
@@ -150,6 +160,7 @@ class AuditEventProvider(ResourceProvider):
     )
     interactions: ClassVar[tuple[str, ...]] = ("read", "search-type")
     cacheable: ClassVar[bool] = False
+    last_updated: ClassVar[bool] = True  # meta.lastUpdated is `recorded` (with_last_updated)
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
         SearchParamSpec(
             "patient",
@@ -234,7 +245,7 @@ class AuditEventProvider(ResourceProvider):
             raise ServiceUnavailable(str(err), headers=dict(RETRY_AFTER)) from None
         if event is None:
             raise NotFound(f"AuditEvent/{resource_id} is not known")
-        return event
+        return with_last_updated(event)
 
     async def fetch(self, request: SearchRequest, ctx: RequestContext) -> SearchResult:
         wanted = store_filters(request)
@@ -263,4 +274,5 @@ class AuditEventProvider(ResourceProvider):
             )
         # agent is this provider's own rule (a bare value is also an identifier value), so
         # it is applied here, by the one matcher; the core applies every other parameter.
-        return SearchResult(matches=[e for e in found if matches(e, agents, self._specs)], issues=issues)
+        kept = [with_last_updated(e) for e in found if matches(e, agents, self._specs)]
+        return SearchResult(matches=kept, issues=issues)

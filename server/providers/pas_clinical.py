@@ -34,7 +34,7 @@ import dataclasses
 from server.fhir.errors import InvalidSearchParameter, NotFound, NotSupportedParameter
 from server.fhir.outcome import issue
 from server.fhir.search_match import Unevaluable, check_evaluable, matches
-from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec, parse_param
+from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec, accepted_modifiers, parse_param
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.pas.dedup import without_duplicates
@@ -42,7 +42,7 @@ from server.pas.errors import PASError
 from server.pas.records import PAS_ID_PREFIX, clinical_resources, hospital_number_of
 from server.pas.service import PASService
 from server.pas.store import StoredPatient
-from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult, with_common_params
 
 NHS_SOURCE = "urn:nhs-fhir-facade:nhs"
 SP = "http://hl7.org/fhir/SearchParameter/"
@@ -83,12 +83,19 @@ class ClinicalWithPAS(ResourceProvider):
                     SP + "clinical-patient",
                     path=_SUBJECT[resource_type],
                     target_types=("Patient",),
+                    modifiers=("identifier",),  # a patient must be named: no :missing
                 )
             )
         # The patient is answered here, never matched by the core (see the module docstring).
-        self.search_params = tuple(  # type: ignore[misc]
-            dataclasses.replace(p, evaluated="upstream") if p.name in SUBJECT_PARAMS else p for p in params
+        self.last_updated = inner.last_updated if inner else False  # type: ignore[misc]
+        self.search_copies_complete = inner.search_copies_complete if inner else True  # type: ignore[misc]
+        own = tuple(
+            dataclasses.replace(p, evaluated="upstream", modifiers=accepted_modifiers(p))
+            if p.name in SUBJECT_PARAMS
+            else p
+            for p in params
         )
+        self.search_params = with_common_params(own, self.last_updated)  # type: ignore[misc]
         self.nhs_source = getattr(inner, "source_uri", NHS_SOURCE)
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:

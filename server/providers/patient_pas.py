@@ -16,7 +16,7 @@ from server.fhir.search_request import SearchRequest
 from server.pas.errors import PASError
 from server.pas.records import hospital_number_of
 from server.pas.service import PASService
-from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult, with_common_params
 
 UK_CORE_PATIENT = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"
 
@@ -49,7 +49,10 @@ class PatientWithPAS(ResourceProvider):
                 "identifier", "token", doc, "http://hl7.org/fhir/SearchParameter/Patient-identifier", path="identifier"
             )
         )
-        self.search_params = tuple(merged if p.name == "identifier" else p for p in params) or (merged,)  # type: ignore[misc]
+        self.last_updated = inner.last_updated if inner else False  # type: ignore[misc]
+        self.search_copies_complete = inner.search_copies_complete if inner else True  # type: ignore[misc]
+        own = tuple(merged if p.name == "identifier" else p for p in params) or (merged,)
+        self.search_params = with_common_params(own, self.last_updated)  # type: ignore[misc]
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         hn = hospital_number_of(resource_id)

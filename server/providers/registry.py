@@ -11,6 +11,12 @@ from collections.abc import Iterator
 from server.fhir.errors import NotFound
 from server.providers.base import ResourceProvider
 
+# CompartmentDefinition/patient: the types served in it are those searched by this
+# reference parameter to a Patient (MedicationRequest, ServiceRequest, AllergyIntolerance,
+# AuditEvent where registered); GET Patient/{id}/{type} is {type}?patient={id}.
+PATIENT_COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"
+COMPARTMENT_PARAM = "patient"
+
 
 class ProviderRegistry:
     def __init__(self) -> None:
@@ -33,6 +39,22 @@ class ProviderRegistry:
 
     def find(self, resource_type: str) -> ResourceProvider | None:
         return self._providers.get(resource_type)
+
+    def patient_compartment(self) -> tuple[str, ...]:
+        """The types searchable as Patient/{id}/{type}: those whose provider searches by a
+        `patient` reference to Patient, while Patient itself is served. The route, the
+        CapabilityStatement and the OpenAPI document all read this."""
+        if "Patient" not in self._providers:
+            return ()
+        return tuple(
+            p.resource_type
+            for p in self
+            if "search-type" in p.interactions
+            and any(
+                s.name == COMPARTMENT_PARAM and s.type == "reference" and "Patient" in s.target_types
+                for s in p.search_params
+            )
+        )
 
     def __iter__(self) -> Iterator[ResourceProvider]:
         return iter(sorted(self._providers.values(), key=lambda p: p.resource_type))

@@ -68,10 +68,18 @@ def test_bars_search_example_is_malformed_and_is_read_with_a_count_of_unwrapped_
     facade_id = issue_id(BarsId("sandbox", upstream["id"]))
     assert facade_id == f"bars.sandbox.{upstream['id']}"
     resource, repairs = normalise_service_request(upstream, facade_id=facade_id, nhs_number="9000000009")
-    assert sorted(repairs) == ["renamed PatientInstruction to patientInstruction", "wrapped basedOn in a list"]
+    assert sorted(repairs)[-2:] == ["renamed PatientInstruction to patientInstruction", "wrapped basedOn in a list"]
     assert resource["patientInstruction"].startswith("ADVICE GIVEN")
     _assert_serves(resource, "9000000009")
     assert parse_id(resource["id"]) == BarsId("sandbox", upstream["id"])
+    # Its references point into a booking message the façade never receives (urn:uuid:)
+    # or are bare ids: none is served. supportingInfo keeps its display; the others,
+    # with nothing else to say, go (issue 10).
+    assert "urn:" not in json.dumps(resource)
+    assert resource["supportingInfo"] == [{"display": upstream["supportingInfo"][0]["display"]}]
+    for gone in ("basedOn", "encounter", "requester", "performer", "locationReference"):
+        assert gone not in resource, gone
+    assert all(r.startswith("dropped ") for r in repairs if not r.startswith(("renamed", "wrapped")))
 
 
 def test_bars_searchset_entry_that_is_neither_wrapped_nor_a_resource_is_rejected() -> None:
@@ -82,16 +90,22 @@ def test_bars_searchset_entry_that_is_neither_wrapped_nor_a_resource_is_rejected
         parse_searchset(body)
 
 
-def test_bars_read_example_is_repaired_and_valid_but_its_subject_stays_an_unresolvable_urn() -> None:
-    """A read has no patient context: the example's subject is a urn:uuid reference into
-    a message the façade never sees, so it is left as sent (still valid R4)."""
+def test_bars_read_example_names_no_patient_so_it_is_served_only_with_the_patient_its_id_carries() -> None:
+    """The example's subject is a urn:uuid reference into a message the façade never sees.
+    Without a patient (a `bars.` id, read as sent) it has no subject rather than a dangling
+    one, and fails validation (a read answers 502); with the patient a `barsp.` id carries
+    (issue 10), it is served for that patient, as the patient's search serves it."""
     (path,) = example_files("bars/ServiceRequest_read_GET-success.json")
     upstream = parse_service_request(load(path))
     resource, repairs = normalise_service_request(upstream, facade_id=f"bars.sandbox.{upstream['id']}")
     assert "wrapped basedOn in a list" in repairs
-    assert r4_problems(resource) == []
-    validate_r4(resource)
-    assert resource["subject"] == upstream["subject"]
+    assert "subject" not in resource and r4_problems(resource) != []
+    facade_id = issue_id(BarsId("sandbox", upstream["id"], "9000000009"))
+    assert facade_id == f"barsp.sandbox.9000000009.{upstream['id']}"
+    assert parse_id(facade_id) == BarsId("sandbox", upstream["id"], "9000000009")
+    resource, _ = normalise_service_request(upstream, facade_id=facade_id, nhs_number="9000000009")
+    _assert_serves(resource, "9000000009")
+    assert "urn:" not in json.dumps(resource)
     assert r4_problems(upstream) != []  # as published it is not valid R4
 
 

@@ -231,6 +231,7 @@ async def test_metadata_lists_allergy_intolerance(facade: FHIRClient) -> None:
     assert entry["profile"] == "https://fhir.hl7.org.uk/StructureDefinition/UKCore-AllergyIntolerance"
     assert entry["searchInclude"] == ["AllergyIntolerance:patient"]
     assert {p["name"] for p in entry["searchParam"]} == {
+        "_id",
         "patient",
         "clinical-status",
         "verification-status",

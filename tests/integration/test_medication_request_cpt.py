@@ -336,7 +336,7 @@ async def test_metadata_advertises_medication_request(facade: FHIRClient) -> Non
         "authoredon": "date",
         "intent": "token",
     }
-    assert resource["searchInclude"] == ["MedicationRequest:patient"]
+    assert resource["searchInclude"] == ["MedicationRequest:patient", "MedicationRequest:subject"]
     assert {i["code"] for i in resource["interaction"]} >= {"read", "search-type"}
 
 

@@ -39,7 +39,7 @@ def private(headers: object) -> bool:
         "/Patient/9111231130",  # 404
         "/Patient/9000000000",
         "/Nothing/1",
-        "/Patient/9000000009?_format=xml",  # 400, 404, 406
+        "/Patient/9000000009?_format=html",  # 400, 404, 406
     ],
 )
 async def test_fhir_answers_and_errors_are_private(fhir: CheckedClient, path: str) -> None:

@@ -27,7 +27,10 @@ ERS_USER = {
     "NHSD-End-User-Organisation-ODS": "R69",
     "X-NHS-User-Token": "caller-cis2-token",
 }
-SANDBOX_IDS = {"bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001", "bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1002"}
+SANDBOX_IDS = {
+    "barsp.sandbox.9000000009.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001",
+    "bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1002",
+}
 
 
 def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,7 +98,7 @@ async def test_local_filters_apply_to_what_bars_returns(facade: FHIRClient) -> N
     status, _, body = await facade.get("/ServiceRequest?patient=9000000009&status=active&authored=ge2024")
     assert status == 200
     validate_r4(body)
-    assert [r["id"] for r in matches(body)] == ["bars.sandbox.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001"]
+    assert [r["id"] for r in matches(body)] == ["barsp.sandbox.9000000009.0b6f6a70-3c51-4c1e-9d51-7c0e8a8f1001"]
     assert body["total"] == 1
     status, _, body = await facade.get("/ServiceRequest?patient=9000000009&_sort=-authored")
     assert [r["authoredOn"][:4] for r in matches(body)] == ["2024", "2023"]
@@ -285,7 +288,7 @@ async def test_the_published_malformed_bars_searchset_is_read_with_a_warning(
     assert status == 200
     validate_r4(bundle)
     (resource,) = matches(bundle)
-    assert resource["id"] == "bars.sandbox.71d2b38e-b81c-4894-a522-6a65265b1d58"
+    assert resource["id"] == "barsp.sandbox.9000000009.71d2b38e-b81c-4894-a522-6a65265b1d58"
     assert resource["subject"]["reference"] == "Patient/9000000009"
     assert any("without the 'resource' wrapper" in d for d in outcomes(bundle))
 
@@ -383,7 +386,7 @@ async def test_metadata_lists_service_request_with_params_and_include(facade: FH
     (entry,) = [r for r in body["rest"][0]["resource"] if r["type"] == "ServiceRequest"]
     names = {p["name"] for p in entry["searchParam"]}
     assert {"patient", "subject", "identifier", "status", "category", "authored", "occurrence"} <= names
-    assert entry["searchInclude"] == ["ServiceRequest:patient"]
+    assert entry["searchInclude"] == ["ServiceRequest:patient", "ServiceRequest:subject"]
     assert {i["code"] for i in entry["interaction"]} >= {"read", "search-type"}
 
 

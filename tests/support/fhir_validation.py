@@ -24,5 +24,9 @@ def validate_r4(body: dict[str, Any]) -> Any:
     parsed = model.model_validate(body)
     if rtype == "Bundle":
         for entry in body.get("entry", []):
-            validate_r4(entry["resource"])
+            # A batch-response entry may carry no resource, only response.outcome (a failure).
+            if body.get("type") != "batch-response" or "resource" in entry:
+                validate_r4(entry["resource"])
+            if "outcome" in entry.get("response", {}):
+                validate_r4(entry["response"]["outcome"])
     return parsed

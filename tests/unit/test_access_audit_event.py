@@ -281,6 +281,8 @@ def test_recorded_defaults_to_now_in_utc() -> None:
         ("PUT", "/pas/v1/patients/H123", "update"),
         ("GET", "/pas/v1/patients/H123", "read"),
         ("GET", "/pas/v1/patients/H123/allergies", "read"),
+        ("GET", "/Patient/9000000009/$everything", "operation"),
+        ("POST", "/", "batch"),
     ],
 )
 def test_interaction_of_route_shapes(method: str, path: str, interaction: str) -> None:

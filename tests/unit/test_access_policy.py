@@ -11,6 +11,7 @@ from server.access.policy import AccessDenied, AccessPolicy, Grant, Guard
 from server.access.principal import Principal
 from server.access.roles import load_role_table
 from server.access.scopes import ScopeSet
+from server.fhir.errors import InvalidSearchParameter
 from server.fhir.search_params import SearchParamSpec
 from server.fhir.search_request import SearchDeclaration, SearchRequest, parse_search
 from server.sources.cpt.provider import MedicationRequestFromCPT
@@ -199,7 +200,6 @@ async def test_compartment_token_searching_its_own_patient_passes(pairs: list[tu
         [("patient", "pas-H3")],
         [("patient", "pas-unknown")],
         [("patient:identifier", f"{HOSPITAL}|{OWN}")],
-        [("patient:missing", "false")],
     ],
 )
 async def test_compartment_token_naming_any_other_or_unresolvable_patient_is_403(pairs: list[tuple[str, str]]) -> None:
@@ -233,12 +233,13 @@ async def test_compartment_patient_search_for_others_is_403(pairs: list[tuple[st
         await guard.check_search(guard.grant("Patient", "s"), patient_search(*pairs))
 
 
-async def test_compartment_patient_search_with_not_modifier_is_403() -> None:
-    guard = policy().guard(principal("patient/Patient.rs", patient=OWN, purpose=None))
-    with pytest.raises(AccessDenied):
-        await guard.check_search(
-            guard.grant("Patient", "s"), patient_search(("identifier:not", f"{NHS_NUMBER_SYSTEM}|{OWN}"))
-        )
+def test_patient_modifiers_that_name_nobody_are_refused_by_the_parser() -> None:
+    """`patient:missing` and `identifier:not` name no patient; their sources cannot answer
+    them either, so the declarations refuse them (400) before any access check."""
+    with pytest.raises(InvalidSearchParameter, match="':missing' is not supported on 'patient'"):
+        medreq_search(("patient:missing", "false"))
+    with pytest.raises(InvalidSearchParameter, match="':not' is not supported on 'identifier'"):
+        patient_search(("identifier:not", f"{NHS_NUMBER_SYSTEM}|{OWN}"))
 
 
 async def test_relationship_registered_patient_passes() -> None:
@@ -560,7 +561,6 @@ def test_searched_patients_of_patient_searches(pairs: list[tuple[str, str]], exp
         ([("patient.identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], [OWN]),
         ([("patient:identifier", OWN)], [OWN]),
         ([("patient:identifier", f"{HOSPITAL}|H1")], [""]),
-        ([("patient:missing", "true")], [""]),
         ([("status", "active"), ("patient", OWN)], [OWN]),
         ([("status", "active")], None),
         ([("identifier", f"{NHS_NUMBER_SYSTEM}|{OWN}")], None),  # a clinical identifier names no patient

@@ -111,7 +111,7 @@ def test_given_and_postcode_are_strings_too() -> None:
 
 
 def test_contains_and_or_values_are_400_naming_the_parameter() -> None:
-    with pytest.raises(InvalidSearchParameter, match="family:contains"):
+    with pytest.raises(InvalidSearchParameter, match="':contains' is not supported on 'family'"):
         translate(("family:contains", "mit"), ("birthdate", "2010"))
     with pytest.raises(InvalidSearchParameter, match="'given'"):
         translate(*BASE, ("given", "Jane,John"))
@@ -216,5 +216,5 @@ def test_fuzzy_minimums(pairs: list[tuple[str, str]], ok: bool) -> None:
 
 
 def test_missing_modifier_is_400() -> None:
-    with pytest.raises(InvalidSearchParameter, match="family:missing"):
+    with pytest.raises(InvalidSearchParameter, match="':missing' is not supported on 'family'"):
         translate(("family:missing", "false"), ("birthdate", "2010"))

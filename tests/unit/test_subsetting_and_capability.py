@@ -124,9 +124,16 @@ def test_statement_describes_each_provider_from_its_declarations() -> None:
             "name": "serial",
             "type": "token",
             "definition": "http://example.org/sp/serial",
-            "documentation": "Serial number",
-        }
+            "documentation": "Serial number (modifiers :missing, :not, :text)",  # the parser's list
+        },
+        {  # every type gets _id (server.providers.base.ID_PARAM)
+            "name": "_id",
+            "type": "token",
+            "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+            "documentation": "The resource id (logical id): that resource or none (modifiers :not)",
+        },
     ]
+    assert device["conditionalRead"] == "not-match"  # no meta.lastUpdated declared
     patient = by_type["Patient"]
     assert [p["name"] for p in patient["searchParam"]] == [s.name for s in PatientFromPDS.search_params]
     assert {i["code"] for i in patient["interaction"]} == {"read", "vread", "search-type"}

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.fhir.errors import BadRequest, NotAcceptable, UnsupportedMediaType
-from server.fhir.formats import check_form_body, check_format, parse_form_body
+from server.fhir.formats import JSON, XML, answer_format, check_form_body, check_format, parse_form_body
 from server.fhir.versioning import content_version, ensure_version, etag, http_date, last_modified, not_modified
 
 PATIENT = {
@@ -95,8 +95,10 @@ def test_not_modified_never_raises_on_odd_headers(value: str) -> None:
         (None, "application/json+fhir"),
         (None, "*/*"),
         (None, "application/fhir+json; fhirVersion=4.0"),
-        (None, "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        (None, "application/fhir+xml;q=1, application/fhir+json;q=0.5"),
+        (None, "application/fhir+json, application/fhir+xml"),  # equal q: the first named
+        (None, "application/fhir+xml;q=0.5, application/fhir+json"),
+        (None, "application/json;q=0.9, application/fhir+xml;q=0.1"),
+        (None, "text/html, */*;q=0.1"),
         ("json", "application/fhir+xml"),  # _format wins over Accept
         ("application/fhir+json", None),
         ("application/json", None),
@@ -105,19 +107,49 @@ def test_not_modified_never_raises_on_odd_headers(value: str) -> None:
     ],
 )
 def test_json_is_accepted_in_all_its_spellings(fmt: str | None, accept: str | None) -> None:
-    check_format(fmt, accept)
+    assert check_format(fmt, accept) == JSON
 
 
 @pytest.mark.parametrize(
     "fmt, accept",
     [
-        ("xml", None),
-        ("application/fhir+xml", None),
-        ("html", None),
-        ("xml", "application/fhir+json"),
         (None, "application/fhir+xml"),
+        (None, "application/xml+fhir"),  # the DSTU2 spelling older engines still send
         (None, "application/xml"),
+        (None, "text/xml"),
+        (None, "application/fhir+xml; fhirVersion=4.0"),
+        (None, "application/fhir+xml, */*"),  # a named type beats the wildcard
+        (None, "application/fhir+xml, application/fhir+json"),
+        (None, "application/fhir+xml;q=1, application/fhir+json;q=0.5"),
+        (None, "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),  # a browser: R4 says XML
+        ("xml", None),
+        ("xml", "application/fhir+json"),  # _format wins over Accept
+        ("text/xml", None),
+        ("application/xml", None),
+        ("application/fhir+xml", None),
+        ("application/fhir xml", None),  # an unencoded '+' in a query string
+        ("application/fhir+xml; fhirVersion=4.0", None),
+        ("XML", "text/html"),
+    ],
+)
+def test_xml_in_all_its_spellings(fmt: str | None, accept: str | None) -> None:
+    assert check_format(fmt, accept) == XML
+
+
+def test_an_answer_to_a_format_not_produced_is_json() -> None:
+    """The 406 itself (and any error before negotiation) must be written in some format."""
+    assert answer_format("html", "application/fhir+xml") == JSON
+    assert answer_format(None, "text/html") == JSON
+    assert answer_format(None, "application/fhir+xml") == XML
+
+
+@pytest.mark.parametrize(
+    "fmt, accept",
+    [
+        ("html", None),
+        ("turtle", "application/fhir+xml"),
         (None, "text/html"),
+        (None, "application/fhir+xml;q=0"),
         (None, "application/fhir+json;q=0"),
     ],
 )

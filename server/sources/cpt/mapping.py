@@ -150,9 +150,26 @@ def _patient_nhs_number(subject: Any, index: dict[str, Resource]) -> str | None:
     return identifier_value(patient, NHS_NUMBER_SYSTEM) if patient else None
 
 
+# What a CPT prescription search may list (shared/reference/nhs-apis.md s.2.1): the
+# Patient, one RequestGroup per prescription issue, OperationOutcomes for excluded ones.
+SEARCH_ENTRY_TYPES = frozenset({"Patient", "RequestGroup", "OperationOutcome"})
+
+
 def prescription_refs(search_bundle: Any) -> list[PrescriptionRef]:
-    """The prescription issues a CPT search lists, in CPT's order."""
+    """The prescription issues a CPT search lists, in CPT's order.
+
+    Only an answer in the shape CPT promises is read: a Bundle whose entries are all
+    resources of SEARCH_ENTRY_TYPES. Anything else (a nested Bundle of MedicationRequests,
+    as NHS's own sandbox answers, or an entry without a resource) is CPTShapeError, never
+    "no prescriptions": for a medication list, an answer the façade cannot read must not
+    look like an empty one. A Bundle with no RequestGroup (no entries, or only the
+    Patient) is a patient without prescriptions."""
     entries = _entries(search_bundle)
+    if len(entries) != len(search_bundle.get("entry") or []):
+        raise CPTShapeError("a searchset entry has no resource")
+    unknown = sorted({str(e["resource"].get("resourceType")) for e in entries} - SEARCH_ENTRY_TYPES)
+    if unknown:
+        raise CPTShapeError(f"the searchset holds {', '.join(unknown)} entries, not prescriptions (RequestGroup)")
     index = _index(entries)
     refs: list[PrescriptionRef] = []
     for entry in entries:
@@ -334,13 +351,20 @@ def _line_items(entries: list[dict[str, Any]], group: Resource, index: dict[str,
 
 
 def medication_requests(
-    detail_bundle: Any, *, issue: int | None = None, nhs_number: str | None = None
+    detail_bundle: Any,
+    *,
+    issue: int | None = None,
+    nhs_number: str | None = None,
+    prescription_id: str | None = None,
 ) -> list[Resource]:
     """Every line item of a CPT prescription-details bundle as R4 MedicationRequests.
 
     `issue` is the issue asked for (from the search row or the decoded id); when None the
     RequestGroup's own repeat information decides. `nhs_number` is used only when the
-    bundle names no patient.
+    bundle names no patient. `prescription_id` is the prescription asked for: details of
+    another prescription (or, for a repeat, of another issue than `issue`) are
+    CPTShapeError, never served under the asked one's ids. Details with no line item
+    are CPTShapeError too (a prescription without items is not one the façade can read).
     """
     entries = _entries(detail_bundle)
     index = _index(entries)
@@ -348,14 +372,21 @@ def medication_requests(
     matched = [e for e in groups if (e.get("search") or {}).get("mode") == "match"] or groups
     group: Resource = matched[0]["resource"] if matched else {}
     items = _line_items(entries, group, index)
-    prescription_id = identifier_value(group, ORDER_NUMBER_SYSTEM) if group else None
-    if not prescription_id:
-        prescription_id = next(
+    found_id = identifier_value(group, ORDER_NUMBER_SYSTEM) if group else None
+    if not found_id:
+        found_id = next(
             (v for v in ((i.get("groupIdentifier") or {}).get("value") for i in items) if isinstance(v, str) and v),
             None,
         )
-    if not prescription_id:
+    if not found_id:
         raise CPTShapeError("no prescription-order-number in the prescription details")
+    if prescription_id is not None and found_id != prescription_id:
+        raise CPTShapeError("the prescription details are for another prescription than the one asked for")
+    if not items:
+        raise CPTShapeError("the prescription details hold no line item (MedicationRequest)")
+    found_issue = issue_number(group) if group else None
+    if issue is not None and found_issue is not None and found_issue != issue:
+        raise CPTShapeError("the prescription details are for another issue than the one asked for")
     patient_nhs = _patient_nhs_number(group.get("subject"), index) if group else None
     if patient_nhs is None:
         patient_nhs = next((n for n in (_patient_nhs_number(i.get("subject"), index) for i in items) if n), None)
@@ -363,8 +394,8 @@ def medication_requests(
     if not patient_nhs:
         raise CPTShapeError("the prescription names no patient NHS number")
     ctx = PrescriptionContext(
-        prescription_id=prescription_id,
-        issue=issue if issue is not None else (issue_number(group) if group else None),
+        prescription_id=found_id,
+        issue=issue if issue is not None else found_issue,
         nhs_number=patient_nhs,
         group=group,
     )

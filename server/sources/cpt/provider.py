@@ -76,13 +76,19 @@ async def bounded_gather(factories: Sequence[Callable[[], Awaitable[T]]], limit:
 
 
 def convert_prescription(
-    body: Any, api: str = "CPT", *, issue: int | None = None, nhs_number: str | None = None
+    body: Any,
+    api: str = "CPT",
+    *,
+    issue: int | None = None,
+    nhs_number: str | None = None,
+    prescription_id: str | None = None,
 ) -> list[Resource]:
     """One prescription issue's details (server.sources.cpt.client) as validated R4
-    MedicationRequests, or UpstreamBadResponse (502)."""
+    MedicationRequests, or UpstreamBadResponse (502), also when they are not the details
+    of `prescription_id` (the one asked for)."""
     with upstream_shape(api, "the prescription details"):
         try:
-            converted = medication_requests(body, issue=issue, nhs_number=nhs_number)
+            converted = medication_requests(body, issue=issue, nhs_number=nhs_number, prescription_id=prescription_id)
         except CPTShapeError as exc:
             raise UpstreamBadResponse(api, f"prescription details: {exc}") from None
     return [ensure_version(check_r4(r, api)) for r in converted]
@@ -116,6 +122,7 @@ class MedicationRequestFromCPT(ResourceProvider):
             SP + "clinical-patient",
             path="subject",
             target_types=("Patient",),
+            modifiers=("identifier",),  # an NHS number is needed: no :missing
             evaluated="local",
         ),
         SearchParamSpec(
@@ -125,6 +132,7 @@ class MedicationRequestFromCPT(ResourceProvider):
             SP + "MedicationRequest-subject",
             path="subject",
             target_types=("Patient",),
+            modifiers=("identifier",),  # an NHS number is needed: no :missing
             evaluated="local",
         ),
         # identifier|groupIdentifier: a line item carries its item number as identifier and
@@ -162,7 +170,7 @@ class MedicationRequestFromCPT(ResourceProvider):
             evaluated="local",
         ),
     )
-    includes: ClassVar[tuple[str, ...]] = ("MedicationRequest:patient",)
+    includes: ClassVar[tuple[str, ...]] = ("MedicationRequest:patient", "MedicationRequest:subject")
 
     def __init__(self, cpt: CPTClient, *, detail_concurrency: int = 4) -> None:
         self.cpt = cpt
@@ -174,7 +182,9 @@ class MedicationRequestFromCPT(ResourceProvider):
         """One prescription issue's line items as validated R4 MedicationRequests.
         A CPT 404 propagates as UpstreamRejected(status=404)."""
         details = await self.cpt.prescription(ctx, prescription_id, issue)
-        return convert_prescription(details, self.cpt.api, issue=issue, nhs_number=nhs_number)
+        return convert_prescription(
+            details, self.cpt.api, issue=issue, nhs_number=nhs_number, prescription_id=prescription_id
+        )
 
     async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
         key = parse_medication_request_id(resource_id)

@@ -68,6 +68,7 @@ class AllergyIntoleranceFromGPConnect(ResourceProvider):
             SP + "clinical-patient",
             path="patient",
             target_types=("Patient",),
+            modifiers=("identifier",),  # an NHS number is needed: no :missing
             evaluated="upstream",
         ),
         SearchParamSpec(

@@ -31,6 +31,9 @@ class PatientFromPDS(ResourceProvider):
         "Searches need an NHS number identifier, or at least family and birthdate (PDS minimum)."
     )
     identifier_systems: ClassVar[tuple[str, ...]] = (NHS_NUMBER_SYSTEM,)
+    # PDS search results lack extensions a read of the same versionId has (the nominated
+    # pharmacy among them): search copies are marked (server.fhir.versioning.search_copy).
+    search_copies_complete: ClassVar[bool] = False
     # Resolved by running each source type's patient search for every Patient on the page
     # (server/fhir/includes.py); advertised only when that type is registered.
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
@@ -40,6 +43,7 @@ class PatientFromPDS(ResourceProvider):
             f"NHS number: {NHS_NUMBER_SYSTEM}|9000000009 (Modulus-11 checked)",
             SP + "Patient-identifier",
             path="identifier",
+            modifiers=(),  # PDS: an NHS number read; no modifier (search_params.accepted_modifiers)
         ),
         SearchParamSpec(
             "family",
@@ -47,17 +51,26 @@ class PatientFromPDS(ResourceProvider):
             "Family name; starts-with by default, :exact supported",
             SP + "individual-family",
             path="name",
+            modifiers=("exact",),  # PDS: no :contains, no :missing (server/sources/pds/query.py)
         ),
         SearchParamSpec(
-            "given", "string", "Given name; repeat for several given names", SP + "individual-given", path="name"
+            "given",
+            "string",
+            "Given name; repeat for several given names",
+            SP + "individual-given",
+            path="name",
+            modifiers=("exact",),
         ),
-        SearchParamSpec("gender", "token", "male | female | other | unknown", SP + "individual-gender", path="gender"),
+        SearchParamSpec(
+            "gender", "token", "male | female | other | unknown", SP + "individual-gender", path="gender", modifiers=()
+        ),
         SearchParamSpec(
             "birthdate",
             "date",
             "Date of birth; eq, ge, le, gt, lt, sa, eb and partial dates",
             SP + "individual-birthdate",
             path="birthDate",
+            modifiers=(),
         ),
         SearchParamSpec(
             "death-date",
@@ -65,6 +78,7 @@ class PatientFromPDS(ResourceProvider):
             "Date of death; same prefixes as birthdate",
             SP + "Patient-death-date",
             path="deceasedDateTime",
+            modifiers=(),
         ),
         SearchParamSpec(
             "address-postalcode",
@@ -72,6 +86,7 @@ class PatientFromPDS(ResourceProvider):
             "Postcode (spaces ignored by PDS)",
             SP + "individual-address-postalcode",
             path="address",
+            modifiers=("exact",),
         ),
         SearchParamSpec(
             "general-practitioner",
@@ -80,12 +95,17 @@ class PatientFromPDS(ResourceProvider):
             SP + "Patient-general-practitioner",
             path="generalPractitioner",
             target_types=("Organization",),
+            modifiers=("identifier",),
         ),
-        SearchParamSpec("email", "token", "Email address, exact", SP + "individual-email", path="telecom"),
-        SearchParamSpec("phone", "token", "Phone number, exact", SP + "individual-phone", path="telecom"),
-        SearchParamSpec("_fuzzy-match", "token", "PDS fuzzy (soundex) search: true | false"),
-        SearchParamSpec("_exact-match", "token", "PDS exact match only (score 1.0): true | false"),
-        SearchParamSpec("_history", "token", "PDS: also match previous names and addresses: true | false"),
+        SearchParamSpec(
+            "email", "token", "Email address, exact", SP + "individual-email", path="telecom", modifiers=()
+        ),
+        SearchParamSpec("phone", "token", "Phone number, exact", SP + "individual-phone", path="telecom", modifiers=()),
+        SearchParamSpec("_fuzzy-match", "token", "PDS fuzzy (soundex) search: true | false", modifiers=()),
+        SearchParamSpec("_exact-match", "token", "PDS exact match only (score 1.0): true | false", modifiers=()),
+        SearchParamSpec(
+            "_history", "token", "PDS: also match previous names and addresses: true | false", modifiers=()
+        ),
     )
 
     def __init__(self, pds: PDSClient, *, max_results: int | None = None) -> None:

@@ -15,8 +15,13 @@ identifier) are small named functions. Choices where STU3 and R4 differ:
 - `contained` STU3 resources (shortlist List, search Parameters, Appointment,
   DocumentReference) are STU3 shapes that are not valid R4, so they are dropped, with
   every `#local` reference to them (extensions and supportingInfo). Extensions whose
-  values are plain data (priority, referral state, commissioning org, dates, literal
-  Appointment references) are kept unchanged;
+  values are plain data (priority, referral state, commissioning org, dates) are kept
+  unchanged;
+- no reference dangles (server.nhs.references, as for every served ServiceRequest): a
+  literal reference to an e-RS resource the façade does not serve (the
+  Extension-eRS-Appointment-Reference-1 `Appointment/70009`, a `ReferralRequest/...`)
+  would resolve against the façade's base to nothing, so it keeps only its
+  identifier/display, and an extension whose value was nothing but such a reference goes;
 - `definition` (STU3 ActivityDefinition refs) has no R4 ServiceRequest home and is dropped.
 Pure functions, no I/O.
 """
@@ -26,8 +31,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from server.nhs.references import drop_dangling_references
 from server.sources.referrals.ids import UBRN_SYSTEM
 from server.sources.referrals.service_request_r4 import (
+    SERVED_TYPES,
     nhs_number_of,
     normalise_identifiers,
     patient_subject,
@@ -151,4 +158,5 @@ def referral_request_to_service_request(stu3: Mapping[str, Any], facade_id: str)
     supporting = [s for s in stu3.get("supportingInfo") or [] if isinstance(s, dict) and not _is_local(s)]
     if supporting:
         out["supportingInfo"] = supporting
-    return out
+    resolvable, _ = drop_dangling_references(out, served_types=SERVED_TYPES)
+    return resolvable

@@ -2,7 +2,15 @@
 id there, encoded in a valid FHIR id ([A-Za-z0-9-.]{1,64}) so a read knows whom to ask.
 
 Formats (the first dot-separated part names the source):
-- `bars.{target key}.{BaRS id}`: a referral held by one BaRS target service;
+- `bars.{target key}.{BaRS id}`: a referral held by one BaRS target service that names
+  its patient's NHS number itself (a read is a BaRS read);
+- `barsp.{target key}.{NHS number}.{BaRS id}`: a BaRS referral that names no NHS number
+  (its subject points into a booking message that never reaches us). The patient the
+  search asked about travels in the id, as the UBRN does for e-RS, so a read serves the
+  same subject as the search; a read is that patient's BaRS search filtered to the one
+  id, which also checks that BaRS lists the referral for that patient (a made-up id
+  cannot put one patient's referral under another's NHS number). With a target key of
+  more than 10 characters such an id (for a UUID BaRS id) can exceed 64 characters; it is then not issued;
 - `ers.{UBRN}.{e-RS R4 id}`: e-RS A041 R4 ServiceRequest (e-RS ids look like `r.<uuid>`
   or `a.<uuid>`, dots included); A041 is a search by UBRN only, so the UBRN travels in
   the id and a read is that search filtered to the one upstream id;
@@ -21,6 +29,7 @@ import re
 from dataclasses import dataclass
 
 from server.fhir.ids import is_fhir_id
+from server.nhs.nhs_number import is_valid_nhs_number
 
 # \A and \Z, not ^ and $: `$` also matches before a trailing newline ("x\n").
 TARGET_KEY_RE = re.compile(r"\A[A-Za-z0-9]{1,16}\Z")
@@ -33,6 +42,7 @@ UPSTREAM_ID_RE = re.compile(r"\A[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\Z")
 class BarsId:
     target: str
     upstream_id: str
+    nhs_number: str | None = None  # only for referrals that name no NHS number themselves
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,12 @@ def issue_id(source: SourceId) -> str | None:
     if isinstance(source, BarsId):
         if not TARGET_KEY_RE.match(source.target):
             return None
-        text = f"bars.{source.target}.{source.upstream_id}"
+        if source.nhs_number is None:
+            text = f"bars.{source.target}.{source.upstream_id}"
+        elif is_valid_nhs_number(source.nhs_number):
+            text = f"barsp.{source.target}.{source.nhs_number}.{source.upstream_id}"
+        else:
+            return None
     elif isinstance(source, ErsR4Id):
         if not is_ubrn(source.ubrn):
             return None
@@ -87,6 +102,11 @@ def parse_id(text: str) -> SourceId | None:
     if tag == "ers3":
         return ErsStu3Id(rest) if is_ubrn(rest) else None
     head, _, upstream_id = rest.partition(".")
+    if tag == "barsp":
+        nhs_number, _, upstream_id = upstream_id.partition(".")
+        if TARGET_KEY_RE.match(head) and is_valid_nhs_number(nhs_number) and is_upstream_id(upstream_id):
+            return BarsId(head, upstream_id, nhs_number)
+        return None
     if not is_upstream_id(upstream_id):
         return None
     if tag == "bars" and TARGET_KEY_RE.match(head):

@@ -30,7 +30,7 @@ from server.sources.referrals.ers_client import ERSClient, ERSContextMissing
 from server.sources.referrals.ers_mapping import referral_request_to_service_request
 from server.sources.referrals.ids import UBRN_SYSTEM, BarsId, ErsR4Id, ErsStu3Id, issue_id, parse_id
 from server.sources.referrals.query import ByPatient, plan_search
-from server.sources.referrals.service_request_r4 import carries_ubrn, normalise_service_request
+from server.sources.referrals.service_request_r4 import carries_ubrn, nhs_number_of, normalise_service_request
 from server.sources.referrals.settings import BarsTarget
 
 log = logging.getLogger("facade.servicerequest")
@@ -112,7 +112,7 @@ class ServiceRequestFromReferrals(ResourceProvider):
         "UBRNs are kept as identifier system https://fhir.nhs.uk/Id/UBRN."
     )
     identifier_systems: ClassVar[tuple[str, ...]] = (UBRN_SYSTEM,)
-    includes: ClassVar[tuple[str, ...]] = ("ServiceRequest:patient",)
+    includes: ClassVar[tuple[str, ...]] = ("ServiceRequest:patient", "ServiceRequest:subject")
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
         SearchParamSpec(
             "patient",
@@ -122,6 +122,7 @@ class ServiceRequestFromReferrals(ResourceProvider):
             SP + "clinical-patient",
             path="subject",
             target_types=("Patient",),
+            modifiers=("identifier",),  # an NHS number is needed: no :missing
             evaluated="local",
         ),
         SearchParamSpec(
@@ -131,6 +132,7 @@ class ServiceRequestFromReferrals(ResourceProvider):
             SP + "ServiceRequest-subject",
             path="subject",
             target_types=("Patient",),
+            modifiers=("identifier",),  # an NHS number is needed: no :missing
             evaluated="local",
         ),
         SearchParamSpec(
@@ -221,8 +223,8 @@ class ServiceRequestFromReferrals(ResourceProvider):
         source = parse_id(resource_id)
         if source is None:
             raise fe.NotFound(
-                f"ServiceRequest/{resource_id} was not issued by this server "
-                "(ids name their source: bars.<target>.<id>, ers.<UBRN>.<id>, ers3.<UBRN>)"
+                f"ServiceRequest/{resource_id} was not issued by this server (ids name their source: "
+                "bars.<target>.<id>, barsp.<target>.<NHS number>.<id>, ers.<UBRN>.<id>, ers3.<UBRN>)"
             )
         try:
             if isinstance(source, BarsId):
@@ -245,12 +247,36 @@ class ServiceRequestFromReferrals(ResourceProvider):
             raise fe.NotFound(
                 f"ServiceRequest/{resource_id} came from BaRS target '{source.target}', which is no longer configured"
             )
+        if source.nhs_number is not None:
+            return await self._read_bars_by_patient(target, source, resource_id, ctx)
         upstream = await self.bars.read(target, source.upstream_id, ctx)
         if upstream.get("id") != source.upstream_id:
             raise fe.BadGateway("BaRS answered a read with a different ServiceRequest id")
+        if nhs_number_of(upstream.get("subject")) is None:
+            # Issued ids name the patient for such referrals (barsp.), so BaRS changed it.
+            raise fe.BadGateway(
+                "BaRS's ServiceRequest names no patient NHS number; search by patient for its current id"
+            )
         with upstream_shape("BaRS", "the ServiceRequest"):
             resource, _ = normalise_service_request(upstream, facade_id=resource_id)
         return resource
+
+    async def _read_bars_by_patient(
+        self, target: BarsTarget, source: BarsId, resource_id: str, ctx: RequestContext
+    ) -> Resource:
+        """A referral that names no NHS number (barsp. ids): the patient's BaRS search
+        filtered to the one id, converted exactly as that search converts it, so the read
+        and the search serve one content, and BaRS vouches for the patient."""
+        assert source.nhs_number is not None
+        searchset = await self.bars.search_by_patient(target, source.nhs_number, ctx)
+        for upstream in searchset.resources:
+            if upstream.get("id") != source.upstream_id:
+                continue
+            with upstream_shape("BaRS", "the ServiceRequest"):
+                resource, _ = normalise_service_request(upstream, facade_id=resource_id, nhs_number=source.nhs_number)
+            if nhs_number_of(resource.get("subject")) == source.nhs_number:
+                return resource
+        raise fe.NotFound(f"ServiceRequest/{resource_id} is no longer listed by BaRS for that patient")
 
     async def _read_ers_r4(self, source: ErsR4Id, resource_id: str, ctx: RequestContext) -> Resource:
         for upstream in await self.ers.search_r4(source.ubrn, ctx):
@@ -331,7 +357,14 @@ def bars_found(searchset: BarsSearchset, target_key: str, nhs_number: str) -> Fo
         )
     for upstream in searchset.resources:
         upstream_id = upstream.get("id")
-        facade_id = issue_id(BarsId(target_key, upstream_id)) if isinstance(upstream_id, str) else None
+        # A referral naming no NHS number is served for the patient asked about: the id
+        # carries that number, so a read serves the same subject (server.sources.referrals.ids).
+        with upstream_shape("BaRS", "the ServiceRequest"):
+            named = nhs_number_of(upstream.get("subject"))
+        source = (
+            BarsId(target_key, upstream_id, None if named else nhs_number) if isinstance(upstream_id, str) else None
+        )
+        facade_id = issue_id(source) if source is not None else None
         if facade_id is None:
             found.admit(None, where)
             continue

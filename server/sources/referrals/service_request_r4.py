@@ -12,7 +12,16 @@ What normalising does, and why:
   repeating element sent as a single object is wrapped in a list (BaRS's own example
   sends `basedOn` as an object), and an element name in the wrong case is renamed
   (BaRS's example sends `PatientInstruction`). Anything else that is not R4 is left for
-  validation to reject.
+  validation to reject;
+- no reference dangles (server.nhs.references): BaRS references are `urn:uuid:` ones into
+  the booking message bundle (requester, encounter, basedOn, locationReference,
+  supportingInfo...) or bare ids (the BaRS example's performer), and that bundle never
+  reaches the façade, so there is no target to contain or include. Such a reference
+  keeps its `identifier`/`display`/`type` without `reference`, and goes when it has
+  none of those. The only relative references kept are `Patient/{nhs}` (served by the
+  Patient provider); ServiceRequest ids here are façade-issued, so an upstream
+  `ServiceRequest/{id}` would not resolve either. A subject with no NHS number anywhere
+  goes too, and the resource then fails validation (never served with a made-up patient).
 Pure functions, no I/O.
 """
 
@@ -23,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from server.nhs.references import drop_dangling_references
 from server.sources.referrals.ids import UBRN_SYSTEM
 
 Resource = dict[str, Any]
@@ -30,6 +40,8 @@ Resource = dict[str, Any]
 ERS_REQUEST_ID_SYSTEM = "https://fhir.nhs.uk/Id/ers-request-id"
 LEGACY_NHS_NUMBER_SYSTEM = "http://fhir.nhs.net/Id/nhs-number"
 
+# The only relative references a served ServiceRequest keeps (module docstring).
+SERVED_TYPES = frozenset({"Patient"})
 # Identifier systems NHS APIs still send, and the one the façade writes.
 SYSTEM_ALIASES: Mapping[str, str] = {LEGACY_NHS_NUMBER_SYSTEM: NHS_NUMBER_SYSTEM}
 
@@ -180,7 +192,7 @@ def normalise_service_request(
     when the resource names no NHS number itself (BaRS subjects are often `urn:uuid:`
     references into a message bundle that never reaches us). `ubrn` is added as a UBRN
     identifier when missing; `upstream_request_id` (e-RS's own id) as ers-request-id.
-    Returns the resource and the list of shape repairs made."""
+    Returns the resource and the list of repairs made (shape, and references dropped)."""
     repaired, repairs = repair_shape(copy.deepcopy(dict(resource)))
     repaired["resourceType"] = "ServiceRequest"
     repaired["id"] = facade_id
@@ -201,4 +213,5 @@ def normalise_service_request(
         repaired["subject"] = patient_subject(number, display)
     elif isinstance(subject, dict) and isinstance(subject.get("identifier"), dict):
         repaired["subject"] = {**subject, "identifier": normalise_identifiers([subject["identifier"]])[0]}
-    return repaired, repairs
+    resolvable, dropped = drop_dangling_references(repaired, served_types=SERVED_TYPES)
+    return resolvable, repairs + dropped
