@@ -355,3 +355,32 @@ async def test_every_documented_compartment_search_is_the_type_search(
             continue
         assert ids and ids == [e["resource"]["id"] for e in typed.body["entry"] if e["search"]["mode"] == "match"]
     assert (await fhir.get("/Patient/9000000009/Patient")).status == 404
+
+
+# ---- System interactions, operations and formats: each one declared is tried -------------------
+
+
+async def test_every_declared_system_interaction_operation_and_format_works(fhir: CheckedClient) -> None:
+    rest = (await fhir.get("/metadata")).body["rest"][0]
+    interactions = {i["code"] for i in rest.get("interaction", [])}
+    assert interactions <= {"batch"}, interactions  # a new one needs a case here
+    if "batch" in interactions:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [{"request": {"method": "GET", "url": "Patient/9000000009"}}],
+        }
+        answer = await fhir.post("/", json=bundle, headers={"Content-Type": "application/fhir+json"})
+        assert answer.status == 200 and answer.body["type"] == "batch-response"
+        assert answer.body["entry"][0]["response"]["status"].startswith("200")
+    operations = [(r["type"], op["name"]) for r in rest["resource"] for op in r.get("operation", [])]
+    assert set(operations) <= {("Patient", "everything")}, operations  # likewise
+    for rtype, name in operations:
+        answer = await fhir.get(f"/{rtype}/9000000009/${name}", headers=CPT_SESSION)
+        assert answer.status == 200 and answer.body["type"] == "searchset", name
+        assert any(e["resource"]["resourceType"] == "Patient" for e in answer.body["entry"])
+    formats = (await fhir.get("/metadata")).body["format"]
+    for fmt in formats:
+        xml = "xml" in fmt
+        answer = await fhir.request("GET", f"/Patient/9000000009?{urlencode({'_format': fmt})}", xml=xml)
+        assert answer.status == 200 and answer.body["id"] == "9000000009", fmt
