@@ -2,13 +2,15 @@
 
 Starts, each as its own process on loopback: SecantusDB (or uses FACADE_MONGODB_URI), the
 NHS emulator (with extra synthetic patients so every miss is a real miss), the façade
-(`nhs-fhir-facade serve` with the MongoDB or memory store) and a bare Starlette+Hypercorn
-app (same Hypercorn config) that returns the same bytes as a cached read: the same body
-and the same response headers (ETag, Last-Modified, X-Cache, Age, X-Request-ID echoed).
-That is the floor: what any Python HTTP answer of this response costs here. Then, at 32
+(`nhs-fhir-facade serve`: one Granian worker, with the MongoDB or memory store) and a bare
+Starlette app that returns the same bytes as a cached read: the same body and the same
+response headers (ETag, Last-Modified, X-Cache, Age, X-Request-ID echoed). That is the
+floor: what any Python HTTP answer of this response costs here. It runs twice, on the
+server the façade runs on (Granian, one worker, as `serve` configures it) and on Hypercorn
+(the façade's server before Granian), and both are measured in the same run. Then, at 32
 concurrent connections:
 
-    floor           GET of the bare app
+    floor           GET of the bare app (Granian, then Hypercorn)
     cached read     GET /Patient/{id} answered from the cache (X-Cache: HIT)
     miss            GET /Patient/{id} of a patient not yet cached (cache lookup, PDS call, write)
     direct          GET of the same kind of patient straight from the emulator
@@ -28,9 +30,9 @@ lifted: they protect NHS quotas and would measure the quota, not the façade. Th
 at its shipped level (INFO: one PHI-free access line per request) unless `--log-level` says
 otherwise.
 
-Prints req/s, p50 and p99, the ratio to the floor, the median of the per-slice ratios, and
-on Linux the server CPU time per request of each process (less sensitive to other load than
-req/s). Asserts nothing (targets: cached >= 0.7 x floor, miss median overhead over direct
+Prints req/s, p50 and p99, the ratios to both floors, the median of the per-slice ratios,
+and on Linux the server CPU time per request of each serving process (a Granian server's
+worker, not its idle main process; less sensitive to other load than req/s). Asserts nothing (targets: cached >= 0.7 x floor, miss median overhead over direct
 <= 2 ms).
 
     python bench/cache_bench.py [--seconds 4] [--rounds 4] [--store mongodb|memory] [--log-level INFO]
@@ -89,8 +91,8 @@ def serve_emulator(port: int, extra: int) -> None:
     import copy
 
     from server.__main__ import _serve_forever
-    from server.sandbox import pds_data
     from server.sandbox.app import create_emulator_app
+    from server.sources.pds import emulator_data as pds_data
 
     template = pds_data.PATIENTS[HOT_ID]
     for nhs in synthetic_nhs_numbers(extra):
@@ -101,18 +103,21 @@ def serve_emulator(port: int, extra: int) -> None:
     asyncio.run(_serve_forever(create_emulator_app(), f"127.0.0.1:{port}"))
 
 
-def serve_floor(port: int, body_file: str, headers_file: str) -> None:
-    """Starlette + Hypercorn returning fixed bytes and headers: what any Python HTTP answer
-    of this exact response costs here."""
+FLOOR_SERVERS = ("granian", "hypercorn")
+FLOOR_FILES = ("BENCH_FLOOR_BODY", "BENCH_FLOOR_HEADERS")  # environment: where floor_app reads its answer
+
+
+def floor_app():
+    """Starlette returning fixed bytes and headers: what any Python HTTP answer of this exact
+    response costs here. A factory, so a Granian worker can build it (files named in the
+    environment)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from server.__main__ import _serve_forever
-
-    body = Path(body_file).read_bytes()
-    fixed = json.loads(Path(headers_file).read_text())
+    body = Path(os.environ[FLOOR_FILES[0]]).read_bytes()
+    fixed = json.loads(Path(os.environ[FLOOR_FILES[1]]).read_text())
     media_type = fixed.pop("content-type")
 
     async def patient(request: Request) -> Response:
@@ -120,8 +125,26 @@ def serve_floor(port: int, body_file: str, headers_file: str) -> None:
             body, media_type=media_type, headers={**fixed, "x-request-id": request.headers.get("x-request-id", "-")}
         )
 
-    app = Starlette(routes=[Route("/Patient/{id}", patient)])
-    asyncio.run(_serve_forever(app, f"127.0.0.1:{port}"))
+    return Starlette(routes=[Route("/Patient/{id}", patient)])
+
+
+def serve_floor(server: str, port: int) -> None:
+    """The floor on `server`, configured as the façade's: Granian as `serve` runs it (one
+    worker), Hypercorn with the façade's former config."""
+    from server.__main__ import _serve_forever, logging_config
+    from server.serving import serve_workers
+
+    if server == "granian":
+        serve_workers(
+            "bench.cache_bench:floor_app",
+            host="127.0.0.1",
+            port=port,
+            workers=1,
+            log_config=logging_config("WARNING"),
+            log_level="warning",
+        )
+    else:
+        asyncio.run(_serve_forever(floor_app(), f"127.0.0.1:{port}"))
 
 
 # Response headers of a cached read the floor repeats (Hypercorn adds date and server to both).
@@ -184,6 +207,16 @@ def mongodb() -> Iterator[tuple[str, int | None]]:
 
 
 # ---- load --------------------------------------------------------------------------------
+
+
+def serving_pid(pid: int) -> int:
+    """The process that answers requests: a Granian server's one worker (its main process
+    only watches), else `pid` itself (Linux /proc; `pid` elsewhere)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pid
+    return int(children[0]) if len(children) == 1 else pid
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -258,16 +291,23 @@ async def load(phase: Phase, http: aiohttp.ClientSession, seconds: float, into: 
     return len(latencies) / elapsed
 
 
+async def alternating(phases: list[Phase], seconds: float, rounds: int) -> tuple[list[Figures], list[list[float]]]:
+    """`rounds` slices of each phase in turn, `seconds` in all for each; the figures, and per
+    phase its per-slice req/s (to compare slices measured side by side)."""
+    figures = [Figures(p.name) for p in phases]
+    rates: list[list[float]] = [[] for _ in phases]
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(client(p.connections)) for p in phases]
+        for _ in range(rounds):
+            for phase, http, into, slices in zip(phases, sessions, figures, rates):
+                slices.append(await load(phase, http, seconds / rounds, into))
+    return figures, rates
+
+
 async def side_by_side(a: Phase, b: Phase, seconds: float, rounds: int) -> tuple[Figures, Figures, list[float]]:
     """`rounds` alternating slices of a and b, `seconds` in all for each; per-slice b/a ratios."""
-    fa, fb = Figures(a.name), Figures(b.name)
-    ratios = []
-    async with client(a.connections) as http_a, client(b.connections) as http_b:
-        for _ in range(rounds):
-            ra = await load(a, http_a, seconds / rounds, fa)
-            rb = await load(b, http_b, seconds / rounds, fb)
-            ratios.append(rb / ra)
-    return fa, fb, ratios
+    (fa, fb), (ra, rb) = await alternating([a, b], seconds, rounds)
+    return fa, fb, [y / x for x, y in zip(ra, rb)]
 
 
 @contextlib.asynccontextmanager
@@ -286,17 +326,20 @@ def each(base: str, ids: Iterator[str]) -> Iterator[str]:
         yield f"{base}/Patient/{nhs}"
 
 
-def report(rows: list[Figures], floor: Figures, cpu_of: dict[str, int]) -> None:
-    cpu_cols = list(cpu_of)
+def report(rows: list[Figures], floors: dict[str, Figures], cpu_of: dict[str, int]) -> None:
+    """One line per phase: req/s, latency, the ratio to each floor (one column per floor
+    server), the CPU time per request of each named process."""
     print(
-        f"\n{'':28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}"
-        + "".join(f"{'CPU us/req ' + name:>22}" for name in cpu_cols)
+        f"\n{'':32}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        + "".join(f"{'x ' + name:>13}" for name in floors)
+        + "".join(f"{'CPU us/req ' + name:>27}" for name in cpu_of)
     )
     for row in rows:
+        ratios = "".join(f"{row.rps / floor.rps:13.2f}" for floor in floors.values())
         cpu = "".join(
-            f"{row.cpu_us(pid):22.0f}" if row.cpu_us(pid) is not None else f"{'':22}" for pid in cpu_of.values()
+            f"{row.cpu_us(pid):27.0f}" if row.cpu_us(pid) is not None else f"{'':27}" for pid in cpu_of.values()
         )
-        print(f"{row.name:28}{row.rps:8.0f}{row.pct(50):9.2f}{row.pct(99):9.2f}{row.rps / floor.rps:9.2f}{cpu}")
+        print(f"{row.name:32}{row.rps:8.0f}{row.pct(50):9.2f}{row.pct(99):9.2f}{ratios}{cpu}")
 
 
 def load_average() -> str:
@@ -308,10 +351,9 @@ def load_average() -> str:
 
 async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
     ids = iter(synthetic_nhs_numbers(60_000))
-    emulator_port, facade_port, floor_port = free_port(), free_port(), free_port()
+    emulator_port, facade_port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     facade_url = f"http://127.0.0.1:{facade_port}"
-    floor_url = f"http://127.0.0.1:{floor_port}"
     print(f"load average at start: {load_average()} ({os.cpu_count()} CPUs)")
     with contextlib.ExitStack() as stack:
         env = {
@@ -347,38 +389,47 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
         headers_file.write_text(json.dumps(hit_headers))
         stack.callback(body_file.unlink)
         stack.callback(headers_file.unlink)
-        floor_proc = stack.enter_context(
-            child([__file__, "--serve-floor", str(floor_port), str(body_file), str(headers_file)])
-        )
-        await wait_ready(f"{floor_url}/Patient/{HOT_ID}")
+        floor_env = dict(zip(FLOOR_FILES, (str(body_file), str(headers_file))))
+        floor_urls, floor_pids = {}, {}
+        for server in FLOOR_SERVERS:
+            port = free_port()
+            proc = stack.enter_context(child([__file__, "--serve-floor", server, str(port)], floor_env))
+            floor_urls[server] = f"http://127.0.0.1:{port}"
+            await wait_ready(f"{floor_urls[server]}/Patient/{HOT_ID}")
+            floor_pids[server] = serving_pid(proc.pid)
+        facade_pid = serving_pid(facade.pid)
         print(
             f"cache backend: {health['cache']['backend']} ({health['cache']['status']}); façade log level "
             f"{log_level}; {CONNECTIONS} connections; {seconds:.0f} s per phase in {rounds} alternating slices; "
             f"body {len(body)} bytes, Content-Encoding of a HIT to this client: {compressed}"
         )
 
-        cpu_of = {"façade": facade.pid, "emulator": emulator.pid}
+        cpu_of = {"façade": facade_pid, "emulator": emulator.pid}
         if mongo_pid is not None:
             cpu_of["mongo"] = mongo_pid
-        floor_phase = Phase(
-            "floor (Starlette+Hypercorn)",
-            repeat(f"{floor_url}/Patient/{HOT_ID}"),
-            CONNECTIONS,
-            pids=(floor_proc.pid,),
-            headers=bearer(),
-        )  # the same request; not verified
+        floor_phases = [
+            Phase(
+                f"floor (Starlette+{server.capitalize()})",
+                repeat(f"{floor_urls[server]}/Patient/{HOT_ID}"),
+                CONNECTIONS,
+                pids=(floor_pids[server],),
+                headers=bearer(),
+            )  # the same request; not verified
+            for server in FLOOR_SERVERS
+        ]
         hit_phase = Phase(
             "cached read (HIT)",
             repeat(f"{facade_url}/Patient/{HOT_ID}"),
             CONNECTIONS,
             "HIT",
-            pids=(facade.pid, *(p for p in [mongo_pid] if p)),
+            pids=(facade_pid, *(p for p in [mongo_pid] if p)),
             headers=bearer(),
         )
         warm = min(1.0, seconds / 4)
-        await side_by_side(floor_phase, hit_phase, 2 * warm, 2)  # warm-up, discarded
-        floor, hit, hit_ratios = await side_by_side(floor_phase, hit_phase, seconds, rounds)
-        cpu_of_floor = {"floor": floor_proc.pid}
+        await alternating([*floor_phases, hit_phase], 2 * warm, 2)  # warm-up, discarded
+        (*floor_figures, hit), rates = await alternating([*floor_phases, hit_phase], seconds, rounds)
+        floors = dict(zip(FLOOR_SERVERS, floor_figures))
+        cpu_of_floor = {f"floor {server}": floor_pids[server] for server in FLOOR_SERVERS}
         miss_phase = Phase(
             "miss via emulator (MISS)",
             each(facade_url, ids),
@@ -391,14 +442,20 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
             "direct emulator call", each(f"{emulator_url}/{PDS}", ids), CONNECTIONS, pids=(emulator.pid,)
         )
         miss, direct, _ = await side_by_side(miss_phase, direct_phase, seconds, rounds)
-        report([floor, hit, miss, direct], floor, {**cpu_of_floor, **cpu_of})
-        print(
-            f"\ncached read / floor (req/s):         {hit.rps / floor.rps:.2f}   (target >= 0.7; "
-            f"median of {rounds} slice ratios {statistics.median(hit_ratios):.2f})"
-        )
-        floor_cpu, hit_cpu = floor.cpu_us(floor_proc.pid), hit.cpu_us(facade.pid)
-        if floor_cpu and hit_cpu:
-            print(f"floor / cached read (server CPU):    {floor_cpu / hit_cpu:.2f}")
+        report([*floor_figures, hit, miss, direct], floors, {**cpu_of_floor, **cpu_of})
+        print()
+        for server, floor_rates in zip(FLOOR_SERVERS, rates):
+            slices = statistics.median(h / f for f, h in zip(floor_rates, rates[-1]))
+            print(
+                f"{'cached read / ' + server + ' floor (req/s):':42}{hit.rps / floors[server].rps:5.2f}   "
+                f"(median of {rounds} slice ratios {slices:.2f})"
+                + ("   target >= 0.7: the façade runs on Granian" if server == "granian" else "")
+            )
+        hit_cpu = hit.cpu_us(facade_pid)
+        for server in FLOOR_SERVERS:
+            floor_cpu = floors[server].cpu_us(floor_pids[server])
+            if floor_cpu and hit_cpu:
+                print(f"{server + ' floor / cached read (server CPU):':42}{floor_cpu / hit_cpu:5.2f}")
         print(
             f"token verification alone:            {await verification_us():.0f} us CPU per request "
             f"(RS256, in this process; the façade pays it on every request, the floor never)"
@@ -413,7 +470,7 @@ async def run(seconds: float, rounds: int, store: str, log_level: str) -> None:
             seconds / 2,
             rounds,
         )
-        report([miss1, direct1], floor, cpu_of)
+        report([miss1, direct1], floors, cpu_of)
         print(f"\nmiss overhead over direct, median:   {miss1.pct(50) - direct1.pct(50):.2f} ms   (target <= 2 ms)")
     print(f"load average at end: {load_average()}")
 
@@ -425,12 +482,12 @@ def main() -> None:
     parser.add_argument("--store", choices=("mongodb", "memory"), default="mongodb")
     parser.add_argument("--log-level", default="INFO", help="the façade's FACADE_LOG_LEVEL (shipped default INFO)")
     parser.add_argument("--serve-emulator", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-floor", nargs=3, metavar=("PORT", "BODY", "HEADERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", nargs=2, metavar=("SERVER", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
         serve_emulator(args.serve_emulator, extra=60_000)
     elif args.serve_floor:
-        serve_floor(int(args.serve_floor[0]), args.serve_floor[1], args.serve_floor[2])
+        serve_floor(args.serve_floor[0], int(args.serve_floor[1]))
     else:
         asyncio.run(run(args.seconds, args.rounds, args.store, args.log_level))
 

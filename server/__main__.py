@@ -1,6 +1,7 @@
-"""Command line: `nhs-fhir-facade serve` runs the façade, `emulator` runs the NHS emulator alone,
-`keygen` creates the RS512 signing key pair whose JWKS is registered with NHS, `token` prints
-an access token of the development issuer (trusted by a sandbox façade only)."""
+"""Command line: `nhs-fhir-facade serve` runs the façade (Granian worker processes),
+`emulator` runs the NHS emulator alone, `keygen` creates the RS512 signing key pair whose
+JWKS is registered with NHS, `token` prints an access token of the development issuer
+(trusted by a sandbox façade only)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,59 @@ import argparse
 import asyncio
 import gc
 import logging
+import logging.config
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
+from pydantic import ValidationError
+from starlette.applications import Starlette
 
-from server.serving import hypercorn_config
+from server.serving import check_can_listen, hypercorn_config, serve_workers
 from server.settings import Settings
 
 # Library loggers that print data, not events, at DEBUG: pymongo.command logs whole
 # commands and replies (cache keys name NHS numbers; cached documents are Patients).
 DATA_LOGGERS = ("pymongo",)
+# The process id tells the lines of one Granian worker from another's.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
+# FACADE_LOG_FORMAT=json: one JSON object per line (named, not imported: workers resolve it).
+JSON_FORMATTER = "server.log_setup.JSONFormatter"
+# What each Granian worker imports and calls to build its app (facade_app below).
+FACADE_FACTORY = "server.__main__:facade_app"
+
+log = logging.getLogger("facade")
+
+
+def logging_config(level: str, log_format: str = "text") -> dict[str, Any]:
+    """The one logging set-up (a dictConfig): every line to stderr in one format (text, or
+    JSON objects: server/log_setup.py), data loggers no lower than INFO whatever the level.
+    Granian applies it in its main process and in each worker; `emulator` and `serve` before
+    Granian start apply it with _setup_logging."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r} (use DEBUG, INFO, WARNING or ERROR)")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"()": JSON_FORMATTER} if log_format == "json" else {"format": LOG_FORMAT}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "root": {"level": numeric, "handlers": ["stderr"]},
+        "loggers": {
+            # Granian's own lines (start, workers, stop) in the same format and stream.
+            "_granian": {"handlers": [], "propagate": True},
+            **{name: {"level": max(logging.INFO, numeric)} for name in DATA_LOGGERS},
+        },
+    }
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    for name in DATA_LOGGERS:
-        logger = logging.getLogger(name)
-        logger.setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
+    logging.config.dictConfig(logging_config(level))
 
 
 async def _serve_forever(app: object, bind: str) -> None:
@@ -41,21 +76,79 @@ def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def facade_app() -> Starlette:
+    """The app of one Granian worker, built in that process from the FACADE_* environment
+    (a worker is a process of its own: settings reach it through the environment only)."""
     from server.app import create_app
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = Settings(**overrides)
-    _setup_logging(settings.log_level)
-    logging.getLogger("facade").info(
-        "nhs-fhir-facade listening on %s (base URL %s)", _bind(settings.host, settings.port), settings.public_base_url()
-    )
-    app = create_app(settings)
+    app = create_app(Settings())
     # The ~75k objects made by imports live as long as the process: moved out of the
     # collector's generations, full collections stop rescanning them (measured: GC cost per
     # cached read 7.5 -> 0.8 us, and no 30 ms full-collection pauses in the tail).
     gc.freeze()
-    asyncio.run(_serve_forever(app, _bind(settings.host, settings.port)))
+    return app
+
+
+def _fresh_metrics_dir() -> None:
+    """Workers are processes: Prometheus counters are summed from files in
+    PROMETHEUS_MULTIPROC_DIR (server/metrics_endpoint.py). Set it to a new private directory
+    unless the operator chose one, and empty a chosen one: files left by an earlier run
+    would be added to this one's counts."""
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if chosen:
+        for stale in Path(chosen).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="nhs-fhir-facade-metrics-")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # The flags win over FACADE_*: written into the environment the workers inherit.
+    for name, value in (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
+        if value is not None:
+            os.environ[f"FACADE_{name}"] = str(value)
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line per bad setting, never a traceback or exit 0
+        for error in exc.errors():
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            print(f"serve: FACADE_{where}: {error['msg']}", file=sys.stderr)
+        return 2
+    bind = _bind(settings.host, settings.port)
+    if settings.workers > 1 and not settings.mongodb_uri:
+        print(
+            f"serve: {settings.workers} workers need FACADE_MONGODB_URI: without MongoDB each process keeps its "
+            "own cache, pages and PAS records, and a purge in one cannot reach the others (use 1 worker)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        log_config = logging_config(settings.log_level, settings.log_format)
+        check_can_listen(settings.host, settings.port)
+    except ValueError as exc:
+        print(f"serve: FACADE_LOG_LEVEL: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"serve: cannot listen on {bind}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    logging.config.dictConfig(log_config)
+    if settings.workers > 1:
+        _fresh_metrics_dir()
+    log.info(
+        "nhs-fhir-facade listening on %s with %d worker(s) (base URL %s)",
+        bind,
+        settings.workers,
+        settings.public_base_url(),
+    )
+    serve_workers(
+        FACADE_FACTORY,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=log_config,
+        log_level=settings.log_level,
+    )
+    log.info("nhs-fhir-facade stopped")
     return 0
 
 
@@ -63,14 +156,13 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     from server.sandbox.app import create_emulator_app
 
     _setup_logging("INFO")
-    logging.getLogger("facade").info("NHS emulator listening on %s", _bind(args.host, args.port))
+    log.info("NHS emulator listening on %s", _bind(args.host, args.port))
     asyncio.run(_serve_forever(create_emulator_app(), _bind(args.host, args.port)))
     return 0
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from server.nhs.auth.keys import generate_key_pair, jwks, public_jwk, write_key_pair
 
@@ -136,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the FHIR façade (settings from FACADE_* variables)")
     serve.add_argument("--host", default=None, help="overrides FACADE_HOST")
     serve.add_argument("--port", type=int, default=None, help="overrides FACADE_PORT")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes, overrides FACADE_WORKERS (default 1; more than 1 needs FACADE_MONGODB_URI)",
+    )
     serve.set_defaults(func=cmd_serve)
     emu = sub.add_parser("emulator", help="run the project's NHS API emulator on its own")
     emu.add_argument("--host", default="127.0.0.1")

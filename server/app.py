@@ -28,11 +28,13 @@ from server.cache.provider import with_cache
 from server.fhir.edge import edge_middleware
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
-from server.fhir.pages import SnapshotStore
 from server.fhir.routes import ROUTES
 from server.fhir.xml_format import XMLFormatMiddleware
+from server.health import Readiness
 from server.mongodb import open_mongo_client
 from server.nhs.auth.profiles import build_auth
+from server.nhs.shared_rate_limiter import COLLECTION as RATE_BUDGET_COLLECTION
+from server.page_snapshots import open_snapshots
 from server.pas.routes import create_pas_app
 from server.pas.wiring import build_pas, open_pas_store, pas_only_providers, with_pas
 from server.providers.audit_event import AuditEventProvider
@@ -78,6 +80,9 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
             auth = await build_auth(settings, session, emulator_url)
             # Exit runs in reverse: token renewals are cancelled and awaited before the session closes.
             stack.push_async_callback(auth.aclose)
+            # One client, shared: the cache, the PAS store, the audit trail, page snapshots and the
+            # NHS rate budgets all live in it when FACADE_MONGODB_URI is set (one state per deployment).
+            mongo = await stack.enter_async_context(open_mongo_client(settings))
             wiring = Wiring(
                 settings=settings,
                 session=session,
@@ -86,9 +91,9 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
                 rate_limits=config.rate_limits(settings),
                 nhs_urls=tuple(config.configured_urls()),
                 auth=auth,
+                shared_rate_budget=mongo[settings.mongodb_database][RATE_BUDGET_COLLECTION] if mongo else None,
             )
             stack.push_async_callback(wiring.aclose)  # shared upstream flights, before the session closes
-            mongo = await stack.enter_async_context(open_mongo_client(settings))  # one client, shared
             cache = await stack.enter_async_context(open_cache(settings, mongo, config.freshness()))
             if cache is not None:
                 stack.push_async_callback(cache.flights.aclose)  # cache misses in flight, before the store closes
@@ -130,13 +135,21 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
                 settings=settings,
                 base_url=settings.public_base_url(),
                 registry=registry,
-                snapshots=SnapshotStore(ttl=settings.page_snapshot_ttl, limit=settings.page_snapshot_limit),
+                snapshots=await open_snapshots(settings, mongo),
                 cache=cache.store if cache is not None else None,
                 upstream_modes=upstreams.modes(),
                 nhs_urls=tuple(config.configured_urls()),
                 upstream_access=upstream_access,
             )
+            app.state.readiness = Readiness(
+                mongo=mongo,
+                nhs_auth=auth.application,
+                mongo_timeout=2 * settings.mongodb_timeout_ms / 1000,  # a ping: selection plus one round trip
+                token_timeout=min(settings.upstream_request_budget, 5.0),
+            )
+            log.info("façade ready: %d resource types", len(registry))
             yield
+        log.info("façade stopped: connections and stores closed")
 
     app = Starlette(
         routes=[Mount(PAS_MOUNT, app=pas_app), *ROUTES],

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server.access.principal import Principal
+from server.trace_context import TraceParent
 
 if TYPE_CHECKING:
     from server.access.quota import CallerQuota
@@ -34,6 +35,7 @@ class RequestContext:
     headers: Mapping[str, str] = field(default_factory=dict)
     principal: Principal | None = None
     quota: CallerQuota | None = None  # charged per NHS request sent for this caller (server.nhs.client)
+    trace: TraceParent | None = None  # this request's span (W3C traceparent); NHS calls are its children
 
     def caller_identity(self, *, per_user: bool = False) -> str:
         """A digest of what makes this caller's NHS answers differ from another's: the

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from server.cache.store import CacheStore
-from server.fhir.pages import SnapshotStore
+from server.fhir.pages import Snapshots
 from server.providers.registry import ProviderRegistry
 from server.settings import Settings
 
@@ -15,7 +15,7 @@ class Runtime:
     settings: Settings
     base_url: str
     registry: ProviderRegistry
-    snapshots: SnapshotStore
+    snapshots: Snapshots  # in process, or in MongoDB when configured (server.page_snapshots)
     cache: CacheStore | None = None  # for the health endpoint; None = cache disabled
     upstream_modes: dict[str, str] = field(default_factory=dict)  # upstream key -> "emulator" | "configured"
     # Every NHS API URL as configured (None = the embedded emulator): the CapabilityStatement

@@ -1,8 +1,11 @@
-"""Serve an ASGI app with Hypercorn on a loopback socket inside the current event loop.
+"""The two ways the project serves an ASGI app.
 
-Used for the embedded NHS emulator (sandbox mode) and by the integration tests. The
-socket is bound before Hypercorn starts (port 0 = a free port), so the caller knows the
-URL at once with no race for the port.
+Granian worker processes serve the façade (`nhs-fhir-facade serve`): `serve_workers`
+imports an app factory in each worker, so every process builds its own app, sessions and
+MongoDB client after the fork. Hypercorn serves where a server must run inside the current
+event loop: the embedded NHS emulator (sandbox mode, started by the façade's lifespan) and
+the integration tests. `serving` binds its socket before Hypercorn starts (port 0 = a free
+port), so the caller knows the URL at once with no race for the port.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from hypercorn.asyncio import serve
@@ -28,6 +32,50 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raise OSError now when (host, port) cannot be bound (in use, no such address, a
+    privileged port): Granian would fail later, after its first log lines, with a Rust
+    backtrace. A port taken between this check and Granian's bind still fails, loudly."""
+    _bound_socket(host, port).close()
+
+
+# Seconds a worker may take to finish its requests and its lifespan shutdown after SIGTERM
+# before it is killed: inside the 10 s Docker and Kubernetes wait before their SIGKILL.
+WORKER_STOP_SECONDS = 8
+
+
+def serve_workers(
+    factory: str, *, host: str, port: int, workers: int, log_config: dict[str, Any], log_level: str
+) -> None:
+    """Serve the ASGI app `factory` builds ("module:function", called with no arguments in
+    each worker process) with Granian until SIGINT or SIGTERM, then stop every worker
+    gracefully: in-flight requests end, then the app's lifespan shutdown runs.
+
+    `log_config` (a logging dictConfig) is applied in the main process and in every worker;
+    `log_level` is Granian's own (its start, workers and stop). Granian's access log stays off: request paths carry NHS numbers (the façade's own
+    middleware logs each request without its path)."""
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    server = Server(
+        factory,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,  # with the lifespan protocol: the app opens and closes its connections
+        factory=True,
+        workers=workers,
+        loop=Loops.asyncio,  # the loop the tests run on (rloop or uvloop would be picked when installed)
+        websockets=False,
+        log_access=False,
+        log_dictconfig=log_config,
+        log_level=LogLevels(log_level.lower()),
+        respawn_failed_workers=True,  # a crashed worker is replaced; a crash loop stops the server
+        workers_kill_timeout=WORKER_STOP_SECONDS,
+    )
+    server.serve()
 
 
 def hypercorn_config(bind: list[str]) -> Config:

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Granian worker processes of `nhs-fhir-facade serve`; more than 1 needs mongodb_uri "
+        "(the in-memory stores are per process).",
+    )
     base_url: str = Field(
         default="",
         description="Public base URL used in every link; defaults to http://{host}:{port}.",
@@ -81,6 +87,17 @@ class Settings(BaseSettings):
     )
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text = one readable line per event; json = one JSON object per line (for a log "
+        "pipeline), the request lines with request id, trace id, type, interaction, status, duration, "
+        "cache result and NHS calls. Neither ever holds a path, a query or an id.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer secret a Prometheus scraper sends to GET /metrics; unset = /metrics open in "
+        "sandbox mode only, refused (403) otherwise.",
+    )
 
     # NHS API platform authentication (reference: shared/reference/nhs-apis.md section 3).
     auth_mode: Literal["none", "signed-jwt"] = Field(

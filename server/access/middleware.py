@@ -1,7 +1,8 @@
 """The access edge (pure ASGI): authenticate every caller, and audit every access.
 
 Every path except the public discovery documents (/metadata, the SMART configuration,
-/openapi.json, /_health) needs a verified bearer token: none, or a bad one, is a 401
+/openapi.json), the health probes (/_health, /_health/live, /_health/ready) and /metrics
+(which checks its own scrape secret) needs a verified bearer token: none, or a bad one, is a 401
 with `WWW-Authenticate` and an OperationOutcome that says no more than that. The
 principal goes into the request state for the handlers, which decide scopes, roles,
 purpose and relationship (server.access.policy) and note what they returned.
@@ -28,7 +29,18 @@ from server.fhir.outcome import issue, operation_outcome
 
 log = logging.getLogger("facade.access")
 
-PUBLIC_PATHS = frozenset({"/metadata", "/.well-known/smart-configuration", "/openapi.json", "/_health"})
+# /metrics guards itself with its own static secret (server/metrics_endpoint.py).
+PUBLIC_PATHS = frozenset(
+    {
+        "/metadata",
+        "/.well-known/smart-configuration",
+        "/openapi.json",
+        "/_health",
+        "/_health/live",
+        "/_health/ready",
+        "/metrics",
+    }
+)
 REALM = 'Bearer realm="nhs-fhir-facade"'
 FHIR_JSON = b"application/fhir+json; charset=utf-8"
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
+from server import metrics
 from server.cache.policy import (
     CachePolicy,
     CacheState,
@@ -83,7 +84,9 @@ class ReadThrough:
     store: CacheStore
     policy: CachePolicy
     clock: Callable[[], datetime] = _utcnow
-    flights: SingleFlight[Served] = field(default_factory=lambda: SingleFlight(reuse_for=FLIGHT_REUSE_SECONDS))
+    flights: SingleFlight[Served] = field(
+        default_factory=lambda: SingleFlight(reuse_for=FLIGHT_REUSE_SECONDS, name="cache")
+    )
     # Restricted patients whose purge could not reach the store (MongoDB down). Until every
     # one of them is purged, no cached copy is served: it might hold the address PDS now
     # withholds. Retried before each cache lookup.
@@ -268,6 +271,7 @@ def _directives(ctx: RequestContext) -> Directives:
 
 
 def _announce(state: CacheState, fetched_at: datetime | None = None, now: datetime | None = None) -> None:
+    metrics.cache_result(state.value)  # every lookup, _include reads too; X-Cache only for the primary
     headers = {"X-Cache": state.value}
     if state in (CacheState.HIT, CacheState.STALE) and fetched_at is not None and now is not None:
         headers["Age"] = str(int(age_seconds(fetched_at, now)))

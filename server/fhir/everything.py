@@ -187,7 +187,7 @@ async def patient_everything(request: Request) -> Response:
     patient_id = checked_id(request)
     values = dict(pairs)
     if "_getpages" in values:
-        return _page(request, patient_id, values, pretty)
+        return await _page(request, patient_id, values, pretty)
     strict = strict_handling(request)
     unknown = sorted({k for k, _ in pairs if k not in KNOWN})
     if unknown and strict:
@@ -218,14 +218,14 @@ async def patient_everything(request: Request) -> Response:
     key = None
     if count and len(matches) > count:
         owner = request.state.principal.binding_key()
-        key = rt.snapshots.put(search, matches, outcome, self_pairs, {}, owner=owner)
+        key = await rt.snapshots.put(search, matches, outcome, self_pairs, {}, owner=owner)
     snapshot = Snapshot(search, tuple(matches), outcome, tuple(self_pairs), {}, 0.0)
     return _render(request, patient_id, snapshot, key, 0, count, pretty, self_pairs=self_pairs)
 
 
-def _page(request: Request, patient_id: str, values: dict[str, str], pretty: bool) -> Response:
+async def _page(request: Request, patient_id: str, values: dict[str, str], pretty: bool) -> Response:
     key = values["_getpages"]
-    snapshot, offset, count = owned_page(request, key, _snapshot_kind(patient_id), values, "$everything results")
+    snapshot, offset, count = await owned_page(request, key, _snapshot_kind(patient_id), values, "$everything results")
     return _render(request, patient_id, snapshot, key, offset, count, pretty)
 
 

@@ -57,6 +57,7 @@ def context(request: Request) -> RequestContext:
         headers=request.headers,
         principal=request.state.principal,
         quota=access.quota,
+        trace=request.state.trace,  # set by server.fhir.middleware.RequestIdMiddleware
     )
 
 
@@ -332,7 +333,7 @@ async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
         return FHIRResponse(bundle, headers=extra, pretty=pretty)
     key = None
     if len(matches) > search.count:
-        key = rt.snapshots.put(
+        key = await rt.snapshots.put(
             search, matches, outcome, self_pairs, result.scores, owner=request.state.principal.binding_key()
         )
     snapshot = Snapshot(search, tuple(matches), outcome, tuple(self_pairs), result.scores, 0.0)
@@ -351,18 +352,20 @@ async def _page_from_snapshot(
     ctx: RequestContext,
     pretty: bool,
 ) -> Response:
-    snapshot, offset, count = owned_page(request, key, provider.resource_type, dict(pairs), "search results")
+    snapshot, offset, count = await owned_page(request, key, provider.resource_type, dict(pairs), "search results")
     return await _render_page(request, provider, snapshot, key, offset, count, ctx, pretty, first=False)
 
 
-def owned_page(request: Request, key: str, kind: str, values: dict[str, str], what: str) -> tuple[Snapshot, int, int]:
+async def owned_page(
+    request: Request, key: str, kind: str, values: dict[str, str], what: str
+) -> tuple[Snapshot, int, int]:
     """The snapshot page `key` names, with its offset and page size, for the caller who made
     it: anyone else (another user, client, scope set or patient context) gets no data (a
     404, where an unknown key is 410: the key is 128 random bits, so whoever holds it knows
     it exists anyway). `kind` is what the snapshot must be of (a type, or an operation's
     own kind), so a key cannot be replayed through another endpoint."""
     rt = runtime(request)
-    snapshot = rt.snapshots.get(key)
+    snapshot = await rt.snapshots.get(key)
     if snapshot is not None and snapshot.owner != request.state.principal.binding_key():
         raise NotFound(f"No such page of {what}")
     if snapshot is None or snapshot.request.resource_type != kind:

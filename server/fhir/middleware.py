@@ -1,11 +1,19 @@
-"""Request-id middleware (pure ASGI): echo or mint X-Request-ID, log without PHI, and
-turn any unexpected exception into a 500 OperationOutcome instead of a traceback.
+"""Request-id middleware (pure ASGI): echo or mint X-Request-ID, take the caller's W3C
+traceparent, count and log each request without PHI, and turn any unexpected exception
+into a 500 OperationOutcome instead of a traceback.
 
-The access log line names the request id, method, resource type and status only: paths
-carry NHS numbers and queries carry names and birth dates, so neither is logged. For the
-same reason a client's X-Request-ID is kept only when it is a UUID: any other text (a
-client may well put an NHS number or a name in it) would be logged, and sent to NHS as
-X-Correlation-ID, as it came; it is replaced by a fresh uuid4.
+The access log line names the request id, trace id, method, resource type, interaction,
+status, duration, cache result (X-Cache) and NHS calls sent only: paths carry NHS numbers
+and queries carry names and birth dates, so neither is logged (with FACADE_LOG_FORMAT=json
+the same fields are the JSON object's, see server/log_setup.py). For the same reason a
+client's X-Request-ID is kept only when it is a UUID: any other text (a client may well
+put an NHS number or a name in it) would be logged, and sent to NHS as X-Correlation-ID,
+as it came; it is replaced by a fresh uuid4. A traceparent is kept only when well formed
+(server/trace_context.py): its ids are hex, so they carry nothing else.
+
+The request metrics (server/metrics.py) are labelled by resource type (one the registry
+serves, else "other"; "system" for the base and operational paths) and interaction, so
+no id reaches a label either.
 """
 
 from __future__ import annotations
@@ -20,7 +28,10 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import metrics
+from server.access.audit_event import interaction_of
 from server.fhir.outcome import issue, operation_outcome
+from server.trace_context import inbound_trace
 
 log = logging.getLogger("facade.access")
 # The canonical 8-4-4-4-12 hex form, any case; no braces, urn:uuid: prefix or bare 32 hex.
@@ -32,66 +43,140 @@ def chosen_request_id(inbound: str | None) -> str:
     return inbound if inbound is not None and _UUID.fullmatch(inbound) else str(uuid.uuid4())
 
 
-def _resource_type(path: str) -> str:
-    first = path.strip("/").split("/", 1)[0]
-    return first if re.match(r"^[A-Za-z_$][A-Za-z]{0,63}$", first) else "-"
+# First path segments that are the façade's own, not a resource type: label "system".
+_SYSTEM_SEGMENTS = {
+    "": "system",
+    "metadata": "capabilities",
+    "_health": "health",
+    "metrics": "metrics",
+    ".well-known": "discovery",
+    "openapi.json": "discovery",
+}
+
+
+def request_labels(method: str, path: str, served: frozenset[str]) -> tuple[str, str]:
+    """(type, interaction) for the metrics and the log: bounded sets whatever the path.
+    `served`: the resource types the registry serves; any other type is "other"."""
+    parts = [p for p in path.split("/") if p]
+    first = parts[0] if parts else ""
+    if first == "pas":
+        return "pas", interaction_of(method, path)
+    if first in _SYSTEM_SEGMENTS:
+        return "system", "batch" if (method == "POST" and not parts) else _SYSTEM_SEGMENTS[first]
+    if first.startswith("$") or first == "_history":
+        return "system", "operation" if first.startswith("$") else "history"
+    # A compartment search (/Patient/{id}/Observation) is a search of its last type.
+    rtype = parts[2] if len(parts) >= 3 and parts[2] in served else first
+    return (rtype if rtype in served else "other"), interaction_of(method, path)
+
+
+def _served_types(scope: Scope) -> frozenset[str]:
+    runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
+    return frozenset(p.resource_type for p in runtime.registry) if runtime is not None else frozenset()
 
 
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._served: frozenset[str] | None = None  # the registry's types, read at the first request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        inbound = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        inbound = traceparent = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                inbound = value.decode("latin-1")
+            elif key == b"traceparent":
+                traceparent = value.decode("latin-1")
         request_id = chosen_request_id(inbound)
-        scope.setdefault("state", {})["request_id"] = request_id
+        trace = inbound_trace(traceparent)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["trace"] = trace  # NHS calls are its children (server.nhs.client)
         started = time.perf_counter()
-        status_holder: dict[str, Any] = {"status": None}
+        status_holder: dict[str, Any] = {"status": None, "cache": None}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers = []
+                for k, v in message.get("headers", []):
+                    name = k.lower()
+                    if name == b"x-cache":
+                        status_holder["cache"] = v.decode("latin-1")
+                    if name != b"x-request-id":
+                        headers.append((k, v))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:  # last line of defence: never a traceback to the client
-            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-            where = f"{frame.filename}:{frame.lineno}" if frame else "?"
-            # Only the type and location: exception messages may quote patient data.
-            log.error("unhandled %s at %s request_id=%s", type(exc).__name__, where, request_id)
-            if status_holder["status"] is None:
-                body = orjson.dumps(
-                    operation_outcome(
-                        issue("exception", f"Internal error; quote request id {request_id} when reporting it")
+        with metrics.tallying() as tally:  # NHS calls this request sends, for its log line
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:  # last line of defence: never a traceback to the client
+                frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+                where = f"{frame.filename}:{frame.lineno}" if frame else "?"
+                # Only the type and location: exception messages may quote patient data.
+                log.error("unhandled %s at %s request_id=%s", type(exc).__name__, where, request_id)
+                if status_holder["status"] is None:
+                    body = orjson.dumps(
+                        operation_outcome(
+                            issue("exception", f"Internal error; quote request id {request_id} when reporting it")
+                        )
                     )
-                )
-                status_holder["status"] = 500
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/fhir+json; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store"),  # outside server.fhir.no_store, so set here
-                            (b"vary", b"Authorization"),
-                        ],
-                    }
-                )
-                await send_with_id({"type": "http.response.body", "body": body})
-        finally:
-            log.info(
-                "request_id=%s method=%s type=%s status=%s ms=%.1f",
-                request_id,
-                scope.get("method"),
-                _resource_type(scope.get("path", "")),
-                status_holder["status"],
-                (time.perf_counter() - started) * 1000,
-            )
+                    status_holder["status"] = 500
+                    await send_with_id(
+                        {
+                            "type": "http.response.start",
+                            "status": 500,
+                            "headers": [
+                                (b"content-type", b"application/fhir+json; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"cache-control", b"no-store"),  # outside server.fhir.no_store, so set here
+                                (b"vary", b"Authorization"),
+                            ],
+                        }
+                    )
+                    await send_with_id({"type": "http.response.body", "body": body})
+            finally:
+                self._record(scope, request_id, trace.trace_id, status_holder, tally.nhs_calls, started)
+
+    def _record(
+        self, scope: Scope, request_id: str, trace_id: str, held: dict[str, Any], nhs_calls: int, started: float
+    ) -> None:
+        """The request's metrics and its one log line: labels and counts, nothing from the path."""
+        seconds = time.perf_counter() - started
+        if self._served is None:
+            self._served = _served_types(scope) or None  # not cached before the lifespan filled the registry
+        method = scope.get("method", "-")
+        rtype, interaction = request_labels(method, scope.get("path", ""), self._served or frozenset())
+        status = held["status"] if held["status"] is not None else 500  # ended with no response: counted as 500
+        metrics.observe_request(rtype, interaction, status, seconds)
+        if not log.isEnabledFor(logging.INFO):
+            return  # FACADE_LOG_LEVEL=WARNING: not even the fields are built
+        fields = {
+            "request_id": request_id,
+            "trace_id": trace_id,
+            "method": method,
+            "type": rtype,
+            "interaction": interaction,
+            "status": held["status"],
+            "duration_ms": round(seconds * 1000, 1),
+            "cache": held["cache"],
+            "nhs_calls": nhs_calls,
+        }
+        log.info(
+            "request_id=%s trace_id=%s method=%s type=%s interaction=%s status=%s ms=%.1f cache=%s nhs_calls=%d",
+            request_id,
+            trace_id,
+            method,
+            rtype,
+            interaction,
+            held["status"],
+            seconds * 1000,
+            held["cache"] or "-",
+            nhs_calls,
+            extra={"fields": fields},  # the JSON log line's fields (server/log_setup.py)
+        )

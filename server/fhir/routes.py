@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from server import discovery, health
+from server import discovery, health, metrics_endpoint
 from server.fhir import batch, everything, handlers
 
 ROUTES = [
     Route("/_health", health.health, methods=["GET"]),  # JSON, not FHIR (server/health.py); before /{type}
+    Route("/_health/live", health.live, methods=["GET"]),  # probes, before /{type}/{id}
+    Route("/_health/ready", health.ready, methods=["GET"]),
+    Route("/metrics", metrics_endpoint.metrics, methods=["GET"]),  # Prometheus text (server/metrics_endpoint.py)
     Route("/metadata", handlers.metadata, methods=["GET"]),
     Route("/.well-known/smart-configuration", discovery.smart, methods=["GET"]),  # plain JSON, before /{type}/{id}
     Route("/openapi.json", discovery.openapi, methods=["GET"]),  # plain JSON, before /{type}

@@ -3,7 +3,9 @@
 Every NHS connector (PDS, Prescription Tracker, e-RS, BaRS, GP Connect) sends through
 one NHSClient, so request ids, correlation ids, auth headers and the failure types are
 the same everywhere. X-Request-ID is a fresh UUID per logical request and is reused on
-every retry (PDS de-duplicates on it); X-Correlation-ID carries the inbound request id.
+every retry (PDS de-duplicates on it); X-Correlation-ID carries the inbound request id;
+`traceparent` (W3C Trace Context) names a new child span of the inbound request's trace
+on every exchange.
 Each attempt is charged to the caller's NHS quota (ctx.quota, server.access.quota)
 before it is sent; only requests actually sent are charged.
 """
@@ -20,6 +22,7 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict
 
+from server import metrics
 from server.nhs.error_codes import CodeMeaning
 from server.nhs.errors import (
     UpstreamBadResponse,
@@ -179,6 +182,8 @@ class NHSClient:
         }
         if self.config.end_user_ods:
             out_headers["NHSD-End-User-Organisation-ODS"] = self.config.end_user_ods
+        if ctx.trace is not None:
+            out_headers["traceparent"] = ctx.trace.child().header()
         out_headers.update(await self.auth.headers(ctx))
         if headers:
             out_headers.update(headers)
@@ -202,11 +207,15 @@ class NHSClient:
                 # Case-insensitive: PDS (Apigee) sends lower-case names ("etag", "retry-after").
                 resp_headers = CIMultiDict(resp.headers)
         except TimeoutError:
+            metrics.nhs_call(self.api, "timeout")
             raise UpstreamTimeout(self.api, "timed out") from None
         except aiohttp.ClientConnectionError as exc:
+            metrics.nhs_call(self.api, "connection_error")
             raise UpstreamUnavailable(self.api, f"connection failed ({type(exc).__name__})") from None
         except aiohttp.ClientError as exc:
+            metrics.nhs_call(self.api, "connection_error")
             raise UpstreamUnavailable(self.api, f"HTTP client error ({type(exc).__name__})") from None
+        metrics.nhs_call(self.api, metrics.status_outcome(status))
         log.info(
             "upstream %s %s -> %s request_id=%s correlation=%s", self.api, method, status, request_id, ctx.request_id
         )

@@ -5,15 +5,30 @@ which smooths the limit over the second, so the default burst is one request: at
 requests leave at least 200 ms apart. A caller that would have to wait past its
 request budget is refused at once (NoSlot -> 503 with Retry-After) rather than sent
 late or queued forever.
+
+This bucket is one process's; with MongoDB configured the composition root hands the
+resilience layer server.nhs.shared_rate_limiter's bucket instead (one budget for the
+whole deployment), behind the same `RateLimit` protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from server.nhs.clock import Clock
 from server.nhs.deadline import Deadline
 from server.nhs.refusals import NoSlot
+
+
+class RateLimit(Protocol):
+    """What the resilience layer asks of a client-side rate limit."""
+
+    api: str
+    rate: float  # requests per second
+
+    async def acquire(self, deadline: Deadline) -> None:
+        """Wait for our turn, or raise NoSlot when it comes after the deadline."""
 
 
 class TokenBucket:

@@ -22,13 +22,15 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from server import metrics
 from server.nhs.circuit_breaker import CircuitBreaker
 from server.nhs.client import UpstreamResponse
 from server.nhs.clock import Clock, MonotonicClock
 from server.nhs.concurrency_limit import ConcurrencyLimit
 from server.nhs.deadline import Deadline
 from server.nhs.errors import UpstreamError, UpstreamTimeout
-from server.nhs.rate_limiter import TokenBucket
+from server.nhs.rate_limiter import RateLimit, TokenBucket
+from server.nhs.refusals import CircuitOpen, NoSlot
 from server.nhs.retry_policy import RetryPolicy, is_health_failure, may_retry_method, retry_delay
 from server.nhs.single_flight import Shared, SingleFlight
 
@@ -65,7 +67,7 @@ class Resilience:
     budget: float
     breaker: CircuitBreaker
     concurrency: ConcurrencyLimit
-    rate_limit: TokenBucket | None
+    rate_limit: RateLimit | None  # this process's TokenBucket, or one shared through MongoDB
     flights: SingleFlight[UpstreamResponse] | None
     clock: Clock = field(default_factory=MonotonicClock)
     random: Callable[[], float] = random.random
@@ -116,6 +118,7 @@ class Resilience:
                 )
                 if delay is None:
                     raise
+                metrics.nhs_retry(self.api)
                 log.info(
                     "upstream %s retry %d in %.2fs after %s request_id=%s",
                     self.api,
@@ -127,25 +130,36 @@ class Resilience:
                 await self.clock.sleep(delay)
 
     async def _attempt(self, attempt: Attempt, request_id: str, deadline: Deadline) -> UpstreamResponse:
-        probe = self.breaker.admit()
+        try:
+            probe = self.breaker.admit()
+        except CircuitOpen:
+            metrics.nhs_call(self.api, "circuit_open", sent=False)
+            raise
         outcome: UpstreamError | None = None
         answered = False
         try:
             async with self.concurrency.slot(deadline):
                 if self.rate_limit is not None:
+                    waited_from = self.clock.now()
                     await self.rate_limit.acquire(deadline)
+                    metrics.rate_limit_wait(self.api, self.clock.now() - waited_from)
                 remaining = deadline.remaining()
                 if remaining <= 0:
+                    metrics.nhs_call(self.api, "timeout", sent=False)
                     raise UpstreamTimeout(self.api, "request budget used up before the attempt")
                 try:
                     async with asyncio.timeout(remaining):
                         response = await attempt(request_id)
                 except TimeoutError:
+                    # The attempt was cut off here, so the client did not count it (server.nhs.client).
+                    metrics.nhs_call(self.api, "timeout")
                     raise UpstreamTimeout(self.api, "request budget used up") from None
                 answered = True
                 return response
         except UpstreamError as err:
             outcome = err
+            if isinstance(err, NoSlot):  # a concurrency slot or rate-limit token not had in time
+                metrics.nhs_call(self.api, "rate_limited", sent=False)
             raise
         finally:
             if outcome is not None and is_health_failure(outcome):
@@ -169,6 +183,6 @@ def resilience_for(
         breaker=CircuitBreaker(api, config.breaker_threshold, config.breaker_open_seconds, clock),
         concurrency=ConcurrencyLimit(api, config.concurrency),
         rate_limit=TokenBucket(api, rate, clock) if rate else None,
-        flights=SingleFlight() if config.single_flight else None,
+        flights=SingleFlight(name=api) if config.single_flight else None,
         clock=clock,
     )

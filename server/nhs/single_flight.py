@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
 
+from server import metrics
+
 T = TypeVar("T")
 
 
@@ -42,10 +44,12 @@ class Shared(Generic[T]):
 
 
 class SingleFlight(Generic[T]):
-    def __init__(self, *, reuse_for: float = 0.0) -> None:
+    def __init__(self, *, reuse_for: float = 0.0, name: str | None = None) -> None:
         """`reuse_for`: seconds a finished flight's result stays available to callers
-        whose lookup began before it finished (0: not kept)."""
+        whose lookup began before it finished (0: not kept). `name`: the label its joins
+        are counted under (facade_single_flight_joins_total; None: not counted)."""
         self.reuse_for = reuse_for
+        self.name = name
         self._flights: dict[Hashable, _Flight[T]] = {}
         self._recent: dict[Hashable, tuple[float, T]] = {}
 
@@ -62,6 +66,7 @@ class SingleFlight(Generic[T]):
         if flight is None:
             recent = self._recent.get(key)
             if recent is not None and lookup_started is not None and recent[0] >= lookup_started:
+                self._joined()
                 return Shared(recent[1], True)
             flight = _Flight(asyncio.ensure_future(call()))
             self._flights[key] = flight
@@ -70,6 +75,7 @@ class SingleFlight(Generic[T]):
             flight.task.add_done_callback(partial(self._finished, key))
         else:
             flight.waiters += 1
+            self._joined()
         value = await asyncio.shield(flight.task)
         return Shared(value, flight.waiters > 1)
 
@@ -82,6 +88,10 @@ class SingleFlight(Generic[T]):
         await asyncio.gather(*tasks, return_exceptions=True)
         self._flights.clear()
         self._recent.clear()
+
+    def _joined(self) -> None:
+        if self.name is not None:
+            metrics.single_flight_join(self.name)
 
     def _finished(self, key: Hashable, task: asyncio.Task[T]) -> None:
         current = self._flights.get(key)

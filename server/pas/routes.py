@@ -73,6 +73,7 @@ def _context(request: Request, action: str, resource_type: str, permissions: str
         headers=request.headers,
         principal=principal,
         quota=access.quota,
+        trace=request.state.trace,  # set by server.fhir.middleware.RequestIdMiddleware
     )
 
 

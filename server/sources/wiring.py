@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
+from pymongo.asynchronous.collection import AsyncCollection
 
 from server.nhs.auth.profiles import Access, AuthProfiles
 from server.nhs.client import ClientConfig, NHSClient, UpstreamCall, UpstreamResponse
 from server.nhs.errors import UpstreamUnavailable
+from server.nhs.rate_limiter import TokenBucket
 from server.nhs.resilience import Resilience, ResilienceConfig, resilience_for
 from server.nhs.resilient_client import ResilientClient
 from server.nhs.retry_policy import RetryPolicy
+from server.nhs.shared_rate_limiter import SharedTokenBucket
 from server.request_context import RequestContext
 from server.settings import Settings
 from server.sources.upstream import SourceSettings, Upstream
@@ -52,6 +55,9 @@ class Wiring:
     rate_limits: Mapping[str, float] = field(default_factory=dict)  # requests/s per NHS API
     nhs_urls: tuple[str | None, ...] = ()  # as configured, None = emulator (SourceConfig.configured_urls)
     auth: AuthProfiles = field(default_factory=AuthProfiles.none)
+    # With MongoDB configured: the collection of the deployment-wide NHS rate budgets
+    # (server.nhs.shared_rate_limiter); None = each process limits itself.
+    shared_rate_budget: AsyncCollection[dict[str, Any]] | None = None
     guards: dict[str, Resilience] = field(default_factory=dict, compare=False)
     # (api, access) of every client made, in order: the composition root reads which APIs
     # each provider factory wired, and how, so the CapabilityStatement's security section and
@@ -97,5 +103,9 @@ class Wiring:
     def resilience(self, api: str) -> Resilience:
         """One breaker, rate limit and concurrency limit per NHS API, shared by all its clients."""
         if api not in self.guards:
-            self.guards[api] = resilience_for(api, resilience_config(self.settings), self.rate_limits.get(api))
+            guard = resilience_for(api, resilience_config(self.settings), self.rate_limits.get(api))
+            if self.shared_rate_budget is not None and isinstance(guard.rate_limit, TokenBucket):
+                bucket = guard.rate_limit
+                guard.rate_limit = SharedTokenBucket(api, bucket.rate, self.shared_rate_budget, bucket)
+            self.guards[api] = guard
         return self.guards[api]

@@ -151,40 +151,40 @@ class FakeClock:
 REQ = SearchRequest(resource_type="Patient")
 
 
-def test_snapshot_round_trip_and_unguessable_keys() -> None:
+async def test_snapshot_round_trip_and_unguessable_keys() -> None:
     store = SnapshotStore(ttl=60, limit=10)
-    k1 = store.put(REQ, patients(3), None, [("family", "x")], {"p0": 1.0}, owner="o")
-    k2 = store.put(REQ, patients(1), None, [], {}, owner="o")
+    k1 = await store.put(REQ, patients(3), None, [("family", "x")], {"p0": 1.0}, owner="o")
+    k2 = await store.put(REQ, patients(1), None, [], {}, owner="o")
     assert k1 != k2 and len(k1) >= 20
-    snap = store.get(k1)
+    snap = await store.get(k1)
     assert snap is not None and [m["id"] for m in snap.matches] == ["p0", "p1", "p2"]
     assert snap.self_pairs == (("family", "x"),) and snap.scores == {"p0": 1.0}
-    assert store.get("nope") is None
+    assert await store.get("nope") is None
 
 
-def test_snapshot_expires_after_ttl() -> None:
+async def test_snapshot_expires_after_ttl() -> None:
     clock = FakeClock()
     store = SnapshotStore(ttl=60, limit=10, clock=clock)
-    key = store.put(REQ, patients(1), None, [], {}, owner="o")
+    key = await store.put(REQ, patients(1), None, [], {}, owner="o")
     clock.now += 60
-    assert store.get(key) is not None  # at the limit: still there
+    assert await store.get(key) is not None  # at the limit: still there
     clock.now += 0.001
-    assert store.get(key) is None
-    assert store.get(key) is None  # and removed
+    assert await store.get(key) is None
+    assert await store.get(key) is None  # and removed
 
 
-def test_snapshot_store_evicts_least_recently_used() -> None:
+async def test_snapshot_store_evicts_least_recently_used() -> None:
     store = SnapshotStore(ttl=60, limit=2)
-    a = store.put(REQ, [], None, [], {}, owner="o")
-    b = store.put(REQ, [], None, [], {}, owner="o")
-    assert store.get(a) is not None  # a is now the most recently used
-    c = store.put(REQ, [], None, [], {}, owner="o")
-    assert store.get(b) is None
-    assert store.get(a) is not None and store.get(c) is not None
+    a = await store.put(REQ, [], None, [], {}, owner="o")
+    b = await store.put(REQ, [], None, [], {}, owner="o")
+    assert await store.get(a) is not None  # a is now the most recently used
+    c = await store.put(REQ, [], None, [], {}, owner="o")
+    assert await store.get(b) is None
+    assert await store.get(a) is not None and await store.get(c) is not None
 
 
 @pytest.mark.parametrize("limit", [1, 3])
-def test_snapshot_store_never_exceeds_its_limit(limit: int) -> None:
+async def test_snapshot_store_never_exceeds_its_limit(limit: int) -> None:
     store = SnapshotStore(ttl=60, limit=limit)
-    keys = [store.put(REQ, [], None, [], {}, owner="o") for _ in range(limit + 3)]
-    assert sum(store.get(k) is not None for k in keys) == limit
+    keys = [await store.put(REQ, [], None, [], {}, owner="o") for _ in range(limit + 3)]
+    assert sum([await store.get(k) is not None for k in keys]) == limit

@@ -95,6 +95,8 @@ def test_compose_settings_are_real_settings_pointing_at_the_stack() -> None:
         settings = Settings()  # read as the container reads them: from the environment
         config = SourceConfig.resolve(settings, SOURCES)  # each source reads its own FACADE_* too
     assert settings.port == 8080 and settings.host == "0.0.0.0"
+    # Several Granian workers, which `serve` allows only with MongoDB to share.
+    assert settings.workers >= 2 and settings.mongodb_uri
     # The demo stack trusts the development token issuer (every NHS API is the emulator).
     assert settings.emulator_hosts == ["emulator"] and dev_issuer_trusted(settings, config.configured_urls())
     # Every NHS API goes to the emulator service, on the paths the emulator mounts them at
