@@ -38,10 +38,12 @@ test: $(STAMP) $(TESTDB_STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-# Every benchmark script, one after another (each under a minute, loopback only). They
-# print figures side by side and assert nothing; run them on a machine as quiet as you can.
+# Every benchmark script, one after another (each about a minute at most, loopback only; the
+# soak runs 60 s here, 2 minutes by default). They print figures side by side and assert
+# nothing; run them on a machine as quiet as you can.
 BENCH_SCRIPTS := bench/cache_bench.py "bench/cache_bench.py --store memory" bench/patient_read_latency.py \
-	bench/fanout.py bench/single_flight.py bench/gpconnect_allergies.py bench/cpt_detail_fanout.py
+	bench/fanout.py bench/single_flight.py bench/gpconnect_allergies.py bench/cpt_detail_fanout.py \
+	"bench/soak.py --seconds 60"
 
 bench: $(STAMP) $(TESTDB_STAMP)
 	@for script in $(BENCH_SCRIPTS); do \

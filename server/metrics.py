@@ -10,6 +10,11 @@ workers are separate processes), prometheus_client keeps each value in a per-pro
 in that directory and `exposition()` adds up every worker's files, so any worker answers
 a scrape for all of them. Without it, the process's default registry is served.
 
+The label children of the per-request metrics are looked up once per label tuple and
+kept (`_request_count` and friends): `labels()` validates and locks on every call, which
+cost more than the increment itself on the cached-read path. The label sets are closed,
+so the memo stays as small as the series it names.
+
 This module sits below every layer (server.nhs records its calls here): it imports
 nothing of the façade. Recording is a counter increment; nothing here allocates per
 request beyond the label lookup.
@@ -18,6 +23,7 @@ request beyond the label lookup.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -116,17 +122,32 @@ def rate_limit_wait(api: str, seconds: float) -> None:
     NHS_RATE_LIMIT_WAIT.labels(api).observe(seconds)
 
 
+@functools.cache
+def _cache_count(result: str) -> Counter:
+    return CACHE.labels(result)
+
+
 def cache_result(result: str) -> None:
-    CACHE.labels(result).inc()
+    _cache_count(result).inc()
 
 
 def single_flight_join(name: str) -> None:
     SINGLE_FLIGHT_JOINS.labels(name).inc()
 
 
+@functools.cache
+def _request_count(resource_type: str, interaction: str, status: int) -> Counter:
+    return REQUESTS.labels(resource_type, interaction, str(status))
+
+
+@functools.cache
+def _request_time(resource_type: str, interaction: str) -> Histogram:
+    return REQUEST_SECONDS.labels(resource_type, interaction)
+
+
 def observe_request(resource_type: str, interaction: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(resource_type, interaction, str(status)).inc()
-    REQUEST_SECONDS.labels(resource_type, interaction).observe(seconds)
+    _request_count(resource_type, interaction, status).inc()
+    _request_time(resource_type, interaction).observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -107,15 +107,21 @@ class AuditTrail(Protocol):
 
 def _validated_fields(event: Event) -> dict[str, Any]:
     """The index fields of an event every store can keep; ValueError for anything else."""
+    return _validated(event)[0]
+
+
+def _validated(event: Event) -> tuple[dict[str, Any], bytes]:
+    """The index fields and the JSON of an event every store can keep; ValueError for
+    anything else."""
     if not isinstance(event, dict) or event.get("resourceType") != "AuditEvent":
         raise ValueError("not an AuditEvent")
     if not isinstance(event.get("id"), str) or not event["id"]:
         raise ValueError("an AuditEvent needs an id before it is stored (it makes storing idempotent)")
     try:
-        orjson.dumps(event)  # the spool keeps JSON lines: what JSON cannot hold must fail here, not there
+        body = orjson.dumps(event)  # the spool keeps JSON lines: what JSON cannot hold must fail here, not there
     except orjson.JSONEncodeError as exc:
         raise ValueError(f"an AuditEvent must be JSON ({exc})") from None
-    return index_fields(event)
+    return index_fields(event), body
 
 
 def _wanted(
@@ -154,10 +160,10 @@ class InMemoryAuditTrail:
         return None
 
     async def append(self, event: Event) -> None:
-        fields = _validated_fields(event)
+        fields, body = _validated(event)
         if event["id"] in self._events:
             return  # stored already: exactly once
-        self._events[event["id"]] = (fields, orjson.dumps(event))  # a copy the caller cannot change
+        self._events[event["id"]] = (fields, body)  # a copy the caller cannot change
         while len(self._events) > self.max_events:
             self._events.popitem(last=False)
             self.dropped += 1

@@ -9,7 +9,6 @@ already set (gzip's `Accept-Encoding`, CORS's `Origin`) is kept and merged.
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PUBLIC_PATHS = frozenset({"/metadata", "/.well-known/smart-configuration", "/openapi.json", "/_health"})
@@ -21,6 +20,28 @@ def merged_vary(existing: list[str], name: str) -> str:
     if not any(n.lower() == name.lower() for n in names):
         names.append(name)
     return ", ".join(names)
+
+
+def with_vary(raw: list[tuple[bytes, bytes]], name: str, drop: bytes | None = None) -> list[tuple[bytes, bytes]]:
+    """`raw` with `name` merged into its Vary headers (now one, last), and the header `drop`
+    (lower case) left out; one pass over the raw pairs, as this runs on every answer."""
+    kept: list[tuple[bytes, bytes]] = []
+    vary: list[str] = []
+    for key, value in raw:
+        lowered = key.lower()
+        if lowered == b"vary":
+            vary.append(value.decode("latin-1"))
+        elif lowered != drop:
+            kept.append((key, value))
+    kept.append((b"vary", merged_vary(vary, name).encode("latin-1")))
+    return kept
+
+
+def private_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`raw` with Cache-Control replaced by no-store and Authorization merged into Vary."""
+    headers = with_vary(raw, "Authorization", drop=b"cache-control")
+    headers.append((b"cache-control", b"no-store"))
+    return headers
 
 
 def is_public(scope: Scope) -> bool:
@@ -44,10 +65,7 @@ class NoStoreMiddleware:
 
         async def send_private(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(raw=list(message.get("headers", [])))
-                headers["Cache-Control"] = "no-store"
-                headers["Vary"] = merged_vary(headers.getlist("vary"), "Authorization")
-                message = {**message, "headers": headers.raw}
+                message = {**message, "headers": private_headers(message.get("headers", []))}
             await send(message)
 
         await self.app(scope, receive, send_private)

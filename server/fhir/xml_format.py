@@ -50,7 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.fhir.errors import NotAcceptable
 from server.fhir.formats import XML, answer_format
-from server.fhir.no_store import merged_vary
+from server.fhir.no_store import with_vary
 from server.fhir.responses import FHIR_JSON, FHIR_XML
 
 log = logging.getLogger("facade.xml")
@@ -158,9 +158,16 @@ def requested_format(scope: Scope) -> tuple[str, bool]:
     return str(fmt), bool(pretty)
 
 
-def _is_fhir_json(headers: MutableHeaders) -> bool:
-    media = headers.get("content-type", "").split(";")[0].strip().lower()
-    return media == FHIR_JSON and "content-encoding" not in headers
+def _is_fhir_json(raw: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response start's raw headers announce an uncompressed FHIR JSON body."""
+    media = ""
+    for key, value in raw:
+        lowered = key.lower()
+        if lowered == b"content-encoding":
+            return False
+        if lowered == b"content-type" and not media:
+            media = value.decode("latin-1").split(";")[0].strip().lower()
+    return media == FHIR_JSON
 
 
 class XMLFormatMiddleware:
@@ -180,17 +187,16 @@ class XMLFormatMiddleware:
 
         async def send_in_format(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(raw=list(message.get("headers", [])))
-                if not _is_fhir_json(headers):
+                raw = message.get("headers", [])
+                if not _is_fhir_json(raw):
                     await send(message)
                     return
-                headers["Vary"] = merged_vary(headers.getlist("vary"), "Accept")
-                message = {**message, "headers": headers.raw}
+                message = {**message, "headers": with_vary(raw, "Accept")}
                 fmt, pretty = requested_format(scope)
                 if fmt != XML:
                     await send(message)
                     return
-                held.update(start=message, headers=headers, pretty=pretty)
+                held.update(start=message, headers=MutableHeaders(raw=list(message["headers"])), pretty=pretty)
                 return
             if "start" not in held or message["type"] != "http.response.body":
                 await send(message)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 from unittest import mock
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -81,6 +81,40 @@ def test_compose_services_run_real_commands() -> None:
     assert "mongo-data" in compose()["volumes"]
     assert services["mongo"]["volumes"] == ["mongo-data:/data/db", "./mongo-init:/docker-entrypoint-initdb.d:ro"]
     assert (COMPOSE.parent / "mongo-init").is_dir()
+
+
+def _flag_value(command: list[str], flag: str) -> str | None:
+    return command[command.index(flag) + 1] if flag in command[:-1] else None
+
+
+def test_mongodb_is_a_single_node_replica_set_the_facade_names() -> None:
+    """MongoDB runs as replica set rs0 (the shape that scales: more members, or shards),
+    initiated on first start by its healthcheck, and the façade's URI names the set."""
+    services = compose()["services"]
+    mongo, facade = services["mongo"], services["facade"]
+    command = mongo["command"]
+    assert command[0] == "mongod" and _flag_value(command, "--replSet") == "rs0"
+    # The image's own entrypoint still runs (it creates the users on first start), after
+    # the key file is copied with the owner and mode mongod insists on.
+    entrypoint = " ".join(mongo["entrypoint"])
+    key_file = _flag_value(command, "--keyFile")
+    assert key_file and f"-m 0400 -o mongodb -g mongodb /run/secrets/mongo_replica_key {key_file}" in entrypoint
+    assert 'exec docker-entrypoint.sh "$$@"' in entrypoint and mongo["entrypoint"][-1] == "--"
+    assert "mongo_replica_key" in mongo["secrets"] and "mongo_replica_key" not in facade["secrets"]
+
+    # Healthy means initiated and primary; initiating is idempotent, as root (password from
+    # its secret, read inside mongosh), with the member address the façade resolves.
+    check = mongo["healthcheck"]["test"]
+    assert check[:4] == ["CMD", "mongosh", "--quiet", "--eval"] and len(check) == 5
+    script = check[4]
+    assert "/run/secrets/mongo_root_password" in script and "MONGO_INITDB_ROOT_USERNAME" in script
+    assert script.index("try { rs.status(); }") < script.index("catch (e) { rs.initiate(")
+    assert '_id: "rs0"' in script and 'host: "mongo:27017"' in script
+    assert "isWritablePrimary" in script and "quit(1)" in script
+
+    uri = urlsplit(facade["environment"]["FACADE_MONGODB_URI"])
+    assert parse_qs(uri.query)["replicaSet"] == ["rs0"] and uri.port == 27017
+    assert facade["depends_on"]["mongo"] == {"condition": "service_healthy"}
 
 
 def test_compose_settings_are_real_settings_pointing_at_the_stack() -> None:

@@ -1,0 +1,419 @@
+"""Bounded soak: does the deployed shape stay flat for a few minutes of mixed traffic?
+
+Starts, each as its own process on loopback: SecantusDB (or uses FACADE_MONGODB_URI), the
+NHS emulator (`nhs-fhir-facade emulator`) and the façade as the operator runs it with
+several workers sharing MongoDB (`nhs-fhir-facade serve --workers 2`). Then it sends a
+steady, paced mix of reads and searches over the four types:
+
+    Patient read, Patient search (PDS)       MedicationRequest search (CPT, session headers)
+    ServiceRequest search (BaRS)             AllergyIntolerance search (GP Connect)
+
+each with the benchmark's bearer token (bench/facade_access.py). Before about one request
+in twenty (`--fault-rate`) it queues one NHS fault on that request's upstream through the
+emulator's /_control/faults (a 500, 502 or 503, a dropped connection, an unreadable body
+or a 300 ms delay): transient ones are retried by the façade, the rest become its 502,
+503 or 504, which are counted apart from errors. The read-through cache is off unless
+`--cache` is given, so every request reaches the emulator and the injected faults meet
+real requests; the NHS client-side rate limits and the per-caller quota are lifted.
+
+Per 10-second window it prints the requests, the error rate (non-2xx other than 502, 503
+and 504, plus client-side failures), the 502/503/504 count, p50 and p99 latency, and the
+RSS of each worker (psutil when installed, else /proc/<pid>/status), and the load average.
+The p99 is given twice: of every request, and of the "clean" ones, with no fault queued
+just before them (nearly always untouched by one: a fault goes to the next request to its
+upstream, which is usually, not always, the one it was queued for). An injected fault buys
+retries with jittered backoff of up to 2 s on purpose, so the overall p99 swings from
+window to window; the clean p99 is the façade's own tail. At the end: the clean p99 drift
+(last window against the first) and each worker's RSS growth, with FLAT or GROWING. It
+prints and asserts nothing. The emulator's request log and fault list are cleared at
+every window (/_control/reset), so the emulator's own growth does not show as drift.
+
+    PYTHONPATH=. python bench/soak.py [--seconds 120] [--rate 40] [--workers 2] [--cache]
+
+Latency is measured from sending a request to its answer; a request waits for a free
+connection first when the façade falls behind the pace (that wait is not in the figures,
+the shortfall shows as fewer requests in the window).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.facade_access import facade_env  # noqa: E402
+from tests.support.processes import clean_environment, serving_process  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
+from tests.support.tokens import bearer  # noqa: E402
+
+WINDOW_SECONDS = 10.0
+PATIENT = "9000000009"
+FAULT_STATUSES = (502, 503, 504)  # what an NHS fault the façade could not absorb becomes
+CPT_SESSION = {
+    "nhsd-session-urid": "555254240100",
+    "nhsd-organization-uuid": "A83008",
+    "nhsd-session-jobrole": "S0030:G0100:R0570",
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of request in the mix, and the emulator path its upstream calls start with."""
+
+    name: str
+    path: str
+    upstream: str
+    weight: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+MIX = (
+    Kind("Patient read", f"/Patient/{PATIENT}", "/personal-demographics/FHIR/R4", 3),
+    Kind("Patient search", "/Patient?family=Smith&birthdate=eq2010-10-22", "/personal-demographics/FHIR/R4", 2),
+    Kind(
+        "MedicationRequest search",
+        f"/MedicationRequest?patient={PATIENT}",
+        "/clinical-prescription-tracker",
+        2,
+        CPT_SESSION,
+    ),
+    Kind("ServiceRequest search", f"/ServiceRequest?patient={PATIENT}", "/booking-and-referral/FHIR/R4", 2),
+    Kind("AllergyIntolerance search", f"/AllergyIntolerance?patient={PATIENT}", "/gpconnect/", 2),
+)
+FAULTS = (
+    {"status": 503},
+    {"status": 502},
+    {"status": 500},
+    {"reset": True},
+    {"malformed": True},
+    {"delay": 0.3},
+)
+
+
+# ---- processes ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def mongodb() -> Iterator[str]:
+    """FACADE_MONGODB_URI when set (a real MongoDB), else SecantusDB on a free port."""
+    if os.environ.get("FACADE_MONGODB_URI"):
+        yield os.environ["FACADE_MONGODB_URI"]
+        return
+    from tests.support.mongo import SecantusProcess
+
+    server = SecantusProcess()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def emulator(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`nhs-fhir-facade emulator` in its own process, so its CPU is not the load generator's."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "emulator", "--port", str(port)],
+        cwd=REPO,
+        env=clean_environment({"FACADE_LOG_LEVEL": "WARNING"}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{url} never answered")
+            await asyncio.sleep(0.1)
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident set size of a process in MiB: psutil when installed, else Linux /proc."""
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except ImportError:
+        pass
+    except Exception:  # the process is gone
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def worker_pids(serve_pid: int) -> list[int]:
+    """The serve process's children that are façade workers (Linux /proc; psutil otherwise)."""
+    try:
+        children = [int(p) for p in Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()]
+    except OSError:
+        try:
+            import psutil
+
+            children = [c.pid for c in psutil.Process(serve_pid).children()]
+        except Exception:
+            return []
+    return sorted(children)
+
+
+# ---- load and figures --------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    latencies_ms: list[float] = field(default_factory=list)
+    # Requests with no fault queued just before them: their tail is the façade's own, not
+    # the retry backoff (up to 2 s, jittered) an injected fault buys on purpose.
+    clean_ms: list[float] = field(default_factory=list)
+    requests: int = 0
+    errors: int = 0  # non-2xx other than 502/503/504, and client-side failures
+    fault_statuses: int = 0  # 502/503/504: what an injected NHS fault may end as
+    faults_injected: int = 0
+    error_samples: list[str] = field(default_factory=list)
+
+    def pct(self, p: float, clean: bool = False) -> float:
+        values = self.clean_ms if clean else self.latencies_ms
+        if not values:
+            return float("nan")
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+@dataclass
+class Row:
+    """What one finished window printed (kept for the summary)."""
+
+    p99: float  # of the requests with no fault injected before them
+    rss: dict[int, float | None]
+
+
+class Soak:
+    def __init__(self, base: str, emulator_url: str, fault_rate: float, seed: int) -> None:
+        self.base = base
+        self.emulator_url = emulator_url
+        self.fault_rate = fault_rate
+        self.random = random.Random(seed)
+        self.window = Window()
+        self.kinds = [k for k in MIX for _ in range(k.weight)]
+
+    async def one(self, http: aiohttp.ClientSession) -> None:
+        kind = self.random.choice(self.kinds)
+        window = self.window
+        faulted = self.random.random() < self.fault_rate
+        if faulted:
+            fault = {**self.random.choice(FAULTS), "path_prefix": kind.upstream, "times": 1}
+            async with http.post(self.emulator_url + "/_control/faults", json=fault) as resp:
+                await resp.read()
+            window.faults_injected += 1
+        headers = {**bearer(), **kind.headers, "X-Request-ID": str(uuid.uuid4())}
+        start = time.perf_counter()
+        try:
+            async with http.get(self.base + kind.path, headers=headers) as resp:
+                await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            window.requests += 1
+            window.errors += 1
+            window.error_samples.append(f"{kind.name}: {type(exc).__name__}")
+            return
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        window.latencies_ms.append(elapsed_ms)
+        if not faulted:
+            window.clean_ms.append(elapsed_ms)
+        window.requests += 1
+        if status in FAULT_STATUSES:
+            window.fault_statuses += 1
+        elif not 200 <= status < 300:
+            window.errors += 1
+            window.error_samples.append(f"{kind.name}: {status}")
+
+    async def run(self, rate: float, connections: int, stop_at: float) -> None:
+        """Start one request every 1/rate s, at most `connections` in flight, until `stop_at`."""
+        slots = asyncio.Semaphore(connections)
+        tasks: set[asyncio.Task[None]] = set()
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections), timeout=timeout) as http:
+            next_at = time.perf_counter()
+            while time.perf_counter() < stop_at:
+                await slots.acquire()
+                task = asyncio.create_task(self.one(http))
+                tasks.add(task)
+                task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
+                next_at += 1 / rate
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def print_header(pids: list[int]) -> None:
+    rss = "".join(f"{'RSS ' + str(pid):>13}" for pid in pids)
+    print(
+        f"{'window':>8}{'requests':>10}{'errors':>8}{'err %':>7}{'502-4':>7}{'faults':>8}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'clean p99':>10}{rss}{'load':>7}  (RSS in MiB; clean: no fault injected before it)"
+    )
+
+
+def print_window(index: int, window: Window, rss: dict[int, float | None]) -> None:
+    error_rate = 100 * window.errors / window.requests if window.requests else 0.0
+    memory = "".join(f"{value:13.1f}" if value is not None else f"{'gone':>13}" for value in rss.values())
+    print(
+        f"{f'{index * WINDOW_SECONDS:.0f}s':>8}{window.requests:10d}{window.errors:8d}{error_rate:7.2f}"
+        f"{window.fault_statuses:7d}{window.faults_injected:8d}{window.pct(50):9.1f}{window.pct(99):9.1f}"
+        f"{window.pct(99, clean=True):10.1f}{memory}{os.getloadavg()[0]:7.2f}",
+        flush=True,
+    )
+    for sample in sorted(set(window.error_samples))[:3]:
+        print(f"{'':8}error: {sample}")
+
+
+def verdict(rows: list[Row], totals: Window, workers: list[int]) -> None:
+    """p99 drift and RSS growth, last window against the first, with FLAT or GROWING."""
+    if len(rows) < 2:
+        print("\nfewer than two windows: no drift to report (run longer)")
+        return
+    first, last = rows[0], rows[-1]
+    drift = last.p99 / first.p99 if first.p99 else float("nan")
+    latency_flat = drift <= 1.5 or last.p99 - first.p99 <= 5.0  # p99 of a shared machine is noisy
+    print(
+        f"\np99 drift (clean requests): {first.p99:.1f} ms in the first window, {last.p99:.1f} ms in the last "
+        f"({drift:.2f}x; median over all windows {statistics.median(r.p99 for r in rows):.1f} ms): "
+        f"{'FLAT' if latency_flat else 'GROWING'} (FLAT: within 1.5x or 5 ms)"
+    )
+    memory_flat = True
+    minutes = (len(rows) - 1) * WINDOW_SECONDS / 60
+    for pid in workers:
+        start, end = first.rss.get(pid), last.rss.get(pid)
+        if start is None or end is None:
+            print(f"worker {pid}: RSS not readable at both ends (it was replaced?)")
+            memory_flat = False
+            continue
+        growth = end - start
+        flat = growth <= max(5.0, 0.05 * start)
+        memory_flat &= flat
+        print(
+            f"worker {pid} RSS: {start:.1f} -> {end:.1f} MiB ({growth:+.1f} MiB, {growth / minutes:+.1f} MiB/min): "
+            f"{'FLAT' if flat else 'GROWING'} (FLAT: within 5 MiB or 5 %)"
+        )
+    error_rate = 100 * totals.errors / totals.requests if totals.requests else 0.0
+    print(
+        f"in all: {totals.requests} requests, {error_rate:.2f} % errors, {totals.fault_statuses} answered 502/503/504 "
+        f"after {totals.faults_injected} injected NHS faults"
+    )
+    print(f"verdict: {'FLAT' if latency_flat and memory_flat else 'GROWING'}")
+
+
+async def run(args: argparse.Namespace) -> None:
+    facade_port, emulator_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{facade_port}"
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    with mongodb() as mongo_uri, tempfile.TemporaryDirectory(prefix="facade-soak-") as tmp:
+        with emulator(emulator_port) as emulator_proc:
+            emulator_url = f"http://127.0.0.1:{emulator_port}"
+            await wait_ready(emulator_url + "/_control/requests", emulator_proc)
+            env = clean_environment(
+                {
+                    **facade_env(base),
+                    "FACADE_BASE_URL": base,
+                    "FACADE_MONGODB_URI": mongo_uri,
+                    "FACADE_MONGODB_DATABASE": f"soak_{uuid.uuid4().hex[:8]}",
+                    "FACADE_EMULATOR_URL": emulator_url,
+                    "FACADE_CACHE_ENABLED": "true" if args.cache else "false",
+                    "FACADE_UPSTREAM_RATE_LIMITS": "{}",
+                    "FACADE_LOG_LEVEL": "INFO",  # the shipped level: one access line per request
+                    "FACADE_AUDIT_SPOOL_DIR": tmp,
+                }
+            )
+            log_path = Path(tmp) / "serve.log"
+            flags = ("--workers", str(args.workers))
+            async with serving_process(env, facade_port, log_path, *flags, workers=args.workers) as served:
+                workers = worker_pids(served.process.pid)
+                print(
+                    f"serve --workers {args.workers} (pid {served.process.pid}, workers {workers}) on MongoDB; "
+                    f"{args.rate:g} req/s paced, at most {args.connections} in flight; "
+                    f"{100 * args.fault_rate:g} % NHS faults; cache {'on' if args.cache else 'off'}; "
+                    f"{args.seconds:g} s in {WINDOW_SECONDS:g} s windows after {args.warmup:g} s warm-up"
+                )
+                await drive(Soak(base, emulator_url, args.fault_rate, args.seed), args, workers, emulator_url)
+                code = served.stop()
+                if code != 0:
+                    print(f"serve exited with {code}; its log:\n{served.log()[-2000:]}")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+async def drive(soak: Soak, args: argparse.Namespace, workers: list[int], emulator_url: str) -> None:
+    """Warm up, then the measured windows; prints each window as it ends, then the verdict."""
+    begin = time.perf_counter()
+    stop_at = begin + args.warmup + args.seconds
+    load = asyncio.create_task(soak.run(args.rate, args.connections, stop_at))
+    rows: list[Row] = []
+    totals = Window()
+    await asyncio.sleep(args.warmup)
+    soak.window = Window()  # the warm-up's requests are not counted
+    print_header(workers)
+    async with aiohttp.ClientSession() as control:
+        for index in range(1, int(args.seconds // WINDOW_SECONDS) + 1):
+            await asyncio.sleep(max(0.0, begin + args.warmup + index * WINDOW_SECONDS - time.perf_counter()))
+            window, soak.window = soak.window, Window()
+            async with control.post(emulator_url + "/_control/reset") as resp:  # keep the emulator flat
+                await resp.read()
+            rss = {pid: rss_mib(pid) for pid in workers}
+            print_window(index, window, rss)
+            rows.append(Row(window.pct(99, clean=True), rss))
+            totals.requests += window.requests
+            totals.errors += window.errors
+            totals.fault_statuses += window.fault_statuses
+            totals.faults_injected += window.faults_injected
+    await load
+    verdict(rows, totals, workers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=120.0, help="measured length (windows of 10 s)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the first window")
+    parser.add_argument("--rate", type=float, default=40.0, help="requests started per second")
+    parser.add_argument("--connections", type=int, default=16, help="requests in flight at most")
+    parser.add_argument("--workers", type=int, default=2, help="Granian workers of `serve`")
+    parser.add_argument("--fault-rate", type=float, default=0.05, help="share of requests preceded by an NHS fault")
+    parser.add_argument("--cache", action="store_true", help="keep the read-through cache on (faults then rarely bite)")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
