@@ -104,7 +104,10 @@ def _checked_url(index: int, url: Any, base_url: str) -> tuple[str, str, str]:
     text = url.strip()
     if text.startswith(base_url + "/") or text == base_url:
         text = text[len(base_url) :]
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed IPv6 host, 'http://[::1'
+        raise BadRequest(f"{where} ({url[:100]}) is not a URL") from None
     if parts.scheme or parts.netloc or text.startswith("//"):
         raise BadRequest(f"{where} points at another server ({url[:100]}): only this server's [base] is served")
     raw_path = "/" + parts.path.lstrip("/")
@@ -146,7 +149,7 @@ def parse_batch(body: bytes, base_url: str, max_entries: int) -> list[EntryReque
         if not isinstance(request, dict):
             raise BadRequest(f"Bundle.entry[{index}].request is missing: each entry of a batch needs one")
         method = request.get("method")
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:  # a list or object is unhashable
             raise BadRequest(f"Bundle.entry[{index}].request.method must be one of {', '.join(sorted(METHODS))}")
         path, raw_path, query = _checked_url(index, request.get("url"), base_url)
         conditional = {

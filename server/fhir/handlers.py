@@ -272,8 +272,6 @@ async def not_supported(request: Request) -> Response:
         what = f"Operation {parts[-1][:64]}"
     elif parts and parts[-1] == "_history":
         what = "The history interaction"
-    elif request.method == "POST":
-        what = "POST [base] (batch / transaction)"
     else:
         what = "Search across all types (GET [base], _type)"
     raise NotImplementedInteraction(f"{what} is not supported by this server; see [base]/metadata")
@@ -353,6 +351,13 @@ async def _page_from_snapshot(
     pretty: bool,
 ) -> Response:
     snapshot, offset, count = await owned_page(request, key, provider.resource_type, dict(pairs), "search results")
+    # A page asked for under a criterion (a compartment path adds patient={id}) must be a page
+    # of a search with that criterion: Patient/B/MedicationRequest never pages A's results,
+    # and the audit record, which names B, stays true.
+    asked = {value.rsplit("/", 1)[-1] for name, value in pairs if name == "patient"}
+    searched = {value.rsplit("/", 1)[-1] for name, value in snapshot.self_pairs if name == "patient"}
+    if asked - searched:
+        raise Gone("This page of search results belongs to another search; run the search again")
     return await _render_page(request, provider, snapshot, key, offset, count, ctx, pretty, first=False)
 
 

@@ -23,7 +23,7 @@ ROUTES = [
     # Interactions FHIR defines that are not served: 501 not-supported with an
     # OperationOutcome, never a 404 (which reads as a wrong base URL). A route for one of
     # them (batch at POST /, $everything, history) goes above this block and wins.
-    Route("/", handlers.not_supported, methods=["GET", "POST"]),  # system search (_type), batch, transaction
+    Route("/", handlers.not_supported, methods=["GET"]),  # system search (_type); POST / is batch, above
     Route("/_history", handlers.not_supported, methods=["GET"]),
     Route("/${operation}", handlers.not_supported, methods=["GET", "POST"]),
     Route("/{type}/_history", handlers.not_supported, methods=["GET"]),

@@ -4,7 +4,7 @@ compartment. The rest of issue 10 (5, 8) is in test_capability_honesty.py."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -175,3 +175,15 @@ async def test_a_compartment_outside_what_is_served_is_404(fhir: CheckedClient) 
     assert (await fhir.get(f"/Patient/{JANE}/Observation")).status == 404
     assert (await fhir.get("/Practitioner/1/MedicationRequest")).status == 404
     assert (await fhir.get("/Patient/not%20an%20id/MedicationRequest")).status == 400
+
+
+async def test_a_compartment_page_is_a_page_of_that_compartment_only(fhir: CheckedClient) -> None:
+    """A page key from Patient/A's compartment does not page through Patient/B's path (the
+    audit record would name B for A's records)."""
+    first = await fhir.get(f"/Patient/{JANE}/MedicationRequest?_count=1", headers=CPT)
+    following = next(link["url"] for link in first.body["link"] if link["relation"] == "next")
+    key = parse_qs(urlsplit(following).query)["_getpages"][0]
+    page = f"MedicationRequest?{urlencode({'_getpages': key, '_offset': 1, '_count': 1})}"
+    assert (await fhir.get(f"/Patient/{JANE}/{page}", headers=CPT)).status == 200
+    assert (await fhir.get(f"/{page}", headers=CPT)).status == 200  # the page link as issued
+    assert (await fhir.get(f"/Patient/9000000017/{page}", headers=CPT)).status == 410

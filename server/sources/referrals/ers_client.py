@@ -33,13 +33,6 @@ BUSINESS_FUNCTION = "NHSD-eRS-Business-Function"
 END_USER_ODS = "NHSD-End-User-Organisation-ODS"
 # Caller headers forwarded to e-RS unchanged.
 PASSED_THROUGH = (BUSINESS_FUNCTION, "NHSD-eRS-On-Behalf-Of-User-ID", "NHSD-Session-URID", END_USER_ODS)
-# Business functions allowed to call A041 (e-RS sandbox searchServiceRequest.js).
-A041_BUSINESS_FUNCTIONS = (
-    "REFERRING_CLINICIAN",
-    "REFERRING_CLINICIAN_ADMIN",
-    "SERVICE_PROVIDER_CLINICIAN",
-    "SERVICE_PROVIDER_CLINICIAN_ADMIN",
-)
 
 
 class ERSContextMissing(ValueError):

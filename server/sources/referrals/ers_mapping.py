@@ -78,24 +78,6 @@ RENAMED: Mapping[str, str] = {
     "groupIdentifier": "requisition",
     "specialty": "performerType",
 }
-DROPPED = (
-    "contained",
-    "definition",
-    "serviceRequested",
-    "description",
-    "requester",
-    "subject",
-    "status",
-    "intent",
-    "type",
-    "meta",
-    "id",
-    "identifier",
-    "extension",
-    "supportingInfo",
-    "resourceType",
-    "text",
-)
 
 
 def _is_local(reference: Any) -> bool:
