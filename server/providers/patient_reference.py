@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from server.fhir.errors import BadRequest, InvalidSearchParameter
 from server.fhir.outcome import nhs_details
-from server.fhir.search_params import ParsedParam, ReferenceValue, all_of
+from server.fhir.search_params import ParsedParam, ReferenceValue, SearchParamSpec, all_of
 from server.fhir.search_request import SearchRequest
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 
@@ -72,3 +72,15 @@ def searched_nhs_numbers(request: SearchRequest, names: tuple[str, ...] = PATIEN
     """The NHS numbers a search's patient parameters (`names`, every occurrence AND-ed)
     allow; None when the search names no patient. 400 for any value that is not one."""
     return all_of(nhs_numbers(param) for name in names for param in request.get(name))
+
+
+def patient_and_subject(resource_type: str, patient_doc: str, subject_doc: str) -> tuple[SearchParamSpec, ...]:
+    """The `patient` and `subject` search parameters of a clinical type whose subject is
+    always a Patient named by NHS number: evaluated locally on `subject`, and only with
+    the :identifier modifier (an NHS number is needed, so no :missing)."""
+    base = "http://hl7.org/fhir/SearchParameter/"
+    common = dict(path="subject", target_types=("Patient",), modifiers=("identifier",), evaluated="local")
+    return (
+        SearchParamSpec("patient", "reference", patient_doc, base + "clinical-patient", **common),  # type: ignore[arg-type]
+        SearchParamSpec("subject", "reference", subject_doc, base + f"{resource_type}-subject", **common),  # type: ignore[arg-type]
+    )

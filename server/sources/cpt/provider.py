@@ -32,6 +32,7 @@ from server.nhs.errors import UpstreamBadResponse, UpstreamRejected
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.nhs.session_headers import session_headers
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.providers.patient_reference import patient_and_subject
 from server.sources.cpt.client import CPTClient
 from server.sources.cpt.ids import parse_medication_request_id
 from server.sources.cpt.mapping import (
@@ -114,26 +115,11 @@ class MedicationRequestFromCPT(ResourceProvider):
     interactions: ClassVar[tuple[str, ...]] = ("read", "vread", "search-type")
     identifier_systems: ClassVar[tuple[str, ...]] = (ORDER_NUMBER_SYSTEM, ITEM_NUMBER_SYSTEM)
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec(
-            "patient",
-            "reference",
+        *patient_and_subject(
+            "MedicationRequest",
             f"The patient's NHS number: patient=9000000009, or patient.identifier={NHS_NUMBER_SYSTEM}|N "
             "(Modulus-11 checked)",
-            SP + "clinical-patient",
-            path="subject",
-            target_types=("Patient",),
-            modifiers=("identifier",),  # an NHS number is needed: no :missing
-            evaluated="local",
-        ),
-        SearchParamSpec(
-            "subject",
-            "reference",
             "Same as patient (CPT prescriptions are always for a Patient)",
-            SP + "MedicationRequest-subject",
-            path="subject",
-            target_types=("Patient",),
-            modifiers=("identifier",),  # an NHS number is needed: no :missing
-            evaluated="local",
         ),
         # identifier|groupIdentifier: a line item carries its item number as identifier and
         # its prescription's order number as groupIdentifier; both name it.

@@ -24,6 +24,7 @@ from server.nhs.entry_validation import r4_problems, upstream_shape
 from server.nhs.errors import UpstreamBadResponse, UpstreamError
 from server.nhs.nhs_number import NHS_NUMBER_SYSTEM
 from server.providers.base import RequestContext, Resource, ResourceProvider, SearchResult
+from server.providers.patient_reference import patient_and_subject
 from server.providers.upstream_errors import to_fhir_error
 from server.sources.referrals.bars_client import BaRSClient, BarsSearchset
 from server.sources.referrals.ers_client import ERSClient, ERSContextMissing
@@ -114,26 +115,11 @@ class ServiceRequestFromReferrals(ResourceProvider):
     identifier_systems: ClassVar[tuple[str, ...]] = (UBRN_SYSTEM,)
     includes: ClassVar[tuple[str, ...]] = ("ServiceRequest:patient", "ServiceRequest:subject")
     search_params: ClassVar[tuple[SearchParamSpec, ...]] = (
-        SearchParamSpec(
-            "patient",
-            "reference",
+        *patient_and_subject(
+            "ServiceRequest",
             "Patient by NHS number (9000000009, Patient/9000000009, "
             f"patient:identifier={NHS_NUMBER_SYSTEM}|9000000009); Modulus-11 checked; asks BaRS",
-            SP + "clinical-patient",
-            path="subject",
-            target_types=("Patient",),
-            modifiers=("identifier",),  # an NHS number is needed: no :missing
-            evaluated="local",
-        ),
-        SearchParamSpec(
-            "subject",
-            "reference",
             "Same as patient (subject is always a Patient here)",
-            SP + "ServiceRequest-subject",
-            path="subject",
-            target_types=("Patient",),
-            modifiers=("identifier",),  # an NHS number is needed: no :missing
-            evaluated="local",
         ),
         SearchParamSpec(
             "identifier",
