@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.facade_access import facade_env  # noqa: E402
+from bench.process_stats import rss_mib, worker_pids  # noqa: E402
 from tests.support.processes import clean_environment, serving_process  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 from tests.support.tokens import bearer  # noqa: E402
@@ -155,39 +156,6 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 3
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{url} never answered")
             await asyncio.sleep(0.1)
-
-
-def rss_mib(pid: int) -> float | None:
-    """Resident set size of a process in MiB: psutil when installed, else Linux /proc."""
-    try:
-        import psutil  # type: ignore[import-untyped]
-
-        return psutil.Process(pid).memory_info().rss / 2**20
-    except ImportError:
-        pass
-    except Exception:  # the process is gone
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def worker_pids(serve_pid: int) -> list[int]:
-    """The serve process's children that are façade workers (Linux /proc; psutil otherwise)."""
-    try:
-        children = [int(p) for p in Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()]
-    except OSError:
-        try:
-            import psutil
-
-            children = [c.pid for c in psutil.Process(serve_pid).children()]
-        except Exception:
-            return []
-    return sorted(children)
 
 
 # ---- load and figures --------------------------------------------------------------------

@@ -32,6 +32,8 @@ DATA_LOGGERS = ("pymongo",)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
 # FACADE_LOG_FORMAT=json: one JSON object per line (named, not imported: workers resolve it).
 JSON_FORMATTER = "server.log_setup.JSONFormatter"
+# Lines logged in one event-loop iteration leave in one write (server/log_setup.py says why).
+BATCHED_HANDLER = "server.log_setup.LoopBatchedStreamHandler"
 # What each Granian worker imports and calls to build its app (facade_app below).
 FACADE_FACTORY = "server.__main__:facade_app"
 
@@ -50,7 +52,7 @@ def logging_config(level: str, log_format: str = "text") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"()": JSON_FORMATTER} if log_format == "json" else {"format": LOG_FORMAT}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "handlers": {"stderr": {"class": BATCHED_HANDLER, "formatter": "plain", "stream": "ext://sys.stderr"}},
         "root": {"level": numeric, "handlers": ["stderr"]},
         "loggers": {
             # Granian's own lines (start, workers, stop) in the same format and stream.

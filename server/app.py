@@ -28,6 +28,7 @@ from server.cache.provider import with_cache
 from server.fhir.edge import edge_middleware
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
+from server.fhir.route_shapes import ShapeCachedRouter
 from server.fhir.routes import ROUTES
 from server.fhir.xml_format import XMLFormatMiddleware
 from server.health import Readiness
@@ -171,4 +172,6 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
     # 404 OperationOutcome of any unknown path instead.
     app.router.redirect_slashes = False
     pas_app.router.redirect_slashes = False
+    # The same table, walked once per shape of path (server/fhir/route_shapes.py).
+    app.router = ShapeCachedRouter(app.router.routes, lifespan=lifespan, redirect_slashes=False)
     return app

@@ -135,6 +135,14 @@ class Settings(BaseSettings):
         description="Server selection and connect timeout (ms): what a dead MongoDB costs one request.",
     )
     cache_max_entries: int = Field(default=10_000, ge=1, description="Entries the in-memory cache holds (LRU).")
+    cache_near_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="With MongoDB: seconds a worker keeps its own copy of a cache entry it read (0 = none). Also the "
+        "longest a restricted-patient purge or a delete through another worker or replica takes to reach this one "
+        "(server/cache/near.py).",
+    )
     cache_ttl_default: float = Field(default=300.0, gt=0, description="Seconds an entry is fresh, unless set per type.")
     cache_ttl_by_type: dict[str, float] = Field(
         default_factory=dict,

@@ -10,8 +10,9 @@ derived from the request, so a trace id carries no patient data.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
+
+from server.random_ids import random_hex
 
 # version "-" trace-id "-" parent-id "-" trace-flags, lower-case hex only (HEXDIGLC).
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})", re.ASCII)
@@ -39,14 +40,14 @@ class TraceParent:
 
 
 def _new_span_id() -> str:
-    while (span := secrets.token_hex(8)) == _ZERO_SPAN:  # pragma: no cover - 2**-64
+    while (span := random_hex(8)) == _ZERO_SPAN:  # pragma: no cover - 2**-64
         pass
     return span
 
 
 def new_trace() -> TraceParent:
     """A trace this façade starts (no usable inbound header): not sampled."""
-    while (trace := secrets.token_hex(16)) == _ZERO_TRACE:  # pragma: no cover - 2**-128
+    while (trace := random_hex(16)) == _ZERO_TRACE:  # pragma: no cover - 2**-128
         pass
     return TraceParent(trace, _new_span_id(), "00")
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.access.principal import Principal
 from server.nhs.identifiers import ODS_SYSTEM
+from server.random_ids import random_uuid
 
 AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 INTERACTION = "http://hl7.org/fhir/restful-interaction"
@@ -138,7 +138,7 @@ def audit_event(
     recorded = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="milliseconds")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": str(uuid.uuid4()),
+        "id": random_uuid(),
         "type": _coding(AUDIT_TYPE, "rest", "Restful Operation"),
         "subtype": [_coding(INTERACTION, note.interaction)]
         + ([_coding(OPERATION_SYSTEM, note.operation, f"${note.operation}")] if note.operation else []),

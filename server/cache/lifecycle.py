@@ -2,7 +2,8 @@
 
 FACADE_MONGODB_URI set: the MongoDB store on the process's one AsyncMongoClient (opened by
 server.mongodb, shared with the PAS store; indexes created at start-up, or on
-reconnection when MongoDB is down at start). Unset: the
+reconnection when MongoDB is down at start), behind the worker's near cache
+(server/cache/near.py) unless FACADE_CACHE_NEAR_SECONDS=0. Unset: the
 bounded in-memory store. FACADE_CACHE_ENABLED=false: no cache at all.
 """
 
@@ -16,6 +17,7 @@ from pymongo import AsyncMongoClient
 
 from server.cache.memory import MemoryStore
 from server.cache.mongo import COLLECTION, MongoStore
+from server.cache.near import NearCachedStore
 from server.cache.policy import CachePolicy
 from server.cache.read_through import ReadThrough
 from server.mongodb import Document, open_mongo_client
@@ -45,5 +47,11 @@ async def open_cache(
         assert client is not None
         store = MongoStore(client[settings.mongodb_database][COLLECTION])
         await store.start()
-        log.info("cache: MongoDB, database %s (%s)", settings.mongodb_database, store.status)
-        yield ReadThrough(store, policy)
+        log.info(
+            "cache: MongoDB, database %s (%s); near copies kept %.1f s",
+            settings.mongodb_database,
+            store.status,
+            settings.cache_near_seconds,
+        )
+        near = settings.cache_near_seconds
+        yield ReadThrough(NearCachedStore(store, near) if near > 0 else store, policy)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
-from server.cache.store import CacheKey, Document, expired
+from server.cache.store import TOMBSTONE_SECONDS, CacheKey, Document, expired, purged_after_request
 
 _BODY_FIELDS = ("resource", "result")
 
@@ -43,6 +43,7 @@ class MemoryStore:
         self.max_entries = max_entries
         self.clock = clock
         self._entries: OrderedDict[CacheKey, _Frozen] = OrderedDict()
+        self._tombstones: dict[str, datetime] = {}  # patient id -> when it was last purged
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -61,6 +62,8 @@ class MemoryStore:
         return doc
 
     async def put(self, doc: Document) -> None:
+        if any(purged_after_request(doc, self._tombstones.get(p)) for p in doc.get("patients") or ()):
+            return  # requested before a restricted patient it names was purged (server/cache/store.py)
         key = CacheKey.of(doc)
         self._entries[key] = _Frozen(
             fields={k: v for k, v in doc.items() if k not in _BODY_FIELDS and k != "patients"},
@@ -75,6 +78,10 @@ class MemoryStore:
         self._entries.pop(key, None)
 
     async def purge_patient(self, patient_id: str) -> int | None:
+        now = self.clock()
+        oldest = now - timedelta(seconds=TOMBSTONE_SECONDS)
+        self._tombstones = {p: t for p, t in self._tombstones.items() if t > oldest}
+        self._tombstones[patient_id] = now
         doomed = [k for k, d in self._entries.items() if patient_id in d.patients]
         for key in doomed:
             del self._entries[key]

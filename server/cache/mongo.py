@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from bson.errors import BSONError
@@ -27,12 +27,15 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from server.cache.store import KEY_FIELDS, CacheKey, Document, expired
+from server.cache.store import KEY_FIELDS, TOMBSTONE_SECONDS, CacheKey, Document, expired
 from server.mongodb import create_client  # noqa: F401  (re-exported: the cache tests open clients with it)
 
 log = logging.getLogger("facade.cache")
 
 COLLECTION = "fhir_cache"
+# A restricted patient's tombstone is a document of this kind in the same collection (no
+# `patients` field, so purges never delete it; expiresAt lets the TTL index drop it).
+TOMBSTONE_KIND = "purged"
 PROBE_INTERVAL = 1.0  # seconds a failed MongoDB is left alone before the next try
 T = TypeVar("T")
 
@@ -108,6 +111,7 @@ class MongoStore:
 
     async def put(self, doc: Document) -> None:
         key = CacheKey.of(doc).as_filter()
+        patients = list(doc.get("patients") or ())
 
         async def replace() -> None:
             try:
@@ -115,14 +119,38 @@ class MongoStore:
             except DuplicateKeyError:
                 # Two upserts raced to insert; the loser replaces the winner's document.
                 await self.collection.replace_one(key, doc, upsert=True)
+            if doc.get("requestedAt") is not None and patients and await self._purged_since_requested(doc, patients):
+                # A purge ran while this copy was being fetched: after the write, so a purge
+                # that deleted before it wrote left its tombstone first (server/cache/store.py).
+                await self.collection.delete_one(key)
 
         await self._guarded("put", replace, None)
+
+    async def _purged_since_requested(self, doc: Document, patients: list[str]) -> bool:
+        tombstone = await self.collection.find_one(
+            {
+                "kind": TOMBSTONE_KIND,
+                "type": "Patient",
+                "key": {"$in": patients},
+                "purgedAt": {"$gt": doc["requestedAt"]},
+            },
+            {"_id": 1},
+        )
+        return tombstone is not None
 
     async def delete(self, key: CacheKey) -> None:
         await self._guarded("delete", lambda: self.collection.delete_one(key.as_filter()), None)
 
     async def purge_patient(self, patient_id: str) -> int | None:
         async def purge() -> int | None:
+            now = self.clock()
+            tombstone = {"kind": TOMBSTONE_KIND, "type": "Patient", "key": patient_id, "scope": ""}
+            # The tombstone first: a copy written after the delete below then finds it.
+            stamped = {**tombstone, "purgedAt": now, "expiresAt": now + timedelta(seconds=TOMBSTONE_SECONDS)}
+            try:
+                await self.collection.replace_one(tombstone, stamped, upsert=True)
+            except DuplicateKeyError:  # two purges of the patient raced to insert it
+                await self.collection.replace_one(tombstone, stamped, upsert=True)
             return (await self.collection.delete_many({"patients": patient_id})).deleted_count
 
         return await self._guarded("purge", purge, None)

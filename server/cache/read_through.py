@@ -120,6 +120,7 @@ class ReadThrough:
     async def _refresh_read(
         self, provider: ResourceProvider, key: CacheKey, cached: Document | None, ctx: RequestContext
     ) -> Served:
+        requested_at = self.clock()  # a purge after this instant outranks what comes back
         try:
             resource = await self._fetch_resource(provider, key.key, cached, ctx)
         except PROVIDER_FAILURES as failure:
@@ -131,7 +132,7 @@ class ReadThrough:
                 await self.store.delete(key)  # gone upstream (e.g. invalidated): gone here
             raise
         fetched_at = self.clock()
-        await self._remember_read(key, resource, fetched_at)
+        await self._remember_read(key, resource, fetched_at, requested_at)
         return Served(CacheState.REVALIDATED if cached else CacheState.MISS, fetched_at, resource=resource)
 
     async def _fetch_resource(
@@ -145,10 +146,12 @@ class ReadThrough:
             return changed
         return await provider.read(resource_id, ctx)
 
-    async def _remember_read(self, key: CacheKey, resource: Resource, fetched_at: datetime) -> None:
+    async def _remember_read(
+        self, key: CacheKey, resource: Resource, fetched_at: datetime, requested_at: datetime
+    ) -> None:
         """Write a fetched resource; a superseded id is re-keyed to the id upstream answered
         with, and a restricted patient first purges every other copy of it."""
-        await self._purge_restricted([resource])
+        restricted = await self._purge_restricted([resource])
         answered = str(resource.get("id") or key.key)
         if answered != key.key:
             await self.store.delete(key)  # superseded NHS number: the old key must not linger
@@ -163,6 +166,7 @@ class ReadThrough:
                 "etag": etag(resource),
                 "patients": patients_in([resource]),
                 "fetchedAt": fetched_at,
+                "requestedAt": _requested_at(requested_at, restricted),
                 "expiresAt": self.policy.expires_at(key.type, fetched_at),
             }
         )
@@ -204,6 +208,7 @@ class ReadThrough:
         ctx: RequestContext,
     ) -> Served:
         try:
+            requested_at = self.clock()
             result = await provider.search(request, ctx)
         except PROVIDER_FAILURES as failure:
             err = as_fhir_error(failure)
@@ -214,7 +219,7 @@ class ReadThrough:
                 )
             raise
         fetched_at = self.clock()
-        await self._purge_restricted(result.matches)
+        restricted = await self._purge_restricted(result.matches)
         await self.store.put(
             {
                 **key.as_filter(),
@@ -228,6 +233,7 @@ class ReadThrough:
                 "etag": None,
                 "patients": patients_in(result.matches),
                 "fetchedAt": fetched_at,
+                "requestedAt": _requested_at(requested_at, restricted),
                 "expiresAt": self.policy.expires_at(key.type, fetched_at),
             }
         )
@@ -244,10 +250,13 @@ class ReadThrough:
         log.warning("serving stale cache entry: upstream failed with %s", err.status)
         return cached
 
-    async def _purge_restricted(self, resources: list[Resource]) -> None:
+    async def _purge_restricted(self, resources: list[Resource]) -> bool:
         """PDS said R or V: every copy cached before (maybe with the address PDS now
-        withholds) goes, together with cached searches that contained the patient."""
-        for patient_id in restricted_patient_ids(resources):
+        withholds) goes, together with cached searches that contained the patient, and the
+        store's tombstone stops copies still in flight coming back (server/cache/store.py).
+        True when `resources` name a restricted patient."""
+        restricted = restricted_patient_ids(resources)
+        for patient_id in restricted:
             purged = await self.store.purge_patient(patient_id)
             if purged is None:
                 self.pending_purges.add(patient_id)
@@ -256,6 +265,7 @@ class ReadThrough:
             self.pending_purges.discard(patient_id)
             if purged:
                 log.info("purged %d cache entries of a restricted patient", purged)
+        return bool(restricted)
 
     async def _purges_settled(self) -> bool:
         """Retry purges that failed earlier; True once none is outstanding."""
@@ -264,6 +274,12 @@ class ReadThrough:
                 return False
             self.pending_purges.discard(patient_id)
         return True
+
+
+def _requested_at(requested_at: datetime, restricted: bool) -> datetime | None:
+    """The entry's requestedAt: None when it holds a restricted patient, because it already
+    shows the restriction its own purge (just before its write) tombstoned."""
+    return None if restricted else requested_at
 
 
 def _directives(ctx: RequestContext) -> Directives:

@@ -13,8 +13,18 @@ A cache document is a plain dict, identical in memory and in MongoDB:
     etag        the validator the upstream gives for this resource (PDS: W/"<versionId>")
     patients    ids of the patients the entry contains or refers to (restricted purge)
     fetchedAt   when the data came from upstream (timezone-aware UTC)
+    requestedAt when the request for it was sent upstream; None for an entry that already
+                shows a restriction (it holds a restricted patient: see "Purges" below)
     expiresAt   when the entry is no use any more: fetchedAt + max(freshness, stale-if-error);
                 the MongoDB TTL index deletes it eventually, every read checks it itself
+
+Purges: purge_patient(P) removes every entry naming P and leaves a tombstone for P (kept
+TOMBSTONE_SECONDS). A put of an entry naming P whose requestedAt is before the tombstone is
+refused (memory) or deleted again right after its write (MongoDB, where the check and the
+write cannot be one operation): a request that was in flight when P was found restricted
+cannot put P's old, unrestricted copy back. That copy reaches only the requests that were
+already in flight with it, and on MongoDB whoever reads it in the one round trip between
+its write and its delete.
 
 Stores never raise for backend trouble: a failing backend reads as a miss, writes as a
 no-op, and says so in health(). That is what lets a cache outage never fail a request.
@@ -28,6 +38,16 @@ from typing import Any, Protocol
 
 Document = dict[str, Any]
 KEY_FIELDS = ("kind", "type", "key", "scope")
+# How long a restricted patient's purge blocks copies requested before it: longer than any
+# NHS request may take, retries and rate-limit waits included.
+TOMBSTONE_SECONDS = 600.0
+
+
+def purged_after_request(doc: Document, purged_at: datetime | None) -> bool:
+    """True when `doc` was requested upstream before a purge at `purged_at` of a patient it
+    names, so it must not be kept."""
+    requested = doc.get("requestedAt")
+    return purged_at is not None and requested is not None and purged_at > requested
 
 
 @dataclass(frozen=True)
@@ -62,8 +82,9 @@ class CacheStore(Protocol):
         """Remove one entry (missing is fine)."""
 
     async def purge_patient(self, patient_id: str) -> int | None:
-        """Remove every entry that contains or refers to the patient; returns how many,
-        or None when the backend could not be reached (the caller must not forget it)."""
+        """Remove every entry that contains or refers to the patient and leave its tombstone;
+        returns how many, or None when the backend could not be reached (the caller must not
+        forget it)."""
 
     async def health(self) -> dict[str, Any]:
         """Backend status for the health endpoint: {"backend", "status": up|down, ...}."""

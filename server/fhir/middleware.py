@@ -22,7 +22,6 @@ import logging
 import re
 import time
 import traceback
-import uuid
 from typing import Any
 
 import orjson
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server import metrics
 from server.access.audit_event import interaction_of
 from server.fhir.outcome import issue, operation_outcome
+from server.random_ids import random_uuid
 from server.trace_context import inbound_trace
 
 log = logging.getLogger("facade.access")
@@ -40,7 +40,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def chosen_request_id(inbound: str | None) -> str:
     """The id of this request: the client's X-Request-ID when it is a UUID, else a new one."""
-    return inbound if inbound is not None and _UUID.fullmatch(inbound) else str(uuid.uuid4())
+    return inbound if inbound is not None and _UUID.fullmatch(inbound) else random_uuid()
 
 
 # First path segments that are the façade's own, not a resource type: label "system".

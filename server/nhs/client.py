@@ -13,7 +13,6 @@ before it is sent; only requests actually sent are charged.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,6 +32,7 @@ from server.nhs.errors import (
     UpstreamUnavailable,
     read_nhs_outcome,
 )
+from server.random_ids import random_uuid
 from server.request_context import RequestContext
 
 log = logging.getLogger("facade.upstream")
@@ -136,7 +136,7 @@ class NHSClient:
         """How a logical request is carried out: here, one attempt with a fresh X-Request-ID.
         The hook ResilientClient overrides (retries, breaker, limits, single-flight)."""
         self._charge(ctx, retry=False)
-        return await self._attempt(call, ctx, str(uuid.uuid4()))
+        return await self._attempt(call, ctx, random_uuid())
 
     def _charge(self, ctx: RequestContext, *, retry: bool) -> None:
         """Charge the caller's NHS quota for one attempt about to be sent. A first attempt

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,6 +32,7 @@ from server.nhs.rate_limiter import RateLimit, TokenBucket
 from server.nhs.refusals import CircuitOpen, NoSlot
 from server.nhs.retry_policy import RetryPolicy, is_health_failure, may_retry_method, retry_delay
 from server.nhs.single_flight import Shared, SingleFlight
+from server.random_ids import random_uuid
 
 log = logging.getLogger("facade.upstream")
 
@@ -101,7 +101,7 @@ class Resilience:
         """Every attempt of one request; `charge` is called before each retry (the first
         attempt is charged by `call`)."""
         deadline = Deadline.after(self.clock, self.budget)
-        request_id = str(uuid.uuid4())
+        request_id = random_uuid()
         retries_allowed = may_retry_method(method, retry_safe)
         attempts = 0
         while True:

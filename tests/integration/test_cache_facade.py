@@ -204,7 +204,12 @@ async def test_health_reports_cache_and_upstream(
     assert status == 200 and h["Content-Type"].startswith("application/json")
     assert body == {
         "status": "ok",
-        "cache": {"backend": "mongodb", "status": "up", "indexes": "ready"},
+        "cache": {
+            "backend": "mongodb",
+            "status": "up",
+            "indexes": "ready",
+            "nearCache": {"seconds": 1.0, "entries": 0},  # server/cache/near.py
+        },
         "audit": {"backend": "mongodb", "status": "ok"},
         "upstream": {"mode": "live", "apis": {api: "configured" for api in ("pds", "bars", "ers", "cpt", "gpconnect")}},
     }
@@ -239,6 +244,7 @@ async def test_mongodb_killed_mid_run_then_restarted(emulator: Emulator, http: a
         async with cached_facade(emulator, http, server.uri, "facade_kill_test") as facade:
             assert [(await facade.get("/Patient/9000000009"))[1]["X-Cache"] for _ in range(2)] == ["MISS", "HIT"]
             server.kill()
+            await asyncio.sleep(1.05)  # the worker's near copies lapse (FACADE_CACHE_NEAR_SECONDS, 1 s)
             for _ in range(3):
                 status, h, body = await facade.get("/Patient/9000000009")
                 assert status == 200 and body["id"] == "9000000009" and h["X-Cache"] == "MISS"

@@ -209,3 +209,28 @@ async def test_mongo_store_with_no_server_is_a_quiet_miss() -> None:
         assert health["indexes"] == "pending"
     finally:
         await client.close()
+
+
+async def test_a_copy_requested_before_its_patients_purge_is_not_kept(store: CacheStore) -> None:
+    requested = now() - timedelta(seconds=1)
+    await store.purge_patient("9000000009")  # its tombstone: purged after `requested`
+    await store.put(doc(READ, patients=("9000000009",), requestedAt=requested))
+    assert await store.get(READ) is None
+    await store.put(doc(SEARCH, patients=("9000000017", "9000000009"), requestedAt=requested))
+    assert await store.get(SEARCH) is None  # any patient it names
+
+
+async def test_a_purge_blocks_neither_later_requests_nor_other_patients_nor_restricted_copies(
+    store: CacheStore,
+) -> None:
+    await store.purge_patient("9000000009")
+    await asyncio.sleep(0.002)
+    await store.put(doc(READ, patients=("9000000009",), requestedAt=now()))  # asked after the purge
+    assert await store.get(READ) is not None
+    other = CacheKey("read", "Patient", "9000000017")
+    await store.put(doc(other, patients=("9000000017",), requestedAt=now() - timedelta(seconds=5)))
+    assert await store.get(other) is not None
+    restricted = CacheKey("read", "Patient", "9000000025")
+    await store.purge_patient("9000000025")
+    await store.put(doc(restricted, patients=("9000000025",), requestedAt=None))  # shows the restriction
+    assert await store.get(restricted) is not None

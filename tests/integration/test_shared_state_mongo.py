@@ -72,6 +72,19 @@ async def test_a_page_link_from_one_facade_is_served_by_the_other(
         assert status == 410
 
 
+def restrict_jane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PDS now flags the patient restricted and withholds location data."""
+    restricted = copy.deepcopy(pds_data.PATIENTS[JANE])
+    restricted["meta"] = {
+        **restricted["meta"],
+        "versionId": "3",
+        "security": [{"system": pds_data.CONF, "code": "R", "display": "restricted"}],
+    }
+    for name in ("address", "telecom", "generalPractitioner", "extension"):
+        restricted.pop(name)
+    monkeypatch.setitem(pds_data.PATIENTS, JANE, restricted)
+
+
 async def test_a_restricted_patient_purge_through_one_facade_is_seen_by_the_other(
     emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,16 +96,7 @@ async def test_a_restricted_patient_purge_through_one_facade_is_seen_by_the_othe
         _, h, _ = await a.get(f"/Patient/{JANE}")
         assert h["X-Cache"] == "HIT"  # one cache: B's entry, served by A
 
-        # PDS now flags the patient restricted and withholds location data.
-        restricted = copy.deepcopy(pds_data.PATIENTS[JANE])
-        restricted["meta"] = {
-            **restricted["meta"],
-            "versionId": "3",
-            "security": [{"system": pds_data.CONF, "code": "R", "display": "restricted"}],
-        }
-        for name in ("address", "telecom", "generalPractitioner", "extension"):
-            restricted.pop(name)
-        monkeypatch.setitem(pds_data.PATIENTS, JANE, restricted)
+        restrict_jane(monkeypatch)
         _, h, after = await a.get(f"/Patient/{JANE}", headers={"Cache-Control": "no-cache"})
         assert h["X-Cache"] == "REVALIDATED" and "address" not in after  # A purged every copy
 
@@ -102,6 +106,24 @@ async def test_a_restricted_patient_purge_through_one_facade_is_seen_by_the_othe
         assert h["X-Cache"] == "MISS"  # B's cached search that held the old copy is gone
         jane = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == JANE)
         assert "address" not in jane and "telecom" not in jane
+
+
+async def test_a_purge_through_one_facade_reaches_the_others_near_copies_within_the_bound(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    near = 0.5  # FACADE_CACHE_NEAR_SECONDS: the stated bound
+    async with two_facades(emulator, http, mongo_db, cache_enabled=True, cache_near_seconds=near) as (a, b):
+        await b.get(f"/Patient/{JANE}")  # MISS: written to MongoDB
+        _, h, held = await b.get(f"/Patient/{JANE}")
+        assert h["X-Cache"] == "HIT" and held["address"]  # and now B's near copy
+        restrict_jane(monkeypatch)
+        _, h, after = await a.get(f"/Patient/{JANE}", headers={"Cache-Control": "no-cache"})
+        assert h["X-Cache"] == "REVALIDATED" and "address" not in after  # A purged every copy in MongoDB
+        await asyncio.sleep(near + 0.05)
+        _, h, read = await b.get(f"/Patient/{JANE}")
+        assert "address" not in read and "telecom" not in read  # B's copy lapsed: A's new one
+        _, h, again = await a.get(f"/Patient/{JANE}")
+        assert h["X-Cache"] == "HIT" and "address" not in again
 
 
 async def test_twenty_uncached_pds_reads_over_both_facades_keep_to_5_per_second(

@@ -445,3 +445,32 @@ def test_opt_out_and_no_cache(upstream: ScriptedPatients, store: CountingStore) 
     assert isinstance(with_cache(upstream, cache), CachingProvider)
     upstream.cacheable = False  # type: ignore[attr-defined]
     assert with_cache(upstream, cache) is upstream
+
+
+async def test_a_copy_in_flight_when_its_patient_is_purged_is_not_put_back(store: CountingStore, clock: Clock) -> None:
+    """Request A asks PDS for the patient; before its answer arrives, a search finds the
+    patient restricted and purges. A's older, unrestricted copy must not enter the cache."""
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    class InFlight(ScriptedPatients):
+        async def read(self, resource_id: str, ctx: RequestContext) -> Resource:
+            self.reads += 1
+            before_restriction = copy.deepcopy(self.records[resource_id])
+            asked.set()
+            await release.wait()
+            return before_restriction
+
+    slow = InFlight()
+    policy = CachePolicy(default_ttl=60, ttl_by_type={"Patient": 100}, stale_if_error=1000)
+    cached = CachingProvider(slow, ReadThrough(store, policy, clock=clock))
+    in_flight = asyncio.create_task(read(cached))
+    await asked.wait()
+    clock.advance(1)
+    slow.records["9000000009"] = patient("9000000009", version="3", security="R")
+    await search(cached)  # PDS says R: every copy goes
+    release.set()
+    old, headers = await in_flight
+    assert old["address"] and headers["X-Cache"] == "MISS"  # the bound: what was already in flight
+    assert await store.get(read_key("Patient", "9000000009")) is None
+    _, again = await read(cached)
+    assert again["X-Cache"] == "MISS" and slow.reads == 2  # fetched afresh, restricted now
