@@ -9,6 +9,11 @@ STAMP := $(VENV)/.installed
 TESTDB := .venv-testdb
 TESTDB_STAMP := $(TESTDB)/.installed
 SECANTUS := SecantusDB==0.7.0b3
+# The console's browser tests (tests/browser/) drive Debian's Chromium through its chromedriver:
+# installed with apt when missing (sudo unless root), `apt-get update` first when apt does not know them.
+BROWSER_STAMP := $(VENV)/.chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive
+BROWSER_PACKAGES := chromium chromium-driver
 
 .PHONY: run test install bench clean
 
@@ -25,6 +30,13 @@ $(TESTDB_STAMP):
 	$(TESTDB)/bin/python -m pip install --quiet '$(SECANTUS)'
 	touch $(TESTDB_STAMP)
 
+$(BROWSER_STAMP): $(BIN)/python
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		$(SUDO) apt-get install -y --no-install-recommends $(BROWSER_PACKAGES) \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(BROWSER_PACKAGES); }; \
+	fi
+	touch $(BROWSER_STAMP)
+
 install: $(STAMP)
 
 run: $(STAMP)
@@ -32,7 +44,7 @@ run: $(STAMP)
 
 # Lint, format check and type check first (settings in pyproject.toml; mypy checks server,
 # capability and mappings): any failure stops the target before pytest.
-test: $(STAMP) $(TESTDB_STAMP)
+test: $(STAMP) $(TESTDB_STAMP) $(BROWSER_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

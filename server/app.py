@@ -25,6 +25,7 @@ from server.access.trail_wiring import open_audit_trail
 from server.access.wiring import build_access
 from server.cache.lifecycle import open_cache
 from server.cache.provider import with_cache
+from server.console import wiring as console_wiring
 from server.fhir.edge import edge_middleware
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
@@ -66,6 +67,7 @@ PAS_MOUNT = "/pas/v1"
 def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOURCES) -> Starlette:
     settings = settings or Settings()
     pas_app = create_pas_app()
+    console = console_wiring.build_console(settings, sources)  # None when off: no routes, no tracing
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
                 log.info("sandbox mode: embedded NHS emulator at %s", emulator_url)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)))
             upstreams = config.upstreams(emulator_url)
+            if console is not None:
+                console.connect(upstreams, session)  # fault controls reach the emulator through these
             auth = await build_auth(settings, session, emulator_url)
             # Exit runs in reverse: token renewals are cancelled and awaited before the session closes.
             stack.push_async_callback(auth.aclose)
@@ -153,13 +157,15 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
         log.info("façade stopped: connections and stores closed")
 
     app = Starlette(
-        routes=[Mount(PAS_MOUNT, app=pas_app), *ROUTES],
+        routes=[Mount(PAS_MOUNT, app=pas_app), *console_wiring.routes(console), *ROUTES],
         middleware=[
             # Outermost, so every body below can be compressed, the XML too.
             Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
             # FHIR XML when asked, for every FHIR answer and error below; PAS REST stays JSON.
             Middleware(XMLFormatMiddleware, json_only=(f"{PAS_MOUNT}/",)),
             Middleware(RequestIdMiddleware),
+            # The console's per-request trace, inside the request id it is filed under (issue 12).
+            *console_wiring.middleware(console),
             # CORS when configured (a preflight carries no token), no-store, then authenticate
             # and audit every access (fail closed), then the size limits (server/fhir/edge.py).
             *edge_middleware(settings, Middleware(AccessMiddleware)),

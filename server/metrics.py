@@ -16,8 +16,9 @@ cost more than the increment itself on the cached-read path. The label sets are 
 so the memo stays as small as the series it names.
 
 This module sits below every layer (server.nhs records its calls here): it imports
-nothing of the façade. Recording is a counter increment; nothing here allocates per
-request beyond the label lookup.
+nothing of the façade but server.request_trace (the console's per-request recorder, as
+low). Recording is a counter increment; nothing here allocates per request beyond the
+label lookup.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from server import request_trace
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -129,6 +132,7 @@ def _cache_count(result: str) -> Counter:
 
 def cache_result(result: str) -> None:
     _cache_count(result).inc()
+    request_trace.cache(result)  # the console's per-request trace; a no-op unless one is open
 
 
 def single_flight_join(name: str) -> None:

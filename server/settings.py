@@ -223,6 +223,17 @@ class Settings(BaseSettings):
         "API without its own URL is served there instead of by an embedded emulator. Its host must be "
         "loopback or one of emulator_hosts.",
     )
+    console: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="The testers' console at /_console (issue 12): auto = on when every NHS API is the emulator "
+        "(sandbox); on = also against live NHS APIs (traces redacted, read by auditor/admin only); off = none.",
+    )
+    console_trace_capacity: int = Field(
+        default=500,
+        ge=10,
+        le=10_000,
+        description="Request traces the console keeps per process (a ring: the oldest go first).",
+    )
     dev_issuer_key_path: Path | None = Field(
         default=None,
         description="The development issuer's key (default: per-user config directory).",

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import request_trace
 from server.access.audit_event import AuditNote, interaction_of
 from server.access.claims import BadPurpose
 from server.access.control import AccessControl
@@ -39,8 +40,16 @@ PUBLIC_PATHS = frozenset(
         "/_health/live",
         "/_health/ready",
         "/metrics",
+        # The console's page and its data-free API (server/console/routes.py); its traces
+        # and fault controls stay behind this edge. With the console off these are 404s.
+        "/_console",
+        "/_console/",
+        "/_console/api/config",
+        "/_console/api/token",
+        "/_console/api/scenarios",
     }
 )
+PUBLIC_PREFIXES = ("/_console/static/",)
 REALM = 'Bearer realm="nhs-fhir-facade"'
 FHIR_JSON = b"application/fhir+json; charset=utf-8"
 
@@ -79,7 +88,7 @@ class AccessMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or scope["path"].startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
         access: AccessControl = scope["app"].state.access
@@ -97,8 +106,11 @@ class AccessMiddleware:
         state["access"] = access
         principal, refusal = await self._authenticate(scope, access, note)
         if refusal is not None or principal is None:
+            request_trace.record("access", f"refused: {note.reason}", {"decision": "refused", "reason": note.reason})
             await self._answer(send, refusal or _unavailable(), access, note, None)
             return
+        if request_trace.current() is not None:
+            request_trace.record("access", "authenticated", _access_detail(principal))
         state["principal"] = principal
         await self._pass_audited(scope, receive, send, access, note, principal)
 
@@ -136,6 +148,8 @@ class AccessMiddleware:
         async def audited_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 started["sent"] = True
+                if note.reason or note.withheld or message["status"] in (401, 403):
+                    _trace_decision(note, message["status"])
                 if not await access.record(note, principal, message["status"]):
                     started["dropped"] = True
                     failed = _unavailable()
@@ -153,6 +167,31 @@ class AccessMiddleware:
                 note.reason = "internal error"
                 await access.record(note, principal, 500)
             raise
+
+
+def _access_detail(principal: Principal) -> dict[str, Any]:
+    """What the console's trace shows of an authenticated caller: never the token."""
+    return {
+        "decision": "authenticated",
+        "roles": sorted(principal.roles),
+        "purpose": principal.purpose,
+        "scopes": principal.scopes.text(),
+        "patient_context": principal.patient is not None,
+        "client_id": principal.client_id,
+    }
+
+
+def _trace_decision(note: AuditNote, status: int) -> None:
+    """The handlers' access decision, as the audit note holds it, on the console's trace."""
+    if note.reason or status in (401, 403):
+        reason = note.reason or "the access policy (scope, role, purpose or relationship)"
+        request_trace.record(
+            "access", f"refused: {reason}", {"decision": "refused", "reason": reason, "status": status}
+        )
+    if note.withheld:
+        request_trace.record(
+            "access", f"withheld {note.withheld} resource(s)", {"decision": "withheld", "count": note.withheld}
+        )
 
 
 def _unavailable() -> Message:

@@ -39,6 +39,7 @@ class RoleTable:
     clinical_purposes: frozenset[str]
     break_glass_purposes: frozenset[str]
     job_roles: dict[str, frozenset[str]]
+    console_roles: frozenset[str] = frozenset()  # may read console traces and set faults
 
     def roles_for(self, names: Iterable[str]) -> frozenset[str]:
         """Façade roles named directly or through NHS job role codes (`R8000`,
@@ -74,7 +75,9 @@ def _strings(value: Any, where: str) -> list[str]:
     return value
 
 
-TOP_LEVEL = frozenset({"roles", "clinical_types", "clinical_purposes", "break_glass_purposes", "job_roles"})
+TOP_LEVEL = frozenset(
+    {"roles", "clinical_types", "clinical_purposes", "break_glass_purposes", "job_roles", "console_roles"}
+)
 ROLE_KEYS = frozenset({"description", "fhir", "pas"})
 
 
@@ -119,12 +122,16 @@ def parse_role_table(document: Any) -> RoleTable:
     glass = frozenset(_strings(document.get("break_glass_purposes") or [], "break_glass_purposes"))
     if not glass <= purposes:
         raise PolicyFileError("break_glass_purposes must also be clinical_purposes")
+    console = frozenset(_strings(document.get("console_roles") or [], "console_roles"))
+    if not console <= roles.keys():
+        raise PolicyFileError(f"console_roles: unknown role(s) {sorted(console - roles.keys())}")
     return RoleTable(
         roles=roles,
         clinical_types=frozenset(_strings(document.get("clinical_types") or [], "clinical_types")),
         clinical_purposes=purposes,
         break_glass_purposes=glass,
         job_roles=job_roles,
+        console_roles=console,
     )
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
-from server import metrics
+from server import metrics, request_trace
 from server.cache.policy import (
     CachePolicy,
     CacheState,
@@ -104,7 +105,7 @@ class ReadThrough:
             return resource
         key = read_key(rtype, resource_id, ctx.caller_identity(per_user=provider.names_the_user_upstream))
         started = asyncio.get_running_loop().time()
-        cached = await self.store.get(key) if await self._purges_settled() else None
+        cached = await self._lookup(key)
         now = self.clock()
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
@@ -183,7 +184,7 @@ class ReadThrough:
             return result
         key = search_key(request, ctx.caller_identity(per_user=provider.names_the_user_upstream))
         started = asyncio.get_running_loop().time()
-        cached = await self.store.get(key) if await self._purges_settled() else None
+        cached = await self._lookup(key)
         now = self.clock()
         if cached is not None and self.policy.is_fresh(rtype, age_seconds(cached["fetchedAt"], now), directives):
             _announce(CacheState.HIT, cached["fetchedAt"], now)
@@ -240,6 +241,20 @@ class ReadThrough:
         return Served(CacheState.REVALIDATED if cached else CacheState.MISS, fetched_at, result=result)
 
     # ---- shared ------------------------------------------------------------------------
+
+    async def _lookup(self, key: CacheKey) -> Document | None:
+        """The cached entry, None when absent or while a restricted-patient purge is pending
+        (then nothing cached may be served); timed on the console's trace when one is open."""
+        started = time.perf_counter()
+        cached = await self.store.get(key) if await self._purges_settled() else None
+        if request_trace.current() is not None:
+            request_trace.record(
+                "cache",
+                f"{self.store.backend} lookup: {'entry found' if cached is not None else 'no entry'}",
+                {"backend": self.store.backend, "found": cached is not None},
+                duration=time.perf_counter() - started,
+            )
+        return cached
 
     def _stale_copy(self, cached: Document | None, err: FHIRError) -> Document | None:
         """stale-if-error: only for gateway failures, never for a 4xx the upstream meant."""

@@ -12,7 +12,9 @@ before it is sent; only requests actually sent are charged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,7 +23,7 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict
 
-from server import metrics
+from server import metrics, request_trace
 from server.nhs.error_codes import CodeMeaning
 from server.nhs.errors import (
     UpstreamBadResponse,
@@ -198,6 +200,7 @@ class NHSClient:
             and bool(ctx.user_token)
             and out_headers["Authorization"] == f"Bearer {ctx.user_token}"
         )
+        sent_at = time.perf_counter()
         try:
             async with self.session.request(
                 method, url, params=list(params or ()), headers=out_headers, data=data, timeout=self._timeout
@@ -208,14 +211,22 @@ class NHSClient:
                 resp_headers = CIMultiDict(resp.headers)
         except TimeoutError:
             metrics.nhs_call(self.api, "timeout")
+            self._traced(method, path, None, "timeout", sent_at, request_id, params)
             raise UpstreamTimeout(self.api, "timed out") from None
         except aiohttp.ClientConnectionError as exc:
             metrics.nhs_call(self.api, "connection_error")
+            self._traced(method, path, None, f"connection_error ({type(exc).__name__})", sent_at, request_id, params)
             raise UpstreamUnavailable(self.api, f"connection failed ({type(exc).__name__})") from None
         except aiohttp.ClientError as exc:
             metrics.nhs_call(self.api, "connection_error")
+            self._traced(method, path, None, f"connection_error ({type(exc).__name__})", sent_at, request_id, params)
             raise UpstreamUnavailable(self.api, f"HTTP client error ({type(exc).__name__})") from None
+        except asyncio.CancelledError:
+            # Cut off by the resilience budget (server.nhs.resilience counts it as a timeout).
+            self._traced(method, path, None, "cut off (request budget)", sent_at, request_id, params)
+            raise
         metrics.nhs_call(self.api, metrics.status_outcome(status))
+        self._traced(method, path, status, metrics.status_outcome(status), sent_at, request_id, params)
         log.info(
             "upstream %s %s -> %s request_id=%s correlation=%s", self.api, method, status, request_id, ctx.request_id
         )
@@ -223,6 +234,28 @@ class NHSClient:
         if 200 <= status < 300 or status in accepted:
             return UpstreamResponse(status, resp_headers, body, request_id)
         raise self._error(status, resp_headers, body, user_token_used)
+
+    def _traced(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        outcome: str,
+        sent_at: float,
+        request_id: str,
+        params: Sequence[tuple[str, str]] | None,
+    ) -> None:
+        """The console's trace of this exchange (server.request_trace; a no-op unless traced)."""
+        request_trace.nhs_call(
+            self.api,
+            method,
+            path,
+            status=status,
+            outcome=outcome,
+            started=sent_at,
+            attempt_id=request_id,
+            params=params,
+        )
 
     def _decode(self, raw: bytes, status: int) -> Any:
         if not raw:

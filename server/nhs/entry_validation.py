@@ -10,6 +10,7 @@ upstream's fault (502) rather than served.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from server import request_trace
 from server.nhs.errors import UpstreamBadResponse
 
 # Besides ValidationError, fhir.resources' own type lookups raise these: a contained
@@ -62,6 +64,19 @@ def model_problems(model: Any, resource: Mapping[str, Any], max_problems: int = 
     """Empty when `resource` validates against the fhir.resources `model`; otherwise the
     failing element paths (never values, nor pydantic's messages, which may quote them:
     these strings reach logs and OperationOutcomes)."""
+    started = time.perf_counter()
+    problems = _validation_problems(model, resource, max_problems)
+    if request_trace.current() is not None:  # the console's trace: the validation's share of the time
+        request_trace.record(
+            "conversion",
+            f"validated as R4 {model.__name__}" + (f": {len(problems)} problem(s)" if problems else ""),
+            {"model": model.__name__, "problems": problems},
+            duration=time.perf_counter() - started,
+        )
+    return problems
+
+
+def _validation_problems(model: Any, resource: Mapping[str, Any], max_problems: int) -> list[str]:
     try:
         model.model_validate(dict(resource))
     except ValidationError as exc:

@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from server import metrics
-from server.nhs.circuit_breaker import CircuitBreaker
+from server import metrics, request_trace
+from server.nhs.circuit_breaker import BreakerState, CircuitBreaker
 from server.nhs.client import UpstreamResponse
 from server.nhs.clock import Clock, MonotonicClock
 from server.nhs.concurrency_limit import ConcurrencyLimit
@@ -108,6 +108,7 @@ class Resilience:
             attempts += 1
             if attempts > 1 and charge is not None:
                 charge(retry=True)
+            numbered = request_trace.begin_attempt(attempts)
             try:
                 return await self._attempt(attempt, request_id, deadline)
             except UpstreamError as err:
@@ -119,6 +120,7 @@ class Resilience:
                 if delay is None:
                     raise
                 metrics.nhs_retry(self.api)
+                request_trace.retry(self.api, attempts + 1, delay, err.message)
                 log.info(
                     "upstream %s retry %d in %.2fs after %s request_id=%s",
                     self.api,
@@ -128,12 +130,15 @@ class Resilience:
                     request_id,
                 )
                 await self.clock.sleep(delay)
+            finally:
+                request_trace.end_attempt(numbered)
 
     async def _attempt(self, attempt: Attempt, request_id: str, deadline: Deadline) -> UpstreamResponse:
         try:
             probe = self.breaker.admit()
-        except CircuitOpen:
+        except CircuitOpen as refused:
             metrics.nhs_call(self.api, "circuit_open", sent=False)
+            request_trace.circuit(self.api, "open", refused.message)
             raise
         outcome: UpstreamError | None = None
         answered = False
@@ -143,6 +148,7 @@ class Resilience:
                     waited_from = self.clock.now()
                     await self.rate_limit.acquire(deadline)
                     metrics.rate_limit_wait(self.api, self.clock.now() - waited_from)
+                    request_trace.rate_limit_wait(self.api, self.clock.now() - waited_from)
                 remaining = deadline.remaining()
                 if remaining <= 0:
                     metrics.nhs_call(self.api, "timeout", sent=False)
@@ -160,10 +166,13 @@ class Resilience:
             outcome = err
             if isinstance(err, NoSlot):  # a concurrency slot or rate-limit token not had in time
                 metrics.nhs_call(self.api, "rate_limited", sent=False)
+                request_trace.record("rate_limit", f"{self.api} refused: {err.message}", {"api": self.api})
             raise
         finally:
             if outcome is not None and is_health_failure(outcome):
                 self.breaker.failed(probe)
+                if request_trace.current() is not None and self.breaker.state is not BreakerState.CLOSED:
+                    request_trace.circuit(self.api, self.breaker.state.name.lower(), "after this failure")
             elif answered or (outcome is not None and outcome.status is not None):
                 self.breaker.succeeded(probe)  # NHS answered, even if with a 4xx
             else:

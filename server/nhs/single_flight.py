@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
 
-from server import metrics
+from server import metrics, request_trace
 
 T = TypeVar("T")
 
@@ -92,6 +92,7 @@ class SingleFlight(Generic[T]):
     def _joined(self) -> None:
         if self.name is not None:
             metrics.single_flight_join(self.name)
+        request_trace.single_flight_join(self.name or "shared")
 
     def _finished(self, key: Hashable, task: asyncio.Task[T]) -> None:
         current = self._flights.get(key)

@@ -1,7 +1,8 @@
 """Fault injection and request counting for the emulator, driven over /_control.
 
-Tests tell the emulator, over HTTP, to answer the next N matching requests with a
-status, a delay, a dropped connection or a malformed body, and read back how many
+Tests (and the console, server/console/faults.py) tell the emulator, over HTTP, to answer
+the next N matching requests with a status, a delay, a dropped connection or a malformed
+body, list the faults still pending and clear them, and read back how many
 requests each API received (single-flight and no-avoidable-load tests count these)
 and the GP Connect consumer JWT claims it was sent (whose identity GP Connect audits).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -129,6 +130,20 @@ def control_routes(state: EmulatorState) -> list[Route]:
         state.faults.append(Fault(**spec))
         return JSONResponse({"faults": len(state.faults)})
 
+    async def list_faults(request: Request) -> Response:
+        """The faults still pending (the console shows them)."""
+        return JSONResponse({"faults": [asdict(f) for f in state.faults if f.times != 0]})
+
+    async def clear_faults(request: Request) -> Response:
+        """Drop pending faults (all, or those under `path_prefix`), keeping the request counts."""
+        try:
+            spec = await request.json()
+        except ValueError:
+            spec = {}
+        prefix = spec.get("path_prefix") if isinstance(spec, dict) else None
+        state.faults[:] = [f for f in state.faults if prefix is not None and f.path_prefix != prefix]
+        return JSONResponse({"faults": len(state.faults)})
+
     async def reset(request: Request) -> Response:
         state.faults.clear()
         state.counts.clear()
@@ -154,6 +169,8 @@ def control_routes(state: EmulatorState) -> list[Route]:
 
     return [
         Route("/_control/faults", add_fault, methods=["POST"]),
+        Route("/_control/faults", list_faults, methods=["GET"]),
+        Route("/_control/faults/clear", clear_faults, methods=["POST"]),
         Route("/_control/gpconnect/jwt", gpconnect_jwt, methods=["GET"]),
         Route("/_control/reset", reset, methods=["POST"]),
         Route("/_control/requests", counts, methods=["GET"]),

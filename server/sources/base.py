@@ -10,6 +10,7 @@ sources (server/sources/registry.py) everything that used to be a hand-kept tabl
 - cache policy: each `Offer`'s `freshness` (server/cache/policy.py, overridable per type);
 - client-side rate limits: each `Upstream`'s published `rate_limit`;
 - error mapping: each `Upstream`'s `error_codes`, NHS codes whose meaning the status lacks;
+- the console's scenario catalogue: each source's `scenarios`, derived from its emulator data;
 - the CapabilityStatement, OpenAPI, SMART scopes and rev-includes follow from the
   providers the offers build (server/providers/registry.py).
 
@@ -19,12 +20,12 @@ an existing source is one provider module plus one `Offer`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from server.providers.base import ResourceProvider
-from server.sources.upstream import SourceSettings, Upstream
+from server.sources.upstream import Scenario, SourceSettings, Upstream, no_scenarios
 from server.sources.wiring import Wiring
 
 
@@ -46,6 +47,8 @@ class Source:
     settings: type[SourceSettings]
     upstreams: tuple[Upstream, ...]
     offers: tuple[Offer, ...]
+    # What the emulator's data demonstrates, derived from that data (the console's catalogue).
+    scenarios: Callable[[], Sequence[Scenario]] = no_scenarios
 
     def setting_names(self) -> frozenset[str]:
         return frozenset(self.settings.model_fields)

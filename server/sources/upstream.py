@@ -1,5 +1,5 @@
-"""The two leaf parts of a source declaration: its settings class and the NHS APIs it calls
-(server/sources/base.py assembles them into a Source)."""
+"""The leaf parts of a source declaration: its settings class, the NHS APIs it calls and the
+scenarios its emulator data demonstrates (server/sources/base.py assembles them into a Source)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,31 @@ class Upstream:
     # NHS error codes that mean something the HTTP status does not say (a 404 that is
     # "gone", a 403 that is the patient's consent); every other code follows the status.
     error_codes: Mapping[str, CodeMeaning] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One request that shows something the source's emulator data holds (a restricted
+    patient, a superseded NHS number, no consent...), for the console's catalogue (issue 12).
+
+    Each source derives its scenarios from its emulator data (a flag, a table, a record's
+    shape), so the catalogue follows the data instead of a hand-kept list. `query` values
+    are search parameters; `headers` the NHS session headers the API needs; `scope`,
+    `role`, `patient` and `purpose` describe the development token the request needs."""
+
+    id: str  # unique across sources: "<upstream key>-<what>"
+    title: str
+    description: str
+    resource_type: str
+    path: str  # relative to the FHIR base: "Patient/9000000009"
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    scope: str = "user/*.rs"
+    role: str = "clinician"
+    patient: str | None = None
+    purpose: str = "TREAT"
+
+
+def no_scenarios() -> Sequence[Scenario]:
+    return ()

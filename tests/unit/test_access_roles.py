@@ -21,8 +21,9 @@ def shipped_document() -> dict[str, Any]:
     return yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
 
 
-def test_shipped_file_loads_with_its_four_roles(table: RoleTable) -> None:
-    assert set(table.roles) == {"clinician", "clerk", "pas-system", "auditor"}
+def test_shipped_file_loads_with_its_five_roles(table: RoleTable) -> None:
+    assert set(table.roles) == {"clinician", "clerk", "pas-system", "auditor", "admin"}
+    assert table.console_roles == {"auditor", "admin"}
     assert table.clinical_types == {"MedicationRequest", "ServiceRequest", "AllergyIntolerance"}
     assert table.clinical_purposes == {"TREAT", "ETREAT"}
     assert table.break_glass_purposes == {"ETREAT"}
@@ -120,7 +121,7 @@ def test_role_names_are_taken_directly(table: RoleTable) -> None:
         "S0030:G0100:R9999",
         "R8000:S0030",
         "S0030:G0100",
-        "admin",
+        "superuser",
         "",
         "Clinician",
         ":",
@@ -132,7 +133,7 @@ def test_unknown_codes_and_names_are_ignored(table: RoleTable, name: str) -> Non
 
 
 def test_unknown_codes_do_not_hide_known_ones(table: RoleTable) -> None:
-    assert table.roles_for(["R9999", "admin", "S0030:G0100:R8006", "R0001"]) == {"clerk", "auditor"}
+    assert table.roles_for(["R9999", "superuser", "S0030:G0100:R8006", "R0001"]) == {"clerk", "auditor"}
 
 
 def test_is_clinical_follows_the_file(table: RoleTable) -> None:
@@ -150,7 +151,22 @@ def _with(change: Any) -> dict[str, Any]:
 
 
 def test_the_shipped_document_itself_parses() -> None:
-    assert set(parse_role_table(shipped_document()).roles) == {"clinician", "clerk", "pas-system", "auditor"}
+    assert set(parse_role_table(shipped_document()).roles) == {"clinician", "clerk", "pas-system", "auditor", "admin"}
+
+
+def test_console_roles_must_be_roles_of_the_file() -> None:
+    document = _with(lambda d: d.__setitem__("console_roles", ["auditor", "superuser"]))
+    with pytest.raises(PolicyFileError, match=r"console_roles: unknown role\(s\) \['superuser'\]"):
+        parse_role_table(document)
+
+
+def test_console_roles_must_be_a_list_of_strings() -> None:
+    with pytest.raises(PolicyFileError, match="console_roles must be a list of strings"):
+        parse_role_table(_with(lambda d: d.__setitem__("console_roles", "auditor")))
+
+
+def test_no_console_roles_means_nobody_reads_traces() -> None:
+    assert parse_role_table(_with(lambda d: d.pop("console_roles"))).console_roles == frozenset()
 
 
 @pytest.mark.parametrize("letters", ["sr", "rx", "read", "", "RS", "rr", 5, None, ["r", "s"]])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.sources.upstream import Scenario
+
 
 @dataclass(frozen=True)
 class Item:
@@ -139,3 +141,39 @@ PRESCRIPTIONS: tuple[Prescription, ...] = (
         issues=(Issue(None, "0006", "Dispensed", (FULLY,)),),
     ),
 )
+
+
+# The CIS2 session a user-restricted CPT call carries (README "MedicationRequest").
+SESSION_HEADERS = {
+    "nhsd-session-urid": "555254240100",
+    "nhsd-organization-uuid": "A83008",
+    "nhsd-session-jobrole": "S0030:G0100:R0570",
+    "X-NHS-User-Token": "sandbox-cis2-token",
+}
+
+
+def scenarios() -> list[Scenario]:
+    """One search per patient with prescriptions, described from the prescriptions' shape."""
+    found: list[Scenario] = []
+    by_patient: dict[str, list[Prescription]] = {}
+    for prescription in PRESCRIPTIONS:
+        by_patient.setdefault(prescription.nhs_number, []).append(prescription)
+    for nhs, held in by_patient.items():
+        items = sum(len(p.items) * len(p.issues) for p in held)
+        repeats = [p for p in held if p.repeats_allowed]
+        states = sorted({state.dispense_display for p in held for issue in p.issues for state in issue.items})
+        found.append(
+            Scenario(
+                f"cpt-prescriptions-{nhs}",
+                "Prescriptions (user-restricted)" + (", with an eRD repeat" if repeats else ""),
+                f"{len(held)} prescription(s) of {held[0].given} {held[0].family}, {items} line item(s) as "
+                f"MedicationRequests ({'; '.join(states)}). Needs the CIS2 session headers.",
+                "MedicationRequest",
+                "MedicationRequest",
+                query={"patient": nhs},
+                headers=SESSION_HEADERS,
+                scope="user/MedicationRequest.rs user/Patient.rs",
+                patient=nhs,
+            )
+        )
+    return found

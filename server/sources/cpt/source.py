@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from server.providers.base import ResourceProvider
 from server.sources.base import Offer, Source
-from server.sources.cpt import emulator
+from server.sources.cpt import emulator, emulator_data
 from server.sources.cpt.client import CPTClient
 from server.sources.cpt.provider import MedicationRequestFromCPT
 from server.sources.cpt.settings import CPTSettings
@@ -29,4 +29,5 @@ SOURCE = Source(
     settings=CPTSettings,
     upstreams=(CPT,),
     offers=(Offer("MedicationRequest", medication_request_from_cpt, freshness=300.0),),  # prescriptions change daily
+    scenarios=emulator_data.scenarios,
 )

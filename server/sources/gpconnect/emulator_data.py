@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.nhs.identifiers import NHS_NUMBER_SYSTEM, ODS_SYSTEM
+from server.sources.upstream import Scenario
 
 SCT = "http://snomed.info/sct"
 NHS = NHS_NUMBER_SYSTEM
@@ -260,3 +261,101 @@ def structured_record(nhs: str, include_resolved: bool) -> dict[str, Any] | None
         "type": "collection",
         "entry": [{"resource": r} for r in [patient, *PRACTICE, *lists, *allergies]],
     }
+
+
+# The patients this GP holds records for (structured_record answers each), then the ones
+# it refuses: the index the console's scenarios are derived from.
+RECORDED = ("9000000009", "9000000017", "9000000033", "9000000092")
+
+
+def _allergies_scenario(
+    scenario_id: str, title: str, description: str, nhs: str, query: dict[str, str] | None = None
+) -> Scenario:
+    """An allergy search as a clinician in direct care of the patient (the token's launch context)."""
+    return Scenario(
+        scenario_id,
+        title,
+        description,
+        "AllergyIntolerance",
+        "AllergyIntolerance",
+        query={"patient": nhs, **(query or {})},
+        scope="user/AllergyIntolerance.rs user/Patient.rs",
+        patient=nhs,
+    )
+
+
+def scenarios() -> list[Scenario]:
+    """What the GP records demonstrate, read from each record's lists and allergies."""
+    found: list[Scenario] = []
+    for nhs in RECORDED:
+        record = structured_record(nhs, True)
+        assert record is not None, nhs
+        resources = [entry["resource"] for entry in record["entry"]]
+        allergies = [r for r in resources if r["resourceType"] == "AllergyIntolerance"]
+        lists = [r for r in resources if r["resourceType"] == "List"]
+        resolved = [a for a in allergies if a.get("clinicalStatus") == "resolved"]
+        degraded = [a for a in allergies if "degraded" in str(a.get("note", "")).lower()]
+        withheld = any(
+            ext.get("valueCode") == "confidential-items" for lst in lists for ext in lst.get("extension", [])
+        )
+        nil_known = any(
+            (lst.get("emptyReason") or {}).get("coding", [{}])[0].get("code") == "nilknown" for lst in lists
+        )
+        if allergies and not withheld:
+            found.append(
+                _allergies_scenario(
+                    f"gpc-allergies-{nhs}",
+                    "Allergies converted from STU3",
+                    f"{len(allergies) - len(resolved)} active allergies"
+                    + (f", {len(degraded)} transfer-degraded" if degraded else "")
+                    + ": GP Connect STU3 converted to UK Core R4 by declared rules.",
+                    nhs,
+                )
+            )
+        if resolved:
+            found.append(
+                _allergies_scenario(
+                    f"gpc-resolved-{nhs}",
+                    "Ended allergies",
+                    f"{len(resolved)} resolved allergy with its end date and reason, asked for by clinical-status.",
+                    nhs,
+                    {"clinical-status": "resolved"},
+                )
+            )
+        if nil_known:
+            found.append(
+                _allergies_scenario(
+                    f"gpc-nil-known-{nhs}",
+                    "No known allergies",
+                    "The GP recorded 'no known allergies': one AllergyIntolerance coded 716186003.",
+                    nhs,
+                )
+            )
+        elif not allergies:
+            found.append(
+                _allergies_scenario(
+                    f"gpc-nothing-recorded-{nhs}",
+                    "Nothing recorded",
+                    "No allergies in the record and none confirmed absent: an empty searchset with the GP's note.",
+                    nhs,
+                )
+            )
+        if withheld:
+            found.append(
+                _allergies_scenario(
+                    f"gpc-confidential-{nhs}",
+                    "Confidential items withheld",
+                    "The GP left items out for confidentiality: the answer carries the list's warning.",
+                    nhs,
+                )
+            )
+    for nhs in sorted(NO_CONSENT):
+        found.append(
+            _allergies_scenario(
+                f"gpc-no-consent-{nhs}",
+                "No consent to share",
+                f"The patient {nhs} has not consented to share the GP record: GP Connect NO_PATIENT_CONSENT.",
+                nhs,
+            )
+        )
+    return found

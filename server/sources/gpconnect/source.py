@@ -6,7 +6,7 @@ from server.nhs.auth.profiles import Access
 from server.nhs.error_codes import CodeMeaning
 from server.providers.base import ResourceProvider
 from server.sources.base import Offer, Source
-from server.sources.gpconnect import emulator
+from server.sources.gpconnect import emulator, emulator_data
 from server.sources.gpconnect.client import GPConnectClient, gpconnect_config
 from server.sources.gpconnect.provider import AllergyIntoleranceFromGPConnect
 from server.sources.gpconnect.settings import GPConnectSettings
@@ -37,4 +37,5 @@ SOURCE = Source(
     settings=GPConnectSettings,
     upstreams=(GPCONNECT,),
     offers=(Offer("AllergyIntolerance", allergy_intolerance_from_gpconnect, freshness=900.0),),
+    scenarios=emulator_data.scenarios,
 )

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from server.nhs.identifiers import NHS_NUMBER_SYSTEM, ODS_SYSTEM
+from server.nhs.nhs_number import check_digit
+from server.sources.upstream import Scenario
 
 NHS = NHS_NUMBER_SYSTEM
 ODS = ODS_SYSTEM
@@ -163,3 +165,116 @@ PATIENTS.update(
 )
 SUPERSEDED = {"9000000041": "9000000068"}
 INVALIDATED = {"9000000076"}
+
+
+def _display_name(patient: dict[str, Any]) -> str:
+    names = patient.get("name") or [{}]
+    parts = [*names[0].get("given", []), names[0].get("family", "")]
+    return " ".join(p for p in parts if p) or "no name recorded"
+
+
+def _unknown_number() -> str:
+    """The first valid NHS number (Modulus 11) in the test range that PDS does not know."""
+    known = set(PATIENTS) | set(SUPERSEDED) | INVALIDATED
+    for n in range(900000000, 999999999):
+        digit = check_digit(str(n))
+        if digit is not None and f"{n}{digit}" not in known:
+            return f"{n}{digit}"
+    raise AssertionError("no free test NHS number")  # pragma: no cover
+
+
+def _demographics(
+    scenario_id: str, title: str, description: str, path: str, query: dict[str, str] | None = None
+) -> Scenario:
+    """A Patient request as a clerk would make it (demographics need no clinical purpose)."""
+    return Scenario(
+        scenario_id, title, description, "Patient", path, query=query or {}, scope="user/Patient.rs", role="clerk"
+    )
+
+
+def scenarios() -> list[Scenario]:
+    """What this data demonstrates, read from the records' own flags (the console's catalogue)."""
+    found: list[Scenario] = []
+    seen: set[str] = set()
+    for nhs, patient in PATIENTS.items():
+        security = patient["meta"]["security"][0]["code"]
+        full = bool(patient.get("telecom") and patient.get("address") and patient.get("generalPractitioner"))
+        minimal = not patient.get("birthDate") and not patient.get("address")
+        kind = (
+            "restricted"
+            if security == "R"
+            else "very-restricted"
+            if security == "V"
+            else "full"
+            if full
+            else "minimal"
+            if minimal
+            else None
+        )
+        if kind is None or kind in seen:
+            continue
+        seen.add(kind)
+        title, description = {
+            "full": (
+                "Full demographic record",
+                f"{_display_name(patient)}: name, birth date, address, telecom, GP and nominated pharmacy; "
+                f"the read answers an ETag from meta.versionId {patient['meta']['versionId']}.",
+            ),
+            "restricted": (
+                "Restricted patient (S-flag R)",
+                "PDS marks the record restricted: no address, telecom or GP are released, and a search "
+                "that names a location never finds it.",
+            ),
+            "very-restricted": (
+                "Very restricted patient (V)",
+                "PDS releases almost nothing of a very restricted record and never returns it from a search.",
+            ),
+            "minimal": ("Minimal record", "A record with a family name and gender only: mapping of sparse data."),
+        }[kind]
+        found.append(_demographics(f"pds-{kind}", title, description, f"Patient/{nhs}"))
+    for old, new in SUPERSEDED.items():
+        found.append(
+            _demographics(
+                f"pds-superseded-{old}",
+                "Superseded (merged) NHS number",
+                f"{old} was merged into {new}: PDS answers the current record, whose id is {new}.",
+                f"Patient/{old}",
+            )
+        )
+    for gone in sorted(INVALIDATED):
+        found.append(
+            _demographics(
+                f"pds-invalidated-{gone}",
+                "Invalidated NHS number",
+                f"PDS answers INVALIDATED_RESOURCE for {gone}: the record was marked invalid (the façade: 404/410).",
+                f"Patient/{gone}",
+            )
+        )
+    unknown = _unknown_number()
+    found.append(
+        _demographics(
+            "pds-not-found",
+            "Nothing recorded: unknown NHS number",
+            f"{unknown} is a valid NHS number PDS has no record of: 404 not-found.",
+            f"Patient/{unknown}",
+        )
+    )
+    twins: dict[tuple[str, str], list[str]] = {}
+    for nhs, patient in PATIENTS.items():
+        if patient.get("birthDate") and patient.get("name"):
+            twins.setdefault((patient["name"][0]["family"], patient["birthDate"]), []).append(nhs)
+    for (family, born), numbers in twins.items():
+        if len(numbers) > 1:
+            found.append(
+                _demographics(
+                    f"pds-many-matches-{family.lower()}",
+                    "Too many matches",
+                    f"{len(numbers)} patients share family name {family} and birth date {born}. PDS answers "
+                    "TOO_MANY_MATCHES when more match than _max-results (FACADE_PDS_MAX_RESULTS=1, as "
+                    "application-restricted access must use): the façade's 422 multiple-matches; with no "
+                    "limit set the search returns them all.",
+                    "Patient",
+                    query={"family": family, "birthdate": f"eq{born}"},
+                )
+            )
+    return found

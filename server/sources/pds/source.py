@@ -6,7 +6,7 @@ from server.nhs.auth.profiles import Access
 from server.nhs.error_codes import CodeMeaning
 from server.providers.base import ResourceProvider
 from server.sources.base import Offer, Source
-from server.sources.pds import emulator
+from server.sources.pds import emulator, emulator_data
 from server.sources.pds.client import PDSClient
 from server.sources.pds.provider import PatientFromPDS
 from server.sources.pds.settings import PDSSettings
@@ -39,4 +39,5 @@ SOURCE = Source(
     settings=PDSSettings,
     upstreams=(PDS,),
     offers=(Offer("Patient", patient_from_pds, freshness=3600.0),),  # demographics change rarely
+    scenarios=emulator_data.scenarios,
 )

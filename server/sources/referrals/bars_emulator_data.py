@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.nhs.identifiers import NHS_NUMBER_SYSTEM
+from server.sources.upstream import Scenario
 
 NHS = NHS_NUMBER_SYSTEM
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
@@ -104,3 +105,31 @@ REFERRALS: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {
         ],
     },
 }
+
+
+def scenarios() -> list[Scenario]:
+    """One BaRS search per patient, described from the referrals every target holds."""
+    by_patient: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for target, patients in REFERRALS.items():
+        for nhs, referrals in patients.items():
+            by_patient.setdefault(nhs, []).extend((target[1], r) for r in referrals)
+    found = []
+    for nhs, held in by_patient.items():
+        targets = sorted({target for target, _ in held})
+        statuses = sorted({r["status"] for _, r in held})
+        unnamed = sum(1 for _, r in held if "identifier" not in r["subject"])
+        found.append(
+            Scenario(
+                f"bars-referrals-{nhs}",
+                "Referrals from BaRS" + (f" ({len(targets)} targets)" if len(targets) > 1 else ""),
+                f"{len(held)} referral(s) ({', '.join(statuses)}) from {', '.join(targets)}"
+                + (f"; {unnamed} name no NHS number (the searched patient travels in the id)" if unnamed else "")
+                + ".",
+                "ServiceRequest",
+                "ServiceRequest",
+                query={"patient": nhs},
+                scope="user/ServiceRequest.rs user/Patient.rs",
+                patient=nhs,
+            )
+        )
+    return found

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.nhs.identifiers import NHS_NUMBER_SYSTEM
+from server.sources.upstream import Scenario
 
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
 NHS = NHS_NUMBER_SYSTEM
@@ -108,3 +109,31 @@ STU3_BY_UBRN: dict[str, dict[str, Any]] = {
     "000000070000": _stu3("000000070000", "r.5c0e2f7a-1d34-4a8b-9b6e-3f2a1c0d7000", "NOT_BOOKED"),
     "000000070002": _stu3("000000070002", "r.5c0e2f7a-1d34-4a8b-9b6e-3f2a1c0d7002", "BOOKED"),
 }
+
+# e-RS R4 is user-restricted: the business function and the user's organisation travel as headers.
+ERS_HEADERS = {"NHSD-eRS-Business-Function": "REFERRING_CLINICIAN", "NHSD-End-User-Organisation-ODS": "R69"}
+
+
+def scenarios() -> list[Scenario]:
+    """One e-RS search per UBRN, described from what e-RS holds for it."""
+    found = []
+    for ubrn, resources in R4_BY_UBRN.items():
+        advice = sum(1 for r in resources if r["id"].startswith("a."))
+        referrals = len(resources) - advice
+        kinds = [f"{referrals} referral(s)"] * bool(referrals) + [f"{advice} advice & guidance"] * bool(advice)
+        found.append(
+            Scenario(
+                f"ers-ubrn-{ubrn}",
+                "e-RS referral by UBRN" if resources else "Nothing recorded for a UBRN (e-RS)",
+                (f"UBRN {ubrn}: {' and '.join(kinds)}" if resources else f"e-RS holds nothing for UBRN {ubrn}")
+                + (f"; its STU3 ReferralRequest is {STU3_BY_UBRN[ubrn]['status']}" if ubrn in STU3_BY_UBRN else "")
+                + ".",
+                "ServiceRequest",
+                "ServiceRequest",
+                query={"identifier": f"{UBRN}|{ubrn}"},
+                headers={**ERS_HEADERS, "X-NHS-User-Token": "sandbox-cis2-token"},
+                scope="user/ServiceRequest.rs user/Patient.rs",
+                patient=PATIENT,
+            )
+        )
+    return found

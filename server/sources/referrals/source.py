@@ -5,7 +5,7 @@ from __future__ import annotations
 from capability.statement import software_version
 from server.providers.base import ResourceProvider
 from server.sources.base import Offer, Source
-from server.sources.referrals import bars_emulator, ers_emulator
+from server.sources.referrals import bars_emulator, bars_emulator_data, ers_emulator, ers_emulator_data
 from server.sources.referrals.bars_client import BaRSClient, BarsHeaderConfig
 from server.sources.referrals.ers_client import ERSClient, ERSContextConfig
 from server.sources.referrals.provider import ServiceRequestFromReferrals
@@ -47,4 +47,5 @@ SOURCE = Source(
     settings=ReferralsSettings,
     upstreams=(BARS, ERS),
     offers=(Offer("ServiceRequest", service_request_from_referrals, freshness=300.0),),
+    scenarios=lambda: [*bars_emulator_data.scenarios(), *ers_emulator_data.scenarios()],
 )
