@@ -39,6 +39,7 @@ $(BROWSER_STAMP): $(BIN)/python
 
 install: $(STAMP)
 
+# FACADE_MLLP_PORT=2575 make run: also HL7 v2 ADT over MLLP on port 2575 (README: HL7 v2 over MLLP).
 run: $(STAMP)
 	$(BIN)/nhs-fhir-facade serve
 

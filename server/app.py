@@ -38,7 +38,7 @@ from server.nhs.auth.profiles import build_auth
 from server.nhs.shared_rate_limiter import COLLECTION as RATE_BUDGET_COLLECTION
 from server.page_snapshots import open_snapshots
 from server.pas.routes import create_pas_app
-from server.pas.wiring import build_pas, open_pas_store, pas_only_providers, with_pas
+from server.pas.wiring import build_pas, open_mllp, open_pas_store, pas_only_providers, with_pas
 from server.providers.audit_event import AuditEventProvider
 from server.providers.base import ResourceProvider
 from server.providers.error_handler import UPSTREAM_EXCEPTION_HANDLERS
@@ -136,6 +136,8 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
                 CallerQuota(settings.caller_nhs_rate, settings.caller_nhs_burst),
             )
             registry.register(AuditEventProvider(trail))  # the audit trail itself: never cached
+            # HL7 v2 over MLLP when FACADE_MLLP_PORT is set: the same intake as POST /pas/v1/hl7.
+            app.state.mllp = await stack.enter_async_context(open_mllp(settings, mongo, pas, lambda: app.state.access))
             app.state.runtime = Runtime(
                 settings=settings,
                 base_url=settings.public_base_url(),

@@ -315,12 +315,46 @@ class Settings(BaseSettings):
         'the sandbox sender "PAS|RX1" when every NHS API is the emulator, else none.',
     )
 
+    # HL7 v2 over MLLP (issue 13): the ADT intake of POST /pas/v1/hl7 on a TCP port.
+    mllp_port: int | None = Field(
+        default=None, ge=0, le=65535, description="TCP port of the MLLP listener for HL7 v2 ADT; unset = no listener."
+    )
+    mllp_host: str | None = Field(default=None, description="Address the MLLP listener binds; unset = FACADE_HOST.")
+    mllp_max_message_bytes: int = Field(
+        default=1_048_576, ge=1024, le=64 * 1_048_576, description="Longest HL7 message accepted over MLLP (bytes)."
+    )
+    mllp_idle_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="An MLLP connection with no complete message for this long is closed."
+    )
+    mllp_max_connections: int = Field(
+        default=64, ge=1, le=10_000, description="MLLP connections open at once per worker; more are closed at once."
+    )
+    mllp_dedup_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        le=30 * 86_400,
+        description="How long a message's MSH-3/MSH-4/MSH-10 is remembered, so a resend is ACKed again but applied once.",
+    )
+    mllp_tls_cert: str | None = Field(default=None, description="PEM certificate (chain) for MLLP over TLS.")
+    mllp_tls_key: str | None = Field(default=None, description="PEM private key for MLLP over TLS.")
+    mllp_tls_client_ca: str | None = Field(
+        default=None, description="PEM CA bundle: when set, MLLP senders must present a client certificate it signed."
+    )
+
     @model_validator(mode="after")
     def _emulator_url_is_an_emulator(self) -> Settings:
         # Unset NHS URLs count as the emulator for the sandbox conveniences (the development
         # issuer): the URL that then serves them must be one.
         if self.emulator_url is not None and classify_url(self.emulator_url, self.emulator_hosts) != "emulator":
             raise ValueError("FACADE_EMULATOR_URL must be a loopback address or a host in FACADE_EMULATOR_HOSTS")
+        return self
+
+    @model_validator(mode="after")
+    def _mllp_tls_complete(self) -> Settings:
+        if (self.mllp_tls_cert is None) != (self.mllp_tls_key is None):
+            raise ValueError("FACADE_MLLP_TLS_CERT and FACADE_MLLP_TLS_KEY go together (MLLP over TLS needs both)")
+        if self.mllp_tls_client_ca is not None and self.mllp_tls_cert is None:
+            raise ValueError("FACADE_MLLP_TLS_CLIENT_CA needs FACADE_MLLP_TLS_CERT and FACADE_MLLP_TLS_KEY (TLS first)")
         return self
 
     @field_validator("pas_hl7_allowed_senders")

@@ -170,7 +170,8 @@ def build_ack(code: str, message: Message | None, problems: list[HL7Problem]) ->
     return "\r".join([msh, f"MSA|{code}|", *(_err_segment(p) for p in problems)]) + "\r"
 
 
-def _field(message: Message, path: str) -> str:
+def field_value(message: Message, path: str) -> str:
+    """The text at `path` (e.g. "MSH.F10.R1.C1"), "" when the message has no such field."""
     try:
         return str(message[path])
     except Exception:
@@ -201,7 +202,7 @@ class HL7Intake:
 
     def _check_sender(self, message: Message, ctx: RequestContext) -> None:
         """AR (Rejected) unless MSH-3/MSH-4 are on the allow-list (module docstring)."""
-        application, facility = _field(message, "MSH.F3.R1.C1"), _field(message, "MSH.F4.R1.C1")
+        application, facility = field_value(message, "MSH.F3.R1.C1"), field_value(message, "MSH.F4.R1.C1")
         if not self.senders.allows(application, facility):
             log.warning(
                 "hl7: sender not allowed (MSH-3 %r, MSH-4 %r) request_id=%s",
@@ -220,7 +221,7 @@ class HL7Intake:
             )
 
     def _event(self, message: Message) -> str:
-        msg_type, event = _field(message, "MSH.F9.R1.C1"), _field(message, "MSH.F9.R1.C2")
+        msg_type, event = field_value(message, "MSH.F9.R1.C1"), field_value(message, "MSH.F9.R1.C2")
         if msg_type != "ADT":
             raise Rejected(
                 HL7Problem(UNSUPPORTED_TYPE, f"message type '{msg_type[:10]}' is not supported (ADT only)", "MSH^1^9")

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from pymongo import AsyncMongoClient
 
 from mappings.spec import load_profile
+from server.access.control import AccessControl
 from server.mongodb import Document
 from server.pas.hl7_intake import HL7Intake
+from server.pas.hl7_ledger import COLLECTION as LEDGER_COLLECTION
+from server.pas.hl7_ledger import DeliveryLedger, MemoryLedger, MongoLedger, NoLedger
 from server.pas.hl7_senders import SenderAllowList
+from server.pas.mllp import MLLPConfig, MLLPListener, tls_context
 from server.pas.mongo_store import MongoPASStore, pas_collection
 from server.pas.records import PASMappings
 from server.pas.routes import PASRuntime
@@ -89,3 +93,36 @@ def pas_only_providers(registry: ProviderRegistry, service: PASService) -> list[
     """Providers for the PAS types no registered source serves: PAS records alone."""
     alone: list[ResourceProvider] = [PatientWithPAS(None, service)] if registry.find("Patient") is None else []
     return alone + [ClinicalWithPAS(t, None, service) for t in PAS_CLINICAL_TYPES if registry.find(t) is None]
+
+
+@contextlib.asynccontextmanager
+async def open_mllp(
+    settings: Settings,
+    client: AsyncMongoClient[Document] | None,
+    pas: PASRuntime,
+    access: Callable[[], AccessControl],
+) -> AsyncIterator[MLLPListener | None]:
+    """The MLLP listener when FACADE_MLLP_PORT is set (server/pas/mllp.py), else None. Its
+    delivery ledger is in MongoDB when the façade has it (shared by every worker), else in
+    this process; FACADE_MLLP_DEDUP_SECONDS=0 turns it off."""
+    if settings.mllp_port is None:
+        yield None
+        return
+    seconds = settings.mllp_dedup_seconds
+    ledger: DeliveryLedger
+    if seconds == 0:
+        ledger = NoLedger()
+    elif client is not None:
+        ledger = MongoLedger(client[settings.mongodb_database][LEDGER_COLLECTION], seconds)
+    else:
+        ledger = MemoryLedger(seconds)
+    config = MLLPConfig(
+        host=settings.mllp_host or settings.host,
+        port=settings.mllp_port,
+        max_message_bytes=settings.mllp_max_message_bytes,
+        idle_seconds=settings.mllp_idle_seconds,
+        max_connections=settings.mllp_max_connections,
+        tls=tls_context(settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca),
+    )
+    async with MLLPListener(config, lambda: pas.intake, access, ledger, pas.base_url) as listener:
+        yield listener
