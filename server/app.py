@@ -26,6 +26,7 @@ from server.access.wiring import build_access
 from server.cache.lifecycle import open_cache
 from server.cache.provider import with_cache
 from server.console import wiring as console_wiring
+from server.console.shared_traces import COLLECTION as CONSOLE_TRACES
 from server.fhir.edge import edge_middleware
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
@@ -85,9 +86,11 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
             auth = await build_auth(settings, session, emulator_url)
             # Exit runs in reverse: token renewals are cancelled and awaited before the session closes.
             stack.push_async_callback(auth.aclose)
-            # One client, shared: the cache, the PAS store, the audit trail, page snapshots and the
-            # NHS rate budgets all live in it when FACADE_MONGODB_URI is set (one state per deployment).
+            # One client, shared: the cache, the PAS store, the audit trail, page snapshots, the
+            # console's traces and the NHS rate budgets all live in it when FACADE_MONGODB_URI is set (one state per deployment).
             mongo = await stack.enter_async_context(open_mongo_client(settings))
+            if console is not None and mongo is not None:  # traces any worker can show (issue 12)
+                stack.push_async_callback(console.share(mongo[settings.mongodb_database][CONSOLE_TRACES]).aclose)
             wiring = Wiring(
                 settings=settings,
                 session=session,

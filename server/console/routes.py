@@ -160,11 +160,13 @@ def console_routes(console: ConsoleState) -> list[BaseRoute]:
             return _problem(400, "value", "limit must be a whole number")
         if limit < 1:
             return _problem(400, "value", "limit must be at least 1")
+        shared = await console.shared.recent(limit) if console.shared is not None else None
         return JSONResponse(
             {
                 "mode": console.mode,
                 "capacity": console.traces.capacity,
-                "traces": [t.summary() for t in console.traces.recent(limit)],
+                "shared": shared is not None,  # every worker's traces (MongoDB), else this worker's
+                "traces": shared if shared is not None else [t.summary() for t in console.traces.recent(limit)],
             }
         )
 
@@ -173,12 +175,15 @@ def console_routes(console: ConsoleState) -> list[BaseRoute]:
         if refused:
             return refused
         _audit(request, interaction="read")
-        found = console.traces.get(request.path_params["request_id"])
-        if found is None:
-            return _problem(
-                404, "not-found", "No trace of that request id here (each process keeps its own recent ones)"
-            )
-        return JSONResponse(found.as_json())
+        request_id = request.path_params["request_id"]
+        found = console.traces.get(request_id)
+        if found is not None:
+            return JSONResponse(found.as_json())
+        shared = await console.shared.get(request_id) if console.shared is not None else None
+        if shared is not None:
+            return JSONResponse(shared)
+        where = "the façade's" if console.shared is not None else "this worker's (without MongoDB each keeps its own)"
+        return _problem(404, "not-found", f"No trace of that request id among {where} recent traces")
 
     async def faults(request: Request) -> Response:
         refused = _console_role_refusal(request) or _fault_control_refusal(console)

@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from joserfc.jwk import RSAKey
+from pymongo.asynchronous.collection import AsyncCollection
 
 from server.access.dev_issuer import load_or_create_key
 from server.access.environments import classify_url
 from server.console.gate import ConsoleMode
+from server.console.shared_traces import SharedTraces
 from server.request_trace import TraceBuffer
 from server.settings import Settings
 from server.sources.base import Source
@@ -39,12 +42,18 @@ class ConsoleState:
     dev_tokens: bool  # the development issuer is trusted (sandbox only)
     upstreams: Mapping[str, str] = field(default_factory=dict)  # upstream key -> base URL (lifespan)
     session: aiohttp.ClientSession | None = None
+    shared: SharedTraces | None = None  # with MongoDB: every worker's traces (server/console/shared_traces.py)
     _dev_key: RSAKey | None = field(default=None, repr=False)
 
     def connect(self, upstreams: Mapping[str, str], session: aiohttp.ClientSession) -> None:
         """Called by the lifespan once the NHS API URLs are resolved and the session is open."""
         self.upstreams = dict(upstreams)
         self.session = session
+
+    def share(self, collection: AsyncCollection[dict[str, Any]]) -> SharedTraces:
+        """Called by the lifespan when the façade has MongoDB: traces are shared from now on."""
+        self.shared = SharedTraces(collection, self.traces.capacity)
+        return self.shared
 
     def api_keys(self) -> list[str]:
         return [u.key for s in self.sources for u in s.upstreams]

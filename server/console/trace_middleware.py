@@ -78,6 +78,8 @@ class TraceMiddleware:
                 _note_outcomes(trace, bytes(answer["body"]), answer["status"] or 500)
             trace.finish(answer["status"] or 500)
             self.console.traces.store(trace)
+            if self.console.shared is not None:
+                self.console.shared.keep(trace.as_json())  # for the other workers, in the background
 
 
 def _scannable(start: Message) -> bool:

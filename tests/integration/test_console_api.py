@@ -21,6 +21,7 @@ from server.settings import Settings
 from tests.support.access import AUDITOR, CLINICIAN, JANE, audit_events, by_request_id
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import upstream_counts
+from tests.support.mongo import MongoTarget
 from tests.support.servers import Emulator, running_facade
 from tests.support.tokens import facade_access_settings, signing_key, token
 
@@ -609,3 +610,30 @@ async def test_clearing_one_apis_faults_keeps_the_others(
     assert status == 400 and body["resourceType"] == "OperationOutcome"
     status, _, body = await call(http, "POST", f"{console}/_console/api/faults/clear", bearer=ADMIN)  # no body: all
     assert status == 200 and body == {"cleared": "all"} and emulator.state.faults == []
+
+
+# ---- several workers: traces shared through MongoDB ------------------------------------------
+
+
+@pytest.mark.mongo
+async def test_with_mongodb_any_facade_shows_a_trace_another_recorded(
+    emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
+) -> None:
+    shared = {"mongodb_uri": mongo_db.uri, "mongodb_database": mongo_db.database}
+    async with running_facade(emulator, **shared) as a, running_facade(emulator, **shared) as b:
+        request_id = await read_traced(http, a, f"/Patient/{JANE}")
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:  # written after A's response went, in the background
+            status, _, body = await call(http, "GET", f"{b}/_console/api/traces/{request_id}", bearer=ADMIN)
+            if status == 200 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert status == 200, body
+        assert body["request_id"] == request_id and body["status"] == 200 and body["path"] == f"/Patient/{JANE}"
+        assert [e["kind"] for e in body["events"]][0] == "access" and any(e["kind"] == "nhs" for e in body["events"])
+        assert body["request_headers"]["authorization"] == "…redacted…"
+        status, _, listed = await call(http, "GET", f"{b}/_console/api/traces?limit=5", bearer=ADMIN)
+        assert status == 200 and listed["shared"] is True
+        assert request_id in [t["request_id"] for t in listed["traces"]]
+        status, _, missing = await call(http, "GET", f"{b}/_console/api/traces/{uuid.uuid4()}", bearer=ADMIN)
+        assert status == 404 and "façade's recent traces" in missing["issue"][0]["diagnostics"]
