@@ -140,7 +140,16 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
             )
             registry.register(AuditEventProvider(trail))  # the audit trail itself: never cached
             # HL7 v2 over MLLP when FACADE_MLLP_PORT is set: the same intake as POST /pas/v1/hl7.
-            app.state.mllp = await stack.enter_async_context(open_mllp(settings, mongo, pas, lambda: app.state.access))
+            app.state.mllp = await stack.enter_async_context(
+                open_mllp(
+                    settings,
+                    mongo,
+                    pas,
+                    lambda: app.state.access,
+                    keep_trace=console.keep if console is not None else None,  # MLLP messages on the console
+                    redact_traces=console is not None and console.mode == "live",
+                )
+            )
             app.state.runtime = Runtime(
                 settings=settings,
                 base_url=settings.public_base_url(),

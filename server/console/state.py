@@ -20,7 +20,7 @@ from server.access.dev_issuer import load_or_create_key
 from server.access.environments import classify_url
 from server.console.gate import ConsoleMode
 from server.console.shared_traces import SharedTraces
-from server.request_trace import TraceBuffer
+from server.request_trace import Trace, TraceBuffer
 from server.settings import Settings
 from server.sources.base import Source
 
@@ -49,6 +49,12 @@ class ConsoleState:
         """Called by the lifespan once the NHS API URLs are resolved and the session is open."""
         self.upstreams = dict(upstreams)
         self.session = session
+
+    def keep(self, trace: Trace) -> None:
+        """File a finished trace: this worker's ring, and every worker's with MongoDB."""
+        self.traces.store(trace)
+        if self.shared is not None:
+            self.shared.keep(trace.as_json())  # in the background, after the answer went
 
     def share(self, collection: AsyncCollection[dict[str, Any]]) -> SharedTraces:
         """Called by the lifespan when the façade has MongoDB: traces are shared from now on."""

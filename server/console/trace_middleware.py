@@ -77,9 +77,7 @@ class TraceMiddleware:
             if answer["scan"] and answer["body"]:
                 _note_outcomes(trace, bytes(answer["body"]), answer["status"] or 500)
             trace.finish(answer["status"] or 500)
-            self.console.traces.store(trace)
-            if self.console.shared is not None:
-                self.console.shared.keep(trace.as_json())  # for the other workers, in the background
+            self.console.keep(trace)
 
 
 def _scannable(start: Message) -> bool:

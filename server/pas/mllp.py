@@ -42,6 +42,7 @@ from hl7.mllp import start_hl7_server
 from hl7.mllp.exceptions import InvalidBlockError
 from hl7.mllp.streams import CARRIAGE_RETURN, END_BLOCK, START_BLOCK, HL7StreamReader, HL7StreamWriter
 
+from server import request_trace
 from server.access.audit_event import AuditNote
 from server.access.control import AccessControl
 from server.access.principal import Principal
@@ -59,6 +60,7 @@ from server.pas.hl7_intake import (
 from server.pas.hl7_ledger import DeliveryLedger, LedgerUnavailable
 from server.random_ids import random_uuid
 from server.request_context import RequestContext
+from server.request_trace import Trace, tracing
 
 log = logging.getLogger("facade.pas.mllp")
 
@@ -101,6 +103,9 @@ class MLLPListener:
     access: Callable[[], AccessControl]
     ledger: DeliveryLedger
     base_url: str
+    # The console's (server/console): each message's trace is filed there; None = not traced.
+    keep_trace: Callable[[Trace], None] | None = None
+    redact_traces: bool = False  # live mode: identifiers out of the trace as it is recorded
     _server: asyncio.AbstractServer | None = None
     _connections: set[asyncio.Task[Any]] = field(default_factory=set)
     port: int = 0
@@ -205,7 +210,15 @@ class MLLPListener:
             ref = f"Patient/{nhs_number}" if nhs_number else f"Patient/pas-{hospital_number}"
             note.saw([ref], [f"Patient/pas-{hospital_number}"])
 
-        ack = await self._applied_once(block, message, sender, ctx, touched)
+        trace = Trace(request_id, "MLLP", "/mllp", redact=self.redact_traces) if self.keep_trace else None
+        with tracing(trace) if trace is not None else contextlib.nullcontext():
+            request_trace.record(
+                "access",
+                f"{_message_type(message)} from {sender}" + (f" (TLS client {certificate})" if certificate else ""),
+                {"sender": sender, "client_certificate": certificate, "address": address},
+            )
+            ack = await self._applied_once(block, message, sender, ctx, touched)
+            _trace_verdict(ack)
         status = ack_status(ack)
         if status >= 400:
             note.reason = f"HL7 {ack_code(ack)}"
@@ -213,6 +226,9 @@ class MLLPListener:
             return build_ack(
                 "AR", message, [HL7Problem(INTERNAL, "the audit trail is unavailable; resend the message later")]
             )
+        if trace is not None and self.keep_trace is not None:
+            trace.finish(status)
+            self.keep_trace(trace)
         log.info("hl7 over MLLP: %s %s request_id=%s", _message_type(message), ack_code(ack), request_id)
         return ack
 
@@ -236,6 +252,9 @@ class MLLPListener:
                 "AR", message, [HL7Problem(INTERNAL, f"{exc}; nothing was stored; resend the message later")]
             )
         if claim.outcome == "done" and claim.ack is not None:
+            request_trace.record(
+                "response", "a resend: the first ACK again, nothing applied", {"control_id": control_id}
+            )
             return claim.ack  # a resend: the first answer again, nothing applied
         if claim.outcome == "different":
             return build_ack(
@@ -271,6 +290,18 @@ async def _read_block(reader: HL7StreamReader) -> bytes:
         raise InvalidBlockError("the block does not begin with the start block character <VT>")
     data: bytes = await reader.readuntil(END_BLOCK + CARRIAGE_RETURN)
     return data[:-2]
+
+
+def _trace_verdict(ack: str) -> None:
+    """The ACK's verdict and each ERR (code, text) on the console's trace."""
+    if request_trace.current() is None:
+        return
+    for segment in ack.split("\r"):
+        fields = segment.split("|")
+        if fields[0] == "ERR" and len(fields) > 3:
+            code, _, text = fields[3].partition("^")
+            request_trace.record("conversion", f"ERR {code}: {text.split('^')[0]}", {"code": code})
+    request_trace.record("response", f"HL7 {ack_code(ack) or '?'}", {"ack": ack_code(ack)})
 
 
 def ack_code(ack: str) -> str:

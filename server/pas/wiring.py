@@ -26,6 +26,7 @@ from server.providers.base import ResourceProvider
 from server.providers.pas_clinical import ClinicalWithPAS
 from server.providers.patient_pas import PatientWithPAS
 from server.providers.registry import ProviderRegistry
+from server.request_trace import Trace
 from server.settings import Settings
 from server.sources.pds.settings import PDSSettings
 from server.sources.pds.source import pds_client
@@ -101,10 +102,13 @@ async def open_mllp(
     client: AsyncMongoClient[Document] | None,
     pas: PASRuntime,
     access: Callable[[], AccessControl],
+    keep_trace: Callable[[Trace], None] | None = None,
+    redact_traces: bool = False,
 ) -> AsyncIterator[MLLPListener | None]:
     """The MLLP listener when FACADE_MLLP_PORT is set (server/pas/mllp.py), else None. Its
     delivery ledger is in MongoDB when the façade has it (shared by every worker), else in
-    this process; FACADE_MLLP_DEDUP_SECONDS=0 turns it off."""
+    this process; FACADE_MLLP_DEDUP_SECONDS=0 turns it off. `keep_trace`: where each
+    message's trace is filed (the console's, when it is on)."""
     if settings.mllp_port is None:
         yield None
         return
@@ -124,5 +128,6 @@ async def open_mllp(
         max_connections=settings.mllp_max_connections,
         tls=tls_context(settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca),
     )
-    async with MLLPListener(config, lambda: pas.intake, access, ledger, pas.base_url) as listener:
+    listener = MLLPListener(config, lambda: pas.intake, access, ledger, pas.base_url, keep_trace, redact_traces)
+    async with listener:
         yield listener

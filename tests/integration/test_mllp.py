@@ -47,7 +47,7 @@ from tests.support.mllp import (
 from tests.support.mongo import SecantusProcess
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
 from tests.support.tls_certs import make_tls_files
-from tests.support.tokens import bearer
+from tests.support.tokens import bearer, token
 
 
 @dataclass
@@ -658,3 +658,38 @@ async def test_the_listener_is_off_unless_a_port_is_set(emulator: Emulator, http
         assert opened == {int(facade.url.rsplit(":", 1)[1]), facade.port}  # the check sees a listener
     with pytest.raises(OSError):
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", facade.port), 5)
+
+
+async def test_each_mllp_message_is_on_the_console_with_its_sender_and_verdict(
+    emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    """The console (on in the sandbox) lists MLLP messages beside HTTP requests: the sender,
+    each ERR and the verdict, and a resend marked as such."""
+    admin = bearer(token("user/*.rs", roles=["admin"], purpose=None))
+    async with mllp_facade(emulator, http) as facade:
+        async with connection(facade.port) as conn:
+            for message in (
+                adt("H810", "CTRL810"),
+                adt("H810", "CTRL810"),  # the resend
+                adt("H811", "CTRL811", extra=("PV1|1|O",)).replace(b"19700101", b"19701399"),  # a bad date
+            ):
+                await conn.send(message)
+                await conn.read_ack()
+        status, _, listed = await facade.fhir.get("/_console/api/traces?limit=10", headers=admin)
+        assert status == 200, listed
+        mllp = [t for t in listed["traces"] if t["method"] == "MLLP"]
+        assert len(mllp) == 3 and {t["path"] for t in mllp} == {"/mllp"}
+        assert [t["status"] for t in mllp] == [422, 200, 200]  # newest first: the AE, the resend, the A04
+        traces = []
+        for summary in mllp:
+            status, _, found = await facade.fhir.get(f"/_console/api/traces/{summary['request_id']}", headers=admin)
+            assert status == 200, found
+            traces.append(found)
+        bad, resend, first = traces
+        assert first["events"][0]["kind"] == "access" and first["events"][0]["detail"]["sender"] == "PAS|RX1"
+        assert "ADT^A04 from PAS|RX1" in first["events"][0]["label"]
+        assert [e["label"] for e in first["events"] if e["kind"] == "response"][0] == "HL7 AA"
+        assert any(e["label"].startswith("a resend") for e in resend["events"])
+        errors = [e for e in bad["events"] if e["kind"] == "conversion"]
+        assert errors and all(e["detail"]["code"] for e in errors)
+        assert [e["label"] for e in bad["events"] if e["kind"] == "response"][0] == "HL7 AE"
