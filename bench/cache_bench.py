@@ -54,7 +54,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -68,7 +67,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.facade_access import facade_env, verification_us  # noqa: E402
-from bench.process_stats import rss_mib, worker_pids  # noqa: E402
+from bench.process_stats import child, rss_mib, worker_pids  # noqa: E402
 from tests.support.tokens import bearer  # noqa: E402
 
 CONNECTIONS = 32
@@ -165,25 +164,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def child(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def wait_ready(url: str, timeout: float = 30.0) -> None:

@@ -1,8 +1,15 @@
-"""What the benchmarks read of a server process: its workers and their resident memory."""
+"""The benchmarks' server processes: started as children, their workers and their resident memory."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def rss_mib(pid: int) -> float | None:
@@ -36,3 +43,26 @@ def worker_pids(serve_pid: int) -> list[int]:
         except Exception:
             return []
     return sorted(children)
+
+
+@contextlib.contextmanager
+def child(
+    args: list[str], env: dict[str, str] | None = None, *, inherit: bool = True
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python *args` in the repository, with this environment plus `env` (`env` alone
+    when not `inherit`), its output discarded; terminated (then killed) when the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})} if inherit else dict(env or {}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -58,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.facade_access import facade_env  # noqa: E402
-from bench.process_stats import rss_mib, worker_pids  # noqa: E402
+from bench.process_stats import child, rss_mib, worker_pids  # noqa: E402
 from tests.support.processes import clean_environment, serving_process  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 from tests.support.tokens import bearer  # noqa: E402
@@ -128,21 +128,9 @@ def mongodb() -> Iterator[str]:
 @contextlib.contextmanager
 def emulator(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """`nhs-fhir-facade emulator` in its own process, so its CPU is not the load generator's."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "emulator", "--port", str(port)],
-        cwd=REPO,
-        env=clean_environment({"FACADE_LOG_LEVEL": "WARNING"}),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    command = ["-m", "server", "emulator", "--port", str(port)]
+    with child(command, clean_environment({"FACADE_LOG_LEVEL": "WARNING"}), inherit=False) as proc:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
