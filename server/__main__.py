@@ -22,6 +22,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from pydantic import ValidationError
 from starlette.applications import Starlette
 
+from server.pas.mllp import tls_context
 from server.serving import check_can_listen, hypercorn_config, serve_workers
 from server.settings import Settings
 
@@ -91,6 +92,23 @@ def facade_app() -> Starlette:
     return app
 
 
+def _mllp_refusal(settings: Settings) -> str | None:
+    """Why the MLLP listener could not start, checked before Granian does (each worker would
+    fail its start-up with a traceback): its port taken, or its TLS files unreadable."""
+    if settings.mllp_port is None:
+        return None
+    host = settings.mllp_host or settings.host
+    try:
+        check_can_listen(host, settings.mllp_port)
+    except OSError as exc:
+        return f"MLLP cannot listen on {_bind(host, settings.mllp_port)}: {exc.strerror or exc}"
+    try:
+        tls_context(settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca)
+    except OSError as exc:  # a missing file, or ssl.SSLError for one that is not PEM
+        return f"MLLP TLS files (FACADE_MLLP_TLS_*) cannot be used: {exc.strerror or exc}"
+    return None
+
+
 def _fresh_metrics_dir() -> None:
     """Workers are processes: Prometheus counters are summed from files in
     PROMETHEUS_MULTIPROC_DIR (server/metrics_endpoint.py). Set it to a new private directory
@@ -132,6 +150,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     except OSError as exc:
         print(f"serve: cannot listen on {bind}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    refusal = _mllp_refusal(settings)
+    if refusal:
+        print(f"serve: {refusal}", file=sys.stderr)
         return 2
     logging.config.dictConfig(log_config)
     if settings.workers > 1:

@@ -9,25 +9,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import orjson
-
-from server.cache.store import TOMBSTONE_SECONDS, CacheKey, Document, expired, purged_after_request
-
-_BODY_FIELDS = ("resource", "result")
-
-
-@dataclass(frozen=True)
-class _Frozen:
-    """One entry as held: scalar fields as they are, bodies as orjson bytes (decoded afresh
-    on every get), so a get is one dict merge and one orjson.loads."""
-
-    fields: Document
-    bodies: dict[str, bytes]
-    patients: tuple[str, ...]
+from server.cache.store import TOMBSTONE_SECONDS, CacheKey, Document, FrozenDoc, expired, purged_after_request
 
 
 def _utcnow() -> datetime:
@@ -42,7 +27,7 @@ class MemoryStore:
     def __init__(self, max_entries: int, clock: Callable[[], datetime] = _utcnow) -> None:
         self.max_entries = max_entries
         self.clock = clock
-        self._entries: OrderedDict[CacheKey, _Frozen] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, FrozenDoc] = OrderedDict()
         self._tombstones: dict[str, datetime] = {}  # patient id -> when it was last purged
 
     def __len__(self) -> int:
@@ -56,20 +41,13 @@ class MemoryStore:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        doc = {**stored.fields, "patients": list(stored.patients)}
-        for name, body in stored.bodies.items():
-            doc[name] = orjson.loads(body)
-        return doc
+        return stored.thaw()
 
     async def put(self, doc: Document) -> None:
         if any(purged_after_request(doc, self._tombstones.get(p)) for p in doc.get("patients") or ()):
             return  # requested before a restricted patient it names was purged (server/cache/store.py)
         key = CacheKey.of(doc)
-        self._entries[key] = _Frozen(
-            fields={k: v for k, v in doc.items() if k not in _BODY_FIELDS and k != "patients"},
-            bodies={k: orjson.dumps(doc[k]) for k in _BODY_FIELDS if k in doc},
-            patients=tuple(doc.get("patients") or ()),
-        )
+        self._entries[key] = FrozenDoc.of(doc)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

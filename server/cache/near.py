@@ -30,13 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
-
-from server.cache.store import CacheKey, CacheStore, Document, expired
+from server.cache.store import CacheKey, CacheStore, Document, FrozenDoc, expired
 
 # Copies kept at most per process: enough for the entries hot in a few seconds.
 NEAR_MAX_ENTRIES = 2048
-_BODY_FIELDS = ("resource", "result")
 # Purges remembered for refusing gets that were under way: pruned past this many to those
 # of the last PURGE_MEMORY_SECONDS (longer than any MongoDB operation may take).
 PURGES_REMEMBERED = 1024
@@ -46,9 +43,7 @@ PURGE_MEMORY_SECONDS = 300.0
 @dataclass(frozen=True)
 class _Copy:
     until: float  # monotonic time after which the copy is not served
-    fields: Document
-    bodies: dict[str, bytes]
-    patients: tuple[str, ...]
+    frozen: FrozenDoc
 
 
 class NearCachedStore:
@@ -77,14 +72,11 @@ class NearCachedStore:
         return getattr(self.inner, name)
 
     async def get(self, key: CacheKey) -> Document | None:
-        held = self._copies.get(key)
-        if held is not None:
-            if self.monotonic() < held.until and not expired(held.fields, self.clock()):
+        kept = self._copies.get(key)
+        if kept is not None:
+            if self.monotonic() < kept.until and not expired(kept.frozen.fields, self.clock()):
                 self._copies.move_to_end(key)
-                copy = {**held.fields, "patients": list(held.patients)}
-                for name, body in held.bodies.items():
-                    copy[name] = orjson.loads(body)
-                return copy
+                return kept.frozen.thaw()
             del self._copies[key]
         asked = self.monotonic()
         doc = await self.inner.get(key)
@@ -96,12 +88,7 @@ class NearCachedStore:
         patients = tuple(doc.get("patients") or ())
         if any(self._purged.get(p, float("-inf")) >= asked for p in patients):
             return  # read from MongoDB while a purge of a patient it names was under way
-        self._copies[key] = _Copy(
-            until=self.monotonic() + self.seconds,
-            fields={k: v for k, v in doc.items() if k not in _BODY_FIELDS and k != "patients"},
-            bodies={k: orjson.dumps(doc[k]) for k in _BODY_FIELDS if k in doc},
-            patients=patients,
-        )
+        self._copies[key] = _Copy(self.monotonic() + self.seconds, FrozenDoc.of(doc))
         self._copies.move_to_end(key)
         while len(self._copies) > self.max_entries:
             self._copies.popitem(last=False)
@@ -128,7 +115,7 @@ class NearCachedStore:
         if len(self._purged) > PURGES_REMEMBERED:
             self._purged = {p: t for p, t in self._purged.items() if now - t < PURGE_MEMORY_SECONDS}
         self._purged[patient_id] = now
-        for key in [k for k, c in self._copies.items() if patient_id in c.patients]:
+        for key in [k for k, c in self._copies.items() if patient_id in c.frozen.patients]:
             del self._copies[key]
 
     async def health(self) -> dict[str, Any]:

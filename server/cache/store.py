@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 Document = dict[str, Any]
 KEY_FIELDS = ("kind", "type", "key", "scope")
 # How long a restricted patient's purge blocks copies requested before it: longer than any
@@ -65,6 +67,35 @@ class CacheKey:
     @classmethod
     def of(cls, doc: Document) -> CacheKey:
         return cls(doc["kind"], doc["type"], doc["key"], doc.get("scope", ""))
+
+
+_BODY_FIELDS = ("resource", "result")
+
+
+@dataclass(frozen=True)
+class FrozenDoc:
+    """A cache document as a process holds it (the memory store, the near cache): scalar
+    fields as they are, bodies as orjson bytes decoded afresh by thaw(), so no caller can
+    change a held entry by mutating what it was given (MongoDB decodes afresh too)."""
+
+    fields: Document
+    bodies: dict[str, bytes]
+    patients: tuple[str, ...]
+
+    @classmethod
+    def of(cls, doc: Document) -> FrozenDoc:
+        return cls(
+            fields={k: v for k, v in doc.items() if k not in _BODY_FIELDS and k != "patients"},
+            bodies={k: orjson.dumps(doc[k]) for k in _BODY_FIELDS if k in doc},
+            patients=tuple(doc.get("patients") or ()),
+        )
+
+    def thaw(self) -> Document:
+        """A fresh document: one dict merge and one orjson.loads per body."""
+        doc = {**self.fields, "patients": list(self.patients)}
+        for name, body in self.bodies.items():
+            doc[name] = orjson.loads(body)
+        return doc
 
 
 class CacheStore(Protocol):

@@ -58,6 +58,7 @@ from server.pas.hl7_intake import (
     parse,
 )
 from server.pas.hl7_ledger import DeliveryLedger, LedgerUnavailable
+from server.pas.records import audit_references
 from server.random_ids import random_uuid
 from server.request_context import RequestContext
 from server.request_trace import Trace, tracing
@@ -146,6 +147,8 @@ class MLLPListener:
             await self._serve(reader, writer)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             log.info("MLLP connection ended: %s", type(exc).__name__)
+        except Exception as exc:  # last line of defence: one line by type, never a traceback (it may quote data)
+            log.error("MLLP connection closed after an unexpected %s", type(exc).__name__)
         finally:
             self._connections.discard(task)
             await _close(writer)
@@ -207,8 +210,7 @@ class MLLPListener:
         )
 
         def touched(hospital_number: str, nhs_number: str | None) -> None:
-            ref = f"Patient/{nhs_number}" if nhs_number else f"Patient/pas-{hospital_number}"
-            note.saw([ref], [f"Patient/pas-{hospital_number}"])
+            note.saw(*audit_references(hospital_number, nhs_number))
 
         trace = Trace(request_id, "MLLP", "/mllp", redact=self.redact_traces) if self.keep_trace else None
         with tracing(trace) if trace is not None else contextlib.nullcontext():

@@ -139,3 +139,11 @@ def clinical_resources(mappings: PASMappings, resource_type: str, stored: Stored
     if resource_type not in ("AllergyIntolerance", "MedicationRequest"):
         return []
     return [clinical_resource(mappings, resource_type, stored.hospital_number, r) for r in records]
+
+
+def audit_references(hospital_number: str, nhs_number: str | None) -> tuple[list[str], list[str]]:
+    """(patients, resources) a PAS access names in its AuditEvent: the patient by NHS number
+    when known, so `AuditEvent?patient=Patient/{NHS number}` finds PAS accesses too, and the
+    PAS record itself."""
+    record = f"Patient/{PAS_ID_PREFIX}{hospital_number}"
+    return [f"Patient/{nhs_number}" if nhs_number else record], [record]

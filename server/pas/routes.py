@@ -26,7 +26,7 @@ from server.nhs.errors import CallerInputError, UpstreamError
 from server.pas.errors import PASError
 from server.pas.hl7_intake import HL7Intake
 from server.pas.json_depth import MAX_JSON_DEPTH, nested_deeper_than
-from server.pas.records import document
+from server.pas.records import audit_references, document
 from server.pas.service import RELATED, PASService, Written
 from server.providers.base import RequestContext
 from server.providers.failures import PROVIDER_FAILURES, as_fhir_error
@@ -78,10 +78,8 @@ def _context(request: Request, action: str, resource_type: str, permissions: str
 
 
 def _audit_patient(request: Request, hospital_number: str, nhs_number: str | None) -> None:
-    """Name the PAS patient this request touched in its AuditEvent (by NHS number when
-    known, so `AuditEvent?patient=Patient/{NHS number}` finds PAS accesses too)."""
-    ref = f"Patient/{nhs_number}" if nhs_number else f"Patient/pas-{hospital_number}"
-    request.state.audit.saw([ref], [f"Patient/pas-{hospital_number}"])
+    """Name the PAS patient this request touched in its AuditEvent (server.pas.records.audit_references)."""
+    request.state.audit.saw(*audit_references(hospital_number, nhs_number))
 
 
 CLINICAL_LISTS = ("allergies", "medications")

@@ -40,6 +40,29 @@ def test_a_port_in_use_is_one_clear_line() -> None:
     assert lines == [f"serve: cannot listen on 127.0.0.1:{port}: Address already in use"]
 
 
+def test_an_mllp_port_in_use_or_unusable_tls_files_are_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        mllp = taken.getsockname()[1]
+        code, lines = _refusal(["--port", str(free_port())], {"FACADE_MLLP_PORT": str(mllp)})
+    assert code == 2
+    assert lines == [f"serve: MLLP cannot listen on 127.0.0.1:{mllp}: Address already in use"]
+    not_pem = tmp_path / "cert.pem"
+    not_pem.write_text("not a certificate")
+    tls = {"FACADE_MLLP_PORT": str(free_port()), "FACADE_MLLP_TLS_CERT": str(not_pem)}
+    code, lines = _refusal(["--port", str(free_port())], {**tls, "FACADE_MLLP_TLS_KEY": str(tmp_path / "missing.pem")})
+    assert code == 2 and len(lines) == 1
+    assert lines[0].startswith("serve: MLLP TLS files (FACADE_MLLP_TLS_*) cannot be used:"), lines
+
+
+def test_mllp_tls_settings_that_cannot_work_together_are_refused() -> None:
+    code, lines = _refusal(["--port", str(free_port())], {"FACADE_MLLP_PORT": "2575", "FACADE_MLLP_TLS_CERT": "c.pem"})
+    assert code == 2 and len(lines) == 1 and "FACADE_MLLP_TLS_CERT and FACADE_MLLP_TLS_KEY go together" in lines[0]
+    code, lines = _refusal(["--port", str(free_port())], {"FACADE_MLLP_TLS_CLIENT_CA": "ca.pem"})
+    assert code == 2 and len(lines) == 1 and "needs FACADE_MLLP_TLS_CERT" in lines[0]
+
+
 def test_more_than_one_worker_without_mongodb_is_refused_in_one_line() -> None:
     code, lines = _refusal(["--port", str(free_port()), "--workers", "2"])
     assert code == 2 and len(lines) == 1
