@@ -30,6 +30,8 @@ from server.console.shared_traces import COLLECTION as CONSOLE_TRACES
 from server.fhir.edge import edge_middleware
 from server.fhir.error_handlers import EXCEPTION_HANDLERS
 from server.fhir.middleware import RequestIdMiddleware
+from server.fhir.read_shortcut import ReadShortcut
+from server.fhir.request_limits import RequestLimits
 from server.fhir.route_shapes import ShapeCachedRouter
 from server.fhir.routes import ROUTES
 from server.fhir.xml_format import XMLFormatMiddleware
@@ -173,6 +175,9 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
     app = Starlette(
         routes=[Mount(PAS_MOUNT, app=pas_app), *console_wiring.routes(console), *ROUTES],
         middleware=[
+            # Plain reads (GET /{type}/{id}, no query, no body, JSON) in one edge that does what
+            # the layers below do, when they have nothing more for a read (server/fhir/read_shortcut.py).
+            *_read_shortcut(settings, console_on=console is not None),
             # Outermost, so every body below can be compressed, the XML too.
             Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL),
             # FHIR XML when asked, for every FHIR answer and error below; PAS REST stays JSON.
@@ -195,3 +200,18 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
     # The same table, walked once per shape of path (server/fhir/route_shapes.py).
     app.router = ShapeCachedRouter(app.router.routes, lifespan=lifespan, redirect_slashes=False)
     return app
+
+
+def _read_shortcut(settings: Settings, *, console_on: bool) -> list[Middleware]:
+    """The read shortcut, unless the stack does more for a read than it does: the console
+    traces each request, and CORS adds `Vary: Origin` to every answer."""
+    if console_on or settings.cors_allow_origins or not settings.read_shortcut:
+        return []
+    return [
+        Middleware(
+            ReadShortcut,
+            limits=RequestLimits.from_settings(settings),
+            gzip_minimum_size=GZIP_MINIMUM_SIZE,
+            gzip_level=GZIP_LEVEL,
+        )
+    ]

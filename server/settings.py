@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         description='Browser origins allowed to call the façade (JSON list, e.g. ["https://app.example"]); '
         "empty = no CORS headers at all.",
     )
+    read_shortcut: bool = Field(
+        default=True,
+        description="Answer plain reads (GET /{type}/{id}: no query, no body, JSON) in one edge instead of the "
+        "middleware stack, with the same answer and audit (server/fhir/read_shortcut.py); off = the full stack "
+        "for every request. Never used while the console or CORS is on.",
+    )
     mongodb_password_file: Path | None = Field(
         default=None,
         description="File holding the MongoDB password (e.g. a compose secret), read at start; the URI then "

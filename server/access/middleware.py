@@ -83,6 +83,36 @@ def _refusal(status: int, code: str, text: str, challenge: str | None) -> Messag
     }
 
 
+def audit_note(scope: Scope, request_id: str) -> AuditNote:
+    """The request's AuditNote as the edge opens it, before any handler refines it."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    client = scope.get("client")
+    return AuditNote(
+        request_id=request_id,
+        method=scope["method"],
+        target=scope["path"] + (f"?{query}" if query else ""),
+        client_address=client[0] if client else None,
+        interaction=interaction_of(scope["method"], scope["path"]),
+    )
+
+
+async def authenticate(scope: Scope, access: AccessControl, note: AuditNote) -> tuple[Principal | None, Message | None]:
+    """The caller's principal, or the refusal to answer with (its reason noted for the audit)."""
+    token = bearer_token(scope)
+    if token is None:
+        note.reason = "no bearer token"
+        return None, _refusal(401, "login", "This endpoint needs 'Authorization: Bearer <access token>'", REALM)
+    try:
+        principal = await access.authenticate(token, _header(scope, b"x-purpose-of-use"))
+    except InvalidToken as exc:
+        note.reason = f"invalid token: {exc.reason}"
+        return None, _refusal(401, "login", "The access token is not valid", f'{REALM}, error="invalid_token"')
+    except BadPurpose as exc:
+        note.reason = str(exc)
+        return None, _refusal(exc.status, "value" if exc.status == 400 else "forbidden", str(exc), None)
+    return principal, None
+
+
 class AccessMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -93,50 +123,25 @@ class AccessMiddleware:
             return
         access: AccessControl = scope["app"].state.access
         state = scope.setdefault("state", {})
-        query = scope.get("query_string", b"").decode("latin-1")
-        client = scope.get("client")
-        note = AuditNote(
-            request_id=state.get("request_id", "-"),
-            method=scope["method"],
-            target=scope["path"] + (f"?{query}" if query else ""),
-            client_address=client[0] if client else None,
-            interaction=interaction_of(scope["method"], scope["path"]),
-        )
+        note = audit_note(scope, state.get("request_id", "-"))
         state["audit"] = note
         state["access"] = access
-        principal, refusal = await self._authenticate(scope, access, note)
+        principal, refusal = await authenticate(scope, access, note)
         if refusal is not None or principal is None:
             request_trace.record("access", f"refused: {note.reason}", {"decision": "refused", "reason": note.reason})
-            await self._answer(send, refusal or _unavailable(), access, note, None)
+            await self._answer(send, refusal or unavailable(), access, note, None)
             return
         if request_trace.current() is not None:
-            request_trace.record("access", "authenticated", _access_detail(principal))
+            request_trace.record("access", "authenticated", access_detail(principal))
         state["principal"] = principal
         await self._pass_audited(scope, receive, send, access, note, principal)
-
-    async def _authenticate(
-        self, scope: Scope, access: AccessControl, note: AuditNote
-    ) -> tuple[Principal | None, Message | None]:
-        token = bearer_token(scope)
-        if token is None:
-            note.reason = "no bearer token"
-            return None, _refusal(401, "login", "This endpoint needs 'Authorization: Bearer <access token>'", REALM)
-        try:
-            principal = await access.authenticate(token, _header(scope, b"x-purpose-of-use"))
-        except InvalidToken as exc:
-            note.reason = f"invalid token: {exc.reason}"
-            return None, _refusal(401, "login", "The access token is not valid", f'{REALM}, error="invalid_token"')
-        except BadPurpose as exc:
-            note.reason = str(exc)
-            return None, _refusal(exc.status, "value" if exc.status == 400 else "forbidden", str(exc), None)
-        return principal, None
 
     async def _answer(
         self, send: Send, refusal: Message, access: AccessControl, note: AuditNote, principal: Principal | None
     ) -> None:
         status = refusal["start"]["status"]
         if not await access.record(note, principal, status):
-            refusal = _unavailable()
+            refusal = unavailable()
         await send(refusal["start"])
         await send(refusal["body"])
 
@@ -149,10 +154,10 @@ class AccessMiddleware:
             if message["type"] == "http.response.start":
                 started["sent"] = True
                 if note.reason or note.withheld or message["status"] in (401, 403):
-                    _trace_decision(note, message["status"])
+                    trace_decision(note, message["status"])
                 if not await access.record(note, principal, message["status"]):
                     started["dropped"] = True
-                    failed = _unavailable()
+                    failed = unavailable()
                     await send(failed["start"])
                     await send(failed["body"])
                     return
@@ -169,7 +174,7 @@ class AccessMiddleware:
             raise
 
 
-def _access_detail(principal: Principal) -> dict[str, Any]:
+def access_detail(principal: Principal) -> dict[str, Any]:
     """What the console's trace shows of an authenticated caller: never the token."""
     return {
         "decision": "authenticated",
@@ -181,7 +186,7 @@ def _access_detail(principal: Principal) -> dict[str, Any]:
     }
 
 
-def _trace_decision(note: AuditNote, status: int) -> None:
+def trace_decision(note: AuditNote, status: int) -> None:
     """The handlers' access decision, as the audit note holds it, on the console's trace."""
     if note.reason or status in (401, 403):
         reason = note.reason or "the access policy (scope, role, purpose or relationship)"
@@ -194,7 +199,8 @@ def _trace_decision(note: AuditNote, status: int) -> None:
         )
 
 
-def _unavailable() -> Message:
+def unavailable() -> Message:
+    """The 503 of an access the audit trail could not record (fail closed)."""
     refusal = _refusal(
         503,
         "transient",

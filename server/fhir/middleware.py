@@ -70,26 +70,114 @@ def request_labels(method: str, path: str, served: frozenset[str]) -> tuple[str,
     return (rtype if rtype in served else "other"), interaction_of(method, path)
 
 
+ACCESS_LINE = "request_id=%s trace_id=%s method=%s type=%s interaction=%s status=%s ms=%.1f cache=%s nhs_calls=%d"
+
+
 def _served_types(scope: Scope) -> frozenset[str]:
     runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
     return frozenset(p.resource_type for p in runtime.registry) if runtime is not None else frozenset()
 
 
+def inbound_ids(scope: Scope) -> tuple[str | None, str | None]:
+    """The client's X-Request-ID and traceparent headers, as sent (None when absent)."""
+    inbound = traceparent = None
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            inbound = value.decode("latin-1")
+        elif key == b"traceparent":
+            traceparent = value.decode("latin-1")
+    return inbound, traceparent
+
+
+def internal_error(request_id: str) -> tuple[Message, Message]:
+    """The 500 OperationOutcome of a request that failed unexpectedly (start, body)."""
+    body = orjson.dumps(
+        operation_outcome(issue("exception", f"Internal error; quote request id {request_id} when reporting it"))
+    )
+    start = {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [
+            (b"content-type", b"application/fhir+json; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),  # outside server.fhir.no_store, so set here
+            (b"vary", b"Authorization"),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+def log_unhandled(exc: Exception, request_id: str) -> None:
+    """One line for an unexpected exception: its type and where, never its message."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename}:{frame.lineno}" if frame else "?"
+    # Only the type and location: exception messages may quote patient data.
+    log.error("unhandled %s at %s request_id=%s", type(exc).__name__, where, request_id)
+
+
+class RequestRecorder:
+    """Each request's metrics and its one access-log line: labels and counts, nothing from
+    the path. Shared by RequestIdMiddleware and the read shortcut (server/fhir/read_shortcut.py)."""
+
+    def __init__(self) -> None:
+        self._served: frozenset[str] | None = None  # the registry's types, read at the first request
+
+    def record(
+        self,
+        scope: Scope,
+        request_id: str,
+        trace_id: str,
+        status: int | None,
+        cache: str | None,
+        nhs_calls: int,
+        started: float,
+    ) -> None:
+        seconds = time.perf_counter() - started
+        if self._served is None:
+            self._served = _served_types(scope) or None  # not cached before the lifespan filled the registry
+        method = scope.get("method", "-")
+        rtype, interaction = request_labels(method, scope.get("path", ""), self._served or frozenset())
+        metrics.observe_request(rtype, interaction, status if status is not None else 500, seconds)
+        if not log.isEnabledFor(logging.INFO):
+            return  # FACADE_LOG_LEVEL=WARNING: not even the fields are built
+        fields = {
+            "request_id": request_id,
+            "trace_id": trace_id,
+            "method": method,
+            "type": rtype,
+            "interaction": interaction,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 1),
+            "cache": cache,
+            "nhs_calls": nhs_calls,
+        }
+        # makeRecord and handle, as Logger.info would, without its walk up the stack for
+        # the caller's file and line: no format here prints them, and a line per request
+        # paid for it (the JSON line's fields go in `extra`, server/log_setup.py).
+        log.handle(
+            log.makeRecord(
+                log.name,
+                logging.INFO,
+                __file__,
+                0,
+                ACCESS_LINE,
+                (request_id, trace_id, method, rtype, interaction, status, seconds * 1000, cache or "-", nhs_calls),
+                None,
+                extra={"fields": fields},
+            )
+        )
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._served: frozenset[str] | None = None  # the registry's types, read at the first request
+        self.recorder = RequestRecorder()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        inbound = traceparent = None
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
-                inbound = value.decode("latin-1")
-            elif key == b"traceparent":
-                traceparent = value.decode("latin-1")
+        inbound, traceparent = inbound_ids(scope)
         request_id = chosen_request_id(inbound)
         trace = inbound_trace(traceparent)
         state = scope.setdefault("state", {})
@@ -116,67 +204,18 @@ class RequestIdMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:  # last line of defence: never a traceback to the client
-                frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-                where = f"{frame.filename}:{frame.lineno}" if frame else "?"
-                # Only the type and location: exception messages may quote patient data.
-                log.error("unhandled %s at %s request_id=%s", type(exc).__name__, where, request_id)
+                log_unhandled(exc, request_id)
                 if status_holder["status"] is None:
-                    body = orjson.dumps(
-                        operation_outcome(
-                            issue("exception", f"Internal error; quote request id {request_id} when reporting it")
-                        )
-                    )
-                    status_holder["status"] = 500
-                    await send_with_id(
-                        {
-                            "type": "http.response.start",
-                            "status": 500,
-                            "headers": [
-                                (b"content-type", b"application/fhir+json; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"cache-control", b"no-store"),  # outside server.fhir.no_store, so set here
-                                (b"vary", b"Authorization"),
-                            ],
-                        }
-                    )
-                    await send_with_id({"type": "http.response.body", "body": body})
+                    start, body = internal_error(request_id)
+                    await send_with_id(start)
+                    await send_with_id(body)
             finally:
-                self._record(scope, request_id, trace.trace_id, status_holder, tally.nhs_calls, started)
-
-    def _record(
-        self, scope: Scope, request_id: str, trace_id: str, held: dict[str, Any], nhs_calls: int, started: float
-    ) -> None:
-        """The request's metrics and its one log line: labels and counts, nothing from the path."""
-        seconds = time.perf_counter() - started
-        if self._served is None:
-            self._served = _served_types(scope) or None  # not cached before the lifespan filled the registry
-        method = scope.get("method", "-")
-        rtype, interaction = request_labels(method, scope.get("path", ""), self._served or frozenset())
-        status = held["status"] if held["status"] is not None else 500  # ended with no response: counted as 500
-        metrics.observe_request(rtype, interaction, status, seconds)
-        if not log.isEnabledFor(logging.INFO):
-            return  # FACADE_LOG_LEVEL=WARNING: not even the fields are built
-        fields = {
-            "request_id": request_id,
-            "trace_id": trace_id,
-            "method": method,
-            "type": rtype,
-            "interaction": interaction,
-            "status": held["status"],
-            "duration_ms": round(seconds * 1000, 1),
-            "cache": held["cache"],
-            "nhs_calls": nhs_calls,
-        }
-        log.info(
-            "request_id=%s trace_id=%s method=%s type=%s interaction=%s status=%s ms=%.1f cache=%s nhs_calls=%d",
-            request_id,
-            trace_id,
-            method,
-            rtype,
-            interaction,
-            held["status"],
-            seconds * 1000,
-            held["cache"] or "-",
-            nhs_calls,
-            extra={"fields": fields},  # the JSON log line's fields (server/log_setup.py)
-        )
+                self.recorder.record(
+                    scope,
+                    request_id,
+                    trace.trace_id,
+                    status_holder["status"],
+                    status_holder["cache"],
+                    tally.nhs_calls,
+                    started,
+                )

@@ -33,7 +33,7 @@ GPCONNECT_API = "GP Connect"  # the API name NHS events carry (server/sources/gp
 @pytest.fixture
 async def console(emulator: Emulator) -> AsyncIterator[str]:
     """A sandbox façade (every NHS API is the loopback emulator) with the cache on."""
-    async with running_facade(emulator, cache_enabled=True, upstream_backoff_base=0.01) as url:
+    async with running_facade(emulator, console="auto", cache_enabled=True, upstream_backoff_base=0.01) as url:
         yield url
 
 
@@ -548,6 +548,7 @@ async def test_auto_is_off_against_live_nhs(emulator: Emulator, http: aiohttp.Cl
     jwks.write_bytes(orjson.dumps(public_key_set(signing_key()).as_dict()))
     async with running_facade(
         emulator,
+        console="auto",
         pds_base_url="http://0.0.0.0:1/personal-demographics/FHIR/R4",
         auth_issuer=LIVE_ISSUER,
         auth_jwks_file=jwks,
@@ -562,7 +563,11 @@ async def test_auto_is_off_against_live_nhs(emulator: Emulator, http: aiohttp.Cl
 
 async def test_an_open_circuit_is_on_the_trace(emulator: Emulator, http: aiohttp.ClientSession) -> None:
     async with running_facade(
-        emulator, upstream_breaker_threshold=1, upstream_retry_attempts=1, upstream_breaker_open_seconds=60
+        emulator,
+        console="auto",
+        upstream_breaker_threshold=1,
+        upstream_retry_attempts=1,
+        upstream_breaker_open_seconds=60,
     ) as url:
         fault = {"api": "pds", "kind": "status", "status": 500, "times": 1}
         assert (await call(http, "POST", f"{url}/_console/api/faults", bearer=ADMIN, json=fault))[0] == 201
@@ -576,7 +581,7 @@ async def test_an_open_circuit_is_on_the_trace(emulator: Emulator, http: aiohttp
 
 
 async def test_a_joined_flight_is_on_the_joiners_trace(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    async with running_facade(emulator) as url:
+    async with running_facade(emulator, console="auto") as url:
         fault = {"api": "pds", "kind": "latency", "delay": 0.3, "times": 1}
         assert (await call(http, "POST", f"{url}/_console/api/faults", bearer=ADMIN, json=fault))[0] == 201
         ids = await asyncio.gather(*(read_traced(http, url, f"/Patient/{JANE}") for _ in range(3)))
@@ -588,7 +593,7 @@ async def test_a_joined_flight_is_on_the_joiners_trace(emulator: Emulator, http:
 
 
 async def test_a_rate_limit_wait_is_on_the_trace(emulator: Emulator, http: aiohttp.ClientSession) -> None:
-    async with running_facade(emulator, upstream_rate_limits={"PDS": 2.0}) as url:
+    async with running_facade(emulator, console="auto", upstream_rate_limits={"PDS": 2.0}) as url:
         ids = [await read_traced(http, url, f"/Patient/{JANE}") for _ in range(4)]
         waits = [e for request_id in ids for e in of_kind(await trace_of(http, url, request_id), "rate_limit")]
         assert waits and all(w["duration_ms"] > 0 and w["detail"]["api"] == "PDS" for w in waits)
@@ -620,7 +625,10 @@ async def test_with_mongodb_any_facade_shows_a_trace_another_recorded(
     emulator: Emulator, http: aiohttp.ClientSession, mongo_db: MongoTarget
 ) -> None:
     shared = {"mongodb_uri": mongo_db.uri, "mongodb_database": mongo_db.database}
-    async with running_facade(emulator, **shared) as a, running_facade(emulator, **shared) as b:
+    async with (
+        running_facade(emulator, console="auto", **shared) as a,
+        running_facade(emulator, console="auto", **shared) as b,
+    ):
         request_id = await read_traced(http, a, f"/Patient/{JANE}")
         deadline = asyncio.get_running_loop().time() + 5
         while True:  # written after A's response went, in the background

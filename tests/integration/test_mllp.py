@@ -666,7 +666,7 @@ async def test_each_mllp_message_is_on_the_console_with_its_sender_and_verdict(
     """The console (on in the sandbox) lists MLLP messages beside HTTP requests: the sender,
     each ERR and the verdict, and a resend marked as such."""
     admin = bearer(token("user/*.rs", roles=["admin"], purpose=None))
-    async with mllp_facade(emulator, http) as facade:
+    async with mllp_facade(emulator, http, console="auto") as facade:
         async with connection(facade.port) as conn:
             for message in (
                 adt("H810", "CTRL810"),

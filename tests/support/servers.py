@@ -87,7 +87,7 @@ async def running_facade(
 ) -> AsyncIterator[str]:
     """The façade on a free loopback port, its public base URL set to that address.
 
-    The read-through cache is off unless a test passes cache_enabled=True (the cache
+    The console is off unless a test turns it on (console="auto" or "on"). The read-through cache is off unless a test passes cache_enabled=True (the cache
     tests do): tests that count upstream requests or inject faults then see every
     request reach the emulator, as they were written to.
 
@@ -103,6 +103,9 @@ async def running_facade(
             "base_url": base,
             "port": port,
             "cache_enabled": False,
+            # The console off, as a deployment against NHS has it (so plain reads take the
+            # read shortcut, server/fhir/read_shortcut.py); the console's tests turn it on.
+            "console": "off",
             **facade_access_settings(base),
             **emulator.upstream_settings(sources),
             **overrides,
