@@ -33,6 +33,8 @@ DATA_LOGGERS = ("pymongo",)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
 # FACADE_LOG_FORMAT=json: one JSON object per line (named, not imported: workers resolve it).
 JSON_FORMATTER = "server.log_setup.JSONFormatter"
+# The plain line, its timestamp formatted once per second (server/log_setup.py).
+PLAIN_FORMATTER = "server.log_setup.PlainFormatter"
 # Lines logged in one event-loop iteration leave in one write (server/log_setup.py says why).
 BATCHED_HANDLER = "server.log_setup.LoopBatchedStreamHandler"
 # What each Granian worker imports and calls to build its app (facade_app below).
@@ -52,7 +54,9 @@ def logging_config(level: str, log_format: str = "text") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"()": JSON_FORMATTER} if log_format == "json" else {"format": LOG_FORMAT}},
+        "formatters": {
+            "plain": {"()": JSON_FORMATTER} if log_format == "json" else {"()": PLAIN_FORMATTER, "fmt": LOG_FORMAT}
+        },
         "handlers": {"stderr": {"class": BATCHED_HANDLER, "formatter": "plain", "stream": "ext://sys.stderr"}},
         "root": {"level": numeric, "handlers": ["stderr"]},
         "loggers": {

@@ -11,10 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+
+
+class PlainFormatter(logging.Formatter):
+    """The plain log line, its timestamp's date and time formatted once per second: every
+    request writes a line, and time.strftime for each was most of the formatting."""
+
+    def __init__(self, fmt: str | None = None) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:  # a race here only formats the second twice
+            self._text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = second
+        return f"{self._text},{int(record.msecs):03d}"  # logging's default_msec_format, "%s,%03d"
 
 
 class JSONFormatter(logging.Formatter):

@@ -43,7 +43,7 @@ class RequestContext:
         `per_user` the authenticated user too. "" for an application-restricted caller.
         Single-flight and the cache key on it, so one user's data never reaches another;
         the token is never stored."""
-        nhsd = sorted((k.lower(), v) for k, v in self.headers.items() if k.lower().startswith("nhsd-"))
+        nhsd = _nhsd_headers(self.headers)
         user = f"{self.principal.issuer}\0{self.principal.subject}" if per_user and self.principal is not None else ""
         if not self.user_token and not nhsd and not user:
             return ""
@@ -53,3 +53,13 @@ class RequestContext:
         if user:
             digest.update(b"\0user=" + user.encode())
         return digest.hexdigest()
+
+
+def _nhsd_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The NHSD-* headers, names lower-cased, sorted. Starlette's Headers are scanned as
+    their raw bytes (ASGI names are lower case): no header value is decoded but these,
+    where items() would decode every one, the bearer token among them, on every read."""
+    raw = getattr(headers, "raw", None)
+    if isinstance(raw, list):
+        return sorted((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if k.lower().startswith(b"nhsd-"))
+    return sorted((k.lower(), v) for k, v in headers.items() if k.lower().startswith("nhsd-"))

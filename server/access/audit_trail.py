@@ -45,7 +45,8 @@ from typing import Any, Protocol
 import bson
 import orjson
 from bson.errors import BSONError
-from pymongo import DESCENDING, InsertOne, WriteConcern
+from bson.raw_bson import RawBSONDocument
+from pymongo import DESCENDING, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -147,11 +148,15 @@ def _wanted(
 
 class InMemoryAuditTrail:
     """Sandbox only: at most `max_events` per process (the oldest are dropped, with a
-    warning), gone on restart. A deployment keeps its audit trail in MongoDB."""
+    warning), gone on restart. A deployment keeps its audit trail in MongoDB.
+
+    10,000 by default: each event held costs about 5 KB (its JSON and its index fields),
+    so a sandbox serving for hours stays near 50 MB of trail, not the 500 MB that 100,000
+    came to (a worker's RSS target, issue 11, is 150 MB)."""
 
     backend = "memory"
 
-    def __init__(self, max_events: int = 100_000) -> None:
+    def __init__(self, max_events: int = 10_000) -> None:
         self.max_events = max_events
         self._events: OrderedDict[str, tuple[dict[str, Any], bytes]] = OrderedDict()
         self.dropped = 0
@@ -202,17 +207,18 @@ class InMemoryAuditTrail:
         return None
 
 
-def _document(event: Event, fields: dict[str, Any]) -> Document:
-    """The stored document: `{_id: id, event, **index fields}`. An event JSON can hold but
-    BSON cannot (an unsigned 64-bit integer, a NUL in a key) is kept as its JSON text in
-    `eventJson` instead, so it is stored all the same and never blocks the drain."""
+def _document(event: Event, fields: dict[str, Any]) -> RawBSONDocument:
+    """The stored document: `{_id: id, event, **index fields}`, encoded once. An event JSON
+    can hold but BSON cannot (an unsigned 64-bit integer, a NUL in a key) is kept as its
+    JSON text in `eventJson` instead, so it is stored all the same and never blocks the
+    drain. Encoded here, where that is checked, and handed to PyMongo as raw BSON, which it
+    sends as it is (a dict it would encode a second time, on every request's event)."""
     doc = {"_id": event["id"], "event": event, **fields}
     try:
-        bson.encode(doc)
+        return RawBSONDocument(bson.encode(doc))
     except (BSONError, OverflowError):
         log.warning("audit event %s kept as JSON text: BSON cannot hold one of its values", event["id"])
-        doc = {"_id": event["id"], "eventJson": orjson.dumps(event).decode(), **fields}
-    return doc
+        return RawBSONDocument(bson.encode({"_id": event["id"], "eventJson": orjson.dumps(event).decode(), **fields}))
 
 
 def _event_of(doc: Document) -> Event:
@@ -256,7 +262,7 @@ class MongoAuditTrail:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._drainer: asyncio.Task[None] | None = None
-        self._batch: list[tuple[Document, asyncio.Future[None]]] = []  # waiting for the next insert
+        self._batch: list[tuple[RawBSONDocument, asyncio.Future[None]]] = []  # waiting for the next insert
         self._committer: asyncio.Future[None] | None = None
         self._writes: set[asyncio.Future[None]] = set()  # appends in progress, awaited by aclose
 
@@ -338,7 +344,7 @@ class MongoAuditTrail:
         if not write.cancelled():
             write.exception()  # retrieved: a caller that was cancelled never reads it
 
-    async def _store(self, event: Event, doc: Document) -> None:
+    async def _store(self, event: Event, doc: RawBSONDocument) -> None:
         tried_mongo = False
         if not self.spool.holds_own_events():
             tried_mongo = True
@@ -360,7 +366,7 @@ class MongoAuditTrail:
         self._spool_ok = True
         self._wake.set()
 
-    async def _insert(self, doc: Document) -> None:
+    async def _insert(self, doc: RawBSONDocument) -> None:
         """Insert one event, group-committed: while one write is on its way to MongoDB, the
         events arriving meanwhile wait and go together in the next (one round trip and one
         majority/journal acknowledgement for many requests, where one each cost the cached
@@ -389,14 +395,14 @@ class MongoAuditTrail:
         finally:
             self._committer = None
 
-    async def _insert_batch(self, docs: list[Document]) -> list[Exception | None]:
+    async def _insert_batch(self, docs: list[RawBSONDocument]) -> list[Exception | None]:
         """Each document's failure, or None when it is stored. A duplicate id counts as
         stored: an earlier attempt reached MongoDB unacknowledged."""
         try:
             if len(docs) == 1:
                 await self.collection.insert_one(docs[0])
             else:
-                await self.collection.bulk_write([InsertOne(doc) for doc in docs], ordered=False)
+                await self.collection.insert_many(docs, ordered=False)
         except DuplicateKeyError:
             pass
         except BulkWriteError as exc:
@@ -535,14 +541,14 @@ class MongoAuditTrail:
         return total
 
     @staticmethod
-    def _spooled_document(event: Event) -> Document | None:
+    def _spooled_document(event: Event) -> RawBSONDocument | None:
         try:
             return _document(event, _validated_fields(event))
         except ValueError:  # a hand-edited or damaged file: never let it block the drain
             log.error("audit spool: event %s skipped (not a storable AuditEvent)", event.get("id"))
             return None
 
-    async def _insert_in_order(self, docs: list[Document | None], progress: _Progress) -> None:
+    async def _insert_in_order(self, docs: list[RawBSONDocument | None], progress: _Progress) -> None:
         """Insert `docs` in order, moving `progress.done` past each one now in MongoDB (a
         duplicate id counts: it was there already) or skipped (None). An ordered insert
         stops at its first error, so everything before that error went in."""

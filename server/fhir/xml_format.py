@@ -158,7 +158,7 @@ def requested_format(scope: Scope) -> tuple[str, bool]:
     return str(fmt), bool(pretty)
 
 
-def is_fhir_json(raw: list[tuple[bytes, bytes]]) -> bool:
+def _is_fhir_json(raw: list[tuple[bytes, bytes]]) -> bool:
     """Whether a response start's raw headers announce an uncompressed FHIR JSON body."""
     media = ""
     for key, value in raw:
@@ -188,7 +188,7 @@ class XMLFormatMiddleware:
         async def send_in_format(message: Message) -> None:
             if message["type"] == "http.response.start":
                 raw = message.get("headers", [])
-                if not is_fhir_json(raw):
+                if not _is_fhir_json(raw):
                     await send(message)
                     return
                 message = {**message, "headers": with_vary(raw, "Accept")}

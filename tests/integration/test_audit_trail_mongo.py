@@ -330,9 +330,9 @@ class CountingCollection:
         self.writes += 1
         return await self.collection.insert_one(doc, **kwargs)
 
-    async def bulk_write(self, requests: list[Any], **kwargs: Any) -> Any:
+    async def insert_many(self, docs: list[Any], **kwargs: Any) -> Any:
         self.writes += 1
-        return await self.collection.bulk_write(requests, **kwargs)
+        return await self.collection.insert_many(docs, **kwargs)
 
 
 async def test_concurrent_events_share_writes_and_each_is_stored_once(database: Any, tmp_path: Path) -> None:
@@ -371,26 +371,21 @@ class RecordingCollection:
         self.direct.append(doc["_id"])
         return result
 
-    async def bulk_write(self, requests: list[Any], **kwargs: Any) -> Any:
-        """Group-committed direct inserts (several requests' events in one write)."""
-        docs = [r._doc for r in requests]
-        try:
-            result = await self.collection.bulk_write(requests, **kwargs)
-        except BulkWriteError as exc:
-            failed = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") != 11000}
-            self.direct += [d["_id"] for i, d in enumerate(docs) if i not in failed]
-            raise
-        self.direct += [d["_id"] for d in docs]
-        return result
-
-    async def insert_many(self, docs: list[dict[str, Any]], **kwargs: Any) -> Any:
+    async def insert_many(self, docs: list[Any], **kwargs: Any) -> Any:
+        """Unordered: group-committed direct inserts (several requests' events in one write);
+        ordered: the spool's drain, in spool order."""
+        direct = kwargs.get("ordered", True) is False
         try:
             result = await self.collection.insert_many(docs, **kwargs)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors") or [{"index": 0}]
-            self.drained += [d["_id"] for d in docs[: errors[0]["index"]]]
+            if direct:
+                failed = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") != 11000}
+                self.direct += [d["_id"] for i, d in enumerate(docs) if i not in failed]
+            else:
+                errors = exc.details.get("writeErrors") or [{"index": 0}]
+                self.drained += [d["_id"] for d in docs[: errors[0]["index"]]]
             raise
-        self.drained += [d["_id"] for d in docs]
+        (self.direct if direct else self.drained).extend(d["_id"] for d in docs)
         return result
 
 

@@ -14,6 +14,7 @@ from server.fhir.errors import FHIRError
 from server.fhir.formats import JSON, check_format
 from server.fhir.indexed_headers import IndexedHeaders
 from server.fhir.read_shortcut import plain_read
+from server.request_context import _nhsd_headers
 
 NAMES = [
     b"accept",
@@ -103,3 +104,16 @@ def test_indexed_headers_answer_as_starlette_headers(headers: list[tuple[bytes, 
     if name in plain:
         assert indexed[name] == plain[name]
     assert indexed.items() == plain.items() and indexed.getlist(name) == plain.getlist(name)
+
+
+nhsd_names = st.sampled_from([b"nhsd-session-urid", b"nhsd-end-user-organisation-ods", b"nhsd-x", b"x-nhsd", b"nhs"])
+
+
+@given(st.lists(st.tuples(nhsd_names | names, values), max_size=8))
+def test_the_nhsd_headers_read_from_raw_bytes_are_those_items_gives(headers: list[tuple[bytes, bytes]]) -> None:
+    """caller_identity reads Starlette's raw header bytes (server/request_context.py), not
+    items(): the same NHSD-* pairs, whatever else the request carries."""
+    starlette = Headers(raw=headers)
+    by_items = sorted((k.lower(), v) for k, v in starlette.items() if k.lower().startswith("nhsd-"))
+    assert _nhsd_headers(starlette) == by_items
+    assert _nhsd_headers(IndexedHeaders(scope={"headers": headers})) == by_items

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from server.__main__ import _setup_logging
+from server.log_setup import PlainFormatter
 
 
 @pytest.fixture
@@ -29,3 +30,13 @@ def test_debug_leaves_pymongo_command_documents_out(restored_logging: None) -> N
     assert logging.getLogger("facade").isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("pymongo.command").isEnabledFor(logging.DEBUG)
     assert logging.getLogger("pymongo.command").isEnabledFor(logging.WARNING)
+
+
+def test_the_plain_formatter_writes_the_time_as_logging_does_across_seconds() -> None:
+    """The date and time are formatted once per second; every line still reads as the
+    standard formatter would write it, on either side of a second's edge."""
+    ours, standard = PlainFormatter("%(asctime)s %(message)s"), logging.Formatter("%(asctime)s %(message)s")
+    for created in (1764466800.001, 1764466800.999, 1764466801.0, 1764466801.5, 1764466799.25, 1764553200.75):
+        record = logging.LogRecord("facade", logging.INFO, "", 0, "line", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == standard.format(record)
