@@ -32,7 +32,7 @@ no-op, and says so in health(). That is what lets a cache outage never fail a re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -60,6 +60,14 @@ class CacheKey:
     type: str
     key: str
     scope: str = ""
+    # A miss looks its key up a dozen times (flights, the store's table): hashed once here.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.type, self.key, self.scope)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def as_filter(self) -> dict[str, str]:
         return {"kind": self.kind, "type": self.type, "key": self.key, "scope": self.scope}

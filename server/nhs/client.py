@@ -203,7 +203,12 @@ class NHSClient:
         sent_at = time.perf_counter()
         try:
             async with self.session.request(
-                method, url, params=list(params or ()), headers=out_headers, data=data, timeout=self._timeout
+                method,
+                url,
+                params=list(params) if params else None,
+                headers=out_headers,
+                data=data,
+                timeout=self._timeout,
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
@@ -225,8 +230,9 @@ class NHSClient:
             # Cut off by the resilience budget (server.nhs.resilience counts it as a timeout).
             self._traced(method, path, None, "cut off (request budget)", sent_at, request_id, params)
             raise
-        metrics.nhs_call(self.api, metrics.status_outcome(status))
-        self._traced(method, path, status, metrics.status_outcome(status), sent_at, request_id, params)
+        outcome = metrics.status_outcome(status)
+        metrics.nhs_call(self.api, outcome)
+        self._traced(method, path, status, outcome, sent_at, request_id, params)
         log.info(
             "upstream %s %s -> %s request_id=%s correlation=%s", self.api, method, status, request_id, ctx.request_id
         )
@@ -246,6 +252,8 @@ class NHSClient:
         params: Sequence[tuple[str, str]] | None,
     ) -> None:
         """The console's trace of this exchange (server.request_trace; a no-op unless traced)."""
+        if request_trace.current() is None:  # the usual case: no trace open, nothing to build
+            return
         request_trace.nhs_call(
             self.api,
             method,

@@ -5,8 +5,7 @@ instead of piling connections onto NHS."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from types import TracebackType
 
 from server.nhs.deadline import Deadline
 from server.nhs.refusals import NoSlot
@@ -21,17 +20,42 @@ class ConcurrencyLimit:
         self._semaphore = asyncio.Semaphore(limit)
         self.in_flight = 0
 
-    @contextlib.asynccontextmanager
-    async def slot(self, deadline: Deadline) -> AsyncIterator[None]:
+    def slot(self, deadline: Deadline) -> Slot:
         """Hold one of the N slots for the block, or raise NoSlot if none frees in time."""
-        try:
-            async with asyncio.timeout(deadline.remaining()):
-                await self._semaphore.acquire()
-        except TimeoutError:
-            raise NoSlot(self.api, f"all {self.limit} upstream slots busy", retry_after=1.0) from None
+        return Slot(self, deadline)
+
+    async def _acquire(self, deadline: Deadline) -> None:
+        if not self._semaphore.locked():
+            # A free slot is taken without waiting (Semaphore.acquire does not suspend), so
+            # no budget timer is needed: every NHS call saves setting and cancelling one.
+            await self._semaphore.acquire()
+        else:
+            try:
+                async with asyncio.timeout(deadline.remaining()):
+                    await self._semaphore.acquire()
+            except TimeoutError:
+                raise NoSlot(self.api, f"all {self.limit} upstream slots busy", retry_after=1.0) from None
         self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._semaphore.release()
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        self._semaphore.release()
+
+
+class Slot:
+    """`async with limit.slot(deadline)`: a plain context manager object, cheaper per call
+    than a generator-based one."""
+
+    __slots__ = ("_deadline", "_limit")
+
+    def __init__(self, limit: ConcurrencyLimit, deadline: Deadline) -> None:
+        self._limit = limit
+        self._deadline = deadline
+
+    async def __aenter__(self) -> None:
+        await self._limit._acquire(self._deadline)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._limit._release()

@@ -77,6 +77,10 @@ def model_problems(model: Any, resource: Mapping[str, Any], max_problems: int = 
 
 
 def _validation_problems(model: Any, resource: Mapping[str, Any], max_problems: int) -> list[str]:
+    # The dominant CPU cost of a cache miss (about 0.35-0.6 ms for a full PDS Patient: 18
+    # nested models, each through fhir_core's Python validators). Measured alternatives
+    # are no cheaper: model_validate_json on the raw bytes is slower (fhir_core validates
+    # every nested element from a dict either way), and Model(**resource) is the same.
     try:
         model.model_validate(dict(resource))
     except ValidationError as exc:

@@ -13,12 +13,16 @@ One race needs more than a table of running flights (the cache's): a caller whos
 cache lookup started before a flight finished writing may see a miss after the flight
 is gone. So a SingleFlight built with `reuse_for` keeps a finished flight's result that
 long, and a caller passing `lookup_started` (loop time) earlier than the finish takes
-that result instead of starting a second call.
+that result instead of starting a second call. Finished results are kept in finish
+order and forgotten by one sweep timer per SingleFlight, not one timer per flight: at
+hundreds of misses a second, a timer each would fill the event loop's timer heap, and
+every timer any request sets (aiohttp's read timeouts, budgets) would pay for its depth.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
@@ -51,11 +55,19 @@ class SingleFlight(Generic[T]):
         self.reuse_for = reuse_for
         self.name = name
         self._flights: dict[Hashable, _Flight[T]] = {}
-        self._recent: dict[Hashable, tuple[float, T]] = {}
+        # Finished results by key, oldest finish first (loop time, result).
+        self._recent: OrderedDict[Hashable, tuple[float, T]] = OrderedDict()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def in_flight(self) -> int:
         return len(self._flights)
+
+    @property
+    def remembered(self) -> int:
+        """Finished results held for reuse (until the sweep forgets them)."""
+        return len(self._recent)
 
     async def run(
         self, key: Hashable, call: Callable[[], Awaitable[T]], *, lookup_started: float | None = None
@@ -65,7 +77,7 @@ class SingleFlight(Generic[T]):
         flight = self._flights.get(key)
         if flight is None:
             recent = self._recent.get(key)
-            if recent is not None and lookup_started is not None and recent[0] >= lookup_started:
+            if recent is not None and lookup_started is not None and self._reusable(recent[0], lookup_started):
                 self._joined()
                 return Shared(recent[1], True)
             flight = _Flight(asyncio.ensure_future(call()))
@@ -88,6 +100,9 @@ class SingleFlight(Generic[T]):
         await asyncio.gather(*tasks, return_exceptions=True)
         self._flights.clear()
         self._recent.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
 
     def _joined(self) -> None:
         if self.name is not None:
@@ -102,11 +117,29 @@ class SingleFlight(Generic[T]):
             return
         if task.exception() is None and self.reuse_for > 0:  # retrieved: no "never retrieved" warning
             loop = task.get_loop()
-            finished = loop.time()
-            self._recent[key] = (finished, task.result())
-            loop.call_later(self.reuse_for, self._forget, key, finished)
+            self._recent[key] = (loop.time(), task.result())
+            self._recent.move_to_end(key)  # the newest finish last: the sweep stops at the first fresh one
+            if self._sweep is None or self._sweep_loop is not loop:  # none yet, or on a loop since closed
+                self._sweep_loop = loop
+                self._sweep = loop.call_later(self.reuse_for, self._forget_expired, loop)
 
-    def _forget(self, key: Hashable, finished: float) -> None:
-        entry = self._recent.get(key)
-        if entry is not None and entry[0] == finished:
+    def _reusable(self, finished: float, lookup_started: float) -> bool:
+        """A finished result serves a lookup that began before the finish, within reuse_for
+        (checked here too: the sweep may run late)."""
+        return finished >= lookup_started and asyncio.get_running_loop().time() - finished < self.reuse_for
+
+    def _forget_expired(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drop results older than reuse_for; re-arm for the oldest one left, but no sooner
+        than a quarter of reuse_for from now, so a steady stream of flights is swept in
+        batches (a result held a little longer is never reused: _reusable checks its age)."""
+        if loop is not self._sweep_loop:
+            return  # a sweep left on a former loop: the current loop's sweep owns the results
+        self._sweep = None
+        now = loop.time()
+        while self._recent:
+            key, (finished, _) = next(iter(self._recent.items()))
+            if now - finished < self.reuse_for:
+                due = max(finished + self.reuse_for, now + self.reuse_for / 4)
+                self._sweep = loop.call_at(due, self._forget_expired, loop)
+                return
             del self._recent[key]

@@ -104,3 +104,29 @@ async def test_non_json_success_is_a_bad_response_and_non_json_error_keeps_its_s
         with pytest.raises(UpstreamUnavailable) as caught:
             await call(url)
     assert caught.value.status == 502 and caught.value.nhs_code is None
+
+
+async def test_a_read_sends_no_query_and_a_search_sends_its_parameters_in_order() -> None:
+    async with canned("HTTP/1.1 200 OK", [], b'{"resourceType": "Patient", "id": "9000000009"}') as (url, received):
+        await call(url)
+    assert received[0].split(b"\r\n")[0] == b"GET /Patient/9000000009 HTTP/1.1"
+    async with canned("HTTP/1.1 200 OK", [], b'{"resourceType": "Bundle"}') as (url, received):
+        async with aiohttp.ClientSession() as session:
+            client = NHSClient(session, ClientConfig(api="PDS", base_url=url))
+            await client.request("GET", "Patient", CTX, params=[("family", "Smith Jones"), ("gender", "female")])
+    assert received[0].split(b"\r\n")[0] == b"GET /Patient?family=Smith+Jones&gender=female HTTP/1.1"
+
+
+async def test_an_exchange_is_traced_only_while_a_trace_is_open() -> None:
+    from server import request_trace
+    from server.request_trace import Trace, tracing
+
+    trace = Trace("rid", "GET", "/Patient/9000000009")
+    async with canned("HTTP/1.1 200 OK", [], b'{"resourceType": "Patient", "id": "9000000009"}') as (url, _):
+        await call(url)  # no trace open: nothing recorded anywhere, no error
+    async with canned("HTTP/1.1 200 OK", [], b'{"resourceType": "Patient", "id": "9000000009"}') as (url, _):
+        with tracing(trace):
+            await call(url)
+    assert request_trace.current() is None
+    [event] = [e for e in trace.events if e["kind"] == "nhs"]
+    assert event["detail"]["status"] == 200 and event["detail"]["outcome"] == "ok"
