@@ -81,7 +81,11 @@ def create_app(settings: Settings | None = None, sources: Sequence[Source] = SOU
                 emulator = await stack.enter_async_context(EmbeddedEmulator(sources))
                 emulator_url = emulator.base_url
                 log.info("sandbox mode: embedded NHS emulator at %s", emulator_url)
-            session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)))
+            # One session for every caller's NHS calls, so no cookie jar: a cookie NHS (or a
+            # gateway in front of it) sets on one caller's answer must never ride on another's.
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), cookie_jar=aiohttp.DummyCookieJar())
+            )
             upstreams = config.upstreams(emulator_url)
             if console is not None:
                 console.connect(upstreams, session)  # fault controls reach the emulator through these

@@ -107,10 +107,15 @@ def status_outcome(status: int) -> str:
     return "4xx" if status < 500 else "5xx"
 
 
+@functools.cache
+def _nhs_call_count(api: str, outcome: str) -> Counter:
+    return NHS_CALLS.labels(api, outcome)  # bounded: the registered APIs x the outcome words
+
+
 def nhs_call(api: str, outcome: str, *, sent: bool = True) -> None:
     """One NHS call ended with `outcome`; `sent` = it reached the network (counted for the
     request's log line), not refused by our own guards."""
-    NHS_CALLS.labels(api, outcome).inc()
+    _nhs_call_count(api, outcome).inc()
     if sent:
         tally = _tally.get()
         if tally is not None:
