@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
 
 from server.nhs.client import AuthHeaders, ClientConfig, NHSClient, UpstreamCall, UpstreamResponse
 from server.nhs.resilience import Resilience
@@ -58,6 +59,7 @@ class ResilientClient(NHSClient):
         )
         if not result.shared:
             return result.value
-        # Every sharer gets its own copy: a provider may edit the body it was given.
+        # Every sharer gets its own copy: a provider may edit the body it was given. The
+        # headers stay case-insensitive, as the leader's are (NHS gateways send "etag").
         shared = result.value
-        return replace(shared, headers=dict(shared.headers), body=orjson.loads(orjson.dumps(shared.body)))
+        return replace(shared, headers=CIMultiDict(shared.headers), body=orjson.loads(orjson.dumps(shared.body)))

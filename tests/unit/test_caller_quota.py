@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from server.access.principal import Principal
 from server.access.quota import CallerQuota, caller_key
@@ -194,6 +195,18 @@ async def test_single_flight_joiners_cost_nothing() -> None:
     )
     assert all(r.body == OK.body for r in results) and sent.count == 1
     assert sorted(quota.available(p) for p in (who("alice"), who("bob"))) == pytest.approx([0, 1], abs=0.01)
+
+
+async def test_a_joiner_reads_the_shared_answers_headers_in_any_case() -> None:
+    """NHS gateways send lower-case names; the leader's headers are case-insensitive, and so
+    is each joiner's own copy of them (it was a plain dict: "ETag" missed "etag")."""
+    answer = UpstreamResponse(200, CIMultiDict({"etag": 'W/"3"'}), {"resourceType": "Patient", "id": "9"}, "")
+    client = resilient_client(Sent(answer, delay=0.01), FakeClock())
+    leader, joiner = await asyncio.gather(
+        client.request("GET", "Patient/9", ctx(None)), client.request("GET", "Patient/9", ctx(None))
+    )
+    assert sorted([leader.headers.get("ETag"), joiner.headers.get("ETag")]) == ['W/"3"', 'W/"3"']
+    assert leader.body is not joiner.body  # each its own copy
 
 
 async def test_a_throttled_caller_never_fails_the_flight_of_another() -> None:

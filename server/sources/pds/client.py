@@ -88,7 +88,7 @@ class PDSClient:
 
     async def get_patient(self, nhs_number: str, ctx: RequestContext) -> PatientRead:
         response = await self.client.request("GET", f"Patient/{nhs_number}", ctx)
-        return PatientRead(parse_patient(response.body), response.headers.get("ETag") or response.headers.get("etag"))
+        return PatientRead(parse_patient(response.body), response.headers.get("ETag"))
 
     async def search(self, params: Sequence[tuple[str, str]], ctx: RequestContext) -> list[PatientMatch]:
         try:
