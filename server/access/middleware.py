@@ -113,6 +113,25 @@ async def authenticate(scope: Scope, access: AccessControl, note: AuditNote) -> 
     return principal, None
 
 
+async def recorded_refusal(access: AccessControl, note: AuditNote, refusal: Message | None) -> Message:
+    """The refusal of a caller who could not be authenticated, its AuditEvent recorded
+    first; the 503 instead when the audit trail cannot record it (fail closed)."""
+    request_trace.record("access", f"refused: {note.reason}", {"decision": "refused", "reason": note.reason})
+    refusal = refusal or unavailable()
+    if not await access.record(note, None, refusal["start"]["status"]):
+        return unavailable()
+    return refusal
+
+
+async def answer_recorded(access: AccessControl, note: AuditNote, principal: Principal, status: int) -> bool:
+    """Record the AuditEvent of an authenticated caller's answer (and the handlers' access
+    decision on the console's trace); False when it could be stored nowhere: the answer
+    must then not be sent (fail closed)."""
+    if note.reason or note.withheld or status in (401, 403):
+        _trace_decision(note, status)
+    return await access.record(note, principal, status)
+
+
 class AccessMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -128,22 +147,14 @@ class AccessMiddleware:
         state["access"] = access
         principal, refusal = await authenticate(scope, access, note)
         if refusal is not None or principal is None:
-            request_trace.record("access", f"refused: {note.reason}", {"decision": "refused", "reason": note.reason})
-            await self._answer(send, refusal or unavailable(), access, note, None)
+            answer = await recorded_refusal(access, note, refusal)
+            await send(answer["start"])
+            await send(answer["body"])
             return
         if request_trace.current() is not None:
             request_trace.record("access", "authenticated", access_detail(principal))
         state["principal"] = principal
         await self._pass_audited(scope, receive, send, access, note, principal)
-
-    async def _answer(
-        self, send: Send, refusal: Message, access: AccessControl, note: AuditNote, principal: Principal | None
-    ) -> None:
-        status = refusal["start"]["status"]
-        if not await access.record(note, principal, status):
-            refusal = unavailable()
-        await send(refusal["start"])
-        await send(refusal["body"])
 
     async def _pass_audited(
         self, scope: Scope, receive: Receive, send: Send, access: AccessControl, note: AuditNote, principal: Principal
@@ -153,9 +164,7 @@ class AccessMiddleware:
         async def audited_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 started["sent"] = True
-                if note.reason or note.withheld or message["status"] in (401, 403):
-                    trace_decision(note, message["status"])
-                if not await access.record(note, principal, message["status"]):
+                if not await answer_recorded(access, note, principal, message["status"]):
                     started["dropped"] = True
                     failed = unavailable()
                     await send(failed["start"])
@@ -186,7 +195,7 @@ def access_detail(principal: Principal) -> dict[str, Any]:
     }
 
 
-def trace_decision(note: AuditNote, status: int) -> None:
+def _trace_decision(note: AuditNote, status: int) -> None:
     """The handlers' access decision, as the audit note holds it, on the console's trace."""
     if note.reason or status in (401, 403):
         reason = note.reason or "the access policy (scope, role, purpose or relationship)"

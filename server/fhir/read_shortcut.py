@@ -40,7 +40,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import metrics, request_trace
 from server.access.control import AccessControl
-from server.access.middleware import access_detail, audit_note, authenticate, trace_decision, unavailable
+from server.access.middleware import (
+    access_detail,
+    answer_recorded,
+    audit_note,
+    authenticate,
+    recorded_refusal,
+    unavailable,
+)
 from server.access.principal import Principal
 from server.fhir import handlers
 from server.fhir.errors import FHIRError
@@ -194,11 +201,8 @@ class ReadShortcut:
         principal: Principal | None
         principal, refusal = await authenticate(scope, access, note)
         if refusal is not None or principal is None:
-            request_trace.record("access", f"refused: {note.reason}", {"decision": "refused", "reason": note.reason})
-            refusal = refusal or unavailable()
-            if not await access.record(note, None, refusal["start"]["status"]):
-                refusal = unavailable()
-            return refusal["start"], refusal["body"]
+            answer = await recorded_refusal(access, note, refusal)
+            return answer["start"], answer["body"]
         if request_trace.current() is not None:
             request_trace.record("access", "authenticated", access_detail(principal))
         state["principal"] = principal
@@ -208,9 +212,7 @@ class ReadShortcut:
             note.reason = "internal error"
             await access.record(note, principal, 500)
             raise
-        if note.reason or note.withheld or start["status"] in (401, 403):
-            trace_decision(note, start["status"])
-        if not await access.record(note, principal, start["status"]):
+        if not await answer_recorded(access, note, principal, start["status"]):
             failed = unavailable()
             return failed["start"], failed["body"]
         return start, body
