@@ -37,6 +37,7 @@ import dataclasses
 import itertools
 import logging
 import random
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
@@ -53,6 +54,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from server.access.audit_index import index_fields
 from server.access.audit_spool import AuditSpool
+from server.held_json import held_json
 
 log = logging.getLogger("facade.audit.trail")
 
@@ -119,14 +121,38 @@ def _validated(event: Event) -> tuple[dict[str, Any], bytes]:
     if not isinstance(event.get("id"), str) or not event["id"]:
         raise ValueError("an AuditEvent needs an id before it is stored (it makes storing idempotent)")
     try:
-        body = orjson.dumps(event)  # the spool keeps JSON lines: what JSON cannot hold must fail here, not there
+        body = held_json(event)  # the spool keeps JSON lines: what JSON cannot hold must fail here, not there
     except orjson.JSONEncodeError as exc:
         raise ValueError(f"an AuditEvent must be JSON ({exc})") from None
     return index_fields(event), body
 
 
+# One event as the in-memory trail holds it: (recorded, outcome, patients, agents, types,
+# JSON). A plain tuple of strings, tuples and bytes (a tuple subclass would not do): the
+# collector stops tracking it after its first pass, so full collections do not rescan
+# every held event, and it is smaller than the index-fields dict and lists it replaces.
+Held = tuple[datetime, str | None, tuple[str, ...], tuple[str, ...], tuple[str, ...], bytes]
+
+
+def _held(fields: dict[str, Any], body: bytes) -> Held:
+    def shared(values: list[str]) -> tuple[str, ...]:
+        # Agents and types repeat across nearly every event (one caller, one interaction)
+        # and patients often do: each distinct text is held once, and freed with the last
+        # event naming it (sys.intern keeps no text alive).
+        return tuple(sys.intern(v) for v in values)
+
+    return (
+        fields["recorded"],
+        fields["outcome"],
+        shared(fields["patients"]),
+        shared(fields["agents"]),
+        shared(fields["types"]),
+        body,
+    )
+
+
 def _wanted(
-    fields: dict[str, Any],
+    held: Held,
     patient: str | None,
     agent: str | None,
     recorded_from: datetime | None,
@@ -135,14 +161,14 @@ def _wanted(
     types: tuple[str, ...],
 ) -> bool:
     """The find() filters on index fields, as MongoAuditTrail's query applies them."""
-    recorded = fields["recorded"]
+    recorded, held_outcome, patients, agents, held_types, _ = held
     return (
-        (patient is None or patient in fields["patients"])
-        and (agent is None or agent in fields["agents"])
+        (patient is None or patient in patients)
+        and (agent is None or agent in agents)
         and (recorded_from is None or recorded >= recorded_from)
         and (recorded_to is None or recorded < recorded_to)
-        and (outcome is None or fields["outcome"] == outcome)
-        and (not types or any(t in fields["types"] for t in types))
+        and (outcome is None or held_outcome == outcome)
+        and (not types or any(t in held_types for t in types))
     )
 
 
@@ -150,15 +176,16 @@ class InMemoryAuditTrail:
     """Sandbox only: at most `max_events` per process (the oldest are dropped, with a
     warning), gone on restart. A deployment keeps its audit trail in MongoDB.
 
-    10,000 by default: each event held costs about 5 KB (its JSON and its index fields),
-    so a sandbox serving for hours stays near 50 MB of trail, not the 500 MB that 100,000
-    came to (a worker's RSS target, issue 11, is 150 MB)."""
+    10,000 by default: each event held costs about 2.9 KB (2.3 KB of JSON, kept at its own
+    size by held_json, and its index fields), so a sandbox serving for hours stays near
+    30 MB of trail (a worker's RSS target, issue 11, is 150 MB). Before held_json each
+    event kept orjson's 32 KB buffer, about 8 KB of it resident."""
 
     backend = "memory"
 
     def __init__(self, max_events: int = 10_000) -> None:
         self.max_events = max_events
-        self._events: OrderedDict[str, tuple[dict[str, Any], bytes]] = OrderedDict()
+        self._events: OrderedDict[str, Held] = OrderedDict()
         self.dropped = 0
 
     async def start(self) -> None:
@@ -168,7 +195,7 @@ class InMemoryAuditTrail:
         fields, body = _validated(event)
         if event["id"] in self._events:
             return  # stored already: exactly once
-        self._events[event["id"]] = (fields, body)  # a copy the caller cannot change
+        self._events[event["id"]] = _held(fields, body)  # a copy the caller cannot change
         while len(self._events) > self.max_events:
             self._events.popitem(last=False)
             self.dropped += 1
@@ -189,16 +216,16 @@ class InMemoryAuditTrail:
         wanted = tuple(types)
         # Newest appended first, then a stable sort: equal instants stay newest-first.
         hits = [
-            (fields["recorded"], body)
-            for fields, body in reversed(self._events.values())
-            if _wanted(fields, patient, agent, recorded_from, recorded_to, outcome, wanted)
+            (held[0], held[5])
+            for held in reversed(self._events.values())
+            if _wanted(held, patient, agent, recorded_from, recorded_to, outcome, wanted)
         ]
         hits.sort(key=lambda hit: hit[0], reverse=True)
         return [orjson.loads(body) for _, body in hits[:limit]]
 
     async def get(self, event_id: str) -> Event | None:
         stored = self._events.get(event_id)
-        return orjson.loads(stored[1]) if stored else None
+        return orjson.loads(stored[5]) if stored else None
 
     def status(self) -> str:
         return "ok"

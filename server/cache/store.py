@@ -38,6 +38,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from server.held_json import held_json
+
 Document = dict[str, Any]
 KEY_FIELDS = ("kind", "type", "key", "scope")
 # How long a restricted patient's purge blocks copies requested before it: longer than any
@@ -94,7 +96,7 @@ class FrozenDoc:
     def of(cls, doc: Document) -> FrozenDoc:
         return cls(
             fields={k: v for k, v in doc.items() if k not in _BODY_FIELDS and k != "patients"},
-            bodies={k: orjson.dumps(doc[k]) for k in _BODY_FIELDS if k in doc},
+            bodies={k: held_json(doc[k]) for k in _BODY_FIELDS if k in doc},
             patients=tuple(doc.get("patients") or ()),
         )
 
