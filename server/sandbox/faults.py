@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +20,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 CONTEXT_HEADERS = ("x-request-id", "x-correlation-id", "nhsd-end-user-organisation-ods", "traceparent")
+# What the emulator remembers of the requests it was sent: the newest this many, and counts
+# for this many distinct paths (any further path counts under OTHER_PATHS). `make run`
+# serves for hours, and three list entries per NHS request (one a dict) grew its heap
+# without end.
+REMEMBERED = 10_000
+OTHER_PATHS = "(other paths)"
 
 
 @dataclass
@@ -38,12 +44,25 @@ class Fault:
 class EmulatorState:
     faults: list[Fault] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
-    request_ids: list[str] = field(default_factory=list)
-    arrivals: list[float] = field(default_factory=list)  # time.monotonic() per request, in order
+    remembered: int = REMEMBERED
+    request_ids: deque[str] = field(default_factory=deque)
+    arrivals: deque[float] = field(default_factory=deque)  # time.monotonic() per request, in order
     # The NHS context headers of each request, in order (tests check correlation and ODS).
-    context_headers: list[dict[str, str]] = field(default_factory=list)
+    context_headers: deque[dict[str, str]] = field(default_factory=deque)
     # The decoded GP Connect consumer JWT claims, in order, the last 50 (who GP Connect audits).
     gpconnect_jwt_claims: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.request_ids = deque(self.request_ids, maxlen=self.remembered)
+        self.arrivals = deque(self.arrivals, maxlen=self.remembered)
+        self.context_headers = deque(self.context_headers, maxlen=self.remembered)
+
+    def count(self, key: str) -> None:
+        """One more request for `key` (method, path and query); OTHER_PATHS once `remembered`
+        distinct keys are counted, so the total stays right."""
+        if key not in self.counts and len(self.counts) >= self.remembered:
+            key = OTHER_PATHS
+        self.counts[key] += 1
 
     def take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
@@ -66,7 +85,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         query = scope.get("query_string", b"").decode("latin-1")
-        self.state.counts[f"{scope['method']} {path}" + (f"?{query}" if query else "")] += 1
+        self.state.count(f"{scope['method']} {path}" + (f"?{query}" if query else ""))
         headers = dict((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
         self.state.request_ids.append(headers.get("x-request-id", ""))
         self.state.arrivals.append(time.monotonic())
@@ -158,9 +177,9 @@ def control_routes(state: EmulatorState) -> list[Route]:
             {
                 "counts": dict(state.counts),
                 "total": sum(state.counts.values()),
-                "request_ids": state.request_ids,
-                "arrivals": state.arrivals,
-                "context_headers": state.context_headers,
+                "request_ids": list(state.request_ids),
+                "arrivals": list(state.arrivals),
+                "context_headers": list(state.context_headers),
             }
         )
 
