@@ -134,11 +134,12 @@ def audit_event(
     observer: str,
     break_glass: bool = False,
     now: dt.datetime | None = None,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
     recorded = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="milliseconds")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": random_uuid(),
+        "id": event_id or random_uuid(),
         "type": _coding(AUDIT_TYPE, "rest", "Restful Operation"),
         "subtype": [_coding(INTERACTION, note.interaction)]
         + ([_coding(OPERATION_SYSTEM, note.operation, f"${note.operation}")] if note.operation else []),

@@ -52,6 +52,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from server.access.access_record import AccessRecord
 from server.access.audit_index import index_fields
 from server.access.audit_spool import AuditSpool
 from server.held_json import held_json
@@ -81,6 +82,10 @@ class AuditTrail(Protocol):
         """Store one complete AuditEvent exactly once. Raises AuditUnavailable only when
         it could be stored nowhere; ValueError when it is no AuditEvent (no id, no
         instant in `recorded`)."""
+
+    async def record(self, access: AccessRecord) -> None:
+        """Store the AuditEvent of one access (`access.event()`) exactly once; raises as
+        append does. A store may keep the record and build the event when it is read."""
 
     async def find(
         self,
@@ -128,13 +133,14 @@ def _validated(event: Event) -> tuple[dict[str, Any], bytes]:
 
 
 # One event as the in-memory trail holds it: (recorded, outcome, patients, agents, types,
-# JSON). A plain tuple of strings, tuples and bytes (a tuple subclass would not do): the
-# collector stops tracking it after its first pass, so full collections do not rescan
-# every held event, and it is smaller than the index-fields dict and lists it replaces.
-Held = tuple[datetime, str | None, tuple[str, ...], tuple[str, ...], tuple[str, ...], bytes]
+# content), the content being the event's JSON (append) or the access it is built from
+# (record). A plain tuple (a tuple subclass would not do) of strings, tuples and bytes:
+# the collector stops tracking one that holds JSON after its first pass, and it is
+# smaller than the index-fields dict and lists it replaces.
+Held = tuple[datetime, str | None, tuple[str, ...], tuple[str, ...], tuple[str, ...], bytes | AccessRecord]
 
 
-def _held(fields: dict[str, Any], body: bytes) -> Held:
+def _held(fields: dict[str, Any], content: bytes | AccessRecord) -> Held:
     def shared(values: list[str]) -> tuple[str, ...]:
         # Agents and types repeat across nearly every event (one caller, one interaction)
         # and patients often do: each distinct text is held once, and freed with the last
@@ -147,8 +153,17 @@ def _held(fields: dict[str, Any], body: bytes) -> Held:
         shared(fields["patients"]),
         shared(fields["agents"]),
         shared(fields["types"]),
-        body,
+        content,
     )
+
+
+def _event_held(held: Held) -> Event:
+    """A fresh copy of a held event: decoded from its JSON, or built from its access."""
+    content = held[5]
+    if isinstance(content, AccessRecord):
+        return content.event()
+    event: Event = orjson.loads(content)
+    return event
 
 
 def _wanted(
@@ -176,10 +191,12 @@ class InMemoryAuditTrail:
     """Sandbox only: at most `max_events` per process (the oldest are dropped, with a
     warning), gone on restart. A deployment keeps its audit trail in MongoDB.
 
-    10,000 by default: each event held costs about 2.9 KB (2.3 KB of JSON, kept at its own
-    size by held_json, and its index fields), so a sandbox serving for hours stays near
-    30 MB of trail (a worker's RSS target, issue 11, is 150 MB). Before held_json each
-    event kept orjson's 32 KB buffer, about 8 KB of it resident."""
+    10,000 by default. The façade's own accesses come as records (`record`): kept as they
+    are, about 0.7 KB each with their index fields, and built into AuditEvents only when
+    read (server/access/access_record.py says why). An event appended whole is kept as
+    its JSON, about 2.9 KB (2.3 KB of JSON at its own size, server/held_json.py). So a
+    sandbox serving for hours stays within 7-30 MB of trail (a worker's RSS target,
+    issue 11, is 150 MB)."""
 
     backend = "memory"
 
@@ -193,9 +210,15 @@ class InMemoryAuditTrail:
 
     async def append(self, event: Event) -> None:
         fields, body = _validated(event)
-        if event["id"] in self._events:
+        self._keep(event["id"], _held(fields, body))  # a copy the caller cannot change
+
+    async def record(self, access: AccessRecord) -> None:
+        self._keep(access.event_id, _held(access.index_fields(), access))
+
+    def _keep(self, event_id: str, held: Held) -> None:
+        if event_id in self._events:
             return  # stored already: exactly once
-        self._events[event["id"]] = _held(fields, body)  # a copy the caller cannot change
+        self._events[event_id] = held
         while len(self._events) > self.max_events:
             self._events.popitem(last=False)
             self.dropped += 1
@@ -216,16 +239,16 @@ class InMemoryAuditTrail:
         wanted = tuple(types)
         # Newest appended first, then a stable sort: equal instants stay newest-first.
         hits = [
-            (held[0], held[5])
+            held
             for held in reversed(self._events.values())
             if _wanted(held, patient, agent, recorded_from, recorded_to, outcome, wanted)
         ]
-        hits.sort(key=lambda hit: hit[0], reverse=True)
-        return [orjson.loads(body) for _, body in hits[:limit]]
+        hits.sort(key=lambda held: held[0], reverse=True)
+        return [_event_held(held) for held in hits[:limit]]
 
     async def get(self, event_id: str) -> Event | None:
         stored = self._events.get(event_id)
-        return orjson.loads(stored[5]) if stored else None
+        return _event_held(stored) if stored else None
 
     def status(self) -> str:
         return "ok"
@@ -360,7 +383,15 @@ class MongoAuditTrail:
         """Store in MongoDB, else in the spool (see the module docstring). Runs to the end
         even when the caller is cancelled (a client that hung up): the access happened and
         is recorded, and no PyMongo call is cancelled midway (see aclose)."""
-        doc = _document(event, _validated_fields(event))
+        await self._write(event, _document(event, _validated_fields(event)))
+
+    async def record(self, access: AccessRecord) -> None:
+        """The event is built and stored at once: MongoDB keeps the AuditEvent itself. Its
+        index fields come from the record (equal to those of the event, and cheaper)."""
+        event = access.event()
+        await self._write(event, _document(event, access.index_fields()))
+
+    async def _write(self, event: Event, doc: RawBSONDocument) -> None:
         write = asyncio.ensure_future(self._store(event, doc))
         self._writes.add(write)
         write.add_done_callback(self._write_done)

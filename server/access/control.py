@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from server.access.audit_event import AuditNote, audit_event
+from server.access.access_record import AccessRecord
+from server.access.audit_event import AuditNote
 from server.access.audit_trail import AuditTrail, AuditUnavailable
 from server.access.claims import principal_from_claims
 from server.access.policy import AccessPolicy
@@ -62,9 +63,9 @@ class AccessControl:
     async def record(self, note: AuditNote, principal: Principal | None, status: int) -> bool:
         """Write the AuditEvent of one request; False when it could be stored nowhere."""
         glass = principal is not None and principal.purpose in self.table.break_glass_purposes
-        event = audit_event(note, principal, status, observer=self.observer, break_glass=glass)
+        access = AccessRecord.of(note, principal, status, observer=self.observer, break_glass=glass)
         try:
-            await self.trail.append(event)
+            await self.trail.record(access)
         except AuditUnavailable:
             log.error("audit trail unavailable: request_id=%s refused (fail closed)", note.request_id)
             return False

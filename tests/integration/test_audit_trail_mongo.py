@@ -20,8 +20,12 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 
+from server.access.access_record import AccessRecord
+from server.access.audit_event import AuditNote
 from server.access.audit_spool import AuditSpool
 from server.access.audit_trail import COLLECTION, AuditTrail, AuditUnavailable, InMemoryAuditTrail, MongoAuditTrail
+from server.access.principal import Principal
+from server.access.scopes import ScopeSet
 from server.mongodb import create_client
 from tests.support.audit_events import BASE_TIME, audit_event
 from tests.support.mongo import MongoTarget, SecantusProcess
@@ -98,6 +102,39 @@ async def test_append_get_and_find_newest_first(trail: AuditTrail) -> None:
     start, end = BASE_TIME + timedelta(minutes=1), BASE_TIME + timedelta(minutes=4)
     assert [e["id"] for e in await trail.find(recorded_from=start, recorded_to=end)] == ["e3", "e2", "e1"]
     assert trail.status() == "ok"
+
+
+async def test_an_access_recorded_is_found_as_its_event(trail: AuditTrail) -> None:
+    """`record` (the façade's own accesses) stores what `append(access.event())` would."""
+    principal = Principal(
+        subject="u-record",
+        issuer="https://issuer.example",
+        scopes=ScopeSet.parse("user/*.rs"),
+        client_id="clinic-app",
+        organisation_ods="RX1",
+        purpose="TREAT",
+    )
+    note = AuditNote(
+        request_id="r-record",
+        method="GET",
+        target="/Patient/9000000009/$everything",
+        client_address="127.0.0.1",
+        interaction="operation",
+        resource_type="Patient",
+        patients=["Patient/9000000009"],
+        resources=["Patient/9000000009", "AllergyIntolerance/a1"],
+        operation="everything",
+    )
+    access = AccessRecord.of(note, principal, 200, observer="https://facade.example", now=BASE_TIME)
+    await trail.record(access)
+    await trail.record(access)  # once, as append
+    assert await trail.get(access.event_id) == access.event()
+    assert [e["id"] for e in await trail.find(patient="Patient/9000000009")] == [access.event_id]
+    for agent in ("u-record", "clinic-app", "RX1"):
+        assert [e["id"] for e in await trail.find(agent=agent, outcome="0")] == [access.event_id], agent
+    assert [e["id"] for e in await trail.find(types=["everything"])] == [access.event_id]
+    assert await trail.find(patient="Patient/9000000017") == []
+    assert await trail.find(recorded_from=BASE_TIME + timedelta(milliseconds=1)) == []
 
 
 async def test_the_same_event_twice_is_stored_once_unchanged(trail: AuditTrail) -> None:

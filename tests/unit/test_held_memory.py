@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from server.access.access_record import AccessRecord
 from server.access.audit_event import AuditNote, audit_event
 from server.access.audit_trail import InMemoryAuditTrail
 from server.access.principal import Principal
@@ -118,3 +119,34 @@ async def test_held_audit_events_are_not_rescanned_by_the_collector() -> None:
     gc.collect()
     tracked = len(gc.get_objects()) - before
     assert tracked < 50, f"{tracked} more objects tracked after holding 1,000 events"
+
+
+async def test_an_access_recorded_in_memory_is_kept_without_its_event_built() -> None:
+    """The façade's own accesses (AccessControl.record) are kept as their records: under
+    half the memory of the event's JSON, and the event is built when it is read."""
+    principal = _principal()
+    notes = [
+        AuditNote(
+            request_id=f"r{n}",
+            method="GET",
+            target=f"/Patient/{9000000000 + n}",
+            client_address="127.0.0.1",
+            interaction="read",
+            resource_type="Patient",
+            patients=[f"Patient/{9000000000 + n}"],
+            resources=[f"Patient/{9000000000 + n}"],
+        )
+        for n in range(500)
+    ]
+    trail = InMemoryAuditTrail()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for note in notes:
+            await trail.record(AccessRecord.of(note, principal, 200, observer="https://facade.example"))
+        per_record = tracemalloc.get_traced_memory()[0] / len(notes)
+    finally:
+        tracemalloc.stop()
+    event = (await trail.find(patient="Patient/9000000007"))[0]
+    assert per_record < len(orjson.dumps(event)) / 2
+    assert event["entity"][0]["what"]["reference"] == "Patient/9000000007"
