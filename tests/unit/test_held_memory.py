@@ -73,9 +73,10 @@ def _principal() -> Principal:
     )
 
 
-def _event(n: int) -> dict[str, Any]:
+def _note(n: int) -> AuditNote:
+    """The note of a read of patient 9000000000 + n."""
     patient = f"Patient/{9000000000 + n}"
-    note = AuditNote(
+    return AuditNote(
         request_id=f"r{n}",
         method="GET",
         target=f"/{patient}",
@@ -85,7 +86,10 @@ def _event(n: int) -> dict[str, Any]:
         patients=[patient],
         resources=[patient],
     )
-    return audit_event(note, _principal(), 200, observer="https://facade.example")
+
+
+def _event(n: int) -> dict[str, Any]:
+    return audit_event(_note(n), _principal(), 200, observer="https://facade.example")
 
 
 async def test_the_in_memory_audit_trail_holds_an_event_in_little_more_than_its_json() -> None:
@@ -125,19 +129,7 @@ async def test_an_access_recorded_in_memory_is_kept_without_its_event_built() ->
     """The façade's own accesses (AccessControl.record) are kept as their records: under
     half the memory of the event's JSON, and the event is built when it is read."""
     principal = _principal()
-    notes = [
-        AuditNote(
-            request_id=f"r{n}",
-            method="GET",
-            target=f"/Patient/{9000000000 + n}",
-            client_address="127.0.0.1",
-            interaction="read",
-            resource_type="Patient",
-            patients=[f"Patient/{9000000000 + n}"],
-            resources=[f"Patient/{9000000000 + n}"],
-        )
-        for n in range(500)
-    ]
+    notes = [_note(n) for n in range(500)]
     trail = InMemoryAuditTrail()
     gc.collect()
     tracemalloc.start()
