@@ -192,10 +192,10 @@ class InMemoryAuditTrail:
     warning), gone on restart. A deployment keeps its audit trail in MongoDB.
 
     10,000 by default. The façade's own accesses come as records (`record`): kept as they
-    are, about 0.7 KB each with their index fields, and built into AuditEvents only when
+    are, about 1.1 KB each with their index fields, and built into AuditEvents only when
     read (server/access/access_record.py says why). An event appended whole is kept as
     its JSON, about 2.9 KB (2.3 KB of JSON at its own size, server/held_json.py). So a
-    sandbox serving for hours stays within 7-30 MB of trail (a worker's RSS target,
+    sandbox serving for hours stays within 11-30 MB of trail (a worker's RSS target,
     issue 11, is 150 MB)."""
 
     backend = "memory"
