@@ -17,4 +17,9 @@ import orjson
 
 def held_json(value: Any) -> bytes:
     """`orjson.dumps(value)` in an allocation of its own size, for bytes kept long."""
-    return bytes(memoryview(orjson.dumps(value)))
+    return exact_size(orjson.dumps(value))
+
+
+def exact_size(data: bytes) -> bytes:
+    """orjson's bytes copied to an allocation of their own size (its buffer freed)."""
+    return bytes(memoryview(data))

@@ -55,7 +55,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from server.access.access_record import AccessRecord
 from server.access.audit_index import index_fields
 from server.access.audit_spool import AuditSpool
-from server.held_json import held_json
+from server.held_json import exact_size
 
 log = logging.getLogger("facade.audit.trail")
 
@@ -126,7 +126,7 @@ def _validated(event: Event) -> tuple[dict[str, Any], bytes]:
     if not isinstance(event.get("id"), str) or not event["id"]:
         raise ValueError("an AuditEvent needs an id before it is stored (it makes storing idempotent)")
     try:
-        body = held_json(event)  # the spool keeps JSON lines: what JSON cannot hold must fail here, not there
+        body = orjson.dumps(event)  # the spool keeps JSON lines: what JSON cannot hold must fail here, not there
     except orjson.JSONEncodeError as exc:
         raise ValueError(f"an AuditEvent must be JSON ({exc})") from None
     return index_fields(event), body
@@ -141,20 +141,21 @@ Held = tuple[datetime, str | None, tuple[str, ...], tuple[str, ...], tuple[str, 
 
 
 def _held(fields: dict[str, Any], content: bytes | AccessRecord) -> Held:
-    def shared(values: list[str]) -> tuple[str, ...]:
-        # Agents and types repeat across nearly every event (one caller, one interaction)
-        # and patients often do: each distinct text is held once, and freed with the last
-        # event naming it (sys.intern keeps no text alive).
-        return tuple(sys.intern(v) for v in values)
-
     return (
         fields["recorded"],
         fields["outcome"],
-        shared(fields["patients"]),
-        shared(fields["agents"]),
-        shared(fields["types"]),
+        _shared(fields["patients"]),
+        _shared(fields["agents"]),
+        _shared(fields["types"]),
         content,
     )
+
+
+def _shared(values: list[str]) -> tuple[str, ...]:
+    """Agents and types repeat across nearly every event (one caller, one interaction) and
+    patients often do: each distinct text is held once, and freed with the last event
+    naming it (sys.intern keeps no text alive)."""
+    return tuple(sys.intern(v) for v in values)
 
 
 def _event_held(held: Held) -> Event:
@@ -210,7 +211,8 @@ class InMemoryAuditTrail:
 
     async def append(self, event: Event) -> None:
         fields, body = _validated(event)
-        self._keep(event["id"], _held(fields, body))  # a copy the caller cannot change
+        # A copy the caller cannot change, at its own size (server/held_json.py).
+        self._keep(event["id"], _held(fields, exact_size(body)))
 
     async def record(self, access: AccessRecord) -> None:
         self._keep(access.event_id, _held(access.index_fields(), access))
