@@ -67,7 +67,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.facade_access import facade_env, verification_us  # noqa: E402
-from bench.process_stats import child, rss_mib, worker_pids  # noqa: E402
+from bench.process_stats import child, cpu_seconds, rss_mib, worker_pids  # noqa: E402
 from tests.support.tokens import bearer  # noqa: E402
 
 CONNECTIONS = 32
@@ -207,15 +207,6 @@ def serving_pid(pid: int) -> int:
     except OSError:
         return pid
     return int(children[0]) if len(children) == 1 else pid
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError, TypeError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

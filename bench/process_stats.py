@@ -1,4 +1,4 @@
-"""The benchmarks' server processes: started as children, their workers and their resident memory."""
+"""The benchmarks' server processes: started as children, their workers, their CPU time and resident memory."""
 
 from __future__ import annotations
 
@@ -29,6 +29,15 @@ def rss_mib(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_pids(serve_pid: int) -> list[int]:

@@ -9,26 +9,34 @@ steady, paced mix of reads and searches over the four types:
     ServiceRequest search (BaRS)             AllergyIntolerance search (GP Connect)
 
 each with the benchmark's bearer token (bench/facade_access.py). Before about one request
-in twenty (`--fault-rate`) it queues one NHS fault on that request's upstream through the
-emulator's /_control/faults (a 500, 502 or 503, a dropped connection, an unreadable body
-or a 300 ms delay): transient ones are retried by the façade, the rest become its 502,
-503 or 504, which are counted apart from errors. The read-through cache is off unless
-`--cache` is given, so every request reaches the emulator and the injected faults meet
-real requests; the NHS client-side rate limits and the per-caller quota are lifted.
+in twenty (`--fault-rate`) it queues one NHS fault for that request through the emulator's
+/_control/faults (a 500, 502 or 503, a dropped connection, an unreadable body or a 300 ms
+delay). The fault is keyed to the request's X-Request-ID, which the façade sends on to
+NHS as X-Correlation-ID, so it meets that request and no other in flight. Transient ones
+are retried by the façade, the rest become its 502, 503 or 504, which are counted apart
+from errors. The read-through cache is off unless `--cache` is given, so every request
+reaches the emulator and the injected faults meet real requests; the NHS client-side rate
+limits and the per-caller quota are lifted.
 
 Per 10-second window it prints the requests, the error rate (non-2xx other than 502, 503
-and 504, plus client-side failures), the 502/503/504 count, p50 and p99 latency, and the
-RSS of each worker (psutil when installed, else /proc/<pid>/status), and the load average.
-The p99 is given twice: of every request, and of the "clean" ones, with no fault queued
-just before them (nearly always untouched by one: a fault goes to the next request to its
-upstream, which is usually, not always, the one it was queued for). An injected fault buys
-retries with jittered backoff of up to 2 s on purpose, so the overall p99 swings from
-window to window; the clean p99 is the façade's own tail. At the end: the clean p99 drift
-(the median of the first half's windows against the last half's: one window's p99 is its
-few worst requests, so one spike on a shared machine decided the old last-against-first
-verdict) and each worker's RSS growth, with FLAT or GROWING. It
-prints and asserts nothing. The emulator's request log and fault list are cleared at
-every window (/_control/reset), so the emulator's own growth does not show as drift.
+and 504, plus client-side failures), the 502/503/504 count, p50 and p99 latency, the RSS
+of each worker (psutil when installed, else /proc/<pid>/status), the CPU milliseconds per
+request of the workers together and of the database server (when the soak started it),
+and the load average. The p99 is given twice: of every request, and of the "clean" ones,
+with no fault queued for them. An injected fault buys retries with jittered backoff of up
+to 2 s on purpose, so the overall p99 swings from window to window; the clean p99 is the
+façade's own tail.
+
+At the end: the clean p99 drift (the median of the first half's windows against the last
+half's: one window's p99 is its few worst requests, so one spike on a shared machine
+decided the old last-against-first verdict), each worker's RSS growth, and the CPU per
+request drift of the façade and of the database, each FLAT or GROWING. A latency that
+grows while the façade's CPU per request stays flat and the database's grows is said to be
+the database's. The soak's own SecantusDB runs without retryable writes
+(SECANTUS_URI_OPTIONS says why); a MongoDB named in FACADE_MONGODB_URI is used as given,
+and is where the drift should be judged for a deployment. It prints and asserts nothing.
+The emulator's request log and fault list are cleared at every window (/_control/reset),
+so the emulator's own growth does not show as drift.
 
     PYTHONPATH=. python bench/soak.py [--seconds 120] [--rate 40] [--workers 2] [--cache]
 
@@ -60,7 +68,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.facade_access import facade_env  # noqa: E402
-from bench.process_stats import child, rss_mib, worker_pids  # noqa: E402
+from bench.process_stats import child, cpu_seconds, rss_mib, worker_pids  # noqa: E402
 from tests.support.processes import clean_environment, serving_process  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 from tests.support.tokens import bearer  # noqa: E402
@@ -112,17 +120,27 @@ FAULTS = (
 # ---- processes ---------------------------------------------------------------------------
 
 
+# SecantusDB, a Python test server, slows as its retryable-write history grows. Measured
+# here with retryable writes: a soak's p50 of 8-13 ms became 80-415 ms from about its
+# 130th second, SecantusDB's CPU rising to most of a core, the façade's CPU per request
+# flat. Without them: 8-10 ms for 240 s. With them the soak would measure the test server.
+SECANTUS_URI_OPTIONS = "retryWrites=false"
+
+
 @contextlib.contextmanager
-def mongodb() -> Iterator[str]:
-    """FACADE_MONGODB_URI when set (a real MongoDB), else SecantusDB on a free port."""
+def mongodb() -> Iterator[tuple[str, int | None]]:
+    """FACADE_MONGODB_URI when set (a real MongoDB, used as given), else SecantusDB on a
+    free port, without retryable writes (SECANTUS_URI_OPTIONS); with the server's pid when
+    it is ours, so its CPU time can be read."""
     if os.environ.get("FACADE_MONGODB_URI"):
-        yield os.environ["FACADE_MONGODB_URI"]
+        yield os.environ["FACADE_MONGODB_URI"], None
         return
     from tests.support.mongo import SecantusProcess
 
     server = SecantusProcess()
     try:
-        yield server.start()
+        uri = server.start()
+        yield f"{uri}&{SECANTUS_URI_OPTIONS}", server.process.pid if server.process else None
     finally:
         server.stop()
 
@@ -154,7 +172,7 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 3
 @dataclass
 class Window:
     latencies_ms: list[float] = field(default_factory=list)
-    # Requests with no fault queued just before them: their tail is the façade's own, not
+    # Requests with no fault queued for them: their tail is the façade's own, not
     # the retry backoff (up to 2 s, jittered) an injected fault buys on purpose.
     clean_ms: list[float] = field(default_factory=list)
     requests: int = 0
@@ -175,8 +193,33 @@ class Window:
 class Row:
     """What one finished window printed (kept for the summary)."""
 
-    p99: float  # of the requests with no fault injected before them
+    p99: float  # of the requests with no fault queued for them
     rss: dict[int, float | None]
+    facade_cpu_ms: float | None = None  # the workers' CPU time per request in the window
+    database_cpu_ms: float | None = None  # the MongoDB server's, when the soak started it
+
+
+class CpuPerRequest:
+    """CPU milliseconds per request that a set of processes spent in each window (Linux
+    /proc): what tells a latency drift of the façade's own from one of the database's."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.last = self._total()
+
+    def _total(self) -> float | None:
+        times = [cpu_seconds(pid) for pid in self.pids]
+        if not times or any(t is None for t in times):
+            return None
+        return sum(t for t in times if t is not None)
+
+    def window(self, requests: int) -> float | None:
+        """The ms per request since the last call; None when unreadable or no requests."""
+        now, before = self._total(), self.last
+        self.last = now
+        if now is None or before is None or not requests:
+            return None
+        return (now - before) * 1000 / requests
 
 
 class Soak:
@@ -191,13 +234,19 @@ class Soak:
     async def one(self, http: aiohttp.ClientSession) -> None:
         kind = self.random.choice(self.kinds)
         window = self.window
+        request_id = str(uuid.uuid4())
         faulted = self.random.random() < self.fault_rate
         if faulted:
-            fault = {**self.random.choice(FAULTS), "path_prefix": kind.upstream, "times": 1}
+            fault = {
+                **self.random.choice(FAULTS),
+                "path_prefix": kind.upstream,
+                "correlation_id": request_id,  # this request's first call to its upstream, no other
+                "times": 1,
+            }
             async with http.post(self.emulator_url + "/_control/faults", json=fault) as resp:
                 await resp.read()
             window.faults_injected += 1
-        headers = {**bearer(), **kind.headers, "X-Request-ID": str(uuid.uuid4())}
+        headers = {**bearer(), **kind.headers, "X-Request-ID": request_id}
         start = time.perf_counter()
         try:
             async with http.get(self.base + kind.path, headers=headers) as resp:
@@ -241,30 +290,67 @@ def print_header(pids: list[int]) -> None:
     rss = "".join(f"{'RSS ' + str(pid):>13}" for pid in pids)
     print(
         f"{'window':>8}{'requests':>10}{'errors':>8}{'err %':>7}{'502-4':>7}{'faults':>8}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'clean p99':>10}{rss}{'load':>7}  (RSS in MiB; clean: no fault injected before it)"
+        f"{'p99 ms':>9}{'clean p99':>10}{rss}{'CPU/req':>9}{'db CPU/req':>11}{'load':>7}  "
+        "(RSS in MiB; CPU ms per request: the façade's workers, the database's; clean: no fault queued for it)"
     )
 
 
-def print_window(index: int, window: Window, rss: dict[int, float | None]) -> None:
+def _ms(value: float | None, width: int) -> str:
+    return f"{value:{width}.2f}" if value is not None else f"{'-':>{width}}"
+
+
+def print_window(index: int, window: Window, row: Row) -> None:
     error_rate = 100 * window.errors / window.requests if window.requests else 0.0
-    memory = "".join(f"{value:13.1f}" if value is not None else f"{'gone':>13}" for value in rss.values())
+    memory = "".join(f"{value:13.1f}" if value is not None else f"{'gone':>13}" for value in row.rss.values())
     print(
         f"{f'{index * WINDOW_SECONDS:.0f}s':>8}{window.requests:10d}{window.errors:8d}{error_rate:7.2f}"
         f"{window.fault_statuses:7d}{window.faults_injected:8d}{window.pct(50):9.1f}{window.pct(99):9.1f}"
-        f"{window.pct(99, clean=True):10.1f}{memory}{os.getloadavg()[0]:7.2f}",
+        f"{window.pct(99, clean=True):10.1f}{memory}{_ms(row.facade_cpu_ms, 9)}{_ms(row.database_cpu_ms, 11)}"
+        f"{os.getloadavg()[0]:7.2f}",
         flush=True,
     )
     for sample in sorted(set(window.error_samples))[:3]:
         print(f"{'':8}error: {sample}")
 
 
-def p99_halves(rows: list[Row]) -> tuple[float, float]:
-    """The median clean p99 of the first half of the windows and of the last half (the
-    middle window, in an odd count, in neither). One window's p99 is its few worst requests,
-    and a shared machine puts a spike in any window; a median over half the run does not
-    move for one spike, and does for a tail that keeps rising."""
-    half = len(rows) // 2
-    return statistics.median(r.p99 for r in rows[:half]), statistics.median(r.p99 for r in rows[-half:])
+def halves(values: list[float | None]) -> tuple[float, float] | None:
+    """The median of the first half of the windows' values and of the last half (the
+    middle window, in an odd count, in neither); None when a window has no value. One
+    window's p99 is its few worst requests, and a shared machine puts a spike in any
+    window; a median over half the run does not move for one spike, and does for a tail
+    that keeps rising."""
+    half = len(values) // 2
+    if half == 0 or any(v is None for v in values):
+        return None
+    known = [v for v in values if v is not None]
+    return statistics.median(known[:half]), statistics.median(known[-half:])
+
+
+# A CPU cost per request that grows by more than this, first half to last, is growing.
+CPU_DRIFT = 1.25
+
+
+def cpu_drift(rows: list[Row]) -> tuple[bool, bool | None]:
+    """Print the façade's CPU per request drift, and the database's when known; return
+    whether each is flat (None: the database's CPU time is not readable here)."""
+    verdicts: list[bool | None] = []
+    for name, values in (
+        ("façade CPU per request (its workers)", [r.facade_cpu_ms for r in rows]),
+        ("database CPU per request (the SecantusDB the soak started)", [r.database_cpu_ms for r in rows]),
+    ):
+        pair = halves(values)
+        if pair is None:
+            verdicts.append(None)
+            continue
+        early, late = pair
+        flat = late <= early * CPU_DRIFT
+        verdicts.append(flat)
+        print(
+            f"{name}: {early:.2f} ms in the first half, {late:.2f} ms in the last "
+            f"({late / early if early else float('nan'):.2f}x): {'FLAT' if flat else 'GROWING'} "
+            f"(FLAT: within {CPU_DRIFT}x)"
+        )
+    return verdicts[0] is not False, verdicts[1]
 
 
 def verdict(rows: list[Row], totals: Window, workers: list[int]) -> None:
@@ -274,7 +360,7 @@ def verdict(rows: list[Row], totals: Window, workers: list[int]) -> None:
         print("\nfewer than two windows: no drift to report (run longer)")
         return
     first, last = rows[0], rows[-1]
-    early, late = p99_halves(rows)
+    early, late = halves([r.p99 for r in rows]) or (float("nan"), float("nan"))
     drift = late / early if early else float("nan")
     latency_flat = drift <= 1.5 or late - early <= 5.0
     print(
@@ -282,6 +368,7 @@ def verdict(rows: list[Row], totals: Window, workers: list[int]) -> None:
         f"{late:.1f} ms in the last ({drift:.2f}x; first window {first.p99:.1f} ms, last {last.p99:.1f} ms): "
         f"{'FLAT' if latency_flat else 'GROWING'} (FLAT: within 1.5x or 5 ms)"
     )
+    facade_cpu_flat, database_cpu_flat = cpu_drift(rows)
     memory_flat = True
     minutes = (len(rows) - 1) * WINDOW_SECONDS / 60
     for pid in workers:
@@ -302,14 +389,19 @@ def verdict(rows: list[Row], totals: Window, workers: list[int]) -> None:
         f"in all: {totals.requests} requests, {error_rate:.2f} % errors, {totals.fault_statuses} answered 502/503/504 "
         f"after {totals.faults_injected} injected NHS faults"
     )
-    print(f"verdict: {'FLAT' if latency_flat and memory_flat else 'GROWING'}")
+    print(f"verdict: {'FLAT' if latency_flat and memory_flat and facade_cpu_flat else 'GROWING'}")
+    if not latency_flat and facade_cpu_flat and database_cpu_flat is False:
+        print(
+            "the latency grew with the database's CPU per request while the façade's stayed flat: "
+            "the drift is the database server's; judge it again on the MongoDB you deploy (FACADE_MONGODB_URI)"
+        )
 
 
 async def run(args: argparse.Namespace) -> None:
     facade_port, emulator_port = free_port(), free_port()
     base = f"http://127.0.0.1:{facade_port}"
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
-    with mongodb() as mongo_uri, tempfile.TemporaryDirectory(prefix="facade-soak-") as tmp:
+    with mongodb() as (mongo_uri, mongo_pid), tempfile.TemporaryDirectory(prefix="facade-soak-") as tmp:
         with emulator(emulator_port) as emulator_proc:
             emulator_url = f"http://127.0.0.1:{emulator_port}"
             await wait_ready(emulator_url + "/_control/requests", emulator_proc)
@@ -331,19 +423,23 @@ async def run(args: argparse.Namespace) -> None:
             async with serving_process(env, facade_port, log_path, *flags, workers=args.workers) as served:
                 workers = worker_pids(served.process.pid)
                 print(
-                    f"serve --workers {args.workers} (pid {served.process.pid}, workers {workers}) on MongoDB; "
+                    f"serve --workers {args.workers} (pid {served.process.pid}, workers {workers}) on "
+                    f"{f'SecantusDB ({SECANTUS_URI_OPTIONS})' if mongo_pid else 'MongoDB'}; "
                     f"{args.rate:g} req/s paced, at most {args.connections} in flight; "
                     f"{100 * args.fault_rate:g} % NHS faults; cache {'on' if args.cache else 'off'}; "
                     f"{args.seconds:g} s in {WINDOW_SECONDS:g} s windows after {args.warmup:g} s warm-up"
                 )
-                await drive(Soak(base, emulator_url, args.fault_rate, args.seed), args, workers, emulator_url)
+                soak = Soak(base, emulator_url, args.fault_rate, args.seed)
+                await drive(soak, args, workers, emulator_url, mongo_pid)
                 code = served.stop()
                 if code != 0:
                     print(f"serve exited with {code}; its log:\n{served.log()[-2000:]}")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-async def drive(soak: Soak, args: argparse.Namespace, workers: list[int], emulator_url: str) -> None:
+async def drive(
+    soak: Soak, args: argparse.Namespace, workers: list[int], emulator_url: str, database_pid: int | None
+) -> None:
     """Warm up, then the measured windows; prints each window as it ends, then the verdict."""
     begin = time.perf_counter()
     stop_at = begin + args.warmup + args.seconds
@@ -352,6 +448,8 @@ async def drive(soak: Soak, args: argparse.Namespace, workers: list[int], emulat
     totals = Window()
     await asyncio.sleep(args.warmup)
     soak.window = Window()  # the warm-up's requests are not counted
+    facade_cpu = CpuPerRequest(workers)
+    database_cpu = CpuPerRequest([database_pid] if database_pid is not None else [])
     print_header(workers)
     async with aiohttp.ClientSession() as control:
         for index in range(1, int(args.seconds // WINDOW_SECONDS) + 1):
@@ -359,9 +457,14 @@ async def drive(soak: Soak, args: argparse.Namespace, workers: list[int], emulat
             window, soak.window = soak.window, Window()
             async with control.post(emulator_url + "/_control/reset") as resp:  # keep the emulator flat
                 await resp.read()
-            rss = {pid: rss_mib(pid) for pid in workers}
-            print_window(index, window, rss)
-            rows.append(Row(window.pct(99, clean=True), rss))
+            row = Row(
+                window.pct(99, clean=True),
+                {pid: rss_mib(pid) for pid in workers},
+                facade_cpu.window(window.requests),
+                database_cpu.window(window.requests),
+            )
+            print_window(index, window, row)
+            rows.append(row)
             totals.requests += window.requests
             totals.errors += window.errors
             totals.fault_statuses += window.fault_statuses

@@ -38,6 +38,10 @@ class Fault:
     retry_after: str | None = None
     times: int = 1  # how many matching requests get this fault; -1 = every one
     body: Any = None
+    # Only requests with this X-Correlation-ID (the façade sends its inbound request id
+    # there: server/nhs/client.py), so a fault meets the one request it was queued for
+    # even while others to the same API are in flight; None = any request.
+    correlation_id: str | None = None
 
 
 @dataclass
@@ -64,9 +68,13 @@ class EmulatorState:
             key = OTHER_PATHS
         self.counts[key] += 1
 
-    def take_fault(self, path: str) -> Fault | None:
+    def take_fault(self, path: str, correlation_id: str | None = None) -> Fault | None:
         for fault in self.faults:
-            if path.startswith(fault.path_prefix) and fault.times != 0:
+            if (
+                path.startswith(fault.path_prefix)
+                and fault.times != 0
+                and fault.correlation_id in (None, correlation_id)
+            ):
                 fault.times -= 1
                 return fault
         return None
@@ -90,7 +98,7 @@ class FaultMiddleware:
         self.state.request_ids.append(headers.get("x-request-id", ""))
         self.state.arrivals.append(time.monotonic())
         self.state.context_headers.append({k: v for k, v in headers.items() if k in CONTEXT_HEADERS})
-        fault = self.state.take_fault(path)
+        fault = self.state.take_fault(path, headers.get("x-correlation-id"))
         if fault is None:
             await self.app(scope, receive, send)
             return

@@ -77,6 +77,20 @@ async def test_upstream_failures_become_honest_gateway_errors(
     assert (await quick.get(READ)).status == 200  # faults were one-shot; PDS is back
 
 
+async def test_a_fault_for_one_correlation_id_meets_only_that_request(
+    quick: CheckedClient, emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    """A fault keyed to an X-Correlation-ID (the façade sends its inbound request id there)
+    spares the requests to the same API that come first: a soak with requests in flight
+    knows which one met it."""
+    target, other = str(uuid.uuid4()), str(uuid.uuid4())
+    await inject(http, emulator, status=500, correlation_id=target)
+    for _ in range(3):
+        assert (await quick.get(READ, headers={"X-Request-ID": other})).status == 200
+    assert (await quick.get(READ, headers={"X-Request-ID": target})).status == 502
+    assert (await quick.get(READ, headers={"X-Request-ID": target})).status == 200  # one-shot, as any fault
+
+
 async def test_upstream_refusing_connections_is_503(http: aiohttp.ClientSession, emulator: Emulator) -> None:
     from tests.support.servers import free_port
 
