@@ -13,12 +13,12 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
+from tests.support.access import CPT_PRACTITIONER
 from tests.support.checked_client import CheckedClient
 from tests.support.tokens import bearer, token
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
-CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
-STRICT = {"Prefer": "handling=strict", **CPT_SESSION}
+STRICT = {"Prefer": "handling=strict", **CPT_PRACTITIONER}
 UNKNOWN = "Unknown or unsupported search parameters"
 
 # The search that finds the emulator's 9000000009 records, per type; each parameter under
@@ -312,15 +312,15 @@ async def test_conditional_read_is_what_each_type_declares(fhir: CheckedClient) 
     checked = {}
     for resource in await advertised(fhir):
         rtype = resource["type"]
-        found = await fhir.get(f"/{rtype}?{urlencode(BASE[rtype])}", headers=CPT_SESSION)
+        found = await fhir.get(f"/{rtype}?{urlencode(BASE[rtype])}", headers=CPT_PRACTITIONER)
         rid = next(e["resource"]["id"] for e in found.body["entry"] if e["search"]["mode"] == "match")
-        read = await fhir.get(f"/{rtype}/{rid}", headers=CPT_SESSION)
+        read = await fhir.get(f"/{rtype}/{rid}", headers=CPT_PRACTITIONER)
         mode = resource["conditionalRead"]
         checked[rtype] = mode
-        by_etag = await fhir.get(f"/{rtype}/{rid}", headers={**CPT_SESSION, "If-None-Match": read.headers["ETag"]})
+        by_etag = await fhir.get(f"/{rtype}/{rid}", headers={**CPT_PRACTITIONER, "If-None-Match": read.headers["ETag"]})
         assert by_etag.status == 304, rtype
         if mode == "full-support":
-            since = {**CPT_SESSION, "If-Modified-Since": read.headers["Last-Modified"]}
+            since = {**CPT_PRACTITIONER, "If-Modified-Since": read.headers["Last-Modified"]}
             assert (await fhir.get(f"/{rtype}/{rid}", headers=since)).status == 304, rtype
             assert any(p["name"] == "_lastUpdated" for p in resource["searchParam"]), rtype
         else:
@@ -346,8 +346,8 @@ async def test_every_documented_compartment_search_is_the_type_search(
     served = {r["type"] for r in statement["rest"][0]["resource"]}
     assert compartment == sorted({"AllergyIntolerance", "AuditEvent", "MedicationRequest", "ServiceRequest"} & served)
     for rtype in compartment:
-        inside = await fhir.get(f"/Patient/9000000009/{rtype}", headers=CPT_SESSION)
-        typed = await fhir.get(f"/{rtype}?patient=9000000009", headers=CPT_SESSION)
+        inside = await fhir.get(f"/Patient/9000000009/{rtype}", headers=CPT_PRACTITIONER)
+        typed = await fhir.get(f"/{rtype}?patient=9000000009", headers=CPT_PRACTITIONER)
         assert inside.status == typed.status == 200, (rtype, inside.body)
         ids = [e["resource"]["id"] for e in inside.body["entry"] if e["search"]["mode"] == "match"]
         if rtype == "AuditEvent":  # the trail grows with these very requests
@@ -376,7 +376,7 @@ async def test_every_declared_system_interaction_operation_and_format_works(fhir
     operations = [(r["type"], op["name"]) for r in rest["resource"] for op in r.get("operation", [])]
     assert set(operations) <= {("Patient", "everything")}, operations  # likewise
     for rtype, name in operations:
-        answer = await fhir.get(f"/{rtype}/9000000009/${name}", headers=CPT_SESSION)
+        answer = await fhir.get(f"/{rtype}/9000000009/${name}", headers=CPT_PRACTITIONER)
         assert answer.status == 200 and answer.body["type"] == "searchset", name
         assert any(e["resource"]["resourceType"] == "Patient" for e in answer.body["entry"])
     formats = (await fhir.get("/metadata")).body["format"]

@@ -9,18 +9,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.access import CPT
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator
 
-SESSION = {
-    "nhsd-session-urid": "555254240100",
-    "nhsd-organization-uuid": "A83008",
-    "nhsd-session-jobrole": "S0030:G0100:R0570",
-}
-
 
 def headers(**over: str | None) -> dict[str, str]:
-    out = {"X-Request-ID": str(uuid.uuid4()), **SESSION, **over}
+    out = {"X-Request-ID": str(uuid.uuid4()), **CPT, **over}
     return {k: v for k, v in out.items() if v is not None}
 
 

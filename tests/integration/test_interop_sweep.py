@@ -24,12 +24,12 @@ import pytest
 from mappings.paths import values_at
 from server.fhir.search_params import fhir_date_range
 from server.fhir.subsetting import mandatory_elements
+from tests.support.access import CPT_PRACTITIONER
 from tests.support.checked_client import Answer, CheckedClient
 from tests.support.emulator_control import upstream_total
 from tests.support.servers import Emulator, running_facade
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
-CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
 FORM_UTF8 = "application/x-www-form-urlencoded; charset=UTF-8"
 
 
@@ -56,7 +56,7 @@ CASES = [
         (("patient", "9000000009"),),
         "authoredon",
         "authoredOn",
-        headers=CPT_SESSION,
+        headers=CPT_PRACTITIONER,
         include="MedicationRequest:patient",
     ),
     TypeCase(

@@ -10,13 +10,14 @@ from typing import Any
 import aiohttp
 
 from server.sources.cpt.emulator import REFUSED_TOKEN
-from tests.integration.test_pas_hl7_and_fhir import HN_SYSTEM, adt, msa, send
+from tests.integration.test_pas_hl7_and_fhir import msa, send
+from tests.support.access import CPT_PRACTITIONER
 from tests.support.emulator_control import inject, upstream_requests
 from tests.support.fhir_validation import validate_r4
+from tests.support.pas_people import HN_SYSTEM, JANE, JANET, NOBODY, adt, pas_record
 from tests.support.servers import Emulator, FHIRClient
 
 PAS_SOURCE = "urn:nhs-fhir-facade:pas:reference-pas"
-SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
 ALLERGIES = [
     {"allergyId": "A1", "substanceText": "Peanut", "status": "A"},
     {"allergyId": "A2", "substanceText": "Latex", "status": "R"},
@@ -26,39 +27,15 @@ MEDICATIONS = [{"prescriptionId": "M1", "drugText": "Aspirin 75mg", "status": "A
 
 
 def jane(hn: str, **extra: Any) -> dict[str, Any]:
-    """Traces to 9000000009 in the emulator (GP Connect and CPT know that patient)."""
-    return {
-        "hospitalNumber": hn,
-        "surname": "Smith",
-        "forenames": "Jane",
-        "dateOfBirth": "22/10/2010",
-        "sex": "F",
-        **extra,
-    }
+    return pas_record(hn, JANE, **extra)
 
 
 def nobody(hn: str, **extra: Any) -> dict[str, Any]:
-    """Traces to no one: PAS records only."""
-    return {
-        "hospitalNumber": hn,
-        "surname": "Nobody",
-        "forenames": "Known",
-        "dateOfBirth": "01/01/1970",
-        "sex": "U",
-        **extra,
-    }
+    return pas_record(hn, NOBODY, **extra)
 
 
 def janet(hn: str, **extra: Any) -> dict[str, Any]:
-    """Traces to 9000000025, restricted (R) in PDS."""
-    return {
-        "hospitalNumber": hn,
-        "surname": "Smythe",
-        "forenames": "Janet",
-        "dateOfBirth": "16/06/2005",
-        "sex": "F",
-        **extra,
-    }
+    return pas_record(hn, JANET, **extra)
 
 
 def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -152,7 +129,7 @@ async def test_medication_request_subject_names_a_pas_patient(facade: FHIRClient
     await register(facade, jane("H810", medications=MEDICATIONS))
 
     async def found(query: str) -> list[tuple[str, str]]:
-        status, _, bundle = await facade.get(f"/MedicationRequest?{query}", headers=SESSION)
+        status, _, bundle = await facade.get(f"/MedicationRequest?{query}", headers=CPT_PRACTITIONER)
         assert status == 200, (query, bundle)
         validate_r4(bundle)
         return sorted((m["id"], m["subject"].get("reference", "")) for m in matches(bundle))
@@ -200,14 +177,14 @@ async def test_pas_endpoints_pass_the_callers_context_to_the_nhs_apis(
     before = len((await upstream_requests(http, emulator))["context_headers"])
     status, _, body = await facade.get(
         "/pas/v1/patients/H820/medications",
-        headers={**SESSION, "X-Request-ID": PAS_CALLER_ID, "X-NHS-User-Token": "a-good-cis2-token"},
+        headers={**CPT_PRACTITIONER, "X-Request-ID": PAS_CALLER_ID, "X-NHS-User-Token": "a-good-cis2-token"},
     )
     assert status == 200 and {m["source"] for m in body["medications"]} == {"NHS", "PAS"}
     seen = (await upstream_requests(http, emulator))["context_headers"][before:]
     assert seen and all(h.get("x-correlation-id") == PAS_CALLER_ID for h in seen)
     # The caller's bearer token is what CPT judges: a refused one is the caller's 401.
     status, headers, error = await facade.get(
-        "/pas/v1/patients/H820/medications", headers={**SESSION, "X-NHS-User-Token": REFUSED_TOKEN}
+        "/pas/v1/patients/H820/medications", headers={**CPT_PRACTITIONER, "X-NHS-User-Token": REFUSED_TOKEN}
     )
     assert status == 401 and "Bearer" in headers.get("WWW-Authenticate", "")
     assert set(error) == {"errors", "requestId"} and REFUSED_TOKEN not in str(error)

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import aiohttp
 
+from tests.support.access import CPT_PRACTITIONER
 from tests.support.emulator_control import inject
 from tests.support.fhir_validation import validate_r4
+from tests.support.pas_people import HN_SYSTEM, adt
 from tests.support.servers import Emulator, FHIRClient
 from tests.support.tokens import bearer
-
-HN_SYSTEM = "https://pas.example.org/Id/hospital-number"
-MSH = "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^{event}^ADT_A01|{control}|P|2.4"
-
-
-def adt(event: str, *segments: str, control: str = "MSG1") -> bytes:
-    return (
-        "\r".join([MSH.format(event=event, control=control), f"EVN|{event}|20260101120000", *segments]) + "\r"
-    ).encode()
 
 
 async def send(facade: FHIRClient, body: bytes) -> tuple[int, str, list[list[str]]]:
@@ -169,8 +162,7 @@ async def test_pas_allergies_and_medications_on_the_fhir_side(facade: FHIRClient
     # caller's NHS session headers; without them the whole search is a 400, not a partial list.
     status, _, _ = await facade.get("/MedicationRequest?patient=pas-H600")
     assert status == 400
-    context = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
-    status, _, bundle = await facade.get("/MedicationRequest?patient=pas-H600", headers=context)
+    status, _, bundle = await facade.get("/MedicationRequest?patient=pas-H600", headers=CPT_PRACTITIONER)
     assert status == 200
     validate_r4(bundle)
     subjects = [e["resource"]["subject"].get("reference") for e in bundle["entry"] if e["search"]["mode"] == "match"]

@@ -14,39 +14,21 @@ import aiohttp
 import pytest
 
 from server.pas.mongo_store import COLLECTION
+from tests.support.access import CPT_PRACTITIONER
 from tests.support.fhir_validation import validate_r4
 from tests.support.mongo import MongoTarget, SecantusProcess, target_collection
+from tests.support.pas_people import JANE, adt, pas_record
 from tests.support.servers import Emulator, FHIRClient, free_port, running_facade
 from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.mongo
 
 HL7 = {"Content-Type": "application/hl7-v2"}
-CIS2_SESSION = {
-    "nhsd-session-urid": "555254242106",
-    "nhsd-organization-uuid": "A83008",
-    "nhsd-session-jobrole": "R8000",
-}
-MSH = "MSH|^~\\&|PAS|RX1|FACADE|NHS|20260101120000||ADT^{event}^ADT_A01|{control}|P|2.4"
-
-
-def adt(event: str, *segments: str, control: str = "MSG1") -> bytes:
-    return (
-        "\r".join([MSH.format(event=event, control=control), f"EVN|{event}|20260101120000", *segments]) + "\r"
-    ).encode()
 
 
 def patient(hn: str, **extra: Any) -> dict[str, Any]:
     """A patient with a supplied NHS number: no PDS trace, so only the store is exercised."""
-    return {
-        "hospitalNumber": hn,
-        "surname": "Smith",
-        "forenames": "Jane",
-        "dateOfBirth": "22/10/2010",
-        "sex": "F",
-        "nhsNumber": "9000000009",
-        **extra,
-    }
+    return pas_record(hn, {**JANE, "nhsNumber": "9000000009"}, **extra)
 
 
 @contextlib.asynccontextmanager
@@ -166,7 +148,7 @@ async def test_records_survive_a_new_facade_on_the_same_database(
     async with pas_facade(emulator, http, mongo_db.uri, mongo_db.database) as facade:
         status, headers, record = await facade.get("/pas/v1/patients/H4")
         assert status == 200 and headers["ETag"] == 'W/"2"' and record["ethnicity"] == "A"
-        status, _, bundle = await facade.get("/MedicationRequest?patient=pas-H4", headers=CIS2_SESSION)
+        status, _, bundle = await facade.get("/MedicationRequest?patient=pas-H4", headers=CPT_PRACTITIONER)
         assert status == 200 and "pas-H4-P1" in [e["resource"]["id"] for e in bundle["entry"]]
         validate_r4(bundle)
     async with pas_facade(emulator, http, mongo_db.uri, mongo_db.database, cache_enabled=True) as facade:

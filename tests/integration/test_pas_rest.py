@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.support.access import CPT_PRACTITIONER
 from tests.support.fhir_validation import validate_r4
 from tests.support.servers import Emulator, FHIRClient
 
@@ -266,8 +267,7 @@ async def test_related_records_in_pas_format(facade: FHIRClient) -> None:
     allergies = body["allergies"]
     assert [a["substanceCode"] for a in allergies].count("372687004") == 1
     assert {a["source"] for a in allergies} == {"NHS"} and len(allergies) == 3
-    context = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
-    status, _, body = await facade.get("/pas/v1/patients/H115/medications", headers=context)
+    status, _, body = await facade.get("/pas/v1/patients/H115/medications", headers=CPT_PRACTITIONER)
     assert status == 200
     pas_meds = [m for m in body["medications"] if m["source"] == "PAS"]
     assert pas_meds == [

@@ -25,10 +25,10 @@ from server.sources.pds.emulator_data import PATIENTS
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import PDS_PREFIX, inject, reset_emulator
 from tests.support.mongo import MongoTarget, target_collection
+from tests.support.pas_people import HN_SYSTEM, JANE, JANET, pas_record
 from tests.support.servers import Emulator, FHIRClient, running_facade
 from tests.support.tokens import with_default_auth
 
-HN_SYSTEM = "https://pas.example.org/Id/hospital-number"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 # One attempt per PDS call and a breaker that never opens: "PDS down" and "PDS back" are
 # exactly what the emulator is told, request by request.
@@ -40,34 +40,24 @@ FHIR_WITHHELD = ("address", "telecom", "generalPractitioner", "contact")
 
 def janet(hn: str, **extra: Any) -> dict[str, Any]:
     """9000000025 is restricted (R) in PDS."""
-    return {
-        "hospitalNumber": hn,
-        "surname": "Smythe",
-        "forenames": "Janet",
-        "dateOfBirth": "16/06/2005",
-        "sex": "F",
+    held = {
         "nhsNumber": "9000000025",
         "address": SECRET_ADDRESS,
         "phone": "07700900123",
         "email": "janet@example.org",
         "gpPracticeCode": "Y12345",
-        **extra,
     }
+    return pas_record(hn, {**JANET, **held}, **extra)
 
 
 def jane(hn: str, **extra: Any) -> dict[str, Any]:
     """9000000009 is unrestricted (U) in PDS; the PAS holds an address PDS does not."""
-    return {
-        "hospitalNumber": hn,
-        "surname": "Smith",
-        "forenames": "Jane",
-        "dateOfBirth": "22/10/2010",
-        "sex": "F",
+    held = {
         "nhsNumber": "9000000009",
         "address": {"lines": ["9 Old Road"], "postcode": "LS1 6AE"},
         "phone": "07700900555",
-        **extra,
     }
+    return pas_record(hn, {**JANE, **held}, **extra)
 
 
 @contextlib.asynccontextmanager

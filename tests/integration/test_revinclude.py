@@ -8,10 +8,10 @@ from typing import Any
 import aiohttp
 
 from server.sources.pds.source import SOURCE as PDS_SOURCE
+from tests.support.access import CPT_PRACTITIONER
 from tests.support.checked_client import CheckedClient
 from tests.support.servers import Emulator, running_facade
 
-CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
 REVS = ("MedicationRequest:patient", "AllergyIntolerance:patient", "ServiceRequest:patient")
 JANE = "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"
 
@@ -29,13 +29,13 @@ def revs(*names: str) -> str:
 
 
 async def own_search_ids(fhir: CheckedClient, resource_type: str) -> set[str]:
-    answer = await fhir.get(f"/{resource_type}?patient=9000000009", headers=CPT_SESSION)
+    answer = await fhir.get(f"/{resource_type}?patient=9000000009", headers=CPT_PRACTITIONER)
     assert answer.status == 200, answer.body
     return {r["id"] for r in by_mode(answer.body, "match")}
 
 
 async def test_patient_search_rev_includes_each_source_types_records(fhir: CheckedClient) -> None:
-    answer = await fhir.get(f"/Patient?{JANE}{revs(*REVS)}", headers=CPT_SESSION)
+    answer = await fhir.get(f"/Patient?{JANE}{revs(*REVS)}", headers=CPT_PRACTITIONER)
     assert answer.status == 200, answer.body
     bundle = answer.body
     assert bundle["total"] == 1 and [p["id"] for p in by_mode(bundle, "match")] == ["9000000009"]

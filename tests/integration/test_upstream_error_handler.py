@@ -12,17 +12,12 @@ import aiohttp
 import pytest
 
 from tests.integration.test_pas_consistency import jane, register
-from tests.support.access import audit_events, by_request_id
+from tests.support.access import CPT, audit_events, by_request_id
 from tests.support.checked_client import CheckedClient
 from tests.support.emulator_control import PDS_PREFIX, inject
 from tests.support.servers import Emulator, FHIRClient, running_facade
 
 UBRN = "https://fhir.nhs.uk/Id/UBRN"
-CPT_SESSION = {
-    "nhsd-session-urid": "555254240100",
-    "nhsd-organization-uuid": "A83008",
-    "nhsd-session-jobrole": "S0030:G0100:R0570",
-}
 ERS_USER = {
     "NHSD-eRS-Business-Function": "REFERRING_CLINICIAN",
     "NHSD-End-User-Organisation-ODS": "R69",
@@ -33,7 +28,7 @@ SOURCES = [
     pytest.param("/Patient/9000000009", PDS_PREFIX, {}, id="PDS read"),
     pytest.param("/Patient?family=Smith&birthdate=2010-10-22", PDS_PREFIX, {}, id="PDS search"),
     pytest.param("/AllergyIntolerance?patient=9000000009", "/gpconnect", {}, id="GP Connect"),
-    pytest.param("/MedicationRequest?patient=9000000009", "/clinical-prescription-tracker", CPT_SESSION, id="CPT"),
+    pytest.param("/MedicationRequest?patient=9000000009", "/clinical-prescription-tracker", CPT, id="CPT"),
     pytest.param("/ServiceRequest?patient=9000000009", "/booking-and-referral", {}, id="BaRS"),
     pytest.param(f"/ServiceRequest?identifier={UBRN}|000000070000", "/referrals/FHIR/R4", ERS_USER, id="e-RS"),
 ]

@@ -13,14 +13,13 @@ import aiohttp
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
-from tests.support.access import AUDITOR, auth
+from tests.support.access import AUDITOR, CPT_PRACTITIONER, auth
 from tests.support.checked_client import FHIR_JSON_UTF8, FHIR_XML_UTF8, Answer, CheckedClient
 from tests.support.emulator_control import inject
 from tests.support.servers import Emulator, running_facade
 from tests.support.tokens import bearer
 
 XML = {"Accept": "application/fhir+xml"}
-CPT_SESSION = {"nhsd-session-urid": "555254242106", "nhsd-organization-uuid": "A83008", "nhsd-session-jobrole": "R8000"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -99,7 +98,7 @@ async def test_a_searchset_with_includes_and_a_warning_in_xml(
             times=1,
             body={"resourceType": "OperationOutcome", "issue": [{"code": "not-found", "severity": "error"}]},
         )
-        headers = {**CPT_SESSION, **(XML if xml else {})}
+        headers = {**CPT_PRACTITIONER, **(XML if xml else {})}
         answers.append(await fhir.get(path, headers=headers, xml=xml))
     json, xml = answers
     assert xml.status == 200 and xml.body["type"] == "searchset"
@@ -215,7 +214,7 @@ async def test_subsetted_views_and_the_audit_trail_in_xml(fhir: CheckedClient) -
         ("/Patient?family=Smith&birthdate=2010-10-22&_elements=birthDate", {}),
         ("/AllergyIntolerance?patient=9000000009&_summary=true", {}),
         ("/ServiceRequest?patient=9000000009&_elements=status", {}),
-        ("/MedicationRequest?patient=9000000009&_summary=data", CPT_SESSION),
+        ("/MedicationRequest?patient=9000000009&_summary=data", CPT_PRACTITIONER),
     ):
         json = await fhir.get(path, headers=headers)
         xml = await fhir.get(path, headers={**headers, **XML}, xml=True)

@@ -15,6 +15,12 @@ CPT = {
     "nhsd-organization-uuid": "A83008",
     "nhsd-session-jobrole": "S0030:G0100:R0570",
 }
+# Another CIS2 session CPT accepts: user 555254242106, a clinical practitioner (R8000) at A83008.
+CPT_PRACTITIONER = {
+    "nhsd-session-urid": "555254242106",
+    "nhsd-organization-uuid": "A83008",
+    "nhsd-session-jobrole": "R8000",
+}
 
 CLINICIAN = token("user/*.rs", roles=["clinician"])
 AUDITOR = token("user/AuditEvent.rs", roles=["auditor"], purpose=None)
