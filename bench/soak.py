@@ -121,9 +121,9 @@ FAULTS = (
 
 
 # SecantusDB, a Python test server, slows as its retryable-write history grows. Measured
-# here with retryable writes: a soak's p50 of 8-13 ms became 80-415 ms from about its
-# 130th second, SecantusDB's CPU rising to most of a core, the façade's CPU per request
-# flat. Without them: 8-10 ms for 240 s. With them the soak would measure the test server.
+# here with retryable writes, in two runs: a soak's p50 of 8-13 ms became 35-415 ms from
+# about its 130th second, SecantusDB's CPU rising to most of a core, the façade's CPU per
+# request flat. Without them: 8-10 ms for 240 s. With them the soak measures the test server.
 SECANTUS_URI_OPTIONS = "retryWrites=false"
 
 
